@@ -1,0 +1,124 @@
+//! Connector traits: reading a schema, reading a table in chunks, writing chunks.
+//!
+//! Delivery contract: a chunk may be read and written more than once (a killed run retries
+//! it), so a sink must make [`ChunkSink::write_chunk`] atomic together with the record that
+//! the chunk is done; then a retried chunk is either skipped or written whole, never twice.
+
+use std::future::Future;
+
+use futures::stream::BoxStream;
+
+use crate::error::Result;
+use crate::schema::{Catalog, Table};
+use crate::value::Value;
+
+/// One row: values in the table's column order.
+pub type Row = Vec<Value>;
+
+/// An owned batch of rows with an estimate of the memory it holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowBatch {
+    /// The rows.
+    pub rows: Vec<Row>,
+    /// Approximate bytes held by the values, for memory bounds and throttling.
+    pub size_bytes: usize,
+}
+
+impl RowBatch {
+    /// An empty batch with room for `rows` rows.
+    pub fn with_capacity(rows: usize) -> Self {
+        Self {
+            rows: Vec::with_capacity(rows),
+            size_bytes: 0,
+        }
+    }
+
+    /// Appends a row, adding its size to [`RowBatch::size_bytes`].
+    pub fn push(&mut self, row: Row) {
+        self.size_bytes += row.iter().map(Value::size_hint).sum::<usize>();
+        self.rows.push(row);
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether the batch has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// A key range of one table: rows with `lower <= key < upper` in the key's row-value order.
+/// `None` bounds are open. A table without a usable key is one chunk with no key and no
+/// bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    /// 0-based chunk number within the table; stable across runs of the same plan.
+    pub index: u32,
+    /// The key columns the bounds refer to (empty for a whole-table chunk).
+    pub key: Vec<String>,
+    /// Inclusive lower bound, one value per key column.
+    pub lower: Option<Vec<Value>>,
+    /// Exclusive upper bound, one value per key column.
+    pub upper: Option<Vec<Value>>,
+}
+
+impl Chunk {
+    /// The single chunk covering a whole table.
+    pub fn whole_table() -> Self {
+        Self {
+            index: 0,
+            key: Vec::new(),
+            lower: None,
+            upper: None,
+        }
+    }
+}
+
+/// Reads a source's schema.
+pub trait SchemaSource: Send + Sync {
+    /// Reads every table of the named schemas (MySQL databases). Schemas that do not exist
+    /// are absent from the result, not an error.
+    fn read_catalog(&self, schemas: &[String]) -> impl Future<Output = Result<Catalog>> + Send;
+}
+
+/// Reads rows of one chunk from a consistent snapshot.
+///
+/// Every reader obtained from one snapshot sees the same data. Calls on one reader are
+/// sequential; several readers may run concurrently.
+pub trait SnapshotReader: Send {
+    /// Streams the rows of `chunk` of `table` in batches, in no particular order. Batches
+    /// are bounded in rows and bytes, so memory stays bounded whatever the chunk size.
+    fn read_chunk<'a>(
+        &'a mut self,
+        table: &'a Table,
+        chunk: &'a Chunk,
+    ) -> BoxStream<'a, Result<RowBatch>>;
+}
+
+/// What a sink reports after writing a chunk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChunkStats {
+    /// Rows written.
+    pub rows: u64,
+    /// Approximate bytes written.
+    pub bytes: u64,
+}
+
+/// Writes chunks into a target table.
+///
+/// Each call is atomic: the rows of the chunk and the record that the chunk is done are
+/// committed together, or not at all. Calls on one sink are sequential; several sinks may
+/// run concurrently on different chunks.
+pub trait ChunkSink: Send {
+    /// Writes every batch of `batches` as chunk `chunk` of `table` and records the chunk as
+    /// done, in one transaction.
+    fn write_chunk<'a>(
+        &'a mut self,
+        table: &'a Table,
+        chunk: &'a Chunk,
+        batches: BoxStream<'a, Result<RowBatch>>,
+    ) -> impl Future<Output = Result<ChunkStats>> + Send + 'a;
+}

@@ -1,0 +1,37 @@
+//! The core model of dts: values, schemas, log positions, connector traits and errors.
+//!
+//! Every other dts crate speaks in these types. A source connector reads a [`Catalog`] and
+//! streams [`RowBatch`]es of [`Value`]s; a target connector writes them; the type-mapping
+//! crate checks and converts values between engines; errors from every layer become one
+//! classified [`Error`].
+//!
+//! ```no_run
+//! use dts_core::{Decimal, Error, Value};
+//!
+//! fn main() -> Result<(), Error> {
+//!     // Exact decimals of any precision survive unchanged.
+//!     let d: Decimal = "12345678901234567890123456789012345.123456789012345678901234567890"
+//!         .parse()
+//!         .map_err(|e| Error::config("bad decimal").with_source(e))?;
+//!     let v = Value::Decimal(d);
+//!     assert_eq!(v.kind(), "decimal");
+//!     Ok(())
+//! }
+//! ```
+//!
+//! This crate has no features and no I/O.
+
+pub mod connector;
+pub mod error;
+pub mod position;
+pub mod schema;
+pub mod value;
+
+pub use connector::{Chunk, ChunkSink, ChunkStats, Row, RowBatch, SchemaSource, SnapshotReader};
+pub use error::{Error, ErrorKind, Result};
+pub use position::{Lsn, Position};
+pub use schema::{
+    Catalog, Column, ColumnDefault, ForeignKey, Generated, Index, IndexColumn, IndexKind, Key,
+    ReferentialAction, Schema, Table, TableName,
+};
+pub use value::{BitString, Date, DateTime, Decimal, Duration, ParseValueError, Value};

@@ -1,0 +1,1 @@
+//! dts-typemap
