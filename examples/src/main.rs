@@ -1,1 +1,238 @@
-fn main() {}
+//! `dts`: the command operators run.
+//!
+//! Prerequisites: a MySQL/MariaDB source and a PostgreSQL target reachable from this machine,
+//! named in a task file (see `examples/task.toml`). `dts demo` needs neither: it starts
+//! private servers from the installed MariaDB and PostgreSQL binaries.
+//!
+//! ```text
+//! cargo build --release
+//! target/release/dts demo                          # a real migration, nothing to configure
+//! target/release/dts precheck --config task.toml   # every check, its status and its fix
+//! target/release/dts plan --config task.toml       # the DDL the task would run
+//! target/release/dts run --config task.toml        # run the task
+//! ```
+//!
+//! Exit status: 0 done, 1 the task or a precheck failed, 2 the task file is bad.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use dts::core::Error;
+use dts::{Task, TaskConfig, TaskEvent};
+
+#[derive(Parser)]
+#[command(name = "dts", version, about = "Migrate a live MySQL/MariaDB database to PostgreSQL")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the migration types the task lists.
+    Run {
+        /// The task file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run the prechecks and print each with its status and fix.
+    Precheck {
+        /// The task file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Print the DDL the task would run, without running it.
+    Plan {
+        /// The task file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Start private MariaDB and PostgreSQL servers, load a sample database, migrate it and
+    /// show what was created.
+    Demo {
+        /// Keep the servers running until Ctrl-C, to look around.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DTS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run { config } => run(&config).await,
+            Command::Precheck { config } => precheck(&config).await,
+            Command::Plan { config } => plan(&config).await,
+            Command::Demo { keep } => demo(keep).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", e.report());
+            if e.kind() == dts::core::ErrorKind::Config {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<Task, Error> {
+    Ok(Task::new(TaskConfig::from_file(path)?))
+}
+
+async fn precheck(path: &Path) -> Result<ExitCode, Error> {
+    let task = load(path)?;
+    let report = task.precheck().await?;
+    println!("{report}");
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn plan(path: &Path) -> Result<ExitCode, Error> {
+    let task = load(path)?;
+    let plan = task.plan().await?;
+    println!("-- pre-data");
+    for s in &plan.schema.pre_data {
+        println!("{};\n", s.sql.trim_end_matches(';'));
+    }
+    println!("-- post-data");
+    for s in &plan.schema.post_data {
+        println!("{};\n", s.sql.trim_end_matches(';'));
+    }
+    for p in &plan.schema.problems {
+        let level = if p.blocking { "error" } else { "note" };
+        println!("-- {level}: {}: {}", p.object, p.message);
+    }
+    Ok(if plan.schema.problems.iter().any(|p| p.blocking) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn run(path: &Path) -> Result<ExitCode, Error> {
+    let task = load(path)?;
+    run_task(&task).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_task(task: &Task) -> Result<dts::RunReport, Error> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let printer = tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            match event {
+                TaskEvent::StepStarted(s) => println!("{s}: started"),
+                TaskEvent::StepFinished(s) => println!("{s}: done"),
+                TaskEvent::AlreadyDone(s) => println!("{s}: already done by an earlier run"),
+                TaskEvent::Created { kind, object } => println!("  created {kind:?} {object}"),
+                TaskEvent::Skipped { object } => println!("  skipped {object} (exists)"),
+                _ => {}
+            }
+        }
+    });
+    let result = task.run(Some(tx)).await;
+    let _ = printer.await;
+    let report = result?;
+    for w in &report.warnings {
+        println!("note: {w}");
+    }
+    println!(
+        "task `{}` finished: {} objects created, {} skipped",
+        task.config().name,
+        report.created.len(),
+        report.skipped.len()
+    );
+    Ok(report)
+}
+
+const SAMPLE: &str = include_str!("../../fixtures/mysql/shop.sql");
+
+async fn demo(keep: bool) -> Result<ExitCode, Error> {
+    let io = |what: &'static str| {
+        move |e: dts_testkit::Error| Error::new(dts::core::ErrorKind::Io, what).with_source(e)
+    };
+    println!("starting private MariaDB and PostgreSQL servers…");
+    let (mysql, pg) = tokio::task::spawn_blocking(|| {
+        Ok::<_, Error>((
+            dts_testkit::MariaDb::start_owned().map_err(io("cannot start mariadb"))?,
+            dts_testkit::Postgres::start_owned().map_err(io("cannot start postgresql"))?,
+        ))
+    })
+    .await
+    .map_err(|e| Error::internal("server start panicked").with_source(e))??;
+    println!("  mariadb    {}", mysql.url());
+    println!("  postgresql {}", pg.url());
+
+    mysql
+        .create_database("shop")
+        .map_err(io("cannot create the sample database"))?;
+    mysql
+        .exec_in("shop", SAMPLE)
+        .map_err(io("cannot load the sample database"))?;
+    pg.create_database("shop_copy")
+        .map_err(io("cannot create the target database"))?;
+    println!("loaded the sample database `shop` (fixtures/mysql/shop.sql) into mariadb");
+
+    let config_text = format!(
+        "name = \"demo\"\nmigration = [\"schema\"]\n\n[source]\nurl = \"{}\"\n\n[target]\nurl = \"{}\"\n\n[objects]\ninclude = [\"shop\"]\n",
+        mysql.url(),
+        pg.url_for("shop_copy")
+    );
+    println!("\ntask file:\n{config_text}");
+    let task = Task::new(config_text.parse()?);
+    let report = task.precheck().await?;
+    println!("{report}\n");
+    if !report.passed() {
+        return Ok(ExitCode::from(1));
+    }
+    run_task(&task).await?;
+
+    let listing = pg
+        .query_in(
+            "shop_copy",
+            "SELECT c.table_name || '.' || c.column_name || ' ' || \
+                    CASE WHEN c.data_type = 'USER-DEFINED' THEN c.udt_name \
+                         ELSE pg_catalog.format_type(a.atttypid, a.atttypmod) END \
+                    || CASE WHEN c.is_nullable = 'NO' THEN ' not null' ELSE '' END \
+             FROM information_schema.columns c \
+             JOIN pg_catalog.pg_attribute a \
+               ON a.attrelid = (quote_ident(c.table_schema) || '.' || quote_ident(c.table_name))::regclass \
+              AND a.attname = c.column_name \
+             WHERE c.table_schema = 'shop' ORDER BY c.table_name, c.ordinal_position",
+        )
+        .map_err(io("cannot list the created tables"))?;
+    println!("\ncreated in PostgreSQL (schema `shop`):\n{listing}");
+    let indexes = pg
+        .query_in(
+            "shop_copy",
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'shop' ORDER BY indexname",
+        )
+        .map_err(io("cannot list the created indexes"))?;
+    println!("\nindexes:\n{indexes}");
+    if keep {
+        println!("\nservers keep running; press Ctrl-C to stop them");
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    Ok(ExitCode::SUCCESS)
+}

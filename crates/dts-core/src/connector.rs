@@ -9,7 +9,7 @@ use std::future::Future;
 use futures::stream::BoxStream;
 
 use crate::error::Result;
-use crate::schema::{Catalog, Table};
+use crate::schema::{Catalog, Table, TableName};
 use crate::value::Value;
 
 /// One row: values in the table's column order.
@@ -107,18 +107,34 @@ pub struct ChunkStats {
     pub bytes: u64,
 }
 
-/// Writes chunks into a target table.
+/// A target table and the columns a copy writes, in the order of the rows' values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetTable {
+    /// The target table.
+    pub name: TableName,
+    /// Target column names, one per value of each row.
+    pub columns: Vec<String>,
+}
+
+/// Writes chunks into target tables.
 ///
-/// Each call is atomic: the rows of the chunk and the record that the chunk is done are
-/// committed together, or not at all. Calls on one sink are sequential; several sinks may
-/// run concurrently on different chunks.
+/// Each [`ChunkSink::write_chunk`] call is atomic: the rows of the chunk and the record that
+/// the chunk is done are committed together, or not at all, so a chunk retried after a crash
+/// is never written twice. Calls on one sink are sequential; several sinks may run
+/// concurrently on different chunks.
 pub trait ChunkSink: Send {
     /// Writes every batch of `batches` as chunk `chunk` of `table` and records the chunk as
-    /// done, in one transaction.
+    /// done, in one transaction. An error from the stream aborts the transaction.
     fn write_chunk<'a>(
         &'a mut self,
-        table: &'a Table,
+        table: &'a TargetTable,
         chunk: &'a Chunk,
         batches: BoxStream<'a, Result<RowBatch>>,
     ) -> impl Future<Output = Result<ChunkStats>> + Send + 'a;
+
+    /// The indexes of the chunks of `table` recorded as done by earlier runs.
+    fn done_chunks<'a>(
+        &'a mut self,
+        table: &'a TargetTable,
+    ) -> impl Future<Output = Result<Vec<u32>>> + Send + 'a;
 }

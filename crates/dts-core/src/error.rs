@@ -160,6 +160,31 @@ impl From<std::io::Error> for Error {
     }
 }
 
+/// A connection URL with its password replaced by `***`, for messages and logs.
+///
+/// ```
+/// assert_eq!(
+///     dts_core::error::redact_url("mysql://app:s3cret@db:3306/shop"),
+///     "mysql://app:***@db:3306/shop"
+/// );
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
 /// Shorthand for `std::result::Result<T, dts_core::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

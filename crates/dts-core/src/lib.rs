@@ -27,7 +27,9 @@ pub mod position;
 pub mod schema;
 pub mod value;
 
-pub use connector::{Chunk, ChunkSink, ChunkStats, Row, RowBatch, SchemaSource, SnapshotReader};
+pub use connector::{
+    Chunk, ChunkSink, ChunkStats, Row, RowBatch, SchemaSource, SnapshotReader, TargetTable,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use position::{Lsn, Position};
 pub use schema::{

@@ -1,1 +1,39 @@
-//! dts
+//! Migrate a live MySQL or MariaDB database to PostgreSQL.
+//!
+//! This is the facade of the dts workspace: it reads a task file ([`TaskConfig`]), runs the
+//! prechecks ([`Task::precheck`]), shows the DDL it would run ([`Task::plan`]) and runs the
+//! task ([`Task::run`]), re-exporting the pieces it is built from:
+//! [`core`] (values, schema model, errors), [`typemap`] (type mapping), [`schema`] (DDL
+//! translation) and [`connectors`] (MySQL/MariaDB and PostgreSQL).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), dts::core::Error> {
+//! let config = dts::TaskConfig::from_file("task.toml".as_ref())?;
+//! let task = dts::Task::new(config);
+//! let report = task.precheck().await?;
+//! println!("{report}");
+//! if report.passed() {
+//!     let done = task.run(None).await?;
+//!     println!("created {} objects", done.created.len());
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! This crate has no optional features; the connectors it uses are MySQL/MariaDB and
+//! PostgreSQL.
+
+pub mod config;
+mod meta;
+pub mod precheck;
+pub mod task;
+
+pub use config::TaskConfig;
+pub use meta::META_SCHEMA;
+pub use precheck::{CheckItem, CheckStatus, PrecheckReport};
+pub use task::{RunReport, Step, Task, TaskEvent, TaskPlan};
+
+pub use dts_connectors as connectors;
+pub use dts_core as core;
+pub use dts_schema as schema;
+pub use dts_typemap as typemap;

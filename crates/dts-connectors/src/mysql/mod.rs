@@ -1,0 +1,7 @@
+//! MySQL and MariaDB.
+
+mod error;
+mod source;
+
+pub use error::map_error;
+pub use source::{MySqlServerInfo, MySqlSource};

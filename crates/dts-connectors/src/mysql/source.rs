@@ -1,0 +1,557 @@
+//! Reading a MySQL/MariaDB server: its version, its schema from `information_schema`, and
+//! precheck probes.
+
+use std::collections::BTreeMap;
+
+use dts_core::{
+    Catalog, Column, ColumnDefault, Error, ErrorKind, ForeignKey, Generated, Index, IndexColumn,
+    IndexKind, Key, ReferentialAction, Result, Schema, SchemaSource, Table, TableName,
+};
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, Row};
+
+use super::error::map_error;
+
+/// What a MySQL-compatible server says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MySqlServerInfo {
+    /// `SELECT VERSION()`, e.g. `10.11.19-MariaDB-0+deb12u1` or `8.0.36`.
+    pub version: String,
+    /// Whether the server is MariaDB (else MySQL or a compatible server).
+    pub is_mariadb: bool,
+    /// Major and minor version numbers.
+    pub major_minor: (u32, u32),
+}
+
+/// A MySQL or MariaDB source server, reached through a connection pool.
+#[derive(Debug, Clone)]
+pub struct MySqlSource {
+    pool: Pool,
+    info: MySqlServerInfo,
+}
+
+/// Quotes a MySQL identifier with backquotes.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// Parses a MySQL URL into driver options that pin what a lossless reader needs: the
+/// `utf8mb4` character set (every character set arrives as UTF-8) and the UTC session time
+/// zone (`TIMESTAMP` values arrive as UTC).
+pub(crate) fn parse_opts(url: &str) -> Result<Opts> {
+    let opts = Opts::from_url(url).map_err(|e| {
+        Error::config(format!(
+            "invalid mysql url `{}`",
+            dts_core::error::redact_url(url)
+        ))
+        .with_source(e)
+    })?;
+    let builder = OptsBuilder::from_opts(opts)
+        .init(vec![
+            "SET NAMES utf8mb4",
+            "SET time_zone = '+00:00'",
+            "SET SESSION net_read_timeout = 3600, net_write_timeout = 3600",
+        ])
+        .prefer_socket(false);
+    Ok(builder.into())
+}
+
+impl MySqlSource {
+    /// Connects to the server at `url` (`mysql://user:password@host:port[/db]`) and reads
+    /// its version.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let opts = parse_opts(url)?;
+        let pool = Pool::new(opts);
+        let mut conn = pool.get_conn().await.map_err(|e| {
+            map_error(
+                e,
+                format!(
+                    "cannot connect to source `{}`",
+                    dts_core::error::redact_url(url)
+                ),
+            )
+        })?;
+        let version: String = conn
+            .query_first("SELECT VERSION()")
+            .await
+            .map_err(|e| map_error(e, "reading source version"))?
+            .unwrap_or_default();
+        let is_mariadb = version.to_ascii_lowercase().contains("mariadb");
+        let mut nums = version
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<u32>().unwrap_or(0));
+        let major_minor = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
+        Ok(Self {
+            pool,
+            info: MySqlServerInfo {
+                version,
+                is_mariadb,
+                major_minor,
+            },
+        })
+    }
+
+    /// The server's version information.
+    pub fn info(&self) -> &MySqlServerInfo {
+        &self.info
+    }
+
+    /// A connection from the pool.
+    pub async fn conn(&self) -> Result<Conn> {
+        self.pool
+            .get_conn()
+            .await
+            .map_err(|e| map_error(e, "cannot connect to source"))
+    }
+
+    /// The databases on the server, without the system ones.
+    pub async fn list_schemas(&self) -> Result<Vec<String>> {
+        let mut conn = self.conn().await?;
+        conn.query(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA \
+             WHERE SCHEMA_NAME NOT IN ('mysql','information_schema','performance_schema','sys') \
+             ORDER BY SCHEMA_NAME",
+        )
+        .await
+        .map_err(|e| map_error(e, "listing source databases"))
+    }
+
+    /// The values of the named global variables (missing ones are absent from the map).
+    pub async fn variables(&self, names: &[&str]) -> Result<BTreeMap<String, String>> {
+        let mut conn = self.conn().await?;
+        let mut out = BTreeMap::new();
+        for name in names {
+            let row: Option<(String, String)> = conn
+                .exec_first("SHOW GLOBAL VARIABLES LIKE ?", (name,))
+                .await
+                .map_err(|e| map_error(e, format!("reading variable `{name}`")))?;
+            if let Some((k, v)) = row {
+                out.insert(k, v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks that the account can read `table`, by running a query that returns no rows.
+    pub async fn check_select(&self, table: &TableName) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let sql = format!(
+            "SELECT 1 FROM {}.{} LIMIT 0",
+            quote_ident(&table.schema),
+            quote_ident(&table.name)
+        );
+        conn.query_drop(sql)
+            .await
+            .map_err(|e| map_error(e, format!("cannot read table `{table}`")))
+    }
+
+    /// Counts the rows of `table` for which the MySQL `predicate` holds.
+    pub async fn count_where(&self, table: &TableName, predicate: &str) -> Result<u64> {
+        let mut conn = self.conn().await?;
+        let sql = format!(
+            "SELECT COUNT(*) FROM {}.{} WHERE {predicate}",
+            quote_ident(&table.schema),
+            quote_ident(&table.name)
+        );
+        let n: Option<u64> = conn
+            .query_first(sql)
+            .await
+            .map_err(|e| map_error(e, format!("checking values of `{table}`")))?;
+        Ok(n.unwrap_or(0))
+    }
+
+    /// The account's grants, as `SHOW GRANTS` prints them.
+    pub async fn grants(&self) -> Result<Vec<String>> {
+        let mut conn = self.conn().await?;
+        conn.query("SHOW GRANTS")
+            .await
+            .map_err(|e| map_error(e, "reading the source account's grants"))
+    }
+
+    async fn read_catalog_inner(&self, schemas: &[String]) -> Result<Catalog> {
+        if schemas.is_empty() {
+            return Ok(Catalog::default());
+        }
+        let mut conn = self.conn().await?;
+        let marks = vec!["?"; schemas.len()].join(",");
+        let params: Vec<mysql_async::Value> = schemas.iter().map(|s| s.as_str().into()).collect();
+        let err = |e| map_error(e, "reading source schema from information_schema");
+
+        let mut tables: BTreeMap<TableName, Table> = BTreeMap::new();
+        let rows: Vec<Row> = conn
+            .exec(
+                format!(
+                    "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_ROWS, AUTO_INCREMENT, TABLE_COMMENT \
+                     FROM information_schema.TABLES \
+                     WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA IN ({marks})"
+                ),
+                params.clone(),
+            )
+            .await
+            .map_err(err)?;
+        for row in rows {
+            let name = TableName::new(text(&row, 0), text(&row, 1));
+            let comment = opt_text(&row, 4).filter(|c| !c.is_empty());
+            tables.insert(
+                name.clone(),
+                Table {
+                    name,
+                    columns: Vec::new(),
+                    primary_key: None,
+                    indexes: Vec::new(),
+                    foreign_keys: Vec::new(),
+                    comment,
+                    estimated_rows: opt_u64(&row, 2).unwrap_or(0),
+                    auto_increment: opt_u64(&row, 3),
+                },
+            );
+        }
+
+        // Columns validated by a `json_valid()` check are MariaDB's JSON.
+        let json_checked: std::collections::BTreeSet<(String, String, String)> = if self
+            .info
+            .is_mariadb
+        {
+            let rows: Vec<Row> = conn
+                .exec(
+                    format!(
+                        "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CHECK_CLAUSE \
+                         FROM information_schema.CHECK_CONSTRAINTS \
+                         WHERE CONSTRAINT_SCHEMA IN ({marks})"
+                    ),
+                    params.clone(),
+                )
+                .await
+                .map_err(err)?;
+            rows.iter()
+                .filter_map(|r| {
+                    let clause = text(r, 2);
+                    let col = clause
+                        .strip_prefix("json_valid(`")?
+                        .strip_suffix("`)")?
+                        .replace("``", "`");
+                    Some((text(r, 0), text(r, 1), col))
+                })
+                .collect()
+        } else {
+            Default::default()
+        };
+
+        let rows: Vec<Row> = conn
+            .exec(
+                format!(
+                    "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, \
+                            COLUMN_DEFAULT, IS_NULLABLE, DATA_TYPE, COLUMN_TYPE, \
+                            CHARACTER_SET_NAME, COLLATION_NAME, EXTRA, COLUMN_COMMENT, \
+                            GENERATION_EXPRESSION \
+                     FROM information_schema.COLUMNS \
+                     WHERE TABLE_SCHEMA IN ({marks}) \
+                     ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"
+                ),
+                params.clone(),
+            )
+            .await
+            .map_err(err)?;
+        for row in rows {
+            let name = TableName::new(text(&row, 0), text(&row, 1));
+            let Some(table) = tables.get_mut(&name) else {
+                continue; // a view
+            };
+            let col_name = text(&row, 2);
+            let data_type = text(&row, 6).to_ascii_lowercase();
+            let extra = text(&row, 10).to_ascii_lowercase();
+            let generated = opt_text(&row, 12)
+                .filter(|e| !e.is_empty() && extra.contains("generated"))
+                .map(|expression| Generated {
+                    expression,
+                    stored: extra.contains("stored") || extra.contains("persistent"),
+                });
+            let default = if generated.is_some() {
+                None
+            } else {
+                parse_default(
+                    opt_text(&row, 4),
+                    &data_type,
+                    &extra,
+                    self.info.is_mariadb,
+                )
+            };
+            let json = json_checked.contains(&(
+                name.schema.clone(),
+                name.name.clone(),
+                col_name.clone(),
+            ));
+            table.columns.push(Column {
+                ordinal: u32::try_from(opt_u64(&row, 3).unwrap_or(0)).unwrap_or(u32::MAX),
+                source_type: text(&row, 7).to_ascii_lowercase(),
+                target_type: None,
+                nullable: text(&row, 5) == "YES",
+                default,
+                auto_increment: extra.contains("auto_increment"),
+                on_update_current_timestamp: extra.contains("on update current_timestamp"),
+                generated,
+                charset: opt_text(&row, 8),
+                collation: opt_text(&row, 9),
+                json_checked: json,
+                comment: opt_text(&row, 11).filter(|c| !c.is_empty()),
+                name: col_name,
+            });
+        }
+
+        let rows: Vec<Row> = conn
+            .exec(
+                format!(
+                    "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, NON_UNIQUE, COLUMN_NAME, \
+                            SUB_PART, INDEX_TYPE, COLLATION \
+                     FROM information_schema.STATISTICS \
+                     WHERE TABLE_SCHEMA IN ({marks}) \
+                     ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX"
+                ),
+                params.clone(),
+            )
+            .await
+            .map_err(err)?;
+        for row in rows {
+            let name = TableName::new(text(&row, 0), text(&row, 1));
+            let Some(table) = tables.get_mut(&name) else {
+                continue;
+            };
+            let index_name = text(&row, 2);
+            let Some(col) = opt_text(&row, 4) else {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    format!("unsupported expression index `{index_name}` on table `{name}`"),
+                ));
+            };
+            if index_name == "PRIMARY" {
+                table
+                    .primary_key
+                    .get_or_insert_with(|| Key {
+                        name: None,
+                        columns: Vec::new(),
+                    })
+                    .columns
+                    .push(col);
+                continue;
+            }
+            let column = IndexColumn {
+                name: col,
+                prefix_length: opt_u64(&row, 5).and_then(|n| u32::try_from(n).ok()),
+                descending: opt_text(&row, 7).as_deref() == Some("D"),
+            };
+            if let Some(ix) = table.indexes.iter_mut().find(|i| i.name == index_name) {
+                ix.columns.push(column);
+            } else {
+                let kind = match text(&row, 6).to_ascii_uppercase().as_str() {
+                    "HASH" => IndexKind::Hash,
+                    "FULLTEXT" => IndexKind::FullText,
+                    "SPATIAL" => IndexKind::Spatial,
+                    _ => IndexKind::BTree,
+                };
+                table.indexes.push(Index {
+                    name: index_name,
+                    unique: opt_u64(&row, 3) == Some(0),
+                    kind,
+                    columns: vec![column],
+                });
+            }
+        }
+
+        let rows: Vec<Row> = conn
+            .exec(
+                format!(
+                    "SELECT k.TABLE_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, k.COLUMN_NAME, \
+                            k.REFERENCED_TABLE_SCHEMA, k.REFERENCED_TABLE_NAME, \
+                            k.REFERENCED_COLUMN_NAME, r.DELETE_RULE, r.UPDATE_RULE \
+                     FROM information_schema.KEY_COLUMN_USAGE k \
+                     JOIN information_schema.REFERENTIAL_CONSTRAINTS r \
+                       ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA \
+                      AND r.TABLE_NAME = k.TABLE_NAME \
+                      AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME \
+                     WHERE k.TABLE_SCHEMA IN ({marks}) AND k.REFERENCED_TABLE_NAME IS NOT NULL \
+                     ORDER BY k.TABLE_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, \
+                              k.ORDINAL_POSITION"
+                ),
+                params,
+            )
+            .await
+            .map_err(err)?;
+        for row in rows {
+            let name = TableName::new(text(&row, 0), text(&row, 1));
+            let Some(table) = tables.get_mut(&name) else {
+                continue;
+            };
+            let fk_name = text(&row, 2);
+            let action = |i| ReferentialAction::from_sql(&text(&row, i));
+            if let Some(fk) = table.foreign_keys.iter_mut().find(|f| f.name == fk_name) {
+                fk.columns.push(text(&row, 3));
+                fk.referenced_columns.push(text(&row, 6));
+            } else {
+                table.foreign_keys.push(ForeignKey {
+                    name: fk_name,
+                    columns: vec![text(&row, 3)],
+                    referenced_table: TableName::new(text(&row, 4), text(&row, 5)),
+                    referenced_columns: vec![text(&row, 6)],
+                    on_delete: action(7).unwrap_or(ReferentialAction::NoAction),
+                    on_update: action(8).unwrap_or(ReferentialAction::NoAction),
+                });
+            }
+        }
+
+        let mut by_schema: BTreeMap<String, Vec<Table>> = BTreeMap::new();
+        for (name, table) in tables {
+            by_schema.entry(name.schema).or_default().push(table);
+        }
+        Ok(Catalog {
+            schemas: by_schema
+                .into_iter()
+                .map(|(name, tables)| Schema { name, tables })
+                .collect(),
+        })
+    }
+}
+
+impl SchemaSource for MySqlSource {
+    async fn read_catalog(&self, schemas: &[String]) -> Result<Catalog> {
+        self.read_catalog_inner(schemas).await
+    }
+}
+
+fn opt_text(row: &Row, i: usize) -> Option<String> {
+    match row.as_ref(i)? {
+        mysql_async::Value::NULL => None,
+        mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        v => Some(v.as_sql(true).trim_matches('\'').to_string()),
+    }
+}
+
+fn text(row: &Row, i: usize) -> String {
+    opt_text(row, i).unwrap_or_default()
+}
+
+fn opt_u64(row: &Row, i: usize) -> Option<u64> {
+    match row.as_ref(i)? {
+        mysql_async::Value::Int(n) => u64::try_from(*n).ok(),
+        mysql_async::Value::UInt(n) => Some(*n),
+        mysql_async::Value::Bytes(b) => std::str::from_utf8(b).ok()?.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Interprets `information_schema.COLUMNS.COLUMN_DEFAULT`.
+///
+/// MariaDB 10.2.7+ quotes literal strings (`'abc'`), prints `NULL` for an explicit `DEFAULT
+/// NULL` and prints expressions bare (`current_timestamp(3)`, `uuid()`). MySQL prints the
+/// literal bare and marks expressions with `DEFAULT_GENERATED` in `EXTRA`.
+fn parse_default(
+    raw: Option<String>,
+    data_type: &str,
+    extra: &str,
+    is_mariadb: bool,
+) -> Option<ColumnDefault> {
+    let raw = raw?;
+    let current_ts = |s: &str| -> Option<u8> {
+        let l = s.to_ascii_lowercase();
+        let rest = l
+            .strip_prefix("current_timestamp")
+            .or_else(|| l.strip_prefix("now"))?;
+        if rest.is_empty() || rest == "()" {
+            return Some(0);
+        }
+        rest.strip_prefix('(')?.strip_suffix(')')?.parse().ok()
+    };
+    if is_mariadb {
+        if raw == "NULL" {
+            return None;
+        }
+        if let Some(body) = raw.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
+            return Some(ColumnDefault::Literal(unescape_mariadb_literal(body)));
+        }
+        if let Some(fsp) = current_ts(&raw) {
+            return Some(ColumnDefault::CurrentTimestamp(fsp));
+        }
+        if data_type == "bit" && raw.starts_with("b'") {
+            return Some(ColumnDefault::Literal(raw));
+        }
+        if raw.parse::<f64>().is_ok() {
+            return Some(ColumnDefault::Literal(raw));
+        }
+        return Some(ColumnDefault::Expression(raw));
+    }
+    if extra.contains("default_generated") {
+        return Some(match current_ts(&raw) {
+            Some(fsp) => ColumnDefault::CurrentTimestamp(fsp),
+            None => ColumnDefault::Expression(raw),
+        });
+    }
+    Some(ColumnDefault::Literal(raw))
+}
+
+/// Undoes the escaping MariaDB applies to quoted defaults: `''` and backslash escapes.
+fn unescape_mariadb_literal(body: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' if chars.peek() == Some(&'\'') => {
+                chars.next();
+                out.push('\'');
+            }
+            '\\' => match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some('r') => out.push('\r'),
+                Some('0') => out.push('\0'),
+                Some('Z') => out.push('\x1a'),
+                Some(other) => out.push(other),
+                None => out.push('\\'),
+            },
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mariadb_defaults_are_classified() {
+        let d = |raw: &str, ty: &str| parse_default(Some(raw.into()), ty, "", true);
+        assert_eq!(d("NULL", "int"), None);
+        assert_eq!(d("'x''y'", "varchar"), Some(ColumnDefault::Literal("x'y".into())));
+        assert_eq!(d("''", "enum"), Some(ColumnDefault::Literal(String::new())));
+        assert_eq!(
+            d("current_timestamp(3)", "timestamp"),
+            Some(ColumnDefault::CurrentTimestamp(3))
+        );
+        assert_eq!(
+            d("current_timestamp()", "datetime"),
+            Some(ColumnDefault::CurrentTimestamp(0))
+        );
+        assert_eq!(d("b'101'", "bit"), Some(ColumnDefault::Literal("b'101'".into())));
+        assert_eq!(d("1.5", "float"), Some(ColumnDefault::Literal("1.5".into())));
+        assert_eq!(d("uuid()", "varchar"), Some(ColumnDefault::Expression("uuid()".into())));
+        assert_eq!(d("'a\\\\b'", "varchar"), Some(ColumnDefault::Literal("a\\b".into())));
+    }
+
+    #[test]
+    fn mysql_defaults_use_extra() {
+        assert_eq!(
+            parse_default(
+                Some("CURRENT_TIMESTAMP".into()),
+                "timestamp",
+                "default_generated",
+                false
+            ),
+            Some(ColumnDefault::CurrentTimestamp(0))
+        );
+        assert_eq!(
+            parse_default(Some("abc".into()), "varchar", "", false),
+            Some(ColumnDefault::Literal("abc".into()))
+        );
+        assert_eq!(parse_default(None, "varchar", "", false), None);
+    }
+}

@@ -1,0 +1,558 @@
+//! The task file: what to migrate, from where, to where, and how.
+//!
+//! A task file is TOML; every key is documented on the field it sets, and unknown keys are
+//! rejected so a typo never silently changes what a task does. See `examples/task.toml` in
+//! the repository for a commented example.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use dts_core::{Error, Result, TableName};
+use serde::Deserialize;
+
+/// A migration task, as read from a task file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskConfig {
+    /// The task's name: it keys the task's state (checkpoints, positions) in the target, so
+    /// two tasks writing into one target must have different names. Default `dts`.
+    #[serde(default = "default_task_name")]
+    pub name: String,
+    /// The migration types to run, in any order: `schema`, `full`, `incremental`.
+    /// Default: `["schema"]`.
+    #[serde(default = "default_migration")]
+    pub migration: Vec<MigrationType>,
+    /// The source server.
+    pub source: Endpoint,
+    /// The target server.
+    pub target: Endpoint,
+    /// Which objects to migrate and what to call them in the target.
+    #[serde(default)]
+    pub objects: Objects,
+    /// Policies for conflicts and names.
+    #[serde(default)]
+    pub policy: Policy,
+    /// Type-mapping options; the defaults are lossless.
+    #[serde(default)]
+    pub types: TypeOptions,
+}
+
+fn default_task_name() -> String {
+    "dts".into()
+}
+
+fn default_migration() -> Vec<MigrationType> {
+    vec![MigrationType::Schema]
+}
+
+/// One of the three migration types a task may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MigrationType {
+    /// Create the target schema: tables, keys, indexes, constraints.
+    Schema,
+    /// Copy every selected row from a consistent snapshot.
+    Full,
+    /// Replicate changes made after the snapshot.
+    Incremental,
+}
+
+impl fmt::Display for MigrationType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Schema => "schema",
+            Self::Full => "full",
+            Self::Incremental => "incremental",
+        })
+    }
+}
+
+/// A server, named by URL.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// `mysql://user:password@host:port` for the source, `postgres://user:password@host:port/db`
+    /// for the target. `${VAR}` is replaced by the environment variable `VAR`, so passwords
+    /// need not be written into the file.
+    pub url: String,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("url", &dts_core::error::redact_url(&self.url))
+            .finish()
+    }
+}
+
+/// Object selection and renaming.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Objects {
+    /// Tables to migrate, as `database.table` patterns; `*` matches any run of characters and
+    /// `?` one character; a bare `database` means all its tables. Required: at least one.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Tables to leave out, as patterns like `include`'s; exclusion wins.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Renames: source database → target schema.
+    #[serde(default)]
+    pub rename_databases: BTreeMap<String, String>,
+    /// Renames: `database.table` → new table name (in the table's target schema).
+    #[serde(default)]
+    pub rename_tables: BTreeMap<String, String>,
+    /// Renames: `database.table.column` → new column name.
+    #[serde(default)]
+    pub rename_columns: BTreeMap<String, String>,
+}
+
+/// Task policies.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// What to do when a target table already exists: `fail` (default: the precheck fails)
+    /// or `ignore` (keep the existing table and proceed).
+    #[serde(default)]
+    pub conflicting_tables: ConflictPolicy,
+    /// How identifiers are spelled in the target: `lower` (default) or `keep`.
+    #[serde(default)]
+    pub identifier_case: CasePolicy,
+}
+
+/// What to do when a target table already exists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ConflictPolicy {
+    /// The precheck fails, naming the tables.
+    #[default]
+    Fail,
+    /// Existing tables are kept as they are; their creation is skipped.
+    Ignore,
+}
+
+/// How identifiers are spelled in the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CasePolicy {
+    /// Lowercase every identifier.
+    #[default]
+    Lower,
+    /// Keep the source's spelling.
+    Keep,
+}
+
+/// Type-mapping options.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypeOptions {
+    /// Map `tinyint(1)`/`bool` to `boolean` instead of `smallint`. The precheck verifies the
+    /// data holds only 0, 1 and NULL. Default `false`.
+    #[serde(default)]
+    pub tinyint1_as_boolean: bool,
+    /// Map `time` to `time` (checked: every value within 00:00–24:00) instead of `interval`.
+    /// Default `interval`.
+    #[serde(default)]
+    pub time_as: TimeMapping,
+    /// What to do with zero dates (`0000-00-00`): `null` (default; counted and reported) or
+    /// `error` (the precheck and the copy stop).
+    #[serde(default)]
+    pub zero_date: ZeroDate,
+}
+
+/// Target type for MySQL `TIME`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TimeMapping {
+    /// `interval hour to second`: holds every MySQL value (±838 h).
+    #[default]
+    Interval,
+    /// `time`: only for data within 00:00–24:00.
+    Time,
+}
+
+/// Zero-date policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ZeroDate {
+    /// Write NULL, count and report.
+    #[default]
+    Null,
+    /// Stop with an error naming the row.
+    Error,
+}
+
+impl TaskConfig {
+    /// Reads and validates a task file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config(format!("cannot read task file `{}`", path.display())).with_source(e)
+        })?;
+        text.parse::<TaskConfig>()
+            .map_err(|e| e.context(format!("task file `{}`", path.display())))
+    }
+
+    /// Checks what parsing cannot: URL schemes, selection patterns, rename keys.
+    pub fn validate(&self) -> Result<()> {
+        if !self.source.url.starts_with("mysql://") && !self.source.url.starts_with("mariadb://")
+        {
+            return Err(Error::config(format!(
+                "source url `{}` must start with mysql://",
+                dts_core::error::redact_url(&self.source.url)
+            )));
+        }
+        if !self.target.url.starts_with("postgres://")
+            && !self.target.url.starts_with("postgresql://")
+        {
+            return Err(Error::config(format!(
+                "target url `{}` must start with postgres://",
+                dts_core::error::redact_url(&self.target.url)
+            )));
+        }
+        if self.name.is_empty() || self.name.len() > 60 {
+            return Err(Error::config("task name must be 1 to 60 characters"));
+        }
+        if self.migration.is_empty() {
+            return Err(Error::config(
+                "`migration` must list at least one of schema, full, incremental",
+            ));
+        }
+        if self.objects.include.is_empty() {
+            return Err(Error::config(
+                "`objects.include` must name at least one database or `database.table` pattern",
+            ));
+        }
+        for p in self.objects.include.iter().chain(&self.objects.exclude) {
+            TablePattern::parse(p)?;
+        }
+        for key in self.objects.rename_tables.keys() {
+            parse_qualified(key, 2, "objects.rename_tables")?;
+        }
+        for key in self.objects.rename_columns.keys() {
+            parse_qualified(key, 3, "objects.rename_columns")?;
+        }
+        Ok(())
+    }
+
+    /// The selection as compiled patterns.
+    pub fn selection(&self) -> Result<Selection> {
+        Ok(Selection {
+            include: self
+                .objects
+                .include
+                .iter()
+                .map(|p| TablePattern::parse(p))
+                .collect::<Result<_>>()?,
+            exclude: self
+                .objects
+                .exclude
+                .iter()
+                .map(|p| TablePattern::parse(p))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// The schema translator's options for this task.
+    pub fn schema_options(&self) -> Result<dts_schema::SchemaOptions> {
+        let mut opts = dts_schema::SchemaOptions {
+            case: match self.policy.identifier_case {
+                CasePolicy::Lower => dts_schema::IdentifierCase::Lower,
+                CasePolicy::Keep => dts_schema::IdentifierCase::Keep,
+            },
+            mapping: self.mapping_options(),
+            ..Default::default()
+        };
+        opts.schema_renames = self.objects.rename_databases.clone();
+        for (key, new) in &self.objects.rename_tables {
+            let parts = parse_qualified(key, 2, "objects.rename_tables")?;
+            opts.table_renames
+                .insert(TableName::new(&parts[0], &parts[1]), new.clone());
+        }
+        for (key, new) in &self.objects.rename_columns {
+            let parts = parse_qualified(key, 3, "objects.rename_columns")?;
+            opts.column_renames.insert(
+                (TableName::new(&parts[0], &parts[1]), parts[2].clone()),
+                new.clone(),
+            );
+        }
+        Ok(opts)
+    }
+
+    /// The type-mapping options for this task.
+    pub fn mapping_options(&self) -> dts_typemap::MappingOptions {
+        dts_typemap::MappingOptions {
+            tinyint1_as_boolean: self.types.tinyint1_as_boolean,
+            time_as_time: self.types.time_as == TimeMapping::Time,
+            zero_date: match self.types.zero_date {
+                ZeroDate::Null => dts_typemap::ZeroDatePolicy::Null,
+                ZeroDate::Error => dts_typemap::ZeroDatePolicy::Error,
+            },
+        }
+    }
+
+    /// Whether the task runs migration type `t`.
+    pub fn runs(&self, t: MigrationType) -> bool {
+        self.migration.contains(&t)
+    }
+}
+
+impl std::str::FromStr for TaskConfig {
+    type Err = Error;
+
+    /// Parses a task file's text, substitutes `${VAR}`s in URLs and validates it.
+    fn from_str(text: &str) -> Result<Self> {
+        let mut cfg: TaskConfig = toml::from_str(text).map_err(|e| {
+            Error::config(format!("malformed task file: {}", e.message().trim()))
+                .with_source(e.clone())
+                .context(span_hint(text, e.span()))
+        })?;
+        cfg.source.url = expand_env(&cfg.source.url)?;
+        cfg.target.url = expand_env(&cfg.target.url)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(r) => {
+            let line = text[..r.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}")
+        }
+        None => "task file".into(),
+    }
+}
+
+fn expand_env(s: &str) -> Result<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| Error::config("unterminated `${` in url"))?;
+        let var = &after[..end];
+        let val = std::env::var(var).map_err(|_| {
+            Error::config(format!(
+                "environment variable `{var}` used in a url is not set"
+            ))
+        })?;
+        out.push_str(&val);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn parse_qualified(key: &str, parts: usize, field: &str) -> Result<Vec<String>> {
+    let v: Vec<String> = key.split('.').map(str::to_string).collect();
+    if v.len() != parts || v.iter().any(String::is_empty) {
+        let shape = if parts == 2 {
+            "database.table"
+        } else {
+            "database.table.column"
+        };
+        return Err(Error::config(format!(
+            "`{field}` key `{key}` must have the form `{shape}`"
+        )));
+    }
+    Ok(v)
+}
+
+/// A `database[.table]` pattern with `*` and `?` wildcards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TablePattern {
+    database: String,
+    table: String,
+}
+
+impl TablePattern {
+    /// Parses `database` or `database.table`.
+    pub fn parse(p: &str) -> Result<Self> {
+        let (database, table) = match p.split_once('.') {
+            Some((d, t)) => (d, t),
+            None => (p, "*"),
+        };
+        if database.is_empty() || table.is_empty() || table.contains('.') {
+            return Err(Error::config(format!(
+                "object pattern `{p}` must have the form `database` or `database.table`"
+            )));
+        }
+        Ok(Self {
+            database: database.into(),
+            table: table.into(),
+        })
+    }
+
+    /// Whether the pattern's database part matches `database`.
+    pub fn matches_database(&self, database: &str) -> bool {
+        wildcard_match(&self.database, database)
+    }
+
+    /// Whether the pattern matches the table.
+    pub fn matches(&self, t: &TableName) -> bool {
+        self.matches_database(&t.schema) && wildcard_match(&self.table, &t.name)
+    }
+}
+
+/// Compiled include/exclude patterns.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    include: Vec<TablePattern>,
+    exclude: Vec<TablePattern>,
+}
+
+impl Selection {
+    /// Whether a table is selected.
+    pub fn selects(&self, t: &TableName) -> bool {
+        self.include.iter().any(|p| p.matches(t)) && !self.exclude.iter().any(|p| p.matches(t))
+    }
+
+    /// The databases among `available` that some include pattern may select from.
+    pub fn databases<'a>(&self, available: &'a [String]) -> Vec<&'a String> {
+        available
+            .iter()
+            .filter(|d| self.include.iter().any(|p| p.matches_database(d)))
+            .collect()
+    }
+
+    /// Include patterns whose database part matches none of `available`.
+    pub fn unmatched_databases(&self, available: &[String]) -> Vec<String> {
+        self.include
+            .iter()
+            .filter(|p| !available.iter().any(|d| p.matches_database(d)))
+            .map(|p| p.database.clone())
+            .collect()
+    }
+}
+
+/// `*` and `?` glob matching (case-sensitive, as MySQL names are on Linux).
+fn wildcard_match(pattern: &str, s: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let s: Vec<char> = s.chars().collect();
+    let (mut pi, mut si) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while si < s.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == s[si]) {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = si;
+            pi += 1;
+        } else if let Some(st) = star {
+            pi = st + 1;
+            mark += 1;
+            si = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Checks a task file without touching any server, returning the first problem.
+pub fn check_file(path: &Path) -> Result<TaskConfig> {
+    TaskConfig::from_file(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        name = "shop"
+        migration = ["schema"]
+        [source]
+        url = "mysql://root@127.0.0.1:3306"
+        [target]
+        url = "postgres://postgres@127.0.0.1:5432/postgres"
+        [objects]
+        include = ["shop", "crm.cust*"]
+        exclude = ["shop.tmp_?"]
+        rename_tables = { "shop.orders" = "purchase_orders" }
+    "#;
+
+    #[test]
+    fn parses_a_good_file_and_selects() {
+        let cfg: TaskConfig = GOOD.parse().unwrap();
+        let sel = cfg.selection().unwrap();
+        assert!(sel.selects(&TableName::new("shop", "orders")));
+        assert!(!sel.selects(&TableName::new("shop", "tmp_1")));
+        assert!(sel.selects(&TableName::new("shop", "tmp_12")));
+        assert!(sel.selects(&TableName::new("crm", "customers")));
+        assert!(!sel.selects(&TableName::new("crm", "leads")));
+        let dbs = vec!["crm".to_string(), "shop".into(), "other".into()];
+        assert_eq!(sel.databases(&dbs), vec!["crm", "shop"]);
+        let opts = cfg.schema_options().unwrap();
+        assert_eq!(
+            opts.table_renames[&TableName::new("shop", "orders")],
+            "purchase_orders"
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_keys_with_a_line() {
+        let bad = GOOD.replace("exclude", "exclud");
+        let e = bad.parse::<TaskConfig>().unwrap_err();
+        assert_eq!(e.kind(), dts_core::ErrorKind::Config);
+        assert!(e.message().contains("unknown field `exclud`"), "{e}");
+        assert!(e.message().starts_with("line 11"), "{e}");
+    }
+
+    #[test]
+    fn rejects_bad_urls_patterns_and_types() {
+        let e = GOOD
+            .replace("mysql://root", "http://root")
+            .parse::<TaskConfig>()
+            .unwrap_err();
+        assert!(e.message().contains("must start with mysql://"), "{e}");
+        let e = GOOD
+            .replace("\"shop\", \"crm", "\"a.b.c\", \"crm")
+            .parse::<TaskConfig>()
+            .unwrap_err();
+        assert!(e.message().contains("`a.b.c`"), "{e}");
+        let e = GOOD
+            .replace("[\"schema\"]", "[\"everything\"]")
+            .parse::<TaskConfig>()
+            .unwrap_err();
+        assert!(e.message().contains("unknown variant `everything`"), "{e}");
+        let e = GOOD
+            .replace("\"shop.orders\"", "\"orders\"")
+            .parse::<TaskConfig>()
+            .unwrap_err();
+        assert!(e.message().contains("database.table"), "{e}");
+    }
+
+    #[test]
+    fn expands_environment_variables_and_redacts() {
+        std::env::set_var("DTS_TEST_SECRET_PW", "hunter2");
+        let cfg: TaskConfig = GOOD
+            .replace("mysql://root@", "mysql://root:${DTS_TEST_SECRET_PW}@")
+            .parse()
+            .unwrap();
+        assert_eq!(cfg.source.url, "mysql://root:hunter2@127.0.0.1:3306");
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+        let e = GOOD
+            .replace("mysql://root@", "mysql://root:${DTS_TEST_UNSET_VAR_X}@")
+            .parse::<TaskConfig>()
+            .unwrap_err();
+        assert!(e.message().contains("DTS_TEST_UNSET_VAR_X"), "{e}");
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard_match("a*c", "abbbc"));
+        assert!(wildcard_match("*", ""));
+        assert!(!wildcard_match("a?c", "ac"));
+        assert!(wildcard_match("a*b*c", "axxbyyc"));
+        assert!(!wildcard_match("a*b", "axxc"));
+    }
+}

@@ -1,0 +1,599 @@
+//! The task runner: precheck → schema (pre-data) → full → schema (post-data).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use dts_connectors::mysql::MySqlSource;
+use dts_connectors::postgres::{PgStatement, PgTarget};
+use dts_core::{Catalog, Error, ErrorKind, Result, SchemaSource, TableName};
+use dts_schema::{Phase, SchemaPlan, Statement, StatementKind};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::config::{ConflictPolicy, MigrationType, TaskConfig};
+use crate::meta;
+use crate::precheck::{CheckStatus, PrecheckReport};
+
+/// Something that happened during a run, for live display or for a library user.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum TaskEvent {
+    /// A step started.
+    StepStarted(Step),
+    /// A DDL statement was executed.
+    Created {
+        /// The kind of object.
+        kind: StatementKind,
+        /// The object's name.
+        object: String,
+    },
+    /// A DDL statement was skipped because its table existed and the task ignores conflicts.
+    Skipped {
+        /// The object's name.
+        object: String,
+    },
+    /// A step was found done by an earlier run and skipped.
+    AlreadyDone(Step),
+    /// A step finished.
+    StepFinished(Step),
+}
+
+/// A step of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Step {
+    /// Prechecks.
+    Precheck,
+    /// Schema migration before the data: schemas, tables, primary keys.
+    SchemaPreData,
+    /// Schema migration after the data: indexes, constraints, triggers, sequences.
+    SchemaPostData,
+}
+
+impl Step {
+    fn key(&self) -> &'static str {
+        match self {
+            Step::Precheck => "precheck",
+            Step::SchemaPreData => "schema.pre_data",
+            Step::SchemaPostData => "schema.post_data",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Step::Precheck => "precheck",
+            Step::SchemaPreData => "schema migration (pre-data)",
+            Step::SchemaPostData => "schema migration (post-data)",
+        })
+    }
+}
+
+/// What a finished run did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunReport {
+    /// Objects created, by name.
+    pub created: Vec<String>,
+    /// Objects skipped because they existed (conflict policy `ignore`).
+    pub skipped: Vec<String>,
+    /// Steps found already done by an earlier run.
+    pub already_done: Vec<Step>,
+    /// Non-blocking notes from schema translation.
+    pub warnings: Vec<String>,
+}
+
+/// The source schema selected by a task, and its translation.
+#[derive(Debug, Clone)]
+pub struct TaskPlan {
+    /// The selected tables of the source.
+    pub catalog: Catalog,
+    /// The translation into target DDL.
+    pub schema: SchemaPlan,
+}
+
+/// A migration task, ready to precheck, plan or run.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), dts_core::Error> {
+/// let config: dts::TaskConfig = r#"
+///     migration = ["schema"]
+///     source.url = "mysql://root@127.0.0.1:3306"
+///     target.url = "postgres://postgres@127.0.0.1:5432/postgres"
+///     objects.include = ["shop"]
+/// "#.parse()?;
+/// let task = dts::Task::new(config);
+/// let report = task.precheck().await?;
+/// println!("{report}");
+/// task.run(None).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Task {
+    config: TaskConfig,
+}
+
+struct Endpoints {
+    source: MySqlSource,
+    target: PgTarget,
+}
+
+impl Task {
+    /// A task from a validated configuration.
+    pub fn new(config: TaskConfig) -> Self {
+        Self { config }
+    }
+
+    /// The task's configuration.
+    pub fn config(&self) -> &TaskConfig {
+        &self.config
+    }
+
+    async fn connect(&self) -> Result<Endpoints> {
+        let source = MySqlSource::connect(&self.config.source.url).await?;
+        let target = PgTarget::connect(&self.config.target.url).await?;
+        Ok(Endpoints { source, target })
+    }
+
+    async fn read_plan(&self, source: &MySqlSource) -> Result<TaskPlan> {
+        let selection = self.config.selection()?;
+        let all = source.list_schemas().await?;
+        let databases: Vec<String> = selection.databases(&all).into_iter().cloned().collect();
+        let mut catalog = source.read_catalog(&databases).await?;
+        for schema in &mut catalog.schemas {
+            schema.tables.retain(|t| selection.selects(&t.name));
+        }
+        catalog.schemas.retain(|s| !s.tables.is_empty());
+        let schema = dts_schema::plan_mysql_to_pg(&catalog, &self.config.schema_options()?);
+        Ok(TaskPlan { catalog, schema })
+    }
+
+    /// Reads the selected source schema and translates it, without writing anything.
+    pub async fn plan(&self) -> Result<TaskPlan> {
+        let source = MySqlSource::connect(&self.config.source.url).await?;
+        self.read_plan(&source).await
+    }
+
+    /// Runs every precheck and reports each item. Fails only when the checks themselves
+    /// cannot run; failed checks are in the report.
+    pub async fn precheck(&self) -> Result<PrecheckReport> {
+        Ok(self.precheck_inner().await?.0)
+    }
+
+    async fn precheck_inner(&self) -> Result<(PrecheckReport, Option<(Endpoints, TaskPlan)>)> {
+        let mut r = PrecheckReport::default();
+        let cfg = &self.config;
+        if cfg.runs(MigrationType::Full) || cfg.runs(MigrationType::Incremental) {
+            let missing: Vec<String> = cfg
+                .migration
+                .iter()
+                .filter(|t| **t != MigrationType::Schema)
+                .map(ToString::to_string)
+                .collect();
+            r.push(
+                "task.migration_types",
+                CheckStatus::Fail,
+                format!(
+                    "migration type {} is not available in this version",
+                    missing.join(", ")
+                ),
+                "run the task with migration = [\"schema\"]",
+            );
+        } else {
+            r.pass("task.migration_types", "schema");
+        }
+
+        let source = match MySqlSource::connect(&cfg.source.url).await {
+            Ok(s) => {
+                let info = s.info().clone();
+                r.pass(
+                    "source.connectivity",
+                    format!("connected to source, version {}", info.version),
+                );
+                let ok = if info.is_mariadb {
+                    info.major_minor >= (10, 2)
+                } else {
+                    info.major_minor >= (5, 7)
+                };
+                if ok {
+                    r.pass("source.version", info.version.clone());
+                } else {
+                    r.push(
+                        "source.version",
+                        CheckStatus::Fail,
+                        format!("source version {} is too old", info.version),
+                        "use MariaDB 10.2 or later, or MySQL 5.7 or later",
+                    );
+                }
+                Some(s)
+            }
+            Err(e) => {
+                r.push(
+                    "source.connectivity",
+                    CheckStatus::Fail,
+                    e.report(),
+                    "check the source url, that the server is running and reachable, and the \
+                     account's password",
+                );
+                None
+            }
+        };
+        let target = match PgTarget::connect(&cfg.target.url).await {
+            Ok(t) => {
+                r.pass(
+                    "target.connectivity",
+                    format!("connected to target, PostgreSQL {}", t.version()),
+                );
+                if t.major_version() >= 12 {
+                    r.pass("target.version", t.version().to_string());
+                } else {
+                    r.push(
+                        "target.version",
+                        CheckStatus::Fail,
+                        format!("target version {} is too old", t.version()),
+                        "use PostgreSQL 12 or later",
+                    );
+                }
+                Some(t)
+            }
+            Err(e) => {
+                r.push(
+                    "target.connectivity",
+                    CheckStatus::Fail,
+                    e.report(),
+                    "check the target url, that the server is running and reachable, and the \
+                     account's password",
+                );
+                None
+            }
+        };
+        let (Some(source), Some(target)) = (source, target) else {
+            for code in [
+                "objects.selection",
+                "source.privileges",
+                "target.privileges",
+                "schema.translation",
+                "target.conflicting_tables",
+            ] {
+                r.push(
+                    code,
+                    CheckStatus::Skipped,
+                    "needs both servers",
+                    "fix the connectivity checks first",
+                );
+            }
+            return Ok((r, None));
+        };
+
+        // Selection.
+        let selection = cfg.selection()?;
+        let all = source.list_schemas().await?;
+        let unmatched = selection.unmatched_databases(&all);
+        let plan = self.read_plan(&source).await?;
+        let table_count = plan.catalog.tables().count();
+        if !unmatched.is_empty() {
+            r.push(
+                "objects.selection",
+                CheckStatus::Fail,
+                format!(
+                    "no source database matches {}",
+                    unmatched
+                        .iter()
+                        .map(|d| format!("`{d}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                "correct `objects.include`; the source has: ".to_string() + &all.join(", "),
+            );
+        } else if table_count == 0 {
+            r.push(
+                "objects.selection",
+                CheckStatus::Fail,
+                "the selection matches no table",
+                "correct `objects.include` / `objects.exclude`",
+            );
+        } else {
+            r.pass(
+                "objects.selection",
+                format!(
+                    "{table_count} tables in {} databases",
+                    plan.catalog.schemas.len()
+                ),
+            );
+        }
+
+        // Source privileges: every selected table must be readable.
+        let mut unreadable = Vec::new();
+        for t in plan.catalog.tables() {
+            if let Err(e) = source.check_select(&t.name).await {
+                if e.kind() == ErrorKind::Privilege {
+                    unreadable.push(format!("`{}`", t.name));
+                } else {
+                    return Err(e);
+                }
+            }
+        }
+        if unreadable.is_empty() {
+            r.pass("source.privileges", "SELECT on every selected table");
+        } else {
+            r.push(
+                "source.privileges",
+                CheckStatus::Fail,
+                format!(
+                    "the source account cannot SELECT from {}",
+                    unreadable.join(", ")
+                ),
+                "GRANT SELECT ON <database>.* TO the source account",
+            );
+        }
+
+        // Target privileges.
+        let target_schemas: BTreeSet<String> = plan
+            .schema
+            .tables
+            .iter()
+            .map(|t| t.target.schema.clone())
+            .collect();
+        let target_schemas: Vec<String> = target_schemas.into_iter().collect();
+        let existing = target.existing_tables(&target_schemas).await?;
+        let (can_create_schema, dbname) = target.can_create_schemas().await?;
+        let no_create = target.schemas_without_create(&target_schemas).await?;
+        let existing_schemas: BTreeSet<String> = existing.iter().map(|t| t.schema.clone()).collect();
+        let need_schema_create = target_schemas
+            .iter()
+            .any(|s| !existing_schemas.contains(s));
+        if !no_create.is_empty() {
+            r.push(
+                "target.privileges",
+                CheckStatus::Fail,
+                format!(
+                    "the target account cannot create tables in schema {}",
+                    no_create.join(", ")
+                ),
+                "GRANT CREATE ON SCHEMA <schema> TO the target account",
+            );
+        } else if need_schema_create && !can_create_schema {
+            r.push(
+                "target.privileges",
+                CheckStatus::Fail,
+                format!("the target account cannot create schemas in database `{dbname}`"),
+                format!("GRANT CREATE ON DATABASE \"{dbname}\" TO the target account"),
+            );
+        } else {
+            r.pass("target.privileges", "may create the target schemas and tables");
+        }
+
+        // Translation problems.
+        let blocking: Vec<&dts_schema::Problem> =
+            plan.schema.problems.iter().filter(|p| p.blocking).collect();
+        let notes: Vec<&dts_schema::Problem> =
+            plan.schema.problems.iter().filter(|p| !p.blocking).collect();
+        if !blocking.is_empty() {
+            r.push(
+                "schema.translation",
+                CheckStatus::Fail,
+                blocking
+                    .iter()
+                    .map(|p| format!("{}: {}", p.object, p.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                "exclude the objects named, or change them in the source",
+            );
+        } else if !notes.is_empty() {
+            r.push(
+                "schema.translation",
+                CheckStatus::Warn,
+                notes
+                    .iter()
+                    .map(|p| format!("{}: {}", p.object, p.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                "review the notes; nothing is lost",
+            );
+        } else {
+            r.pass("schema.translation", "every selected object translates");
+        }
+
+        // Conflicting tables (unless this task created them in an earlier run).
+        let pre_done = meta::is_done(target.client(), &cfg.name, Step::SchemaPreData.key()).await?;
+        let conflicts: Vec<String> = plan
+            .schema
+            .tables
+            .iter()
+            .filter(|t| existing.contains(&t.target))
+            .map(|t| format!("`{}`", t.target))
+            .collect();
+        if pre_done {
+            r.pass(
+                "target.conflicting_tables",
+                format!("target tables were created by task `{}` earlier", cfg.name),
+            );
+        } else if conflicts.is_empty() {
+            r.pass("target.conflicting_tables", "no target table exists yet");
+        } else {
+            let status = match cfg.policy.conflicting_tables {
+                ConflictPolicy::Fail => CheckStatus::Fail,
+                ConflictPolicy::Ignore => CheckStatus::Warn,
+            };
+            r.push(
+                "target.conflicting_tables",
+                status,
+                format!("target already has {}", conflicts.join(", ")),
+                "drop or rename them in the target, rename them in the task \
+                 (objects.rename_*), or set policy.conflicting_tables = \"ignore\"",
+            );
+        }
+
+        Ok((r, Some((Endpoints { source, target }, plan))))
+    }
+
+    /// Runs the task: prechecks, then every migration type the task lists. Events are sent
+    /// to `events` as they happen, if given. A failed precheck stops the task before it
+    /// writes anything.
+    pub async fn run(&self, events: Option<UnboundedSender<TaskEvent>>) -> Result<RunReport> {
+        let emit = |e: TaskEvent| {
+            if let Some(tx) = &events {
+                let _ = tx.send(e);
+            }
+        };
+        emit(TaskEvent::StepStarted(Step::Precheck));
+        let (report, ready) = self.precheck_inner().await?;
+        if !report.passed() {
+            let failed: Vec<String> = report
+                .failures()
+                .map(|i| format!("{}: {}", i.code, i.message))
+                .collect();
+            return Err(Error::new(ErrorKind::Precheck, failed.join("; ")));
+        }
+        let Some((Endpoints { source: _, mut target }, plan)) = ready else {
+            return Err(Error::internal("precheck passed without connections"));
+        };
+        emit(TaskEvent::StepFinished(Step::Precheck));
+        let mut out = RunReport {
+            warnings: plan
+                .schema
+                .problems
+                .iter()
+                .filter(|p| !p.blocking)
+                .map(|p| format!("{}: {}", p.object, p.message))
+                .collect(),
+            ..Default::default()
+        };
+        if !self.config.runs(MigrationType::Schema) {
+            return Ok(out);
+        }
+        let target_schemas: Vec<String> = plan
+            .schema
+            .tables
+            .iter()
+            .map(|t| t.target.schema.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let existing = target.existing_tables(&target_schemas).await?;
+        let name = self.config.name.clone();
+
+        // Pre-data: one transaction, recorded as done inside it.
+        let step = Step::SchemaPreData;
+        if meta::is_done(target.client(), &name, step.key()).await? {
+            out.already_done.push(step);
+            emit(TaskEvent::AlreadyDone(step));
+        } else {
+            emit(TaskEvent::StepStarted(step));
+            meta::ensure(target.client()).await?;
+            let (run, skipped) = select_statements(&plan.schema, Phase::PreData, &existing);
+            let statements: Vec<PgStatement> = run
+                .iter()
+                .map(|s| PgStatement {
+                    object: s.object.clone(),
+                    sql: s.sql.clone(),
+                })
+                .collect();
+            self.execute_pre_data(&mut target, &statements, step).await?;
+            for s in &run {
+                out.created.push(s.object.clone());
+                emit(TaskEvent::Created {
+                    kind: s.kind,
+                    object: s.object.clone(),
+                });
+            }
+            for s in skipped {
+                out.skipped.push(s.object.clone());
+                emit(TaskEvent::Skipped {
+                    object: s.object.clone(),
+                });
+            }
+            emit(TaskEvent::StepFinished(step));
+        }
+
+        // Post-data: each statement recorded as it completes, so a rerun continues.
+        let step = Step::SchemaPostData;
+        if meta::is_done(target.client(), &name, step.key()).await? {
+            out.already_done.push(step);
+            emit(TaskEvent::AlreadyDone(step));
+        } else {
+            emit(TaskEvent::StepStarted(step));
+            let (run, skipped) = select_statements(&plan.schema, Phase::PostData, &existing);
+            for s in run {
+                let key = format!("{}:{}", step.key(), statement_key(s));
+                if meta::is_done(target.client(), &name, &key).await? {
+                    continue;
+                }
+                let tx = target
+                    .client_mut()
+                    .transaction()
+                    .await
+                    .map_err(|e| dts_connectors::postgres::map_error(e, "starting a transaction"))?;
+                tx.batch_execute(&s.sql).await.map_err(|e| {
+                    dts_connectors::postgres::map_error(e, format!("creating `{}` failed", s.object))
+                })?;
+                meta::mark_done(&tx, &name, &key).await?;
+                tx.commit().await.map_err(|e| {
+                    dts_connectors::postgres::map_error(e, "committing post-data ddl")
+                })?;
+                out.created.push(s.object.clone());
+                emit(TaskEvent::Created {
+                    kind: s.kind,
+                    object: s.object.clone(),
+                });
+            }
+            for s in skipped {
+                out.skipped.push(s.object.clone());
+                emit(TaskEvent::Skipped {
+                    object: s.object.clone(),
+                });
+            }
+            meta::mark_done(target.client(), &name, step.key()).await?;
+            emit(TaskEvent::StepFinished(step));
+        }
+        Ok(out)
+    }
+
+    async fn execute_pre_data(
+        &self,
+        target: &mut PgTarget,
+        statements: &[PgStatement],
+        step: Step,
+    ) -> Result<()> {
+        let tx = target
+            .client_mut()
+            .transaction()
+            .await
+            .map_err(|e| dts_connectors::postgres::map_error(e, "starting a transaction"))?;
+        for st in statements {
+            tx.batch_execute(&st.sql).await.map_err(|e| {
+                dts_connectors::postgres::map_error(e, format!("creating `{}` failed", st.object))
+            })?;
+        }
+        meta::mark_done(&tx, &self.config.name, step.key()).await?;
+        tx.commit()
+            .await
+            .map_err(|e| dts_connectors::postgres::map_error(e, "committing pre-data ddl"))
+    }
+}
+
+/// A stable key for a statement, so a rerun recognises statements already executed.
+fn statement_key(s: &Statement) -> String {
+    // FNV-1a over the SQL text: stable across runs and platforms.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.sql.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The statements of `phase` to run, and those skipped because their table already exists in
+/// the target (only reachable with conflict policy `ignore`; otherwise the precheck failed).
+fn select_statements<'a>(
+    plan: &'a SchemaPlan,
+    phase: Phase,
+    existing: &BTreeSet<TableName>,
+) -> (Vec<&'a Statement>, Vec<&'a Statement>) {
+    let list = match phase {
+        Phase::PreData => &plan.pre_data,
+        _ => &plan.post_data,
+    };
+    list.iter()
+        .partition(|s| s.table.as_ref().is_none_or(|t| !existing.contains(t)))
+}
