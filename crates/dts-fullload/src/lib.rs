@@ -1,9 +1,30 @@
-//! The full data migration engine of dts: chunk planning over a key prober, parallel
-//! pipelined copy from snapshot readers into chunk sinks, per-chunk checkpoints, throttling
-//! and progress.
+//! The full data migration engine of dts: chunk planning over a key prober, a parallel
+//! pipelined copy from snapshot readers into chunk sinks with per-chunk checkpoints,
+//! throttling, a bad-row policy and typed progress events.
 //!
-//! The engine is generic over the connector traits of `dts-core`; it knows no driver.
+//! The engine is generic over the connector traits of `dts-core`
+//! ([`dts_core::SnapshotReader`], [`dts_core::ChunkSink`]); it knows no driver.
+//!
+//! ```no_run
+//! use dts_fullload::{plan_chunks, KeyProber};
+//!
+//! async fn plan<P: KeyProber>(prober: &mut P) -> Result<(), dts_core::Error> {
+//!     let chunks = plan_chunks(prober, &["id".to_string()], 50_000).await?;
+//!     println!("{} chunks", chunks.len());
+//!     Ok(())
+//! }
+//! ```
+//!
+//! This crate has no features.
 
 pub mod chunk;
+pub mod copy;
+pub mod progress;
+pub mod throttle;
 
 pub use chunk::{plan_chunks, KeyProber};
+pub use copy::{
+    copy_tables, BadRowPolicy, ConvertFailure, CopyOptions, CopySummary, RowConverter, TableJob,
+};
+pub use progress::{ProgressEvent, ProgressTracker, TableProgress};
+pub use throttle::Throttle;

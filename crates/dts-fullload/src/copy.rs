@@ -1,0 +1,440 @@
+//! The parallel, pipelined copy of planned chunks from snapshot readers into chunk sinks.
+//!
+//! Each worker is two tasks joined by a bounded queue: a reader task streams a chunk's
+//! batches from its snapshot connection while the writer task converts and writes the
+//! previous batches through its sink, so reading, converting and writing overlap and memory
+//! stays bounded by the queue length times the batch size, whatever the table or value size.
+//! Workers take chunks from one shared queue, across tables and within a table.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use dts_core::{
+    Chunk, ChunkSink, Error, ErrorKind, Result, Row, RowBatch, SnapshotReader, Table, TargetTable,
+    Value,
+};
+use futures::StreamExt;
+use tokio::sync::{mpsc, watch};
+
+use crate::progress::ProgressEvent;
+use crate::throttle::Throttle;
+
+/// What to do with a row holding a value the target cannot hold.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum BadRowPolicy {
+    /// Stop the copy with an error naming table, column and key (the default).
+    #[default]
+    Stop,
+    /// Write the row and the reason to this file, and continue without it.
+    Reject(PathBuf),
+}
+
+/// Copy settings.
+#[derive(Debug, Clone)]
+pub struct CopyOptions {
+    /// Batches buffered between a worker's reader and writer.
+    pub queue_batches: usize,
+    /// Task-wide limit on rows per second, if any.
+    pub max_rows_per_second: Option<u64>,
+    /// Task-wide limit on bytes per second, if any.
+    pub max_bytes_per_second: Option<u64>,
+    /// Bad-row policy.
+    pub bad_rows: BadRowPolicy,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        Self {
+            queue_batches: 4,
+            max_rows_per_second: None,
+            max_bytes_per_second: None,
+            bad_rows: BadRowPolicy::Stop,
+        }
+    }
+}
+
+/// Why a value could not be converted: the column's index in the row and the error.
+#[derive(Debug)]
+pub struct ConvertFailure {
+    /// Index of the offending value in the row.
+    pub column: usize,
+    /// What is wrong with it.
+    pub error: Error,
+}
+
+/// Converts source rows of one table into target rows, in place.
+pub trait RowConverter: Send + Sync {
+    /// Converts `row` of the table with index `table` (its position in the job list).
+    fn convert(&self, table: usize, row: &mut Row) -> std::result::Result<(), ConvertFailure>;
+}
+
+/// One table to copy.
+#[derive(Debug, Clone)]
+pub struct TableJob {
+    /// The source table.
+    pub source: Arc<Table>,
+    /// The source column names in the order the reader delivers values.
+    pub source_columns: Vec<String>,
+    /// The target table and columns, in the same order.
+    pub target: TargetTable,
+    /// The planned chunks.
+    pub chunks: Vec<Chunk>,
+    /// Chunks recorded as done by earlier runs: skipped.
+    pub done: BTreeSet<u32>,
+    /// The server's row estimate, for progress.
+    pub estimated_rows: u64,
+}
+
+/// What a copy did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CopySummary {
+    /// Rows written.
+    pub rows: u64,
+    /// Approximate bytes written.
+    pub bytes: u64,
+    /// Chunks written in this run.
+    pub chunks: u64,
+    /// Chunks skipped because earlier runs had written them.
+    pub chunks_skipped: u64,
+    /// Rows written to the reject file.
+    pub rejected: u64,
+}
+
+struct Shared {
+    jobs: Vec<TableJob>,
+    queue: Mutex<VecDeque<(usize, usize)>>,
+    converter: Arc<dyn RowConverter>,
+    throttle: Throttle,
+    events: Option<mpsc::UnboundedSender<ProgressEvent>>,
+    rejects: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
+    rejected: AtomicU64,
+    stop: watch::Receiver<bool>,
+}
+
+impl Shared {
+    fn emit(&self, e: ProgressEvent) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(e);
+        }
+    }
+
+    fn next_chunk(&self) -> Option<(usize, usize)> {
+        if *self.stop.borrow() {
+            return None;
+        }
+        self.queue.lock().ok()?.pop_front()
+    }
+}
+
+/// Formats the key of `row` as `(a=1, b='x')` for error messages.
+fn key_text(job: &TableJob, row: &Row) -> String {
+    let key = job.source.chunk_key().unwrap_or_default();
+    let cols: Vec<(&String, &Value)> = if key.is_empty() {
+        Vec::new()
+    } else {
+        key.iter()
+            .filter_map(|k| {
+                let i = job.source_columns.iter().position(|c| c == k)?;
+                Some((k, row.get(i)?))
+            })
+            .collect()
+    };
+    if cols.is_empty() {
+        return "(table has no key)".into();
+    }
+    let parts: Vec<String> = cols
+        .iter()
+        .map(|(k, v)| format!("{k}={}", short_value(v)))
+        .collect();
+    format!("({})", parts.join(", "))
+}
+
+fn short_value(v: &Value) -> String {
+    match v {
+        Value::Text(s) => {
+            let s: String = s.chars().take(40).collect();
+            format!("'{s}'")
+        }
+        Value::Bytes(b) => format!("x'{}'", b.iter().take(20).map(|x| format!("{x:02x}")).collect::<String>()),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Decimal(d) => d.to_string(),
+        Value::Date(d) => format!("'{d}'"),
+        Value::DateTime(d) | Value::Timestamp(d) => format!("'{d}'"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Copies every chunk of `jobs` not yet done, with one worker per reader/sink pair.
+///
+/// Stops taking new chunks when `stop` becomes `true` (chunks in flight finish) and then
+/// returns an [`ErrorKind::Interrupted`] error. The first failing chunk stops every worker;
+/// chunks committed before it stay committed (the sink records them), so a rerun resumes.
+pub async fn copy_tables<R, S>(
+    jobs: Vec<TableJob>,
+    readers: Vec<R>,
+    sinks: Vec<S>,
+    converter: Arc<dyn RowConverter>,
+    options: CopyOptions,
+    events: Option<mpsc::UnboundedSender<ProgressEvent>>,
+    stop: watch::Receiver<bool>,
+) -> Result<CopySummary>
+where
+    R: SnapshotReader + 'static,
+    S: ChunkSink + 'static,
+{
+    if readers.is_empty() || readers.len() != sinks.len() {
+        return Err(Error::internal("copy needs one sink per reader"));
+    }
+    let mut queue = VecDeque::new();
+    let mut skipped = 0u64;
+    for (t, job) in jobs.iter().enumerate() {
+        for (c, chunk) in job.chunks.iter().enumerate() {
+            if job.done.contains(&chunk.index) {
+                skipped += 1;
+            } else {
+                queue.push_back((t, c));
+            }
+        }
+    }
+    let rejects = match &options.bad_rows {
+        BadRowPolicy::Stop => None,
+        BadRowPolicy::Reject(path) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Io,
+                        format!("cannot open reject file `{}`", path.display()),
+                    )
+                    .with_source(e)
+                })?;
+            Some(Mutex::new(std::io::BufWriter::new(f)))
+        }
+    };
+    let shared = Arc::new(Shared {
+        jobs,
+        queue: Mutex::new(queue),
+        converter,
+        throttle: Throttle::new(options.max_rows_per_second, options.max_bytes_per_second),
+        events,
+        rejects,
+        rejected: AtomicU64::new(0),
+        stop: stop.clone(),
+    });
+    for job in &shared.jobs {
+        shared.emit(ProgressEvent::TablePlanned {
+            table: job.source.name.clone(),
+            chunks: job.chunks.len(),
+            chunks_done: job.done.len(),
+            estimated_rows: job.estimated_rows,
+        });
+    }
+
+    let mut handles = Vec::new();
+    for (reader, sink) in readers.into_iter().zip(sinks) {
+        handles.push(tokio::spawn(worker(
+            shared.clone(),
+            reader,
+            sink,
+            options.queue_batches.max(1),
+        )));
+    }
+    let mut summary = CopySummary {
+        chunks_skipped: skipped,
+        ..Default::default()
+    };
+    let mut first_error: Option<Error> = None;
+    for h in handles {
+        match h.await {
+            Ok(Ok(s)) => {
+                summary.rows += s.rows;
+                summary.bytes += s.bytes;
+                summary.chunks += s.chunks;
+            }
+            Ok(Err(e)) => {
+                if first_error.is_none() {
+                    first_error = Some(e);
+                }
+            }
+            Err(join) => {
+                if first_error.is_none() {
+                    first_error = Some(Error::internal("copy worker panicked").with_source(join));
+                }
+            }
+        }
+    }
+    if let Some(r) = &shared.rejects {
+        if let Ok(mut w) = r.lock() {
+            w.flush()?;
+        }
+    }
+    summary.rejected = shared.rejected.load(Ordering::Relaxed);
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    if *stop.borrow() {
+        let left = shared.queue.lock().map(|q| q.len()).unwrap_or(0);
+        if left > 0 {
+            return Err(Error::new(
+                ErrorKind::Interrupted,
+                format!("copy stopped with {left} chunks left; run the task again to resume"),
+            ));
+        }
+    }
+    Ok(summary)
+}
+
+type ChunkFeed = (usize, usize, mpsc::Receiver<Result<RowBatch>>);
+
+async fn worker<R, S>(
+    shared: Arc<Shared>,
+    mut reader: R,
+    mut sink: S,
+    queue_batches: usize,
+) -> Result<CopySummary>
+where
+    R: SnapshotReader + 'static,
+    S: ChunkSink + 'static,
+{
+    // Reader task: streams chunks into per-chunk bounded queues, one chunk ahead.
+    let (feed_tx, mut feed_rx) = mpsc::channel::<ChunkFeed>(1);
+    let rshared = shared.clone();
+    let reader_task = tokio::spawn(async move {
+        while let Some((t, c)) = rshared.next_chunk() {
+            let (tx, rx) = mpsc::channel(queue_batches);
+            if feed_tx.send((t, c, rx)).await.is_err() {
+                break;
+            }
+            let job = &rshared.jobs[t];
+            let chunk = &job.chunks[c];
+            let mut stream = reader.read_chunk(&job.source, chunk);
+            while let Some(batch) = stream.next().await {
+                let failed = batch.is_err();
+                if tx.send(batch).await.is_err() || failed {
+                    break;
+                }
+            }
+        }
+    });
+
+    let mut summary = CopySummary::default();
+    let mut result = Ok(());
+    while let Some((t, c, rx)) = feed_rx.recv().await {
+        let job = &shared.jobs[t];
+        let chunk = &job.chunks[c];
+        let started = Instant::now();
+        let converted = convert_stream(shared.clone(), t, rx);
+        match sink.write_chunk(&job.target, chunk, converted.boxed()).await {
+            Ok(stats) => {
+                summary.rows += stats.rows;
+                summary.bytes += stats.bytes;
+                summary.chunks += 1;
+                tracing::debug!(table = %job.source.name, chunk = chunk.index, rows = stats.rows, "chunk copied");
+                shared.emit(ProgressEvent::ChunkDone {
+                    table: job.source.name.clone(),
+                    chunk: chunk.index,
+                    rows: stats.rows,
+                    bytes: stats.bytes,
+                    elapsed: started.elapsed(),
+                });
+            }
+            Err(e) => {
+                result = Err(e.context(format!("copying chunk {} of `{}`", chunk.index, job.source.name)));
+                break;
+            }
+        }
+    }
+    drop(feed_rx);
+    if result.is_err() {
+        reader_task.abort();
+        // Make the other workers stop taking chunks.
+        if let Ok(mut q) = shared.queue.lock() {
+            q.clear();
+        }
+    }
+    let _ = reader_task.await;
+    result.map(|()| summary)
+}
+
+/// Converts each batch of a chunk, applying the bad-row policy and the throttle.
+fn convert_stream(
+    shared: Arc<Shared>,
+    table: usize,
+    rx: mpsc::Receiver<Result<RowBatch>>,
+) -> impl futures::Stream<Item = Result<RowBatch>> + Send + 'static {
+    futures::stream::unfold((shared, rx), move |(shared, mut rx)| async move {
+        let batch = rx.recv().await?;
+        let out = match batch {
+            Err(e) => Err(e),
+            Ok(batch) => convert_batch(&shared, table, batch),
+        };
+        if let Ok(b) = &out {
+            shared.throttle.acquire(b.len() as u64, b.size_bytes as u64).await;
+        }
+        Some((out, (shared, rx)))
+    })
+}
+
+fn convert_batch(shared: &Shared, table: usize, mut batch: RowBatch) -> Result<RowBatch> {
+    let job = &shared.jobs[table];
+    let mut rejected_any = false;
+    let mut keep = vec![true; batch.rows.len()];
+    for (i, row) in batch.rows.iter_mut().enumerate() {
+        let original = if shared.rejects.is_some() {
+            Some(row.clone())
+        } else {
+            None
+        };
+        if let Err(f) = shared.converter.convert(table, row) {
+            let column = job
+                .source_columns
+                .get(f.column)
+                .map_or("?", String::as_str);
+            let key = key_text(job, original.as_ref().unwrap_or(row));
+            match (&shared.rejects, original) {
+                (Some(w), Some(original)) => {
+                    keep[i] = false;
+                    rejected_any = true;
+                    shared.rejected.fetch_add(1, Ordering::Relaxed);
+                    shared.emit(ProgressEvent::RowRejected {
+                        table: job.source.name.clone(),
+                        column: column.to_string(),
+                        key: key.clone(),
+                        reason: f.error.message().to_string(),
+                    });
+                    let mut w = w.lock().map_err(|_| Error::internal("reject file lock poisoned"))?;
+                    writeln!(
+                        w,
+                        "{}\t{column}\t{key}\t{}\t{original:?}",
+                        job.source.name,
+                        f.error.message()
+                    )?;
+                }
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::Value,
+                        format!(
+                            "column `{}`.`{column}` at key {key}: {}",
+                            job.source.name,
+                            f.error.message()
+                        ),
+                    )
+                    .with_source(f.error));
+                }
+            }
+        }
+    }
+    if rejected_any {
+        let mut it = keep.iter();
+        batch.rows.retain(|_| *it.next().unwrap_or(&true));
+    }
+    Ok(batch)
+}
