@@ -1,1 +1,58 @@
-//! dts-schema
+//! Schema translation for dts: a MySQL/MariaDB [`Catalog`](dts_core::Catalog) becomes
+//! PostgreSQL DDL in two phases.
+//!
+//! [`plan_mysql_to_pg`] returns a [`SchemaPlan`]:
+//!
+//! - **pre-data** (before the bulk copy): `CREATE SCHEMA`, sequences, `CREATE TABLE` with
+//!   columns, mapped types, `NOT NULL`, translated defaults, identity columns, the primary
+//!   key and the type mapping's `CHECK` constraints, and comments;
+//! - **post-data** (after the copy): generated columns, unique and secondary indexes,
+//!   foreign keys, `ON UPDATE CURRENT_TIMESTAMP` triggers, and sequence values set past the
+//!   copied maximum;
+//! - **problems**: everything that cannot be translated, named, blocking or not. Planning
+//!   never stops early and never panics, so one run reports every problem.
+//!
+//! Identifiers are always double-quoted, follow the [`IdentifierCase`] policy and renames of
+//! [`SchemaOptions`], and are fitted to PostgreSQL's 63-byte limit with a hash suffix
+//! ([`fit_identifier`]). Other crates map source names with
+//! [`SchemaOptions::target_table`] and [`SchemaOptions::target_column`] so every layer
+//! agrees on target names.
+//!
+//! ```no_run
+//! use dts_core::{Catalog, Error};
+//! use dts_schema::{plan_mysql_to_pg, SchemaOptions};
+//!
+//! fn translate(catalog: &Catalog) -> Result<(), Error> {
+//!     let plan = plan_mysql_to_pg(catalog, &SchemaOptions::default());
+//!     if let Some(p) = plan.blocking_problems().next() {
+//!         return Err(Error::new(dts_core::ErrorKind::Unsupported, p.message.clone()));
+//!     }
+//!     for statement in &plan.pre_data {
+//!         println!("{};", statement.sql); // run on the target before the copy
+//!     }
+//!     for statement in &plan.post_data {
+//!         println!("{};", statement.sql); // run after the copy
+//!     }
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The generated SQL needs PostgreSQL 14 or later (`CREATE OR REPLACE TRIGGER`, stored
+//! generated columns, `gen_random_uuid()`) with `standard_conforming_strings = on`.
+//!
+//! This crate has no features and does no I/O.
+
+mod ddl;
+mod default;
+mod expr;
+mod ident;
+mod options;
+mod plan;
+
+pub use ddl::plan_mysql_to_pg;
+pub use ident::{fit_identifier, quote_ident, quote_literal, IdentifierCase, MAX_IDENTIFIER_BYTES};
+pub use options::SchemaOptions;
+pub use plan::{ColumnPlan, Phase, Problem, SchemaPlan, Statement, StatementKind, TablePlan};
+
+#[cfg(test)]
+mod tests;

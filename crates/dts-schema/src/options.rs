@@ -1,0 +1,157 @@
+//! What the user chose: identifier case, renames and the type-mapping options, and the one
+//! place that turns a source name into its target name.
+
+use std::collections::BTreeMap;
+
+use dts_core::TableName;
+use dts_typemap::MappingOptions;
+
+use crate::ident::{fit_identifier, IdentifierCase};
+
+/// Options of a schema translation.
+///
+/// The default lowercases identifiers, renames nothing and uses the lossless type mapping.
+/// Renames are taken verbatim (the case policy does not touch them); every target name,
+/// renamed or not, is fitted to PostgreSQL's 63-byte limit by
+/// [`fit_identifier`](crate::fit_identifier).
+///
+/// Other crates map names through [`SchemaOptions::target_table`] and
+/// [`SchemaOptions::target_column`] so the copy, the change capture and the DDL always agree.
+#[derive(Debug, Clone, Default)]
+pub struct SchemaOptions {
+    /// How identifiers are spelled in the target.
+    pub case: IdentifierCase,
+    /// Source schema → target schema name.
+    pub schema_renames: BTreeMap<String, String>,
+    /// Source table → target table name (the schema comes from `schema_renames` and `case`).
+    pub table_renames: BTreeMap<TableName, String>,
+    /// (source table, source column) → target column name.
+    pub column_renames: BTreeMap<(TableName, String), String>,
+    /// Type-mapping choices.
+    pub mapping: MappingOptions,
+}
+
+impl SchemaOptions {
+    /// Sets the identifier case policy.
+    #[must_use]
+    pub fn with_case(mut self, case: IdentifierCase) -> Self {
+        self.case = case;
+        self
+    }
+
+    /// Renames a source schema.
+    #[must_use]
+    pub fn rename_schema(mut self, source: impl Into<String>, target: impl Into<String>) -> Self {
+        self.schema_renames.insert(source.into(), target.into());
+        self
+    }
+
+    /// Renames a source table (its schema follows the schema rules).
+    #[must_use]
+    pub fn rename_table(mut self, source: TableName, target: impl Into<String>) -> Self {
+        self.table_renames.insert(source, target.into());
+        self
+    }
+
+    /// Renames a column of a source table.
+    #[must_use]
+    pub fn rename_column(
+        mut self,
+        table: TableName,
+        source: impl Into<String>,
+        target: impl Into<String>,
+    ) -> Self {
+        self.column_renames
+            .insert((table, source.into()), target.into());
+        self
+    }
+
+    /// Sets the type-mapping options.
+    #[must_use]
+    pub fn with_mapping(mut self, mapping: MappingOptions) -> Self {
+        self.mapping = mapping;
+        self
+    }
+
+    /// The target name of a source schema.
+    pub fn target_schema(&self, schema: &str) -> String {
+        match self.schema_renames.get(schema) {
+            Some(renamed) => fit_identifier(renamed),
+            None => fit_identifier(&self.case.apply(schema)),
+        }
+    }
+
+    /// The target name of a source table.
+    pub fn target_table(&self, table: &TableName) -> TableName {
+        let name = match self.table_renames.get(table) {
+            Some(renamed) => fit_identifier(renamed),
+            None => fit_identifier(&self.case.apply(&table.name)),
+        };
+        TableName::new(self.target_schema(&table.schema), name)
+    }
+
+    /// The target name of a column of a source table.
+    pub fn target_column(&self, table: &TableName, column: &str) -> String {
+        match self
+            .column_renames
+            .get(&(table.clone(), column.to_string()))
+        {
+            Some(renamed) => fit_identifier(renamed),
+            None => fit_identifier(&self.case.apply(column)),
+        }
+    }
+
+    /// The unfitted spelling of a name under the case policy and renames, used to tell the
+    /// user when a name had to be cut.
+    pub(crate) fn spelled_table(&self, table: &TableName) -> String {
+        self.table_renames
+            .get(table)
+            .cloned()
+            .unwrap_or_else(|| self.case.apply(&table.name))
+    }
+
+    pub(crate) fn spelled_schema(&self, schema: &str) -> String {
+        self.schema_renames
+            .get(schema)
+            .cloned()
+            .unwrap_or_else(|| self.case.apply(schema))
+    }
+
+    pub(crate) fn spelled_column(&self, table: &TableName, column: &str) -> String {
+        self.column_renames
+            .get(&(table.clone(), column.to_string()))
+            .cloned()
+            .unwrap_or_else(|| self.case.apply(column))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_case_and_renames() {
+        let t = TableName::new("Shop", "CamelTable");
+        let lower = SchemaOptions::default();
+        assert_eq!(lower.target_table(&t), TableName::new("shop", "cameltable"));
+        assert_eq!(lower.target_column(&t, "MixedCol"), "mixedcol");
+
+        let keep = SchemaOptions::default().with_case(IdentifierCase::Keep);
+        assert_eq!(keep.target_table(&t), TableName::new("Shop", "CamelTable"));
+
+        let renamed = SchemaOptions::default()
+            .rename_schema("Shop", "Store")
+            .rename_table(t.clone(), "Things")
+            .rename_column(t.clone(), "MixedCol", "Renamed");
+        assert_eq!(renamed.target_table(&t), TableName::new("Store", "Things"));
+        assert_eq!(renamed.target_column(&t, "MixedCol"), "Renamed");
+        assert_eq!(renamed.target_column(&t, "Other"), "other");
+    }
+
+    #[test]
+    fn long_names_are_fitted() {
+        let t = TableName::new("s", "x".repeat(70));
+        let target = SchemaOptions::default().target_table(&t);
+        assert_eq!(target.name.len(), 63);
+    }
+}
