@@ -18,11 +18,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+mod progress;
 use dts::core::Error;
-use dts::{Task, TaskConfig, TaskEvent};
+use dts::{Task, TaskConfig};
 
 #[derive(Parser)]
-#[command(name = "dts", version, about = "Migrate a live MySQL/MariaDB database to PostgreSQL")]
+#[command(
+    name = "dts",
+    version,
+    about = "Migrate a live MySQL/MariaDB database to PostgreSQL"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -138,32 +144,78 @@ async fn run(path: &Path) -> Result<ExitCode, Error> {
 }
 
 async fn run_task(task: &Task) -> Result<dts::RunReport, Error> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let printer = tokio::spawn(async move {
-        while let Some(event) = rx.recv().await {
-            match event {
-                TaskEvent::StepStarted(s) => println!("{s}: started"),
-                TaskEvent::StepFinished(s) => println!("{s}: done"),
-                TaskEvent::AlreadyDone(s) => println!("{s}: already done by an earlier run"),
-                TaskEvent::Created { kind, object } => println!("  created {kind:?} {object}"),
-                TaskEvent::Skipped { object } => println!("  skipped {object} (exists)"),
-                _ => {}
-            }
-        }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let printer = tokio::spawn(progress::display(rx));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let signals = tokio::spawn(async move {
+        wait_for_stop_signal().await;
+        eprintln!("stopping: finishing the chunks in flight (run again to resume)");
+        let _ = stop_tx.send(true);
     });
-    let result = task.run(Some(tx)).await;
-    let _ = printer.await;
+    let result = task.run_until(Some(tx), stop_rx).await;
+    signals.abort();
+    let tracker = printer
+        .await
+        .map_err(|e| Error::internal("progress display panicked").with_source(e))?;
     let report = result?;
+    if let Some(full) = &report.full {
+        println!("\n{}", progress::summary(&tracker));
+        if let Some(p) = &full.position {
+            println!("snapshot position: {p}");
+        }
+        for (column, n) in &full.zero_dates {
+            println!("note: {column}: {n} zero dates written as NULL");
+        }
+        if full.copy.rejected > 0 {
+            println!(
+                "note: {} rows rejected, written to {}",
+                full.copy.rejected,
+                task.config().full.reject_file.display()
+            );
+        }
+        if full.copy.chunks_skipped > 0 {
+            println!(
+                "resumed: {} chunks were done by an earlier run",
+                full.copy.chunks_skipped
+            );
+        }
+    }
     for w in &report.warnings {
         println!("note: {w}");
     }
-    println!(
-        "task `{}` finished: {} objects created, {} skipped",
-        task.config().name,
-        report.created.len(),
-        report.skipped.len()
-    );
+    if report.created.is_empty() && report.full.is_none() && !report.already_done.is_empty() {
+        println!(
+            "task `{}` was already finished: nothing to do",
+            task.config().name
+        );
+    } else {
+        println!(
+            "task `{}` finished: {} objects created, {} skipped",
+            task.config().name,
+            report.created.len(),
+            report.skipped.len()
+        );
+    }
     Ok(report)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 const SAMPLE: &str = include_str!("../../fixtures/mysql/shop.sql");
@@ -173,7 +225,7 @@ async fn demo(keep: bool) -> Result<ExitCode, Error> {
         move |e: dts_testkit::Error| Error::new(dts::core::ErrorKind::Io, what).with_source(e)
     };
     println!("starting private MariaDB and PostgreSQL servers…");
-    let (mysql, pg) = tokio::task::spawn_blocking(|| {
+    let (mysql, pg) = tokio::task::spawn_blocking(move || {
         Ok::<_, Error>((
             dts_testkit::MariaDb::start_owned().map_err(io("cannot start mariadb"))?,
             dts_testkit::Postgres::start_owned().map_err(io("cannot start postgresql"))?,
@@ -195,7 +247,7 @@ async fn demo(keep: bool) -> Result<ExitCode, Error> {
     println!("loaded the sample database `shop` (fixtures/mysql/shop.sql) into mariadb");
 
     let config_text = format!(
-        "name = \"demo\"\nmigration = [\"schema\"]\n\n[source]\nurl = \"{}\"\n\n[target]\nurl = \"{}\"\n\n[objects]\ninclude = [\"shop\"]\n",
+        "name = \"demo\"\nmigration = [\"schema\", \"full\"]\n\n[source]\nurl = \"{}\"\n\n[target]\nurl = \"{}\"\n\n[objects]\ninclude = [\"shop\"]\n",
         mysql.url(),
         pg.url_for("shop_copy")
     );
@@ -230,6 +282,14 @@ async fn demo(keep: bool) -> Result<ExitCode, Error> {
         )
         .map_err(io("cannot list the created indexes"))?;
     println!("\nindexes:\n{indexes}");
+    let counts = pg
+        .query_in(
+            "shop_copy",
+            "SELECT format('%-14s %s rows', relname, n_live_tup) FROM pg_stat_user_tables \
+             WHERE schemaname = 'shop' ORDER BY relname",
+        )
+        .map_err(io("cannot count the copied rows"))?;
+    println!("\nrows in PostgreSQL:\n{counts}");
     if keep {
         println!("\nservers keep running; press Ctrl-C to stop them");
         let _ = tokio::signal::ctrl_c().await;

@@ -53,7 +53,7 @@ impl RowBatch {
 /// A key range of one table: rows with `lower <= key < upper` in the key's row-value order.
 /// `None` bounds are open. A table without a usable key is one chunk with no key and no
 /// bounds.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Chunk {
     /// 0-based chunk number within the table; stable across runs of the same plan.
     pub index: u32,

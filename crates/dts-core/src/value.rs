@@ -7,11 +7,13 @@
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
+
 /// One column value.
 ///
 /// The enum is closed on purpose: converters match on it exhaustively, so adding a variant is
 /// a breaking change that every converter must handle.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Value {
     /// SQL `NULL`.
     Null,
@@ -105,7 +107,7 @@ impl ParseValueError {
 /// An exact decimal number, stored as normalised text: an optional `-`, at least one integer
 /// digit, and an optional `.` followed by fraction digits. Trailing fraction zeros are kept,
 /// because they carry the scale (`1.50` in a `DECIMAL(5,2)` column).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Decimal(String);
 
 impl Decimal {
@@ -180,7 +182,7 @@ impl fmt::Display for Decimal {
 
 /// A calendar date. MySQL allows zero parts (`0000-00-00`, `2024-00-15`), so the fields are
 /// not validated against the calendar here; [`Date::is_valid`] tells whether they are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Date {
     /// Year, 0..=9999.
     pub year: u16,
@@ -292,7 +294,7 @@ impl FromStr for Date {
 }
 
 /// A date and a time of day with microseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct DateTime {
     /// The date part.
     pub date: Date,
@@ -387,7 +389,7 @@ impl FromStr for DateTime {
 
 /// A signed duration with microsecond precision, such as a MySQL `TIME` value
 /// (`-838:59:59.000000` ..= `838:59:59.000000`) or a PostgreSQL `interval` of seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Duration {
     /// Signed total microseconds.
     pub micros: i64,
@@ -463,7 +465,7 @@ impl FromStr for Duration {
 }
 
 /// A bit string of 1..=64 bits (MySQL `BIT(n)`); bit `len-1` is the most significant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct BitString {
     /// Number of bits, 1..=64.
     pub len: u8,

@@ -147,7 +147,11 @@ mod tests {
         for step in [1, 2, 3, 7, 10, 100, 1000] {
             let chunks = check(keys.clone(), step);
             let expected = keys.len().div_ceil(usize::try_from(step).unwrap()).max(1);
-            assert!(chunks.len() <= expected + 1, "step {step}: {}", chunks.len());
+            assert!(
+                chunks.len() <= expected + 1,
+                "step {step}: {}",
+                chunks.len()
+            );
         }
     }
 

@@ -160,7 +160,13 @@ fn short_value(v: &Value) -> String {
             let s: String = s.chars().take(40).collect();
             format!("'{s}'")
         }
-        Value::Bytes(b) => format!("x'{}'", b.iter().take(20).map(|x| format!("{x:02x}")).collect::<String>()),
+        Value::Bytes(b) => format!(
+            "x'{}'",
+            b.iter()
+                .take(20)
+                .map(|x| format!("{x:02x}"))
+                .collect::<String>()
+        ),
         Value::Int(i) => i.to_string(),
         Value::UInt(u) => u.to_string(),
         Value::Decimal(d) => d.to_string(),
@@ -332,7 +338,10 @@ where
         let chunk = &job.chunks[c];
         let started = Instant::now();
         let converted = convert_stream(shared.clone(), t, rx);
-        match sink.write_chunk(&job.target, chunk, converted.boxed()).await {
+        match sink
+            .write_chunk(&job.target, chunk, converted.boxed())
+            .await
+        {
             Ok(stats) => {
                 summary.rows += stats.rows;
                 summary.bytes += stats.bytes;
@@ -347,7 +356,10 @@ where
                 });
             }
             Err(e) => {
-                result = Err(e.context(format!("copying chunk {} of `{}`", chunk.index, job.source.name)));
+                result = Err(e.context(format!(
+                    "copying chunk {} of `{}`",
+                    chunk.index, job.source.name
+                )));
                 break;
             }
         }
@@ -377,7 +389,10 @@ fn convert_stream(
             Ok(batch) => convert_batch(&shared, table, batch),
         };
         if let Ok(b) = &out {
-            shared.throttle.acquire(b.len() as u64, b.size_bytes as u64).await;
+            shared
+                .throttle
+                .acquire(b.len() as u64, b.size_bytes as u64)
+                .await;
         }
         Some((out, (shared, rx)))
     })
@@ -394,10 +409,7 @@ fn convert_batch(shared: &Shared, table: usize, mut batch: RowBatch) -> Result<R
             None
         };
         if let Err(f) = shared.converter.convert(table, row) {
-            let column = job
-                .source_columns
-                .get(f.column)
-                .map_or("?", String::as_str);
+            let column = job.source_columns.get(f.column).map_or("?", String::as_str);
             let key = key_text(job, original.as_ref().unwrap_or(row));
             match (&shared.rejects, original) {
                 (Some(w), Some(original)) => {
@@ -410,7 +422,9 @@ fn convert_batch(shared: &Shared, table: usize, mut batch: RowBatch) -> Result<R
                         key: key.clone(),
                         reason: f.error.message().to_string(),
                     });
-                    let mut w = w.lock().map_err(|_| Error::internal("reject file lock poisoned"))?;
+                    let mut w = w
+                        .lock()
+                        .map_err(|_| Error::internal("reject file lock poisoned"))?;
                     writeln!(
                         w,
                         "{}\t{column}\t{key}\t{}\t{original:?}",

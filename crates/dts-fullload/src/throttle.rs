@@ -64,7 +64,10 @@ mod tests {
         assert!(t.reserve(10, 0) <= Duration::from_millis(10));
         // 2000 rows at 1000 rows/s are due after about two seconds.
         let w = t.reserve(1990, 0);
-        assert!(w > Duration::from_millis(1900) && w <= Duration::from_secs(2), "{w:?}");
+        assert!(
+            w > Duration::from_millis(1900) && w <= Duration::from_secs(2),
+            "{w:?}"
+        );
         let b = Throttle::new(None, Some(100));
         assert!(b.reserve(0, 1000) > Duration::from_secs(9));
         let none = Throttle::new(None, None);

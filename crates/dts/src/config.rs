@@ -36,6 +36,82 @@ pub struct TaskConfig {
     /// Type-mapping options; the defaults are lossless.
     #[serde(default)]
     pub types: TypeOptions,
+    /// Full data migration settings.
+    #[serde(default)]
+    pub full: FullOptions,
+}
+
+/// Full data migration settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FullOptions {
+    /// Parallel copy workers (each one source and one target connection). Default: the
+    /// number of CPU cores, at least 2.
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// Rows per chunk: the unit of parallelism and of resumption. Default 50,000.
+    #[serde(default = "default_rows_per_chunk")]
+    pub rows_per_chunk: u64,
+    /// Task-wide limit on rows copied per second. Default: none.
+    #[serde(default)]
+    pub max_rows_per_second: Option<u64>,
+    /// Task-wide limit on bytes copied per second. Default: none.
+    #[serde(default)]
+    pub max_bytes_per_second: Option<u64>,
+    /// A row with a value the target cannot hold: `stop` (default: the run stops, naming
+    /// table, column and key) or `reject` (the row and the reason go to `reject_file`, and
+    /// the copy continues).
+    #[serde(default)]
+    pub bad_rows: BadRows,
+    /// Where rejected rows are written (tab-separated: table, column, key, reason, row).
+    /// Default `dts-rejects.tsv` in the current directory.
+    #[serde(default = "default_reject_file")]
+    pub reject_file: std::path::PathBuf,
+}
+
+impl Default for FullOptions {
+    fn default() -> Self {
+        Self {
+            workers: None,
+            rows_per_chunk: default_rows_per_chunk(),
+            max_rows_per_second: None,
+            max_bytes_per_second: None,
+            bad_rows: BadRows::default(),
+            reject_file: default_reject_file(),
+        }
+    }
+}
+
+impl FullOptions {
+    /// The number of workers to use.
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .max(2)
+        })
+    }
+}
+
+fn default_rows_per_chunk() -> u64 {
+    50_000
+}
+
+fn default_reject_file() -> std::path::PathBuf {
+    "dts-rejects.tsv".into()
+}
+
+/// The bad-row policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BadRows {
+    /// Stop the run with an error naming table, column and key.
+    #[default]
+    Stop,
+    /// Write the row to the reject file and continue.
+    Reject,
 }
 
 fn default_task_name() -> String {
@@ -200,8 +276,7 @@ impl TaskConfig {
 
     /// Checks what parsing cannot: URL schemes, selection patterns, rename keys.
     pub fn validate(&self) -> Result<()> {
-        if !self.source.url.starts_with("mysql://") && !self.source.url.starts_with("mariadb://")
-        {
+        if !self.source.url.starts_with("mysql://") && !self.source.url.starts_with("mariadb://") {
             return Err(Error::config(format!(
                 "source url `{}` must start with mysql://",
                 dts_core::error::redact_url(&self.source.url)
@@ -222,6 +297,12 @@ impl TaskConfig {
             return Err(Error::config(
                 "`migration` must list at least one of schema, full, incremental",
             ));
+        }
+        if self.full.workers == Some(0) || self.full.workers.is_some_and(|w| w > 64) {
+            return Err(Error::config("`full.workers` must be between 1 and 64"));
+        }
+        if self.full.rows_per_chunk == 0 {
+            return Err(Error::config("`full.rows_per_chunk` must be at least 1"));
         }
         if self.objects.include.is_empty() {
             return Err(Error::config(

@@ -24,14 +24,18 @@
 //! PostgreSQL.
 
 pub mod config;
+pub mod full;
 mod meta;
 pub mod precheck;
 pub mod task;
 
 pub use config::TaskConfig;
+pub use full::FullReport;
 pub use meta::META_SCHEMA;
 pub use precheck::{CheckItem, CheckStatus, PrecheckReport};
 pub use task::{RunReport, Step, Task, TaskEvent, TaskPlan};
+
+pub use dts_fullload as fullload;
 
 pub use dts_connectors as connectors;
 pub use dts_core as core;

@@ -4,14 +4,17 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use dts_connectors::mysql::MySqlSource;
-use dts_connectors::postgres::{PgStatement, PgTarget};
+use dts_connectors::postgres::PgTarget;
 use dts_core::{Catalog, Error, ErrorKind, Result, SchemaSource, TableName};
 use dts_schema::{Phase, SchemaPlan, Statement, StatementKind};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::watch;
 
 use crate::config::{ConflictPolicy, MigrationType, TaskConfig};
+use crate::full::FullReport;
 use crate::meta;
 use crate::precheck::{CheckStatus, PrecheckReport};
+use dts_fullload::ProgressEvent;
 
 /// Something that happened during a run, for live display or for a library user.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +38,8 @@ pub enum TaskEvent {
     AlreadyDone(Step),
     /// A step finished.
     StepFinished(Step),
+    /// Progress of the full data migration.
+    Progress(ProgressEvent),
 }
 
 /// A step of a task.
@@ -45,6 +50,8 @@ pub enum Step {
     Precheck,
     /// Schema migration before the data: schemas, tables, primary keys.
     SchemaPreData,
+    /// Full data migration.
+    FullLoad,
     /// Schema migration after the data: indexes, constraints, triggers, sequences.
     SchemaPostData,
 }
@@ -54,6 +61,7 @@ impl Step {
         match self {
             Step::Precheck => "precheck",
             Step::SchemaPreData => "schema.pre_data",
+            Step::FullLoad => "full",
             Step::SchemaPostData => "schema.post_data",
         }
     }
@@ -64,6 +72,7 @@ impl fmt::Display for Step {
         f.write_str(match self {
             Step::Precheck => "precheck",
             Step::SchemaPreData => "schema migration (pre-data)",
+            Step::FullLoad => "full data migration",
             Step::SchemaPostData => "schema migration (post-data)",
         })
     }
@@ -80,6 +89,8 @@ pub struct RunReport {
     pub already_done: Vec<Step>,
     /// Non-blocking notes from schema translation.
     pub warnings: Vec<String>,
+    /// What the full data migration did, if it ran in this run.
+    pub full: Option<FullReport>,
 }
 
 /// The source schema selected by a task, and its translation.
@@ -113,11 +124,6 @@ pub struct Task {
     config: TaskConfig,
 }
 
-struct Endpoints {
-    source: MySqlSource,
-    target: PgTarget,
-}
-
 impl Task {
     /// A task from a validated configuration.
     pub fn new(config: TaskConfig) -> Self {
@@ -127,12 +133,6 @@ impl Task {
     /// The task's configuration.
     pub fn config(&self) -> &TaskConfig {
         &self.config
-    }
-
-    async fn connect(&self) -> Result<Endpoints> {
-        let source = MySqlSource::connect(&self.config.source.url).await?;
-        let target = PgTarget::connect(&self.config.target.url).await?;
-        Ok(Endpoints { source, target })
     }
 
     async fn read_plan(&self, source: &MySqlSource) -> Result<TaskPlan> {
@@ -160,27 +160,19 @@ impl Task {
         Ok(self.precheck_inner().await?.0)
     }
 
-    async fn precheck_inner(&self) -> Result<(PrecheckReport, Option<(Endpoints, TaskPlan)>)> {
+    async fn precheck_inner(&self) -> Result<(PrecheckReport, Option<(PgTarget, TaskPlan)>)> {
         let mut r = PrecheckReport::default();
         let cfg = &self.config;
-        if cfg.runs(MigrationType::Full) || cfg.runs(MigrationType::Incremental) {
-            let missing: Vec<String> = cfg
-                .migration
-                .iter()
-                .filter(|t| **t != MigrationType::Schema)
-                .map(ToString::to_string)
-                .collect();
+        if cfg.runs(MigrationType::Incremental) {
             r.push(
                 "task.migration_types",
                 CheckStatus::Fail,
-                format!(
-                    "migration type {} is not available in this version",
-                    missing.join(", ")
-                ),
-                "run the task with migration = [\"schema\"]",
+                "migration type incremental is not available in this version",
+                "run the task with migration = [\"schema\", \"full\"]",
             );
         } else {
-            r.pass("task.migration_types", "schema");
+            let types: Vec<String> = cfg.migration.iter().map(ToString::to_string).collect();
+            r.pass("task.migration_types", types.join(", "));
         }
 
         let source = match MySqlSource::connect(&cfg.source.url).await {
@@ -338,10 +330,9 @@ impl Task {
         let existing = target.existing_tables(&target_schemas).await?;
         let (can_create_schema, dbname) = target.can_create_schemas().await?;
         let no_create = target.schemas_without_create(&target_schemas).await?;
-        let existing_schemas: BTreeSet<String> = existing.iter().map(|t| t.schema.clone()).collect();
-        let need_schema_create = target_schemas
-            .iter()
-            .any(|s| !existing_schemas.contains(s));
+        let existing_schemas: BTreeSet<String> =
+            existing.iter().map(|t| t.schema.clone()).collect();
+        let need_schema_create = target_schemas.iter().any(|s| !existing_schemas.contains(s));
         if !no_create.is_empty() {
             r.push(
                 "target.privileges",
@@ -360,14 +351,21 @@ impl Task {
                 format!("GRANT CREATE ON DATABASE \"{dbname}\" TO the target account"),
             );
         } else {
-            r.pass("target.privileges", "may create the target schemas and tables");
+            r.pass(
+                "target.privileges",
+                "may create the target schemas and tables",
+            );
         }
 
         // Translation problems.
         let blocking: Vec<&dts_schema::Problem> =
             plan.schema.problems.iter().filter(|p| p.blocking).collect();
-        let notes: Vec<&dts_schema::Problem> =
-            plan.schema.problems.iter().filter(|p| !p.blocking).collect();
+        let notes: Vec<&dts_schema::Problem> = plan
+            .schema
+            .problems
+            .iter()
+            .filter(|p| !p.blocking)
+            .collect();
         if !blocking.is_empty() {
             r.push(
                 "schema.translation",
@@ -392,6 +390,10 @@ impl Task {
             );
         } else {
             r.pass("schema.translation", "every selected object translates");
+        }
+
+        if cfg.runs(MigrationType::Full) {
+            self.precheck_data(&mut r, &source, &plan).await?;
         }
 
         // Conflicting tables (unless this task created them in an earlier run).
@@ -424,13 +426,123 @@ impl Task {
             );
         }
 
-        Ok((r, Some((Endpoints { source, target }, plan))))
+        Ok((r, Some((target, plan))))
+    }
+
+    /// Checks for the full load: keys for chunking, the snapshot lock privilege, and values
+    /// the type mapping cannot hold (counted per column with the type mapping's predicates).
+    async fn precheck_data(
+        &self,
+        r: &mut PrecheckReport,
+        source: &MySqlSource,
+        plan: &TaskPlan,
+    ) -> Result<()> {
+        let keyless: Vec<String> = plan
+            .schema
+            .tables
+            .iter()
+            .filter(|t| t.chunk_key.is_none())
+            .map(|t| format!("`{}`", t.source))
+            .collect();
+        if keyless.is_empty() {
+            r.pass(
+                "source.keys",
+                "every table has a primary or not-null unique key",
+            );
+        } else {
+            r.push(
+                "source.keys",
+                CheckStatus::Warn,
+                format!(
+                    "no primary or not-null unique key: {} (copied whole, in one transaction, \
+                     without parallelism within the table)",
+                    keyless.join(", ")
+                ),
+                "add a primary key to copy such tables in parallel chunks",
+            );
+        }
+
+        let grants = source.grants().await?.join("\n").to_ascii_uppercase();
+        let reload = grants.contains("ALL PRIVILEGES ON *.*") || grants.contains("RELOAD");
+        if reload || self.config.full.workers() <= 1 {
+            r.pass(
+                "source.snapshot",
+                "parallel readers share one consistent snapshot",
+            );
+        } else {
+            r.push(
+                "source.snapshot",
+                CheckStatus::Warn,
+                "the source account lacks RELOAD: the snapshot cannot be shared by parallel \
+                 readers, so the copy reads through one connection",
+                "GRANT RELOAD ON *.* TO the source account for parallel reads",
+            );
+        }
+
+        let options = self.config.mapping_options();
+        let mut failures = Vec::new();
+        let mut warnings = Vec::new();
+        for tp in &plan.schema.tables {
+            for col in tp.columns.iter().filter(|c| c.copied) {
+                let quoted = format!("`{}`", col.source_name.replace('`', "``"));
+                for check in dts_typemap::mysql_data_checks(&col.mapping, &quoted, &options) {
+                    let n = source.count_where(&tp.source, &check.predicate).await?;
+                    if n == 0 {
+                        continue;
+                    }
+                    let line = format!(
+                        "`{}`.`{}`: {n} rows: {} ({})",
+                        tp.source, col.source_name, check.problem, check.fix
+                    );
+                    if check.blocking && self.config.full.bad_rows == crate::config::BadRows::Stop {
+                        failures.push(line);
+                    } else {
+                        warnings.push(line);
+                    }
+                }
+            }
+        }
+        if !failures.is_empty() {
+            r.push(
+                "source.values",
+                CheckStatus::Fail,
+                failures
+                    .into_iter()
+                    .chain(warnings)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                "fix the values in the source, exclude the columns' tables, change the type \
+                 options, or set full.bad_rows = \"reject\"",
+            );
+        } else if !warnings.is_empty() {
+            r.push(
+                "source.values",
+                CheckStatus::Warn,
+                warnings.join("; "),
+                "review: these values are converted as the task's type options say",
+            );
+        } else {
+            r.pass("source.values", "every value fits its target type");
+        }
+        Ok(())
     }
 
     /// Runs the task: prechecks, then every migration type the task lists. Events are sent
     /// to `events` as they happen, if given. A failed precheck stops the task before it
     /// writes anything.
     pub async fn run(&self, events: Option<UnboundedSender<TaskEvent>>) -> Result<RunReport> {
+        let (_tx, stop) = watch::channel(false);
+        self.run_until(events, stop).await
+    }
+
+    /// Like [`Task::run`], but stops cleanly when `stop` becomes `true`: chunks in flight
+    /// are committed, nothing new is started, and the error is [`ErrorKind::Interrupted`].
+    /// Running the task again resumes where it stopped.
+    pub async fn run_until(
+        &self,
+        events: Option<UnboundedSender<TaskEvent>>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<RunReport> {
         let emit = |e: TaskEvent| {
             if let Some(tx) = &events {
                 let _ = tx.send(e);
@@ -445,7 +557,7 @@ impl Task {
                 .collect();
             return Err(Error::new(ErrorKind::Precheck, failed.join("; ")));
         }
-        let Some((Endpoints { source: _, mut target }, plan)) = ready else {
+        let Some((mut target, plan)) = ready else {
             return Err(Error::internal("precheck passed without connections"));
         };
         emit(TaskEvent::StepFinished(Step::Precheck));
@@ -459,9 +571,6 @@ impl Task {
                 .collect(),
             ..Default::default()
         };
-        if !self.config.runs(MigrationType::Schema) {
-            return Ok(out);
-        }
         let target_schemas: Vec<String> = plan
             .schema
             .tables
@@ -472,24 +581,20 @@ impl Task {
             .collect();
         let existing = target.existing_tables(&target_schemas).await?;
         let name = self.config.name.clone();
+        meta::ensure(target.client()).await?;
+        let schema = self.config.runs(MigrationType::Schema);
+        let full = self.config.runs(MigrationType::Full);
 
         // Pre-data: one transaction, recorded as done inside it.
         let step = Step::SchemaPreData;
-        if meta::is_done(target.client(), &name, step.key()).await? {
+        if !schema {
+        } else if meta::is_done(target.client(), &name, step.key()).await? {
             out.already_done.push(step);
             emit(TaskEvent::AlreadyDone(step));
         } else {
             emit(TaskEvent::StepStarted(step));
-            meta::ensure(target.client()).await?;
             let (run, skipped) = select_statements(&plan.schema, Phase::PreData, &existing);
-            let statements: Vec<PgStatement> = run
-                .iter()
-                .map(|s| PgStatement {
-                    object: s.object.clone(),
-                    sql: s.sql.clone(),
-                })
-                .collect();
-            self.execute_pre_data(&mut target, &statements, step).await?;
+            self.execute_pre_data(&mut target, &run, step).await?;
             for s in &run {
                 out.created.push(s.object.clone());
                 emit(TaskEvent::Created {
@@ -506,36 +611,81 @@ impl Task {
             emit(TaskEvent::StepFinished(step));
         }
 
-        // Post-data: each statement recorded as it completes, so a rerun continues.
+        // Full data migration: chunks recorded as they commit, so a rerun resumes.
+        let step = Step::FullLoad;
+        if !full {
+        } else if meta::is_done(target.client(), &name, step.key()).await? {
+            out.already_done.push(step);
+            emit(TaskEvent::AlreadyDone(step));
+        } else {
+            emit(TaskEvent::StepStarted(step));
+            let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel();
+            let forward = events.clone();
+            let forwarder = tokio::spawn(async move {
+                while let Some(e) = prx.recv().await {
+                    if let Some(tx) = &forward {
+                        let _ = tx.send(TaskEvent::Progress(e));
+                    }
+                }
+            });
+            let result = crate::full::run_full_load(
+                &self.config,
+                &plan.catalog,
+                &plan.schema,
+                target.client(),
+                Some(ptx),
+                stop.clone(),
+            )
+            .await;
+            let _ = forwarder.await;
+            out.full = Some(result?);
+            emit(TaskEvent::StepFinished(step));
+        }
+
+        // Post-data: indexes in parallel, then constraints, triggers, sequences; each
+        // statement recorded as it completes, so a rerun continues.
         let step = Step::SchemaPostData;
-        if meta::is_done(target.client(), &name, step.key()).await? {
+        if !schema {
+        } else if meta::is_done(target.client(), &name, step.key()).await? {
             out.already_done.push(step);
             emit(TaskEvent::AlreadyDone(step));
         } else {
             emit(TaskEvent::StepStarted(step));
             let (run, skipped) = select_statements(&plan.schema, Phase::PostData, &existing);
-            for s in run {
-                let key = format!("{}:{}", step.key(), statement_key(s));
-                if meta::is_done(target.client(), &name, &key).await? {
-                    continue;
+            // Generated columns first (indexes may cover them), then indexes in parallel,
+            // then foreign keys, triggers and sequence values.
+            let (generated, run): (Vec<&Statement>, Vec<&Statement>) = run
+                .into_iter()
+                .partition(|s| matches!(s.kind, StatementKind::GeneratedColumn));
+            let (indexes, rest): (Vec<&Statement>, Vec<&Statement>) = run
+                .into_iter()
+                .partition(|s| matches!(s.kind, StatementKind::Index | StatementKind::UniqueIndex));
+            for s in generated {
+                if self.execute_recorded(&mut target, s).await? {
+                    out.created.push(s.object.clone());
+                    emit(TaskEvent::Created {
+                        kind: s.kind,
+                        object: s.object.clone(),
+                    });
                 }
-                let tx = target
-                    .client_mut()
-                    .transaction()
-                    .await
-                    .map_err(|e| dts_connectors::postgres::map_error(e, "starting a transaction"))?;
-                tx.batch_execute(&s.sql).await.map_err(|e| {
-                    dts_connectors::postgres::map_error(e, format!("creating `{}` failed", s.object))
-                })?;
-                meta::mark_done(&tx, &name, &key).await?;
-                tx.commit().await.map_err(|e| {
-                    dts_connectors::postgres::map_error(e, "committing post-data ddl")
-                })?;
+            }
+            let workers = self.config.full.workers();
+            let created = self.execute_parallel(&indexes, workers).await?;
+            for s in created {
                 out.created.push(s.object.clone());
                 emit(TaskEvent::Created {
                     kind: s.kind,
                     object: s.object.clone(),
                 });
+            }
+            for s in rest {
+                if self.execute_recorded(&mut target, s).await? {
+                    out.created.push(s.object.clone());
+                    emit(TaskEvent::Created {
+                        kind: s.kind,
+                        object: s.object.clone(),
+                    });
+                }
             }
             for s in skipped {
                 out.skipped.push(s.object.clone());
@@ -546,13 +696,90 @@ impl Task {
             meta::mark_done(target.client(), &name, step.key()).await?;
             emit(TaskEvent::StepFinished(step));
         }
+
+        // The full load is done once its data and the post-data schema are in place.
+        if full && !out.already_done.contains(&Step::FullLoad) {
+            let tables: Vec<String> = plan
+                .schema
+                .tables
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{}.{}",
+                        dts_schema::quote_ident(&t.target.schema),
+                        dts_schema::quote_ident(&t.target.name)
+                    )
+                })
+                .collect();
+            if !tables.is_empty() {
+                target
+                    .client()
+                    .batch_execute(&format!("ANALYZE {}", tables.join(", ")))
+                    .await
+                    .map_err(|e| {
+                        dts_connectors::postgres::map_error(e, "analysing target tables")
+                    })?;
+            }
+            meta::mark_done(target.client(), &name, Step::FullLoad.key()).await?;
+        }
         Ok(out)
+    }
+
+    /// Runs one post-data statement unless an earlier run did; records it in the same
+    /// transaction. Returns whether it ran.
+    async fn execute_recorded(&self, target: &mut PgTarget, s: &Statement) -> Result<bool> {
+        let key = format!("{}:{}", Step::SchemaPostData.key(), statement_key(s));
+        if meta::is_done(target.client(), &self.config.name, &key).await? {
+            return Ok(false);
+        }
+        let tx = target
+            .client_mut()
+            .transaction()
+            .await
+            .map_err(|e| dts_connectors::postgres::map_error(e, "starting a transaction"))?;
+        tx.batch_execute(&s.sql).await.map_err(|e| {
+            dts_connectors::postgres::map_error(e, format!("creating `{}` failed", s.object))
+        })?;
+        meta::mark_done(&tx, &self.config.name, &key).await?;
+        tx.commit()
+            .await
+            .map_err(|e| dts_connectors::postgres::map_error(e, "committing post-data ddl"))?;
+        Ok(true)
+    }
+
+    /// Runs statements on `workers` connections at once (index builds), each recorded as
+    /// done. Returns the statements that ran.
+    async fn execute_parallel<'a>(
+        &self,
+        statements: &[&'a Statement],
+        workers: usize,
+    ) -> Result<Vec<&'a Statement>> {
+        if statements.is_empty() {
+            return Ok(Vec::new());
+        }
+        let queue = std::sync::Mutex::new(statements.iter().copied().collect::<Vec<_>>());
+        let ran = std::sync::Mutex::new(Vec::new());
+        let work = (0..workers.min(statements.len())).map(|_| async {
+            let mut target = PgTarget::connect(&self.config.target.url).await?;
+            loop {
+                let next = queue.lock().ok().and_then(|mut q| q.pop());
+                let Some(s) = next else { break };
+                if self.execute_recorded(&mut target, s).await? {
+                    if let Ok(mut r) = ran.lock() {
+                        r.push(s);
+                    }
+                }
+            }
+            Ok::<_, Error>(())
+        });
+        futures::future::try_join_all(work).await?;
+        Ok(ran.into_inner().unwrap_or_default())
     }
 
     async fn execute_pre_data(
         &self,
         target: &mut PgTarget,
-        statements: &[PgStatement],
+        statements: &[&Statement],
         step: Step,
     ) -> Result<()> {
         let tx = target

@@ -117,7 +117,10 @@ async fn sample_database_schema_matches_the_mapping_table() {
         "all_types.c_set character varying(5)",
         "all_types.c_json jsonb",
     ];
-    let got: Vec<&String> = cols.iter().filter(|c| c.starts_with("all_types.")).collect();
+    let got: Vec<&String> = cols
+        .iter()
+        .filter(|c| c.starts_with("all_types."))
+        .collect();
     assert_eq!(
         got,
         expected_all_types.iter().collect::<Vec<_>>(),
@@ -214,7 +217,10 @@ async fn sample_database_schema_matches_the_mapping_table() {
         "order.from='x''y'",
         "orders.placed_at=LOCALTIMESTAMP(6)",
     ] {
-        assert!(defaults.contains(needle), "missing `{needle}` in\n{defaults}");
+        assert!(
+            defaults.contains(needle),
+            "missing `{needle}` in\n{defaults}"
+        );
     }
 
     // Comments, the ON UPDATE trigger, generated columns.
@@ -327,7 +333,10 @@ async fn conflicting_tables_fail_the_precheck_unless_ignored() {
         CheckStatus::Warn
     );
     let done = task.run(None).await.unwrap();
-    assert!(done.skipped.iter().any(|o| o.contains("orders")), "{done:?}");
+    assert!(
+        done.skipped.iter().any(|o| o.contains("orders")),
+        "{done:?}"
+    );
     // The existing table is untouched; the others exist.
     assert_eq!(
         columns(&env, s)

@@ -1,7 +1,12 @@
 //! MySQL and MariaDB.
 
 mod error;
+mod snapshot;
 mod source;
 
 pub use error::map_error;
+pub use snapshot::{
+    mysql_param, MySqlKeyProber, MySqlSnapshot, MySqlSnapshotMode, MySqlSnapshotReader,
+    BATCH_BYTES, BATCH_ROWS,
+};
 pub use source::{MySqlServerInfo, MySqlSource};

@@ -209,34 +209,32 @@ impl MySqlSource {
         }
 
         // Columns validated by a `json_valid()` check are MariaDB's JSON.
-        let json_checked: std::collections::BTreeSet<(String, String, String)> = if self
-            .info
-            .is_mariadb
-        {
-            let rows: Vec<Row> = conn
-                .exec(
-                    format!(
-                        "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CHECK_CLAUSE \
+        let json_checked: std::collections::BTreeSet<(String, String, String)> =
+            if self.info.is_mariadb {
+                let rows: Vec<Row> = conn
+                    .exec(
+                        format!(
+                            "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CHECK_CLAUSE \
                          FROM information_schema.CHECK_CONSTRAINTS \
                          WHERE CONSTRAINT_SCHEMA IN ({marks})"
-                    ),
-                    params.clone(),
-                )
-                .await
-                .map_err(err)?;
-            rows.iter()
-                .filter_map(|r| {
-                    let clause = text(r, 2);
-                    let col = clause
-                        .strip_prefix("json_valid(`")?
-                        .strip_suffix("`)")?
-                        .replace("``", "`");
-                    Some((text(r, 0), text(r, 1), col))
-                })
-                .collect()
-        } else {
-            Default::default()
-        };
+                        ),
+                        params.clone(),
+                    )
+                    .await
+                    .map_err(err)?;
+                rows.iter()
+                    .filter_map(|r| {
+                        let clause = text(r, 2);
+                        let col = clause
+                            .strip_prefix("json_valid(`")?
+                            .strip_suffix("`)")?
+                            .replace("``", "`");
+                        Some((text(r, 0), text(r, 1), col))
+                    })
+                    .collect()
+            } else {
+                Default::default()
+            };
 
         let rows: Vec<Row> = conn
             .exec(
@@ -270,18 +268,10 @@ impl MySqlSource {
             let default = if generated.is_some() {
                 None
             } else {
-                parse_default(
-                    opt_text(&row, 4),
-                    &data_type,
-                    &extra,
-                    self.info.is_mariadb,
-                )
+                parse_default(opt_text(&row, 4), &data_type, &extra, self.info.is_mariadb)
             };
-            let json = json_checked.contains(&(
-                name.schema.clone(),
-                name.name.clone(),
-                col_name.clone(),
-            ));
+            let json =
+                json_checked.contains(&(name.schema.clone(), name.name.clone(), col_name.clone()));
             table.columns.push(Column {
                 ordinal: u32::try_from(opt_u64(&row, 3).unwrap_or(0)).unwrap_or(u32::MAX),
                 source_type: text(&row, 7).to_ascii_lowercase(),
@@ -521,7 +511,10 @@ mod tests {
     fn mariadb_defaults_are_classified() {
         let d = |raw: &str, ty: &str| parse_default(Some(raw.into()), ty, "", true);
         assert_eq!(d("NULL", "int"), None);
-        assert_eq!(d("'x''y'", "varchar"), Some(ColumnDefault::Literal("x'y".into())));
+        assert_eq!(
+            d("'x''y'", "varchar"),
+            Some(ColumnDefault::Literal("x'y".into()))
+        );
         assert_eq!(d("''", "enum"), Some(ColumnDefault::Literal(String::new())));
         assert_eq!(
             d("current_timestamp(3)", "timestamp"),
@@ -531,10 +524,22 @@ mod tests {
             d("current_timestamp()", "datetime"),
             Some(ColumnDefault::CurrentTimestamp(0))
         );
-        assert_eq!(d("b'101'", "bit"), Some(ColumnDefault::Literal("b'101'".into())));
-        assert_eq!(d("1.5", "float"), Some(ColumnDefault::Literal("1.5".into())));
-        assert_eq!(d("uuid()", "varchar"), Some(ColumnDefault::Expression("uuid()".into())));
-        assert_eq!(d("'a\\\\b'", "varchar"), Some(ColumnDefault::Literal("a\\b".into())));
+        assert_eq!(
+            d("b'101'", "bit"),
+            Some(ColumnDefault::Literal("b'101'".into()))
+        );
+        assert_eq!(
+            d("1.5", "float"),
+            Some(ColumnDefault::Literal("1.5".into()))
+        );
+        assert_eq!(
+            d("uuid()", "varchar"),
+            Some(ColumnDefault::Expression("uuid()".into()))
+        );
+        assert_eq!(
+            d("'a\\\\b'", "varchar"),
+            Some(ColumnDefault::Literal("a\\b".into()))
+        );
     }
 
     #[test]

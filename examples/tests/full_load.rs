@@ -1,0 +1,385 @@
+//! Full data migration end to end, through the `dts` command, on real servers.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{assert_table_equal, dts, source_tables, text, Env};
+use mysql_async::prelude::*;
+
+const FIXTURE: &str = include_str!("../../fixtures/mysql/shop.sql");
+
+#[tokio::test]
+async fn fixture_database_is_copied_value_for_value() {
+    let env = Env::new("full_fixture", FIXTURE);
+    let task = env.task_file("[\"schema\", \"full\"]", "full.rows_per_chunk = 2\n");
+    let out = dts(&["run", "--config", task.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("zero dates written as NULL"),
+        "{}",
+        text(&out)
+    );
+
+    let tables = source_tables(&env);
+    assert_eq!(tables.len(), 8);
+    let mut rows = 0;
+    for t in &tables {
+        rows += assert_table_equal(&env, t, &env.db).await;
+    }
+    assert!(rows >= 25, "{rows}");
+    // Duplicate rows of a keyless table are all there.
+    assert_eq!(
+        env.pg(&format!(
+            "SELECT count(*) FROM {}.audit_log WHERE message = 'dup'",
+            env.db
+        )),
+        "2"
+    );
+    // Identity continues after the copied rows; sequences are past the maximum.
+    assert_eq!(
+        env.pg(&format!(
+            "INSERT INTO {}.customers (email) VALUES ('new@x') RETURNING id",
+            env.db
+        ))
+        .lines()
+        .next()
+        .unwrap(),
+        "5"
+    );
+
+    // Running the finished task again does nothing.
+    let again = dts(&["run", "--config", task.to_str().unwrap()]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("already finished"),
+        "{}",
+        text(&again)
+    );
+}
+
+/// Rows for the snapshot and kill tests: a composite key and assorted types.
+fn numbers_table(rows: u32) -> String {
+    format!(
+        "CREATE TABLE numbers (
+           grp INT NOT NULL, id INT NOT NULL, label VARCHAR(40) NOT NULL,
+           amount DECIMAL(20,4) NOT NULL, at DATETIME(6) NOT NULL, payload BLOB,
+           PRIMARY KEY (grp, id));
+         INSERT INTO numbers
+         SELECT s.seq % 7, s.seq, CONCAT('row-', s.seq), s.seq * 1.0001,
+                '2024-01-01' + INTERVAL s.seq SECOND, UNHEX(MD5(s.seq))
+         FROM seq_1_to_{rows} s;"
+    )
+}
+
+#[tokio::test]
+async fn copy_under_concurrent_writes_equals_the_snapshot() {
+    let env = Env::new(
+        "full_snapshot",
+        &(numbers_table(60_000) + "CREATE TABLE changes (seq INT PRIMARY KEY);"),
+    );
+    let url = env.mysql_url();
+    // One writer, committing in sequence order: each transaction changes `numbers` and
+    // records its sequence number in `changes`, atomically.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let writer = tokio::spawn(async move {
+        let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(&url).unwrap())
+            .await
+            .unwrap();
+        let mut seq: i64 = 0;
+        while !*stop_rx.borrow() && seq < 20_000 {
+            seq += 1;
+            let mut tx = conn
+                .start_transaction(mysql_async::TxOpts::default())
+                .await
+                .unwrap();
+            match seq % 3 {
+                0 => tx
+                    .exec_drop(
+                        "INSERT INTO numbers VALUES (100, ?, 'new', 1, NOW(6), NULL)",
+                        (seq,),
+                    )
+                    .await
+                    .unwrap(),
+                1 => tx
+                    .exec_drop(
+                        "UPDATE numbers SET label = CONCAT('upd-', ?) WHERE grp = ? % 7 AND id = ?",
+                        (seq, seq * 2, seq * 2),
+                    )
+                    .await
+                    .unwrap(),
+                _ => tx
+                    .exec_drop(
+                        "DELETE FROM numbers WHERE grp = ? % 7 AND id = ?",
+                        (seq * 2 + 1, seq * 2 + 1),
+                    )
+                    .await
+                    .unwrap(),
+            }
+            tx.exec_drop("INSERT INTO changes VALUES (?)", (seq,))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        seq
+    });
+    // Let the writer get going, then copy while it runs.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let task = env.task_file(
+        "[\"schema\", \"full\"]",
+        "full.rows_per_chunk = 3000\nfull.workers = 3\n",
+    );
+    let out =
+        tokio::task::spawn_blocking(move || dts(&["run", "--config", task.to_str().unwrap()]))
+            .await
+            .unwrap();
+    stop_tx.send(true).unwrap();
+    let written = writer.await.unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    // The snapshot holds a prefix of the writer's transactions.
+    let max_seq: i64 = env
+        .pg(&format!(
+            "SELECT coalesce(max(seq), 0) FROM {}.changes",
+            env.db
+        ))
+        .parse()
+        .unwrap();
+    let count: i64 = env
+        .pg(&format!("SELECT count(*) FROM {}.changes", env.db))
+        .parse()
+        .unwrap();
+    assert_eq!(
+        count, max_seq,
+        "the snapshot is not a prefix of the commits"
+    );
+    assert!(
+        max_seq > 0 && max_seq < written,
+        "max {max_seq} written {written}"
+    );
+
+    // The recorded position is the snapshot's: after it, the binlog holds exactly the
+    // writer's transactions that the snapshot does not.
+    let position = env.pg("SELECT position::text FROM dts_meta.snapshot WHERE task = 't'");
+    let file = position
+        .split("\"file\": \"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let offset: u64 = position
+        .split("\"offset\": ")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut after = 0i64;
+    let files: Vec<String> = env
+        .my("SHOW BINARY LOGS")
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .filter(|f| f.as_str() >= file.as_str())
+        .collect();
+    for f in files {
+        let from = if f == file { offset } else { 4 };
+        let events = env.my(&format!("SHOW BINLOG EVENTS IN '{f}' FROM {from}"));
+        after += events
+            .lines()
+            .filter(|l| l.contains(&format!("({}.changes)", env.db)) && l.contains("Table_map"))
+            .count() as i64;
+    }
+    assert_eq!(
+        after,
+        written - max_seq,
+        "transactions on `changes` in the binlog after the snapshot position"
+    );
+
+    // Undo the transactions after the snapshot on a copy of the source, then compare.
+    let mut script = String::new();
+    for seq in (max_seq + 1..=written).rev() {
+        let sql = match seq % 3 {
+            0 => format!("DELETE FROM numbers WHERE grp = 100 AND id = {seq}"),
+            1 => {
+                // Restore the label the row had before this update (or before the earlier
+                // update of the same row by the writer, which cannot happen: ids differ).
+                format!(
+                    "UPDATE numbers SET label = CONCAT('row-', {id}) WHERE grp = {id} % 7 AND id = {id}",
+                    id = seq * 2
+                )
+            }
+            _ => {
+                let id = seq * 2 + 1;
+                if id > 60_000 {
+                    "DO 0".to_string()
+                } else {
+                    format!(
+                    "INSERT INTO numbers VALUES ({id} % 7, {id}, CONCAT('row-', {id}), {id} * 1.0001, \
+                     '2024-01-01' + INTERVAL {id} SECOND, UNHEX(MD5({id})))"
+                    )
+                }
+            }
+        };
+        script.push_str(&format!("{sql}; DELETE FROM changes WHERE seq = {seq};\n"));
+    }
+    env.my(&script);
+    assert_table_equal(&env, "numbers", &env.db).await;
+    assert_table_equal(&env, "changes", &env.db).await;
+}
+
+#[tokio::test]
+async fn sigkill_at_several_points_resumes_exactly() {
+    let env = Env::new("full_kill", &numbers_table(120_000));
+    let task = env.task_file(
+        "[\"schema\", \"full\"]",
+        "full.rows_per_chunk = 2000\nfull.workers = 2\n",
+    );
+    let task = task.to_str().unwrap().to_string();
+    let mut kills = 0;
+    let mut last_done = -1i64;
+    for delay_ms in [400u64, 900, 1300, 1800, 2500] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dts"))
+            .args(["run", "--config", &task])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let mut finished = false;
+        while started.elapsed() < Duration::from_millis(delay_ms) {
+            if child.try_wait().unwrap().is_some() {
+                finished = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if finished {
+            break;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        let done: i64 = env
+            .pg("SELECT count(*) FROM dts_meta.chunk WHERE task = 't'")
+            .parse()
+            .unwrap_or(0);
+        assert!(done >= last_done, "checkpoints went backwards");
+        last_done = done;
+    }
+    assert!(
+        kills >= 3,
+        "the copy finished before it could be killed 3 times"
+    );
+    let out = dts(&["run", "--config", &task]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(assert_table_equal(&env, "numbers", &env.db).await, 120_000);
+    // The primary key in the target would have refused duplicates; check the count too.
+    assert_eq!(
+        env.pg(&format!("SELECT count(*) FROM {}.numbers", env.db)),
+        "120000"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_value_stops_with_its_key_or_goes_to_the_reject_file() {
+    let env = Env::new(
+        "full_bad",
+        "CREATE TABLE notes (id INT PRIMARY KEY, body TEXT);
+         INSERT INTO notes SELECT seq, CONCAT('note ', seq) FROM seq_1_to_500;
+         UPDATE notes SET body = CONCAT('a', CHAR(0), 'b') WHERE id = 321;",
+    );
+    // Default: the precheck finds the NUL and nothing is written.
+    let task = env.task_file("[\"schema\", \"full\"]", "");
+    let out = dts(&["run", "--config", task.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("notes") && err.contains("body"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        env.pg(&format!(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = '{}'",
+            env.db
+        )),
+        "0"
+    );
+
+    // Reject policy: the row goes to the reject file with its key, the rest is copied.
+    let rejects = env.dir.join("rejects.tsv");
+    let task = env.task_file(
+        "[\"schema\", \"full\"]",
+        &format!(
+            "full.bad_rows = \"reject\"\nfull.reject_file = \"{}\"\nfull.rows_per_chunk = 100\n",
+            rejects.display()
+        ),
+    );
+    let out = dts(&["run", "--config", task.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 rows rejected"),
+        "{}",
+        text(&out)
+    );
+    let file = std::fs::read_to_string(&rejects).unwrap();
+    assert_eq!(file.lines().count(), 1, "{file}");
+    assert!(
+        file.contains("notes") && file.contains("body") && file.contains("id=321"),
+        "{file}"
+    );
+    assert_eq!(
+        env.pg(&format!("SELECT count(*) FROM {}.notes", env.db)),
+        "499"
+    );
+    assert_eq!(
+        env.pg(&format!(
+            "SELECT count(*) FROM {}.notes WHERE id = 321",
+            env.db
+        )),
+        "0"
+    );
+}
+
+#[tokio::test]
+async fn a_large_value_is_copied_exactly_with_bounded_memory() {
+    let env = Env::new(
+        "full_large",
+        "CREATE TABLE files (id INT PRIMARY KEY, content LONGBLOB, body LONGTEXT);
+         INSERT INTO files VALUES (1, REPEAT(x'00FF10', 20000000), REPEAT('é', 5000000)),
+                                  (2, x'', '');",
+    );
+    let task = env.task_file("[\"schema\", \"full\"]", "");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dts"))
+        .args(["run", "--config", task.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut peak_kb = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            if let Some(l) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+                peak_kb = l
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(peak_kb)
+                    .max(peak_kb);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let source = env.my("SELECT MD5(content), MD5(body) FROM files WHERE id = 1");
+    let target = env.pg(&format!(
+        "SELECT md5(content) || E'\\t' || md5(convert_to(body, 'UTF8')) FROM {}.files WHERE id = 1",
+        env.db
+    ));
+    assert_eq!(source.to_lowercase(), target);
+    // A 60 MB value passes through a few buffers, never the whole table or chunk.
+    assert!(peak_kb < 600_000, "peak memory {peak_kb} kB");
+}
