@@ -231,14 +231,28 @@ async fn copy_under_concurrent_writes_equals_the_snapshot() {
 #[tokio::test]
 async fn sigkill_at_several_points_resumes_exactly() {
     let env = Env::new("full_kill", &numbers_table(120_000));
+    // Throttled so the copy lasts long enough to be killed at chosen points.
     let task = env.task_file(
         "[\"schema\", \"full\"]",
-        "full.rows_per_chunk = 2000\nfull.workers = 2\n",
+        "full.rows_per_chunk = 2000\nfull.workers = 2\nfull.max_rows_per_second = 40000\n",
     );
     let task = task.to_str().unwrap().to_string();
+    let chunks_done = || -> i64 {
+        // Before the first run creates it, the checkpoint table does not exist: 0 chunks.
+        dts_testkit::postgres()
+            .query_in(
+                &env.target_db,
+                "SELECT count(*) FROM dts_meta.chunk WHERE task = 't'",
+            )
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    // Kill points: during start-up (before or during the schema phase), then after the
+    // given numbers of committed chunks (out of 60).
+    let mut last_done = 0;
     let mut kills = 0;
-    let mut last_done = -1i64;
-    for delay_ms in [400u64, 900, 1300, 1800, 2500] {
+    for kill_at in [-1i64, 8, 21, 34, 47] {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dts"))
             .args(["run", "--config", &task])
             .stdout(std::process::Stdio::null())
@@ -246,33 +260,38 @@ async fn sigkill_at_several_points_resumes_exactly() {
             .spawn()
             .unwrap();
         let started = Instant::now();
-        let mut finished = false;
-        while started.elapsed() < Duration::from_millis(delay_ms) {
-            if child.try_wait().unwrap().is_some() {
-                finished = true;
+        loop {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the copy finished before kill point {kill_at}"
+            );
+            let reached = if kill_at < 0 {
+                started.elapsed() > Duration::from_millis(150)
+            } else {
+                chunks_done() >= kill_at
+            };
+            if reached {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if finished {
-            break;
+            assert!(started.elapsed() < Duration::from_secs(120), "no progress");
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         kills += 1;
-        let done: i64 = env
-            .pg("SELECT count(*) FROM dts_meta.chunk WHERE task = 't'")
-            .parse()
-            .unwrap_or(0);
+        let done = chunks_done();
         assert!(done >= last_done, "checkpoints went backwards");
         last_done = done;
     }
-    assert!(
-        kills >= 3,
-        "the copy finished before it could be killed 3 times"
-    );
+    assert_eq!(kills, 5);
+    assert!(last_done < 61, "{last_done}");
     let out = dts(&["run", "--config", &task]);
     assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("chunks were done by an earlier run"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(assert_table_equal(&env, "numbers", &env.db).await, 120_000);
     // The primary key in the target would have refused duplicates; check the count too.
     assert_eq!(

@@ -585,7 +585,7 @@ mod tests {
         let e = bad.parse::<TaskConfig>().unwrap_err();
         assert_eq!(e.kind(), dts_core::ErrorKind::Config);
         assert!(e.message().contains("unknown field `exclud`"), "{e}");
-        assert!(e.message().starts_with("line 11"), "{e}");
+        assert!(e.message().starts_with("line 10"), "{e}");
     }
 
     #[test]

@@ -305,7 +305,32 @@ impl Task {
                 }
             }
         }
-        if unreadable.is_empty() {
+        // Tables the account has no privilege on are invisible in information_schema: a
+        // database-level SELECT is needed so that no table is left out unseen.
+        let grants = source.grants().await?;
+        let dbs_without_select: Vec<String> = selection
+            .databases(&all)
+            .into_iter()
+            .filter(|d| !has_database_select(&grants, d))
+            .map(|d| format!("`{d}`"))
+            .collect();
+        if !dbs_without_select.is_empty() {
+            r.push(
+                "source.privileges",
+                CheckStatus::Fail,
+                format!(
+                    "the source account has no SELECT on all tables of {}: tables it cannot see \
+                     would not be migrated{}",
+                    dbs_without_select.join(", "),
+                    if unreadable.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; it cannot SELECT from {}", unreadable.join(", "))
+                    }
+                ),
+                "GRANT SELECT ON <database>.* TO the source account",
+            );
+        } else if unreadable.is_empty() {
             r.pass("source.privileges", "SELECT on every selected table");
         } else {
             r.push(
@@ -799,6 +824,28 @@ impl Task {
     }
 }
 
+/// Whether `SHOW GRANTS` lines give SELECT on every table of `database` (a global or
+/// database-level grant of SELECT or ALL PRIVILEGES).
+fn has_database_select(grants: &[String], database: &str) -> bool {
+    let escaped = database.replace('_', "\\_");
+    grants.iter().any(|g| {
+        let upper = g.to_ascii_uppercase();
+        let Some((privs, rest)) = upper.split_once(" ON ") else {
+            return false;
+        };
+        let privs_ok = privs.contains("ALL PRIVILEGES")
+            || privs
+                .trim_start_matches("GRANT ")
+                .split(',')
+                .any(|p| p.trim() == "SELECT");
+        let on = rest.split_whitespace().next().unwrap_or("");
+        let on_ok = on == "*.*"
+            || g.contains(&format!("`{database}`.*"))
+            || g.contains(&format!("`{escaped}`.*"));
+        privs_ok && on_ok
+    })
+}
+
 /// A stable key for a statement, so a rerun recognises statements already executed.
 fn statement_key(s: &Statement) -> String {
     // FNV-1a over the SQL text: stable across runs and platforms.
@@ -810,8 +857,9 @@ fn statement_key(s: &Statement) -> String {
     format!("{h:016x}")
 }
 
-/// The statements of `phase` to run, and those skipped because their table already exists in
-/// the target (only reachable with conflict policy `ignore`; otherwise the precheck failed).
+/// The statements of `phase` to run, and those skipped because their table (or, for a
+/// foreign key, the table it references) already existed in the target (only reachable with
+/// conflict policy `ignore`; otherwise the precheck failed).
 fn select_statements<'a>(
     plan: &'a SchemaPlan,
     phase: Phase,
@@ -821,6 +869,60 @@ fn select_statements<'a>(
         Phase::PreData => &plan.pre_data,
         _ => &plan.post_data,
     };
-    list.iter()
-        .partition(|s| s.table.as_ref().is_none_or(|t| !existing.contains(t)))
+    let references: Vec<String> = existing
+        .iter()
+        .map(|t| {
+            format!(
+                " REFERENCES {}.{} ",
+                dts_schema::quote_ident(&t.schema),
+                dts_schema::quote_ident(&t.name)
+            )
+        })
+        .collect();
+    list.iter().partition(|s| {
+        let own = s.table.as_ref().is_none_or(|t| !existing.contains(t));
+        let parent_existed = s.kind == StatementKind::ForeignKey
+            && references.iter().any(|r| s.sql.contains(r.as_str()));
+        own && !parent_existed
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_database_select;
+
+    #[test]
+    fn database_select_grants_are_recognised() {
+        let g = |lines: &[&str]| lines.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(has_database_select(
+            &g(&["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION"]),
+            "shop"
+        ));
+        assert!(has_database_select(
+            &g(&[
+                "GRANT USAGE ON *.* TO `u`@`%`",
+                "GRANT SELECT, SHOW VIEW ON `shop`.* TO `u`@`%`"
+            ]),
+            "shop"
+        ));
+        assert!(has_database_select(
+            &g(&["GRANT SELECT ON `my\\_db`.* TO `u`@`%`"]),
+            "my_db"
+        ));
+        assert!(!has_database_select(
+            &g(&[
+                "GRANT USAGE ON *.* TO `u`@`%`",
+                "GRANT SELECT ON `shop`.`orders` TO `u`@`%`"
+            ]),
+            "shop"
+        ));
+        assert!(!has_database_select(
+            &g(&["GRANT INSERT ON `shop`.* TO `u`@`%`"]),
+            "shop"
+        ));
+        assert!(!has_database_select(
+            &g(&["GRANT SELECT ON `other`.* TO `u`@`%`"]),
+            "shop"
+        ));
+    }
 }

@@ -169,8 +169,14 @@ async fn sample_database_schema_matches_the_mapping_table() {
         &format!("SELECT indexdef FROM pg_indexes WHERE schemaname = '{s}' ORDER BY indexname"),
     );
     assert!(indexes.contains("CREATE UNIQUE INDEX"), "{indexes}");
-    assert!(indexes.contains("left((last_name)::text, 10)"), "{indexes}");
-    assert!(indexes.contains("left((first_name)::text, 5)"), "{indexes}");
+    assert!(
+        indexes.contains("\"left\"((last_name)::text, 10)"),
+        "{indexes}"
+    );
+    assert!(
+        indexes.contains("\"left\"((first_name)::text, 5)"),
+        "{indexes}"
+    );
     // `customer_id` exists as an index name on two tables: both were created.
     let customer_id_indexes = indexes
         .lines()
@@ -212,7 +218,7 @@ async fn sample_database_schema_matches_the_mapping_table() {
     for needle in [
         "customers.country='DE'",
         "customers.created_at=CURRENT_TIMESTAMP",
-        "products.flags=B'00000101'",
+        "products.flags='00000101'::\"bit\"",
         "products.status='draft'",
         "order.from='x''y'",
         "orders.placed_at=LOCALTIMESTAMP(6)",
@@ -419,15 +425,12 @@ async fn missing_privileges_are_prechecked() {
     .parse()
     .unwrap();
     let report = Task::new(cfg).precheck().await.unwrap();
+    // The account sees only `orders`; tables it cannot see would be left out silently, so
+    // the precheck fails naming the database.
     let src = report.item("source.privileges").unwrap();
     assert_eq!(src.status, CheckStatus::Fail, "{report}");
     assert!(
-        src.message
-            .contains(&format!("`{}.customers`", env.source_db)),
-        "{report}"
-    );
-    assert!(
-        !src.message.contains(&format!("`{}.orders`", env.source_db)),
+        src.message.contains(&format!("`{}`", env.source_db)),
         "{report}"
     );
     let tgt = report.item("target.privileges").unwrap();
