@@ -185,10 +185,11 @@ async fn copy_under_concurrent_writes_equals_the_snapshot() {
     for f in files {
         let from = if f == file { offset } else { 4 };
         let events = env.my(&format!("SHOW BINLOG EVENTS IN '{f}' FROM {from}"));
-        after += events
+        let n = events
             .lines()
             .filter(|l| l.contains(&format!("({}.changes)", env.db)) && l.contains("Table_map"))
-            .count() as i64;
+            .count();
+        after += i64::try_from(n).unwrap();
     }
     assert_eq!(
         after,

@@ -782,7 +782,7 @@ impl Task {
         if statements.is_empty() {
             return Ok(Vec::new());
         }
-        let queue = std::sync::Mutex::new(statements.iter().copied().collect::<Vec<_>>());
+        let queue = std::sync::Mutex::new(statements.to_vec());
         let ran = std::sync::Mutex::new(Vec::new());
         let work = (0..workers.min(statements.len())).map(|_| async {
             let mut target = PgTarget::connect(&self.config.target.url).await?;

@@ -530,8 +530,7 @@ impl<'a> ChunkRead<'a> {
     }
 
     /// Decodes one row; an undecodable value fails the row, naming column and key.
-    fn decode_row(&self, row: Row) -> Result<Vec<Value>> {
-        let raw = row.unwrap_raw();
+    fn decode_row(&self, raw: Vec<Option<mysql_async::Value>>) -> Result<Vec<Value>> {
         if raw.len() != self.columns.len() {
             return Err(Error::internal(format!(
                 "{}: expected {} values per row, got {}",
@@ -607,7 +606,7 @@ impl<'a> ReadState<'a> {
         let mut batch = RowBatch::with_capacity(BATCH_ROWS.min(1024));
         loop {
             match rows.next().await {
-                Some(Ok(row)) => match plan.decode_row(row) {
+                Some(Ok(row)) => match plan.decode_row(row.unwrap_raw()) {
                     Ok(values) => {
                         batch.push(values);
                         if batch.len() >= BATCH_ROWS || batch.size_bytes >= BATCH_BYTES {
@@ -1435,6 +1434,45 @@ mod tests {
         for (kind, v) in values {
             assert_eq!(decode(kind, mysql_param(&v)), Ok(v.clone()), "{v:?}");
         }
+    }
+
+    #[test]
+    fn undecodable_values_name_table_column_chunk_and_key() {
+        let t = table();
+        let chunk = Chunk {
+            index: 7,
+            key: vec!["a".into(), "b".into()],
+            lower: Some(vec![Value::Int(1), Value::Text("x".into())]),
+            upper: None,
+        };
+        let plan = ChunkRead::plan(&t, &chunk).unwrap();
+        let row = vec![
+            Some(M::Int(42)),
+            Some(M::Bytes(b"key".to_vec())),
+            Some(M::Bytes(b"1.5".to_vec())),
+            Some(M::Bytes(vec![b'x', 0xFF])),
+        ];
+        let err = plan.decode_row(row.clone()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Value);
+        assert_eq!(
+            err.message(),
+            "reading chunk 7 of `shop.t`: invalid utf-8 in column `shop.t.e` at key (42, 'key')"
+        );
+        let mut good = row;
+        good[3] = Some(M::Bytes(b"y".to_vec()));
+        assert_eq!(
+            plan.decode_row(good).unwrap(),
+            vec![
+                Value::Int(42),
+                Value::Text("key".into()),
+                Value::Decimal("1.5".parse().unwrap()),
+                Value::Text("y".into())
+            ]
+        );
+        assert_eq!(
+            plan.decode_row(vec![None]).unwrap_err().kind(),
+            ErrorKind::Internal
+        );
     }
 
     #[test]
