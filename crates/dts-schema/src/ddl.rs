@@ -436,7 +436,7 @@ impl<'a> Planner<'a> {
                 checks.push(check);
             }
         }
-        let pk_generated = self.pk_has_generated(t);
+        let pk_generated = self.pk_has_generated(t) || self.opts.primary_keys_after_data;
         if let (Some(name), Some(cols), false) = (&t.pkey, &pk_columns, pk_generated) {
             lines.push(format!(
                 "CONSTRAINT {} PRIMARY KEY ({})",

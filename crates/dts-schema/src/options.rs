@@ -29,6 +29,10 @@ pub struct SchemaOptions {
     pub column_renames: BTreeMap<(TableName, String), String>,
     /// Type-mapping choices.
     pub mapping: MappingOptions,
+    /// Create primary keys after the data (post-data), as a bulk index build, instead of
+    /// in `CREATE TABLE`. Faster when a full load follows; the copy's checkpoints already
+    /// guarantee no row is written twice.
+    pub primary_keys_after_data: bool,
 }
 
 impl SchemaOptions {

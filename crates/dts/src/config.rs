@@ -67,6 +67,12 @@ pub struct FullOptions {
     /// Default `dts-rejects.tsv` in the current directory.
     #[serde(default = "default_reject_file")]
     pub reject_file: std::path::PathBuf,
+    /// Whether `dts run` scans every selected row for values the target cannot hold before
+    /// it writes anything (one extra read of every table). Default `false`: the copy checks
+    /// every value as it goes and stops (or rejects) naming table, column and key, and
+    /// `dts precheck` always scans.
+    #[serde(default)]
+    pub precheck_values: bool,
 }
 
 impl Default for FullOptions {
@@ -78,6 +84,7 @@ impl Default for FullOptions {
             max_bytes_per_second: None,
             bad_rows: BadRows::default(),
             reject_file: default_reject_file(),
+            precheck_values: false,
         }
     }
 }
@@ -347,6 +354,7 @@ impl TaskConfig {
                 CasePolicy::Keep => dts_schema::IdentifierCase::Keep,
             },
             mapping: self.mapping_options(),
+            primary_keys_after_data: self.runs(MigrationType::Full),
             ..Default::default()
         };
         opts.schema_renames = self.objects.rename_databases.clone();

@@ -7,6 +7,7 @@ use dts_connectors::mysql::MySqlSource;
 use dts_connectors::postgres::PgTarget;
 use dts_core::{Catalog, Error, ErrorKind, Result, SchemaSource, TableName};
 use dts_schema::{Phase, SchemaPlan, Statement, StatementKind};
+use futures::StreamExt;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
 
@@ -157,10 +158,13 @@ impl Task {
     /// Runs every precheck and reports each item. Fails only when the checks themselves
     /// cannot run; failed checks are in the report.
     pub async fn precheck(&self) -> Result<PrecheckReport> {
-        Ok(self.precheck_inner().await?.0)
+        Ok(self.precheck_inner(true).await?.0)
     }
 
-    async fn precheck_inner(&self) -> Result<(PrecheckReport, Option<(PgTarget, TaskPlan)>)> {
+    async fn precheck_inner(
+        &self,
+        scan_values: bool,
+    ) -> Result<(PrecheckReport, Option<(PgTarget, TaskPlan)>)> {
         let mut r = PrecheckReport::default();
         let cfg = &self.config;
         if cfg.runs(MigrationType::Incremental) {
@@ -418,7 +422,8 @@ impl Task {
         }
 
         if cfg.runs(MigrationType::Full) {
-            self.precheck_data(&mut r, &source, &plan).await?;
+            self.precheck_data(&mut r, &source, &plan, scan_values)
+                .await?;
         }
 
         // Conflicting tables (unless this task created them in an earlier run).
@@ -461,6 +466,7 @@ impl Task {
         r: &mut PrecheckReport,
         source: &MySqlSource,
         plan: &TaskPlan,
+        scan_values: bool,
     ) -> Result<()> {
         let keyless: Vec<String> = plan
             .schema
@@ -504,29 +510,62 @@ impl Task {
             );
         }
 
+        if !scan_values {
+            r.pass(
+                "source.values",
+                "checked row by row during the copy (run `dts precheck`, or set \
+                 full.precheck_values = true, to scan before copying)",
+            );
+            return Ok(());
+        }
+        // One scan per table counts every check of every column; tables are scanned
+        // concurrently.
         let options = self.config.mapping_options();
+        let scans = plan.schema.tables.iter().map(|tp| {
+            let checks: Vec<(String, dts_typemap::DataCheck)> = tp
+                .columns
+                .iter()
+                .filter(|c| c.copied)
+                .flat_map(|col| {
+                    let quoted = format!("`{}`", col.source_name.replace('`', "``"));
+                    dts_typemap::mysql_data_checks(&col.mapping, &quoted, &options)
+                        .into_iter()
+                        .map(|check| (col.source_name.clone(), check))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            async move {
+                let predicates: Vec<String> =
+                    checks.iter().map(|(_, c)| c.predicate.clone()).collect();
+                let counts = source.count_many(&tp.source, &predicates).await?;
+                Ok::<_, Error>((tp, checks, counts))
+            }
+        });
+        let results: Vec<_> = futures::stream::iter(scans)
+            .buffer_unordered(self.config.full.workers())
+            .collect::<Vec<_>>()
+            .await;
         let mut failures = Vec::new();
         let mut warnings = Vec::new();
-        for tp in &plan.schema.tables {
-            for col in tp.columns.iter().filter(|c| c.copied) {
-                let quoted = format!("`{}`", col.source_name.replace('`', "``"));
-                for check in dts_typemap::mysql_data_checks(&col.mapping, &quoted, &options) {
-                    let n = source.count_where(&tp.source, &check.predicate).await?;
-                    if n == 0 {
-                        continue;
-                    }
-                    let line = format!(
-                        "`{}`.`{}`: {n} rows: {} ({})",
-                        tp.source, col.source_name, check.problem, check.fix
-                    );
-                    if check.blocking && self.config.full.bad_rows == crate::config::BadRows::Stop {
-                        failures.push(line);
-                    } else {
-                        warnings.push(line);
-                    }
+        for result in results {
+            let (tp, checks, counts) = result?;
+            for ((column, check), n) in checks.iter().zip(counts) {
+                if n == 0 {
+                    continue;
+                }
+                let line = format!(
+                    "`{}`.`{column}`: {n} rows: {} ({})",
+                    tp.source, check.problem, check.fix
+                );
+                if check.blocking && self.config.full.bad_rows == crate::config::BadRows::Stop {
+                    failures.push(line);
+                } else {
+                    warnings.push(line);
                 }
             }
         }
+        failures.sort();
+        warnings.sort();
         if !failures.is_empty() {
             r.push(
                 "source.values",
@@ -574,7 +613,9 @@ impl Task {
             }
         };
         emit(TaskEvent::StepStarted(Step::Precheck));
-        let (report, ready) = self.precheck_inner().await?;
+        let (report, ready) = self
+            .precheck_inner(self.config.full.precheck_values)
+            .await?;
         if !report.passed() {
             let failed: Vec<String> = report
                 .failures()
@@ -682,9 +723,15 @@ impl Task {
             let (generated, run): (Vec<&Statement>, Vec<&Statement>) = run
                 .into_iter()
                 .partition(|s| matches!(s.kind, StatementKind::GeneratedColumn));
-            let (indexes, rest): (Vec<&Statement>, Vec<&Statement>) = run
-                .into_iter()
-                .partition(|s| matches!(s.kind, StatementKind::Index | StatementKind::UniqueIndex));
+            let (indexes, rest): (Vec<&Statement>, Vec<&Statement>) =
+                run.into_iter().partition(|s| {
+                    matches!(
+                        s.kind,
+                        StatementKind::PrimaryKey
+                            | StatementKind::Index
+                            | StatementKind::UniqueIndex
+                    )
+                });
             for s in generated {
                 if self.execute_recorded(&mut target, s).await? {
                     out.created.push(s.object.clone());
@@ -786,6 +833,12 @@ impl Task {
         let ran = std::sync::Mutex::new(Vec::new());
         let work = (0..workers.min(statements.len())).map(|_| async {
             let mut target = PgTarget::connect(&self.config.target.url).await?;
+            // Index builds sort in memory rather than in temporary files.
+            target
+                .client()
+                .batch_execute("SET maintenance_work_mem = '256MB'")
+                .await
+                .map_err(|e| dts_connectors::postgres::map_error(e, "setting up an index build"))?;
             loop {
                 let next = queue.lock().ok().and_then(|mut q| q.pop());
                 let Some(s) = next else { break };

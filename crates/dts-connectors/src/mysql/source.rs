@@ -161,6 +161,32 @@ impl MySqlSource {
         Ok(n.unwrap_or(0))
     }
 
+    /// Counts, in one scan of `table`, the rows for which each MySQL predicate holds.
+    pub async fn count_many(&self, table: &TableName, predicates: &[String]) -> Result<Vec<u64>> {
+        if predicates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn().await?;
+        let sums: Vec<String> = predicates
+            .iter()
+            .map(|p| format!("COUNT(CASE WHEN {p} THEN 1 END)"))
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM {}.{}",
+            sums.join(", "),
+            quote_ident(&table.schema),
+            quote_ident(&table.name)
+        );
+        let row: Option<Row> = conn
+            .query_first(sql)
+            .await
+            .map_err(|e| map_error(e, format!("checking values of `{table}`")))?;
+        let row = row.ok_or_else(|| Error::internal("count query returned no row"))?;
+        Ok((0..predicates.len())
+            .map(|i| opt_u64(&row, i).unwrap_or(0))
+            .collect())
+    }
+
     /// The account's grants, as `SHOW GRANTS` prints them.
     pub async fn grants(&self) -> Result<Vec<String>> {
         let mut conn = self.conn().await?;
