@@ -309,16 +309,13 @@ async fn a_bad_value_stops_with_its_key_or_goes_to_the_reject_file() {
          INSERT INTO notes SELECT seq, CONCAT('note ', seq) FROM seq_1_to_500;
          UPDATE notes SET body = CONCAT('a', CHAR(0), 'b') WHERE id = 321;",
     );
-    // Default: the precheck finds the NUL and nothing is written.
-    let task = env.task_file("[\"schema\", \"full\"]", "");
+    // With the value scan before copying, the precheck finds the NUL and nothing is written.
+    let task = env.task_file("[\"schema\", \"full\"]", "full.precheck_values = true\n");
     let out = dts(&["run", "--config", task.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("notes") && err.contains("body"),
-        "{}",
-        text(&out)
-    );
+    assert!(err.contains("source.values"), "{}", text(&out));
+    assert!(err.contains("notes") && err.contains("body"), "{}", text(&out));
     assert_eq!(
         env.pg(&format!(
             "SELECT count(*) FROM pg_namespace WHERE nspname = '{}'",
@@ -326,6 +323,38 @@ async fn a_bad_value_stops_with_its_key_or_goes_to_the_reject_file() {
         )),
         "0"
     );
+    let report = dts(&["precheck", "--config", task.to_str().unwrap()]);
+    assert_eq!(report.status.code(), Some(1), "{}", text(&report));
+
+    // By default the copy checks every value: it stops at the bad row, naming table,
+    // column and key, and the chunk holding it is not committed.
+    let task = env.task_file("[\"schema\", \"full\"]", "full.rows_per_chunk = 100\n");
+    let out = dts(&["run", "--config", task.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("`{}.notes`.`body`", env.db)) && err.contains("id=321"),
+        "{}",
+        text(&out)
+    );
+    assert!(err.contains("NUL"), "{}", text(&out));
+    assert_eq!(
+        env.pg(&format!(
+            "SELECT count(*) FROM {}.notes WHERE id BETWEEN 301 AND 400",
+            env.db
+        )),
+        "0",
+        "the chunk with the bad row was committed"
+    );
+    // Fixing the source and running again finishes the copy exactly.
+    env.my("UPDATE notes SET body = 'fixed' WHERE id = 321");
+    let out = dts(&["run", "--config", task.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(assert_table_equal(&env, "notes", &env.db).await, 500);
+
+    // The reject policy, on a fresh target.
+    env.my("UPDATE notes SET body = CONCAT('a', CHAR(0), 'b') WHERE id = 321");
+    dts_testkit::postgres().create_database(&env.target_db).unwrap();
 
     // Reject policy: the row goes to the reject file with its key, the rest is copied.
     let rejects = env.dir.join("rejects.tsv");
