@@ -21,12 +21,14 @@
 //!
 //! This crate has no features and no I/O.
 
+pub mod change;
 pub mod connector;
 pub mod error;
 pub mod position;
 pub mod schema;
 pub mod value;
 
+pub use change::{Change, ChangeEvent, ChangeSource, RowImage};
 pub use connector::{
     Chunk, ChunkSink, ChunkStats, Row, RowBatch, SchemaSource, SnapshotReader, TargetTable,
 };

@@ -37,6 +37,34 @@ impl fmt::Display for Position {
     }
 }
 
+impl Position {
+    /// Orders two positions of the same log: binlog positions by file sequence number and
+    /// offset, LSNs numerically. `None` for positions of different kinds or unparsable file
+    /// names.
+    pub fn log_cmp(&self, other: &Position) -> Option<std::cmp::Ordering> {
+        match (self, other) {
+            (
+                Position::Binlog {
+                    file: f1,
+                    offset: o1,
+                    ..
+                },
+                Position::Binlog {
+                    file: f2,
+                    offset: o2,
+                    ..
+                },
+            ) => {
+                let seq = |f: &str| -> Option<u64> { f.rsplit('.').next()?.parse().ok() };
+                let (s1, s2) = (seq(f1)?, seq(f2)?);
+                Some(s1.cmp(&s2).then(o1.cmp(o2)))
+            }
+            (Position::Lsn(a), Position::Lsn(b)) => Some(a.cmp(b)),
+            _ => None,
+        }
+    }
+}
+
 /// A PostgreSQL log sequence number, printed as `X/Y`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Lsn(pub u64);
@@ -73,6 +101,21 @@ mod tests {
         assert_eq!(l.0, 0x16_B374_D848);
         assert_eq!(l.to_string(), "16/B374D848");
         assert!("zz".parse::<Lsn>().is_err());
+    }
+
+    #[test]
+    fn binlog_positions_order_by_file_then_offset() {
+        let p = |f: &str, o| Position::Binlog {
+            file: f.into(),
+            offset: o,
+            gtid: None,
+        };
+        use std::cmp::Ordering::*;
+        assert_eq!(p("b.000002", 4).log_cmp(&p("b.000001", 900)), Some(Greater));
+        assert_eq!(p("b.000002", 4).log_cmp(&p("b.000002", 5)), Some(Less));
+        assert_eq!(p("b.000010", 4).log_cmp(&p("b.000009", 5)), Some(Greater));
+        assert_eq!(p("b.x", 4).log_cmp(&p("b.000009", 5)), None);
+        assert_eq!(p("b.000001", 4).log_cmp(&Position::Lsn(Lsn(1))), None);
     }
 
     #[test]
