@@ -315,7 +315,11 @@ async fn a_bad_value_stops_with_its_key_or_goes_to_the_reject_file() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("source.values"), "{}", text(&out));
-    assert!(err.contains("notes") && err.contains("body"), "{}", text(&out));
+    assert!(
+        err.contains("notes") && err.contains("body"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(
         env.pg(&format!(
             "SELECT count(*) FROM pg_namespace WHERE nspname = '{}'",
@@ -354,7 +358,9 @@ async fn a_bad_value_stops_with_its_key_or_goes_to_the_reject_file() {
 
     // The reject policy, on a fresh target.
     env.my("UPDATE notes SET body = CONCAT('a', CHAR(0), 'b') WHERE id = 321");
-    dts_testkit::postgres().create_database(&env.target_db).unwrap();
+    dts_testkit::postgres()
+        .create_database(&env.target_db)
+        .unwrap();
 
     // Reject policy: the row goes to the reject file with its key, the rest is copied.
     let rejects = env.dir.join("rejects.tsv");

@@ -391,7 +391,7 @@ async fn check_chunking(
 
     let chunks = {
         let mut prober = readers[0].key_prober(&t, &key).unwrap();
-        plan_chunks(&mut prober, &key, rows_per_chunk)
+        plan_chunks(&mut prober, &key, rows_per_chunk, 0)
             .await
             .unwrap_or_else(|e| panic!("{}", e.report()))
     };
@@ -751,7 +751,7 @@ async fn without_reload_privilege_one_lock_free_reader_is_used() -> TestResult {
     let key = vec!["id".to_string()];
     let chunks = {
         let mut prober = readers[0].key_prober(&t, &key)?;
-        plan_chunks(&mut prober, &key, 2).await?
+        plan_chunks(&mut prober, &key, 2, 0).await?
     };
     assert_eq!(chunks.len(), 2);
     let mut total = 0;
@@ -819,7 +819,7 @@ async fn read_throughput() -> TestResult {
     let key = vec!["id".to_string()];
     let chunks = {
         let mut prober = readers[0].key_prober(&t, &key)?;
-        plan_chunks(&mut prober, &key, 100_000).await?
+        plan_chunks(&mut prober, &key, 100_000, 0).await?
     };
     let started = Instant::now();
     let (r0, r1) = readers.split_at_mut(1);

@@ -9,7 +9,7 @@
 //! use dts_fullload::{plan_chunks, KeyProber};
 //!
 //! async fn plan<P: KeyProber>(prober: &mut P) -> Result<(), dts_core::Error> {
-//!     let chunks = plan_chunks(prober, &["id".to_string()], 50_000).await?;
+//!     let chunks = plan_chunks(prober, &["id".to_string()], 50_000, 1_000_000).await?;
 //!     println!("{} chunks", chunks.len());
 //!     Ok(())
 //! }

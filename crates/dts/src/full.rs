@@ -214,12 +214,20 @@ pub(crate) async fn run_full_load(
             Some(chunks) => chunks,
             None => {
                 let key = tp.chunk_key.clone().unwrap_or_default();
+                let started = std::time::Instant::now();
                 let chunks = if key.is_empty() {
                     vec![Chunk::whole_table()]
                 } else {
                     let mut prober = readers[0].key_prober(table, &key)?;
-                    plan_chunks(&mut prober, &key, config.full.rows_per_chunk).await?
+                    plan_chunks(
+                        &mut prober,
+                        &key,
+                        config.full.rows_per_chunk,
+                        table.estimated_rows,
+                    )
+                    .await?
                 };
+                tracing::debug!(table = %tp.source, chunks = chunks.len(), ms = started.elapsed().as_millis() as u64, "chunks planned");
                 store_plan(control, &config.name, &tp.source, &chunks).await?;
                 chunks
             }

@@ -709,7 +709,57 @@ impl MySqlKeyProber<'static> {
     }
 }
 
+impl MySqlKeyProber<'_> {
+    /// The first key tuple in key order (`DESC` for the last), if the table has rows.
+    async fn key_at_end(&mut self, descending: bool) -> Result<Option<Vec<Value>>> {
+        let mut sql = self.select.clone();
+        sql.push_str(" ORDER BY ");
+        for (i, k) in self.key.columns.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&quote_ident(&k.name));
+            if descending {
+                sql.push_str(" DESC");
+            }
+        }
+        sql.push_str(" LIMIT 1");
+        let table = &self.table;
+        let row: Option<Row> = self
+            .conn
+            .get()
+            .query_first(sql)
+            .await
+            .map_err(|e| map_error(e, format!("probing the key of `{table}`")))?;
+        row.map(|row| self.decode_key(row)).transpose()
+    }
+
+    fn decode_key(&self, row: Row) -> Result<Vec<Value>> {
+        let table = &self.table;
+        let raw = row.unwrap_raw();
+        let mut key = Vec::with_capacity(raw.len());
+        for (v, k) in raw.into_iter().zip(&self.key.columns) {
+            let v = decode(k.probe_kind, v.unwrap_or(mysql_async::Value::NULL)).map_err(|e| {
+                Error::new(
+                    e.kind(),
+                    format!("{} in key column `{}.{}`", e.describe(), table, k.name),
+                )
+            })?;
+            key.push(v);
+        }
+        Ok(key)
+    }
+}
+
 impl KeyProber for MySqlKeyProber<'_> {
+    async fn key_range(&mut self) -> Result<Option<(Vec<Value>, Vec<Value>)>> {
+        let Some(min) = self.key_at_end(false).await? else {
+            return Ok(None);
+        };
+        let max = self.key_at_end(true).await?.unwrap_or_else(|| min.clone());
+        Ok(Some((min, max)))
+    }
+
     async fn key_after(
         &mut self,
         after: Option<&[Value]>,
@@ -741,18 +791,7 @@ impl KeyProber for MySqlKeyProber<'_> {
         let Some(row) = row else {
             return Ok(None);
         };
-        let raw = row.unwrap_raw();
-        let mut key = Vec::with_capacity(raw.len());
-        for (v, k) in raw.into_iter().zip(&self.key.columns) {
-            let v = decode(k.probe_kind, v.unwrap_or(mysql_async::Value::NULL)).map_err(|e| {
-                Error::new(
-                    e.kind(),
-                    format!("{} in key column `{}.{}`", e.describe(), table, k.name),
-                )
-            })?;
-            key.push(v);
-        }
-        Ok(Some(key))
+        self.decode_key(row).map(Some)
     }
 }
 
