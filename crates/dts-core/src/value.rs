@@ -123,13 +123,19 @@ impl Decimal {
 
     /// The integer digits, without sign.
     pub fn integer_digits(&self) -> &str {
-        let s = self.0.trim_start_matches('-');
-        s.split('.').next().unwrap_or("0")
+        let s = self.0.strip_prefix('-').unwrap_or(&self.0);
+        match s.bytes().position(|b| b == b'.') {
+            Some(dot) => &s[..dot],
+            None => s,
+        }
     }
 
     /// The fraction digits (possibly empty).
     pub fn fraction_digits(&self) -> &str {
-        self.0.split_once('.').map_or("", |(_, f)| f)
+        match self.0.bytes().position(|b| b == b'.') {
+            Some(dot) => &self.0[dot + 1..],
+            None => "",
+        }
     }
 
     /// The scale: the number of fraction digits.

@@ -498,10 +498,14 @@ impl<'a> Planner<'a> {
                     StatementKind::PrimaryKey,
                     Some(&t.target),
                     format!("{object}.{name}"),
+                    // The index is built first under a share lock, so it can be built at
+                    // the same time as the table's other indexes; attaching it as the
+                    // primary key is then instant.
                     format!(
-                        "ALTER TABLE {qualified} ADD CONSTRAINT {} PRIMARY KEY ({})",
-                        quote_ident(name),
-                        cols.join(", ")
+                        "CREATE UNIQUE INDEX IF NOT EXISTS {name_q} ON {qualified} ({cols}); \
+                         ALTER TABLE {qualified} ADD CONSTRAINT {name_q} PRIMARY KEY USING INDEX {name_q}",
+                        name_q = quote_ident(name),
+                        cols = cols.join(", ")
                     ),
                 ));
             }

@@ -995,7 +995,7 @@ fn primary_key_on_a_generated_column_is_added_after_it() {
     assert!(!create.contains("PRIMARY KEY"));
     assert_eq!(
         find(&plan, StatementKind::PrimaryKey, "s.g.g_pkey").sql,
-        r#"ALTER TABLE "s"."g" ADD CONSTRAINT "g_pkey" PRIMARY KEY ("b")"#
+        r#"CREATE UNIQUE INDEX IF NOT EXISTS "g_pkey" ON "s"."g" ("b"); ALTER TABLE "s"."g" ADD CONSTRAINT "g_pkey" PRIMARY KEY USING INDEX "g_pkey""#
     );
     let pos = |k: StatementKind| plan.post_data.iter().position(|s| s.kind == k).unwrap();
     assert!(pos(StatementKind::GeneratedColumn) < pos(StatementKind::PrimaryKey));

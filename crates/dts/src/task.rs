@@ -804,6 +804,7 @@ impl Task {
         if meta::is_done(target.client(), &self.config.name, &key).await? {
             return Ok(false);
         }
+        let started = std::time::Instant::now();
         let tx = target
             .client_mut()
             .transaction()
@@ -816,6 +817,7 @@ impl Task {
         tx.commit()
             .await
             .map_err(|e| dts_connectors::postgres::map_error(e, "committing post-data ddl"))?;
+        tracing::debug!(object = %s.object, ms = started.elapsed().as_millis() as u64, "post-data statement done");
         Ok(true)
     }
 
