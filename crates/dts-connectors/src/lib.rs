@@ -1,9 +1,12 @@
 //! Database connectors of dts: MySQL/MariaDB (through `mysql_async`) and PostgreSQL (through
 //! `tokio-postgres`).
 //!
-//! Each backend is one module with the same file set: `source` (schema and snapshot
-//! reading), `target` (what the task does to a target server), `error` (mapping driver errors
-//! onto [`dts_core::Error`] by error number or SQLSTATE).
+//! Each backend is one module: `mysql` has `source` (server info, schema, precheck probes),
+//! `snapshot` (consistent snapshot readers and the key prober), `binlog` (change capture
+//! from the binlog, MariaDB and MySQL 8 events) and `error`; `postgres` has `target`
+//! (connections and DDL), `copy` (binary `COPY` encoding), `sink` (checkpointed chunk
+//! writes), `apply` (applying captured changes with their position) and `error`. Driver
+//! errors become classified [`dts_core::Error`]s by MySQL error number or SQLSTATE.
 //!
 //! ```no_run
 //! use dts_connectors::mysql::MySqlSource;

@@ -1,9 +1,11 @@
 //! MySQL and MariaDB.
 
+mod binlog;
 mod error;
 mod snapshot;
 mod source;
 
+pub use binlog::{BinlogFilter, MySqlBinlogSource};
 pub use error::map_error;
 pub use snapshot::{
     mysql_param, MySqlKeyProber, MySqlSnapshot, MySqlSnapshotMode, MySqlSnapshotReader,

@@ -122,8 +122,13 @@ impl MySqlSource {
         let mut conn = self.conn().await?;
         let mut out = BTreeMap::new();
         for name in names {
+            // SHOW cannot be prepared; the name is quoted as a literal.
+            let sql = format!(
+                "SHOW GLOBAL VARIABLES LIKE '{}'",
+                name.replace('\\', "\\\\").replace('\'', "''")
+            );
             let row: Option<(String, String)> = conn
-                .exec_first("SHOW GLOBAL VARIABLES LIKE ?", (name,))
+                .query_first(sql)
                 .await
                 .map_err(|e| map_error(e, format!("reading variable `{name}`")))?;
             if let Some((k, v)) = row {
