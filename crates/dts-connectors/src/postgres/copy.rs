@@ -362,6 +362,24 @@ impl PgCopyEncoder {
         }
         Ok(())
     }
+
+    /// Appends the field of column `index` alone — its `i32` length (`-1` for `NULL`) and its
+    /// binary value — exactly as [`PgCopyEncoder::encode_row`] writes it within a row. The
+    /// value part is also the binary parameter format of the extended query protocol.
+    ///
+    /// Errors as for [`PgCopyEncoder::encode_row`]; on error `out` is left unchanged.
+    pub(crate) fn encode_field(
+        &mut self,
+        index: usize,
+        value: &Value,
+        out: &mut BytesMut,
+    ) -> Result<()> {
+        let column = self.columns.get(index).ok_or_else(|| {
+            Error::internal(format!("no column {index} among {}", self.columns.len()))
+        })?;
+        let start = out.len();
+        encode_value(column, value, &mut self.digits, out).inspect_err(|_| out.truncate(start))
+    }
 }
 
 /// Appends one field: length and binary value.

@@ -1,10 +1,12 @@
 //! PostgreSQL.
 
+mod apply;
 mod copy;
 mod error;
 mod sink;
 mod target;
 
+pub use apply::{ensure_position_table, read_position, read_schema, record_position, PgApplySink};
 pub use copy::{is_supported_type, PgCopyColumn, PgCopyEncoder};
 pub use error::map_error;
 pub use sink::{ensure_checkpoint_table, PgChunkSink};

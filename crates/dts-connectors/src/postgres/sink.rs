@@ -38,7 +38,7 @@ const INSERT_CHECKPOINT: &str = "INSERT INTO dts_meta.chunk \
 const SELECT_DONE: &str = "SELECT chunk FROM dts_meta.chunk \
     WHERE task = $1 AND schema_name = $2 AND table_name = $3 ORDER BY chunk";
 /// The target columns' types, a domain resolved to its base type and an enum to `anyenum`.
-const SELECT_COLUMNS: &str = "\
+pub(crate) const SELECT_COLUMNS: &str = "\
     SELECT a.attname, \
            CASE WHEN b.typtype = 'e' THEN 'anyenum'::regtype::oid ELSE b.oid END, \
            CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END, \
@@ -421,7 +421,7 @@ impl ChunkSink for PgChunkSink {
 }
 
 /// Appends `ident` as a quoted identifier: in double quotes, embedded quotes doubled.
-fn push_ident(sql: &mut String, ident: &str) {
+pub(crate) fn push_ident(sql: &mut String, ident: &str) {
     sql.push('"');
     for c in ident.chars() {
         if c == '"' {

@@ -1,0 +1,1691 @@
+//! Applying replicated MySQL/MariaDB changes to PostgreSQL: [`PgApplySink`], the
+//! [`ApplySink`] that writes each batch of source transactions together with its log
+//! position in one target transaction, and the `dts_meta.cdc_position` record.
+//!
+//! Row changes of tables with a key are coalesced per key within a batch (the final state of
+//! each touched key: deleted, or its last row) and applied set-wise: a binary `COPY` into a
+//! temporary staging table, then one `DELETE … USING` and one `INSERT … SELECT` against the
+//! target. Replaying a batch gives the same table. Tables without a key are changed one row
+//! at a time, in order, touching exactly one matching row per change.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use dts_cdc::{ApplySink, ApplyStats};
+use dts_core::{
+    Catalog, Change, ChangeEvent, Error, ErrorKind, Position, Result, RowImage, TableName, Value,
+};
+use dts_schema::{SchemaTracker, TablePlan};
+use dts_typemap::pg::quote_literal;
+use dts_typemap::{convert_mysql_value, ColumnMapping, MappingOptions};
+use futures::SinkExt;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use tokio_postgres::{Client, Statement};
+
+use super::copy::{is_supported_type, PgCopyColumn, PgCopyEncoder};
+use super::error::map_error;
+use super::sink::{push_ident, SELECT_COLUMNS};
+use super::target::connect_client;
+
+/// Pending coalesced rows (across tables) that make the sink write them out mid-batch.
+const FLUSH_ROWS: usize = 10_000;
+/// Pending encoded bytes (across tables) that make the sink write them out mid-batch.
+const FLUSH_BYTES: usize = 8 << 20;
+/// Encoded `COPY` data is handed to the connection in pieces of about this size.
+const SEND_BYTES: usize = 512 << 10;
+/// Pending keys of a table up to which it is written with row statements rather than
+/// through its staging table.
+const SMALL_FLUSH_ROWS: usize = 16;
+/// `boolean`, the staging tables' deletion flag.
+const BOOL_OID: u32 = 16;
+
+const POSITION_EXISTS: &str = "SELECT to_regclass('dts_meta.cdc_position') IS NOT NULL";
+const TABLES_EXIST: &str = "SELECT to_regclass('dts_meta.cdc_position') IS NOT NULL \
+    AND to_regclass('dts_meta.cdc_schema') IS NOT NULL";
+const CREATE_TABLES: &str = "\
+    SELECT pg_advisory_xact_lock(hashtext('dts_meta.cdc_position')); \
+    CREATE SCHEMA IF NOT EXISTS dts_meta; \
+    CREATE TABLE IF NOT EXISTS dts_meta.cdc_position ( \
+        task text PRIMARY KEY, \
+        position jsonb NOT NULL, \
+        applied_at timestamptz); \
+    CREATE TABLE IF NOT EXISTS dts_meta.cdc_schema ( \
+        task text PRIMARY KEY, \
+        catalog jsonb NOT NULL, \
+        position jsonb NOT NULL, \
+        changed_at timestamptz)";
+const SELECT_SCHEMA: &str = "SELECT catalog::text FROM dts_meta.cdc_schema WHERE task = $1";
+const UPSERT_SCHEMA: &str =
+    "INSERT INTO dts_meta.cdc_schema (task, catalog, position, changed_at) \
+    VALUES ($1, $2::text::jsonb, $3::text::jsonb, now()) ON CONFLICT (task) DO UPDATE \
+    SET catalog = excluded.catalog, position = excluded.position, changed_at = excluded.changed_at";
+const SELECT_POSITION: &str = "SELECT position::text FROM dts_meta.cdc_position WHERE task = $1";
+const INSERT_POSITION: &str = "INSERT INTO dts_meta.cdc_position (task, position, applied_at) \
+    VALUES ($1, $2::text::jsonb, now()) ON CONFLICT (task) DO NOTHING";
+
+/// Whether a valid, non-partial index of table `$1` (a quoted qualified name) leads with
+/// the `$3` columns named in `$2`, in any order.
+const KEY_INDEXED: &str = "\
+    SELECT EXISTS ( \
+        SELECT 1 FROM pg_index i \
+        WHERE i.indrelid = $1::text::regclass AND i.indisvalid AND i.indpred IS NULL \
+          AND i.indnkeyatts >= $3::int \
+          AND (SELECT count(*) FROM generate_series(0, $3::int - 1) g \
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[g] \
+               WHERE a.attname = ANY($2)) = $3::int)";
+
+/// Creates the `dts_meta` schema, the `dts_meta.cdc_position` table (`task text primary
+/// key, position jsonb not null, applied_at timestamptz`) and the `dts_meta.cdc_schema`
+/// table (the source schema after the last DDL replicated, see [`read_schema`]) if they do
+/// not exist. Safe to call from several connections at once.
+///
+/// # Errors
+///
+/// A classified database error, e.g. [`ErrorKind::Privilege`].
+pub async fn ensure_position_table(client: &Client) -> Result<()> {
+    let what = "creating the dts_meta.cdc_position table";
+    let exists: bool = client
+        .query_one(TABLES_EXIST, &[])
+        .await
+        .map_err(|e| map_error(e, what))?
+        .get(0);
+    if exists {
+        return Ok(());
+    }
+    let mut attempt = 0;
+    loop {
+        match client
+            .batch_execute(&format!("BEGIN; {CREATE_TABLES}; COMMIT"))
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                let collided = e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                    || e.code() == Some(&SqlState::DUPLICATE_SCHEMA)
+                    || e.code() == Some(&SqlState::DUPLICATE_TABLE);
+                attempt += 1;
+                if !collided || attempt > 2 {
+                    return Err(map_error(e, what));
+                }
+            }
+        }
+    }
+}
+
+/// Records `position` as task `task`'s applied position unless one is recorded already
+/// (creating the table if needed); returns whether it recorded it. The task runner calls
+/// this with the snapshot's position before replication starts.
+///
+/// # Errors
+///
+/// Classified database errors.
+pub async fn record_position(client: &Client, task: &str, position: &Position) -> Result<bool> {
+    ensure_position_table(client).await?;
+    let json = position_json(position)?;
+    let n = client
+        .execute(INSERT_POSITION, &[&task, &json])
+        .await
+        .map_err(|e| {
+            map_error(
+                e,
+                format!("recording position `{position}` of task `{task}`"),
+            )
+        })?;
+    Ok(n == 1)
+}
+
+/// The applied position recorded for task `task`, if any (`None` also when the table does
+/// not exist).
+///
+/// # Errors
+///
+/// Classified database errors; [`ErrorKind::Database`] if the record does not parse.
+pub async fn read_position(client: &Client, task: &str) -> Result<Option<Position>> {
+    let exists: bool = client
+        .query_one(POSITION_EXISTS, &[])
+        .await
+        .map_err(|e| map_error(e, "looking for dts_meta.cdc_position"))?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let row = client
+        .query_opt(SELECT_POSITION, &[&task])
+        .await
+        .map_err(|e| map_error(e, format!("reading the applied position of task `{task}`")))?;
+    row.map(|r| parse_position(task, r.get(0))).transpose()
+}
+
+/// The source schema recorded for task `task` by the last replicated DDL statement that
+/// changed it, if any. After a restart, build the [`SchemaTracker`] from this catalog
+/// (when present) rather than from the initial one: it is the schema at the applied
+/// position.
+///
+/// # Errors
+///
+/// Classified database errors; [`ErrorKind::Database`] if the record does not parse.
+pub async fn read_schema(client: &Client, task: &str) -> Result<Option<Catalog>> {
+    let exists: bool = client
+        .query_one(TABLES_EXIST, &[])
+        .await
+        .map_err(|e| map_error(e, "looking for dts_meta.cdc_schema"))?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let row = client
+        .query_opt(SELECT_SCHEMA, &[&task])
+        .await
+        .map_err(|e| map_error(e, format!("reading the source schema of task `{task}`")))?;
+    row.map(|r| {
+        serde_json::from_str(r.get(0)).map_err(|e| {
+            Error::new(
+                ErrorKind::Database,
+                format!("the source schema recorded for task `{task}` is malformed"),
+            )
+            .with_source(e)
+        })
+    })
+    .transpose()
+}
+
+fn position_json(position: &Position) -> Result<String> {
+    serde_json::to_string(position)
+        .map_err(|e| Error::internal(format!("cannot encode position `{position}`")).with_source(e))
+}
+
+fn parse_position(task: &str, json: &str) -> Result<Position> {
+    serde_json::from_str(json).map_err(|e| {
+        Error::new(
+            ErrorKind::Database,
+            format!("the applied position recorded for task `{task}` is malformed"),
+        )
+        .with_source(e)
+    })
+}
+
+/// Whether `a` is at or before `b` in the same log.
+fn at_or_before(a: &Position, b: &Position) -> bool {
+    a.log_cmp(b).is_some_and(|o| o.is_le())
+}
+
+/// An [`ApplySink`] writing MySQL/MariaDB changes into PostgreSQL through one connection.
+///
+/// Each [`ApplySink::apply`] call is one target transaction, run with `SET LOCAL
+/// session_replication_role = replica` (no triggers — such as `ON UPDATE` timestamps — and no
+/// foreign key checks fire; the source already ran them). The account needs superuser or, on
+/// PostgreSQL 15 and later, `GRANT SET ON PARAMETER session_replication_role`. Within it:
+///
+/// - Every value of a row image is converted by [`convert_mysql_value`] with the column's
+///   mapping from the tracker's [`TablePlan`]; image columns are matched to the plan by
+///   source name, generated columns (not copied) are dropped, and a column the plan does not
+///   know, or a copied column the image lacks, is an error naming table and column. A value
+///   that cannot be converted or encoded is an error naming table, column and key; the whole
+///   batch is rolled back.
+/// - **Tables with a key** ([`TablePlan::chunk_key`], every key column copied): changes are
+///   coalesced per key into the final state of each touched key (a key change deletes the old
+///   key), encoded straight into binary `COPY` rows, and written set-wise through a temporary
+///   staging table per target table (created once per connection): `COPY` into it, `DELETE
+///   FROM target USING staging` on the key, `INSERT INTO target SELECT … WHERE NOT deleted`.
+///   This is idempotent, so replaying transactions the target already holds is harmless.
+///   Pending rows are written out every 10,000 rows or 8 MiB, so a transaction of millions
+///   of rows is streamed within the one target transaction with bounded memory. A table
+///   with only a handful of touched keys (up to 16) is written with prepared per-key
+///   `DELETE` and `INSERT` statements instead, pipelined: cheaper for small batches. When
+///   an index leads with the key, the set-wise `DELETE` is made to probe it per staged key
+///   (the unanalysed staging table otherwise draws a merge join over the whole index).
+/// - **Tables without a key**: inserts are copied straight into the table (in runs); each
+///   delete or update touches exactly one row that matches the old image on every copied
+///   column (`IS NOT DISTINCT FROM`, by `ctid`), so duplicate rows stay right. When no row
+///   matches, the target has diverged and the batch fails with [`ErrorKind::Conflict`].
+///   Before the position passes `idempotent_until` such changes cannot be made idempotent:
+///   they fail with [`ErrorKind::Unsupported`] naming the table, unless they change nothing.
+/// - **DDL**: pending changes are written out, the statement goes through
+///   [`SchemaTracker::apply_mysql_ddl`], and the PostgreSQL statements it returns run in the
+///   same transaction, in order. An untranslatable statement stops replication with the
+///   tracker's error, or is skipped with a warning after
+///   [`PgApplySink::with_skip_unsupported_ddl`]. Cached table information is refreshed,
+///   and the source schema after the batch is recorded in `dts_meta.cdc_schema` in the
+///   same transaction (see [`read_schema`]).
+/// - **Truncate**: `TRUNCATE` of the mapped table, in order.
+/// - Last, the position is written to `dts_meta.cdc_position` and the transaction committed
+///   in the same round trip. Transactions at or before the recorded position are skipped.
+///
+/// Errors are classified by [`super::map_error`], so lost connections and deadlocks stay
+/// retryable. After a failed batch the tracker is restored to its state before the batch.
+///
+/// The tracker must describe the source schema at the applied position. It is shared behind
+/// a mutex: give a sink rebuilt after a failure the same handle
+/// ([`PgApplySink::connect_shared`], [`PgApplySink::tracker`]) so DDL applied by earlier
+/// sinks is known to it.
+///
+/// ```no_run
+/// use dts_connectors::postgres::{record_position, PgApplySink};
+/// use dts_core::Position;
+/// use dts_schema::SchemaTracker;
+/// use dts_typemap::MappingOptions;
+///
+/// # async fn demo(tracker: SchemaTracker, snapshot: Position) -> Result<(), dts_core::Error> {
+/// let url = "postgres://dts@127.0.0.1/shop";
+/// let mut sink =
+///     PgApplySink::connect(url, "task-1", tracker, MappingOptions::default(), None).await?;
+/// record_position(sink.client(), "task-1", &snapshot).await?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct PgApplySink {
+    client: Client,
+    task: String,
+    tracker: Arc<Mutex<SchemaTracker>>,
+    mapping: MappingOptions,
+    idempotent_until: Option<Position>,
+    skip_unsupported_ddl: bool,
+    /// Whether the batch being applied changed the tracked schema.
+    schema_changed: bool,
+    /// The position of the last committed batch (or read at connect).
+    applied: Option<Position>,
+    /// Per source table: how its changes are written; cleared after DDL and failures.
+    tables: HashMap<TableName, TableState>,
+    /// Staging table name per target table, stable for the connection.
+    stages: HashMap<TableName, String>,
+    /// Rows and bytes buffered since the last write-out (an upper bound).
+    pending_rows: usize,
+    pending_bytes: usize,
+    /// Whether a target transaction is open (an `apply` future was dropped mid-way).
+    in_transaction: bool,
+    buffer: BytesMut,
+    select_position: Statement,
+}
+
+impl std::fmt::Debug for PgApplySink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgApplySink")
+            .field("task", &self.task)
+            .field("applied", &self.applied)
+            .field("tables", &self.tables.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgApplySink {
+    /// Connects to the target at `url` for task `task` (the name the position is recorded
+    /// under), creating `dts_meta.cdc_position` if needed. `tracker` describes the source
+    /// schema at the applied position; `mapping` must be the type-mapping options the schema
+    /// was translated with; before `idempotent_until` the target may already hold some of
+    /// the changes (see the type docs).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for a malformed URL; classified connection and database errors.
+    pub async fn connect(
+        url: &str,
+        task: &str,
+        tracker: SchemaTracker,
+        mapping: MappingOptions,
+        idempotent_until: Option<Position>,
+    ) -> Result<Self> {
+        Self::connect_shared(
+            url,
+            task,
+            Arc::new(Mutex::new(tracker)),
+            mapping,
+            idempotent_until,
+        )
+        .await
+    }
+
+    /// As [`PgApplySink::connect`], with a tracker shared with earlier or later sinks of the
+    /// task (so a sink rebuilt after a lost connection knows the DDL applied before).
+    ///
+    /// # Errors
+    ///
+    /// As [`PgApplySink::connect`].
+    pub async fn connect_shared(
+        url: &str,
+        task: &str,
+        tracker: Arc<Mutex<SchemaTracker>>,
+        mapping: MappingOptions,
+        idempotent_until: Option<Position>,
+    ) -> Result<Self> {
+        let client = connect_client(url).await?;
+        Self::from_client(client, task, tracker, mapping, idempotent_until).await
+    }
+
+    /// A sink over an existing connection (its session settings do not matter: values are
+    /// sent in binary), creating `dts_meta.cdc_position` if needed.
+    ///
+    /// # Errors
+    ///
+    /// Classified database errors.
+    pub async fn from_client(
+        client: Client,
+        task: &str,
+        tracker: Arc<Mutex<SchemaTracker>>,
+        mapping: MappingOptions,
+        idempotent_until: Option<Position>,
+    ) -> Result<Self> {
+        ensure_position_table(&client).await?;
+        let select_position = client
+            .prepare(SELECT_POSITION)
+            .await
+            .map_err(|e| map_error(e, "preparing the position query"))?;
+        let mut sink = Self {
+            client,
+            task: task.to_string(),
+            tracker,
+            mapping,
+            idempotent_until,
+            skip_unsupported_ddl: false,
+            schema_changed: false,
+            applied: None,
+            tables: HashMap::new(),
+            stages: HashMap::new(),
+            pending_rows: 0,
+            pending_bytes: 0,
+            in_transaction: false,
+            buffer: BytesMut::with_capacity(SEND_BYTES * 2),
+            select_position,
+        };
+        sink.applied = sink.read_applied().await?;
+        Ok(sink)
+    }
+
+    /// Skips source DDL the tracker cannot translate (error kind
+    /// [`ErrorKind::Unsupported`]), logging a warning naming the statement, instead of
+    /// stopping replication. Off by default.
+    #[must_use]
+    pub fn with_skip_unsupported_ddl(mut self, skip: bool) -> Self {
+        self.skip_unsupported_ddl = skip;
+        self
+    }
+
+    /// The task name the position is recorded under.
+    pub fn task(&self) -> &str {
+        &self.task
+    }
+
+    /// The underlying connection.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The schema tracker, shared.
+    pub fn tracker(&self) -> Arc<Mutex<SchemaTracker>> {
+        self.tracker.clone()
+    }
+
+    async fn read_applied(&mut self) -> Result<Option<Position>> {
+        self.end_transaction().await;
+        let row = self
+            .client
+            .query_opt(&self.select_position, &[&self.task])
+            .await
+            .map_err(|e| {
+                map_error(
+                    e,
+                    format!("reading the applied position of task `{}`", self.task),
+                )
+            })?;
+        let position = row
+            .map(|r| parse_position(&self.task, r.get(0)))
+            .transpose()?;
+        self.applied.clone_from(&position);
+        Ok(position)
+    }
+
+    /// Rolls back a transaction left open by an abandoned call, and forgets what it may
+    /// have created.
+    async fn end_transaction(&mut self) {
+        if self.in_transaction {
+            if let Err(e) = self.client.batch_execute("ROLLBACK").await {
+                tracing::debug!(error = %e, "rollback of an abandoned batch failed");
+            }
+            self.in_transaction = false;
+            self.forget_tables();
+        }
+    }
+
+    fn forget_tables(&mut self) {
+        self.tables.clear();
+        self.pending_rows = 0;
+        self.pending_bytes = 0;
+    }
+
+    fn lock_tracker(&self) -> Result<MutexGuard<'_, SchemaTracker>> {
+        self.tracker
+            .lock()
+            .map_err(|_| Error::internal("the schema tracker's lock is poisoned"))
+    }
+
+    async fn apply_batch(
+        &mut self,
+        events: &[ChangeEvent],
+        position: &Position,
+    ) -> Result<ApplyStats> {
+        self.end_transaction().await;
+        let transactions = split_transactions(events)?;
+        // Skip the transactions the target already holds.
+        let fresh: Vec<&[ChangeEvent]> = transactions
+            .into_iter()
+            .filter(|t| {
+                let end = &t[t.len() - 1].position;
+                !self.applied.as_ref().is_some_and(|a| at_or_before(end, a))
+            })
+            .collect();
+        if fresh.is_empty() {
+            return Ok(ApplyStats::default());
+        }
+        let has_ddl = fresh
+            .iter()
+            .any(|t| t.iter().any(|e| matches!(e.change, Change::Ddl { .. })));
+        let backup = if has_ddl {
+            Some(self.lock_tracker()?.clone())
+        } else {
+            None
+        };
+        match self.apply_in_transaction(&fresh, position).await {
+            Ok(stats) => {
+                self.applied = Some(position.clone());
+                tracing::debug!(task = %self.task, %position, transactions = stats.transactions,
+                    rows = stats.rows, "changes applied");
+                Ok(stats)
+            }
+            Err(e) => {
+                if let Err(rollback) = self.client.batch_execute("ROLLBACK").await {
+                    tracing::debug!(error = %rollback, "rollback after a failed batch failed");
+                }
+                self.in_transaction = false;
+                self.schema_changed = false;
+                self.forget_tables();
+                if let Some(backup) = backup {
+                    *self.lock_tracker()? = backup;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn apply_in_transaction(
+        &mut self,
+        transactions: &[&[ChangeEvent]],
+        position: &Position,
+    ) -> Result<ApplyStats> {
+        self.in_transaction = true;
+        self.client
+            .batch_execute("BEGIN; SET LOCAL session_replication_role = replica")
+            .await
+            .map_err(|e| map_error(e, "starting a target transaction in replica mode"))?;
+        let mut stats = ApplyStats::default();
+        for transaction in transactions {
+            let end = &transaction[transaction.len() - 1].position;
+            let in_window = self
+                .idempotent_until
+                .as_ref()
+                .is_some_and(|u| at_or_before(end, u));
+            for event in *transaction {
+                match &event.change {
+                    Change::Begin | Change::Commit => {}
+                    Change::Insert { table, row } => {
+                        stats.rows += 1;
+                        self.row_change(table, RowOp::Insert(row), in_window)
+                            .await?;
+                    }
+                    Change::Update {
+                        table,
+                        before,
+                        after,
+                    } => {
+                        stats.rows += 1;
+                        self.row_change(table, RowOp::Update(before, after), in_window)
+                            .await?;
+                    }
+                    Change::Delete { table, row } => {
+                        stats.rows += 1;
+                        self.row_change(table, RowOp::Delete(row), in_window)
+                            .await?;
+                    }
+                    Change::Truncate { table } => self.truncate(table).await?,
+                    Change::Ddl { schema, sql } => self.ddl(schema.as_deref(), sql).await?,
+                    _ => {
+                        return Err(Error::new(
+                            ErrorKind::Unsupported,
+                            format!(
+                                "a change of an unsupported kind at position `{}`",
+                                event.position
+                            ),
+                        ))
+                    }
+                }
+            }
+            stats.transactions += 1;
+        }
+        self.flush_all().await?;
+        if std::mem::take(&mut self.schema_changed) {
+            self.record_schema(position).await?;
+        }
+        let sql = format!(
+            "INSERT INTO dts_meta.cdc_position (task, position, applied_at) \
+             VALUES ({}, {}::jsonb, now()) ON CONFLICT (task) DO UPDATE \
+             SET position = excluded.position, applied_at = excluded.applied_at; COMMIT",
+            quote_literal(&self.task),
+            quote_literal(&position_json(position)?),
+        );
+        self.client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| map_error(e, format!("recording position `{position}` and committing")))?;
+        self.in_transaction = false;
+        self.pending_rows = 0;
+        self.pending_bytes = 0;
+        for state in self.tables.values_mut() {
+            state.committed();
+        }
+        Ok(stats)
+    }
+
+    /// Records the tracked source schema in `dts_meta.cdc_schema`, in the batch's
+    /// transaction.
+    async fn record_schema(&mut self, position: &Position) -> Result<()> {
+        let catalog = serde_json::to_string(self.lock_tracker()?.catalog())
+            .map_err(|e| Error::internal("cannot encode the source schema").with_source(e))?;
+        self.client
+            .execute(
+                UPSERT_SCHEMA,
+                &[&self.task, &catalog, &position_json(position)?],
+            )
+            .await
+            .map_err(|e| map_error(e, "recording the source schema"))?;
+        Ok(())
+    }
+
+    /// The tracker's plan of a source table.
+    fn plan_of(&self, table: &TableName) -> Result<TablePlan> {
+        self.lock_tracker()?
+            .table_plan(table)
+            .cloned()
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unsupported,
+                    format!(
+                        "change to table `{table}`, which is not among the migrated tables \
+                         (or was created without a DDL event the task saw)"
+                    ),
+                )
+            })
+    }
+
+    async fn row_change(
+        &mut self,
+        table: &TableName,
+        op: RowOp<'_>,
+        in_window: bool,
+    ) -> Result<()> {
+        if !self.tables.contains_key(table) {
+            let plan = self.plan_of(table)?;
+            let stage = self.stage_name(&plan.target);
+            let state = TableState::load(&self.client, &plan, stage).await?;
+            self.tables.insert(table.clone(), state);
+        }
+        let Self {
+            client,
+            tables,
+            mapping,
+            buffer,
+            ..
+        } = self;
+        let state = tables
+            .get_mut(table)
+            .ok_or_else(|| Error::internal(format!("no apply plan for `{table}`")))?;
+        let added = if state.is_keyed() {
+            state.stage_change(&op, mapping)?
+        } else {
+            state
+                .keyless_change(client, &op, in_window, mapping, buffer)
+                .await?
+        };
+        self.pending_rows += 1;
+        self.pending_bytes += added;
+        if self.pending_rows >= FLUSH_ROWS || self.pending_bytes >= FLUSH_BYTES {
+            self.flush_all().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes out every table's pending rows.
+    async fn flush_all(&mut self) -> Result<()> {
+        let Self {
+            client,
+            tables,
+            buffer,
+            ..
+        } = self;
+        for state in tables.values_mut() {
+            state.flush(client, buffer).await?;
+        }
+        self.pending_rows = 0;
+        self.pending_bytes = 0;
+        Ok(())
+    }
+
+    fn stage_name(&mut self, target: &TableName) -> String {
+        let next = self.stages.len();
+        self.stages
+            .entry(target.clone())
+            .or_insert_with(|| format!("dts_stage_{next}"))
+            .clone()
+    }
+
+    async fn truncate(&mut self, table: &TableName) -> Result<()> {
+        let target = match self.tables.get_mut(table) {
+            Some(state) => {
+                state.discard();
+                state.target.clone()
+            }
+            None => self.plan_of(table)?.target,
+        };
+        let mut sql = String::from("TRUNCATE ");
+        push_table(&mut sql, &target);
+        self.client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| map_error(e, format!("truncating `{target}`")))
+    }
+
+    async fn ddl(&mut self, schema: Option<&str>, sql: &str) -> Result<()> {
+        self.flush_all().await?;
+        let outcome = {
+            let mut tracker = self.lock_tracker()?;
+            tracker.apply_mysql_ddl(schema, sql).map_err(Error::from)
+        };
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(e) if self.skip_unsupported_ddl && e.kind() == ErrorKind::Unsupported => {
+                tracing::warn!(task = %self.task, statement = %short_sql(sql), error = %e.message(),
+                    "skipping a source ddl statement that cannot be translated");
+                return Ok(());
+            }
+            Err(e) => return Err(e.context(format_args!("source ddl `{}`", short_sql(sql)))),
+        };
+        for statement in &outcome.statements {
+            tracing::debug!(task = %self.task, statement = %short_sql(statement), "applying ddl");
+            self.client.batch_execute(statement).await.map_err(|e| {
+                map_error(
+                    e,
+                    format!(
+                        "running `{}` (translated from source ddl `{}`)",
+                        short_sql(statement),
+                        short_sql(sql)
+                    ),
+                )
+            })?;
+        }
+        for note in &outcome.notes {
+            tracing::info!(task = %self.task, statement = %short_sql(sql), note = %note, "ddl note");
+        }
+        if !outcome.statements.is_empty() || !outcome.changed.is_empty() {
+            self.schema_changed = true;
+        }
+        // Column lists, types, keys or names may have changed: plan every table again.
+        self.tables.clear();
+        Ok(())
+    }
+}
+
+impl ApplySink for PgApplySink {
+    fn apply<'a>(
+        &'a mut self,
+        events: &'a [ChangeEvent],
+        position: &'a Position,
+    ) -> impl std::future::Future<Output = Result<ApplyStats>> + Send + 'a {
+        self.apply_batch(events, position)
+    }
+
+    fn applied_position(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Option<Position>>> + Send {
+        self.read_applied()
+    }
+}
+
+/// Splits a batch into transactions, each ending with a commit or DDL event.
+fn split_transactions(events: &[ChangeEvent]) -> Result<Vec<&[ChangeEvent]>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, e) in events.iter().enumerate() {
+        if matches!(e.change, Change::Commit | Change::Ddl { .. }) {
+            out.push(&events[start..=i]);
+            start = i + 1;
+        }
+    }
+    if start != events.len() {
+        return Err(Error::internal(
+            "a batch of changes ends inside a transaction",
+        ));
+    }
+    Ok(out)
+}
+
+/// A statement shortened for messages.
+fn short_sql(sql: &str) -> String {
+    let one_line: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > 120 {
+        let cut: String = one_line.chars().take(117).collect();
+        format!("{cut}...")
+    } else {
+        one_line
+    }
+}
+
+fn push_table(sql: &mut String, table: &TableName) {
+    push_ident(sql, &table.schema);
+    sql.push('.');
+    push_ident(sql, &table.name);
+}
+
+fn push_list<'a>(sql: &mut String, prefix: &str, names: impl IntoIterator<Item = &'a str>) {
+    for (i, name) in names.into_iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(prefix);
+        push_ident(sql, name);
+    }
+}
+
+/// One row change.
+enum RowOp<'a> {
+    Insert(&'a RowImage),
+    Update(&'a RowImage, &'a RowImage),
+    Delete(&'a RowImage),
+}
+
+/// Where each column of a row image goes: its index among the copied columns, or `None`
+/// for a column that is not copied.
+type ImageMap = Arc<[Option<usize>]>;
+
+/// A copied column of a table.
+struct ColumnState {
+    source_name: String,
+    target_name: String,
+    mapping: ColumnMapping,
+}
+
+/// How the changes of one table are written.
+struct TableState {
+    source: TableName,
+    target: TableName,
+    /// The copied columns, in plan order (the order of converted rows).
+    columns: Vec<ColumnState>,
+    /// Every plan column by source name: its index among the copied columns, or `None`
+    /// for a column that is not copied.
+    by_source: HashMap<String, Option<usize>>,
+    /// The last row image layout seen, and where each image column goes.
+    image: Option<(Arc<Vec<String>>, ImageMap)>,
+    /// Source names of the key columns, for messages (empty without a key).
+    key_names: Vec<String>,
+    /// Encoder of the copied columns.
+    encoder: PgCopyEncoder,
+    mode: Mode,
+}
+
+enum Mode {
+    Keyed(Keyed),
+    Keyless(Keyless),
+}
+
+/// A keyed table: coalesced final states, written through a staging table.
+struct Keyed {
+    /// Indexes of the key columns among the copied columns.
+    key: Vec<usize>,
+    /// Encoder of the key columns (the coalescing map's keys).
+    key_encoder: PgCopyEncoder,
+    /// Encoder of staging rows: the copied columns, then the deletion flag.
+    stage_encoder: PgCopyEncoder,
+    copy: Statement,
+    /// `DELETE` of one key, for small write-outs.
+    delete: Statement,
+    /// `INSERT` of one row, for small write-outs.
+    insert: Statement,
+    /// `TRUNCATE` of the staging table (before its second use in a transaction).
+    clear_sql: String,
+    /// `DELETE … USING staging; INSERT … SELECT … FROM staging`.
+    apply_sql: String,
+    /// Whether the staging table holds rows of this transaction.
+    used: bool,
+    /// Encoded key → encoded staging row.
+    pending: HashMap<Vec<u8>, Vec<u8>>,
+    scratch: BytesMut,
+}
+
+/// A table without a usable key: changes in order, one row at a time.
+struct Keyless {
+    /// `COPY` straight into the table.
+    copy: Statement,
+    delete: Statement,
+    update: Statement,
+    /// Encoded rows inserted and not yet copied.
+    inserts: BytesMut,
+    insert_rows: u64,
+    params: BytesMut,
+}
+
+/// A parameter already in PostgreSQL's binary format.
+#[derive(Debug)]
+struct Encoded<'a>(Option<&'a [u8]>);
+
+impl ToSql for Encoded<'_> {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self.0 {
+            None => Ok(IsNull::Yes),
+            Some(bytes) => {
+                out.put_slice(bytes);
+                Ok(IsNull::No)
+            }
+        }
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+/// Parameters as the driver takes them.
+fn as_params<'a>(params: &'a [Encoded<'_>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
+/// Splits fields written by [`PgCopyEncoder::encode_field`] (length, then value) into
+/// parameters.
+fn fields(mut buf: &[u8]) -> Vec<Encoded<'_>> {
+    let mut out = Vec::new();
+    while buf.len() >= 4 {
+        let len = buf.get_i32();
+        match usize::try_from(len) {
+            Ok(n) if n <= buf.len() => {
+                out.push(Encoded(Some(&buf[..n])));
+                buf = &buf[n..];
+            }
+            _ => out.push(Encoded(None)),
+        }
+    }
+    out
+}
+
+impl TableState {
+    /// Plans the writes of a table: reads the target columns' types, and creates the
+    /// staging table (keyed) or prepares the row statements (keyless).
+    async fn load(client: &Client, plan: &TablePlan, stage: String) -> Result<Self> {
+        let target = plan.target.clone();
+        let mut columns = Vec::new();
+        let mut by_source = HashMap::new();
+        for c in &plan.columns {
+            if c.copied {
+                by_source.insert(c.source_name.clone(), Some(columns.len()));
+                columns.push(ColumnState {
+                    source_name: c.source_name.clone(),
+                    target_name: c.target_name.clone(),
+                    mapping: c.mapping.clone(),
+                });
+            } else {
+                by_source.insert(c.source_name.clone(), None);
+            }
+        }
+        let names: Vec<String> = columns.iter().map(|c| c.target_name.clone()).collect();
+        let rows = client
+            .query(SELECT_COLUMNS, &[&target.schema, &target.name, &names])
+            .await
+            .map_err(|e| map_error(e, format!("reading the columns of `{target}`")))?;
+        let mut copy_columns = Vec::with_capacity(names.len());
+        for name in &names {
+            let row = rows
+                .iter()
+                .find(|r| r.get::<_, &str>(0) == name)
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Database,
+                        if rows.is_empty() {
+                            format!("target table `{target}` does not exist or has no such columns")
+                        } else {
+                            format!("target table `{target}` has no column `{name}`")
+                        },
+                    )
+                })?;
+            let type_oid: u32 = row.get(1);
+            if !is_supported_type(type_oid) {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    format!(
+                        "cannot write column `{target}.{name}` of type `{}`",
+                        row.get::<_, &str>(3)
+                    ),
+                ));
+            }
+            copy_columns.push(PgCopyColumn::new(name.clone(), type_oid, row.get(2)));
+        }
+        let encoder = PgCopyEncoder::new(&copy_columns)?;
+        let key: Option<Vec<usize>> = plan.chunk_key.as_ref().and_then(|k| {
+            k.iter()
+                .map(|name| by_source.get(name).copied().flatten())
+                .collect()
+        });
+        let key_names = plan.chunk_key.clone().unwrap_or_default();
+        let mut cols = String::new();
+        push_list(&mut cols, "", names.iter().map(String::as_str));
+        let mode = match key {
+            Some(key) if !key.is_empty() => Mode::Keyed(
+                Keyed::create(client, &target, &names, &cols, &copy_columns, key, &stage).await?,
+            ),
+            _ => Mode::Keyless(Keyless::prepare(client, &target, &names, &cols).await?),
+        };
+        Ok(Self {
+            source: plan.source.clone(),
+            target,
+            columns,
+            by_source,
+            image: None,
+            key_names,
+            encoder,
+            mode,
+        })
+    }
+
+    fn is_keyed(&self) -> bool {
+        matches!(self.mode, Mode::Keyed(_))
+    }
+
+    /// Where each column of `image` goes among the copied columns.
+    fn image_map(&mut self, image: &RowImage) -> Result<ImageMap> {
+        if image.values.len() != image.columns.len() {
+            return Err(Error::internal(format!(
+                "a row image of `{}` has {} values for {} columns",
+                self.source,
+                image.values.len(),
+                image.columns.len()
+            )));
+        }
+        if let Some((columns, map)) = &self.image {
+            if Arc::ptr_eq(columns, &image.columns) || **columns == *image.columns {
+                return Ok(map.clone());
+            }
+        }
+        let mut seen = vec![false; self.columns.len()];
+        let mut map = Vec::with_capacity(image.columns.len());
+        for name in image.columns.iter() {
+            let Some(slot) = self.by_source.get(name) else {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    format!(
+                        "the change log has column `{name}` in table `{}`, which the migrated \
+                         schema lacks: the source schema changed without a DDL event the task saw",
+                        self.source
+                    ),
+                ));
+            };
+            if let Some(i) = *slot {
+                seen[i] = true;
+            }
+            map.push(*slot);
+        }
+        if let Some(i) = seen.iter().position(|s| !s) {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "the change log's rows of `{}` lack column `{}` (full row images are needed: \
+                     binlog_row_image=FULL), or the source schema changed without a DDL event \
+                     the task saw",
+                    self.source, self.columns[i].source_name
+                ),
+            ));
+        }
+        let map: ImageMap = map.into();
+        self.image = Some((image.columns.clone(), map.clone()));
+        Ok(map)
+    }
+
+    /// Converts an image into target values of the copied columns, in plan order; with
+    /// `key_only`, only the key columns (the others are `NULL`).
+    fn convert(
+        &mut self,
+        image: &RowImage,
+        key_only: bool,
+        opts: &MappingOptions,
+    ) -> Result<Vec<Value>> {
+        let map = self.image_map(image)?;
+        let key: &[usize] = match &self.mode {
+            Mode::Keyed(k) if key_only => &k.key,
+            _ => &[],
+        };
+        let mut out = vec![Value::Null; self.columns.len()];
+        for (j, slot) in map.iter().enumerate() {
+            let Some(i) = *slot else { continue };
+            if key_only && !key.contains(&i) {
+                continue;
+            }
+            let column = &self.columns[i];
+            out[i] = convert_mysql_value(&column.mapping, image.values[j].clone(), opts).map_err(
+                |e| {
+                    Error::from(e).context(format_args!(
+                        "column `{}`.`{}` at key {}",
+                        self.source,
+                        column.source_name,
+                        key_text(&self.key_names, image)
+                    ))
+                },
+            )?;
+        }
+        Ok(out)
+    }
+
+    /// Coalesces one change of a keyed table; returns the bytes it added.
+    fn stage_change(&mut self, op: &RowOp<'_>, opts: &MappingOptions) -> Result<usize> {
+        match op {
+            RowOp::Insert(row) => {
+                let values = self.convert(row, false, opts)?;
+                self.stage_row(values, false, row)
+            }
+            RowOp::Delete(row) => {
+                let values = self.convert(row, true, opts)?;
+                self.stage_row(values, true, row)
+            }
+            RowOp::Update(before, after) => {
+                let old = self.convert(before, true, opts)?;
+                let new = self.convert(after, false, opts)?;
+                let Mode::Keyed(k) = &mut self.mode else {
+                    return Err(Error::internal("staging a change of a table without key"));
+                };
+                let old_key = k.key_bytes(&old, &self.source, before, &self.key_names)?;
+                let new_key = k.key_bytes(&new, &self.source, after, &self.key_names)?;
+                let mut added = 0;
+                if old_key != new_key {
+                    added += self.stage_row(old, true, before)?;
+                }
+                Ok(added + self.stage_row(new, false, after)?)
+            }
+        }
+    }
+
+    /// Records the final state of the key of `values`: deleted, or this row.
+    fn stage_row(
+        &mut self,
+        mut values: Vec<Value>,
+        deleted: bool,
+        image: &RowImage,
+    ) -> Result<usize> {
+        let Mode::Keyed(k) = &mut self.mode else {
+            return Err(Error::internal("staging a change of a table without key"));
+        };
+        let key = k.key_bytes(&values, &self.source, image, &self.key_names)?;
+        values.push(Value::Bool(deleted));
+        k.scratch.clear();
+        k.stage_encoder
+            .encode_row(&values, &mut k.scratch)
+            .map_err(|e| {
+                e.context(format_args!(
+                    "table `{}` at key {}",
+                    self.source,
+                    key_text(&self.key_names, image)
+                ))
+            })?;
+        let row = k.scratch.to_vec();
+        let added = key.len() + row.len();
+        k.pending.insert(key, row);
+        Ok(added)
+    }
+
+    /// Applies one change of a table without key, in order; returns the bytes it buffered.
+    async fn keyless_change(
+        &mut self,
+        client: &Client,
+        op: &RowOp<'_>,
+        in_window: bool,
+        opts: &MappingOptions,
+        buffer: &mut BytesMut,
+    ) -> Result<usize> {
+        let (old, new) = match op {
+            RowOp::Insert(row) => (None, Some(self.convert(row, false, opts)?)),
+            RowOp::Delete(row) => (Some(self.convert(row, false, opts)?), None),
+            RowOp::Update(before, after) => (
+                Some(self.convert(before, false, opts)?),
+                Some(self.convert(after, false, opts)?),
+            ),
+        };
+        if old.is_some() && old == new {
+            return Ok(0);
+        }
+        if in_window {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "changes to `{}`, a table without a primary or unique key, cannot be \
+                     applied idempotently before the snapshot's consistency point; add a key \
+                     or start replication at an exact snapshot position",
+                    self.source
+                ),
+            ));
+        }
+        let Self {
+            encoder,
+            mode,
+            target,
+            source,
+            ..
+        } = self;
+        let Mode::Keyless(k) = mode else {
+            return Err(Error::internal("a keyed table on the keyless path"));
+        };
+        let image = match op {
+            RowOp::Insert(r) | RowOp::Delete(r) | RowOp::Update(r, _) => *r,
+        };
+        let context = || format!("table `{source}` (no key) at row {}", key_text(&[], image));
+        if old.is_none() {
+            let values = new.unwrap_or_default();
+            let start = k.inserts.len();
+            encoder
+                .encode_row(&values, &mut k.inserts)
+                .map_err(|e| e.context(context()))?;
+            k.insert_rows += 1;
+            return Ok(k.inserts.len() - start);
+        }
+        k.flush(client, target, buffer).await?;
+        k.params.clear();
+        let mut values: Vec<&Value> = Vec::new();
+        if let Some(new) = &new {
+            values.extend(new);
+        }
+        if let Some(old) = &old {
+            values.extend(old);
+        }
+        let width = encoder.column_count();
+        for (i, v) in values.iter().enumerate() {
+            encoder
+                .encode_field(i % width, v, &mut k.params)
+                .map_err(|e| e.context(context()))?;
+        }
+        let params = fields(&k.params);
+        let refs = as_params(&params);
+        let (statement, what) = if new.is_some() {
+            (&k.update, "update")
+        } else {
+            (&k.delete, "delete")
+        };
+        let n = client
+            .execute(statement, &refs)
+            .await
+            .map_err(|e| map_error(e, format!("applying a row {what} to `{target}`")))?;
+        if n == 0 {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "no row of `{target}` matches the source row to {what}: the target has \
+                     diverged from the source"
+                ),
+            ));
+        }
+        Ok(0)
+    }
+
+    /// Writes out pending rows.
+    async fn flush(&mut self, client: &Client, buffer: &mut BytesMut) -> Result<()> {
+        match &mut self.mode {
+            Mode::Keyed(k) => k.flush(client, &self.target, buffer).await,
+            Mode::Keyless(k) => k.flush(client, &self.target, buffer).await,
+        }
+    }
+
+    /// Drops pending rows (the table is being truncated).
+    fn discard(&mut self) {
+        match &mut self.mode {
+            Mode::Keyed(k) => k.pending.clear(),
+            Mode::Keyless(k) => {
+                k.inserts.clear();
+                k.insert_rows = 0;
+            }
+        }
+    }
+
+    /// The transaction committed: the staging table is empty again.
+    fn committed(&mut self) {
+        if let Mode::Keyed(k) = &mut self.mode {
+            k.used = false;
+        }
+    }
+}
+
+impl Keyed {
+    async fn create(
+        client: &Client,
+        target: &TableName,
+        names: &[String],
+        cols: &str,
+        copy_columns: &[PgCopyColumn],
+        key: Vec<usize>,
+        stage: &str,
+    ) -> Result<Self> {
+        let mut flag = String::from("dts_deleted");
+        while names.contains(&flag) {
+            flag.push('_');
+        }
+        let mut stage_table = String::from("pg_temp.");
+        push_ident(&mut stage_table, stage);
+        let mut target_sql = String::new();
+        push_table(&mut target_sql, target);
+        let mut flag_sql = String::new();
+        push_ident(&mut flag_sql, &flag);
+
+        let mut stage_ident = String::new();
+        push_ident(&mut stage_ident, stage);
+        let create = format!(
+            "DROP TABLE IF EXISTS {stage_table}; \
+             CREATE TEMP TABLE {stage_ident} ON COMMIT DELETE ROWS AS \
+             SELECT {cols}, false AS {flag_sql} FROM {target_sql} WITH NO DATA"
+        );
+        client
+            .batch_execute(&create)
+            .await
+            .map_err(|e| map_error(e, format!("creating the staging table of `{target}`")))?;
+        let copy = client
+            .prepare(&format!(
+                "COPY {stage_table} ({cols}, {flag_sql}) FROM STDIN (FORMAT binary)"
+            ))
+            .await
+            .map_err(|e| map_error(e, format!("preparing the staging copy of `{target}`")))?;
+        let mut on = String::new();
+        for (n, &i) in key.iter().enumerate() {
+            if n > 0 {
+                on.push_str(" AND ");
+            }
+            let mut column = String::new();
+            push_ident(&mut column, &names[i]);
+            let _ = write!(on, "t.{column} = s.{column}");
+        }
+        // The staging table is never analysed, and the planner tends to join it to a large
+        // target by a merge join over the target's whole key index. When an index leads
+        // with the key, probing it once per staged key is far cheaper: force that plan.
+        let key_names: Vec<String> = key.iter().map(|&i| names[i].clone()).collect();
+        let key_len = i32::try_from(key.len()).unwrap_or(i32::MAX);
+        let indexed: bool = client
+            .query_one(KEY_INDEXED, &[&target_sql, &key_names, &key_len])
+            .await
+            .map_err(|e| map_error(e, format!("reading the indexes of `{target}`")))?
+            .get(0);
+        let delete = format!("DELETE FROM {target_sql} t USING {stage_table} s WHERE {on}");
+        let delete = if indexed {
+            format!(
+                "SET LOCAL enable_mergejoin = off; SET LOCAL enable_hashjoin = off; {delete}; \
+                 SET LOCAL enable_mergejoin TO DEFAULT; SET LOCAL enable_hashjoin TO DEFAULT"
+            )
+        } else {
+            delete
+        };
+        let apply_sql = format!(
+            "{delete}; INSERT INTO {target_sql} ({cols}) SELECT {cols} FROM {stage_table} \
+             WHERE NOT {flag_sql}"
+        );
+        let mut by_key = String::new();
+        for (n, &i) in key.iter().enumerate() {
+            if n > 0 {
+                by_key.push_str(" AND ");
+            }
+            push_ident(&mut by_key, &names[i]);
+            let _ = write!(by_key, " = ${}", n + 1);
+        }
+        let delete = client
+            .prepare(&format!("DELETE FROM {target_sql} WHERE {by_key}"))
+            .await
+            .map_err(|e| map_error(e, format!("preparing the row changes of `{target}`")))?;
+        let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
+        let insert = client
+            .prepare(&format!(
+                "INSERT INTO {target_sql} ({cols}) VALUES ({})",
+                placeholders.join(", ")
+            ))
+            .await
+            .map_err(|e| map_error(e, format!("preparing the row changes of `{target}`")))?;
+        let key_columns: Vec<PgCopyColumn> = key.iter().map(|&i| copy_columns[i].clone()).collect();
+        let mut stage_columns = copy_columns.to_vec();
+        stage_columns.push(PgCopyColumn::new(flag, BOOL_OID, -1));
+        Ok(Self {
+            key,
+            key_encoder: PgCopyEncoder::new(&key_columns)?,
+            stage_encoder: PgCopyEncoder::new(&stage_columns)?,
+            copy,
+            delete,
+            insert,
+            clear_sql: format!("TRUNCATE {stage_table}"),
+            apply_sql,
+            used: false,
+            pending: HashMap::new(),
+            scratch: BytesMut::with_capacity(1024),
+        })
+    }
+
+    /// The encoded key of a converted row.
+    fn key_bytes(
+        &mut self,
+        values: &[Value],
+        source: &TableName,
+        image: &RowImage,
+        key_names: &[String],
+    ) -> Result<Vec<u8>> {
+        self.scratch.clear();
+        for (n, &i) in self.key.iter().enumerate() {
+            self.key_encoder
+                .encode_field(n, &values[i], &mut self.scratch)
+                .map_err(|e| {
+                    e.context(format_args!(
+                        "table `{source}` at key {}",
+                        key_text(key_names, image)
+                    ))
+                })?;
+        }
+        Ok(self.scratch.to_vec())
+    }
+
+    async fn flush(
+        &mut self,
+        client: &Client,
+        target: &TableName,
+        buffer: &mut BytesMut,
+    ) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let what = || format!("applying changes to `{target}`");
+        if self.pending.len() <= SMALL_FLUSH_ROWS {
+            return self.flush_small(client, &what).await;
+        }
+        if self.used {
+            client
+                .batch_execute(&self.clear_sql)
+                .await
+                .map_err(|e| map_error(e, what()))?;
+        }
+        let rows = self.pending.len() as u64;
+        buffer.clear();
+        PgCopyEncoder::write_header(buffer);
+        let pending = std::mem::take(&mut self.pending);
+        let copied = send_copy(client, &self.copy, buffer, pending.into_values(), &what).await?;
+        if copied != rows {
+            return Err(Error::internal(format!(
+                "staging copy of `{target}` stored {copied} rows of {rows}"
+            )));
+        }
+        self.used = true;
+        client
+            .batch_execute(&self.apply_sql)
+            .await
+            .map_err(|e| map_error(e, what()))
+    }
+}
+
+impl Keyed {
+    /// Writes out a few pending keys with prepared statements, pipelined: the deletes of
+    /// every touched key, then the inserts of the final rows. Fewer round trips and less
+    /// server work than the staging table for a handful of rows.
+    async fn flush_small(
+        &mut self,
+        client: &Client,
+        what: &(dyn Fn() -> String + Sync),
+    ) -> Result<()> {
+        let pending = std::mem::take(&mut self.pending);
+        let mut deletes: Vec<Vec<Encoded<'_>>> = Vec::with_capacity(pending.len());
+        let mut inserts: Vec<Vec<Encoded<'_>>> = Vec::with_capacity(pending.len());
+        for (key, row) in &pending {
+            deletes.push(fields(key));
+            // A staging row: field count, the copied columns, the deletion flag.
+            let mut values = fields(row.get(2..).unwrap_or_default());
+            let deleted = values.pop().and_then(|f| f.0) != Some(&[0u8][..]);
+            if !deleted {
+                inserts.push(values);
+            }
+        }
+        let delete_params: Vec<_> = deletes.iter().map(|p| as_params(p)).collect();
+        let insert_params: Vec<_> = inserts.iter().map(|p| as_params(p)).collect();
+        let requests = delete_params
+            .iter()
+            .map(|p| client.execute(&self.delete, p))
+            .chain(
+                insert_params
+                    .iter()
+                    .map(|p| client.execute(&self.insert, p)),
+            );
+        futures::future::try_join_all(requests)
+            .await
+            .map_err(|e| map_error(e, what()))?;
+        Ok(())
+    }
+}
+
+impl Keyless {
+    async fn prepare(
+        client: &Client,
+        target: &TableName,
+        names: &[String],
+        cols: &str,
+    ) -> Result<Self> {
+        let mut target_sql = String::new();
+        push_table(&mut target_sql, target);
+        let width = names.len();
+        let mut matches = String::new();
+        for (i, name) in names.iter().enumerate() {
+            if i > 0 {
+                matches.push_str(" AND ");
+            }
+            push_ident(&mut matches, name);
+            let _ = write!(matches, " IS NOT DISTINCT FROM ${}", i + 1);
+        }
+        let one_row = |offset: usize| {
+            let mut m = String::new();
+            for (i, name) in names.iter().enumerate() {
+                if i > 0 {
+                    m.push_str(" AND ");
+                }
+                push_ident(&mut m, name);
+                let _ = write!(m, " IS NOT DISTINCT FROM ${}", offset + i + 1);
+            }
+            format!("ctid = (SELECT ctid FROM {target_sql} WHERE {m} LIMIT 1)")
+        };
+        let mut sets = String::new();
+        for (i, name) in names.iter().enumerate() {
+            if i > 0 {
+                sets.push_str(", ");
+            }
+            push_ident(&mut sets, name);
+            let _ = write!(sets, " = ${}", i + 1);
+        }
+        let prepare = |sql: String| async move {
+            client
+                .prepare(&sql)
+                .await
+                .map_err(|e| map_error(e, format!("preparing the row changes of `{target}`")))
+        };
+        let copy = prepare(format!(
+            "COPY {target_sql} ({cols}) FROM STDIN (FORMAT binary)"
+        ))
+        .await?;
+        let delete = prepare(format!("DELETE FROM {target_sql} WHERE {}", one_row(0))).await?;
+        let update = prepare(format!(
+            "UPDATE {target_sql} SET {sets} WHERE {}",
+            one_row(width)
+        ))
+        .await?;
+        Ok(Self {
+            copy,
+            delete,
+            update,
+            inserts: BytesMut::new(),
+            insert_rows: 0,
+            params: BytesMut::new(),
+        })
+    }
+
+    /// Copies the buffered inserts into the table.
+    async fn flush(
+        &mut self,
+        client: &Client,
+        target: &TableName,
+        buffer: &mut BytesMut,
+    ) -> Result<()> {
+        if self.insert_rows == 0 {
+            return Ok(());
+        }
+        let what = || format!("inserting rows into `{target}`");
+        let rows = std::mem::take(&mut self.insert_rows);
+        let data = self.inserts.split();
+        buffer.clear();
+        PgCopyEncoder::write_header(buffer);
+        let copied = send_copy(client, &self.copy, buffer, std::iter::once(data), &what).await?;
+        if copied != rows {
+            return Err(Error::internal(format!(
+                "copy into `{target}` stored {copied} rows of {rows}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Runs a binary `COPY` of `rows` (encoded rows, or runs of them), with `buffer` holding the
+/// header already; returns the rows the server stored.
+async fn send_copy(
+    client: &Client,
+    statement: &Statement,
+    buffer: &mut BytesMut,
+    rows: impl Iterator<Item = impl AsRef<[u8]>>,
+    what: &(dyn Fn() -> String + Sync),
+) -> Result<u64> {
+    let sink = client
+        .copy_in::<_, Bytes>(statement)
+        .await
+        .map_err(|e| map_error(e, what()))?;
+    // Boxed, so that dropping it aborts the COPY.
+    let mut sink = Box::pin(sink);
+    for row in rows {
+        buffer.put_slice(row.as_ref());
+        if buffer.len() >= SEND_BYTES {
+            sink.feed(buffer.split().freeze())
+                .await
+                .map_err(|e| map_error(e, what()))?;
+        }
+    }
+    PgCopyEncoder::write_trailer(buffer);
+    sink.feed(buffer.split().freeze())
+        .await
+        .map_err(|e| map_error(e, what()))?;
+    sink.as_mut()
+        .finish()
+        .await
+        .map_err(|e| map_error(e, what()))
+}
+
+/// The key of a source row as `(a=1, b='x')`, from the image's source values.
+fn key_text(key: &[String], image: &RowImage) -> String {
+    let parts: Vec<String> = key
+        .iter()
+        .filter_map(|k| {
+            let i = image.columns.iter().position(|c| c == k)?;
+            Some(format!("{k}={}", short_value(image.values.get(i)?)))
+        })
+        .collect();
+    if parts.is_empty() {
+        return "(table has no key)".into();
+    }
+    format!("({})", parts.join(", "))
+}
+
+fn short_value(v: &Value) -> String {
+    match v {
+        Value::Text(s) => {
+            let s: String = s.chars().take(40).collect();
+            format!("'{s}'")
+        }
+        Value::Bytes(b) => format!(
+            "x'{}'",
+            b.iter()
+                .take(20)
+                .map(|x| format!("{x:02x}"))
+                .collect::<String>()
+        ),
+        Value::Null => "NULL".into(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Decimal(d) => d.to_string(),
+        Value::Date(d) => format!("'{d}'"),
+        Value::DateTime(d) | Value::Timestamp(d) => format!("'{d}'"),
+        Value::Time(t) => format!("'{t}'"),
+        Value::Year(y) => y.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => other.kind().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dts_core::Lsn;
+
+    fn ev(change: Change, lsn: u64) -> ChangeEvent {
+        ChangeEvent {
+            change,
+            position: Position::Lsn(Lsn(lsn)),
+            timestamp: 0,
+        }
+    }
+
+    #[test]
+    fn batches_split_at_commits_and_ddl() {
+        let ddl = Change::Ddl {
+            schema: None,
+            sql: "DROP TABLE x".into(),
+        };
+        let events = [
+            ev(Change::Begin, 1),
+            ev(Change::Commit, 2),
+            ev(ddl, 3),
+            ev(Change::Begin, 4),
+            ev(Change::Commit, 5),
+        ];
+        let t = split_transactions(&events).unwrap();
+        assert_eq!(t.iter().map(|t| t.len()).collect::<Vec<_>>(), [2, 1, 2]);
+        assert!(split_transactions(&events[..4]).is_err());
+    }
+
+    #[test]
+    fn fields_split_lengths_and_nulls() {
+        let mut b = BytesMut::new();
+        b.put_i32(2);
+        b.put_slice(b"ab");
+        b.put_i32(-1);
+        b.put_i32(0);
+        let f = fields(&b);
+        assert_eq!(f.len(), 3);
+        assert_eq!(f[0].0, Some(&b"ab"[..]));
+        assert_eq!(f[1].0, None);
+        assert_eq!(f[2].0, Some(&b""[..]));
+    }
+
+    #[test]
+    fn keys_are_named_without_long_values() {
+        let image = RowImage {
+            columns: Arc::new(vec!["a".into(), "b".into(), "c".into()]),
+            values: vec![Value::Int(7), Value::Text("x".repeat(100)), Value::Null],
+        };
+        let key = key_text(&["a".into(), "b".into()], &image);
+        assert_eq!(key, format!("(a=7, b='{}')", "x".repeat(40)));
+        assert_eq!(key_text(&[], &image), "(table has no key)");
+        assert_eq!(
+            short_sql("ALTER  TABLE\n t ADD c int"),
+            "ALTER TABLE t ADD c int"
+        );
+        assert!(short_sql(&"x ".repeat(100)).ends_with("..."));
+    }
+}
