@@ -84,15 +84,104 @@ fn expr_columns<'c>(columns: &'c [PlannedColumn<'_>]) -> Vec<ExprColumn<'c>> {
         .collect()
 }
 
-/// The mapping's `CHECK` as a named table constraint.
+/// The mapping's `CHECK` as a named table constraint: the name and the clause.
 fn check_constraint(
     constraints: &mut Namespace,
     table: &str,
     c: &PlannedColumn<'_>,
-) -> Option<String> {
+) -> Option<(String, String)> {
     let check = c.mapping.check_for(&quote_ident(&c.target))?;
     let name = constraints.claim(&format!("{table}_{}_check", c.target));
-    Some(format!("CONSTRAINT {} CHECK ({check})", quote_ident(&name)))
+    let clause = format!("CONSTRAINT {} CHECK ({check})", quote_ident(&name));
+    Some((name, clause))
+}
+
+/// The name an index gets before collisions are resolved: `{table}_{index}`.
+pub(crate) fn index_base_name(opts: &SchemaOptions, target_table: &str, index: &str) -> String {
+    format!("{target_table}_{}", opts.case.apply(index))
+}
+
+// --- incremental planning -------------------------------------------------------------
+//
+// The schema tracker plans one table at a time during replication. It seeds the planner with
+// the names already taken in the target and the tables foreign keys may reference, and reads
+// back the names and column definitions the planner chose.
+
+/// Names already taken in the target, carried from one planning run to the next.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TakenNames {
+    /// Relation names (tables, indexes, sequences) per target schema.
+    pub(crate) relations: BTreeMap<String, Namespace>,
+    /// Function names per target schema.
+    pub(crate) functions: BTreeMap<String, Namespace>,
+    /// Constraint names per target table.
+    pub(crate) constraints: BTreeMap<TableName, Namespace>,
+}
+
+/// The target objects the planner created for one source table.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TableObjects {
+    /// Name of the primary key constraint.
+    pub(crate) pkey: Option<String>,
+    /// Index names by source index name.
+    pub(crate) indexes: BTreeMap<String, String>,
+    /// Foreign key constraint names by source constraint name.
+    pub(crate) foreign_keys: BTreeMap<String, String>,
+    /// Per source column.
+    pub(crate) columns: BTreeMap<String, ColumnObjects>,
+    /// The `ON UPDATE CURRENT_TIMESTAMP` trigger function and trigger.
+    pub(crate) trigger: Option<(String, String)>,
+}
+
+/// What the planner wrote for one column.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ColumnObjects {
+    /// The column as `CREATE TABLE` defines it (name, type, `NOT NULL`, identity or
+    /// default); `None` for generated columns.
+    pub(crate) definition: Option<String>,
+    /// The translated `DEFAULT` expression.
+    pub(crate) default: Option<String>,
+    /// The mapping's `CHECK`: constraint name and `CONSTRAINT … CHECK (…)` clause.
+    pub(crate) check: Option<(String, String)>,
+    /// The sequence of an auto-increment column, and whether it is an identity sequence
+    /// (else an owned sequence with `DEFAULT nextval(…)`).
+    pub(crate) sequence: Option<(String, bool)>,
+}
+
+/// A plan with the names it took and the objects it created.
+pub(crate) struct Planned {
+    pub(crate) plan: SchemaPlan,
+    pub(crate) taken: TakenNames,
+    pub(crate) objects: BTreeMap<TableName, TableObjects>,
+}
+
+/// [`plan_mysql_to_pg`] with names already taken in the target (`taken`) and the tables
+/// foreign keys may reference besides those of `catalog` (`parents`, looked up first).
+pub(crate) fn plan_in_context(
+    catalog: &Catalog,
+    opts: &SchemaOptions,
+    parents: &Catalog,
+    taken: TakenNames,
+) -> Planned {
+    let mut planner = Planner::new(catalog, opts);
+    planner.parents = Some(parents);
+    planner.relations = taken.relations;
+    planner.functions = taken.functions;
+    planner.seeded_constraints = taken.constraints;
+    planner.run_in_context()
+}
+
+fn column_objects<'o>(
+    objects: &'o mut BTreeMap<TableName, TableObjects>,
+    table: &TableName,
+    column: &str,
+) -> &'o mut ColumnObjects {
+    objects
+        .entry(table.clone())
+        .or_default()
+        .columns
+        .entry(column.to_string())
+        .or_default()
 }
 
 /// Post-data statements, kept apart so each group runs after the one it depends on.
@@ -117,6 +206,12 @@ struct Planner<'a> {
     relations: BTreeMap<String, Namespace>,
     /// Function names per target schema.
     functions: BTreeMap<String, Namespace>,
+    /// Tables foreign keys may reference besides the catalog's (incremental planning).
+    parents: Option<&'a Catalog>,
+    /// Constraint names already taken per target table (incremental planning).
+    seeded_constraints: BTreeMap<TableName, Namespace>,
+    /// The objects created per source table (incremental planning).
+    objects: BTreeMap<TableName, TableObjects>,
 }
 
 fn column_object(table: &TableName, column: &str) -> String {
@@ -133,6 +228,9 @@ impl<'a> Planner<'a> {
             post: PostData::default(),
             relations: BTreeMap::new(),
             functions: BTreeMap::new(),
+            parents: None,
+            seeded_constraints: BTreeMap::new(),
+            objects: BTreeMap::new(),
         }
     }
 
@@ -152,7 +250,11 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn run(mut self) -> SchemaPlan {
+    fn run(self) -> SchemaPlan {
+        self.run_in_context().plan
+    }
+
+    fn run_in_context(mut self) -> Planned {
         let mut tables = self.resolve_tables();
         for t in &tables {
             self.reserve_table_names(t);
@@ -199,11 +301,29 @@ impl<'a> Planner<'a> {
         .into_iter()
         .flatten()
         .collect();
-        SchemaPlan {
-            tables: table_plans,
-            pre_data: self.pre,
-            post_data,
-            problems: self.problems,
+        let mut constraints = std::mem::take(&mut self.seeded_constraints);
+        for t in tables {
+            let objects = self.objects.entry(t.source.name.clone()).or_default();
+            objects.pkey = t.pkey;
+            for (column, (how, seq)) in t.sequences {
+                objects.columns.entry(column).or_default().sequence =
+                    Some((seq, how == AutoIncrement::Identity));
+            }
+            constraints.insert(t.target, t.constraints);
+        }
+        Planned {
+            plan: SchemaPlan {
+                tables: table_plans,
+                pre_data: self.pre,
+                post_data,
+                problems: self.problems,
+            },
+            taken: TakenNames {
+                relations: self.relations,
+                functions: self.functions,
+                constraints,
+            },
+            objects: self.objects,
         }
     }
 
@@ -248,11 +368,12 @@ impl<'a> Planner<'a> {
                 seen_tables.insert(target.clone(), source.clone());
             }
             let columns = self.resolve_columns(table);
+            let constraints = self.seeded_constraints.remove(&target).unwrap_or_default();
             out.push(PlannedTable {
                 source: table,
                 target,
                 columns,
-                constraints: Namespace::default(),
+                constraints,
                 pkey: None,
                 sequences: BTreeMap::new(),
             });
@@ -425,14 +546,20 @@ impl<'a> Planner<'a> {
                     if let Some(sql) = self.default_sql(&table.name, c, &env_columns) {
                         def.push_str(" DEFAULT ");
                         def.push_str(&sql);
+                        column_objects(&mut self.objects, &table.name, &c.source.name).default =
+                            Some(sql);
                     }
                 }
             }
+            column_objects(&mut self.objects, &table.name, &c.source.name).definition =
+                Some(def.clone());
             lines.push(def);
         }
         let mut checks = Vec::new();
         for c in t.columns.iter().filter(|c| c.source.generated.is_none()) {
-            if let Some(check) = check_constraint(&mut t.constraints, &t.target.name, c) {
+            if let Some((name, check)) = check_constraint(&mut t.constraints, &t.target.name, c) {
+                column_objects(&mut self.objects, &table.name, &c.source.name).check =
+                    Some((name, check.clone()));
                 checks.push(check);
             }
         }
@@ -636,7 +763,9 @@ impl<'a> Planner<'a> {
         let mut comments = Vec::new();
         for (i, mut sql) in added {
             let c = &t.columns[i];
-            if let Some(check) = check_constraint(&mut t.constraints, &t.target.name, c) {
+            if let Some((name, check)) = check_constraint(&mut t.constraints, &t.target.name, c) {
+                column_objects(&mut self.objects, &t.source.name, &c.source.name).check =
+                    Some((name, check.clone()));
                 sql.push(' ');
                 sql.push_str(&check);
             }
@@ -690,8 +819,13 @@ impl<'a> Planner<'a> {
             if columns.is_empty() {
                 continue;
             }
-            let base = format!("{}_{}", t.target.name, self.opts.case.apply(&index.name));
+            let base = index_base_name(self.opts, &t.target.name, &index.name);
             let name = self.relation_name(&schema, &base);
+            self.objects
+                .entry(table.name.clone())
+                .or_default()
+                .indexes
+                .insert(index.name.clone(), name.clone());
             let qualified = t.qualified();
             let index_object = format!("{schema}.{name}");
 
@@ -796,7 +930,11 @@ impl<'a> Planner<'a> {
         'fk: for fk in &table.foreign_keys {
             let object = format!("{}.{}", table.name, fk.name);
             let label = format!("foreign key `{}` of `{}`", fk.name, table.name);
-            let Some(parent) = self.catalog.table(&fk.referenced_table) else {
+            let parent = self
+                .parents
+                .and_then(|p| p.table(&fk.referenced_table))
+                .or_else(|| self.catalog.table(&fk.referenced_table));
+            let Some(parent) = parent else {
                 self.problems.push(Problem::blocking(
                     object,
                     format!(
@@ -858,6 +996,11 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let name = t.constraints.claim(&self.opts.case.apply(&fk.name));
+            self.objects
+                .entry(table.name.clone())
+                .or_default()
+                .foreign_keys
+                .insert(fk.name.clone(), name.clone());
             let parent_target = self.opts.target_table(&parent.name);
             self.post.foreign.push(Self::stmt(
                 Phase::PostData,
@@ -945,6 +1088,10 @@ impl<'a> Planner<'a> {
             .claim(&base);
         let function_q = quote_qualified(&schema, &function);
         let trigger = fit_identifier(&base);
+        self.objects
+            .entry(t.source.name.clone())
+            .or_default()
+            .trigger = Some((function.clone(), trigger.clone()));
         self.post.trigger.push(Self::stmt(
             Phase::PostData,
             StatementKind::Trigger,

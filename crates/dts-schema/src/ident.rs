@@ -106,7 +106,7 @@ fn hash32(s: &str) -> u64 {
 
 /// Names already taken in one PostgreSQL namespace (relations of a schema, constraints of a
 /// table, functions of a schema).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Namespace {
     taken: BTreeSet<String>,
 }
@@ -115,6 +115,11 @@ impl Namespace {
     /// Marks a name as taken; returns whether it was free.
     pub(crate) fn reserve(&mut self, name: &str) -> bool {
         self.taken.insert(name.to_string())
+    }
+
+    /// Frees a name (its object was dropped or renamed).
+    pub(crate) fn release(&mut self, name: &str) {
+        self.taken.remove(name);
     }
 
     /// Takes `base` (fitted to 63 bytes) if free, else the first free `base1`, `base2`, …

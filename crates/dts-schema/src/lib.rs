@@ -37,11 +37,18 @@
 //! }
 //! ```
 //!
+//! During replication a [`SchemaTracker`] follows the source's DDL: it translates each
+//! statement the binlog carries (`CREATE TABLE`, `ALTER TABLE`, `RENAME TABLE`, `DROP`,
+//! `TRUNCATE`, `CREATE`/`DROP INDEX`) into PostgreSQL statements that address the objects
+//! the initial migration created, and keeps the source model and the [`TablePlan`]s current
+//! ([`SchemaTracker::apply_mysql_ddl`]). What it cannot follow is a [`DdlError`].
+//!
 //! The generated SQL needs PostgreSQL 14 or later (`CREATE OR REPLACE TRIGGER`, stored
 //! generated columns, `gen_random_uuid()`) with `standard_conforming_strings = on`.
 //!
 //! This crate has no features and does no I/O.
 
+mod change;
 mod ddl;
 mod default;
 mod expr;
@@ -49,6 +56,7 @@ mod ident;
 mod options;
 mod plan;
 
+pub use change::{DdlError, DdlKind, DdlOutcome, SchemaTracker, SourceFlavor, TableFilter};
 pub use ddl::plan_mysql_to_pg;
 pub use ident::{fit_identifier, quote_ident, quote_literal, IdentifierCase, MAX_IDENTIFIER_BYTES};
 pub use options::SchemaOptions;
