@@ -41,11 +41,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the migration types the task lists.
+    /// Run the migration types the task lists. With incremental migration it runs until
+    /// stopped (Ctrl-C / SIGTERM: the current batch is finished and its position saved).
     Run {
         /// The task file.
         #[arg(long, short)]
         config: PathBuf,
+        /// Apply everything the source committed before the incremental phase began, then
+        /// exit 0.
+        #[arg(long)]
+        until_caught_up: bool,
     },
     /// Run the prechecks and print each with its status and fix.
     Precheck {
@@ -86,7 +91,10 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run { config } => run(&config).await,
+            Command::Run {
+                config,
+                until_caught_up,
+            } => run(&config, until_caught_up).await,
             Command::Precheck { config } => precheck(&config).await,
             Command::Plan { config } => plan(&config).await,
             Command::Demo { keep } => demo(keep).await,
@@ -142,22 +150,26 @@ async fn plan(path: &Path) -> Result<ExitCode, Error> {
     })
 }
 
-async fn run(path: &Path) -> Result<ExitCode, Error> {
+async fn run(path: &Path, until_caught_up: bool) -> Result<ExitCode, Error> {
     let task = load(path)?;
-    run_task(&task).await?;
+    run_task(
+        &task,
+        dts::RunOptions::default().until_caught_up(until_caught_up),
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_task(task: &Task) -> Result<dts::RunReport, Error> {
+async fn run_task(task: &Task, options: dts::RunOptions) -> Result<dts::RunReport, Error> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let printer = tokio::spawn(progress::display(rx));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let signals = tokio::spawn(async move {
         wait_for_stop_signal().await;
-        eprintln!("stopping: finishing the chunks in flight (run again to resume)");
+        eprintln!("stopping: finishing the work in flight (run again to resume)");
         let _ = stop_tx.send(true);
     });
-    let result = task.run_until(Some(tx), stop_rx).await;
+    let result = task.run_with(Some(tx), stop_rx, options).await;
     signals.abort();
     let tracker = printer
         .await
@@ -185,10 +197,25 @@ async fn run_task(task: &Task) -> Result<dts::RunReport, Error> {
             );
         }
     }
+    if let Some(inc) = &report.incremental {
+        println!(
+            "incremental: {} transactions, {} rows applied{}",
+            inc.transactions,
+            inc.rows,
+            inc.position
+                .as_ref()
+                .map(|p| format!(", position {p}"))
+                .unwrap_or_default()
+        );
+    }
     for w in &report.warnings {
         println!("note: {w}");
     }
-    if report.created.is_empty() && report.full.is_none() && !report.already_done.is_empty() {
+    if report.created.is_empty()
+        && report.full.is_none()
+        && report.incremental.is_none()
+        && !report.already_done.is_empty()
+    {
         println!(
             "task `{}` was already finished: nothing to do",
             task.config().name
@@ -263,7 +290,7 @@ async fn demo(keep: bool) -> Result<ExitCode, Error> {
     if !report.passed() {
         return Ok(ExitCode::from(1));
     }
-    run_task(&task).await?;
+    run_task(&task, dts::RunOptions::default()).await?;
 
     let listing = pg
         .query_in(

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
+use dts::cdc::CdcEvent;
 use dts::core::TableName;
 use dts::fullload::{ProgressEvent, ProgressTracker, TableProgress};
 use dts::TaskEvent;
@@ -64,6 +65,8 @@ pub async fn display(mut rx: UnboundedReceiver<TaskEvent>) -> ProgressTracker {
         .progress_chars("=> ");
     let mut bars: BTreeMap<TableName, ProgressBar> = BTreeMap::new();
     let mut last_print = Instant::now();
+    let mut last_replication = Instant::now() - Duration::from_secs(10);
+    let mut applied = (0u64, 0u64);
     let print = |s: String| {
         if terminal {
             let _ = multi.println(s);
@@ -120,6 +123,33 @@ pub async fn display(mut rx: UnboundedReceiver<TaskEvent>) -> ProgressTracker {
                 print(format!("  created {kind:?} {object}"))
             }
             Some(TaskEvent::Skipped { object }) => print(format!("  skipped {object} (exists)")),
+            Some(TaskEvent::Replication(e)) => match e {
+                CdcEvent::Applied {
+                    transactions,
+                    rows,
+                    position,
+                    lag,
+                    rows_per_second,
+                } => {
+                    applied.0 += transactions;
+                    applied.1 += rows;
+                    if last_replication.elapsed() >= Duration::from_secs(2) {
+                        last_replication = Instant::now();
+                        print(format!(
+                            "  replicating: {} transactions, {} rows applied, \
+                             {rows_per_second:.0} rows/s, lag {:.1}s, at {position}",
+                            applied.0,
+                            applied.1,
+                            lag.as_secs_f64()
+                        ));
+                    }
+                }
+                CdcEvent::CaughtUp { position } => print(format!("  caught up at {position}")),
+                CdcEvent::Reconnecting { error, attempt } => print(format!(
+                    "  connection lost ({error}); reconnecting, attempt {attempt}"
+                )),
+                _ => {}
+            },
             Some(_) => {}
             None => {}
         }

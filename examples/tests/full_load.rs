@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{assert_table_equal, dts, source_tables, text, Env};
+use common::{assert_table_equal, dts, numbers_table, source_tables, text, Env};
 use mysql_async::prelude::*;
 
 const FIXTURE: &str = include_str!("../../fixtures/mysql/shop.sql");
@@ -57,20 +57,6 @@ async fn fixture_database_is_copied_value_for_value() {
         "{}",
         text(&again)
     );
-}
-
-/// Rows for the snapshot and kill tests: a composite key and assorted types.
-fn numbers_table(rows: u32) -> String {
-    format!(
-        "CREATE TABLE numbers (
-           grp INT NOT NULL, id INT NOT NULL, label VARCHAR(40) NOT NULL,
-           amount DECIMAL(20,4) NOT NULL, at DATETIME(6) NOT NULL, payload BLOB,
-           PRIMARY KEY (grp, id));
-         INSERT INTO numbers
-         SELECT s.seq % 7, s.seq, CONCAT('row-', s.seq), s.seq * 1.0001,
-                '2024-01-01' + INTERVAL s.seq SECOND, UNHEX(MD5(s.seq))
-         FROM seq_1_to_{rows} s;"
-    )
 }
 
 #[tokio::test]

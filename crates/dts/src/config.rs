@@ -39,6 +39,116 @@ pub struct TaskConfig {
     /// Full data migration settings.
     #[serde(default)]
     pub full: FullOptions,
+    /// Incremental migration settings.
+    #[serde(default)]
+    pub incremental: IncrementalOptions,
+}
+
+/// Incremental migration settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncrementalOptions {
+    /// The replica server id dts uses to read the binlog; must differ from every server and
+    /// replica of the source. Default: derived from the task name.
+    #[serde(default)]
+    pub server_id: Option<u32>,
+    /// Which changes to replicate: any of `insert`, `update`, `delete`, `truncate`, `ddl`.
+    /// Default: all.
+    #[serde(default = "default_operations")]
+    pub operations: Vec<Operation>,
+    /// DDL that cannot be translated to PostgreSQL: `stop` (default: the task stops with an
+    /// error naming the statement) or `skip` (logged and skipped).
+    #[serde(default)]
+    pub untranslatable_ddl: UntranslatableDdl,
+    /// Most source rows applied in one target transaction. Default 20,000.
+    #[serde(default = "default_batch_rows")]
+    pub max_batch_rows: usize,
+    /// Longest a change waits to be batched, in milliseconds. Default 100.
+    #[serde(default = "default_batch_delay_ms")]
+    pub max_batch_delay_ms: u64,
+    /// How long lost connections to either server are retried before the task fails, in
+    /// seconds. Default 60.
+    #[serde(default = "default_retry_window")]
+    pub retry_window_seconds: u64,
+}
+
+impl Default for IncrementalOptions {
+    fn default() -> Self {
+        Self {
+            server_id: None,
+            operations: default_operations(),
+            untranslatable_ddl: UntranslatableDdl::default(),
+            max_batch_rows: default_batch_rows(),
+            max_batch_delay_ms: default_batch_delay_ms(),
+            retry_window_seconds: default_retry_window(),
+        }
+    }
+}
+
+fn default_operations() -> Vec<Operation> {
+    vec![
+        Operation::Insert,
+        Operation::Update,
+        Operation::Delete,
+        Operation::Truncate,
+        Operation::Ddl,
+    ]
+}
+
+fn default_batch_rows() -> usize {
+    20_000
+}
+
+fn default_batch_delay_ms() -> u64 {
+    100
+}
+
+fn default_retry_window() -> u64 {
+    60
+}
+
+/// A kind of change incremental migration can replicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Operation {
+    /// Row inserts.
+    Insert,
+    /// Row updates.
+    Update,
+    /// Row deletes.
+    Delete,
+    /// `TRUNCATE`.
+    Truncate,
+    /// Schema changes.
+    Ddl,
+}
+
+/// What to do with DDL that cannot be translated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum UntranslatableDdl {
+    /// Stop the task with an error naming the statement.
+    #[default]
+    Stop,
+    /// Log a warning naming the statement and continue.
+    Skip,
+}
+
+impl IncrementalOptions {
+    /// The server id to read the binlog with.
+    pub fn server_id(&self, task: &str) -> u32 {
+        self.server_id.unwrap_or_else(|| {
+            // FNV-1a of the task name, in a range unlikely to collide with real servers.
+            let mut h: u32 = 0x811c_9dc5;
+            for b in task.bytes() {
+                h ^= u32::from(b);
+                h = h.wrapping_mul(0x0100_0193);
+            }
+            0x4000_0000 | (h & 0x3fff_ffff)
+        })
+    }
 }
 
 /// Full data migration settings.
@@ -308,6 +418,14 @@ impl TaskConfig {
         if self.full.workers == Some(0) || self.full.workers.is_some_and(|w| w > 64) {
             return Err(Error::config("`full.workers` must be between 1 and 64"));
         }
+        if self.incremental.server_id == Some(0) {
+            return Err(Error::config("`incremental.server_id` must not be 0"));
+        }
+        if self.incremental.max_batch_rows == 0 {
+            return Err(Error::config(
+                "`incremental.max_batch_rows` must be at least 1",
+            ));
+        }
         if self.full.rows_per_chunk == 0 {
             return Err(Error::config("`full.rows_per_chunk` must be at least 1"));
         }
@@ -502,6 +620,12 @@ impl Selection {
     /// Whether a table is selected.
     pub fn selects(&self, t: &TableName) -> bool {
         self.include.iter().any(|p| p.matches(t)) && !self.exclude.iter().any(|p| p.matches(t))
+    }
+
+    /// Whether some include pattern may select tables of `database` (schema changes there
+    /// are followed, so tables created later are picked up).
+    pub fn selects_database(&self, database: &str) -> bool {
+        self.include.iter().any(|p| p.matches_database(database))
     }
 
     /// The databases among `available` that some include pattern may select from.

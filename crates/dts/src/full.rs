@@ -17,7 +17,7 @@ use dts_typemap::{ColumnMapping, MappingOptions};
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::Client;
 
-use crate::config::{BadRows, TaskConfig};
+use crate::config::{BadRows, MigrationType, TaskConfig};
 
 /// What the full data migration did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -182,6 +182,13 @@ pub(crate) async fn run_full_load(
         .await
         .map_err(|e| map_error(e, "recording the snapshot position"))?;
     tracing::info!(position = ?position, readers = readers.len(), "snapshot opened");
+    if config.runs(MigrationType::Incremental) {
+        // The source schema as of the snapshot: replication tracks schema changes from here,
+        // not from a later reading that may include changes still waiting in the binlog.
+        if let Some(p) = &position {
+            dts_connectors::postgres::record_schema(control, &config.name, catalog, p).await?;
+        }
+    }
 
     let mut sinks = Vec::with_capacity(readers.len());
     for _ in 0..readers.len() {

@@ -25,15 +25,19 @@
 
 pub mod config;
 pub mod full;
+pub mod incremental;
 mod meta;
 pub mod precheck;
 pub mod task;
 
 pub use config::TaskConfig;
 pub use full::FullReport;
+pub use incremental::IncrementalReport;
 pub use meta::META_SCHEMA;
 pub use precheck::{CheckItem, CheckStatus, PrecheckReport};
-pub use task::{RunReport, Step, Task, TaskEvent, TaskPlan};
+pub use task::{RunOptions, RunReport, Step, Task, TaskEvent, TaskPlan};
+
+pub use dts_cdc as cdc;
 
 pub use dts_fullload as fullload;
 

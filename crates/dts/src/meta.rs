@@ -55,3 +55,42 @@ pub(crate) async fn mark_done(client: &impl GenericClient, task: &str, step: &st
         .map_err(|e| map_error(e, "recording task state"))?;
     Ok(())
 }
+
+const KEPT_PREFIX: &str = "kept:";
+
+/// Records that target table `table` existed before the task and was kept (conflict policy
+/// `ignore`); meant to run in the pre-data transaction.
+pub(crate) async fn mark_kept(
+    client: &impl GenericClient,
+    task: &str,
+    table: &dts_core::TableName,
+) -> Result<()> {
+    let key = format!(
+        "{KEPT_PREFIX}{}",
+        serde_json::to_string(table).map_err(|e| {
+            dts_core::Error::internal("cannot encode a table name").with_source(e)
+        })?
+    );
+    mark_done(client, task, &key).await
+}
+
+/// The target tables recorded by [`mark_kept`].
+pub(crate) async fn kept_tables(
+    client: &impl GenericClient,
+    task: &str,
+) -> Result<std::collections::BTreeSet<dts_core::TableName>> {
+    let rows = client
+        .query(
+            "SELECT substr(step, $2) FROM dts_meta.step WHERE task = $1 AND step LIKE 'kept:%'",
+            &[&task, &i32::try_from(KEPT_PREFIX.len() + 1).unwrap_or(6)],
+        )
+        .await
+        .map_err(|e| map_error(e, "reading task state"))?;
+    rows.iter()
+        .map(|r| {
+            serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| {
+                dts_core::Error::internal("recorded table name is not readable").with_source(e)
+            })
+        })
+        .collect()
+}

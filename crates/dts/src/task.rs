@@ -13,8 +13,10 @@ use tokio::sync::watch;
 
 use crate::config::{ConflictPolicy, MigrationType, TaskConfig};
 use crate::full::FullReport;
+use crate::incremental::IncrementalReport;
 use crate::meta;
 use crate::precheck::{CheckStatus, PrecheckReport};
+use dts_cdc::CdcEvent;
 use dts_fullload::ProgressEvent;
 
 /// Something that happened during a run, for live display or for a library user.
@@ -41,6 +43,8 @@ pub enum TaskEvent {
     StepFinished(Step),
     /// Progress of the full data migration.
     Progress(ProgressEvent),
+    /// Progress of incremental migration: batches applied, lag, reconnections.
+    Replication(CdcEvent),
 }
 
 /// A step of a task.
@@ -55,6 +59,8 @@ pub enum Step {
     FullLoad,
     /// Schema migration after the data: indexes, constraints, triggers, sequences.
     SchemaPostData,
+    /// Incremental migration (change capture).
+    Incremental,
 }
 
 impl Step {
@@ -64,6 +70,7 @@ impl Step {
             Step::SchemaPreData => "schema.pre_data",
             Step::FullLoad => "full",
             Step::SchemaPostData => "schema.post_data",
+            Step::Incremental => "incremental",
         }
     }
 }
@@ -75,6 +82,7 @@ impl fmt::Display for Step {
             Step::SchemaPreData => "schema migration (pre-data)",
             Step::FullLoad => "full data migration",
             Step::SchemaPostData => "schema migration (post-data)",
+            Step::Incremental => "incremental migration",
         })
     }
 }
@@ -92,6 +100,26 @@ pub struct RunReport {
     pub warnings: Vec<String>,
     /// What the full data migration did, if it ran in this run.
     pub full: Option<FullReport>,
+    /// What incremental migration did, if it ran in this run.
+    pub incremental: Option<IncrementalReport>,
+}
+
+/// How a run behaves, beyond the task file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunOptions {
+    /// With incremental migration: apply everything the source committed before the run
+    /// reached the incremental phase, then return (instead of running until stopped).
+    pub until_caught_up: bool,
+}
+
+impl RunOptions {
+    /// Sets [`RunOptions::until_caught_up`].
+    #[must_use]
+    pub fn until_caught_up(mut self, yes: bool) -> Self {
+        self.until_caught_up = yes;
+        self
+    }
 }
 
 /// The source schema selected by a task, and its translation.
@@ -167,17 +195,8 @@ impl Task {
     ) -> Result<(PrecheckReport, Option<(PgTarget, TaskPlan)>)> {
         let mut r = PrecheckReport::default();
         let cfg = &self.config;
-        if cfg.runs(MigrationType::Incremental) {
-            r.push(
-                "task.migration_types",
-                CheckStatus::Fail,
-                "migration type incremental is not available in this version",
-                "run the task with migration = [\"schema\", \"full\"]",
-            );
-        } else {
-            let types: Vec<String> = cfg.migration.iter().map(ToString::to_string).collect();
-            r.pass("task.migration_types", types.join(", "));
-        }
+        let types: Vec<String> = cfg.migration.iter().map(ToString::to_string).collect();
+        r.pass("task.migration_types", types.join(", "));
 
         let source = match MySqlSource::connect(&cfg.source.url).await {
             Ok(s) => {
@@ -425,6 +444,24 @@ impl Task {
             self.precheck_data(&mut r, &source, &plan, scan_values)
                 .await?;
         }
+        if cfg.runs(MigrationType::Incremental) {
+            self.precheck_binlog(&mut r, &source).await?;
+            if target.can_set_replication_role().await? {
+                r.pass(
+                    "target.replication_role",
+                    "may set session_replication_role (triggers off while applying)",
+                );
+            } else {
+                r.push(
+                    "target.replication_role",
+                    CheckStatus::Fail,
+                    "the target account may not set session_replication_role, which applying \
+                     changes needs so that triggers and foreign keys do not fire twice",
+                    "use a superuser, or on PostgreSQL 15+: GRANT SET ON PARAMETER \
+                     session_replication_role TO the target account",
+                );
+            }
+        }
 
         // Conflicting tables (unless this task created them in an earlier run).
         let pre_done = meta::is_done(target.client(), &cfg.name, Step::SchemaPreData.key()).await?;
@@ -591,12 +628,138 @@ impl Task {
         Ok(())
     }
 
+    /// Checks for incremental migration: the binlog settings change capture needs, the
+    /// replication privileges, and binlog retention.
+    async fn precheck_binlog(&self, r: &mut PrecheckReport, source: &MySqlSource) -> Result<()> {
+        let vars = source
+            .variables(&[
+                "log_bin",
+                "binlog_format",
+                "binlog_row_image",
+                "binlog_row_metadata",
+                "server_id",
+                "expire_logs_days",
+                "binlog_expire_logs_seconds",
+            ])
+            .await?;
+        let get = |k: &str| vars.get(k).map(|v| v.to_ascii_uppercase());
+        let mut wrong = Vec::new();
+        let mut fixes = Vec::new();
+        for (name, want) in [
+            ("log_bin", "ON"),
+            ("binlog_format", "ROW"),
+            ("binlog_row_image", "FULL"),
+            ("binlog_row_metadata", "FULL"),
+        ] {
+            match get(name) {
+                Some(v) if v == want => {}
+                Some(v) => {
+                    wrong.push(format!("{name} is {v}, needs {want}"));
+                    fixes.push(if name == "log_bin" {
+                        "start the server with log-bin".to_string()
+                    } else {
+                        format!("SET GLOBAL {name} = '{want}' (and in the server's configuration)")
+                    });
+                }
+                None => {
+                    wrong.push(format!(
+                        "{name} is not available (MariaDB 10.5+ or MySQL 8.0 needed)"
+                    ));
+                    fixes.push("upgrade the source server".into());
+                }
+            }
+        }
+        if get("server_id").as_deref() == Some("0") {
+            wrong.push("server_id is 0".into());
+            fixes.push("set server_id to a non-zero value".into());
+        }
+        if wrong.is_empty() {
+            r.pass(
+                "source.binlog",
+                "log_bin ON, ROW format, FULL row image and metadata",
+            );
+        } else {
+            r.push(
+                "source.binlog",
+                CheckStatus::Fail,
+                wrong.join("; "),
+                fixes.join("; "),
+            );
+        }
+
+        let grants = source.grants().await?.join("\n").to_ascii_uppercase();
+        let all = grants.contains("ALL PRIVILEGES ON *.*");
+        let slave = all || grants.contains("REPLICATION SLAVE");
+        let client = all
+            || grants.contains("REPLICATION CLIENT")
+            || grants.contains("BINLOG MONITOR")
+            || grants.contains("SUPER");
+        if slave && client {
+            r.pass("source.replication_privileges", "may read the binlog");
+        } else {
+            let mut missing = Vec::new();
+            if !slave {
+                missing.push("REPLICATION SLAVE");
+            }
+            if !client {
+                missing.push("REPLICATION CLIENT (BINLOG MONITOR on MariaDB)");
+            }
+            r.push(
+                "source.replication_privileges",
+                CheckStatus::Fail,
+                format!("the source account lacks {}", missing.join(" and ")),
+                format!("GRANT {} ON *.* TO the source account", missing.join(", ")),
+            );
+        }
+
+        let seconds = get("binlog_expire_logs_seconds")
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|s| *s > 0)
+            .or_else(|| {
+                get("expire_logs_days")
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .filter(|d| *d > 0.0)
+                    .map(|d| {
+                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                        let s = (d * 86_400.0) as u64;
+                        s
+                    })
+            });
+        match seconds {
+            Some(s) if s < 86_400 => r.push(
+                "source.binlog_retention",
+                CheckStatus::Warn,
+                format!("binlogs are purged after {s} s: a pause longer than that loses changes"),
+                "keep binlogs for at least a day (binlog_expire_logs_seconds)",
+            ),
+            Some(s) => r.pass(
+                "source.binlog_retention",
+                format!("binlogs are kept {:.1} days", s as f64 / 86_400.0),
+            ),
+            None => r.pass(
+                "source.binlog_retention",
+                "binlogs are never purged automatically",
+            ),
+        }
+        Ok(())
+    }
+
     /// Runs the task: prechecks, then every migration type the task lists. Events are sent
     /// to `events` as they happen, if given. A failed precheck stops the task before it
     /// writes anything.
     pub async fn run(&self, events: Option<UnboundedSender<TaskEvent>>) -> Result<RunReport> {
         let (_tx, stop) = watch::channel(false);
         self.run_until(events, stop).await
+    }
+
+    /// Like [`Task::run_until`], with [`RunOptions`].
+    pub async fn run_with(
+        &self,
+        events: Option<UnboundedSender<TaskEvent>>,
+        stop: watch::Receiver<bool>,
+        options: RunOptions,
+    ) -> Result<RunReport> {
+        self.run_inner(events, stop, options).await
     }
 
     /// Like [`Task::run`], but stops cleanly when `stop` becomes `true`: chunks in flight
@@ -606,6 +769,15 @@ impl Task {
         &self,
         events: Option<UnboundedSender<TaskEvent>>,
         stop: watch::Receiver<bool>,
+    ) -> Result<RunReport> {
+        self.run_inner(events, stop, RunOptions::default()).await
+    }
+
+    async fn run_inner(
+        &self,
+        events: Option<UnboundedSender<TaskEvent>>,
+        stop: watch::Receiver<bool>,
+        options: RunOptions,
     ) -> Result<RunReport> {
         let emit = |e: TaskEvent| {
             if let Some(tx) = &events {
@@ -645,9 +817,17 @@ impl Task {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let existing = target.existing_tables(&target_schemas).await?;
         let name = self.config.name.clone();
         meta::ensure(target.client()).await?;
+        // The target tables that existed before this task created its own (kept under the
+        // `ignore` conflict policy): found now on a first run, recorded with the pre-data
+        // step for later runs, when the task's own tables exist too.
+        let existing: BTreeSet<TableName> =
+            if meta::is_done(target.client(), &name, Step::SchemaPreData.key()).await? {
+                meta::kept_tables(target.client(), &name).await?
+            } else {
+                target.existing_tables(&target_schemas).await?
+            };
         let schema = self.config.runs(MigrationType::Schema);
         let full = self.config.runs(MigrationType::Full);
 
@@ -660,7 +840,8 @@ impl Task {
         } else {
             emit(TaskEvent::StepStarted(step));
             let (run, skipped) = select_statements(&plan.schema, Phase::PreData, &existing);
-            self.execute_pre_data(&mut target, &run, step).await?;
+            self.execute_pre_data(&mut target, &run, &existing, step)
+                .await?;
             for s in &run {
                 out.created.push(s.object.clone());
                 emit(TaskEvent::Created {
@@ -794,6 +975,36 @@ impl Task {
             }
             meta::mark_done(target.client(), &name, Step::FullLoad.key()).await?;
         }
+
+        // Incremental: runs until stopped (or caught up); its position is in
+        // dts_meta.cdc_position, written with the data it covers.
+        if self.config.runs(MigrationType::Incremental) && !*stop.borrow() {
+            let step = Step::Incremental;
+            emit(TaskEvent::StepStarted(step));
+            let (ctx, mut crx) = tokio::sync::mpsc::unbounded_channel();
+            let forward = events.clone();
+            let forwarder = tokio::spawn(async move {
+                while let Some(e) = crx.recv().await {
+                    if let Some(tx) = &forward {
+                        let _ = tx.send(TaskEvent::Replication(e));
+                    }
+                }
+            });
+            let result = crate::incremental::run_incremental(
+                &self.config,
+                &plan.catalog,
+                &plan.schema,
+                target.client(),
+                options.until_caught_up,
+                full,
+                Some(ctx),
+                stop.clone(),
+            )
+            .await;
+            let _ = forwarder.await;
+            out.incremental = Some(result?);
+            emit(TaskEvent::StepFinished(step));
+        }
         Ok(out)
     }
 
@@ -860,6 +1071,7 @@ impl Task {
         &self,
         target: &mut PgTarget,
         statements: &[&Statement],
+        kept: &BTreeSet<TableName>,
         step: Step,
     ) -> Result<()> {
         let tx = target
@@ -871,6 +1083,9 @@ impl Task {
             tx.batch_execute(&st.sql).await.map_err(|e| {
                 dts_connectors::postgres::map_error(e, format!("creating `{}` failed", st.object))
             })?;
+        }
+        for t in kept {
+            meta::mark_kept(&tx, &self.config.name, t).await?;
         }
         meta::mark_done(&tx, &self.config.name, step.key()).await?;
         tx.commit()

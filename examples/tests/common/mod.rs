@@ -284,3 +284,17 @@ pub fn source_tables(env: &Env) -> Vec<String> {
     .map(str::to_string)
     .collect()
 }
+
+/// Rows for the snapshot and kill tests: a composite key and assorted types.
+pub fn numbers_table(rows: u32) -> String {
+    format!(
+        "CREATE TABLE numbers (
+           grp INT NOT NULL, id INT NOT NULL, label VARCHAR(40) NOT NULL,
+           amount DECIMAL(20,4) NOT NULL, at DATETIME(6) NOT NULL, payload BLOB,
+           PRIMARY KEY (grp, id));
+         INSERT INTO numbers
+         SELECT s.seq % 7, s.seq, CONCAT('row-', s.seq), s.seq * 1.0001,
+                '2024-01-01' + INTERVAL s.seq SECOND, UNHEX(MD5(s.seq))
+         FROM seq_1_to_{rows} s;"
+    )
+}

@@ -9,8 +9,9 @@ pub fn map_error(e: mysql_async::Error, what: impl std::fmt::Display) -> Error {
         mysql_async::Error::Server(s) => match s.code {
             // access denied to database / for user / to table or column / for operation
             1044 | 1045 | 1142 | 1143 | 1227 | 1370 => ErrorKind::Privilege,
-            // lock wait timeout, deadlock
-            1205 | 1213 => ErrorKind::Transient,
+            // lock wait timeout, deadlock; a binlog reader with our server id is still
+            // registered (the server drops it once it notices its connection is gone)
+            1205 | 1213 | 4052 => ErrorKind::Transient,
             // server shutdown in progress, too many connections
             1053 | 1040 => ErrorKind::Connection,
             1049 | 1146 | 1054 => ErrorKind::Config,

@@ -192,6 +192,32 @@ impl MySqlSource {
             .collect())
     }
 
+    /// Ends connection `id` if it is still a binlog reader (`Binlog Dump` command), e.g. one
+    /// left by a killed process. Returns whether it was running.
+    pub async fn end_binlog_reader(&self, id: u64) -> Result<bool> {
+        let mut conn = self.conn().await?;
+        let running: Option<u64> = conn
+            .exec_first(
+                "SELECT ID FROM information_schema.PROCESSLIST \
+                 WHERE ID = ? AND COMMAND LIKE 'Binlog Dump%'",
+                (id,),
+            )
+            .await
+            .map_err(|e| map_error(e, "looking for an earlier binlog reader"))?;
+        if running.is_none() {
+            return Ok(false);
+        }
+        match conn.query_drop(format!("KILL CONNECTION {id}")).await {
+            Ok(()) => Ok(true),
+            // It ended by itself meanwhile.
+            Err(mysql_async::Error::Server(e)) if e.code == 1094 => Ok(false),
+            Err(e) => Err(map_error(
+                e,
+                format!("ending the earlier binlog reader {id}"),
+            )),
+        }
+    }
+
     /// The account's grants, as `SHOW GRANTS` prints them.
     pub async fn grants(&self) -> Result<Vec<String>> {
         let mut conn = self.conn().await?;

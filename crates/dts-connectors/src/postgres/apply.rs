@@ -193,6 +193,34 @@ pub async fn read_schema(client: &Client, task: &str) -> Result<Option<Catalog>>
     .transpose()
 }
 
+/// Records `catalog` as task `task`'s source schema at `position`, unless a schema is already
+/// recorded: the schema replication starts from (read it back with [`read_schema`]). Record
+/// it when the snapshot is taken, so a later run does not start from a source schema that
+/// already includes changes still waiting in the binlog.
+///
+/// # Errors
+///
+/// Classified database errors.
+pub async fn record_schema(
+    client: &Client,
+    task: &str,
+    catalog: &Catalog,
+    position: &Position,
+) -> Result<bool> {
+    ensure_position_table(client).await?;
+    let catalog_json = serde_json::to_string(catalog)
+        .map_err(|e| Error::internal("cannot encode a catalog").with_source(e))?;
+    let n = client
+        .execute(
+            "INSERT INTO dts_meta.cdc_schema (task, catalog, position, changed_at) \
+             VALUES ($1, $2::text::jsonb, $3::text::jsonb, now()) ON CONFLICT (task) DO NOTHING",
+            &[&task, &catalog_json, &position_json(position)?],
+        )
+        .await
+        .map_err(|e| map_error(e, format!("recording the source schema of task `{task}`")))?;
+    Ok(n == 1)
+}
+
 fn position_json(position: &Position) -> Result<String> {
     serde_json::to_string(position)
         .map_err(|e| Error::internal(format!("cannot encode position `{position}`")).with_source(e))
@@ -283,6 +311,7 @@ pub struct PgApplySink {
     tracker: Arc<Mutex<SchemaTracker>>,
     mapping: MappingOptions,
     idempotent_until: Option<Position>,
+    copied_at: HashMap<TableName, Position>,
     skip_unsupported_ddl: bool,
     /// Whether the batch being applied changed the tracked schema.
     schema_changed: bool,
@@ -379,6 +408,7 @@ impl PgApplySink {
             tracker,
             mapping,
             idempotent_until,
+            copied_at: HashMap::new(),
             skip_unsupported_ddl: false,
             schema_changed: false,
             applied: None,
@@ -392,6 +422,17 @@ impl PgApplySink {
         };
         sink.applied = sink.read_applied().await?;
         Ok(sink)
+    }
+
+    /// Tells the sink, per source table, the snapshot position its copy was taken at, when
+    /// a resumed full load copied it from a later snapshot than the one replication starts
+    /// from. Changes of such a table committed at or before that position are already in the
+    /// copy and are skipped; later ones are applied. This makes replication exact for tables
+    /// without a key, whose changes cannot be replayed idempotently.
+    #[must_use]
+    pub fn with_copied_at(mut self, copied_at: HashMap<TableName, Position>) -> Self {
+        self.copied_at = copied_at;
+        self
     }
 
     /// Skips source DDL the tracker cannot translate (error kind
@@ -527,6 +568,19 @@ impl PgApplySink {
                 .as_ref()
                 .is_some_and(|u| at_or_before(end, u));
             for event in *transaction {
+                let copied = |table: &TableName| self.copied_at.get(table).cloned();
+                let (skip, in_window) = match &event.change {
+                    Change::Insert { table, .. }
+                    | Change::Update { table, .. }
+                    | Change::Delete { table, .. } => match copied(table) {
+                        Some(at) => (at_or_before(end, &at), false),
+                        None => (false, in_window),
+                    },
+                    _ => (false, in_window),
+                };
+                if skip {
+                    continue;
+                }
                 match &event.change {
                     Change::Begin | Change::Commit => {}
                     Change::Insert { table, row } => {

@@ -6,8 +6,10 @@ mod error;
 mod sink;
 mod target;
 
-pub use apply::{ensure_position_table, read_position, read_schema, record_position, PgApplySink};
+pub use apply::{
+    ensure_position_table, read_position, read_schema, record_position, record_schema, PgApplySink,
+};
 pub use copy::{is_supported_type, PgCopyColumn, PgCopyEncoder};
 pub use error::map_error;
 pub use sink::{ensure_checkpoint_table, PgChunkSink};
-pub use target::{PgStatement, PgTarget};
+pub use target::{connect_client, PgStatement, PgTarget};

@@ -145,6 +145,33 @@ impl PgTarget {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
+    /// Whether the account may set `session_replication_role` (superuser, or on PostgreSQL
+    /// 15+ a `SET` privilege on the parameter), which applying replicated changes needs.
+    pub async fn can_set_replication_role(&self) -> Result<bool> {
+        let superuser: bool = self
+            .client
+            .query_one(
+                "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+                &[],
+            )
+            .await
+            .map_err(|e| map_error(e, "checking target privileges"))?
+            .get(0);
+        if superuser || self.major_version() < 15 {
+            return Ok(superuser);
+        }
+        let granted: bool = self
+            .client
+            .query_one(
+                "SELECT has_parameter_privilege('session_replication_role', 'SET')",
+                &[],
+            )
+            .await
+            .map_err(|e| map_error(e, "checking target privileges"))?
+            .get(0);
+        Ok(granted)
+    }
+
     /// Runs `statements` in one transaction: all of them take effect, or none. The error
     /// names the statement's object.
     pub async fn execute_in_transaction(&mut self, statements: &[PgStatement]) -> Result<()> {

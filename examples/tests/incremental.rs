@@ -1,0 +1,300 @@
+//! Incremental migration end to end, through the `dts` command, on real servers: a mixed
+//! workload during and after the full load, SIGKILL under load, and DDL during replication.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{assert_table_equal, dts, numbers_table, source_tables, text, Env};
+use mysql_async::prelude::*;
+
+const FIXTURE: &str = include_str!("../../fixtures/mysql/shop.sql");
+
+const ALL: &str = "[\"schema\", \"full\", \"incremental\"]";
+
+/// A deterministic pseudo-random sequence (xorshift), so failures can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A writer running a mixed workload against the source until stopped: single-row inserts,
+/// updates and deletes, primary-key changes, multi-statement transactions, a large
+/// transaction now and then, new rows of every column type, and duplicate rows in a table
+/// without a key.
+struct Workload {
+    stop: Arc<AtomicBool>,
+    transactions: Arc<AtomicU64>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Workload {
+    fn start(url: String, seed: u64) -> Workload {
+        let stop = Arc::new(AtomicBool::new(false));
+        let transactions = Arc::new(AtomicU64::new(0));
+        let (s, t) = (stop.clone(), transactions.clone());
+        let handle = tokio::spawn(async move {
+            let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(&url).unwrap())
+                .await
+                .unwrap();
+            let mut rng = Rng(seed);
+            let mut next_id: u64 = 10_000_000;
+            while !s.load(Ordering::Relaxed) {
+                let n = t.fetch_add(1, Ordering::Relaxed);
+                let mut tx = conn
+                    .start_transaction(mysql_async::TxOpts::default())
+                    .await
+                    .unwrap();
+                let statements = if n % 50 == 49 { 8 } else { 1 };
+                for _ in 0..statements {
+                    let id = 1 + rng.below(50_000);
+                    let sql = match rng.below(12) {
+                        0..=3 => {
+                            next_id += 1;
+                            format!(
+                                "INSERT INTO numbers VALUES ({g}, {next_id}, 'ins-{next_id}', \
+                                 {next_id}.5, NOW(6), UNHEX(MD5({next_id})))",
+                                g = next_id % 7
+                            )
+                        }
+                        4..=6 => format!(
+                            "UPDATE numbers SET label = CONCAT(label, '+'), amount = amount + 1, \
+                             payload = NULL WHERE id = {id}"
+                        ),
+                        7 => format!("DELETE FROM numbers WHERE id = {id}"),
+                        8 => {
+                            next_id += 1;
+                            format!("UPDATE numbers SET id = {next_id} WHERE id = {id}")
+                        }
+                        9 => "INSERT INTO all_types (c_tinyint, c_tinyint_u, c_bool, \
+                              c_smallint, c_smallint_u, c_mediumint, c_mediumint_u, c_int, \
+                              c_int_u, c_bigint, c_bigint_u, c_decimal, c_decimal_0, c_float, \
+                              c_double, c_bit1, c_bit64, c_char, c_varchar, c_latin1, \
+                              c_tinytext, c_text, c_mediumtext, c_longtext, c_binary, \
+                              c_varbinary, c_tinyblob, c_blob, c_mediumblob, c_longblob, \
+                              c_date, c_datetime, c_datetime6, c_timestamp, c_timestamp6, \
+                              c_time, c_time6, c_year, c_enum, c_set, c_json) \
+                              SELECT c_tinyint, c_tinyint_u, c_bool, c_smallint, c_smallint_u, \
+                              c_mediumint, c_mediumint_u, c_int, c_int_u, c_bigint, c_bigint_u, \
+                              c_decimal, c_decimal_0, c_float, c_double, c_bit1, c_bit64, c_char, \
+                              c_varchar, c_latin1, c_tinytext, c_text, c_mediumtext, c_longtext, \
+                              c_binary, c_varbinary, c_tinyblob, c_blob, c_mediumblob, \
+                              c_longblob, c_date, c_datetime, c_datetime6, c_timestamp, \
+                              c_timestamp6, c_time, c_time6, c_year, c_enum, c_set, c_json \
+                              FROM all_types WHERE id <= 3"
+                            .to_string(),
+                        10 => "INSERT INTO audit_log VALUES ('2024-01-01 00:00:00', 'dup')"
+                            .to_string(),
+                        _ => "DELETE FROM audit_log WHERE message = 'dup' LIMIT 1".to_string(),
+                    };
+                    tx.query_drop(sql).await.unwrap();
+                }
+                if n % 400 == 399 {
+                    // A large transaction: thousands of rows in one commit.
+                    next_id += 5_000;
+                    tx.query_drop(format!(
+                        "INSERT INTO numbers SELECT seq % 7, {base} + seq, 'bulk', seq, NOW(6), NULL \
+                         FROM seq_1_to_5000",
+                        base = next_id - 5_000
+                    ))
+                    .await
+                    .unwrap();
+                }
+                tx.commit().await.unwrap();
+            }
+        });
+        Workload {
+            stop,
+            transactions,
+            handle,
+        }
+    }
+
+    async fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.await.unwrap();
+        self.transactions.load(Ordering::Relaxed)
+    }
+}
+
+fn spawn_dts(task: &str, until_caught_up: bool) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dts"));
+    cmd.args(["run", "--config", task]);
+    if until_caught_up {
+        cmd.arg("--until-caught-up");
+    }
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+async fn assert_all_tables_equal(env: &Env) {
+    for t in source_tables(env) {
+        assert_table_equal(env, &t, &env.db).await;
+    }
+}
+
+#[tokio::test]
+async fn mixed_workload_during_and_after_the_full_load_converges() {
+    let env = Env::new("inc_mixed", &(FIXTURE.to_string() + &numbers_table(50_000)));
+    let task = env.task_file(ALL, "full.rows_per_chunk = 5000\n");
+    let task = task.to_str().unwrap().to_string();
+    let workload = Workload::start(env.mysql_url(), 42);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Full load and catch-up while the workload runs.
+    let t = task.clone();
+    let out =
+        tokio::task::spawn_blocking(move || dts(&["run", "--config", &t, "--until-caught-up"]))
+            .await
+            .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    // More changes after the full load, then a final catch-up.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let written = workload.finish().await;
+    assert!(
+        written > 100,
+        "the workload wrote only {written} transactions"
+    );
+    let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_all_tables_equal(&env).await;
+}
+
+#[tokio::test]
+async fn sigkill_five_times_under_load_then_catch_up_converges() {
+    let env = Env::new("inc_kill", &(FIXTURE.to_string() + &numbers_table(30_000)));
+    let task = env.task_file(ALL, "full.rows_per_chunk = 3000\n");
+    let task = task.to_str().unwrap().to_string();
+    let workload = Workload::start(env.mysql_url(), 7);
+    let mut rng = Rng(1234);
+    for _ in 0..5 {
+        let mut child = spawn_dts(&task, false);
+        let wait = Duration::from_millis(400 + rng.below(1600));
+        let started = Instant::now();
+        while started.elapsed() < wait {
+            if child.try_wait().unwrap().is_some() {
+                let out = child.wait_with_output().unwrap();
+                panic!("dts exited while it should be replicating: {}", text(&out));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    let written = workload.finish().await;
+    assert!(
+        written > 100,
+        "the workload wrote only {written} transactions"
+    );
+    let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+    assert!(out.status.success(), "{}", text(&out));
+    eprintln!("{}", text(&out));
+    assert_all_tables_equal(&env).await;
+}
+
+#[tokio::test]
+async fn ddl_during_replication_is_applied_in_order() {
+    let env = Env::new(
+        "inc_ddl",
+        "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(20) NOT NULL, price DECIMAL(8,2));
+         INSERT INTO items VALUES (1, 'a', 1.50), (2, 'b', NULL);",
+    );
+    let task = env.task_file(ALL, "");
+    let task = task.to_str().unwrap().to_string();
+    let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Each schema change, followed by rows that use it.
+    env.my(
+        "CREATE TABLE added (id INT PRIMARY KEY AUTO_INCREMENT, a VARCHAR(10), b INT);
+         INSERT INTO added (a, b) VALUES ('one', 1), ('two', 2);
+         ALTER TABLE added ADD COLUMN c INT NOT NULL DEFAULT 5;
+         INSERT INTO added (a, b) VALUES ('three', 3);
+         ALTER TABLE added MODIFY c BIGINT NOT NULL DEFAULT 5;
+         INSERT INTO added (a, b, c) VALUES ('big', 4, 9000000000);
+         ALTER TABLE added CHANGE c d BIGINT NOT NULL DEFAULT 6;
+         INSERT INTO added (a, b) VALUES ('six', 6);
+         ALTER TABLE added RENAME COLUMN d TO e;
+         ALTER TABLE added ALTER e SET DEFAULT 7;
+         INSERT INTO added (a, b) VALUES ('seven', 7);
+         ALTER TABLE added ADD INDEX added_b (b);
+         ALTER TABLE added ADD UNIQUE KEY added_a (a);
+         INSERT INTO added (a, b) VALUES ('eight', 8);
+         ALTER TABLE added DROP INDEX added_b;
+         ALTER TABLE added DROP COLUMN b;
+         INSERT INTO added (a) VALUES ('nine');
+         ALTER TABLE items ADD COLUMN note TEXT AFTER name;
+         UPDATE items SET note = 'noted', price = 2.00 WHERE id = 1;
+         INSERT INTO items VALUES (3, 'c', 'new', 3.25);
+         CREATE TABLE scratch (id INT PRIMARY KEY);
+         INSERT INTO scratch VALUES (1), (2);
+         TRUNCATE TABLE scratch;
+         INSERT INTO scratch VALUES (3);
+         RENAME TABLE scratch TO kept;
+         INSERT INTO kept VALUES (4);
+         CREATE TABLE dropped (id INT PRIMARY KEY);
+         INSERT INTO dropped VALUES (1);
+         DROP TABLE dropped;",
+    );
+    let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+    assert!(out.status.success(), "{}", text(&out));
+    for t in ["items", "added", "kept"] {
+        assert_table_equal(&env, t, &env.db).await;
+    }
+    let s = &env.db;
+    assert_eq!(
+        env.pg(&format!(
+            "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) \
+             FROM information_schema.columns WHERE table_schema = '{s}' AND table_name = 'added'"
+        )),
+        "id integer, a character varying, e bigint",
+        "columns of `added` after the DDL"
+    );
+    assert_eq!(
+        env.pg(&format!(
+            "SELECT column_default FROM information_schema.columns \
+             WHERE table_schema = '{s}' AND table_name = 'added' AND column_name = 'e'"
+        )),
+        "7"
+    );
+    let indexes = env.pg(&format!(
+        "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes \
+         WHERE schemaname = '{s}' AND tablename = 'added'"
+    ));
+    assert!(indexes.contains("added_a"), "{indexes}");
+    assert!(!indexes.contains("added_b"), "{indexes}");
+    for gone in ["scratch", "dropped"] {
+        assert_eq!(
+            env.pg(&format!(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = '{s}' AND tablename = '{gone}'"
+            )),
+            "0",
+            "`{gone}` still exists"
+        );
+    }
+
+    // DDL that cannot be translated stops the task with an error naming the table, and
+    // the position stays before it: running again stops at the same statement.
+    env.my("ALTER TABLE items ADD COLUMN spot POINT");
+    for _ in 0..2 {
+        let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("items"), "{}", text(&out));
+    }
+}
