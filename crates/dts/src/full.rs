@@ -234,7 +234,7 @@ pub(crate) async fn run_full_load(
                     )
                     .await?
                 };
-                tracing::debug!(table = %tp.source, chunks = chunks.len(), ms = started.elapsed().as_millis() as u64, "chunks planned");
+                tracing::debug!(table = %tp.source, chunks = chunks.len(), ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX), "chunks planned");
                 store_plan(control, &config.name, &tp.source, &chunks).await?;
                 chunks
             }

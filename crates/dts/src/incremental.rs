@@ -271,7 +271,6 @@ pub(crate) async fn run_incremental(
             let url = target_url.clone();
             let task = task.clone();
             let tracker = tracker.clone();
-            let mapping = mapping.clone();
             let idempotent_until = idempotent_until.clone();
             let copied_at = copied_at.clone();
             async move {

@@ -1028,7 +1028,7 @@ impl Task {
         tx.commit()
             .await
             .map_err(|e| dts_connectors::postgres::map_error(e, "committing post-data ddl"))?;
-        tracing::debug!(object = %s.object, ms = started.elapsed().as_millis() as u64, "post-data statement done");
+        tracing::debug!(object = %s.object, ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX), "post-data statement done");
         Ok(true)
     }
 
