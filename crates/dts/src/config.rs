@@ -761,6 +761,16 @@ mod tests {
     }
 
     #[test]
+    fn the_commented_example_task_file_parses() {
+        std::env::set_var("SOURCE_PASSWORD", "example");
+        let cfg: TaskConfig = include_str!("../../../examples/task.toml").parse().unwrap();
+        assert!(cfg.runs(MigrationType::Incremental));
+        assert_eq!(cfg.full.workers(), 2);
+        assert_eq!(cfg.incremental.operations.len(), 5);
+        assert_eq!(cfg.source.url, "mysql://root:example@127.0.0.1:3306");
+    }
+
+    #[test]
     fn wildcards() {
         assert!(wildcard_match("a*c", "abbbc"));
         assert!(wildcard_match("*", ""));
