@@ -298,3 +298,126 @@ async fn ddl_during_replication_is_applied_in_order() {
         assert!(err.contains("items"), "{}", text(&out));
     }
 }
+
+/// Sends SIGTERM to a child process.
+fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+async fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "dts did not exit within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn lost_connections_are_retried_and_sigterm_stops_cleanly() {
+    let env = Env::new("inc_conn", &(FIXTURE.to_string() + &numbers_table(5_000)));
+    let task = env.task_file(ALL, "");
+    let task = task.to_str().unwrap().to_string();
+    let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let workload = Workload::start(env.mysql_url(), 99);
+    let mut child = spawn_dts(&task, false);
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        // Drop the binlog reader's connection on the source, and the apply connection on
+        // the target.
+        let reader: String =
+            env.pg("SELECT connection_id FROM dts_meta.cdc_source WHERE task = 't'");
+        let _ = dts_testkit::mariadb().exec(&format!("KILL CONNECTION {reader}"));
+        env.pg(&format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = '{}' AND pid <> pg_backend_pid() AND application_name <> 'psql'",
+            env.target_db
+        ));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "dts gave up after a lost connection"
+        );
+    }
+    // Replication goes on after the reconnections: rows written after the last lost
+    // connection arrive while the same process runs.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let source_max = env.my("SELECT MAX(id) FROM numbers");
+    let started = Instant::now();
+    loop {
+        let target_max = env.pg(&format!("SELECT max(id) FROM {}.numbers", env.db));
+        if target_max.parse::<i64>().unwrap_or(0) >= source_max.parse::<i64>().unwrap() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "replication did not resume: target max id {target_max}, source {source_max}"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "dts gave up after a lost connection"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let written = workload.finish().await;
+    assert!(written > 50, "{written}");
+    terminate(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(30)).await;
+    assert_eq!(status.code(), Some(0), "SIGTERM did not stop dts cleanly");
+    let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_all_tables_equal(&env).await;
+}
+
+#[tokio::test]
+async fn an_unreachable_source_fails_clearly_after_the_retry_window() {
+    // A server of its own, so it can be stopped.
+    let mut source = tokio::task::spawn_blocking(dts_testkit::MariaDb::start_owned)
+        .await
+        .unwrap()
+        .unwrap();
+    source.create_database("shop").unwrap();
+    source.exec_in("shop", FIXTURE).unwrap();
+    let target_db = dts_testkit::unique_name("inc_window");
+    dts_testkit::postgres().create_database(&target_db).unwrap();
+    let dir = std::env::temp_dir().join(format!("dts-test-{target_db}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let task = dir.join("task.toml");
+    std::fs::write(
+        &task,
+        format!(
+            "name = \"w\"\nmigration = {ALL}\nsource.url = \"{}\"\ntarget.url = \"{}\"\n\
+             objects.include = [\"shop\"]\nincremental.retry_window_seconds = 3\n",
+            source.url(),
+            dts_testkit::postgres().url_for(&target_db)
+        ),
+    )
+    .unwrap();
+    let task = task.to_str().unwrap().to_string();
+    let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let mut child = spawn_dts(&task, false);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::task::spawn_blocking(move || {
+        source.stop().unwrap();
+        source
+    })
+    .await
+    .unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(60)).await;
+    assert_eq!(status.code(), Some(1));
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("connection"), "{}", text(&out));
+}

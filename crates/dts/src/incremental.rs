@@ -212,9 +212,6 @@ pub(crate) async fn run_incremental(
     };
     let copied_at = keyless_copy_positions(control, &task, plan).await?;
     end_stale_reader(control, &task, &source_url).await?;
-    // The reader's connection id, recorded so that a later run can end it if this process
-    // is killed; written through a connection of its own.
-    let registry = Arc::new(dts_connectors::postgres::connect_client(&target_url).await?);
 
     let selection = config.selection()?;
     let selects: Arc<dyn Fn(&TableName) -> bool + Send + Sync> = {
@@ -259,10 +256,13 @@ pub(crate) async fn run_incremental(
             let url = source_url.clone();
             let filter = filter.clone();
             let operations = operations.clone();
-            let registry = registry.clone();
             let task = task.clone();
+            let target_url = target_url.clone();
             async move {
                 let inner = MySqlBinlogSource::start(&url, server_id, &from, filter).await?;
+                // The reader's connection id, so that a later run can end it if this
+                // process is killed; written through a short-lived connection.
+                let registry = dts_connectors::postgres::connect_client(&target_url).await?;
                 remember_reader(&registry, &task, inner.connection_id()).await?;
                 Ok(OperationFilter { inner, operations })
             }
