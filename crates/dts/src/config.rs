@@ -515,8 +515,9 @@ impl std::str::FromStr for TaskConfig {
     /// Parses a task file's text, substitutes `${VAR}`s in URLs and validates it.
     fn from_str(text: &str) -> Result<Self> {
         let mut cfg: TaskConfig = toml::from_str(text).map_err(|e| {
+            // The message and the line say it all; the parser's own rendering repeats them
+            // over several lines, so it is not kept as the source.
             Error::config(format!("malformed task file: {}", e.message().trim()))
-                .with_source(e.clone())
                 .context(span_hint(text, e.span()))
         })?;
         cfg.source.url = expand_env(&cfg.source.url)?;
