@@ -104,6 +104,23 @@ pub struct RunReport {
     pub incremental: Option<IncrementalReport>,
 }
 
+impl RunReport {
+    fn record_created(&mut self, s: &Statement, emit: &impl Fn(TaskEvent)) {
+        self.created.push(s.object.clone());
+        emit(TaskEvent::Created {
+            kind: s.kind,
+            object: s.object.clone(),
+        });
+    }
+
+    fn record_skipped(&mut self, s: &Statement, emit: &impl Fn(TaskEvent)) {
+        self.skipped.push(s.object.clone());
+        emit(TaskEvent::Skipped {
+            object: s.object.clone(),
+        });
+    }
+}
+
 /// How a run behaves, beyond the task file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -843,17 +860,10 @@ impl Task {
             self.execute_pre_data(&mut target, &run, &existing, step)
                 .await?;
             for s in &run {
-                out.created.push(s.object.clone());
-                emit(TaskEvent::Created {
-                    kind: s.kind,
-                    object: s.object.clone(),
-                });
+                out.record_created(s, &emit);
             }
             for s in skipped {
-                out.skipped.push(s.object.clone());
-                emit(TaskEvent::Skipped {
-                    object: s.object.clone(),
-                });
+                out.record_skipped(s, &emit);
             }
             emit(TaskEvent::StepFinished(step));
         }
@@ -866,15 +876,7 @@ impl Task {
             emit(TaskEvent::AlreadyDone(step));
         } else {
             emit(TaskEvent::StepStarted(step));
-            let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel();
-            let forward = events.clone();
-            let forwarder = tokio::spawn(async move {
-                while let Some(e) = prx.recv().await {
-                    if let Some(tx) = &forward {
-                        let _ = tx.send(TaskEvent::Progress(e));
-                    }
-                }
-            });
+            let (ptx, forwarder) = forward_events(events.clone(), TaskEvent::Progress);
             let result = crate::full::run_full_load(
                 &self.config,
                 &plan.catalog,
@@ -915,36 +917,21 @@ impl Task {
                 });
             for s in generated {
                 if self.execute_recorded(&mut target, s).await? {
-                    out.created.push(s.object.clone());
-                    emit(TaskEvent::Created {
-                        kind: s.kind,
-                        object: s.object.clone(),
-                    });
+                    out.record_created(s, &emit);
                 }
             }
             let workers = self.config.full.workers();
             let created = self.execute_parallel(&indexes, workers).await?;
             for s in created {
-                out.created.push(s.object.clone());
-                emit(TaskEvent::Created {
-                    kind: s.kind,
-                    object: s.object.clone(),
-                });
+                out.record_created(s, &emit);
             }
             for s in rest {
                 if self.execute_recorded(&mut target, s).await? {
-                    out.created.push(s.object.clone());
-                    emit(TaskEvent::Created {
-                        kind: s.kind,
-                        object: s.object.clone(),
-                    });
+                    out.record_created(s, &emit);
                 }
             }
             for s in skipped {
-                out.skipped.push(s.object.clone());
-                emit(TaskEvent::Skipped {
-                    object: s.object.clone(),
-                });
+                out.record_skipped(s, &emit);
             }
             meta::mark_done(target.client(), &name, step.key()).await?;
             emit(TaskEvent::StepFinished(step));
@@ -981,15 +968,7 @@ impl Task {
         if self.config.runs(MigrationType::Incremental) && !*stop.borrow() {
             let step = Step::Incremental;
             emit(TaskEvent::StepStarted(step));
-            let (ctx, mut crx) = tokio::sync::mpsc::unbounded_channel();
-            let forward = events.clone();
-            let forwarder = tokio::spawn(async move {
-                while let Some(e) = crx.recv().await {
-                    if let Some(tx) = &forward {
-                        let _ = tx.send(TaskEvent::Replication(e));
-                    }
-                }
-            });
+            let (ctx, forwarder) = forward_events(events.clone(), TaskEvent::Replication);
             let result = crate::incremental::run_incremental(
                 &self.config,
                 &plan.catalog,
@@ -1114,6 +1093,23 @@ fn has_database_select(grants: &[String], database: &str) -> bool {
             || g.contains(&format!("`{escaped}`.*"));
         privs_ok && on_ok
     })
+}
+
+/// A channel whose events are forwarded, wrapped by `wrap`, to the task's event channel (if
+/// any) until the sender is dropped; await the handle to drain it.
+fn forward_events<E: Send + 'static>(
+    events: Option<UnboundedSender<TaskEvent>>,
+    wrap: fn(E) -> TaskEvent,
+) -> (UnboundedSender<E>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let handle = tokio::spawn(async move {
+        while let Some(e) = rx.recv().await {
+            if let Some(out) = &events {
+                let _ = out.send(wrap(e));
+            }
+        }
+    });
+    (tx, handle)
 }
 
 /// A stable key for a statement, so a rerun recognises statements already executed.
