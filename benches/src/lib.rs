@@ -8,9 +8,13 @@
 //!
 //! - `fullload`: a full load of MariaDB tables into PostgreSQL by the `dts` binary,
 //!   `pgloader`, and a raw `mariadb --quick -B | psql -c "COPY …"` pipe.
+//! - `cdc`: incremental migration by the `dts` binary: how fast it applies a backlog of
+//!   single-row inserts and of updates and deletes, and how soon a row committed in the
+//!   source is visible in the target under a steady load.
 //!
 //! This library holds what the binaries share: [`usage`] waits for child processes while
-//! sampling their peak memory, [`report`] prints result tables.
+//! sampling their peak memory, [`child`] finds, stops and diagnoses them, [`report`] prints
+//! result tables.
 //!
 //! ```no_run
 //! use std::process::Command;
@@ -33,5 +37,6 @@
 //!
 //! This crate has no features. It needs Linux (`/proc`).
 
+pub mod child;
 pub mod report;
 pub mod usage;

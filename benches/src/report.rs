@@ -125,6 +125,16 @@ pub fn median(sorted: &[Duration]) -> Option<Duration> {
     }
 }
 
+/// The `per_mille`‰ percentile of a non-empty sorted slice by the nearest-rank method (the
+/// smallest value with at least that share of the values at or below it): `500` is the
+/// median's lower neighbour, `990` the p99, `1000` the maximum; `None` if empty.
+pub fn percentile<T: Copy>(sorted: &[T], per_mille: u32) -> Option<T> {
+    let n = sorted.len();
+    let per_mille = usize::try_from(per_mille.min(1000)).ok()?;
+    let rank = (n * per_mille).div_ceil(1000).max(1);
+    sorted.get(rank.min(n).checked_sub(1)?).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +158,17 @@ mod tests {
         assert_eq!(median(&[s(3)]), Some(s(3)));
         assert_eq!(median(&[s(1), s(2), s(9)]), Some(s(2)));
         assert_eq!(median(&[s(1), s(3), s(5), s(9)]), Some(s(4)));
+    }
+
+    #[test]
+    fn takes_percentiles() {
+        let values: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&values, 500), Some(50));
+        assert_eq!(percentile(&values, 990), Some(99));
+        assert_eq!(percentile(&values, 1000), Some(100));
+        assert_eq!(percentile(&values, 0), Some(1));
+        assert_eq!(percentile(&[7], 990), Some(7));
+        assert_eq!(percentile::<u32>(&[], 500), None);
     }
 
     #[test]
