@@ -65,8 +65,11 @@ pub fn wait(children: &mut [Child], deadline: Option<Instant>) -> io::Result<Usa
             timed_out = true;
             for (child, status) in children.iter_mut().zip(statuses.iter_mut()) {
                 if status.is_none() {
-                    kill_descendants(child.id());
+                    // The child first, so it cannot exit normally once its descendants die;
+                    // the descendants are listed before, while they are still its own.
+                    let descendants = descendants(child.id());
                     child.kill()?;
+                    kill_all(&descendants);
                     *status = Some(child.wait()?);
                 }
             }
@@ -81,18 +84,22 @@ pub fn wait(children: &mut [Child], deadline: Option<Instant>) -> io::Result<Usa
     })
 }
 
-/// Kills (`SIGKILL`) the living descendants of process `pid`, not `pid` itself.
-fn kill_descendants(pid: u32) {
-    let descendants: Vec<String> = process_tree(&[pid])
+/// The living descendants of process `pid`, not `pid` itself.
+fn descendants(pid: u32) -> Vec<String> {
+    process_tree(&[pid])
         .into_iter()
         .filter(|&p| p != pid)
         .map(|p| p.to_string())
-        .collect();
+        .collect()
+}
+
+/// Kills (`SIGKILL`) the processes `pids`.
+fn kill_all(descendants: &[String]) {
     if !descendants.is_empty() {
         // Best effort: a descendant may exit on its own meanwhile.
         let _ = Command::new("kill")
             .arg("-KILL")
-            .args(&descendants)
+            .args(descendants)
             .stderr(Stdio::null())
             .status();
     }
