@@ -279,7 +279,7 @@ async fn demo(keep: bool) -> Result<ExitCode, Error> {
     println!("loaded the sample database `shop` (fixtures/mysql/shop.sql) into mariadb");
 
     let config_text = format!(
-        "name = \"demo\"\nmigration = [\"schema\", \"full\"]\n\n[source]\nurl = \"{}\"\n\n[target]\nurl = \"{}\"\n\n[objects]\ninclude = [\"shop\"]\n",
+        "name = \"demo\"\nmigration = [\"schema\", \"full\", \"incremental\"]\n\n[source]\nurl = \"{}\"\n\n[target]\nurl = \"{}\"\n\n[objects]\ninclude = [\"shop\"]\n",
         mysql.url(),
         pg.url_for("shop_copy")
     );
@@ -290,7 +290,29 @@ async fn demo(keep: bool) -> Result<ExitCode, Error> {
     if !report.passed() {
         return Ok(ExitCode::from(1));
     }
-    run_task(&task, dts::RunOptions::default()).await?;
+    let until_caught_up = dts::RunOptions::default().until_caught_up(true);
+    run_task(&task, until_caught_up).await?;
+
+    // Changes after the snapshot reach the target through the binlog.
+    let changes = "INSERT INTO customers (email, first_name, last_name) \
+                   VALUES ('eve@example.com', 'Eve', 'Ng');
+                   UPDATE products SET price = price * 1.10 WHERE sku = 'SKU-1';
+                   DELETE FROM audit_log WHERE message = 'other';
+                   ALTER TABLE customers ADD COLUMN loyalty_points INT NOT NULL DEFAULT 0;
+                   UPDATE customers SET loyalty_points = 120 WHERE email = 'ann@example.com';";
+    println!("\nchanging the source after the full load:\n{changes}\n");
+    mysql
+        .exec_in("shop", changes)
+        .map_err(io("cannot change the sample database"))?;
+    run_task(&task, until_caught_up).await?;
+    let replicated = pg
+        .query_in(
+            "shop_copy",
+            "SELECT format('%s %s points=%s', id, email, loyalty_points) FROM shop.customers \
+             ORDER BY id",
+        )
+        .map_err(io("cannot read the replicated rows"))?;
+    println!("\nshop.customers in PostgreSQL after replication:\n{replicated}");
 
     let listing = pg
         .query_in(
