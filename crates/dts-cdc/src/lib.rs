@@ -1,12 +1,15 @@
 //! The change replication engine of dts: reads changes from a [`ChangeSource`], groups whole
 //! source transactions into batches and hands them to an [`ApplySink`], which applies each
-//! batch and records its end position in one target transaction.
+//! batch and records its end position in one target transaction. A transaction too large
+//! for a batch is handed over in parts ([`ApplySink::apply_part`]) within one target
+//! transaction, so memory stays bounded whatever the size of the source's transactions.
 //!
 //! The engine is generic over the core traits and knows no driver. It owns batching (whole
-//! transactions only, flushed by size, by age, or as soon as the source has nothing more),
-//! the stop position ([`CdcOptions::until`]), stopping on request, reconnection with backoff
-//! after transient failures within a retry window, and progress reports ([`CdcEvent`]:
-//! applied batches with lag and rate, idle, catching up, reconnecting).
+//! transactions only, flushed by size, by age, or as soon as the source has nothing more;
+//! large transactions in parts), the stop position ([`CdcOptions::until`]), stopping on
+//! request, reconnection with backoff after transient failures within a retry window, and
+//! progress reports ([`CdcEvent`]: applied batches with lag and rate, idle, catching up,
+//! reconnecting).
 //!
 //! Delivery is at-least-once and made exact by the sink: after a failure both ends are
 //! reconnected and the source resumes from the sink's applied position, so nothing is lost,

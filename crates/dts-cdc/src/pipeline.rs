@@ -1,5 +1,5 @@
-//! The replication loop: read changes, batch whole transactions, apply them, report, and
-//! reconnect after transient failures.
+//! The replication loop: read changes, batch whole transactions (handing large ones over
+//! in parts), apply them, report, and reconnect after transient failures.
 
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -8,7 +8,7 @@ use dts_core::{ChangeEvent, ChangeSource, Error, ErrorKind, Position, Result};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::batch::Pending;
+use crate::batch::{OpenPart, Pending};
 use crate::sink::ApplySink;
 
 /// The first pause before reconnecting after a transient failure.
@@ -17,12 +17,16 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// The fewest events asked of the source in one read (unless batches are smaller).
 const MIN_READ: usize = 1024;
+/// The least time a read may take, once a stop is requested, before a transaction partly
+/// applied is given up.
+const MIN_GRACE: Duration = Duration::from_secs(1);
 
 /// Replication settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CdcOptions {
     /// A batch is applied as soon as its whole transactions hold at least this many row
-    /// changes. Default 20,000.
+    /// changes; a transaction being read is handed to the sink in parts of this many row
+    /// changes (see [`replicate`]), so this bounds the engine's memory. Default 20,000.
     pub max_batch_rows: usize,
     /// A batch is applied at the latest this long after its first event arrived (if it holds
     /// a whole transaction by then). Default 100 ms.
@@ -110,14 +114,30 @@ pub struct CdcSummary {
 /// a batch is applied when its whole transactions hold [`CdcOptions::max_batch_rows`] row
 /// changes, when [`CdcOptions::max_batch_delay`] has passed since its first event, or as
 /// soon as the source has nothing more to hand over right now (reads then use a zero
-/// timeout). A batch always ends with a commit or DDL event; a transaction larger than
-/// `max_batch_rows` is applied whole, in one call, and the sink streams it (see
-/// [`ApplySink`]). The events of such a transaction are held in memory until its commit
-/// arrives.
+/// timeout). A batch always ends with a commit or DDL event.
 ///
+/// - **Large transactions**: a transaction is not held whole. Once the transaction being
+///   read holds `max_batch_rows` row changes, the whole transactions read before it are
+///   applied (and committed) first, then its events read so far are handed to
+///   [`ApplySink::apply_part`] and dropped; so again each time another `max_batch_rows` row
+///   changes of it arrive. When its commit arrives, the rest goes to [`ApplySink::apply`]
+///   at once, which commits the one target transaction all parts were applied in. The
+///   engine thus holds at most about `max_batch_rows` row changes pending, plus one read
+///   of at most as many events, whatever the size of the transactions. A transaction that
+///   has grown to `max_batch_rows` and whose first event is at or before the applied
+///   position (a source resuming at a coarser point) is already applied: its events are
+///   dropped as they arrive. [`CdcEvent::Applied`] reports such a transaction once, at its
+///   commit, with the row changes of all its parts.
 /// - **Stop**: when `stop` turns `true`, the whole transactions already read are applied
 ///   and the loop returns `Ok`; a transaction half read is dropped and read again by the
-///   next run. A read in progress is abandoned together with its source connection.
+///   next run. A read in progress is abandoned together with its source connection. A
+///   transaction partly applied is never committed partly: reading goes on (the read in
+///   progress included) to its commit, which is applied with the rest of it, and the loop
+///   returns `Ok` then (transactions read after it are dropped and read again by the next
+///   run). Should the source fail, have nothing more (a read returning nothing), or not
+///   return from a read within its timeout plus [`CdcOptions::idle_ack`] (at least a
+///   second), before that commit arrives, the partial transaction is rolled back instead
+///   (the sink is dropped) and the loop returns `Ok`; the next run reads it again whole.
 /// - **Until**: the loop applies everything up to the first transaction that ends at or
 ///   after `until` (by [`Position::log_cmp`]), nothing beyond it, and returns `Ok`; right
 ///   away if the applied position is already there.
@@ -125,6 +145,8 @@ pub struct CdcSummary {
 ///   makes the loop report [`CdcEvent::Reconnecting`], pause (100 ms, doubling to 5 s),
 ///   reconnect both ends and resume the source from the sink's applied position; events
 ///   after it are read again (at-least-once, made exact by the sink's atomic position).
+///   A transaction that failed part-way through its parts is rolled back by the sink and
+///   read again whole.
 ///   Once [`CdcOptions::retry_window`] has passed since the first failure of a streak the
 ///   last error is returned. Other errors are returned at once.
 ///
@@ -343,6 +365,9 @@ impl Engine<'_> {
         let max_rows = self.options.max_batch_rows.max(1);
         let mut pending = Pending::default();
         let mut last_activity = Instant::now();
+        // Set when a stop is requested while a transaction is partly applied: reading goes
+        // on to its commit.
+        let mut finishing = false;
         loop {
             let timeout = if pending.has_complete() {
                 Duration::ZERO
@@ -350,29 +375,67 @@ impl Engine<'_> {
                 self.options.idle_ack
             };
             let max = max_rows
-                .saturating_sub(pending.complete_rows())
+                .saturating_sub(pending.complete_rows() + pending.open_rows())
                 .max(MIN_READ.min(max_rows));
-            let read = tokio::select! {
-                biased;
-                () = stop.wait() => None,
-                r = source.next_events(max, timeout) => Some(r),
-            };
-            let Some(read) = read else {
-                // Stop: apply the whole transactions read, drop the half-read one.
-                if pending.has_complete() {
-                    self.flush(&mut sink, &mut pending).await?;
+            let read = {
+                let next = source.next_events(max, timeout);
+                tokio::pin!(next);
+                loop {
+                    if finishing {
+                        // Stopping: the source gets a bounded time to hand over the rest.
+                        let grace = (timeout + self.options.idle_ack).max(MIN_GRACE);
+                        break tokio::select! {
+                            biased;
+                            r = &mut next => Some(r),
+                            () = tokio::time::sleep(grace) => None,
+                        };
+                    }
+                    if !pending.is_streaming() {
+                        break tokio::select! {
+                            biased;
+                            () = stop.wait() => None,
+                            r = &mut next => Some(r),
+                        };
+                    }
+                    // A transaction is partly applied: a stop lets the read go on.
+                    tokio::select! {
+                        biased;
+                        () = stop.wait() => finishing = true,
+                        r = &mut next => break Some(r),
+                    }
                 }
-                return Ok(());
             };
-            let read = read?;
+            let read = match read {
+                Some(Ok(read)) if !(finishing && read.is_empty()) => read,
+                Some(Err(e)) if !(finishing && e.is_retryable()) => return Err(e),
+                None if !finishing => {
+                    // Stop: apply the whole transactions read, drop the half-read one.
+                    if pending.has_complete() {
+                        self.flush(&mut sink, &mut pending).await?;
+                    }
+                    return Ok(());
+                }
+                other => {
+                    // Stopping, and the rest of the transaction applied in parts does not
+                    // come: it is rolled back with the sink, and read again by the next run.
+                    let error = other.and_then(Result::err).map(|e| e.report());
+                    tracing::warn!(
+                        error,
+                        "stopping in the middle of a large transaction; \
+                        its partial changes are rolled back"
+                    );
+                    return Ok(());
+                }
+            };
             let now = Instant::now();
             let drained = read.is_empty();
             if !drained {
                 last_activity = now;
             }
             let mut at_until = false;
+            let mut stopped = false;
             for event in read {
-                pending.push(event, self.summary.position.as_ref(), now);
+                pending.push(event, self.summary.position.as_ref(), now)?;
                 if self.options.until.is_some() {
                     if let Some(end) = pending.last_complete_position() {
                         if self.reached_until(end)? {
@@ -382,10 +445,23 @@ impl Engine<'_> {
                         }
                     }
                 }
+                if pending.streamed_ended() {
+                    // The transaction applied in parts is whole: commit it at once.
+                    self.flush(&mut sink, &mut pending).await?;
+                    if finishing {
+                        stopped = true;
+                        break;
+                    }
+                } else if pending.open_rows() >= max_rows {
+                    self.stream(&mut sink, &mut pending).await?;
+                }
             }
             if at_until {
                 let position = self.flush(&mut sink, &mut pending).await?;
                 self.caught_up(&position);
+                return Ok(());
+            }
+            if stopped {
                 return Ok(());
             }
             if pending.has_complete() {
@@ -427,25 +503,29 @@ impl Engine<'_> {
         }
     }
 
-    /// Applies the whole transactions pending; returns the position recorded.
+    /// Applies the whole transactions pending (the first may be the rest of a transaction
+    /// applied in parts); returns the position recorded.
     async fn flush<K: ApplySink>(
         &mut self,
         sink: &mut K,
         pending: &mut Pending,
     ) -> Result<Position> {
-        let batch = pending.take_complete(Instant::now());
+        let (batch, parts) = pending.take_complete(Instant::now());
         let last = batch
             .last()
             .ok_or_else(|| Error::internal("flushing an empty batch"))?;
         let position = last.position.clone();
         let lag = lag_of(last);
-        let stats = sink.apply(&batch, &position).await.map_err(|e| {
+        let mut stats = sink.apply(&batch, &position).await.map_err(|e| {
             if e.kind() == ErrorKind::Internal {
                 e
             } else {
                 e.context(format_args!("applying changes up to `{position}`"))
             }
         })?;
+        if let Some(parts) = parts {
+            stats += parts;
+        }
         self.healthy = true;
         self.summary.transactions += stats.transactions;
         self.summary.rows += stats.rows;
@@ -464,6 +544,42 @@ impl Engine<'_> {
             rows_per_second,
         });
         Ok(position)
+    }
+
+    /// The transaction being read has grown to the batch limit: applies the whole
+    /// transactions before it (committed as usual), then hands its events read so far to
+    /// [`ApplySink::apply_part`] and drops them, unless it is already applied.
+    async fn stream<K: ApplySink>(&mut self, sink: &mut K, pending: &mut Pending) -> Result<()> {
+        if pending.has_complete() {
+            self.flush(sink, pending).await?;
+        }
+        self.caught_up = false;
+        let part = match pending.take_open(self.summary.position.as_ref())? {
+            OpenPart::Part(events) => events,
+            OpenPart::AlreadyApplied => {
+                tracing::debug!(applied = ?self.summary.position,
+                    "skipping a large transaction applied before");
+                return Ok(());
+            }
+        };
+        let Some(last) = part.last() else {
+            return Ok(());
+        };
+        let stats = sink.apply_part(&part).await.map_err(|e| {
+            if e.kind() == ErrorKind::Internal {
+                e
+            } else {
+                e.context(format_args!(
+                    "applying changes up to `{}` (part of a transaction)",
+                    last.position
+                ))
+            }
+        })?;
+        // Not progress yet (nothing is committed): a failure streak goes on.
+        pending.add_part(stats);
+        tracing::debug!(rows = stats.rows, position = %last.position,
+            "part of a large transaction applied");
+        Ok(())
     }
 }
 

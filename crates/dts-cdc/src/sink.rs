@@ -1,17 +1,22 @@
 //! The apply side of replication: a target that applies batches of whole source transactions
-//! and records how far it got, atomically.
+//! and records how far it got, atomically; a transaction too large to hold in memory arrives
+//! in parts within one target transaction.
 
 use std::future::Future;
 
 use dts_core::{ChangeEvent, Position, Result};
 
-/// What one [`ApplySink::apply`] call did.
+/// What one [`ApplySink::apply`] or [`ApplySink::apply_part`] call did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ApplyStats {
     /// Source transactions applied (a DDL statement counts as one); transactions the sink
-    /// skipped because it had applied them before are not counted.
+    /// skipped because it had applied them before are not counted. A transaction that
+    /// arrived in parts is counted by the [`ApplySink::apply`] call that commits it; parts
+    /// count none.
     pub transactions: u64,
-    /// Row changes applied (inserts, updates and deletes), before any coalescing.
+    /// Row changes applied by this call (inserts, updates and deletes), before any
+    /// coalescing; for a transaction that arrived in parts, each call counts the row changes
+    /// of its own events.
     pub rows: u64,
 }
 
@@ -35,30 +40,72 @@ impl std::ops::AddAssign for ApplyStats {
 ///   resumes at a coarser point); a sink skips them.
 /// - **Whole transactions.** A batch holds whole source transactions in commit order and
 ///   ends with a [`Change::Commit`](dts_core::Change::Commit) or
-///   [`Change::Ddl`](dts_core::Change::Ddl) event. One source transaction is never split
-///   across calls, so a single transaction of millions of rows arrives in one call: the
-///   sink must stream it into the target (for example in pieces within its transaction)
-///   rather than copy it whole, to keep its own memory bounded.
+///   [`Change::Ddl`](dts_core::Change::Ddl) event, except that the first transaction of
+///   a batch may be the rest of a transaction begun by [`ApplySink::apply_part`] calls.
+/// - **Transactions in parts.** A source transaction larger than the engine's batch limit
+///   is not held in memory whole. It arrives as one or more [`ApplySink::apply_part`]
+///   calls, each with the next events of the transaction in order (the first call starts
+///   at the transaction's first event; no part holds a `Commit` or `Ddl` event), followed
+///   by one [`ApplySink::apply`] call whose events start with the rest of that
+///   transaction (at least its `Commit`) and may go on with further whole transactions.
+///   The sink applies the parts inside one target transaction, which the first part opens
+///   and every part leaves open (no position recorded, nothing committed); the `apply`
+///   continues in it, records its position and commits, so the transaction stays atomic.
+///   No other call comes between the parts and that `apply`. The sink keeps its memory
+///   bounded across parts (it writes rows out as it goes rather than collecting them).
+/// - **Rollback of a partial transaction.** If a part or the closing `apply` fails, or a
+///   call is abandoned, or the sink is dropped before the closing `apply` succeeds, the
+///   open target transaction is rolled back: nothing of the partial transaction stays and
+///   the recorded position is unchanged. Such a transaction is never continued: the caller
+///   sends it again from its first event (the engine reconnects and resumes the source
+///   from [`ApplySink::applied_position`], which reads the whole transaction again).
+/// - **Skipping in parts.** The recorded position always ends a transaction, so a
+///   transaction whose first event sits at or before it ended at or before it too: a sink
+///   judges a transaction arriving in parts by its first event and, when it is already
+///   applied, ignores its parts and the rest of it in the closing `apply` (counting nothing
+///   for it).
 /// - **Sequential calls.** Calls on one sink never overlap. A call may be abandoned (its
 ///   future dropped) only when the engine gives the sink up; the sink must then leave
 ///   nothing committed for that call.
 pub trait ApplySink: Send {
     /// Applies `events` (whole source transactions, in commit order; the slice ends with a
     /// `Commit` or `Ddl` event) and records `position` as applied, in one target
-    /// transaction: all or nothing.
+    /// transaction: all or nothing. When [`ApplySink::apply_part`] left a transaction
+    /// open, the slice starts with the rest of that transaction, and this call continues
+    /// the open target transaction and commits it with everything else.
     ///
     /// # Errors
     ///
     /// Any [`dts_core::Error`]; the engine retries those for which
     /// [`dts_core::Error::is_retryable`] holds, after reconnecting, and stops on the others.
+    /// A failure rolls back everything of the call, parts applied before included.
     fn apply<'a>(
         &'a mut self,
         events: &'a [ChangeEvent],
         position: &'a Position,
     ) -> impl Future<Output = Result<ApplyStats>> + Send + 'a;
 
+    /// Applies `events`, the next part of one source transaction that has not ended yet
+    /// (none of them is a `Commit` or `Ddl` event), in a target transaction that stays
+    /// open: the first part of a transaction opens it, later parts continue it, and the
+    /// following [`ApplySink::apply`] call finishes it, records the position and commits.
+    /// Nothing is committed and no position is recorded here. Returns the row changes
+    /// applied, with no transaction counted. A transaction whose first event sits at or
+    /// before the recorded position is already applied: its parts are ignored.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ApplySink::apply`]. After an error the partial transaction is rolled back
+    /// and must not be continued (see the trait's contract).
+    fn apply_part<'a>(
+        &'a mut self,
+        events: &'a [ChangeEvent],
+    ) -> impl Future<Output = Result<ApplyStats>> + Send + 'a;
+
     /// The position recorded by the last successful [`ApplySink::apply`] (or by whoever set
-    /// up the task, e.g. the snapshot's position), if any.
+    /// up the task, e.g. the snapshot's position), if any. The engine calls it only between
+    /// transactions; a sink rolls back a partially applied transaction it is called in the
+    /// middle of.
     ///
     /// # Errors
     ///

@@ -1,7 +1,8 @@
 //! The PostgreSQL apply sink against a real server: coalesced keyed changes and their
 //! replay, tables without a key and duplicate rows, every mapped type, rollback of a batch
-//! with a bad value, DDL, truncate, a large transaction in bounded memory, and the recorded
-//! position. Change events are built by hand (no MySQL needed).
+//! with a bad value, DDL, truncate, a large transaction in bounded memory, transactions in
+//! parts (a million rows through the engine in bounded memory, failures part-way), and the
+//! recorded position. Change events are built by hand (no MySQL needed).
 //!
 //! Runs on the testkit's private PostgreSQL (or the server named by `DTS_TEST_PG_URL`):
 //! `cargo test -p dts-connectors --test pg_apply`. The apply speed benchmark:
@@ -10,14 +11,15 @@
 #![cfg(feature = "postgres")]
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dts_cdc::{replicate, ApplySink, CdcOptions};
+use dts_cdc::{replicate, ApplySink, ApplyStats, CdcOptions};
 use dts_connectors::postgres::{read_position, read_schema, record_position, PgApplySink};
 use dts_core::{
-    BitString, Catalog, Change, ChangeEvent, ChangeSource, Column, Date, DateTime, ErrorKind, Key,
-    Position, Result, RowImage, Schema, Table, TableName, Value,
+    BitString, Catalog, Change, ChangeEvent, ChangeSource, Column, Date, DateTime, Error,
+    ErrorKind, Key, Position, Result, RowImage, Schema, Table, TableName, Value,
 };
 use dts_schema::{plan_mysql_to_pg, SchemaOptions, SchemaTracker};
 use dts_typemap::MappingOptions;
@@ -879,6 +881,356 @@ async fn a_large_transaction_is_streamed_in_bounded_memory() {
     drop(events);
 }
 
+/// One transaction applied in parts through the sink directly: committed once, with the
+/// rows of both a keyed and a keyless table; read again in parts it is skipped; a part
+/// failing, or the sink asked for its position, rolls back everything of the transaction.
+#[tokio::test]
+async fn a_transaction_in_parts_commits_once_and_is_skipped_when_read_again() {
+    let t = Target::new(
+        "apply_parts",
+        vec![
+            table("k", &[("id", "int(11)"), ("v", "varchar(5)")], &["id"]),
+            table("nk", &[("v", "int(11)")], &[]),
+        ],
+    )
+    .await;
+    let mut sink = t.sink(None).await;
+    let mut log = Log::starting_at(4);
+    log.layout("k", &["id", "v"]);
+    log.layout("nk", &["v"]);
+    log.begin();
+    for i in 1..=30 {
+        log.insert("k", vec![int(i), text("a")]);
+        log.insert("nk", vec![int(i)]);
+    }
+    log.update("k", vec![int(1), text("a")], vec![int(1), text("b")]);
+    log.delete("nk", vec![int(2)]);
+    log.commit();
+    // A second transaction in the closing batch.
+    log.begin();
+    log.insert("k", vec![int(100), text("z")]);
+    log.commit();
+    let (events, p) = log.take();
+    let (part1, rest) = events.split_at(25);
+    let (part2, rest) = rest.split_at(30);
+    let s1 = sink.apply_part(part1).await.unwrap();
+    let s2 = sink.apply_part(part2).await.unwrap();
+    assert_eq!((s1.transactions, s1.rows, s2.rows), (0, 24, 30));
+    // Nothing is visible to others before the closing apply.
+    assert_eq!(t.query("SELECT count(*) FROM shop.k"), "0");
+    let s3 = sink.apply(rest, &p).await.unwrap();
+    assert_eq!(
+        s3,
+        ApplyStats {
+            transactions: 2,
+            rows: 9
+        }
+    );
+    assert_eq!(t.query("SELECT count(*), min(v) FROM shop.k"), "31|a");
+    assert_eq!(t.query("SELECT count(*) FROM shop.nk"), "29");
+    assert_eq!(t.query("SELECT v FROM shop.k WHERE id = 1"), "b");
+    assert_eq!(sink.applied_position().await.unwrap(), Some(p.clone()));
+
+    // The same transactions read again, in parts: ignored, nothing changes (the keyless
+    // table would get duplicate rows otherwise).
+    for sink in [&mut sink, &mut t.sink(None).await] {
+        assert_eq!(sink.apply_part(part1).await.unwrap(), ApplyStats::default());
+        assert_eq!(sink.apply_part(part2).await.unwrap(), ApplyStats::default());
+        assert_eq!(sink.apply(rest, &p).await.unwrap(), ApplyStats::default());
+        assert_eq!(t.query("SELECT count(*) FROM shop.nk"), "29");
+        assert_eq!(t.query("SELECT count(*) FROM shop.k"), "31");
+    }
+
+    // A part failing (a value too long) rolls back the parts before it and leaves the
+    // position; the sink is usable again.
+    log.begin();
+    for i in 200..210 {
+        log.insert("k", vec![int(i), text("x")]);
+        log.insert("nk", vec![int(i)]);
+    }
+    let (good, _) = log.take();
+    log.insert("k", vec![int(300), text("toolong")]);
+    let (bad, _) = log.take();
+    sink.apply_part(&good).await.unwrap();
+    let e = sink.apply_part(&bad).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Value, "{e}");
+    assert_eq!(t.query("SELECT count(*) FROM shop.k WHERE id >= 200"), "0");
+    assert_eq!(t.query("SELECT count(*) FROM shop.nk WHERE v >= 200"), "0");
+    assert_eq!(sink.applied_position().await.unwrap(), Some(p.clone()));
+
+    // Asking for the position in the middle of a transaction in parts rolls it back.
+    sink.apply_part(&good).await.unwrap();
+    assert_eq!(sink.applied_position().await.unwrap(), Some(p.clone()));
+    log.insert("k", vec![int(210), text("x")]);
+    log.commit();
+    let (rest, p2) = log.take();
+    sink.apply(&rest, &p2).await.unwrap();
+    assert_eq!(t.query("SELECT count(*) FROM shop.k WHERE id >= 200"), "1");
+    assert_eq!(t.query("SELECT count(*) FROM shop.nk WHERE v >= 200"), "0");
+
+    // A part holding the end of a transaction is refused.
+    log.begin();
+    log.insert("nk", vec![int(500)]);
+    log.commit();
+    let (whole, _) = log.take();
+    let e = sink.apply_part(&whole).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Internal, "{e}");
+}
+
+/// A source generating one transaction of `rows` inserts into `shop.big` on the fly (the
+/// test never holds it): event `i` (0-based; the `Begin`, the inserts, the `Commit`) sits
+/// at offset `4 + 100 * (i + 1)`.
+struct GeneratedSource {
+    rows: u64,
+    next: u64,
+    /// The row (0-based) whose value is too long for its column, if any.
+    bad_row: Option<u64>,
+    columns: Arc<Vec<String>>,
+}
+
+impl GeneratedSource {
+    fn at(position: &Position, rows: u64, bad_row: Option<u64>) -> Self {
+        let Position::Binlog { offset, .. } = position else {
+            unreachable!()
+        };
+        Self {
+            rows,
+            next: (offset - 4) / 100,
+            bad_row,
+            columns: Arc::new(vec!["id".into(), "pad".into()]),
+        }
+    }
+
+    fn commit_position(rows: u64) -> Position {
+        binlog(4 + 100 * (rows + 2))
+    }
+
+    fn event(&self, i: u64) -> ChangeEvent {
+        let change = if i == 0 {
+            Change::Begin
+        } else if i == self.rows + 1 {
+            Change::Commit
+        } else {
+            let row = i - 1;
+            let pad = if Some(row) == self.bad_row { 300 } else { 150 };
+            Change::Insert {
+                table: TableName::new(SCHEMA, "big"),
+                row: RowImage {
+                    columns: self.columns.clone(),
+                    values: vec![
+                        Value::Int(i64::try_from(row).unwrap()),
+                        Value::Text("p".repeat(pad)),
+                    ],
+                },
+            }
+        };
+        ChangeEvent {
+            change,
+            position: binlog(4 + 100 * (i + 1)),
+            timestamp: 1_700_000_000,
+        }
+    }
+}
+
+impl ChangeSource for GeneratedSource {
+    async fn next_events(&mut self, max: usize, _timeout: Duration) -> Result<Vec<ChangeEvent>> {
+        let end = (self.rows + 2).min(self.next + max as u64);
+        let out = (self.next..end).map(|i| self.event(i)).collect();
+        self.next = end;
+        Ok(out)
+    }
+}
+
+/// The sink, counting its parts and their largest size, failing the `fail_at`-th part
+/// (across sinks, 1-based) with a lost connection without passing it on; the inner sink is
+/// then dropped with its target transaction open.
+struct CountingSink {
+    inner: PgApplySink,
+    parts: Arc<AtomicU64>,
+    largest_part: Arc<AtomicUsize>,
+    fail_at: Option<u64>,
+}
+
+impl ApplySink for CountingSink {
+    async fn apply<'a>(
+        &'a mut self,
+        events: &'a [ChangeEvent],
+        position: &'a Position,
+    ) -> Result<ApplyStats> {
+        self.inner.apply(events, position).await
+    }
+
+    async fn apply_part<'a>(&'a mut self, events: &'a [ChangeEvent]) -> Result<ApplyStats> {
+        let n = self.parts.fetch_add(1, Ordering::SeqCst) + 1;
+        self.largest_part.fetch_max(events.len(), Ordering::SeqCst);
+        if Some(n) == self.fail_at {
+            return Err(Error::new(
+                ErrorKind::Connection,
+                "connection lost (injected)",
+            ));
+        }
+        self.inner.apply_part(events).await
+    }
+
+    async fn applied_position(&mut self) -> Result<Option<Position>> {
+        self.inner.applied_position().await
+    }
+}
+
+/// What [`replicate_generated`] saw.
+struct Generated {
+    result: Result<dts_cdc::CdcSummary>,
+    parts: u64,
+    largest_part: usize,
+    /// The target's row count and position each time a sink connected after the first.
+    at_reconnects: Vec<(String, Option<Position>)>,
+}
+
+/// Replicates a generated transaction of `rows` rows through the engine into `shop.big`.
+async fn replicate_generated(
+    t: &Target,
+    rows: u64,
+    bad_row: Option<u64>,
+    max_batch_rows: usize,
+    fail_at: Option<u64>,
+) -> Generated {
+    let tracker = Arc::new(Mutex::new(t.tracker()));
+    let parts = Arc::new(AtomicU64::new(0));
+    let largest_part = Arc::new(AtomicUsize::new(0));
+    let at_reconnects = Arc::new(Mutex::new(Vec::new()));
+    let connects = Arc::new(AtomicU64::new(0));
+    let (_stop_tx, stop) = watch::channel(false);
+    let result = replicate(
+        move |position: Position| {
+            std::future::ready(Ok(GeneratedSource::at(&position, rows, bad_row)))
+        },
+        || {
+            let url = t.url.clone();
+            let tracker = tracker.clone();
+            let (parts, largest_part) = (parts.clone(), largest_part.clone());
+            let (connects, at_reconnects) = (connects.clone(), at_reconnects.clone());
+            let db = t.db.clone();
+            async move {
+                if connects.fetch_add(1, Ordering::SeqCst) > 0 {
+                    let pg = dts_testkit::postgres();
+                    let count = pg.query_in(&db, "SELECT count(*) FROM shop.big").unwrap();
+                    let client = dts_connectors::postgres::connect_client(&url).await?;
+                    let position = read_position(&client, TASK).await?;
+                    at_reconnects.lock().unwrap().push((count, position));
+                }
+                let inner = PgApplySink::connect_shared(
+                    &url,
+                    TASK,
+                    tracker,
+                    MappingOptions::default(),
+                    None,
+                )
+                .await?;
+                Ok(CountingSink {
+                    inner,
+                    parts,
+                    largest_part,
+                    fail_at,
+                })
+            }
+        },
+        CdcOptions {
+            max_batch_rows,
+            until: Some(GeneratedSource::commit_position(rows)),
+            ..CdcOptions::default()
+        },
+        None,
+        stop,
+    )
+    .await;
+    let at_reconnects = at_reconnects.lock().unwrap().clone();
+    Generated {
+        result,
+        parts: parts.load(Ordering::SeqCst),
+        largest_part: largest_part.load(Ordering::SeqCst),
+        at_reconnects,
+    }
+}
+
+fn big_table() -> Table {
+    table(
+        "big",
+        &[("id", "bigint(20)"), ("pad", "varchar(200)")],
+        &["id"],
+    )
+}
+
+/// A million-row transaction through the engine, in parts, with the process's resident
+/// size growing by far less than holding its events would take (about 650 MiB).
+#[tokio::test]
+async fn a_million_row_transaction_replicates_in_bounded_memory() {
+    const ROWS: u64 = 1_000_000;
+    let t = Target::alone("apply_million", vec![big_table()]).await;
+    // Reset the peak resident size, so that it measures the replication alone.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let before = rss_kib("VmRSS:");
+    let started = Instant::now();
+    let run = replicate_generated(&t, ROWS, None, CdcOptions::default().max_batch_rows, None).await;
+    let peak = rss_kib("VmHWM:");
+    let summary = run.result.unwrap();
+    println!(
+        "{ROWS} rows in one transaction replicated in {:.1} s, {} parts",
+        started.elapsed().as_secs_f64(),
+        run.parts
+    );
+    assert_eq!(summary.rows, ROWS);
+    assert_eq!(summary.transactions, 1);
+    assert_eq!(
+        summary.position,
+        Some(GeneratedSource::commit_position(ROWS))
+    );
+    assert_eq!(
+        t.query("SELECT count(*), count(DISTINCT id), min(id), max(id) FROM shop.big"),
+        format!("{ROWS}|{ROWS}|0|{}", ROWS - 1)
+    );
+    assert_eq!(run.parts, ROWS / 20_000);
+    assert!(run.largest_part <= 20_001, "{}", run.largest_part);
+    if let (Some(before), Some(peak)) = (before, peak) {
+        let grown = peak.saturating_sub(before);
+        println!("resident size grew by {grown} KiB while replicating {ROWS} rows");
+        assert!(grown < 150 << 10, "grew by {grown} KiB");
+    }
+}
+
+/// Failures part-way through a large transaction: a bad value in a late part stops
+/// replication with none of the transaction's rows in the target and the position
+/// unchanged; a lost connection after some parts does the same until the retry, which
+/// applies the whole transaction again, exactly once.
+#[tokio::test]
+async fn a_failure_after_some_parts_leaves_nothing_of_the_transaction() {
+    const ROWS: u64 = 100_000;
+    let t = Target::new("apply_parts_fail", vec![big_table()]).await;
+    let run = replicate_generated(&t, ROWS, Some(65_432), 10_000, None).await;
+    let e = run.result.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Value, "{e}");
+    assert_eq!(run.parts, 7, "the bad value sits in the seventh part");
+    assert_eq!(t.query("SELECT count(*) FROM shop.big"), "0");
+    let sink = t.sink(None).await;
+    assert_eq!(
+        read_position(sink.client(), TASK).await.unwrap(),
+        Some(binlog(4))
+    );
+
+    let run = replicate_generated(&t, ROWS, None, 10_000, Some(4)).await;
+    let summary = run.result.unwrap();
+    assert_eq!(summary.rows, ROWS);
+    assert_eq!(run.parts, 3 + 1 + 10);
+    assert_eq!(run.at_reconnects, [("0".to_string(), Some(binlog(4)))]);
+    assert_eq!(
+        t.query("SELECT count(*), count(DISTINCT id) FROM shop.big"),
+        format!("{ROWS}|{ROWS}")
+    );
+    assert_eq!(
+        read_position(sink.client(), TASK).await.unwrap(),
+        Some(GeneratedSource::commit_position(ROWS))
+    );
+}
+
 #[tokio::test]
 async fn positions_round_trip_and_are_recorded_once() {
     let t = Target::new(
@@ -926,6 +1278,7 @@ async fn positions_round_trip_and_are_recorded_once() {
 fn apply_future_is_send() {
     fn assert_send<T: Send>(_: T) {}
     async fn apply(sink: &mut PgApplySink, events: &[ChangeEvent], p: &Position) {
+        let _ = sink.apply_part(events).await;
         let _ = sink.apply(events, p).await;
         let _ = sink.applied_position().await;
     }

@@ -1,6 +1,7 @@
 //! Applying replicated MySQL/MariaDB changes to PostgreSQL: [`PgApplySink`], the
 //! [`ApplySink`] that writes each batch of source transactions together with its log
-//! position in one target transaction, and the `dts_meta.cdc_position` record.
+//! position in one target transaction (a transaction too large for a batch arriving in
+//! parts within it), and the `dts_meta.cdc_position` record.
 //!
 //! Row changes of tables with a key are coalesced per key within a batch (the final state of
 //! each touched key: deleted, or its last row) and applied set-wise: a binary `COPY` into a
@@ -243,7 +244,8 @@ fn at_or_before(a: &Position, b: &Position) -> bool {
 
 /// An [`ApplySink`] writing MySQL/MariaDB changes into PostgreSQL through one connection.
 ///
-/// Each [`ApplySink::apply`] call is one target transaction, run with `SET LOCAL
+/// Each [`ApplySink::apply`] call (with the [`ApplySink::apply_part`] calls before it, if
+/// any) is one target transaction, run with `SET LOCAL
 /// session_replication_role = replica` (no triggers — such as `ON UPDATE` timestamps — and no
 /// foreign key checks fire; the source already ran them). The account needs superuser or, on
 /// PostgreSQL 15 and later, `GRANT SET ON PARAMETER session_replication_role`. Within it:
@@ -260,8 +262,9 @@ fn at_or_before(a: &Position, b: &Position) -> bool {
 ///   staging table per target table (created once per connection): `COPY` into it, `DELETE
 ///   FROM target USING staging` on the key, `INSERT INTO target SELECT … WHERE NOT deleted`.
 ///   This is idempotent, so replaying transactions the target already holds is harmless.
-///   Pending rows are written out every 10,000 rows or 8 MiB, so a transaction of millions
-///   of rows is streamed within the one target transaction with bounded memory. A table
+///   Pending rows are written out every 10,000 rows or 8 MiB (across tables), within the
+///   target transaction and across its parts, so the sink's memory stays bounded whatever
+///   the size of the transaction. A table
 ///   with only a handful of touched keys (up to 16) is written with prepared per-key
 ///   `DELETE` and `INSERT` statements instead, pipelined: cheaper for small batches. When
 ///   an index leads with the key, the set-wise `DELETE` is made to probe it per staged key
@@ -282,6 +285,21 @@ fn at_or_before(a: &Position, b: &Position) -> bool {
 /// - **Truncate**: `TRUNCATE` of the mapped table, in order.
 /// - Last, the position is written to `dts_meta.cdc_position` and the transaction committed
 ///   in the same round trip. Transactions at or before the recorded position are skipped.
+///
+/// **Transactions in parts.** [`ApplySink::apply_part`] opens the target transaction (if
+/// it is not open yet), applies the part as above — rows staged and written out at the
+/// same thresholds, so nothing of a part is kept beyond them — and returns with the
+/// transaction still open: no position, no commit. The next [`ApplySink::apply`] carries
+/// on in it with the rest of the source transaction, then the rest of its batch, and
+/// commits as above. A transaction in parts is judged by the position of its first event:
+/// at or before the recorded position it is already applied, and its parts and rest are
+/// ignored without opening a target transaction; the copy positions
+/// ([`PgApplySink::with_copied_at`]) and `idempotent_until` are compared with it too. These
+/// positions all lie between source transactions, so this agrees with judging it by its
+/// end. A failed part or closing apply rolls the whole target transaction back; so does the
+/// next call after an abandoned one, and [`ApplySink::applied_position`] called while a
+/// transaction in parts is open; a dropped sink closes its connection, which rolls it back
+/// on the server.
 ///
 /// Errors are classified by [`super::map_error`], so lost connections and deadlocks stay
 /// retryable. After a failed batch the tracker is restored to its state before the batch.
@@ -324,8 +342,13 @@ pub struct PgApplySink {
     /// Rows and bytes buffered since the last write-out (an upper bound).
     pending_rows: usize,
     pending_bytes: usize,
-    /// Whether a target transaction is open (an `apply` future was dropped mid-way).
-    in_transaction: bool,
+    /// Whether a target transaction is open (begun by the running call, by an abandoned
+    /// one, or left open by `apply_part` for the transaction in parts).
+    open: bool,
+    /// Whether a call is running; still set when the next call starts if it was abandoned.
+    busy: bool,
+    /// The source transaction arriving in parts, if one is.
+    partial: Option<Partial>,
     buffer: BytesMut,
     select_position: Statement,
 }
@@ -416,7 +439,9 @@ impl PgApplySink {
             stages: HashMap::new(),
             pending_rows: 0,
             pending_bytes: 0,
-            in_transaction: false,
+            open: false,
+            busy: false,
+            partial: None,
             buffer: BytesMut::with_capacity(SEND_BYTES * 2),
             select_position,
         };
@@ -460,7 +485,10 @@ impl PgApplySink {
     }
 
     async fn read_applied(&mut self) -> Result<Option<Position>> {
-        self.end_transaction().await;
+        if self.busy || self.partial.is_some() {
+            // An abandoned call, or a transaction in parts that will not be continued.
+            self.rollback().await;
+        }
         let row = self
             .client
             .query_opt(&self.select_position, &[&self.task])
@@ -478,16 +506,27 @@ impl PgApplySink {
         Ok(position)
     }
 
-    /// Rolls back a transaction left open by an abandoned call, and forgets what it may
-    /// have created.
-    async fn end_transaction(&mut self) {
-        if self.in_transaction {
-            if let Err(e) = self.client.batch_execute("ROLLBACK").await {
-                tracing::debug!(error = %e, "rollback of an abandoned batch failed");
-            }
-            self.in_transaction = false;
-            self.forget_tables();
+    /// Rolls back what an abandoned call left open (a transaction in parts included).
+    async fn end_abandoned(&mut self) {
+        if self.busy {
+            tracing::debug!(task = %self.task, "rolling back after an abandoned call");
+            self.rollback().await;
         }
+    }
+
+    /// Rolls back the open target transaction, if any, and forgets what it may have
+    /// created and the transaction in parts.
+    async fn rollback(&mut self) {
+        if self.open {
+            if let Err(e) = self.client.batch_execute("ROLLBACK").await {
+                tracing::debug!(error = %e, "rollback of a failed or abandoned batch failed");
+            }
+        }
+        self.open = false;
+        self.busy = false;
+        self.partial = None;
+        self.schema_changed = false;
+        self.forget_tables();
     }
 
     fn forget_tables(&mut self) {
@@ -502,22 +541,108 @@ impl PgApplySink {
             .map_err(|_| Error::internal("the schema tracker's lock is poisoned"))
     }
 
+    /// Opens the target transaction unless one is open.
+    async fn begin(&mut self) -> Result<()> {
+        if self.open {
+            return Ok(());
+        }
+        self.open = true;
+        self.client
+            .batch_execute("BEGIN; SET LOCAL session_replication_role = replica")
+            .await
+            .map_err(|e| map_error(e, "starting a target transaction in replica mode"))
+    }
+
+    async fn apply_part_events(&mut self, events: &[ChangeEvent]) -> Result<ApplyStats> {
+        self.end_abandoned().await;
+        if let Some(end) = events
+            .iter()
+            .find(|e| matches!(e.change, Change::Commit | Change::Ddl { .. }))
+        {
+            self.rollback().await;
+            return Err(Error::internal(format!(
+                "a part of a transaction holds the end of a transaction (at `{}`)",
+                end.position
+            )));
+        }
+        let Some(first) = events.first() else {
+            return Ok(ApplyStats::default());
+        };
+        let applied = self.applied.as_ref();
+        let partial = self.partial.get_or_insert_with(|| Partial {
+            first: first.position.clone(),
+            skip: applied.is_some_and(|a| at_or_before(&first.position, a)),
+        });
+        if partial.skip {
+            return Ok(ApplyStats::default());
+        }
+        let judge = partial.first.clone();
+        self.busy = true;
+        match self.apply_part_in_transaction(events, &judge).await {
+            Ok(stats) => {
+                self.busy = false;
+                tracing::trace!(task = %self.task, rows = stats.rows, first = %judge,
+                    "part of a transaction applied");
+                Ok(stats)
+            }
+            Err(e) => {
+                self.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn apply_part_in_transaction(
+        &mut self,
+        events: &[ChangeEvent],
+        judge: &Position,
+    ) -> Result<ApplyStats> {
+        self.begin().await?;
+        let mut stats = ApplyStats::default();
+        self.apply_transaction(events, judge, &mut stats).await?;
+        Ok(stats)
+    }
+
     async fn apply_batch(
         &mut self,
         events: &[ChangeEvent],
         position: &Position,
     ) -> Result<ApplyStats> {
-        self.end_transaction().await;
-        let transactions = split_transactions(events)?;
+        self.end_abandoned().await;
+        let transactions = match split_transactions(events) {
+            Ok(t) if !t.is_empty() || self.partial.is_none() => t,
+            Ok(_) => {
+                self.rollback().await;
+                return Err(Error::internal(
+                    "no rest given for a transaction applied in parts",
+                ));
+            }
+            Err(e) => {
+                self.rollback().await;
+                return Err(e);
+            }
+        };
+        let applied = self.applied.clone();
+        let is_fresh = |t: &&[ChangeEvent]| {
+            let end = &t[t.len() - 1].position;
+            !applied.as_ref().is_some_and(|a| at_or_before(end, a))
+        };
+        let mut transactions = transactions.into_iter();
+        // The rest of the transaction in parts, with the position it is judged by.
+        let mut continued = None;
+        if let Some(partial) = self.partial.take() {
+            let rest = transactions.next().unwrap_or_default();
+            if !partial.skip && is_fresh(&rest) {
+                continued = Some((rest, partial.first));
+            } else if self.open {
+                // Applied before after all (its parts were applied only if the source's
+                // positions are out of order): nothing of it stays.
+                self.rollback().await;
+            }
+        }
         // Skip the transactions the target already holds.
-        let fresh: Vec<&[ChangeEvent]> = transactions
-            .into_iter()
-            .filter(|t| {
-                let end = &t[t.len() - 1].position;
-                !self.applied.as_ref().is_some_and(|a| at_or_before(end, a))
-            })
-            .collect();
-        if fresh.is_empty() {
+        let fresh: Vec<&[ChangeEvent]> = transactions.filter(is_fresh).collect();
+        if continued.is_none() && fresh.is_empty() {
             return Ok(ApplyStats::default());
         }
         let has_ddl = fresh
@@ -528,20 +653,17 @@ impl PgApplySink {
         } else {
             None
         };
-        match self.apply_in_transaction(&fresh, position).await {
+        self.busy = true;
+        match self.apply_in_transaction(continued, &fresh, position).await {
             Ok(stats) => {
+                self.busy = false;
                 self.applied = Some(position.clone());
                 tracing::debug!(task = %self.task, %position, transactions = stats.transactions,
                     rows = stats.rows, "changes applied");
                 Ok(stats)
             }
             Err(e) => {
-                if let Err(rollback) = self.client.batch_execute("ROLLBACK").await {
-                    tracing::debug!(error = %rollback, "rollback after a failed batch failed");
-                }
-                self.in_transaction = false;
-                self.schema_changed = false;
-                self.forget_tables();
+                self.rollback().await;
                 if let Some(backup) = backup {
                     *self.lock_tracker()? = backup;
                 }
@@ -552,69 +674,19 @@ impl PgApplySink {
 
     async fn apply_in_transaction(
         &mut self,
+        continued: Option<(&[ChangeEvent], Position)>,
         transactions: &[&[ChangeEvent]],
         position: &Position,
     ) -> Result<ApplyStats> {
-        self.in_transaction = true;
-        self.client
-            .batch_execute("BEGIN; SET LOCAL session_replication_role = replica")
-            .await
-            .map_err(|e| map_error(e, "starting a target transaction in replica mode"))?;
+        self.begin().await?;
         let mut stats = ApplyStats::default();
+        if let Some((rest, first)) = continued {
+            self.apply_transaction(rest, &first, &mut stats).await?;
+            stats.transactions += 1;
+        }
         for transaction in transactions {
             let end = &transaction[transaction.len() - 1].position;
-            let in_window = self
-                .idempotent_until
-                .as_ref()
-                .is_some_and(|u| at_or_before(end, u));
-            for event in *transaction {
-                let copied = |table: &TableName| self.copied_at.get(table).cloned();
-                let (skip, in_window) = match &event.change {
-                    Change::Insert { table, .. }
-                    | Change::Update { table, .. }
-                    | Change::Delete { table, .. } => match copied(table) {
-                        Some(at) => (at_or_before(end, &at), false),
-                        None => (false, in_window),
-                    },
-                    _ => (false, in_window),
-                };
-                if skip {
-                    continue;
-                }
-                match &event.change {
-                    Change::Begin | Change::Commit => {}
-                    Change::Insert { table, row } => {
-                        stats.rows += 1;
-                        self.row_change(table, RowOp::Insert(row), in_window)
-                            .await?;
-                    }
-                    Change::Update {
-                        table,
-                        before,
-                        after,
-                    } => {
-                        stats.rows += 1;
-                        self.row_change(table, RowOp::Update(before, after), in_window)
-                            .await?;
-                    }
-                    Change::Delete { table, row } => {
-                        stats.rows += 1;
-                        self.row_change(table, RowOp::Delete(row), in_window)
-                            .await?;
-                    }
-                    Change::Truncate { table } => self.truncate(table).await?,
-                    Change::Ddl { schema, sql } => self.ddl(schema.as_deref(), sql).await?,
-                    _ => {
-                        return Err(Error::new(
-                            ErrorKind::Unsupported,
-                            format!(
-                                "a change of an unsupported kind at position `{}`",
-                                event.position
-                            ),
-                        ))
-                    }
-                }
-            }
+            self.apply_transaction(transaction, end, &mut stats).await?;
             stats.transactions += 1;
         }
         self.flush_all().await?;
@@ -632,13 +704,78 @@ impl PgApplySink {
             .batch_execute(&sql)
             .await
             .map_err(|e| map_error(e, format!("recording position `{position}` and committing")))?;
-        self.in_transaction = false;
+        self.open = false;
         self.pending_rows = 0;
         self.pending_bytes = 0;
         for state in self.tables.values_mut() {
             state.committed();
         }
         Ok(stats)
+    }
+
+    /// Applies the events of one source transaction (all of it, or a part) in the open
+    /// target transaction. `judge` is the position the transaction is judged by for copied
+    /// tables and the idempotence window: its end, or for a transaction in parts its first
+    /// event (equivalent, as those positions lie between transactions).
+    async fn apply_transaction(
+        &mut self,
+        events: &[ChangeEvent],
+        judge: &Position,
+        stats: &mut ApplyStats,
+    ) -> Result<()> {
+        let in_window = self
+            .idempotent_until
+            .as_ref()
+            .is_some_and(|u| at_or_before(judge, u));
+        for event in events {
+            let copied = |table: &TableName| self.copied_at.get(table).cloned();
+            let (skip, in_window) = match &event.change {
+                Change::Insert { table, .. }
+                | Change::Update { table, .. }
+                | Change::Delete { table, .. } => match copied(table) {
+                    Some(at) => (at_or_before(judge, &at), false),
+                    None => (false, in_window),
+                },
+                _ => (false, in_window),
+            };
+            if skip {
+                continue;
+            }
+            match &event.change {
+                Change::Begin | Change::Commit => {}
+                Change::Insert { table, row } => {
+                    stats.rows += 1;
+                    self.row_change(table, RowOp::Insert(row), in_window)
+                        .await?;
+                }
+                Change::Update {
+                    table,
+                    before,
+                    after,
+                } => {
+                    stats.rows += 1;
+                    self.row_change(table, RowOp::Update(before, after), in_window)
+                        .await?;
+                }
+                Change::Delete { table, row } => {
+                    stats.rows += 1;
+                    self.row_change(table, RowOp::Delete(row), in_window)
+                        .await?;
+                }
+                Change::Truncate { table } => self.truncate(table).await?,
+                Change::Ddl { schema, sql } => self.ddl(schema.as_deref(), sql).await?,
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        format!(
+                            "a change of an unsupported kind at position `{}`",
+                            event.position
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Records the tracked source schema in `dts_meta.cdc_schema`, in the batch's
@@ -798,11 +935,29 @@ impl ApplySink for PgApplySink {
         self.apply_batch(events, position)
     }
 
+    fn apply_part<'a>(
+        &'a mut self,
+        events: &'a [ChangeEvent],
+    ) -> impl std::future::Future<Output = Result<ApplyStats>> + Send + 'a {
+        self.apply_part_events(events)
+    }
+
     fn applied_position(
         &mut self,
     ) -> impl std::future::Future<Output = Result<Option<Position>>> + Send {
         self.read_applied()
     }
+}
+
+/// A source transaction arriving in parts ([`ApplySink::apply_part`]).
+#[derive(Debug)]
+struct Partial {
+    /// The position of its first event, which it is judged by: the applied position, the
+    /// copy positions and the idempotence window all lie between transactions, so it is at
+    /// or before one of them exactly when its end is.
+    first: Position,
+    /// Whether it is already applied: its parts and rest are ignored.
+    skip: bool,
 }
 
 /// Splits a batch into transactions, each ending with a commit or DDL event.
