@@ -26,9 +26,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, Statement};
 
-use super::copy::{is_supported_type, PgCopyColumn, PgCopyEncoder};
+use super::copy::{PgCopyColumn, PgCopyEncoder};
 use super::error::map_error;
-use super::sink::{push_ident, SELECT_COLUMNS};
+use super::sink::{push_ident, target_columns};
 use super::target::connect_client;
 
 /// Pending coalesced rows (across tables) that make the sink write them out mid-batch.
@@ -1150,37 +1150,7 @@ impl TableState {
             }
         }
         let names: Vec<String> = columns.iter().map(|c| c.target_name.clone()).collect();
-        let rows = client
-            .query(SELECT_COLUMNS, &[&target.schema, &target.name, &names])
-            .await
-            .map_err(|e| map_error(e, format!("reading the columns of `{target}`")))?;
-        let mut copy_columns = Vec::with_capacity(names.len());
-        for name in &names {
-            let row = rows
-                .iter()
-                .find(|r| r.get::<_, &str>(0) == name)
-                .ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::Database,
-                        if rows.is_empty() {
-                            format!("target table `{target}` does not exist or has no such columns")
-                        } else {
-                            format!("target table `{target}` has no column `{name}`")
-                        },
-                    )
-                })?;
-            let type_oid: u32 = row.get(1);
-            if !is_supported_type(type_oid) {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!(
-                        "cannot write column `{target}.{name}` of type `{}`",
-                        row.get::<_, &str>(3)
-                    ),
-                ));
-            }
-            copy_columns.push(PgCopyColumn::new(name.clone(), type_oid, row.get(2)));
-        }
+        let copy_columns = target_columns(client, &target, &names).await?;
         let encoder = PgCopyEncoder::new(&copy_columns)?;
         let key: Option<Vec<usize>> = plan.chunk_key.as_ref().and_then(|k| {
             k.iter()

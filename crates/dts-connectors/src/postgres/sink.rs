@@ -206,38 +206,7 @@ impl PgChunkSink {
             return Ok(());
         }
         let name = &table.name;
-        let rows = self
-            .client
-            .query(SELECT_COLUMNS, &[&name.schema, &name.name, &table.columns])
-            .await
-            .map_err(|e| map_error(e, format!("reading the columns of `{name}`")))?;
-        let mut columns = Vec::with_capacity(table.columns.len());
-        for column in &table.columns {
-            let row = rows
-                .iter()
-                .find(|r| r.get::<_, &str>(0) == column)
-                .ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::Database,
-                        if rows.is_empty() {
-                            format!("target table `{name}` does not exist or has no such columns")
-                        } else {
-                            format!("target table `{name}` has no column `{column}`")
-                        },
-                    )
-                })?;
-            let type_oid: u32 = row.get(1);
-            if !is_supported_type(type_oid) {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!(
-                        "cannot copy into column `{name}.{column}` of type `{}`",
-                        row.get::<_, &str>(3)
-                    ),
-                ));
-            }
-            columns.push(PgCopyColumn::new(column.clone(), type_oid, row.get(2)));
-        }
+        let columns = target_columns(&self.client, name, &table.columns).await?;
         let encoder = PgCopyEncoder::new(&columns)?;
         let mut sql = String::from("COPY ");
         push_ident(&mut sql, &name.schema);
@@ -430,6 +399,47 @@ pub(crate) fn push_ident(sql: &mut String, ident: &str) {
         sql.push(c);
     }
     sql.push('"');
+}
+
+/// The types of `columns` of target table `name`, as `COPY` needs them; an error names a
+/// missing table or column, or a column type the encoder cannot write.
+pub(crate) async fn target_columns(
+    client: &Client,
+    name: &TableName,
+    columns: &[String],
+) -> Result<Vec<PgCopyColumn>> {
+    let rows = client
+        .query(SELECT_COLUMNS, &[&name.schema, &name.name, &columns])
+        .await
+        .map_err(|e| map_error(e, format!("reading the columns of `{name}`")))?;
+    let mut out = Vec::with_capacity(columns.len());
+    for column in columns {
+        let row = rows
+            .iter()
+            .find(|r| r.get::<_, &str>(0) == column)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Database,
+                    if rows.is_empty() {
+                        format!("target table `{name}` does not exist or has no such columns")
+                    } else {
+                        format!("target table `{name}` has no column `{column}`")
+                    },
+                )
+            })?;
+        let type_oid: u32 = row.get(1);
+        if !is_supported_type(type_oid) {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "cannot write column `{name}.{column}` of type `{}`",
+                    row.get::<_, &str>(3)
+                ),
+            ));
+        }
+        out.push(PgCopyColumn::new(column.clone(), type_oid, row.get(2)));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
