@@ -23,7 +23,7 @@ mod source;
 mod tools;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 use std::{env, fs};
@@ -260,9 +260,7 @@ fn run(args: &Args) -> Result<bool> {
 
 /// `target/release/dts`, next to this executable.
 fn locate_dts() -> Result<PathBuf> {
-    let me = env::current_exe().context("locating this executable")?;
-    let dir = me.parent().unwrap_or(Path::new("."));
-    let dts = dir.join("dts");
+    let dts = dts_benches::child::sibling("dts").context("locating this executable")?;
     if !dts.is_file() {
         bail!(
             "the dts binary is missing: expected {} (next to this benchmark); \

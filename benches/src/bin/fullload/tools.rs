@@ -8,6 +8,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
+use dts_benches::child::telling_line;
 use dts_benches::report::thousands;
 use dts_benches::usage::{self, Usage};
 use dts_testkit::{MariaDb, Postgres};
@@ -373,26 +374,6 @@ fn describe(status: ExitStatus) -> String {
         Some(code) => format!("exit status {code}"),
         None => format!("{status}"),
     }
-}
-
-/// The line of a log that best says what went wrong, shortened: the first that mentions an
-/// error, a panic or an exhausted resource, else the last non-empty one.
-fn telling_line(path: &Path) -> Option<String> {
-    let text = fs::read_to_string(path).ok()?;
-    let lines = || text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let line = lines()
-        .find(|l| {
-            let l = l.to_lowercase();
-            ["error", "fatal", "panicked", "exhausted"]
-                .iter()
-                .any(|word| l.contains(word))
-        })
-        .or_else(|| lines().next_back())?;
-    let mut short: String = line.chars().take(200).collect();
-    if short.len() < line.len() {
-        short.push('…');
-    }
-    Some(short)
 }
 
 /// pgloader names the PostgreSQL scheme `postgresql://` (or `pgsql://`).
