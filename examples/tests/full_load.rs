@@ -236,10 +236,20 @@ async fn sigkill_at_several_points_resumes_exactly() {
             .unwrap_or(0)
     };
     // Kill points: during start-up (before or during the schema phase), then after the
-    // given numbers of committed chunks (out of 60).
+    // given fractions of the planned chunks committed.
+    let planned = || -> i64 {
+        dts_testkit::postgres()
+            .query_in(
+                &env.target_db,
+                "SELECT jsonb_array_length(plan) FROM dts_meta.chunk_plan WHERE task = 't'",
+            )
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    };
     let mut last_done = 0;
     let mut kills = 0;
-    for kill_at in [-1i64, 8, 21, 34, 47] {
+    for percent in [-1i64, 15, 35, 55, 80] {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dts"))
             .args(["run", "--config", &task])
             .stdout(std::process::Stdio::null())
@@ -250,12 +260,13 @@ async fn sigkill_at_several_points_resumes_exactly() {
         loop {
             assert!(
                 child.try_wait().unwrap().is_none(),
-                "the copy finished before kill point {kill_at}"
+                "the copy finished before kill point {percent}%"
             );
-            let reached = if kill_at < 0 {
+            let total = planned();
+            let reached = if percent < 0 {
                 started.elapsed() > Duration::from_millis(150)
             } else {
-                chunks_done() >= kill_at
+                total > 0 && chunks_done() * 100 >= total * percent
             };
             if reached {
                 break;
@@ -271,7 +282,10 @@ async fn sigkill_at_several_points_resumes_exactly() {
         last_done = done;
     }
     assert_eq!(kills, 5);
-    assert!(last_done < 61, "{last_done}");
+    assert!(
+        last_done < planned(),
+        "all chunks were done before the last kill"
+    );
     let out = dts(&["run", "--config", &task]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
@@ -328,13 +342,41 @@ async fn a_bad_value_stops_with_its_key_or_goes_to_the_reject_file() {
         text(&out)
     );
     assert!(err.contains("NUL"), "{}", text(&out));
+    // The chunk holding id 321, from the stored plan: not recorded as done, none of its rows
+    // in the target.
+    let plan = env.pg(
+        "SELECT (c->>'index') || ' ' || coalesce(c->'lower'->0->>'Int', '-') || ' ' || \
+                coalesce(c->'upper'->0->>'Int', '-') \
+         FROM dts_meta.chunk_plan, jsonb_array_elements(plan) c WHERE task = 't'",
+    );
+    let (index, lower, upper) = plan
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (
+                f[0].to_string(),
+                f[1].parse::<i64>().ok(),
+                f[2].parse::<i64>().ok(),
+            )
+        })
+        .find(|(_, lo, hi)| lo.is_none_or(|lo| lo <= 321) && hi.is_none_or(|hi| 321 < hi))
+        .unwrap();
     assert_eq!(
         env.pg(&format!(
-            "SELECT count(*) FROM {}.notes WHERE id BETWEEN 301 AND 400",
-            env.db
+            "SELECT count(*) FROM {}.notes WHERE id >= {} AND id < {}",
+            env.db,
+            lower.unwrap_or(i64::MIN),
+            upper.unwrap_or(i64::MAX)
         )),
         "0",
         "the chunk with the bad row was committed"
+    );
+    assert_eq!(
+        env.pg(&format!(
+            "SELECT count(*) FROM dts_meta.chunk WHERE task = 't' AND table_name = 'notes' \
+             AND chunk = {index}"
+        )),
+        "0"
     );
     // Fixing the source and running again finishes the copy exactly.
     env.my("UPDATE notes SET body = 'fixed' WHERE id = 321");
