@@ -22,14 +22,13 @@ use dts_schema::{SchemaTracker, TablePlan};
 use dts_typemap::pg::quote_literal;
 use dts_typemap::{convert_mysql_value, ColumnMapping, MappingOptions};
 use futures::SinkExt;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, Statement};
 
 use super::copy::{PgCopyColumn, PgCopyEncoder};
 use super::error::map_error;
 use super::sink::{push_ident, target_columns};
-use super::target::connect_client;
+use super::target::{connect_client, ensure_tables};
 
 /// Pending coalesced rows (across tables) that make the sink write them out mid-batch.
 const FLUSH_ROWS: usize = 10_000;
@@ -87,34 +86,13 @@ const KEY_INDEXED: &str = "\
 ///
 /// A classified database error, e.g. [`ErrorKind::Privilege`].
 pub async fn ensure_position_table(client: &Client) -> Result<()> {
-    let what = "creating the dts_meta.cdc_position table";
-    let exists: bool = client
-        .query_one(TABLES_EXIST, &[])
-        .await
-        .map_err(|e| map_error(e, what))?
-        .get(0);
-    if exists {
-        return Ok(());
-    }
-    let mut attempt = 0;
-    loop {
-        match client
-            .batch_execute(&format!("BEGIN; {CREATE_TABLES}; COMMIT"))
-            .await
-        {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                let _ = client.batch_execute("ROLLBACK").await;
-                let collided = e.code() == Some(&SqlState::UNIQUE_VIOLATION)
-                    || e.code() == Some(&SqlState::DUPLICATE_SCHEMA)
-                    || e.code() == Some(&SqlState::DUPLICATE_TABLE);
-                attempt += 1;
-                if !collided || attempt > 2 {
-                    return Err(map_error(e, what));
-                }
-            }
-        }
-    }
+    ensure_tables(
+        client,
+        TABLES_EXIST,
+        CREATE_TABLES,
+        "creating the dts_meta.cdc_position table",
+    )
+    .await
 }
 
 /// Records `position` as task `task`'s applied position unless one is recorded already

@@ -14,7 +14,7 @@ use tokio_postgres::{Client, Statement};
 
 use super::copy::{is_supported_type, PgCopyColumn, PgCopyEncoder};
 use super::error::map_error;
-use super::target::connect_client;
+use super::target::{connect_client, ensure_tables};
 
 /// Encoded bytes are handed to the connection in pieces of about this size.
 const SEND_BYTES: usize = 512 << 10;
@@ -59,37 +59,13 @@ pub(crate) const SELECT_COLUMNS: &str = "\
 /// A classified database error, e.g. [`ErrorKind::Privilege`] when the account may not
 /// create the schema.
 pub async fn ensure_checkpoint_table(client: &Client) -> Result<()> {
-    let what = "creating the dts_meta.chunk checkpoint table";
-    let exists: bool = client
-        .query_one(CHECKPOINT_EXISTS, &[])
-        .await
-        .map_err(|e| map_error(e, what))?
-        .get(0);
-    if exists {
-        return Ok(());
-    }
-    // The advisory lock orders concurrent callers; a concurrent `CREATE SCHEMA IF NOT EXISTS`
-    // from elsewhere can still collide once, and then the second attempt sees the schema.
-    let mut attempt = 0;
-    loop {
-        let result = client
-            .batch_execute(&format!("BEGIN; {CREATE_CHECKPOINT}; COMMIT"))
-            .await;
-        match result {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                // Leave no failed transaction open on the connection.
-                let _ = client.batch_execute("ROLLBACK").await;
-                let collided = e.code() == Some(&SqlState::UNIQUE_VIOLATION)
-                    || e.code() == Some(&SqlState::DUPLICATE_SCHEMA)
-                    || e.code() == Some(&SqlState::DUPLICATE_TABLE);
-                attempt += 1;
-                if !collided || attempt > 2 {
-                    return Err(map_error(e, what));
-                }
-            }
-        }
-    }
+    ensure_tables(
+        client,
+        CHECKPOINT_EXISTS,
+        CREATE_CHECKPOINT,
+        "creating the dts_meta.chunk checkpoint table",
+    )
+    .await
 }
 
 /// A target table's cached copy plan: its columns, the prepared `COPY` and the encoder.

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use dts_core::{Error, Result, TableName};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
 use super::error::map_error;
@@ -61,6 +62,47 @@ pub async fn connect_client(url: &str) -> Result<Client> {
         .await
         .map_err(|e| map_error(e, "setting up the target session"))?;
     Ok(client)
+}
+
+/// Creates metadata tables unless `exists_sql` (a query returning one boolean) says they
+/// exist, running `create_sql` in its own transaction. Safe to call from several connections
+/// at once: `create_sql` should take an advisory lock, and a collision with a concurrent
+/// `CREATE … IF NOT EXISTS` from elsewhere is retried, when the second attempt sees the
+/// objects. `what` names the operation in errors.
+pub(crate) async fn ensure_tables(
+    client: &Client,
+    exists_sql: &str,
+    create_sql: &str,
+    what: &str,
+) -> Result<()> {
+    let exists: bool = client
+        .query_one(exists_sql, &[])
+        .await
+        .map_err(|e| map_error(e, what))?
+        .get(0);
+    if exists {
+        return Ok(());
+    }
+    let mut attempt = 0;
+    loop {
+        match client
+            .batch_execute(&format!("BEGIN; {create_sql}; COMMIT"))
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                // Leave no failed transaction open on the connection.
+                let _ = client.batch_execute("ROLLBACK").await;
+                let collided = e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                    || e.code() == Some(&SqlState::DUPLICATE_SCHEMA)
+                    || e.code() == Some(&SqlState::DUPLICATE_TABLE);
+                attempt += 1;
+                if !collided || attempt > 2 {
+                    return Err(map_error(e, what));
+                }
+            }
+        }
+    }
 }
 
 impl PgTarget {
