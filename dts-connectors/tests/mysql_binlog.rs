@@ -20,7 +20,7 @@ use futures::TryStreamExt;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-const SHOP_SQL: &str = include_str!("../../../fixtures/mysql/shop.sql");
+const SHOP_SQL: &str = include_str!("../../fixtures/mysql/shop.sql");
 
 /// A replica server id unique to this process and call (1 is the server's own).
 fn server_id() -> u32 {

@@ -764,7 +764,7 @@ mod tests {
     #[test]
     fn the_commented_example_task_file_parses() {
         std::env::set_var("SOURCE_PASSWORD", "example");
-        let cfg: TaskConfig = include_str!("../../../examples/task.toml").parse().unwrap();
+        let cfg: TaskConfig = include_str!("../../examples/task.toml").parse().unwrap();
         assert!(cfg.runs(MigrationType::Incremental));
         assert_eq!(cfg.full.workers(), 2);
         assert_eq!(cfg.incremental.operations.len(), 5);

@@ -111,7 +111,7 @@ pub(crate) fn base_dir() -> &'static Path {
                 .filter(|p| p.is_absolute())
                 .map(|p| p.join("dts-testkit")),
             Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../target")
+                .join("../target")
                 .canonicalize()
                 .ok()
                 .map(|p| p.join("dts-testkit")),

@@ -3,7 +3,7 @@
 
 use dts::{CheckStatus, Task, TaskConfig};
 
-const FIXTURE: &str = include_str!("../../../fixtures/mysql/shop.sql");
+const FIXTURE: &str = include_str!("../../fixtures/mysql/shop.sql");
 
 struct Env {
     source_db: String,
@@ -72,7 +72,7 @@ async fn sample_database_schema_matches_the_mapping_table() {
     assert!(!done.created.is_empty());
 
     let cols = columns(&env, s);
-    // The documented mapping (crates/dts-typemap/README.md), column by column.
+    // The documented mapping (dts-typemap/README.md), column by column.
     let expected_all_types = [
         "all_types.id integer not null",
         "all_types.c_tinyint smallint",

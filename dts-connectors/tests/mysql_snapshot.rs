@@ -22,7 +22,7 @@ use mysql_async::prelude::*;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-const SHOP_SQL: &str = include_str!("../../../fixtures/mysql/shop.sql");
+const SHOP_SQL: &str = include_str!("../../fixtures/mysql/shop.sql");
 
 async fn table(url: &str, db: &str, name: &str) -> Table {
     let source = MySqlSource::connect(url).await.unwrap();
