@@ -4,7 +4,7 @@
 use dts_core::{Change, ChangeEvent, Error, Position, Result};
 use tokio::time::Instant;
 
-use crate::sink::ApplyStats;
+use dts_core::ApplyStats;
 
 /// Whether an event ends a source transaction: a commit, or a DDL statement (which commits
 /// implicitly).

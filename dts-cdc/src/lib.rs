@@ -55,13 +55,11 @@
 
 mod batch;
 pub mod pipeline;
-pub mod sink;
 
 pub use pipeline::{replicate, CdcEvent, CdcOptions, CdcSummary};
-pub use sink::{ApplySink, ApplyStats};
 
 #[cfg(test)]
 mod tests;
 
 #[doc(no_inline)]
-pub use dts_core::{ChangeEvent, ChangeSource, Position};
+pub use dts_core::{ApplySink, ApplyStats, ChangeEvent, ChangeSource, Position};

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::batch::{OpenPart, Pending};
-use crate::sink::ApplySink;
+use dts_core::ApplySink;
 
 /// The first pause before reconnecting after a transient failure.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);

@@ -127,6 +127,7 @@ struct MemSource {
     next: usize,
 }
 
+#[dts_core::async_trait]
 impl ChangeSource for MemSource {
     async fn next_events(&mut self, max: usize, timeout: Duration) -> Result<Vec<ChangeEvent>> {
         let (batch, at_end, delay) = {
@@ -212,12 +213,9 @@ fn ends(e: &ChangeEvent) -> bool {
     matches!(e.change, Change::Commit | Change::Ddl { .. })
 }
 
+#[dts_core::async_trait]
 impl ApplySink for MemSink {
-    async fn apply<'a>(
-        &'a mut self,
-        events: &'a [ChangeEvent],
-        position: &'a Position,
-    ) -> Result<ApplyStats> {
+    async fn apply(&mut self, events: &[ChangeEvent], position: &Position) -> Result<ApplyStats> {
         let open = self.open.take();
         let mut s = self.state.lock().unwrap();
         s.applies += 1;
@@ -280,7 +278,7 @@ impl ApplySink for MemSink {
         Ok(stats)
     }
 
-    async fn apply_part<'a>(&'a mut self, events: &'a [ChangeEvent]) -> Result<ApplyStats> {
+    async fn apply_part(&mut self, events: &[ChangeEvent]) -> Result<ApplyStats> {
         let mut s = self.state.lock().unwrap();
         s.parts.push(row_numbers(events).len());
         let n = s.parts.len() as u64;

@@ -1032,6 +1032,7 @@ impl GeneratedSource {
     }
 }
 
+#[dts_core::async_trait]
 impl ChangeSource for GeneratedSource {
     async fn next_events(&mut self, max: usize, _timeout: Duration) -> Result<Vec<ChangeEvent>> {
         let end = (self.rows + 2).min(self.next + max as u64);
@@ -1051,16 +1052,13 @@ struct CountingSink {
     fail_at: Option<u64>,
 }
 
+#[dts_core::async_trait]
 impl ApplySink for CountingSink {
-    async fn apply<'a>(
-        &'a mut self,
-        events: &'a [ChangeEvent],
-        position: &'a Position,
-    ) -> Result<ApplyStats> {
+    async fn apply(&mut self, events: &[ChangeEvent], position: &Position) -> Result<ApplyStats> {
         self.inner.apply(events, position).await
     }
 
-    async fn apply_part<'a>(&'a mut self, events: &'a [ChangeEvent]) -> Result<ApplyStats> {
+    async fn apply_part(&mut self, events: &[ChangeEvent]) -> Result<ApplyStats> {
         let n = self.parts.fetch_add(1, Ordering::SeqCst) + 1;
         self.largest_part.fetch_max(events.len(), Ordering::SeqCst);
         if Some(n) == self.fail_at {
@@ -1293,6 +1291,7 @@ struct VecSource {
     next: usize,
 }
 
+#[dts_core::async_trait]
 impl ChangeSource for VecSource {
     async fn next_events(&mut self, max: usize, _timeout: Duration) -> Result<Vec<ChangeEvent>> {
         let end = self.events.len().min(self.next + max);

@@ -5,7 +5,7 @@
 //! target acknowledged, so a sink must apply a transaction and record its end position in
 //! one target transaction, and skip transactions at or before the recorded position.
 
-use std::future::Future;
+use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::position::Position;
@@ -81,13 +81,141 @@ pub struct ChangeEvent {
 }
 
 /// Reads changes from a source log, in commit order.
+#[async_trait]
 pub trait ChangeSource: Send {
     /// Waits for the next events and returns up to `max` of them (at least one), or an
     /// empty vector when `timeout` passes with nothing new. Only changes of selected tables
     /// (and DDL in selected databases) are returned; transaction boundaries are always kept.
-    fn next_events(
+    async fn next_events(
         &mut self,
         max: usize,
         timeout: std::time::Duration,
-    ) -> impl Future<Output = Result<Vec<ChangeEvent>>> + Send;
+    ) -> Result<Vec<ChangeEvent>>;
+}
+
+#[async_trait]
+impl<S: ChangeSource + ?Sized> ChangeSource for Box<S> {
+    async fn next_events(
+        &mut self,
+        max: usize,
+        timeout: std::time::Duration,
+    ) -> Result<Vec<ChangeEvent>> {
+        (**self).next_events(max, timeout).await
+    }
+}
+
+/// What one [`ApplySink::apply`] or [`ApplySink::apply_part`] call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    /// Source transactions applied (a DDL statement counts as one); transactions the sink
+    /// skipped because it had applied them before are not counted. A transaction that
+    /// arrived in parts is counted by the [`ApplySink::apply`] call that commits it; parts
+    /// count none.
+    pub transactions: u64,
+    /// Row changes applied by this call (inserts, updates and deletes), before any
+    /// coalescing; for a transaction that arrived in parts, each call counts the row changes
+    /// of its own events.
+    pub rows: u64,
+}
+
+impl std::ops::AddAssign for ApplyStats {
+    fn add_assign(&mut self, other: Self) {
+        self.transactions += other.transactions;
+        self.rows += other.rows;
+    }
+}
+
+/// A target that applies source transactions.
+///
+/// Contract:
+///
+/// - **Atomic batches.** [`ApplySink::apply`] applies every event of the batch and records
+///   `position` as applied in one target transaction: after a crash either all of the batch
+///   and the new position are there, or none of it and the old position.
+/// - **At-least-once delivery.** After a failure the engine resumes the source from
+///   [`ApplySink::applied_position`], so events the sink never committed arrive again.
+///   Transactions at or before the recorded position may arrive again too (a source that
+///   resumes at a coarser point); a sink skips them.
+/// - **Whole transactions.** A batch holds whole source transactions in commit order and
+///   ends with a [`Change::Commit`](Change::Commit) or
+///   [`Change::Ddl`](Change::Ddl) event, except that the first transaction of
+///   a batch may be the rest of a transaction begun by [`ApplySink::apply_part`] calls.
+/// - **Transactions in parts.** A source transaction larger than the engine's batch limit
+///   is not held in memory whole. It arrives as one or more [`ApplySink::apply_part`]
+///   calls, each with the next events of the transaction in order (the first call starts
+///   at the transaction's first event; no part holds a `Commit` or `Ddl` event), followed
+///   by one [`ApplySink::apply`] call whose events start with the rest of that
+///   transaction (at least its `Commit`) and may go on with further whole transactions.
+///   The sink applies the parts inside one target transaction, which the first part opens
+///   and every part leaves open (no position recorded, nothing committed); the `apply`
+///   continues in it, records its position and commits, so the transaction stays atomic.
+///   No other call comes between the parts and that `apply`. The sink keeps its memory
+///   bounded across parts (it writes rows out as it goes rather than collecting them).
+/// - **Rollback of a partial transaction.** If a part or the closing `apply` fails, or a
+///   call is abandoned, or the sink is dropped before the closing `apply` succeeds, the
+///   open target transaction is rolled back: nothing of the partial transaction stays and
+///   the recorded position is unchanged. Such a transaction is never continued: the caller
+///   sends it again from its first event (the engine reconnects and resumes the source
+///   from [`ApplySink::applied_position`], which reads the whole transaction again).
+/// - **Skipping in parts.** The recorded position always ends a transaction, so a
+///   transaction whose first event sits at or before it ended at or before it too: a sink
+///   judges a transaction arriving in parts by its first event and, when it is already
+///   applied, ignores its parts and the rest of it in the closing `apply` (counting nothing
+///   for it).
+/// - **Sequential calls.** Calls on one sink never overlap. A call may be abandoned (its
+///   future dropped) only when the engine gives the sink up; the sink must then leave
+///   nothing committed for that call.
+#[async_trait]
+pub trait ApplySink: Send {
+    /// Applies `events` (whole source transactions, in commit order; the slice ends with a
+    /// `Commit` or `Ddl` event) and records `position` as applied, in one target
+    /// transaction: all or nothing. When [`ApplySink::apply_part`] left a transaction
+    /// open, the slice starts with the rest of that transaction, and this call continues
+    /// the open target transaction and commits it with everything else.
+    ///
+    /// # Errors
+    ///
+    /// Any [`crate::Error`]; the engine retries those for which
+    /// [`crate::Error::is_retryable`] holds, after reconnecting, and stops on the others.
+    /// A failure rolls back everything of the call, parts applied before included.
+    async fn apply(&mut self, events: &[ChangeEvent], position: &Position) -> Result<ApplyStats>;
+
+    /// Applies `events`, the next part of one source transaction that has not ended yet
+    /// (none of them is a `Commit` or `Ddl` event), in a target transaction that stays
+    /// open: the first part of a transaction opens it, later parts continue it, and the
+    /// following [`ApplySink::apply`] call finishes it, records the position and commits.
+    /// Nothing is committed and no position is recorded here. Returns the row changes
+    /// applied, with no transaction counted. A transaction whose first event sits at or
+    /// before the recorded position is already applied: its parts are ignored.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ApplySink::apply`]. After an error the partial transaction is rolled back
+    /// and must not be continued (see the trait's contract).
+    async fn apply_part(&mut self, events: &[ChangeEvent]) -> Result<ApplyStats>;
+
+    /// The position recorded by the last successful [`ApplySink::apply`] (or by whoever set
+    /// up the task, e.g. the snapshot's position), if any. The engine calls it only between
+    /// transactions; a sink rolls back a partially applied transaction it is called in the
+    /// middle of.
+    ///
+    /// # Errors
+    ///
+    /// Any [`crate::Error`], classified as for [`ApplySink::apply`].
+    async fn applied_position(&mut self) -> Result<Option<Position>>;
+}
+
+#[async_trait]
+impl<K: ApplySink + ?Sized> ApplySink for Box<K> {
+    async fn apply(&mut self, events: &[ChangeEvent], position: &Position) -> Result<ApplyStats> {
+        (**self).apply(events, position).await
+    }
+
+    async fn apply_part(&mut self, events: &[ChangeEvent]) -> Result<ApplyStats> {
+        (**self).apply_part(events).await
+    }
+
+    async fn applied_position(&mut self) -> Result<Option<Position>> {
+        (**self).applied_position().await
+    }
 }

@@ -1,11 +1,14 @@
-//! Connector traits: reading a schema, reading a table in chunks, writing chunks.
+//! Connector traits of the full load: reading a schema, probing keys for chunk planning,
+//! reading a table in chunks from a snapshot, writing chunks.
 //!
 //! Delivery contract: a chunk may be read and written more than once (a killed run retries
 //! it), so a sink must make [`ChunkSink::write_chunk`] atomic together with the record that
 //! the chunk is done; then a retried chunk is either skipped or written whole, never twice.
+//!
+//! The traits are object-safe (`async-trait`): connectors are chosen at run time from a URL
+//! and handed to the engines as boxes; a box of a connector is a connector too.
 
-use std::future::Future;
-
+use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 use crate::error::Result;
@@ -78,10 +81,47 @@ impl Chunk {
 }
 
 /// Reads a source's schema.
+#[async_trait]
 pub trait SchemaSource: Send + Sync {
+    /// The names of the source's schemas (MySQL databases), system schemas left out.
+    async fn list_schemas(&self) -> Result<Vec<String>>;
+
     /// Reads every table of the named schemas (MySQL databases). Schemas that do not exist
     /// are absent from the result, not an error.
-    fn read_catalog(&self, schemas: &[String]) -> impl Future<Output = Result<Catalog>> + Send;
+    async fn read_catalog(&self, schemas: &[String]) -> Result<Catalog>;
+}
+
+/// Answers the chunk planner's questions about one table's key, inside a snapshot.
+///
+/// Key tuples are compared as row values in key column order (`(a, b) > (x, y)` means
+/// `a > x OR (a = x AND b > y)`), which is the order of the key's index. Calls are
+/// sequential.
+#[async_trait]
+pub trait KeyProber: Send {
+    /// The key tuple that comes `step` rows after `after` (exclusive) in key order, i.e. the
+    /// `step`-th key greater than `after` (the 1st being the smallest key greater than
+    /// `after`); from the start of the table when `after` is `None`. `None` when fewer than
+    /// `step` keys follow.
+    async fn key_after(&mut self, after: Option<&[Value]>, step: u64)
+        -> Result<Option<Vec<Value>>>;
+
+    /// The smallest and the largest key tuple, or `None` for an empty table.
+    async fn key_range(&mut self) -> Result<Option<(Vec<Value>, Vec<Value>)>>;
+}
+
+#[async_trait]
+impl<P: KeyProber + ?Sized> KeyProber for Box<P> {
+    async fn key_after(
+        &mut self,
+        after: Option<&[Value]>,
+        step: u64,
+    ) -> Result<Option<Vec<Value>>> {
+        (**self).key_after(after, step).await
+    }
+
+    async fn key_range(&mut self) -> Result<Option<(Vec<Value>, Vec<Value>)>> {
+        (**self).key_range().await
+    }
 }
 
 /// Reads rows of one chunk from a consistent snapshot.
@@ -96,6 +136,36 @@ pub trait SnapshotReader: Send {
         table: &'a Table,
         chunk: &'a Chunk,
     ) -> BoxStream<'a, Result<RowBatch>>;
+
+    /// A prober for the key `key` of `table` that reads through this reader's snapshot, for
+    /// chunk planning. The reader is borrowed while the prober lives.
+    ///
+    /// # Errors
+    ///
+    /// When `key` names no column of `table` or a column the source cannot compare.
+    fn key_prober<'a>(
+        &'a mut self,
+        table: &'a Table,
+        key: &'a [String],
+    ) -> Result<Box<dyn KeyProber + 'a>>;
+}
+
+impl<R: SnapshotReader + ?Sized> SnapshotReader for Box<R> {
+    fn read_chunk<'a>(
+        &'a mut self,
+        table: &'a Table,
+        chunk: &'a Chunk,
+    ) -> BoxStream<'a, Result<RowBatch>> {
+        (**self).read_chunk(table, chunk)
+    }
+
+    fn key_prober<'a>(
+        &'a mut self,
+        table: &'a Table,
+        key: &'a [String],
+    ) -> Result<Box<dyn KeyProber + 'a>> {
+        (**self).key_prober(table, key)
+    }
 }
 
 /// What a sink reports after writing a chunk.
@@ -122,19 +192,33 @@ pub struct TargetTable {
 /// the chunk is done are committed together, or not at all, so a chunk retried after a crash
 /// is never written twice. Calls on one sink are sequential; several sinks may run
 /// concurrently on different chunks.
+#[async_trait]
 pub trait ChunkSink: Send {
     /// Writes every batch of `batches` as chunk `chunk` of `table` and records the chunk as
     /// done, in one transaction. An error from the stream aborts the transaction.
-    fn write_chunk<'a>(
+    async fn write_chunk<'a>(
         &'a mut self,
         table: &'a TargetTable,
         chunk: &'a Chunk,
         batches: BoxStream<'a, Result<RowBatch>>,
-    ) -> impl Future<Output = Result<ChunkStats>> + Send + 'a;
+    ) -> Result<ChunkStats>;
 
     /// The indexes of the chunks of `table` recorded as done by earlier runs.
-    fn done_chunks<'a>(
+    async fn done_chunks(&mut self, table: &TargetTable) -> Result<Vec<u32>>;
+}
+
+#[async_trait]
+impl<S: ChunkSink + ?Sized> ChunkSink for Box<S> {
+    async fn write_chunk<'a>(
         &'a mut self,
         table: &'a TargetTable,
-    ) -> impl Future<Output = Result<Vec<u32>>> + Send + 'a;
+        chunk: &'a Chunk,
+        batches: BoxStream<'a, Result<RowBatch>>,
+    ) -> Result<ChunkStats> {
+        (**self).write_chunk(table, chunk, batches).await
+    }
+
+    async fn done_chunks(&mut self, table: &TargetTable) -> Result<Vec<u32>> {
+        (**self).done_chunks(table).await
+    }
 }

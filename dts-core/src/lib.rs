@@ -22,20 +22,28 @@
 //! This crate has no features and no I/O.
 
 pub mod change;
+pub mod check;
 pub mod connector;
+pub mod engine;
 pub mod error;
 pub mod position;
 pub mod schema;
+pub mod state;
 pub mod value;
 
-pub use change::{Change, ChangeEvent, ChangeSource, RowImage};
+pub use async_trait::async_trait;
+pub use change::{ApplySink, ApplyStats, Change, ChangeEvent, ChangeSource, RowImage};
+pub use check::{CheckItem, CheckStatus, PrecheckReport};
 pub use connector::{
-    Chunk, ChunkSink, ChunkStats, Row, RowBatch, SchemaSource, SnapshotReader, TargetTable,
+    Chunk, ChunkSink, ChunkStats, KeyProber, Row, RowBatch, SchemaSource, SnapshotReader,
+    TargetTable,
 };
+pub use engine::Engine;
 pub use error::{Error, ErrorKind, Result};
 pub use position::{Lsn, Position};
 pub use schema::{
     Catalog, Column, ColumnDefault, ForeignKey, Generated, Index, IndexColumn, IndexKind, Key,
     ReferentialAction, Schema, Table, TableName,
 };
+pub use state::{ReaderRecord, StateStore};
 pub use value::{BitString, Date, DateTime, Decimal, Duration, ParseValueError, Value};

@@ -3,30 +3,7 @@
 //! The planner is a pure function over a [`KeyProber`], so it is unit-tested with an
 //! in-memory prober and live-tested against a server through the MySQL prober.
 
-use std::future::Future;
-
-use dts_core::{Chunk, Result, Value};
-
-/// Answers the planner's questions about one table's key.
-///
-/// Key tuples are compared as row values in key column order (`(a, b) > (x, y)` means
-/// `a > x OR (a = x AND b > y)`), which is the order of the key's index.
-pub trait KeyProber: Send {
-    /// The key tuple that comes `step` rows after `after` (exclusive) in key order, i.e. the
-    /// `step`-th key greater than `after` (the 1st being the smallest key greater than
-    /// `after`); from the start of the table when `after` is `None`. `None` when fewer than
-    /// `step` keys follow.
-    fn key_after(
-        &mut self,
-        after: Option<&[Value]>,
-        step: u64,
-    ) -> impl Future<Output = Result<Option<Vec<Value>>>> + Send;
-
-    /// The smallest and the largest key tuple, or `None` for an empty table.
-    fn key_range(
-        &mut self,
-    ) -> impl Future<Output = Result<Option<(Vec<Value>, Vec<Value>)>>> + Send;
-}
+use dts_core::{Chunk, KeyProber, Result, Value};
 
 /// The integer value of a single-column key bound, if it is an integer.
 fn as_i128(key: &[Value]) -> Option<i128> {
@@ -161,6 +138,7 @@ mod tests {
         std::cmp::Ordering::Equal
     }
 
+    #[dts_core::async_trait]
     impl KeyProber for VecProber {
         async fn key_after(
             &mut self,

@@ -22,9 +22,10 @@ pub mod copy;
 pub mod progress;
 pub mod throttle;
 
-pub use chunk::{plan_chunks, KeyProber};
+pub use chunk::plan_chunks;
 pub use copy::{
     copy_tables, BadRowPolicy, ConvertFailure, CopyOptions, CopySummary, RowConverter, TableJob,
 };
+pub use dts_core::KeyProber;
 pub use progress::{ProgressEvent, ProgressTracker, TableProgress};
 pub use throttle::Throttle;

@@ -153,6 +153,7 @@ struct OperationFilter<S> {
     operations: Vec<Operation>,
 }
 
+#[dts_core::async_trait]
 impl<S: ChangeSource> ChangeSource for OperationFilter<S> {
     async fn next_events(&mut self, max: usize, timeout: Duration) -> Result<Vec<ChangeEvent>> {
         let mut events = self.inner.next_events(max, timeout).await?;

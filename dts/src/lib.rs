@@ -27,14 +27,14 @@ pub mod config;
 pub mod full;
 pub mod incremental;
 mod meta;
-pub mod precheck;
+
 pub mod task;
 
 pub use config::TaskConfig;
+pub use dts_core::check::{CheckItem, CheckStatus, PrecheckReport};
 pub use full::FullReport;
 pub use incremental::IncrementalReport;
 pub use meta::META_SCHEMA;
-pub use precheck::{CheckItem, CheckStatus, PrecheckReport};
 pub use task::{RunOptions, RunReport, Step, Task, TaskEvent, TaskPlan};
 
 pub use dts_cdc as cdc;

@@ -15,8 +15,8 @@ use crate::config::{ConflictPolicy, MigrationType, TaskConfig};
 use crate::full::FullReport;
 use crate::incremental::IncrementalReport;
 use crate::meta;
-use crate::precheck::{CheckStatus, PrecheckReport};
 use dts_cdc::CdcEvent;
+use dts_core::{CheckStatus, PrecheckReport};
 use dts_fullload::ProgressEvent;
 
 /// Something that happened during a run, for live display or for a library user.

@@ -29,11 +29,11 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
+use dts_core::KeyProber;
 use dts_core::{
     BitString, Chunk, Column, Date, DateTime, Decimal, Duration, Error, ErrorKind, Position,
     Result, RowBatch, SnapshotReader, Table, TableName, Value,
 };
-use dts_fullload::KeyProber;
 use dts_typemap::mysql::MySqlType;
 use futures::stream::{self, BoxStream, StreamExt};
 use mysql_async::prelude::*;
@@ -432,6 +432,14 @@ impl MySqlSnapshotReader {
 }
 
 impl SnapshotReader for MySqlSnapshotReader {
+    fn key_prober<'a>(
+        &'a mut self,
+        table: &'a Table,
+        key: &'a [String],
+    ) -> Result<Box<dyn KeyProber + 'a>> {
+        Ok(Box::new(MySqlKeyProber::new(&mut self.conn, table, key)?))
+    }
+
     fn read_chunk<'a>(
         &'a mut self,
         table: &'a Table,
@@ -751,6 +759,7 @@ impl MySqlKeyProber<'_> {
     }
 }
 
+#[dts_core::async_trait]
 impl KeyProber for MySqlKeyProber<'_> {
     async fn key_range(&mut self) -> Result<Option<(Vec<Value>, Vec<Value>)>> {
         let Some(min) = self.key_at_end(false).await? else {

@@ -459,7 +459,12 @@ impl MySqlSource {
     }
 }
 
+#[dts_core::async_trait]
 impl SchemaSource for MySqlSource {
+    async fn list_schemas(&self) -> Result<Vec<String>> {
+        MySqlSource::list_schemas(self).await
+    }
+
     async fn read_catalog(&self, schemas: &[String]) -> Result<Catalog> {
         self.read_catalog_inner(schemas).await
     }

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use dts_cdc::{ApplySink, ApplyStats};
+use dts_core::{ApplySink, ApplyStats};
 use dts_core::{
     Catalog, Change, ChangeEvent, Error, ErrorKind, Position, Result, RowImage, TableName, Value,
 };
@@ -904,26 +904,18 @@ impl PgApplySink {
     }
 }
 
+#[dts_core::async_trait]
 impl ApplySink for PgApplySink {
-    fn apply<'a>(
-        &'a mut self,
-        events: &'a [ChangeEvent],
-        position: &'a Position,
-    ) -> impl std::future::Future<Output = Result<ApplyStats>> + Send + 'a {
-        self.apply_batch(events, position)
+    async fn apply(&mut self, events: &[ChangeEvent], position: &Position) -> Result<ApplyStats> {
+        self.apply_batch(events, position).await
     }
 
-    fn apply_part<'a>(
-        &'a mut self,
-        events: &'a [ChangeEvent],
-    ) -> impl std::future::Future<Output = Result<ApplyStats>> + Send + 'a {
-        self.apply_part_events(events)
+    async fn apply_part(&mut self, events: &[ChangeEvent]) -> Result<ApplyStats> {
+        self.apply_part_events(events).await
     }
 
-    fn applied_position(
-        &mut self,
-    ) -> impl std::future::Future<Output = Result<Option<Position>>> + Send {
-        self.read_applied()
+    async fn applied_position(&mut self) -> Result<Option<Position>> {
+        self.read_applied().await
     }
 }
 

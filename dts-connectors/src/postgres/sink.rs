@@ -347,21 +347,19 @@ impl PgChunkSink {
     }
 }
 
+#[dts_core::async_trait]
 impl ChunkSink for PgChunkSink {
-    fn write_chunk<'a>(
+    async fn write_chunk<'a>(
         &'a mut self,
         table: &'a TargetTable,
         chunk: &'a Chunk,
         batches: BoxStream<'a, Result<RowBatch>>,
-    ) -> impl std::future::Future<Output = Result<ChunkStats>> + Send + 'a {
-        self.write(table, chunk, batches)
+    ) -> Result<ChunkStats> {
+        self.write(table, chunk, batches).await
     }
 
-    fn done_chunks<'a>(
-        &'a mut self,
-        table: &'a TargetTable,
-    ) -> impl std::future::Future<Output = Result<Vec<u32>>> + Send + 'a {
-        self.done(table)
+    async fn done_chunks(&mut self, table: &TargetTable) -> Result<Vec<u32>> {
+        self.done(table).await
     }
 }
 

@@ -403,6 +403,7 @@ impl MySqlBinlogSource {
     }
 }
 
+#[dts_core::async_trait]
 impl ChangeSource for MySqlBinlogSource {
     /// Waits up to `timeout` for the first event, then takes whatever else the stream
     /// already holds, up to `max` events; returns as soon as the stream has nothing more

@@ -1,7 +1,9 @@
-//! Prechecks: everything that can be known before a task writes anything.
+//! Precheck results: everything that can be known before a task writes anything.
 //!
 //! Every check has a stable code, a status, a message naming the objects concerned and, when
-//! it does not pass, the fix.
+//! it does not pass, the fix. Connectors contribute the checks only they can make (privileges,
+//! log settings, values their engine holds); the task runner collects them in a
+//! [`PrecheckReport`].
 
 use std::fmt;
 
@@ -64,12 +66,18 @@ impl PrecheckReport {
         self.items.iter().filter(|i| i.status == CheckStatus::Fail)
     }
 
+    /// Adds every item of `other`, in order.
+    pub fn extend(&mut self, other: PrecheckReport) {
+        self.items.extend(other.items);
+    }
+
     /// The item with `code`, if it ran.
     pub fn item(&self, code: &str) -> Option<&CheckItem> {
         self.items.iter().find(|i| i.code == code)
     }
 
-    pub(crate) fn push(
+    /// Adds an item; the fix is dropped when the item passed.
+    pub fn push(
         &mut self,
         code: &'static str,
         status: CheckStatus,
@@ -88,7 +96,8 @@ impl PrecheckReport {
         });
     }
 
-    pub(crate) fn pass(&mut self, code: &'static str, message: impl Into<String>) {
+    /// Adds a passing item.
+    pub fn pass(&mut self, code: &'static str, message: impl Into<String>) {
         self.push(code, CheckStatus::Pass, message, "");
     }
 }
