@@ -29,3 +29,6 @@
 pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod registry;
+
+pub use registry::{plan_schema, ApplyOptions, CaptureOptions, Snapshot, Source, Target};

@@ -24,17 +24,16 @@
 //! PostgreSQL.
 
 pub mod config;
+mod ddl;
 pub mod full;
 pub mod incremental;
-mod meta;
-
+mod precheck;
 pub mod task;
 
 pub use config::TaskConfig;
 pub use dts_core::check::{CheckItem, CheckStatus, PrecheckReport};
 pub use full::FullReport;
 pub use incremental::IncrementalReport;
-pub use meta::META_SCHEMA;
 pub use task::{RunOptions, RunReport, Step, Task, TaskEvent, TaskPlan};
 
 pub use dts_cdc as cdc;

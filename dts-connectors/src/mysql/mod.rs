@@ -2,6 +2,7 @@
 
 mod binlog;
 mod error;
+mod precheck;
 mod snapshot;
 mod source;
 

@@ -16,10 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use dts_core::{ApplySink, ApplyStats};
 use dts_core::{
-    Catalog, Change, ChangeEvent, Error, ErrorKind, Position, Result, RowImage, TableName, Value,
+    Change, ChangeEvent, Error, ErrorKind, Position, Result, RowImage, TableName, Value,
 };
 use dts_schema::{SchemaTracker, TablePlan};
-use dts_typemap::pg::quote_literal;
 use dts_typemap::{convert_mysql_value, ColumnMapping, MappingOptions};
 use futures::SinkExt;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
@@ -28,7 +27,10 @@ use tokio_postgres::{Client, Statement};
 use super::copy::{PgCopyColumn, PgCopyEncoder};
 use super::error::map_error;
 use super::sink::{push_ident, target_columns};
-use super::target::{connect_client, ensure_tables};
+use super::state::{
+    migrate, position_json, upsert_position_and_commit, SELECT_POSITION, UPSERT_SCHEMA,
+};
+use super::target::connect_client;
 
 /// Pending coalesced rows (across tables) that make the sink write them out mid-batch.
 const FLUSH_ROWS: usize = 10_000;
@@ -42,30 +44,6 @@ const SMALL_FLUSH_ROWS: usize = 16;
 /// `boolean`, the staging tables' deletion flag.
 const BOOL_OID: u32 = 16;
 
-const POSITION_EXISTS: &str = "SELECT to_regclass('dts_meta.cdc_position') IS NOT NULL";
-const TABLES_EXIST: &str = "SELECT to_regclass('dts_meta.cdc_position') IS NOT NULL \
-    AND to_regclass('dts_meta.cdc_schema') IS NOT NULL";
-const CREATE_TABLES: &str = "\
-    SELECT pg_advisory_xact_lock(hashtext('dts_meta.cdc_position')); \
-    CREATE SCHEMA IF NOT EXISTS dts_meta; \
-    CREATE TABLE IF NOT EXISTS dts_meta.cdc_position ( \
-        task text PRIMARY KEY, \
-        position jsonb NOT NULL, \
-        applied_at timestamptz); \
-    CREATE TABLE IF NOT EXISTS dts_meta.cdc_schema ( \
-        task text PRIMARY KEY, \
-        catalog jsonb NOT NULL, \
-        position jsonb NOT NULL, \
-        changed_at timestamptz)";
-const SELECT_SCHEMA: &str = "SELECT catalog::text FROM dts_meta.cdc_schema WHERE task = $1";
-const UPSERT_SCHEMA: &str =
-    "INSERT INTO dts_meta.cdc_schema (task, catalog, position, changed_at) \
-    VALUES ($1, $2::text::jsonb, $3::text::jsonb, now()) ON CONFLICT (task) DO UPDATE \
-    SET catalog = excluded.catalog, position = excluded.position, changed_at = excluded.changed_at";
-const SELECT_POSITION: &str = "SELECT position::text FROM dts_meta.cdc_position WHERE task = $1";
-const INSERT_POSITION: &str = "INSERT INTO dts_meta.cdc_position (task, position, applied_at) \
-    VALUES ($1, $2::text::jsonb, now()) ON CONFLICT (task) DO NOTHING";
-
 /// Whether a valid, non-partial index of table `$1` (a quoted qualified name) leads with
 /// the `$3` columns named in `$2`, in any order.
 const KEY_INDEXED: &str = "\
@@ -76,144 +54,6 @@ const KEY_INDEXED: &str = "\
           AND (SELECT count(*) FROM generate_series(0, $3::int - 1) g \
                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[g] \
                WHERE a.attname = ANY($2)) = $3::int)";
-
-/// Creates the `dts_meta` schema, the `dts_meta.cdc_position` table (`task text primary
-/// key, position jsonb not null, applied_at timestamptz`) and the `dts_meta.cdc_schema`
-/// table (the source schema after the last DDL replicated, see [`read_schema`]) if they do
-/// not exist. Safe to call from several connections at once.
-///
-/// # Errors
-///
-/// A classified database error, e.g. [`ErrorKind::Privilege`].
-pub async fn ensure_position_table(client: &Client) -> Result<()> {
-    ensure_tables(
-        client,
-        TABLES_EXIST,
-        CREATE_TABLES,
-        "creating the dts_meta.cdc_position table",
-    )
-    .await
-}
-
-/// Records `position` as task `task`'s applied position unless one is recorded already
-/// (creating the table if needed); returns whether it recorded it. The task runner calls
-/// this with the snapshot's position before replication starts.
-///
-/// # Errors
-///
-/// Classified database errors.
-pub async fn record_position(client: &Client, task: &str, position: &Position) -> Result<bool> {
-    ensure_position_table(client).await?;
-    let json = position_json(position)?;
-    let n = client
-        .execute(INSERT_POSITION, &[&task, &json])
-        .await
-        .map_err(|e| {
-            map_error(
-                e,
-                format!("recording position `{position}` of task `{task}`"),
-            )
-        })?;
-    Ok(n == 1)
-}
-
-/// The applied position recorded for task `task`, if any (`None` also when the table does
-/// not exist).
-///
-/// # Errors
-///
-/// Classified database errors; [`ErrorKind::Database`] if the record does not parse.
-pub async fn read_position(client: &Client, task: &str) -> Result<Option<Position>> {
-    let exists: bool = client
-        .query_one(POSITION_EXISTS, &[])
-        .await
-        .map_err(|e| map_error(e, "looking for dts_meta.cdc_position"))?
-        .get(0);
-    if !exists {
-        return Ok(None);
-    }
-    let row = client
-        .query_opt(SELECT_POSITION, &[&task])
-        .await
-        .map_err(|e| map_error(e, format!("reading the applied position of task `{task}`")))?;
-    row.map(|r| parse_position(task, r.get(0))).transpose()
-}
-
-/// The source schema recorded for task `task` by the last replicated DDL statement that
-/// changed it, if any. After a restart, build the [`SchemaTracker`] from this catalog
-/// (when present) rather than from the initial one: it is the schema at the applied
-/// position.
-///
-/// # Errors
-///
-/// Classified database errors; [`ErrorKind::Database`] if the record does not parse.
-pub async fn read_schema(client: &Client, task: &str) -> Result<Option<Catalog>> {
-    let exists: bool = client
-        .query_one(TABLES_EXIST, &[])
-        .await
-        .map_err(|e| map_error(e, "looking for dts_meta.cdc_schema"))?
-        .get(0);
-    if !exists {
-        return Ok(None);
-    }
-    let row = client
-        .query_opt(SELECT_SCHEMA, &[&task])
-        .await
-        .map_err(|e| map_error(e, format!("reading the source schema of task `{task}`")))?;
-    row.map(|r| {
-        serde_json::from_str(r.get(0)).map_err(|e| {
-            Error::new(
-                ErrorKind::Database,
-                format!("the source schema recorded for task `{task}` is malformed"),
-            )
-            .with_source(e)
-        })
-    })
-    .transpose()
-}
-
-/// Records `catalog` as task `task`'s source schema at `position`, unless a schema is already
-/// recorded: the schema replication starts from (read it back with [`read_schema`]). Record
-/// it when the snapshot is taken, so a later run does not start from a source schema that
-/// already includes changes still waiting in the binlog.
-///
-/// # Errors
-///
-/// Classified database errors.
-pub async fn record_schema(
-    client: &Client,
-    task: &str,
-    catalog: &Catalog,
-    position: &Position,
-) -> Result<bool> {
-    ensure_position_table(client).await?;
-    let catalog_json = serde_json::to_string(catalog)
-        .map_err(|e| Error::internal("cannot encode a catalog").with_source(e))?;
-    let n = client
-        .execute(
-            "INSERT INTO dts_meta.cdc_schema (task, catalog, position, changed_at) \
-             VALUES ($1, $2::text::jsonb, $3::text::jsonb, now()) ON CONFLICT (task) DO NOTHING",
-            &[&task, &catalog_json, &position_json(position)?],
-        )
-        .await
-        .map_err(|e| map_error(e, format!("recording the source schema of task `{task}`")))?;
-    Ok(n == 1)
-}
-
-fn position_json(position: &Position) -> Result<String> {
-    serde_json::to_string(position)
-        .map_err(|e| Error::internal(format!("cannot encode position `{position}`")).with_source(e))
-}
-
-fn parse_position(task: &str, json: &str) -> Result<Position> {
-    serde_json::from_str(json).map_err(|e| {
-        Error::new(
-            ErrorKind::Database,
-            format!("the applied position recorded for task `{task}` is malformed"),
-        )
-        .with_source(e)
-    })
-}
 
 /// Whether `a` is at or before `b` in the same log.
 fn at_or_before(a: &Position, b: &Position) -> bool {
@@ -398,7 +238,7 @@ impl PgApplySink {
         mapping: MappingOptions,
         idempotent_until: Option<Position>,
     ) -> Result<Self> {
-        ensure_position_table(&client).await?;
+        migrate(&client).await?;
         let select_position = client
             .prepare(SELECT_POSITION)
             .await
@@ -478,7 +318,7 @@ impl PgApplySink {
                 )
             })?;
         let position = row
-            .map(|r| parse_position(&self.task, r.get(0)))
+            .map(|r| super::state::parse_position(&self.task, r.get(0)))
             .transpose()?;
         self.applied.clone_from(&position);
         Ok(position)
@@ -671,13 +511,7 @@ impl PgApplySink {
         if std::mem::take(&mut self.schema_changed) {
             self.record_schema(position).await?;
         }
-        let sql = format!(
-            "INSERT INTO dts_meta.cdc_position (task, position, applied_at) \
-             VALUES ({}, {}::jsonb, now()) ON CONFLICT (task) DO UPDATE \
-             SET position = excluded.position, applied_at = excluded.applied_at; COMMIT",
-            quote_literal(&self.task),
-            quote_literal(&position_json(position)?),
-        );
+        let sql = upsert_position_and_commit(&self.task, position)?;
         self.client
             .batch_execute(&sql)
             .await

@@ -3,13 +3,17 @@
 mod apply;
 mod copy;
 mod error;
+mod precheck;
 mod sink;
+mod state;
 mod target;
 
-pub use apply::{
-    ensure_position_table, read_position, read_schema, record_position, record_schema, PgApplySink,
-};
+pub use apply::PgApplySink;
 pub use copy::{is_supported_type, PgCopyColumn, PgCopyEncoder};
 pub use error::map_error;
-pub use sink::{ensure_checkpoint_table, PgChunkSink};
+pub use sink::PgChunkSink;
+pub use state::{
+    migrate, read_position, read_schema, record_position, record_schema, PgStateStore, META_SCHEMA,
+    STATE_VERSION,
+};
 pub use target::{connect_client, PgStatement, PgTarget};

@@ -14,29 +14,14 @@ use tokio_postgres::{Client, Statement};
 
 use super::copy::{is_supported_type, PgCopyColumn, PgCopyEncoder};
 use super::error::map_error;
-use super::target::{connect_client, ensure_tables};
+use super::state::{migrate, INSERT_CHECKPOINT, SELECT_DONE};
+use super::target::connect_client;
 
 /// Encoded bytes are handed to the connection in pieces of about this size.
 const SEND_BYTES: usize = 512 << 10;
 /// Capacity of the encoding buffer: a piece plus room for the row that crosses the mark.
 const BUFFER_BYTES: usize = 1 << 20;
 
-const CHECKPOINT_EXISTS: &str = "SELECT to_regclass('dts_meta.chunk') IS NOT NULL";
-const CREATE_CHECKPOINT: &str = "\
-    SELECT pg_advisory_xact_lock(hashtext('dts_meta.chunk')); \
-    CREATE SCHEMA IF NOT EXISTS dts_meta; \
-    CREATE TABLE IF NOT EXISTS dts_meta.chunk ( \
-        task text NOT NULL, \
-        schema_name text NOT NULL, \
-        table_name text NOT NULL, \
-        chunk int NOT NULL, \
-        rows bigint NOT NULL, \
-        done_at timestamptz NOT NULL DEFAULT now(), \
-        PRIMARY KEY (task, schema_name, table_name, chunk))";
-const INSERT_CHECKPOINT: &str = "INSERT INTO dts_meta.chunk \
-    (task, schema_name, table_name, chunk, rows, done_at) VALUES ($1, $2, $3, $4, $5, now())";
-const SELECT_DONE: &str = "SELECT chunk FROM dts_meta.chunk \
-    WHERE task = $1 AND schema_name = $2 AND table_name = $3 ORDER BY chunk";
 /// The target columns' types, a domain resolved to its base type and an enum to `anyenum`.
 pub(crate) const SELECT_COLUMNS: &str = "\
     SELECT a.attname, \
@@ -50,23 +35,6 @@ pub(crate) const SELECT_COLUMNS: &str = "\
     JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END \
     WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped \
       AND a.attname = ANY($3)";
-
-/// Creates the `dts_meta` schema and the `dts_meta.chunk` checkpoint table if they do not
-/// exist. Safe to call from several connections at once.
-///
-/// # Errors
-///
-/// A classified database error, e.g. [`ErrorKind::Privilege`] when the account may not
-/// create the schema.
-pub async fn ensure_checkpoint_table(client: &Client) -> Result<()> {
-    ensure_tables(
-        client,
-        CHECKPOINT_EXISTS,
-        CREATE_CHECKPOINT,
-        "creating the dts_meta.chunk checkpoint table",
-    )
-    .await
-}
 
 /// A target table's cached copy plan: its columns, the prepared `COPY` and the encoder.
 struct TablePlan {
@@ -143,7 +111,7 @@ impl PgChunkSink {
     ///
     /// Classified database errors.
     pub async fn from_client(client: Client, task: &str) -> Result<Self> {
-        ensure_checkpoint_table(&client).await?;
+        migrate(&client).await?;
         let insert_checkpoint = client
             .prepare(INSERT_CHECKPOINT)
             .await

@@ -3,7 +3,6 @@
 use std::collections::BTreeSet;
 
 use dts_core::{Error, Result, TableName};
-use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
 use super::error::map_error;
@@ -62,47 +61,6 @@ pub async fn connect_client(url: &str) -> Result<Client> {
         .await
         .map_err(|e| map_error(e, "setting up the target session"))?;
     Ok(client)
-}
-
-/// Creates metadata tables unless `exists_sql` (a query returning one boolean) says they
-/// exist, running `create_sql` in its own transaction. Safe to call from several connections
-/// at once: `create_sql` should take an advisory lock, and a collision with a concurrent
-/// `CREATE … IF NOT EXISTS` from elsewhere is retried, when the second attempt sees the
-/// objects. `what` names the operation in errors.
-pub(crate) async fn ensure_tables(
-    client: &Client,
-    exists_sql: &str,
-    create_sql: &str,
-    what: &str,
-) -> Result<()> {
-    let exists: bool = client
-        .query_one(exists_sql, &[])
-        .await
-        .map_err(|e| map_error(e, what))?
-        .get(0);
-    if exists {
-        return Ok(());
-    }
-    let mut attempt = 0;
-    loop {
-        match client
-            .batch_execute(&format!("BEGIN; {create_sql}; COMMIT"))
-            .await
-        {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                // Leave no failed transaction open on the connection.
-                let _ = client.batch_execute("ROLLBACK").await;
-                let collided = e.code() == Some(&SqlState::UNIQUE_VIOLATION)
-                    || e.code() == Some(&SqlState::DUPLICATE_SCHEMA)
-                    || e.code() == Some(&SqlState::DUPLICATE_TABLE);
-                attempt += 1;
-                if !collided || attempt > 2 {
-                    return Err(map_error(e, what));
-                }
-            }
-        }
-    }
 }
 
 impl PgTarget {
@@ -239,5 +197,109 @@ impl PgTarget {
             .batch_execute(&statement.sql)
             .await
             .map_err(|e| map_error(e, format!("creating `{}` failed", statement.object)))
+    }
+
+    /// Runs `statements` in one transaction together with the record that step `step` of
+    /// task `task` is done and, for each table of `kept`, that it existed before the task:
+    /// all of it takes effect, or none. The error names the failing statement's object.
+    ///
+    /// # Errors
+    ///
+    /// Classified database errors.
+    pub async fn execute_step(
+        &mut self,
+        task: &str,
+        step: &str,
+        statements: &[PgStatement],
+        kept: &BTreeSet<TableName>,
+    ) -> Result<()> {
+        super::state::migrate(&self.client).await?;
+        let tx = self
+            .client
+            .transaction()
+            .await
+            .map_err(|e| map_error(e, "starting a target transaction"))?;
+        for st in statements {
+            tracing::debug!(object = %st.object, "executing ddl");
+            tx.batch_execute(&st.sql)
+                .await
+                .map_err(|e| map_error(e, format!("creating `{}` failed", st.object)))?;
+        }
+        for t in kept {
+            super::state::mark_done(&tx, task, &super::state::kept_step(t)?).await?;
+        }
+        super::state::mark_done(&tx, task, step).await?;
+        tx.commit()
+            .await
+            .map_err(|e| map_error(e, "committing target ddl"))
+    }
+
+    /// Runs `statement` and records step `step` of task `task` as done, in one transaction,
+    /// unless the step is recorded already. Returns whether it ran.
+    ///
+    /// # Errors
+    ///
+    /// Classified database errors.
+    pub async fn execute_once(
+        &mut self,
+        task: &str,
+        step: &str,
+        statement: &PgStatement,
+    ) -> Result<bool> {
+        super::state::migrate(&self.client).await?;
+        if super::state::is_done(&self.client, task, step).await? {
+            return Ok(false);
+        }
+        let tx = self
+            .client
+            .transaction()
+            .await
+            .map_err(|e| map_error(e, "starting a target transaction"))?;
+        tx.batch_execute(&statement.sql)
+            .await
+            .map_err(|e| map_error(e, format!("creating `{}` failed", statement.object)))?;
+        super::state::mark_done(&tx, task, step).await?;
+        tx.commit()
+            .await
+            .map_err(|e| map_error(e, "committing target ddl"))?;
+        Ok(true)
+    }
+
+    /// Prepares this connection for index builds: sorts in memory rather than in
+    /// temporary files.
+    ///
+    /// # Errors
+    ///
+    /// Classified database errors.
+    pub async fn prepare_index_builds(&self) -> Result<()> {
+        self.client
+            .batch_execute("SET maintenance_work_mem = '256MB'")
+            .await
+            .map_err(|e| map_error(e, "setting up an index build"))
+    }
+
+    /// Updates the planner statistics of `tables`.
+    ///
+    /// # Errors
+    ///
+    /// Classified database errors.
+    pub async fn analyze(&self, tables: &[TableName]) -> Result<()> {
+        if tables.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = tables
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}.{}",
+                    dts_schema::quote_ident(&t.schema),
+                    dts_schema::quote_ident(&t.name)
+                )
+            })
+            .collect();
+        self.client
+            .batch_execute(&format!("ANALYZE {}", names.join(", ")))
+            .await
+            .map_err(|e| map_error(e, "analysing target tables"))
     }
 }

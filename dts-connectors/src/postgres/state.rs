@@ -1,0 +1,554 @@
+//! The task's state in a PostgreSQL target: the `dts_meta` schema.
+//!
+//! This module owns every `dts_meta` table and all SQL that touches them. The tables are
+//! created by one versioned migration ([`migrate`]); the chunk sink and the apply sink write
+//! their records (a chunk's checkpoint, the applied position, the tracked schema) with the
+//! statements defined here, inside their own data transactions.
+//!
+//! | table | what it records |
+//! |---|---|
+//! | `version` | the migration version of the schema |
+//! | `step` | steps done (`schema.pre_data`, each post-data statement, …) and kept tables |
+//! | `snapshot` | each full-load run's snapshot and its log position |
+//! | `chunk_plan` | each table's chunk plan, so a resumed run uses the same boundaries |
+//! | `chunk` | each chunk copied (committed with the chunk's rows) |
+//! | `cdc_position` | the applied replication position (committed with the changes) |
+//! | `cdc_schema` | the tracked source schema at the applied position |
+//! | `cdc_source` | the change reader of the last run on the source |
+
+use std::collections::BTreeSet;
+
+use dts_core::{
+    Catalog, Chunk, Error, ErrorKind, Position, ReaderRecord, Result, StateStore, TableName,
+};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, GenericClient};
+
+use super::error::map_error;
+
+/// The schema holding the task state.
+pub const META_SCHEMA: &str = "dts_meta";
+
+/// The migrations, in order: entry `i` brings the schema from version `i` to `i + 1`.
+/// Version 1 creates the tables with `IF NOT EXISTS`, so a schema written by an earlier
+/// release (before versioning) is adopted as it is.
+const MIGRATIONS: &[&str] = &["\
+    CREATE TABLE IF NOT EXISTS dts_meta.step ( \
+        task text NOT NULL, \
+        step text NOT NULL, \
+        done_at timestamptz NOT NULL DEFAULT now(), \
+        PRIMARY KEY (task, step)); \
+    CREATE TABLE IF NOT EXISTS dts_meta.snapshot ( \
+        task text NOT NULL, \
+        taken_at timestamptz NOT NULL DEFAULT clock_timestamp(), \
+        position jsonb); \
+    CREATE TABLE IF NOT EXISTS dts_meta.chunk_plan ( \
+        task text NOT NULL, \
+        schema_name text NOT NULL, \
+        table_name text NOT NULL, \
+        plan jsonb NOT NULL, \
+        PRIMARY KEY (task, schema_name, table_name)); \
+    CREATE TABLE IF NOT EXISTS dts_meta.chunk ( \
+        task text NOT NULL, \
+        schema_name text NOT NULL, \
+        table_name text NOT NULL, \
+        chunk int NOT NULL, \
+        rows bigint NOT NULL, \
+        done_at timestamptz NOT NULL DEFAULT now(), \
+        PRIMARY KEY (task, schema_name, table_name, chunk)); \
+    CREATE TABLE IF NOT EXISTS dts_meta.cdc_position ( \
+        task text PRIMARY KEY, \
+        position jsonb NOT NULL, \
+        applied_at timestamptz); \
+    CREATE TABLE IF NOT EXISTS dts_meta.cdc_schema ( \
+        task text PRIMARY KEY, \
+        catalog jsonb NOT NULL, \
+        position jsonb NOT NULL, \
+        changed_at timestamptz); \
+    CREATE TABLE IF NOT EXISTS dts_meta.cdc_source ( \
+        task text PRIMARY KEY, \
+        connection_id bigint NOT NULL, \
+        started_at timestamptz)"];
+
+/// The schema version this release writes.
+pub const STATE_VERSION: i32 = 1;
+
+/// Records a chunk as copied: `$1` task, `$2` schema, `$3` table, `$4` chunk, `$5` rows.
+pub(crate) const INSERT_CHECKPOINT: &str = "INSERT INTO dts_meta.chunk \
+    (task, schema_name, table_name, chunk, rows, done_at) VALUES ($1, $2, $3, $4, $5, now())";
+/// The chunks copied of a target table: `$1` task, `$2` schema, `$3` table.
+pub(crate) const SELECT_DONE: &str = "SELECT chunk FROM dts_meta.chunk \
+    WHERE task = $1 AND schema_name = $2 AND table_name = $3 ORDER BY chunk";
+/// The applied position of task `$1`.
+pub(crate) const SELECT_POSITION: &str =
+    "SELECT position::text FROM dts_meta.cdc_position WHERE task = $1";
+/// Records the tracked schema: `$1` task, `$2` catalog (JSON text), `$3` position (JSON text).
+pub(crate) const UPSERT_SCHEMA: &str =
+    "INSERT INTO dts_meta.cdc_schema (task, catalog, position, changed_at) \
+    VALUES ($1, $2::text::jsonb, $3::text::jsonb, now()) ON CONFLICT (task) DO UPDATE \
+    SET catalog = excluded.catalog, position = excluded.position, changed_at = excluded.changed_at";
+const INSERT_POSITION: &str = "INSERT INTO dts_meta.cdc_position (task, position, applied_at) \
+    VALUES ($1, $2::text::jsonb, now()) ON CONFLICT (task) DO NOTHING";
+const INSERT_SCHEMA: &str =
+    "INSERT INTO dts_meta.cdc_schema (task, catalog, position, changed_at) \
+    VALUES ($1, $2::text::jsonb, $3::text::jsonb, now()) ON CONFLICT (task) DO NOTHING";
+
+/// The SQL that records `position` as task `task`'s applied position and commits, to end an
+/// apply transaction in one round trip (literals quoted for any `standard_conforming_strings`).
+pub(crate) fn upsert_position_and_commit(task: &str, position: &Position) -> Result<String> {
+    Ok(format!(
+        "INSERT INTO dts_meta.cdc_position (task, position, applied_at) \
+         VALUES ({}, {}::jsonb, now()) ON CONFLICT (task) DO UPDATE \
+         SET position = excluded.position, applied_at = excluded.applied_at; COMMIT",
+        dts_typemap::pg::quote_literal(task),
+        dts_typemap::pg::quote_literal(&position_json(position)?),
+    ))
+}
+
+/// Creates or upgrades the `dts_meta` schema to [`STATE_VERSION`]. Idempotent, and safe to
+/// run from several connections at once (an advisory lock serialises migrations).
+///
+/// # Errors
+///
+/// A classified database error, e.g. [`ErrorKind::Privilege`] when the account may not
+/// create the schema; [`ErrorKind::Config`] when the schema was written by a newer release.
+pub async fn migrate(client: &Client) -> Result<()> {
+    if current_version(client).await? == Some(STATE_VERSION) {
+        return Ok(());
+    }
+    let mut attempt = 0;
+    loop {
+        match migrate_once(client).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                // Leave no failed transaction open on the connection.
+                let _ = client.batch_execute("ROLLBACK").await;
+                let collided = e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                    || e.code() == Some(&SqlState::DUPLICATE_SCHEMA)
+                    || e.code() == Some(&SqlState::DUPLICATE_TABLE);
+                attempt += 1;
+                if !collided || attempt > 2 {
+                    return Err(map_error(e, "creating the dts_meta schema in the target"));
+                }
+            }
+        }
+    }
+}
+
+async fn current_version(client: &Client) -> Result<Option<i32>> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('dts_meta.version') IS NOT NULL", &[])
+        .await
+        .map_err(|e| map_error(e, "reading the dts_meta version"))?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let version: Option<i32> = client
+        .query_one("SELECT max(version) FROM dts_meta.version", &[])
+        .await
+        .map_err(|e| map_error(e, "reading the dts_meta version"))?
+        .get(0);
+    match version {
+        Some(v) if v > STATE_VERSION => Err(Error::config(format!(
+            "the target's dts_meta schema is at version {v}, newer than this release's \
+             {STATE_VERSION}: run the task with the release that wrote it, or a newer one"
+        ))),
+        v => Ok(v),
+    }
+}
+
+async fn migrate_once(client: &Client) -> std::result::Result<(), tokio_postgres::Error> {
+    client
+        .batch_execute(
+            "BEGIN; SELECT pg_advisory_xact_lock(hashtext('dts_meta')); \
+             CREATE SCHEMA IF NOT EXISTS dts_meta; \
+             CREATE TABLE IF NOT EXISTS dts_meta.version ( \
+                 version int NOT NULL, migrated_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+    let version: i32 = client
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM dts_meta.version",
+            &[],
+        )
+        .await?
+        .get(0);
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        client.batch_execute(sql).await?;
+        let to = i32::try_from(i + 1).unwrap_or(i32::MAX);
+        client
+            .execute("INSERT INTO dts_meta.version (version) VALUES ($1)", &[&to])
+            .await?;
+    }
+    client.batch_execute("COMMIT").await
+}
+
+fn corrupt(what: impl std::fmt::Display, e: serde_json::Error) -> Error {
+    Error::new(
+        ErrorKind::Database,
+        format!("the {what} recorded in dts_meta is malformed"),
+    )
+    .with_source(e)
+}
+
+/// `position` as the JSON text stored in `dts_meta`.
+pub(crate) fn position_json(position: &Position) -> Result<String> {
+    serde_json::to_string(position)
+        .map_err(|e| Error::internal(format!("cannot encode position `{position}`")).with_source(e))
+}
+
+pub(crate) fn parse_position(task: &str, json: &str) -> Result<Position> {
+    serde_json::from_str(json).map_err(|e| corrupt(format_args!("position of task `{task}`"), e))
+}
+
+/// Records `step` of `task` as done, with the given connection or transaction (so it can
+/// commit together with the step's work).
+pub(crate) async fn mark_done(client: &impl GenericClient, task: &str, step: &str) -> Result<()> {
+    client
+        .execute(
+            "INSERT INTO dts_meta.step (task, step) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&task, &step],
+        )
+        .await
+        .map_err(|e| map_error(e, "recording task state"))?;
+    Ok(())
+}
+
+/// Whether `step` of `task` is recorded as done.
+pub(crate) async fn is_done(client: &impl GenericClient, task: &str, step: &str) -> Result<bool> {
+    let row = client
+        .query_opt(
+            "SELECT 1 FROM dts_meta.step WHERE task = $1 AND step = $2",
+            &[&task, &step],
+        )
+        .await
+        .map_err(|e| map_error(e, "reading task state"))?;
+    Ok(row.is_some())
+}
+
+const KEPT_PREFIX: &str = "kept:";
+
+/// The step key that records target table `table` as kept.
+pub(crate) fn kept_step(table: &TableName) -> Result<String> {
+    Ok(format!(
+        "{KEPT_PREFIX}{}",
+        serde_json::to_string(table)
+            .map_err(|e| Error::internal("cannot encode a table name").with_source(e))?
+    ))
+}
+
+/// Records `position` as task `task`'s applied position unless one is recorded already;
+/// returns whether it recorded it. The task runner calls this with the snapshot's position
+/// before replication starts.
+///
+/// # Errors
+///
+/// Classified database errors.
+pub async fn record_position(client: &Client, task: &str, position: &Position) -> Result<bool> {
+    migrate(client).await?;
+    let n = client
+        .execute(INSERT_POSITION, &[&task, &position_json(position)?])
+        .await
+        .map_err(|e| {
+            map_error(
+                e,
+                format!("recording position `{position}` of task `{task}`"),
+            )
+        })?;
+    Ok(n == 1)
+}
+
+/// The applied position recorded for task `task`, if any (`None` also when nothing of the
+/// state exists yet).
+///
+/// # Errors
+///
+/// Classified database errors; [`ErrorKind::Database`] if the record does not parse.
+pub async fn read_position(client: &Client, task: &str) -> Result<Option<Position>> {
+    if current_version(client).await?.is_none() {
+        return Ok(None);
+    }
+    let row = client
+        .query_opt(SELECT_POSITION, &[&task])
+        .await
+        .map_err(|e| map_error(e, format!("reading the applied position of task `{task}`")))?;
+    row.map(|r| parse_position(task, r.get(0))).transpose()
+}
+
+/// The source schema recorded for task `task` by the last replicated DDL statement that
+/// changed it (or at the start of replication), if any: the schema at the applied position.
+///
+/// # Errors
+///
+/// Classified database errors; [`ErrorKind::Database`] if the record does not parse.
+pub async fn read_schema(client: &Client, task: &str) -> Result<Option<Catalog>> {
+    if current_version(client).await?.is_none() {
+        return Ok(None);
+    }
+    let row = client
+        .query_opt(
+            "SELECT catalog::text FROM dts_meta.cdc_schema WHERE task = $1",
+            &[&task],
+        )
+        .await
+        .map_err(|e| map_error(e, format!("reading the source schema of task `{task}`")))?;
+    row.map(|r| {
+        serde_json::from_str(r.get(0))
+            .map_err(|e| corrupt(format_args!("source schema of task `{task}`"), e))
+    })
+    .transpose()
+}
+
+/// Records `catalog` as task `task`'s source schema at `position`, unless a schema is already
+/// recorded: the schema replication starts from. Record it when the snapshot is taken, so a
+/// later run does not start from a source schema that already includes changes still
+/// waiting in the log.
+///
+/// # Errors
+///
+/// Classified database errors.
+pub async fn record_schema(
+    client: &Client,
+    task: &str,
+    catalog: &Catalog,
+    position: &Position,
+) -> Result<bool> {
+    migrate(client).await?;
+    let catalog_json = serde_json::to_string(catalog)
+        .map_err(|e| Error::internal("cannot encode a catalog").with_source(e))?;
+    let n = client
+        .execute(
+            INSERT_SCHEMA,
+            &[&task, &catalog_json, &position_json(position)?],
+        )
+        .await
+        .map_err(|e| map_error(e, format!("recording the source schema of task `{task}`")))?;
+    Ok(n == 1)
+}
+
+/// The [`StateStore`] of a PostgreSQL target: the `dts_meta` schema, through its own
+/// connection.
+pub struct PgStateStore {
+    client: Client,
+    task: String,
+}
+
+impl std::fmt::Debug for PgStateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStateStore")
+            .field("task", &self.task)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStateStore {
+    /// The state of task `task`, through `client`.
+    pub fn new(client: Client, task: &str) -> Self {
+        Self {
+            client,
+            task: task.to_string(),
+        }
+    }
+
+    /// Connects to the target at `url` for the state of task `task`.
+    ///
+    /// # Errors
+    ///
+    /// As [`super::connect_client`].
+    pub async fn connect(url: &str, task: &str) -> Result<Self> {
+        Ok(Self::new(super::connect_client(url).await?, task))
+    }
+
+    /// The underlying connection.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn exists(&self) -> Result<bool> {
+        Ok(current_version(&self.client).await?.is_some())
+    }
+
+    async fn positions(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Position>> {
+        if !self.exists().await? {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .client
+            .query(sql, params)
+            .await
+            .map_err(|e| map_error(e, "reading task state"))?;
+        rows.iter()
+            .filter_map(|r| r.get::<_, Option<&str>>(0))
+            .map(|text| parse_position(&self.task, text))
+            .collect()
+    }
+}
+
+#[dts_core::async_trait]
+impl StateStore for PgStateStore {
+    async fn migrate(&self) -> Result<()> {
+        migrate(&self.client).await
+    }
+
+    async fn is_done(&self, step: &str) -> Result<bool> {
+        if !self.exists().await? {
+            return Ok(false);
+        }
+        is_done(&self.client, &self.task, step).await
+    }
+
+    async fn mark_done(&self, step: &str) -> Result<()> {
+        mark_done(&self.client, &self.task, step).await
+    }
+
+    async fn kept_tables(&self) -> Result<BTreeSet<TableName>> {
+        if !self.exists().await? {
+            return Ok(BTreeSet::new());
+        }
+        let rows = self
+            .client
+            .query(
+                "SELECT substr(step, $2) FROM dts_meta.step WHERE task = $1 AND step LIKE 'kept:%'",
+                &[
+                    &self.task,
+                    &i32::try_from(KEPT_PREFIX.len() + 1).unwrap_or(6),
+                ],
+            )
+            .await
+            .map_err(|e| map_error(e, "reading task state"))?;
+        rows.iter()
+            .map(|r| {
+                serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| corrupt("kept table", e))
+            })
+            .collect()
+    }
+
+    async fn record_snapshot(&self, position: Option<&Position>) -> Result<()> {
+        let json = position.map(position_json).transpose()?;
+        self.client
+            .execute(
+                "INSERT INTO dts_meta.snapshot (task, position) VALUES ($1, $2::text::jsonb)",
+                &[&self.task, &json],
+            )
+            .await
+            .map_err(|e| map_error(e, "recording the snapshot position"))?;
+        Ok(())
+    }
+
+    async fn snapshot_positions(&self) -> Result<Vec<Position>> {
+        self.positions(
+            "SELECT position::text FROM dts_meta.snapshot \
+             WHERE task = $1 AND position IS NOT NULL ORDER BY taken_at",
+            &[&self.task],
+        )
+        .await
+    }
+
+    async fn chunk_snapshot_position(&self, table: &TableName) -> Result<Option<Position>> {
+        Ok(self
+            .positions(
+                "SELECT (SELECT s.position::text FROM dts_meta.snapshot s \
+                         WHERE s.task = c.task AND s.position IS NOT NULL \
+                           AND s.taken_at <= c.done_at \
+                         ORDER BY s.taken_at DESC LIMIT 1) \
+                 FROM dts_meta.chunk c \
+                 WHERE c.task = $1 AND c.schema_name = $2 AND c.table_name = $3 AND c.chunk = 0",
+                &[&self.task, &table.schema, &table.name],
+            )
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn chunk_plan(&self, table: &TableName) -> Result<Option<Vec<Chunk>>> {
+        if !self.exists().await? {
+            return Ok(None);
+        }
+        let row = self
+            .client
+            .query_opt(
+                "SELECT plan::text FROM dts_meta.chunk_plan \
+                 WHERE task = $1 AND schema_name = $2 AND table_name = $3",
+                &[&self.task, &table.schema, &table.name],
+            )
+            .await
+            .map_err(|e| map_error(e, format!("reading the chunk plan of `{table}`")))?;
+        row.map(|r| {
+            serde_json::from_str(r.get::<_, &str>(0))
+                .map_err(|e| corrupt(format_args!("chunk plan of `{table}`"), e))
+        })
+        .transpose()
+    }
+
+    async fn store_chunk_plan(&self, table: &TableName, chunks: &[Chunk]) -> Result<()> {
+        let text = serde_json::to_string(chunks)
+            .map_err(|e| Error::internal("cannot encode a chunk plan").with_source(e))?;
+        self.client
+            .execute(
+                "INSERT INTO dts_meta.chunk_plan (task, schema_name, table_name, plan) \
+                 VALUES ($1, $2, $3, $4::text::jsonb)",
+                &[&self.task, &table.schema, &table.name, &text],
+            )
+            .await
+            .map_err(|e| map_error(e, format!("storing the chunk plan of `{table}`")))?;
+        Ok(())
+    }
+
+    async fn applied_position(&self) -> Result<Option<Position>> {
+        read_position(&self.client, &self.task).await
+    }
+
+    async fn start_position(&self, position: &Position) -> Result<bool> {
+        record_position(&self.client, &self.task, position).await
+    }
+
+    async fn tracked_schema(&self) -> Result<Option<Catalog>> {
+        read_schema(&self.client, &self.task).await
+    }
+
+    async fn record_schema(&self, catalog: &Catalog, position: &Position) -> Result<()> {
+        record_schema(&self.client, &self.task, catalog, position)
+            .await
+            .map(|_| ())
+    }
+
+    async fn reader(&self) -> Result<Option<ReaderRecord>> {
+        if !self.exists().await? {
+            return Ok(None);
+        }
+        let row = self
+            .client
+            .query_opt(
+                "SELECT connection_id FROM dts_meta.cdc_source WHERE task = $1",
+                &[&self.task],
+            )
+            .await
+            .map_err(|e| map_error(e, "reading task state"))?;
+        Ok(row.map(|r| ReaderRecord {
+            connection_id: u64::try_from(r.get::<_, i64>(0)).unwrap_or(0),
+        }))
+    }
+
+    async fn record_reader(&self, reader: &ReaderRecord) -> Result<()> {
+        let id = i64::try_from(reader.connection_id).unwrap_or(i64::MAX);
+        self.client
+            .execute(
+                "INSERT INTO dts_meta.cdc_source (task, connection_id, started_at) \
+                 VALUES ($1, $2, now()) ON CONFLICT (task) DO UPDATE \
+                 SET connection_id = excluded.connection_id, started_at = excluded.started_at",
+                &[&self.task, &id],
+            )
+            .await
+            .map_err(|e| map_error(e, "recording the change reader"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,598 @@
+//! Connectors chosen at run time from a connection URL's scheme.
+//!
+//! [`Source::connect`] and [`Target::connect`] look at the URL's scheme (`mysql://`,
+//! `mariadb://`, `postgres://`, `postgresql://`) and open the matching connector. What they
+//! return speaks only in the traits and types of `dts-core` (schema source, snapshot readers,
+//! chunk sinks, change sources, apply sinks, state store) and in prechecks, so a program
+//! built on them — the task runner of the `dts` crate — never names a driver type.
+//!
+//! The set of engines is closed and known when the crate is built (one feature each), so a
+//! source and a target are enums over the engines compiled in: adding an engine is a new
+//! variant, and the compiler points at every capability the new engine must provide. The
+//! per-connection objects they hand out (readers, sinks, change sources) are trait objects
+//! of the `dts-core` traits, which is what the engines and custom sinks plug into.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use dts_core::{
+    ApplySink, Catalog, ChangeSource, ChunkSink, Engine, Error, Position, PrecheckReport,
+    ReaderRecord, Result, SchemaSource, SnapshotReader, StateStore, Table, TableName,
+};
+use dts_schema::{SchemaOptions, SchemaPlan, SchemaTracker, Statement};
+use dts_typemap::MappingOptions;
+
+#[cfg(feature = "mysql")]
+use crate::mysql::{
+    BinlogFilter, MySqlBinlogSource, MySqlSnapshot, MySqlSnapshotReader, MySqlSource,
+};
+#[cfg(feature = "postgres")]
+use crate::postgres::{PgApplySink, PgChunkSink, PgStateStore, PgStatement, PgTarget};
+
+/// The schema translation for a pair of engines.
+///
+/// # Errors
+///
+/// [`dts_core::ErrorKind::Unsupported`] for a pair no mapping exists for yet.
+pub fn plan_schema(
+    source: Engine,
+    target: Engine,
+    catalog: &Catalog,
+    options: &SchemaOptions,
+) -> Result<SchemaPlan> {
+    match (source, target) {
+        (Engine::MySql, Engine::Postgres) => Ok(dts_schema::plan_mysql_to_pg(catalog, options)),
+        (s, t) => Err(unsupported(format!("migrating from {s} to {t}"))),
+    }
+}
+
+fn unsupported(what: String) -> Error {
+    Error::new(
+        dts_core::ErrorKind::Unsupported,
+        format!("{what} is not supported by this build"),
+    )
+}
+
+/// Which changes a change source delivers, and how it identifies itself.
+#[derive(Clone)]
+pub struct CaptureOptions {
+    /// Selects the tables whose row changes are delivered.
+    pub tables: Arc<dyn Fn(&TableName) -> bool + Send + Sync>,
+    /// Selects the schemas (MySQL databases) whose schema changes are delivered.
+    pub schemas: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    /// The replica server id a binlog reader registers with.
+    pub server_id: u32,
+}
+
+impl std::fmt::Debug for CaptureOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptureOptions")
+            .field("server_id", &self.server_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How an apply sink translates and applies changes.
+#[derive(Clone)]
+pub struct ApplyOptions {
+    /// The source schema at the applied position, shared by every sink of the task (a sink
+    /// rebuilt after a lost connection knows the DDL applied before).
+    pub tracker: Arc<Mutex<SchemaTracker>>,
+    /// The type mapping options.
+    pub mapping: MappingOptions,
+    /// Until this position, changes may already be in the target (a full load resumed under
+    /// a later snapshot): they must be applied idempotently.
+    pub idempotent_until: Option<Position>,
+    /// Skip DDL that cannot be translated (with a warning) instead of stopping.
+    pub skip_unsupported_ddl: bool,
+    /// For tables copied whole, the snapshot position their copy was taken at: changes at or
+    /// before it are in the copy already.
+    pub copied_at: HashMap<TableName, Position>,
+}
+
+impl std::fmt::Debug for ApplyOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplyOptions")
+            .field("idempotent_until", &self.idempotent_until)
+            .field("skip_unsupported_ddl", &self.skip_unsupported_ddl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A consistent snapshot of a source: readers that all see the same data, and the log
+/// position where change capture continues without gap or overlap.
+pub struct Snapshot {
+    /// The log position of the snapshot, when the source has a change log.
+    pub position: Option<Position>,
+    /// The readers, at least one; they hold the snapshot open.
+    pub readers: Vec<Box<dyn SnapshotReader>>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("position", &self.position)
+            .field("readers", &self.readers.len())
+            .finish()
+    }
+}
+
+enum SourceKind {
+    #[cfg(feature = "mysql")]
+    MySql(MySqlSource),
+}
+
+/// A source database, chosen by the URL's scheme.
+pub struct Source {
+    kind: SourceKind,
+    url: String,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("engine", &self.engine())
+            .field("url", &dts_core::error::redact_url(&self.url))
+            .finish()
+    }
+}
+
+impl Source {
+    /// Connects to the source at `url`.
+    ///
+    /// # Errors
+    ///
+    /// [`dts_core::ErrorKind::Config`] for an unknown scheme or a malformed URL,
+    /// [`dts_core::ErrorKind::Unsupported`] for an engine this build cannot read from;
+    /// classified connection errors.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let kind = match Engine::from_url(url)? {
+            #[cfg(feature = "mysql")]
+            Engine::MySql => SourceKind::MySql(MySqlSource::connect(url).await?),
+            other => return Err(unsupported(format!("{other} as a source"))),
+        };
+        Ok(Self {
+            kind,
+            url: url.to_string(),
+        })
+    }
+
+    /// The source's engine.
+    pub fn engine(&self) -> Engine {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(_) => Engine::MySql,
+        }
+    }
+
+    /// The server's version string.
+    pub fn version(&self) -> &str {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(s) => &s.info().version,
+        }
+    }
+
+    /// `source.version`.
+    pub fn precheck_version(&self, r: &mut PrecheckReport) {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(s) => s.precheck_version(r),
+        }
+    }
+
+    /// `source.privileges`: every selected table of the selected `schemas` is readable.
+    ///
+    /// # Errors
+    ///
+    /// Server errors other than missing privileges.
+    pub async fn precheck_privileges(
+        &self,
+        r: &mut PrecheckReport,
+        schemas: &[String],
+        tables: &[TableName],
+    ) -> Result<()> {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(s) => s.precheck_privileges(r, schemas, tables).await,
+        }
+    }
+
+    /// `source.snapshot`: whether `workers` parallel readers can share one snapshot.
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn precheck_snapshot(&self, r: &mut PrecheckReport, workers: usize) -> Result<()> {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(s) => s.precheck_snapshot(r, workers).await,
+        }
+    }
+
+    /// `source.values`: values the type mapping of `plan` cannot hold, counted per column
+    /// when `scan`.
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn precheck_values(
+        &self,
+        r: &mut PrecheckReport,
+        plan: &SchemaPlan,
+        options: &MappingOptions,
+        workers: usize,
+        scan: bool,
+        stop_on_bad_rows: bool,
+    ) -> Result<()> {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(s) => {
+                s.precheck_values(r, plan, options, workers, scan, stop_on_bad_rows)
+                    .await
+            }
+        }
+    }
+
+    /// The checks of the source's change log (settings, privileges, retention).
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn precheck_log(&self, r: &mut PrecheckReport) -> Result<()> {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(s) => s.precheck_binlog(r).await,
+        }
+    }
+
+    /// The columns a snapshot reader delivers for `table`, in order.
+    pub fn read_columns(&self, table: &Table) -> Vec<String> {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(_) => MySqlSnapshotReader::columns_read(table)
+                .iter()
+                .map(|c| c.name.clone())
+                .collect(),
+        }
+    }
+
+    /// Opens a consistent snapshot with up to `readers` readers (fewer when the source
+    /// cannot share a snapshot between connections).
+    ///
+    /// # Errors
+    ///
+    /// Connection, privilege and server errors.
+    pub async fn open_snapshot(&self, readers: usize) -> Result<Snapshot> {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(_) => {
+                let (snapshot, readers) = MySqlSnapshot::open(&self.url, readers).await?;
+                Ok(Snapshot {
+                    position: snapshot.position().cloned(),
+                    readers: readers
+                        .into_iter()
+                        .map(|r| Box::new(r) as Box<dyn SnapshotReader>)
+                        .collect(),
+                })
+            }
+        }
+    }
+
+    /// The source's current log position.
+    ///
+    /// # Errors
+    ///
+    /// Server errors; [`dts_core::ErrorKind::Config`] when the source keeps no change log.
+    pub async fn current_position(&self) -> Result<Position> {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(_) => MySqlBinlogSource::current_position(&self.url).await,
+        }
+    }
+
+    /// Starts reading changes at `from`. Returns the change source and the record that lets
+    /// a later run end this reader if this process dies without closing it.
+    ///
+    /// # Errors
+    ///
+    /// Connection, privilege and server errors.
+    pub async fn capture(
+        &self,
+        from: &Position,
+        options: &CaptureOptions,
+    ) -> Result<(Box<dyn ChangeSource>, ReaderRecord)> {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(_) => {
+                let filter = BinlogFilter {
+                    tables: options.tables.clone(),
+                    databases: options.schemas.clone(),
+                };
+                let source =
+                    MySqlBinlogSource::start(&self.url, options.server_id, from, filter).await?;
+                let record = ReaderRecord {
+                    connection_id: u64::from(source.connection_id()),
+                };
+                Ok((Box::new(source), record))
+            }
+        }
+    }
+
+    /// Ends the change reader a killed earlier run left on the source, if it still runs.
+    /// Returns whether it did.
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn end_reader(&self, record: &ReaderRecord) -> Result<bool> {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(s) => s.end_binlog_reader(record.connection_id).await,
+        }
+    }
+}
+
+#[dts_core::async_trait]
+impl SchemaSource for Source {
+    async fn list_schemas(&self) -> Result<Vec<String>> {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(s) => SchemaSource::list_schemas(s).await,
+        }
+    }
+
+    async fn read_catalog(&self, schemas: &[String]) -> Result<Catalog> {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(s) => s.read_catalog(schemas).await,
+        }
+    }
+}
+
+enum TargetKind {
+    #[cfg(feature = "postgres")]
+    Postgres(PgTarget),
+}
+
+/// A target database, chosen by the URL's scheme, through one control connection; sinks
+/// and the state store open connections of their own.
+pub struct Target {
+    kind: TargetKind,
+    url: String,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("engine", &self.engine())
+            .field("url", &dts_core::error::redact_url(&self.url))
+            .finish()
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn pg_statements(statements: &[&Statement]) -> Vec<PgStatement> {
+    statements
+        .iter()
+        .map(|s| PgStatement {
+            object: s.object.clone(),
+            sql: s.sql.clone(),
+        })
+        .collect()
+}
+
+impl Target {
+    /// Connects to the target at `url`.
+    ///
+    /// # Errors
+    ///
+    /// [`dts_core::ErrorKind::Config`] for an unknown scheme or a malformed URL,
+    /// [`dts_core::ErrorKind::Unsupported`] for an engine this build cannot write to;
+    /// classified connection errors.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let kind = match Engine::from_url(url)? {
+            #[cfg(feature = "postgres")]
+            Engine::Postgres => TargetKind::Postgres(PgTarget::connect(url).await?),
+            other => return Err(unsupported(format!("{other} as a target"))),
+        };
+        Ok(Self {
+            kind,
+            url: url.to_string(),
+        })
+    }
+
+    /// Another connection to the same target.
+    ///
+    /// # Errors
+    ///
+    /// As [`Target::connect`].
+    pub async fn reconnect(&self) -> Result<Self> {
+        Self::connect(&self.url).await
+    }
+
+    /// The target's engine.
+    pub fn engine(&self) -> Engine {
+        match &self.kind {
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(_) => Engine::Postgres,
+        }
+    }
+
+    /// The server's version string.
+    pub fn version(&self) -> &str {
+        match &self.kind {
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(t) => t.version(),
+        }
+    }
+
+    /// `target.version`.
+    pub fn precheck_version(&self, r: &mut PrecheckReport) {
+        match &self.kind {
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(t) => t.precheck_version(r),
+        }
+    }
+
+    /// `target.privileges`: the account may create the target `schemas` and their tables;
+    /// `existing` are the tables already there.
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn precheck_privileges(
+        &self,
+        r: &mut PrecheckReport,
+        schemas: &[String],
+        existing: &BTreeSet<TableName>,
+    ) -> Result<()> {
+        match &self.kind {
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(t) => t.precheck_privileges(r, schemas, existing).await,
+        }
+    }
+
+    /// The checks applying replicated changes needs.
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn precheck_apply(&self, r: &mut PrecheckReport) -> Result<()> {
+        match &self.kind {
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(t) => t.precheck_apply(r).await,
+        }
+    }
+
+    /// The tables that already exist in the named schemas.
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn existing_tables(&self, schemas: &[String]) -> Result<BTreeSet<TableName>> {
+        match &self.kind {
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(t) => t.existing_tables(schemas).await,
+        }
+    }
+
+    /// The state store of task `task`, on its own connection.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors.
+    pub async fn state_store(&self, task: &str) -> Result<Box<dyn StateStore>> {
+        match &self.kind {
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(_) => Ok(Box::new(PgStateStore::connect(&self.url, task).await?)),
+        }
+    }
+
+    /// Runs `statements` and records step `step` of task `task` done (and the `kept`
+    /// tables as existing before the task), in one transaction.
+    ///
+    /// # Errors
+    ///
+    /// Classified database errors naming the failing statement's object.
+    pub async fn execute_step(
+        &mut self,
+        task: &str,
+        step: &str,
+        statements: &[&Statement],
+        kept: &BTreeSet<TableName>,
+    ) -> Result<()> {
+        match &mut self.kind {
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(t) => {
+                t.execute_step(task, step, &pg_statements(statements), kept)
+                    .await
+            }
+        }
+    }
+
+    /// Runs `statement` and records step `step` done, in one transaction, unless the step
+    /// is recorded already. Returns whether it ran.
+    ///
+    /// # Errors
+    ///
+    /// Classified database errors naming the statement's object.
+    pub async fn execute_once(
+        &mut self,
+        task: &str,
+        step: &str,
+        statement: &Statement,
+    ) -> Result<bool> {
+        match &mut self.kind {
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(t) => {
+                let st = pg_statements(&[statement]).remove(0);
+                t.execute_once(task, step, &st).await
+            }
+        }
+    }
+
+    /// Prepares this connection for index builds.
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn prepare_index_builds(&self) -> Result<()> {
+        match &self.kind {
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(t) => t.prepare_index_builds().await,
+        }
+    }
+
+    /// Updates the planner statistics of `tables`.
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn analyze(&self, tables: &[TableName]) -> Result<()> {
+        match &self.kind {
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(t) => t.analyze(tables).await,
+        }
+    }
+
+    /// A chunk sink for task `task`, on its own connection.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors.
+    pub async fn chunk_sink(&self, task: &str) -> Result<Box<dyn ChunkSink>> {
+        match &self.kind {
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(_) => Ok(Box::new(PgChunkSink::connect(&self.url, task).await?)),
+        }
+    }
+
+    /// An apply sink for task `task`, on its own connection.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors.
+    pub async fn apply_sink(
+        &self,
+        task: &str,
+        options: &ApplyOptions,
+    ) -> Result<Box<dyn ApplySink>> {
+        match &self.kind {
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(_) => {
+                let sink = PgApplySink::connect_shared(
+                    &self.url,
+                    task,
+                    options.tracker.clone(),
+                    options.mapping,
+                    options.idempotent_until.clone(),
+                )
+                .await?
+                .with_skip_unsupported_ddl(options.skip_unsupported_ddl)
+                .with_copied_at(options.copied_at.clone());
+                Ok(Box::new(sink))
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The schema steps: pre-data (one transaction, recorded inside it) and post-data (generated
+//! columns, then indexes in parallel, then foreign keys, triggers and sequence values; each
+//! statement recorded as it completes, so a rerun continues).
+
+use std::collections::BTreeSet;
+
+use dts_core::{Error, Result, TableName};
+use dts_schema::{Phase, SchemaPlan, Statement, StatementKind};
+
+use crate::task::{Run, Step};
+
+/// Runs the pre-data statements in one transaction recorded as done inside it.
+pub(crate) async fn pre_data(run: &mut Run<'_>) -> Result<()> {
+    let (todo, skipped) = select_statements(&run.plan.schema, Phase::PreData, &run.existing);
+    run.target
+        .execute_step(
+            &run.config.name,
+            Step::SchemaPreData.key(),
+            &todo,
+            &run.existing,
+        )
+        .await?;
+    let events = run.events.clone();
+    let emit = |e| {
+        if let Some(tx) = &events {
+            let _ = tx.send(e);
+        }
+    };
+    for s in &todo {
+        run.report.record_created(s, &emit);
+    }
+    for s in skipped {
+        run.report.record_skipped(s, &emit);
+    }
+    Ok(())
+}
+
+/// Runs the post-data statements not run by an earlier run, then records the step done.
+pub(crate) async fn post_data(run: &mut Run<'_>) -> Result<()> {
+    let plan = run.plan.schema.clone();
+    let (todo, skipped) = select_statements(&plan, Phase::PostData, &run.existing);
+    // Generated columns first (indexes may cover them), then indexes in parallel, then
+    // foreign keys, triggers and sequence values.
+    let (generated, todo): (Vec<&Statement>, Vec<&Statement>) = todo
+        .into_iter()
+        .partition(|s| matches!(s.kind, StatementKind::GeneratedColumn));
+    let (indexes, rest): (Vec<&Statement>, Vec<&Statement>) = todo.into_iter().partition(|s| {
+        matches!(
+            s.kind,
+            StatementKind::PrimaryKey | StatementKind::Index | StatementKind::UniqueIndex
+        )
+    });
+    let events = run.events.clone();
+    let emit = |e| {
+        if let Some(tx) = &events {
+            let _ = tx.send(e);
+        }
+    };
+    for s in generated {
+        if execute_recorded(&mut run.target, &run.config.name, s).await? {
+            run.report.record_created(s, &emit);
+        }
+    }
+    for s in execute_parallel(run, &indexes).await? {
+        run.report.record_created(s, &emit);
+    }
+    for s in rest {
+        if execute_recorded(&mut run.target, &run.config.name, s).await? {
+            run.report.record_created(s, &emit);
+        }
+    }
+    for s in skipped {
+        run.report.record_skipped(s, &emit);
+    }
+    run.store.mark_done(Step::SchemaPostData.key()).await
+}
+
+/// Runs one post-data statement on `target` unless an earlier run did; records it in the
+/// same transaction. Returns whether it ran.
+async fn execute_recorded(
+    target: &mut dts_connectors::Target,
+    task: &str,
+    s: &Statement,
+) -> Result<bool> {
+    let key = format!("{}:{}", Step::SchemaPostData.key(), statement_key(s));
+    let started = std::time::Instant::now();
+    let ran = target.execute_once(task, &key, s).await?;
+    if ran {
+        tracing::debug!(object = %s.object, ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX), "post-data statement done");
+    }
+    Ok(ran)
+}
+
+/// Runs statements on as many connections as the task has workers (index builds), each
+/// recorded as done. Returns the statements that ran.
+async fn execute_parallel<'a>(
+    run: &Run<'_>,
+    statements: &[&'a Statement],
+) -> Result<Vec<&'a Statement>> {
+    if statements.is_empty() {
+        return Ok(Vec::new());
+    }
+    let workers = run.config.full.workers().min(statements.len());
+    let queue = std::sync::Mutex::new(statements.to_vec());
+    let ran = std::sync::Mutex::new(Vec::new());
+    let task = &run.config.name;
+    let work = (0..workers).map(|_| async {
+        let mut target = run.target.reconnect().await?;
+        target.prepare_index_builds().await?;
+        loop {
+            let next = queue.lock().ok().and_then(|mut q| q.pop());
+            let Some(s) = next else { break };
+            if execute_recorded(&mut target, task, s).await? {
+                if let Ok(mut r) = ran.lock() {
+                    r.push(s);
+                }
+            }
+        }
+        Ok::<_, Error>(())
+    });
+    futures::future::try_join_all(work).await?;
+    Ok(ran.into_inner().unwrap_or_default())
+}
+
+/// A stable key for a statement, so a rerun recognises statements already executed.
+fn statement_key(s: &Statement) -> String {
+    // FNV-1a over the SQL text: stable across runs and platforms.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.sql.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The statements of `phase` to run, and those skipped because their table (or, for a
+/// foreign key, the table it references) already existed in the target (only reachable with
+/// conflict policy `ignore`; otherwise the precheck failed).
+fn select_statements<'a>(
+    plan: &'a SchemaPlan,
+    phase: Phase,
+    existing: &BTreeSet<TableName>,
+) -> (Vec<&'a Statement>, Vec<&'a Statement>) {
+    let list = match phase {
+        Phase::PreData => &plan.pre_data,
+        _ => &plan.post_data,
+    };
+    let references: Vec<String> = existing
+        .iter()
+        .map(|t| {
+            format!(
+                " REFERENCES {}.{} ",
+                dts_schema::quote_ident(&t.schema),
+                dts_schema::quote_ident(&t.name)
+            )
+        })
+        .collect();
+    list.iter().partition(|s| {
+        let own = s.table.as_ref().is_none_or(|t| !existing.contains(t));
+        let parent_existed = s.kind == StatementKind::ForeignKey
+            && references.iter().any(|r| s.sql.contains(r.as_str()));
+        own && !parent_existed
+    })
+}

@@ -1,0 +1,123 @@
+//! Checks of the source: connectivity, version, the selection, privileges, and whether the
+//! selected schema translates.
+
+use dts_connectors::Source;
+use dts_core::{CheckStatus, Engine, ErrorKind, PrecheckReport, Result, TableName};
+
+use crate::config::TaskConfig;
+use crate::task::{read_plan, TaskPlan};
+
+/// `source.connectivity`, `source.version`.
+pub(super) async fn connect(r: &mut PrecheckReport, config: &TaskConfig) -> Option<Source> {
+    match Source::connect(&config.source.url).await {
+        Ok(s) => {
+            r.pass(
+                "source.connectivity",
+                format!("connected to source, version {}", s.version()),
+            );
+            s.precheck_version(r);
+            Some(s)
+        }
+        Err(e) => {
+            let fix = if e.kind() == ErrorKind::Unsupported {
+                "use a source this build supports"
+            } else {
+                "check the source url, that the server is running and reachable, and the \
+                 account's password"
+            };
+            r.push("source.connectivity", CheckStatus::Fail, e.report(), fix);
+            None
+        }
+    }
+}
+
+/// `objects.selection`: every include pattern matches a schema and some table is selected.
+/// Returns the plan of what is selected.
+pub(super) async fn selection(
+    r: &mut PrecheckReport,
+    config: &TaskConfig,
+    source: &Source,
+    target: Engine,
+) -> Result<TaskPlan> {
+    let selection = config.selection()?;
+    let all = dts_core::SchemaSource::list_schemas(source).await?;
+    let unmatched = selection.unmatched_databases(&all);
+    let plan = read_plan(config, source, target).await?;
+    let table_count = plan.catalog.tables().count();
+    if !unmatched.is_empty() {
+        r.push(
+            "objects.selection",
+            CheckStatus::Fail,
+            format!(
+                "no source database matches {}",
+                unmatched
+                    .iter()
+                    .map(|d| format!("`{d}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "correct `objects.include`; the source has: ".to_string() + &all.join(", "),
+        );
+    } else if table_count == 0 {
+        r.push(
+            "objects.selection",
+            CheckStatus::Fail,
+            "the selection matches no table",
+            "correct `objects.include` / `objects.exclude`",
+        );
+    } else {
+        r.pass(
+            "objects.selection",
+            format!(
+                "{table_count} tables in {} databases",
+                plan.catalog.schemas.len()
+            ),
+        );
+    }
+    Ok(plan)
+}
+
+/// `source.privileges`.
+pub(super) async fn privileges(
+    r: &mut PrecheckReport,
+    config: &TaskConfig,
+    source: &Source,
+    plan: &TaskPlan,
+) -> Result<()> {
+    let selection = config.selection()?;
+    let all = dts_core::SchemaSource::list_schemas(source).await?;
+    let schemas: Vec<String> = selection.databases(&all).into_iter().cloned().collect();
+    let tables: Vec<TableName> = plan.catalog.tables().map(|t| t.name.clone()).collect();
+    source.precheck_privileges(r, &schemas, &tables).await
+}
+
+/// `schema.translation`: blocking problems fail, notes warn.
+pub(super) fn translation(r: &mut PrecheckReport, plan: &TaskPlan) {
+    let join = |blocking: bool| {
+        plan.schema
+            .problems
+            .iter()
+            .filter(|p| p.blocking == blocking)
+            .map(|p| format!("{}: {}", p.object, p.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let (blocking, notes) = (join(true), join(false));
+    if !blocking.is_empty() {
+        r.push(
+            "schema.translation",
+            CheckStatus::Fail,
+            blocking,
+            "exclude the objects named, or change them in the source",
+        );
+    } else if !notes.is_empty() {
+        r.push(
+            "schema.translation",
+            CheckStatus::Warn,
+            notes,
+            "review the notes; nothing is lost",
+        );
+    } else {
+        r.pass("schema.translation", "every selected object translates");
+    }
+}

@@ -1,0 +1,100 @@
+//! Checks of the target: connectivity, version, privileges, and tables that exist already.
+
+use std::collections::BTreeSet;
+
+use dts_connectors::Target;
+use dts_core::{CheckStatus, ErrorKind, PrecheckReport, Result, TableName};
+
+use crate::config::{ConflictPolicy, TaskConfig};
+use crate::task::{Step, TaskPlan};
+
+/// `target.connectivity`, `target.version`.
+pub(super) async fn connect(r: &mut PrecheckReport, config: &TaskConfig) -> Option<Target> {
+    match Target::connect(&config.target.url).await {
+        Ok(t) => {
+            r.pass(
+                "target.connectivity",
+                format!("connected to target, {} {}", t.engine(), t.version()),
+            );
+            t.precheck_version(r);
+            Some(t)
+        }
+        Err(e) => {
+            let fix = if e.kind() == ErrorKind::Unsupported {
+                "use a target this build supports"
+            } else {
+                "check the target url, that the server is running and reachable, and the \
+                 account's password"
+            };
+            r.push("target.connectivity", CheckStatus::Fail, e.report(), fix);
+            None
+        }
+    }
+}
+
+/// The target schemas of a plan.
+pub(crate) fn target_schemas(plan: &TaskPlan) -> Vec<String> {
+    plan.schema
+        .tables
+        .iter()
+        .map(|t| t.target.schema.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// `target.privileges`. Returns the tables that exist in the target schemas.
+pub(super) async fn privileges(
+    r: &mut PrecheckReport,
+    target: &Target,
+    plan: &TaskPlan,
+) -> Result<BTreeSet<TableName>> {
+    let schemas = target_schemas(plan);
+    let existing = target.existing_tables(&schemas).await?;
+    target.precheck_privileges(r, &schemas, &existing).await?;
+    Ok(existing)
+}
+
+/// `target.conflicting_tables`: no target table exists yet, unless this task created it in
+/// an earlier run or the policy is `ignore`.
+pub(super) async fn conflicts(
+    r: &mut PrecheckReport,
+    config: &TaskConfig,
+    target: &Target,
+    plan: &TaskPlan,
+    existing: &BTreeSet<TableName>,
+) -> Result<()> {
+    let store = target.state_store(&config.name).await?;
+    let pre_done = store.is_done(Step::SchemaPreData.key()).await?;
+    let conflicts: Vec<String> = plan
+        .schema
+        .tables
+        .iter()
+        .filter(|t| existing.contains(&t.target))
+        .map(|t| format!("`{}`", t.target))
+        .collect();
+    if pre_done {
+        r.pass(
+            "target.conflicting_tables",
+            format!(
+                "target tables were created by task `{}` earlier",
+                config.name
+            ),
+        );
+    } else if conflicts.is_empty() {
+        r.pass("target.conflicting_tables", "no target table exists yet");
+    } else {
+        let status = match config.policy.conflicting_tables {
+            ConflictPolicy::Fail => CheckStatus::Fail,
+            ConflictPolicy::Ignore => CheckStatus::Warn,
+        };
+        r.push(
+            "target.conflicting_tables",
+            status,
+            format!("target already has {}", conflicts.join(", ")),
+            "drop or rename them in the target, rename them in the task \
+             (objects.rename_*), or set policy.conflicting_tables = \"ignore\"",
+        );
+    }
+    Ok(())
+}
