@@ -29,3 +29,7 @@
 pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+mod tls;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+mod url;

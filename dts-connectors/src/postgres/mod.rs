@@ -3,6 +3,7 @@
 mod apply;
 mod copy;
 mod error;
+mod options;
 mod sink;
 mod target;
 
@@ -11,5 +12,6 @@ pub use apply::{
 };
 pub use copy::{is_supported_type, PgCopyColumn, PgCopyEncoder};
 pub use error::map_error;
+pub use options::{PgConnectOptions, PgSslMode};
 pub use sink::{ensure_checkpoint_table, PgChunkSink};
-pub use target::{connect_client, PgStatement, PgTarget};
+pub use target::{connect_client, connect_client_with, PgStatement, PgTarget};
