@@ -30,5 +30,9 @@ pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod registry;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+mod tls;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+mod url;
 
 pub use registry::{plan_schema, ApplyOptions, CaptureOptions, Snapshot, Source, Target};

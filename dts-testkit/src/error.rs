@@ -60,6 +60,13 @@ pub enum Error {
         reason: String,
     },
 
+    /// Test certificates could not be generated.
+    #[error("could not generate test certificates: {reason}")]
+    Certificates {
+        /// What went wrong.
+        reason: String,
+    },
+
     /// The operation needs a server started by the testkit, but the handle points at an
     /// external server.
     #[error("cannot {operation} the external server at `{url}`")]

@@ -10,6 +10,10 @@
 //!   per test binary). Each test creates its own database, named by [`unique_name`].
 //! - [`MariaDb::start_owned`] and [`Postgres::start_owned`] start servers owned by the
 //!   caller, which can stop, kill and restart them; dropping one removes it.
+//! - [`MariaDb::start_owned_tls`] and [`Postgres::start_owned_tls`] start owned servers that
+//!   also accept TLS, with certificates from [`TestCertificates`] (a test authority, a
+//!   server and a client certificate); `create_tls_user` on either makes accounts that may
+//!   connect only over TLS, or only with a client certificate ([`TlsAccount`]).
 //! - If `DTS_TEST_MYSQL_URL` or `DTS_TEST_PG_URL` is set, the shared accessors return
 //!   handles to those external servers instead.
 //!
@@ -47,6 +51,7 @@ mod mariadb;
 mod postgres;
 mod process;
 mod programs;
+mod tls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -54,6 +59,7 @@ use std::sync::OnceLock;
 pub use error::Error;
 pub use mariadb::{MariaDb, MYSQL_URL_VAR};
 pub use postgres::{Postgres, PG_URL_VAR};
+pub use tls::{TestCertificates, TlsAccount};
 
 /// The MariaDB server shared by all tests of this process: the external server named by
 /// `DTS_TEST_MYSQL_URL` if that is set, else a private server started on first call.

@@ -8,6 +8,7 @@ use crate::endpoint::Endpoint;
 use crate::instance::{Instance, Signals};
 use crate::process::{self, Signal};
 use crate::programs::{self, MariaDbPrograms};
+use crate::tls::{ServerTls, TestCertificates, TlsAccount};
 use crate::{layout, unique_name, Error};
 
 /// Bumped whenever the template's contents change, so that old templates are rebuilt.
@@ -51,6 +52,7 @@ struct Private {
     programs: MariaDbPrograms,
     socket: PathBuf,
     instance: Instance,
+    tls: Option<ServerTls>,
 }
 
 impl MariaDb {
@@ -62,6 +64,22 @@ impl MariaDb {
     /// Fails if the programs are missing, the template cannot be built, or the server does
     /// not accept connections within 60 s (the error shows the end of its log).
     pub fn start_owned() -> Result<Self, Error> {
+        Self::start_private(None)
+    }
+
+    /// Starts a private server owned by the caller, as [`MariaDb::start_owned`], that also
+    /// accepts TLS connections with the server certificate of `certs` (`--ssl-ca`,
+    /// `--ssl-cert`, `--ssl-key`; the files are copied into the server's directory). Plain
+    /// connections stay allowed except for accounts made by [`MariaDb::create_tls_user`].
+    ///
+    /// # Errors
+    ///
+    /// As [`MariaDb::start_owned`], and if the files cannot be copied.
+    pub fn start_owned_tls(certs: &TestCertificates) -> Result<Self, Error> {
+        Self::start_private(Some(certs))
+    }
+
+    fn start_private(certs: Option<&TestCertificates>) -> Result<Self, Error> {
         let programs = MariaDbPrograms::find()?;
         let client = programs::mariadb_client()?;
         let template = layout::template("mariadb", &template_stamp(&programs), |dir| {
@@ -79,6 +97,9 @@ impl MariaDb {
             },
         );
         process::copy_tree(&template.join("data"), &instance.data)?;
+        let tls = certs
+            .map(|certs| ServerTls::install(certs, instance.dir(), None))
+            .transpose()?;
         let mut server = Self {
             endpoint: Endpoint::loopback("mysql", 0, "root", None),
             client,
@@ -86,6 +107,7 @@ impl MariaDb {
                 programs,
                 socket,
                 instance,
+                tls,
             }),
         };
         server.launch(false)?;
@@ -241,6 +263,32 @@ impl MariaDb {
         self.exec(&format!("DROP DATABASE IF EXISTS {};", quote(name)))
     }
 
+    /// Creates the account `user`@`%` with all privileges (including replication), that may
+    /// connect only over TLS (`REQUIRE SSL`) or only with a client certificate signed by the
+    /// server's authority (`REQUIRE X509`). An existing account of that name is replaced.
+    ///
+    /// # Errors
+    ///
+    /// As [`MariaDb::exec`].
+    pub fn create_tls_user(
+        &self,
+        user: &str,
+        password: &str,
+        account: TlsAccount,
+    ) -> Result<(), Error> {
+        let require = match account {
+            TlsAccount::Encrypted => "SSL",
+            TlsAccount::ClientCertificate => "X509",
+        };
+        let user = literal(user);
+        self.exec(&format!(
+            "DROP USER IF EXISTS {user}@'%'; \
+             CREATE USER {user}@'%' IDENTIFIED BY {} REQUIRE {require}; \
+             GRANT ALL PRIVILEGES ON *.* TO {user}@'%';",
+            literal(password)
+        ))
+    }
+
     /// Whether the private server's process is running; `true` for an external server.
     pub fn is_running(&mut self) -> bool {
         self.server
@@ -306,7 +354,16 @@ impl MariaDb {
         let programs = private.programs.clone();
         let socket = private.socket.clone();
         let data = private.instance.data.clone();
-        let command = move |port: u16| Ok(server_command(&programs, &data, &socket, port));
+        let tls = private.tls.clone();
+        let command = move |port: u16| {
+            let mut command = server_command(&programs, &data, &socket, port);
+            if let Some(tls) = &tls {
+                command.arg(format!("--ssl-ca={}", tls.ca.display()));
+                command.arg(format!("--ssl-cert={}", tls.cert.display()));
+                command.arg(format!("--ssl-key={}", tls.key.display()));
+            }
+            Ok(command)
+        };
         let probe = |port: u16| {
             let endpoint = Endpoint::loopback("mysql", port, "root", None);
             process::accepts_tcp(port) && run_client(&client, &endpoint, None, "SELECT 1").is_ok()
@@ -404,6 +461,11 @@ fn run_client(
         output.pop();
     }
     Ok(output)
+}
+
+/// `text` as a single-quoted string literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 /// `name` as a backquoted identifier.

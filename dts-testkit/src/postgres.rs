@@ -12,6 +12,7 @@ use crate::error::IoContext;
 use crate::instance::{Instance, Signals};
 use crate::process::{self, Signal};
 use crate::programs::{self, PgPrograms};
+use crate::tls::{ServerTls, TestCertificates, TlsAccount};
 use crate::{layout, unique_name, Error};
 
 /// Bumped whenever the template's contents change, so that old templates are rebuilt.
@@ -29,6 +30,19 @@ host    all          all   ::1/128       trust
 local   replication  all                 trust
 host    replication  all   127.0.0.1/32  trust
 host    replication  all   ::1/128       trust
+";
+
+/// Group roles whose members may connect only over TLS: with a password, or with a client
+/// certificate. Rules placed before [`PG_HBA`] on servers started with TLS.
+const TLS_PASSWORD_GROUP: &str = "dts_tls_password";
+const TLS_CERT_GROUP: &str = "dts_tls_cert";
+const PG_HBA_TLS: &str = "\
+hostssl    all  +dts_tls_password  127.0.0.1/32  scram-sha-256
+hostssl    all  +dts_tls_password  ::1/128       scram-sha-256
+hostnossl  all  +dts_tls_password  all           reject
+hostssl    all  +dts_tls_cert      127.0.0.1/32  cert
+hostssl    all  +dts_tls_cert      ::1/128       cert
+hostnossl  all  +dts_tls_cert      all           reject
 ";
 
 /// Server settings of a private server, passed as `-c name=value`.
@@ -69,6 +83,7 @@ struct Private {
     programs: PgPrograms,
     account: Option<Account>,
     instance: Instance,
+    tls: Option<ServerTls>,
 }
 
 /// The unprivileged system account that runs PostgreSQL when this process is root.
@@ -133,6 +148,28 @@ impl Postgres {
     /// Fails if the programs are missing, the template cannot be built, or the server does
     /// not accept connections within 60 s (the error shows the end of its log).
     pub fn start_owned() -> Result<Self, Error> {
+        Self::start_private(None)
+    }
+
+    /// Starts a private server owned by the caller, as [`Postgres::start_owned`], that also
+    /// accepts TLS connections (`ssl=on` with the server certificate of `certs`, and its
+    /// authority as `ssl_ca_file` for client certificates; the files are copied into the
+    /// server's directory). `pg_hba.conf` starts with `hostssl`/`hostnossl` rules for the
+    /// accounts made by [`Postgres::create_tls_user`]; everyone else is trusted as on other
+    /// private servers.
+    ///
+    /// # Errors
+    ///
+    /// As [`Postgres::start_owned`], and if the files cannot be copied.
+    pub fn start_owned_tls(certs: &TestCertificates) -> Result<Self, Error> {
+        let server = Self::start_private(Some(certs))?;
+        server.exec(&format!(
+            "CREATE ROLE {TLS_PASSWORD_GROUP} NOLOGIN; CREATE ROLE {TLS_CERT_GROUP} NOLOGIN;"
+        ))?;
+        Ok(server)
+    }
+
+    fn start_private(certs: Option<&TestCertificates>) -> Result<Self, Error> {
         let programs = PgPrograms::find()?;
         let psql = programs::psql()?;
         let account = Account::for_server()?;
@@ -155,6 +192,17 @@ impl Postgres {
             account.own(instance.dir())?;
         }
         process::copy_tree(&template.join("data"), &instance.data)?;
+        let tls = match certs {
+            None => None,
+            Some(certs) => {
+                let owner = account.as_ref().map(|a| (a.uid, a.gid));
+                let tls = ServerTls::install(certs, instance.dir(), owner)?;
+                let hba = instance.data.join("pg_hba.conf");
+                fs::write(&hba, format!("{PG_HBA_TLS}{PG_HBA}"))
+                    .context(|| format!("write `{}`", hba.display()))?;
+                Some(tls)
+            }
+        };
         let mut server = Self {
             endpoint: Endpoint::loopback("postgres", 0, "postgres", Some("postgres")),
             psql,
@@ -162,6 +210,7 @@ impl Postgres {
                 programs,
                 account,
                 instance,
+                tls,
             }),
         };
         server.launch(false)?;
@@ -324,6 +373,33 @@ impl Postgres {
         ))
     }
 
+    /// Creates the login role `user` with `password`, which may connect only over TLS: with
+    /// its password ([`TlsAccount::Encrypted`], `hostssl … scram-sha-256`) or with a client
+    /// certificate whose common name is `user` ([`TlsAccount::ClientCertificate`],
+    /// `hostssl … cert`). Plain connections are rejected by `pg_hba.conf`. An existing role
+    /// of that name is replaced. The rules exist only on servers from
+    /// [`Postgres::start_owned_tls`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Postgres::exec`].
+    pub fn create_tls_user(
+        &self,
+        user: &str,
+        password: &str,
+        account: TlsAccount,
+    ) -> Result<(), Error> {
+        let group = match account {
+            TlsAccount::Encrypted => TLS_PASSWORD_GROUP,
+            TlsAccount::ClientCertificate => TLS_CERT_GROUP,
+        };
+        let user = quote(user);
+        self.exec(&format!(
+            "DROP ROLE IF EXISTS {user};\nCREATE ROLE {user} LOGIN PASSWORD '{}' IN ROLE {group};",
+            password.replace('\'', "''")
+        ))
+    }
+
     /// Whether the private server's postmaster is running; `true` for an external server.
     pub fn is_running(&mut self) -> bool {
         self.server
@@ -395,6 +471,7 @@ impl Postgres {
         let pg_isready = private.programs.pg_isready.clone();
         let account = private.account.clone();
         let dir = private.instance.dir().to_path_buf();
+        let tls = private.tls.clone();
         let command = move |port: u16| {
             let mut command = Command::new(&postgres);
             command
@@ -407,6 +484,18 @@ impl Postgres {
                 .args(["-h", "127.0.0.1"]);
             for setting in SETTINGS {
                 command.arg("-c").arg(setting);
+            }
+            if let Some(tls) = &tls {
+                command.args(["-c", "ssl=on"]);
+                command
+                    .arg("-c")
+                    .arg(format!("ssl_ca_file={}", tls.ca.display()));
+                command
+                    .arg("-c")
+                    .arg(format!("ssl_cert_file={}", tls.cert.display()));
+                command
+                    .arg("-c")
+                    .arg(format!("ssl_key_file={}", tls.key.display()));
             }
             command.current_dir(&dir);
             if let Some(account) = &account {

@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use dts_testkit::{mariadb, postgres, unique_name, Error, MariaDb, Postgres};
+use dts_testkit::{
+    mariadb, postgres, unique_name, Error, MariaDb, Postgres, TestCertificates, TlsAccount,
+};
 
 /// Polls `condition` every 20 ms until it holds or `timeout` passes.
 fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
@@ -489,4 +491,146 @@ fn servers_die_with_their_process() {
         let port = u16::try_from(port).unwrap();
         assert!(eventually(Duration::from_secs(10), || !accepts_tcp(port)));
     }
+}
+
+/// Runs the `mariadb` client over TCP with extra arguments; returns (success, stdout+stderr).
+fn mariadb_client(server: &MariaDb, args: &[String], sql: &str) -> (bool, String) {
+    let output = Command::new("mariadb")
+        .arg("--no-defaults")
+        .args([
+            "--protocol=TCP",
+            "--host=127.0.0.1",
+            "--batch",
+            "--skip-column-names",
+        ])
+        .arg(format!("--port={}", server.port()))
+        .args(args)
+        .args(["--execute", sql])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text.trim().to_owned())
+}
+
+#[test]
+fn owned_tls_mariadb_enforces_tls_accounts() {
+    let certs = TestCertificates::generate(&["localhost", "127.0.0.1"], "x509_user").unwrap();
+    let server = MariaDb::start_owned_tls(&certs).unwrap();
+    assert_eq!(variable(&server, "have_ssl"), "YES");
+    server
+        .create_tls_user("tls_user", "tls pass", TlsAccount::Encrypted)
+        .unwrap();
+    server
+        .create_tls_user("x509_user", "x509 pass", TlsAccount::ClientCertificate)
+        .unwrap();
+    let ca = format!("--ssl-ca={}", certs.ca_cert().display());
+    let cipher = "SHOW STATUS LIKE 'Ssl_cipher'";
+
+    let (ok, text) = mariadb_client(
+        &server,
+        &[
+            "--user=tls_user".into(),
+            "--password=tls pass".into(),
+            "--ssl".into(),
+            ca.clone(),
+        ],
+        cipher,
+    );
+    assert!(ok, "{text}");
+    assert!(
+        text.starts_with("Ssl_cipher\t") && text.len() > "Ssl_cipher\t".len(),
+        "{text}"
+    );
+
+    let (ok, text) = mariadb_client(
+        &server,
+        &[
+            "--user=tls_user".into(),
+            "--password=tls pass".into(),
+            "--skip-ssl".into(),
+        ],
+        "SELECT 1",
+    );
+    assert!(!ok && text.contains("Access denied"), "{text}");
+
+    let x509 = [
+        "--user=x509_user".to_owned(),
+        "--password=x509 pass".into(),
+        "--ssl".into(),
+        ca,
+    ];
+    let (ok, text) = mariadb_client(&server, &x509, "SELECT 1");
+    assert!(!ok && text.contains("Access denied"), "{text}");
+    let mut with_cert = x509.to_vec();
+    with_cert.push(format!("--ssl-cert={}", certs.client_cert().display()));
+    with_cert.push(format!("--ssl-key={}", certs.client_key().display()));
+    let (ok, text) = mariadb_client(&server, &with_cert, "SELECT CURRENT_USER()");
+    assert!(ok, "{text}");
+    assert_eq!(text, "x509_user@%");
+}
+
+/// Runs `psql` with a libpq connection string; returns (success, stdout+stderr).
+fn psql(conninfo: &str, sql: &str) -> (bool, String) {
+    let output = Command::new("psql")
+        .args(["-X", "-A", "-t", "-q", "-c", sql, conninfo])
+        .env_remove("PGPASSWORD")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text.trim().to_owned())
+}
+
+#[test]
+fn owned_tls_postgres_enforces_tls_accounts() {
+    let certs = TestCertificates::generate(&["localhost", "127.0.0.1"], "cert_user").unwrap();
+    let server = Postgres::start_owned_tls(&certs).unwrap();
+    assert_eq!(server.query("SHOW ssl").unwrap(), "on");
+    server
+        .create_tls_user("tls_user", "tls pass", TlsAccount::Encrypted)
+        .unwrap();
+    server
+        .create_tls_user("cert_user", "unused", TlsAccount::ClientCertificate)
+        .unwrap();
+    let base = format!("host=127.0.0.1 port={} dbname=postgres", server.port());
+    let ssl = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+
+    let (ok, text) = psql(
+        &format!("{base} user=tls_user password='tls pass' sslmode=require"),
+        ssl,
+    );
+    assert!(ok, "{text}");
+    assert_eq!(text, "t");
+    let (ok, text) = psql(
+        &format!("{base} user=tls_user password='tls pass' sslmode=disable"),
+        ssl,
+    );
+    assert!(!ok && text.contains("no encryption"), "{text}");
+
+    let (ok, text) = psql(
+        &format!(
+            "{base} user=cert_user sslmode=verify-full sslrootcert={}",
+            certs.ca_cert().display()
+        ),
+        ssl,
+    );
+    assert!(!ok, "{text}");
+    let (ok, text) = psql(
+        &format!(
+            "{base} user=cert_user sslmode=verify-full sslrootcert={} sslcert={} sslkey={}",
+            certs.ca_cert().display(),
+            certs.client_cert().display(),
+            certs.client_key().display()
+        ),
+        ssl,
+    );
+    assert!(ok, "{text}");
+    assert_eq!(text, "t");
 }

@@ -2,12 +2,14 @@
 
 mod binlog;
 mod error;
+mod options;
 mod precheck;
 mod snapshot;
 mod source;
 
 pub use binlog::{BinlogFilter, MySqlBinlogSource};
 pub use error::map_error;
+pub use options::{MySqlConnectOptions, MySqlSslMode};
 pub use snapshot::{
     mysql_param, MySqlKeyProber, MySqlSnapshot, MySqlSnapshotMode, MySqlSnapshotReader,
     BATCH_BYTES, BATCH_ROWS,

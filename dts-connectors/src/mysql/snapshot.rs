@@ -37,11 +37,12 @@ use dts_core::{
 use dts_typemap::mysql::MySqlType;
 use futures::stream::{self, BoxStream, StreamExt};
 use mysql_async::prelude::*;
-use mysql_async::{Conn, Opts, Row};
+use mysql_async::{Conn, Row};
 use tracing::{debug, info, warn};
 
 use super::error::map_error;
-use super::source::{parse_opts, quote_ident};
+use super::options::MySqlConnectOptions;
+use super::source::quote_ident;
 
 /// Most rows in one [`RowBatch`] produced by [`MySqlSnapshotReader`].
 pub const BATCH_ROWS: usize = 4096;
@@ -104,10 +105,10 @@ impl MySqlSnapshot {
     ///
     /// Connection, privilege and server errors, classified as [`dts_core::ErrorKind`]s.
     pub async fn open(url: &str, readers: usize) -> Result<(Self, Vec<MySqlSnapshotReader>)> {
-        let opts = parse_opts(url)?;
+        let opts: MySqlConnectOptions = url.parse()?;
         let readers = readers.max(1);
         let started = Instant::now();
-        let mut control = connect(&opts, url).await?;
+        let mut control = connect(&opts).await?;
         let facts = server_facts(&mut control).await?;
         let lock_free_possible = facts.is_mariadb || !facts.log_bin;
         if readers == 1 && lock_free_possible {
@@ -116,8 +117,7 @@ impl MySqlSnapshot {
             return Ok(finish(facts, reader, started));
         }
 
-        let mut conns =
-            futures::future::try_join_all((0..readers).map(|_| connect(&opts, url))).await?;
+        let mut conns = futures::future::try_join_all((0..readers).map(|_| connect(&opts))).await?;
         for conn in &mut conns {
             prepare_reader(conn).await?;
         }
@@ -241,16 +241,8 @@ fn finish(
     (snapshot, vec![reader])
 }
 
-async fn connect(opts: &Opts, url: &str) -> Result<Conn> {
-    Conn::new(opts.clone()).await.map_err(|e| {
-        map_error(
-            e,
-            format!(
-                "cannot connect to source `{}`",
-                dts_core::error::redact_url(url)
-            ),
-        )
-    })
+async fn connect(opts: &MySqlConnectOptions) -> Result<Conn> {
+    opts.connect().await
 }
 
 async fn server_facts(conn: &mut Conn) -> Result<ServerFacts> {
@@ -711,8 +703,8 @@ impl MySqlKeyProber<'static> {
     ///
     /// Connection errors, and as [`MySqlKeyProber::new`].
     pub async fn connect(url: &str, table: &Table, key: &[String]) -> Result<Self> {
-        let opts = parse_opts(url)?;
-        let conn = connect(&opts, url).await?;
+        let opts: MySqlConnectOptions = url.parse()?;
+        let conn = connect(&opts).await?;
         Self::with_slot(ConnSlot::Owned(conn), table, key)
     }
 }

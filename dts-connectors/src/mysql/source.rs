@@ -8,9 +8,10 @@ use dts_core::{
     IndexKind, Key, ReferentialAction, Result, Schema, SchemaSource, Table, TableName,
 };
 use mysql_async::prelude::*;
-use mysql_async::{Conn, Opts, OptsBuilder, Pool, Row};
+use mysql_async::{Conn, Pool, Row};
 
 use super::error::map_error;
+use super::options::MySqlConnectOptions;
 
 /// What a MySQL-compatible server says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,10 +25,19 @@ pub struct MySqlServerInfo {
 }
 
 /// A MySQL or MariaDB source server, reached through a connection pool.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MySqlSource {
     pool: Pool,
     info: MySqlServerInfo,
+}
+
+impl std::fmt::Debug for MySqlSource {
+    // The pool's options hold the password: leave them out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MySqlSource")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Quotes a MySQL identifier with backquotes.
@@ -35,47 +45,25 @@ pub(crate) fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
-/// Parses a MySQL URL into driver options that pin what a lossless reader needs: the
-/// `utf8mb4` character set (every character set arrives as UTF-8) and the UTC session time
-/// zone (`TIMESTAMP` values arrive as UTC).
-pub(crate) fn parse_opts(url: &str) -> Result<Opts> {
-    let opts = Opts::from_url(url).map_err(|e| {
-        Error::config(format!(
-            "invalid mysql url `{}`",
-            dts_core::error::redact_url(url)
-        ))
-        .with_source(e)
-    })?;
-    let builder = OptsBuilder::from_opts(opts)
-        .init(vec![
-            "SET NAMES utf8mb4",
-            "SET time_zone = '+00:00'",
-            "SET SESSION net_read_timeout = 3600, net_write_timeout = 3600",
-        ])
-        .prefer_socket(false);
-    Ok(builder.into())
-}
-
 impl MySqlSource {
-    /// Connects to the server at `url` (`mysql://user:password@host:port[/db]`) and reads
-    /// its version.
+    /// Connects to the server at `url` (`mysql://user:password@host:port[/db]`, options as
+    /// [`MySqlConnectOptions`] parses them) and reads its version.
     pub async fn connect(url: &str) -> Result<Self> {
-        let opts = parse_opts(url)?;
+        Self::connect_with(&url.parse()?).await
+    }
+
+    /// Connects to the server `options` name and reads its version. Every connection of
+    /// the pool uses the same options (TLS mode settled by the first connection).
+    pub async fn connect_with(options: &MySqlConnectOptions) -> Result<Self> {
+        let (mut conn, opts) = options.connect_with_opts().await?;
         let pool = Pool::new(opts);
-        let mut conn = pool.get_conn().await.map_err(|e| {
-            map_error(
-                e,
-                format!(
-                    "cannot connect to source `{}`",
-                    dts_core::error::redact_url(url)
-                ),
-            )
-        })?;
         let version: String = conn
             .query_first("SELECT VERSION()")
             .await
             .map_err(|e| map_error(e, "reading source version"))?
             .unwrap_or_default();
+        // The pool opens its own connections.
+        let _ = conn.disconnect().await;
         let is_mariadb = version.to_ascii_lowercase().contains("mariadb");
         let mut nums = version
             .split(|c: char| !c.is_ascii_digit())

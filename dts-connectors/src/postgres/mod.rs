@@ -3,6 +3,7 @@
 mod apply;
 mod copy;
 mod error;
+mod options;
 mod precheck;
 mod sink;
 mod state;
@@ -11,9 +12,10 @@ mod target;
 pub use apply::PgApplySink;
 pub use copy::{is_supported_type, PgCopyColumn, PgCopyEncoder};
 pub use error::map_error;
+pub use options::{PgConnectOptions, PgSslMode};
 pub use sink::PgChunkSink;
 pub use state::{
     migrate, read_position, read_schema, record_position, record_schema, PgStateStore, META_SCHEMA,
     STATE_VERSION,
 };
-pub use target::{connect_client, PgStatement, PgTarget};
+pub use target::{connect_client, connect_client_with, PgStatement, PgTarget};

@@ -2,10 +2,11 @@
 
 use std::collections::BTreeSet;
 
-use dts_core::{Error, Result, TableName};
-use tokio_postgres::{Client, NoTls};
+use dts_core::{Result, TableName};
+use tokio_postgres::Client;
 
 use super::error::map_error;
+use super::options::PgConnectOptions;
 
 /// One DDL statement with the name of the object it creates, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,29 +31,16 @@ impl std::fmt::Debug for PgTarget {
     }
 }
 
-/// Connects to PostgreSQL and spawns the connection task on the current tokio runtime.
+/// Connects to PostgreSQL at `url` (options as [`PgConnectOptions`] parses them), spawns
+/// the connection task on the current tokio runtime and sets the session up for lossless
+/// reading and writing.
 pub async fn connect_client(url: &str) -> Result<Client> {
-    let config: tokio_postgres::Config = url.parse().map_err(|e| {
-        Error::config(format!(
-            "invalid postgres url `{}`",
-            dts_core::error::redact_url(url)
-        ))
-        .with_source(e)
-    })?;
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| {
-        map_error(
-            e,
-            format!(
-                "cannot connect to target `{}`",
-                dts_core::error::redact_url(url)
-            ),
-        )
-    })?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "postgres connection closed");
-        }
-    });
+    connect_client_with(&url.parse()?).await
+}
+
+/// As [`connect_client`], with parsed options.
+pub async fn connect_client_with(options: &PgConnectOptions) -> Result<Client> {
+    let client = options.connect().await?;
     client
         .batch_execute(
             "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; \

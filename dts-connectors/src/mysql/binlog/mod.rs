@@ -26,7 +26,7 @@ use self::event::{kind, MySqlGtid, RawEvent};
 use self::gtid::GtidState;
 use self::reader::{EventReader, Flavor};
 use super::error::map_error;
-use super::source::parse_opts;
+use super::options::MySqlConnectOptions;
 
 /// How often the source is asked to send a heartbeat when it has nothing else to send.
 const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -142,16 +142,7 @@ impl fmt::Debug for MySqlBinlogSource {
 }
 
 async fn connect(url: &str) -> Result<Conn> {
-    let opts = parse_opts(url)?;
-    Conn::new(opts).await.map_err(|e| {
-        map_error(
-            e,
-            format!(
-                "cannot connect to source `{}`",
-                dts_core::error::redact_url(url)
-            ),
-        )
-    })
+    url.parse::<MySqlConnectOptions>()?.connect().await
 }
 
 fn is_mariadb(version: &str) -> bool {
