@@ -4,6 +4,7 @@ mod binlog;
 mod error;
 mod snapshot;
 mod source;
+mod types;
 
 pub use binlog::{BinlogFilter, MySqlBinlogSource};
 pub use error::map_error;

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use dts_core::{BitString, Date, DateTime, Duration, TableName, Value};
+use dts_core::{DateTime, TableName, Value};
 
 use super::charset::{Charset, CharsetMap};
 use super::decimal::{decimal_len, decode_decimal};
@@ -16,6 +16,7 @@ use mysql_async::binlog::events::{
 };
 use mysql_async::consts::UnknownColumnType;
 
+use super::super::types;
 use super::event::{be_uint, Malformed, Parse, Reader};
 use super::jsonb::jsonb_to_text;
 
@@ -668,29 +669,7 @@ fn date_time(
     s: u64,
     micro: u64,
 ) -> Result<DateTime, ValueError> {
-    let invalid = || ValueError::Invalid("datetime");
-    let dt = DateTime {
-        date: Date::new(
-            u16::try_from(year).map_err(|_| invalid())?,
-            u8::try_from(month).map_err(|_| invalid())?,
-            u8::try_from(day).map_err(|_| invalid())?,
-        ),
-        hour: u8::try_from(h).map_err(|_| invalid())?,
-        minute: u8::try_from(mi).map_err(|_| invalid())?,
-        second: u8::try_from(s).map_err(|_| invalid())?,
-        micro: u32::try_from(micro).map_err(|_| invalid())?,
-    };
-    if dt.date.year > 9999
-        || dt.date.month > 12
-        || dt.date.day > 31
-        || dt.hour > 23
-        || dt.minute > 59
-        || dt.second > 59
-        || dt.micro > 999_999
-    {
-        return Err(invalid());
-    }
-    Ok(dt)
+    types::date_time(year, month, day, h, mi, s, micro).ok_or(ValueError::Invalid("datetime"))
 }
 
 fn decode_value(dec: &Decoder, r: &mut Reader<'_>) -> Result<Value, ValueError> {
@@ -718,8 +697,7 @@ fn decode_value(dec: &Decoder, r: &mut Reader<'_>) -> Result<Value, ValueError> 
             Value::Decimal(text.parse().map_err(|_| ValueError::Invalid("decimal"))?)
         }
         Decoder::Bit { len, bytes } => {
-            let bits = be_uint(r.take(*bytes)?);
-            Value::Bits(BitString::new(*len, bits).ok_or(ValueError::Invalid("bit"))?)
+            Value::Bits(types::bit_string(*len, r.take(*bytes)?).ok_or(ValueError::Invalid("bit"))?)
         }
         Decoder::Str { len_bytes, charset } | Decoder::Blob { len_bytes, charset } => {
             text(prefixed(r, *len_bytes)?, charset)?
@@ -775,12 +753,7 @@ fn decode_value(dec: &Decoder, r: &mut Reader<'_>) -> Result<Value, ValueError> 
             let v = sign_extend(r.uint(3)?, 3);
             let abs = v.unsigned_abs();
             let (h, m, s) = (abs / 10_000, abs / 100 % 100, abs % 100);
-            if m > 59 || s > 59 {
-                return Err(ValueError::Invalid("time"));
-            }
-            let micros = i64::try_from(((h * 60 + m) * 60 + s) * 1_000_000)
-                .map_err(|_| ValueError::Invalid("time"))?;
-            Value::Time(Duration::from_micros(if v < 0 { -micros } else { micros }))
+            Value::Time(types::time(v < 0, h, m, s, 0).ok_or(ValueError::Invalid("time"))?)
         }
         Decoder::Time2 { fsp } => {
             // 3 bytes: sign, 1 unused bit, 10 bits hour, 6 minute, 6 second, offset by
@@ -821,12 +794,7 @@ fn decode_value(dec: &Decoder, r: &mut Reader<'_>) -> Result<Value, ValueError> 
                 (hms >> 6) % (1 << 6),
                 hms % (1 << 6),
             );
-            if m > 59 || s > 59 || micro > 999_999 {
-                return Err(ValueError::Invalid("time"));
-            }
-            let micros = i64::try_from(((h * 60 + m) * 60 + s) * 1_000_000 + micro)
-                .map_err(|_| ValueError::Invalid("time"))?;
-            Value::Time(Duration::from_micros(if neg { -micros } else { micros }))
+            Value::Time(types::time(neg, h, m, s, micro).ok_or(ValueError::Invalid("time"))?)
         }
         Decoder::DateTime => {
             // Pre-5.6 DATETIME: the decimal number YYYYMMDDhhmmss.
@@ -875,12 +843,7 @@ fn decode_value(dec: &Decoder, r: &mut Reader<'_>) -> Result<Value, ValueError> 
 
 /// A TIMESTAMP from epoch seconds and microseconds, in UTC. The zero timestamp is epoch 0.
 fn timestamp(secs: i64, micro: i64) -> Result<Value, ValueError> {
-    if !(0..1_000_000).contains(&micro) {
-        return Err(ValueError::Invalid("timestamp"));
-    }
-    DateTime::from_micros_since_unix_epoch(secs * 1_000_000 + micro)
-        .map(Value::Timestamp)
-        .ok_or(ValueError::Invalid("timestamp"))
+    types::timestamp_from_epoch(secs, micro).ok_or(ValueError::Invalid("timestamp"))
 }
 
 /// Decodes every row image of `data` (one image per row: write and delete events).
