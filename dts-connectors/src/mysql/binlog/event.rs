@@ -8,8 +8,9 @@
 
 use std::fmt;
 
-use mysql_async::binlog::events::StatusVarVal;
-use mysql_async::binlog::events::{GtidEvent, QueryEvent, RotateEvent, RowsEventData};
+use mysql_async::binlog::events::{
+    GtidEvent, QueryEvent, RotateEvent, RowsEventData, StatusVarVal,
+};
 use mysql_async::binlog::StatusVarKey;
 
 /// Event type codes (the header's type byte).

@@ -8,13 +8,12 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use dts_core::{Change, ChangeEvent, Error, ErrorKind, Position, Result, RowImage, TableName};
-use tracing::{debug, warn};
-
-use super::charset::{latin1_to_string, Charset, CharsetMap};
 use mysql_async::binlog::events::{
     Event, EventData, GtidEvent, QueryEvent, RotateEvent, TableMapEvent,
 };
+use tracing::{debug, warn};
 
+use super::charset::{latin1_to_string, Charset, CharsetMap};
 use super::event::{
     client_charset, kind, parse_gtid_list, rotate_target, rows_kind, Malformed, MariaGtid,
     MySqlGtid, Reader, RowsKind, FLAG_ARTIFICIAL,

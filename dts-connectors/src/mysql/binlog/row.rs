@@ -1,15 +1,20 @@
 //! Row images: a table map turned into column decoders, and rows decoded into [`Value`]s of
 //! the same shapes the snapshot reader produces.
 //!
-//! Signedness, column names and character sets come from the table map's optional metadata,
-//! which the server writes in full only with `binlog_row_metadata=FULL`.
+//! Signedness, column names and character sets come from the table map's optional metadata
+//! (read by mysql_common), which the server writes in full only with
+//! `binlog_row_metadata=FULL`.
+//!
+//! Row values are decoded here rather than by mysql_common's `RowsEvent::rows`, which leaves
+//! signed MEDIUMINT without its sign, TIMESTAMP as epoch seconds, ENUM as its index, SET as
+//! its bit mask, YEAR 0000 as 1900, strings undecoded, and parses the table map's optional
+//! metadata again for every row. One [`TableDecoder`] per table map serves every row. The
+//! parts of dates, times and bit strings become values through the functions the snapshot
+//! reader uses too (`mysql::types`).
 
 use std::sync::Arc;
 
 use dts_core::{DateTime, TableName, Value};
-
-use super::charset::{Charset, CharsetMap};
-use super::decimal::{decimal_len, decode_decimal};
 use mysql_async::binlog::events::{
     ColumnCharsets, ColumnNames, DefaultCharset, EnumsStrValues, OptionalMetadataField,
     SetsStrValues, TableMapEvent,
@@ -17,6 +22,8 @@ use mysql_async::binlog::events::{
 use mysql_async::consts::UnknownColumnType;
 
 use super::super::types;
+use super::charset::{Charset, CharsetMap};
+use super::decimal::{decimal_len, decode_decimal};
 use super::event::{be_uint, Malformed, Parse, Reader};
 use super::jsonb::jsonb_to_text;
 
