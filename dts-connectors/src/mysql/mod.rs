@@ -6,6 +6,7 @@ mod options;
 mod precheck;
 mod snapshot;
 mod source;
+mod types;
 
 pub use binlog::{BinlogFilter, MySqlBinlogSource};
 pub use error::map_error;

@@ -31,8 +31,8 @@ use std::time::Instant;
 
 use dts_core::KeyProber;
 use dts_core::{
-    BitString, Chunk, Column, Date, DateTime, Decimal, Duration, Error, ErrorKind, Position,
-    Result, RowBatch, SnapshotReader, Table, TableName, Value,
+    BitString, Chunk, Column, Decimal, Error, ErrorKind, Position, Result, RowBatch,
+    SnapshotReader, Table, TableName, Value,
 };
 use dts_typemap::mysql::MySqlType;
 use futures::stream::{self, BoxStream, StreamExt};
@@ -43,6 +43,7 @@ use tracing::{debug, info, warn};
 use super::error::map_error;
 use super::options::MySqlConnectOptions;
 use super::source::quote_ident;
+use super::types::{bit_string, date_time, time, MySqlColumn, ValueKind as Kind};
 
 /// Most rows in one [`RowBatch`] produced by [`MySqlSnapshotReader`].
 pub const BATCH_ROWS: usize = 4096;
@@ -465,7 +466,7 @@ impl<'a> ChunkRead<'a> {
         let ctx = || format!("reading chunk {} of `{}`", chunk.index, table.name);
         let columns = MySqlSnapshotReader::columns_read(table)
             .into_iter()
-            .map(|c| Ok((c, Kind::of(table, c)?)))
+            .map(|c| Ok((c, MySqlColumn::of(table, c)?.kind)))
             .collect::<Result<Vec<_>>>()
             .map_err(|e| e.context(ctx()))?;
         if columns.is_empty() {
@@ -849,8 +850,9 @@ impl KeyColumns {
             let column = table.column(name).ok_or_else(|| {
                 Error::config(format!("key column `{}.{name}` does not exist", table.name))
             })?;
-            let ty = parse_type(table, column)?;
-            let (placeholder, numeric_member, probe_kind) = match &ty {
+            // Parsed once: the declared type decides the placeholder, the shape the value.
+            let parsed = MySqlColumn::of(table, column)?;
+            let (placeholder, numeric_member, probe_kind) = match &parsed.ty {
                 MySqlType::Decimal { precision, scale } => (
                     format!("CAST(? AS DECIMAL({precision},{scale}))"),
                     false,
@@ -866,7 +868,7 @@ impl KeyColumns {
                         ),
                     ))
                 }
-                _ => ("?".to_string(), false, Kind::of(table, column)?),
+                _ => ("?".to_string(), false, parsed.kind),
             };
             columns.push(KeyColumn {
                 name: name.clone(),
@@ -954,105 +956,6 @@ fn qualified(name: &TableName) -> String {
     format!("{}.{}", quote_ident(&name.schema), quote_ident(&name.name))
 }
 
-fn parse_type(table: &Table, column: &Column) -> Result<MySqlType> {
-    MySqlType::parse(&column.source_type).map_err(|e| {
-        Error::new(
-            ErrorKind::Unsupported,
-            format!(
-                "cannot read column `{}.{}` of type `{}`",
-                table.name, column.name, column.source_type
-            ),
-        )
-        .with_source(e)
-    })
-}
-
-/// How a column's values are decoded into [`Value`]s.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Int,
-    UInt,
-    Decimal,
-    Float,
-    Double,
-    Bit(u8),
-    Text,
-    Bytes,
-    Date,
-    DateTime,
-    Timestamp,
-    Time,
-    Year,
-    Json,
-}
-
-impl Kind {
-    fn of(table: &Table, column: &Column) -> Result<Kind> {
-        let ty = parse_type(table, column)?;
-        Ok(match ty {
-            MySqlType::TinyInt { unsigned, .. }
-            | MySqlType::SmallInt { unsigned }
-            | MySqlType::MediumInt { unsigned }
-            | MySqlType::Int { unsigned }
-            | MySqlType::BigInt { unsigned } => {
-                if unsigned {
-                    Kind::UInt
-                } else {
-                    Kind::Int
-                }
-            }
-            MySqlType::Decimal { .. } => Kind::Decimal,
-            MySqlType::Float => Kind::Float,
-            MySqlType::Double => Kind::Double,
-            MySqlType::Bit(n) => Kind::Bit(n),
-            MySqlType::Char(_)
-            | MySqlType::VarChar(_)
-            | MySqlType::TinyText
-            | MySqlType::Text
-            | MySqlType::MediumText
-            | MySqlType::LongText
-            | MySqlType::Enum(_)
-            | MySqlType::Set(_) => {
-                if column.json_checked {
-                    Kind::Json
-                } else {
-                    Kind::Text
-                }
-            }
-            MySqlType::Binary(_)
-            | MySqlType::VarBinary(_)
-            | MySqlType::TinyBlob
-            | MySqlType::Blob
-            | MySqlType::MediumBlob
-            | MySqlType::LongBlob => Kind::Bytes,
-            MySqlType::Date => Kind::Date,
-            MySqlType::DateTime(_) => Kind::DateTime,
-            MySqlType::Timestamp(_) => Kind::Timestamp,
-            MySqlType::Time(_) => Kind::Time,
-            MySqlType::Year => Kind::Year,
-            MySqlType::Json => Kind::Json,
-            MySqlType::Spatial(name) => {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!(
-                        "unsupported type `{name}` for column `{}.{}`",
-                        table.name, column.name
-                    ),
-                ))
-            }
-            other => {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!(
-                        "unsupported type `{other:?}` for column `{}.{}`",
-                        table.name, column.name
-                    ),
-                ))
-            }
-        })
-    }
-}
-
 /// Why a server value could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum DecodeError {
@@ -1092,7 +995,9 @@ fn parse_text<T: std::str::FromStr>(bytes: &[u8], what: &'static str) -> Result<
         .ok_or(DecodeError::Invalid(what))
 }
 
-fn date_time(
+/// A DATETIME or TIMESTAMP of the binary protocol, checked as the binlog's are.
+#[allow(clippy::too_many_arguments)]
+fn protocol_date_time(
     y: u16,
     mo: u8,
     d: u8,
@@ -1100,17 +1005,17 @@ fn date_time(
     mi: u8,
     s: u8,
     micro: u32,
-) -> Result<DateTime, DecodeError> {
-    if mo > 12 || d > 31 || h > 23 || mi > 59 || s > 59 || micro > 999_999 {
-        return Err(DecodeError::Invalid("datetime"));
-    }
-    Ok(DateTime {
-        date: Date::new(y, mo, d),
-        hour: h,
-        minute: mi,
-        second: s,
-        micro,
-    })
+) -> Result<dts_core::DateTime, DecodeError> {
+    date_time(
+        y.into(),
+        mo.into(),
+        d.into(),
+        h.into(),
+        mi.into(),
+        s.into(),
+        micro.into(),
+    )
+    .ok_or(DecodeError::Invalid("datetime"))
 }
 
 /// Decodes one value of the binary (or text) protocol into a [`Value`] of `kind`.
@@ -1145,11 +1050,7 @@ fn decode(kind: Kind, v: mysql_async::Value) -> Result<Value, DecodeError> {
         (Kind::Double, M::Float(f)) => Value::Double(f64::from(f)),
         (Kind::Double, M::Bytes(b)) => Value::Double(parse_text(&b, "double")?),
         (Kind::Bit(n), M::Bytes(b)) => {
-            if b.len() > 8 {
-                return Err(DecodeError::Invalid("bit"));
-            }
-            let bits = b.iter().fold(0u64, |acc, &x| acc << 8 | u64::from(x));
-            Value::Bits(BitString::new(n, bits).ok_or(DecodeError::Invalid("bit"))?)
+            Value::Bits(bit_string(n, &b).ok_or(DecodeError::Invalid("bit"))?)
         }
         (Kind::Bit(n), M::UInt(bits)) => {
             Value::Bits(BitString::new(n, bits).ok_or(DecodeError::Invalid("bit"))?)
@@ -1157,33 +1058,26 @@ fn decode(kind: Kind, v: mysql_async::Value) -> Result<Value, DecodeError> {
         (Kind::Text, M::Bytes(b)) => Value::Text(text_of(b)?),
         (Kind::Json, M::Bytes(b)) => Value::Json(text_of(b)?),
         (Kind::Bytes, M::Bytes(b)) => Value::Bytes(b),
-        (Kind::Date, M::Date(y, mo, d, _, _, _, _)) => {
-            if mo > 12 || d > 31 {
-                return Err(DecodeError::Invalid("date"));
-            }
-            Value::Date(Date::new(y, mo, d))
-        }
+        (Kind::Date, M::Date(y, mo, d, _, _, _, _)) => Value::Date(
+            date_time(y.into(), mo.into(), d.into(), 0, 0, 0, 0)
+                .ok_or(DecodeError::Invalid("date"))?
+                .date,
+        ),
         (Kind::Date, M::Bytes(b)) => Value::Date(parse_text(&b, "date")?),
         (Kind::DateTime, M::Date(y, mo, d, h, mi, s, us)) => {
-            Value::DateTime(date_time(y, mo, d, h, mi, s, us)?)
+            Value::DateTime(protocol_date_time(y, mo, d, h, mi, s, us)?)
         }
         (Kind::DateTime, M::Bytes(b)) => Value::DateTime(parse_text(&b, "datetime")?),
         (Kind::Timestamp, M::Date(y, mo, d, h, mi, s, us)) => {
-            Value::Timestamp(date_time(y, mo, d, h, mi, s, us)?)
+            Value::Timestamp(protocol_date_time(y, mo, d, h, mi, s, us)?)
         }
         (Kind::Timestamp, M::Bytes(b)) => Value::Timestamp(parse_text(&b, "timestamp")?),
         (Kind::Time, M::Time(neg, days, h, mi, s, us)) => {
-            let secs = i64::from(days)
-                .checked_mul(24)
-                .and_then(|hours| hours.checked_add(i64::from(h)))
-                .and_then(|hours| hours.checked_mul(3600))
-                .and_then(|x| x.checked_add(i64::from(mi) * 60 + i64::from(s)));
-            let micros = secs
-                .and_then(|x| x.checked_mul(1_000_000))
-                .and_then(|x| x.checked_add(i64::from(us)))
-                .filter(|_| mi < 60 && s < 60 && us < 1_000_000)
-                .ok_or(DecodeError::Invalid("time"))?;
-            Value::Time(Duration::from_micros(if neg { -micros } else { micros }))
+            let hours = u64::from(days) * 24 + u64::from(h);
+            Value::Time(
+                time(neg, hours, mi.into(), s.into(), us.into())
+                    .ok_or(DecodeError::Invalid("time"))?,
+            )
         }
         (Kind::Time, M::Bytes(b)) => Value::Time(parse_text(&b, "time")?),
         (Kind::Year, M::UInt(n)) => {
@@ -1292,7 +1186,7 @@ fn render_key_value(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dts_core::{Index, IndexColumn, IndexKind, Key};
+    use dts_core::{Date, Duration, Index, IndexColumn, IndexKind, Key};
     use mysql_async::Value as M;
 
     fn column(name: &str, ty: &str) -> Column {

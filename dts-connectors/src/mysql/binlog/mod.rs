@@ -22,7 +22,6 @@ use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Row};
 use tracing::{debug, info};
 
 use self::charset::CharsetMap;
-use self::event::{kind, MySqlGtid, RawEvent};
 use self::gtid::GtidState;
 use self::reader::{EventReader, Flavor};
 use super::error::map_error;
@@ -361,32 +360,7 @@ impl MySqlBinlogSource {
             }
         };
         self.last_received = Instant::now();
-        let header = event.header();
-        let raw = RawEvent {
-            kind: header.event_type_raw(),
-            timestamp: header.timestamp(),
-            server_id: header.server_id(),
-            log_pos: u64::from(header.log_pos()),
-            flags: header.flags_raw(),
-            body: event.data(),
-        };
-        let tagged = if raw.kind == kind::GTID_TAGGED {
-            match event.read_event::<mysql_async::binlog::events::GtidEvent>() {
-                Ok(g) => Some(MySqlGtid {
-                    sid: g.sid(),
-                    tag: g.tag().map(ToString::to_string),
-                    gno: g.gno(),
-                }),
-                Err(e) => {
-                    let e = Error::new(ErrorKind::Database, "malformed tagged gtid event")
-                        .with_source(e);
-                    return Err(self.fail(e));
-                }
-            }
-        } else {
-            None
-        };
-        let handled = self.reader.handle(&raw, tagged);
+        let handled = self.reader.handle(&event);
         if handled.is_err() {
             self.failed = true;
         }

@@ -8,12 +8,15 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use dts_core::{Change, ChangeEvent, Error, ErrorKind, Position, Result, RowImage, TableName};
+use mysql_async::binlog::events::{
+    Event, EventData, GtidEvent, QueryEvent, RotateEvent, TableMapEvent,
+};
 use tracing::{debug, warn};
 
 use super::charset::{latin1_to_string, Charset, CharsetMap};
 use super::event::{
-    kind, parse_gtid_list, Format, Malformed, MariaGtid, MySqlGtid, Query, RawEvent, Reader,
-    Rotate, Rows, RowsKind, TableMap,
+    client_charset, kind, parse_gtid_list, rotate_target, rows_kind, Malformed, MariaGtid,
+    MySqlGtid, Reader, RowsKind, FLAG_ARTIFICIAL,
 };
 use super::gtid::GtidState;
 use super::row::{RowError, TableDecoder};
@@ -66,7 +69,6 @@ pub(crate) struct EventReader {
     flavor: Flavor,
     filter: BinlogFilter,
     charsets: CharsetMap,
-    format: Format,
     format_seen: bool,
     /// Whether events carry a CRC32: the first (fake) rotate arrives before the format
     /// description and still has it.
@@ -99,7 +101,6 @@ impl EventReader {
             flavor,
             filter,
             charsets,
-            format: Format::default(),
             format_seen: false,
             checksum,
             acked: (file.clone(), offset),
@@ -132,6 +133,13 @@ impl EventReader {
             .context(self.context())
     }
 
+    /// An event mysql_common could not parse.
+    fn unparsable(&self, what: &str, e: std::io::Error) -> Error {
+        Error::new(ErrorKind::Database, format!("malformed {what} event"))
+            .with_source(e)
+            .context(self.context())
+    }
+
     fn push(&mut self, change: Change, timestamp: u32) {
         let position = self.position();
         self.out.push_back(ChangeEvent {
@@ -141,58 +149,66 @@ impl EventReader {
         });
     }
 
-    /// Reads one event. `mysql_gtid` is the decoded GTID of a MySQL tagged GTID event.
-    pub fn handle(&mut self, ev: &RawEvent<'_>, mysql_gtid: Option<MySqlGtid>) -> Result<()> {
-        if ev.timestamp != 0 {
-            self.last_timestamp = ev.timestamp;
+    /// Reads one event, as mysql_async's binlog stream delivers it (mysql_common's
+    /// [`Event`]: header, body without checksum, and the format description in force).
+    ///
+    /// The events mysql_common parses correctly are read through its parsers: rotate,
+    /// query, table map (with its optional metadata), rows event headers and MySQL GTIDs.
+    /// MariaDB's own events and row values are decoded here (see the crate README).
+    pub fn handle(&mut self, ev: &Event) -> Result<()> {
+        let header = ev.header();
+        let ev_kind = header.event_type_raw();
+        let timestamp = header.timestamp();
+        let log_pos = u64::from(header.log_pos());
+        let artificial = header.flags_raw() & FLAG_ARTIFICIAL != 0;
+        if timestamp != 0 {
+            self.last_timestamp = timestamp;
         }
         // The header's end position moves the offset forward; events the server makes up
         // (log_pos 0) and heartbeats do not, and it never moves back (a format description
         // re-sent when resuming mid-file carries its original position).
-        if ev.log_pos != 0 && ev.kind != kind::HEARTBEAT && ev.log_pos > self.offset {
-            self.offset = ev.log_pos;
+        if log_pos != 0 && ev_kind != kind::HEARTBEAT && log_pos > self.offset {
+            self.offset = log_pos;
         }
-        match ev.kind {
+        match ev_kind {
             kind::ROTATE => {
-                let body = if !self.format_seen && self.checksum && ev.body.len() > 12 {
-                    &ev.body[..ev.body.len() - 4]
-                } else {
-                    ev.body
-                };
-                let rotate = Rotate::parse(body).map_err(|m| self.malformed(m))?;
-                if !ev.is_artificial() {
+                let rotate = ev
+                    .read_event::<RotateEvent<'_>>()
+                    .map_err(|e| self.unparsable("rotate", e))?;
+                let checksum_left = !self.format_seen && self.checksum;
+                let (position, file) =
+                    rotate_target(&rotate, checksum_left).map_err(|m| self.malformed(m))?;
+                if !artificial {
                     self.tables.clear();
                 }
-                debug!(file = %rotate.file, offset = rotate.position, "binlog rotated");
-                self.file = rotate.file;
-                self.offset = rotate.position;
+                debug!(file = %file, offset = position, "binlog rotated");
+                self.file = file;
+                self.offset = position;
             }
-            kind::FORMAT_DESCRIPTION => {
-                self.format = Format::parse(ev.body).map_err(|m| self.malformed(m))?;
-                self.format_seen = true;
-            }
+            // mysql_common keeps the format description itself (table id width, post-header
+            // lengths, checksum); the reader only needs to know one was seen.
+            kind::FORMAT_DESCRIPTION => self.format_seen = true,
+            // MariaDB's GTID event (162) is unknown to mysql_common: decoded here.
             kind::MARIADB_GTID => {
-                let g = MariaGtid::parse(ev.body).map_err(|m| self.malformed(m))?;
+                let g = MariaGtid::parse(ev.data()).map_err(|m| self.malformed(m))?;
                 let gtid = GroupGtid::MariaDb {
                     domain: g.domain,
-                    server: ev.server_id,
+                    server: header.server_id(),
                     seq: g.seq,
                 };
-                self.open_group(!g.standalone(), Some(gtid), ev.timestamp);
+                self.open_group(!g.standalone(), Some(gtid), timestamp);
             }
             kind::GTID | kind::GTID_TAGGED => {
-                let gtid = match mysql_gtid {
-                    Some(g) => g,
-                    None if ev.kind == kind::GTID => {
-                        MySqlGtid::parse(ev.body).map_err(|m| self.malformed(m))?
-                    }
-                    None => return Err(self.malformed(Malformed("tagged gtid event"))),
-                };
-                self.open_group(false, Some(GroupGtid::MySql(gtid)), ev.timestamp);
+                let g = ev
+                    .read_event::<GtidEvent>()
+                    .map_err(|e| self.unparsable("gtid", e))?;
+                let gtid = MySqlGtid::from_event(&g);
+                self.open_group(false, Some(GroupGtid::MySql(gtid)), timestamp);
             }
-            kind::ANONYMOUS_GTID => self.open_group(false, None, ev.timestamp),
-            kind::MARIADB_GTID_LIST if !ev.is_artificial() && self.flavor == Flavor::MariaDb => {
-                let list = parse_gtid_list(ev.body).map_err(|m| self.malformed(m))?;
+            kind::ANONYMOUS_GTID => self.open_group(false, None, timestamp),
+            // MariaDB's GTID list event (163) is unknown to mysql_common: decoded here.
+            kind::MARIADB_GTID_LIST if !artificial && self.flavor == Flavor::MariaDb => {
+                let list = parse_gtid_list(ev.data()).map_err(|m| self.malformed(m))?;
                 // The list holds every (domain, server) pair; each domain's last entry is
                 // its current GTID.
                 let mut map = BTreeMap::new();
@@ -203,7 +219,8 @@ impl EventReader {
                 self.gtid_text = self.gtid.render();
             }
             kind::QUERY => self.query(ev)?,
-            kind::XID => self.end_group(ev.timestamp),
+            // The XID itself is not needed: the event only ends the group.
+            kind::XID => self.end_group(timestamp),
             kind::TABLE_MAP => self.table_map(ev)?,
             kind::WRITE_ROWS_V1
             | kind::UPDATE_ROWS_V1
@@ -221,7 +238,7 @@ impl EventReader {
                     )
                     .context(self.context()));
                 }
-                self.end_group(ev.timestamp);
+                self.end_group(timestamp);
             }
             kind::QUERY_COMPRESSED | kind::ROWS_COMPRESSED_FIRST..=kind::ROWS_COMPRESSED_LAST => {
                 return Err(Error::new(
@@ -239,8 +256,9 @@ impl EventReader {
                 )
                 .context(self.context()));
             }
-            // Heartbeats, stop events, MariaDB annotations and checkpoints, MySQL previous
-            // GTIDs, transaction payloads (their events follow decompressed), and others.
+            // Heartbeats, stop events, MariaDB annotations (160) and binlog checkpoints
+            // (161), MySQL previous GTIDs, transaction payloads (mysql_async delivers their
+            // events decompressed after them), and others.
             _ => {}
         }
         Ok(())
@@ -305,10 +323,14 @@ impl EventReader {
         }
     }
 
-    fn query(&mut self, ev: &RawEvent<'_>) -> Result<()> {
-        let q = Query::parse(ev.body).map_err(|m| self.malformed(m))?;
-        let sql = self.statement_text(q.sql, q.client_charset);
-        let schema = (!q.schema.is_empty()).then(|| String::from_utf8_lossy(q.schema).into_owned());
+    fn query(&mut self, ev: &Event) -> Result<()> {
+        let q = ev
+            .read_event::<QueryEvent<'_>>()
+            .map_err(|e| self.unparsable("query", e))?;
+        let timestamp = ev.header().timestamp();
+        let sql = self.statement_text(q.query_raw(), client_charset(&q));
+        let schema = (!q.schema_raw().is_empty())
+            .then(|| String::from_utf8_lossy(q.schema_raw()).into_owned());
         let explicit = self.group.as_ref().is_some_and(|g| g.explicit);
         match classify(&sql) {
             Statement::Begin => {
@@ -318,13 +340,13 @@ impl EventReader {
                         g.explicit = true;
                         if !g.begin_sent {
                             g.begin = here;
-                            g.begin_timestamp = ev.timestamp;
+                            g.begin_timestamp = timestamp;
                         }
                     }
-                    None => self.open_group(true, None, ev.timestamp),
+                    None => self.open_group(true, None, timestamp),
                 }
             }
-            Statement::Commit | Statement::Rollback => self.end_group(ev.timestamp),
+            Statement::Commit | Statement::Rollback => self.end_group(timestamp),
             Statement::Ddl(targets) => {
                 let selected = self.ddl_selected(&targets, schema.as_deref());
                 if !explicit {
@@ -333,7 +355,7 @@ impl EventReader {
                     self.record_gtid(group.and_then(|g| g.gtid));
                 }
                 if selected {
-                    self.push(Change::Ddl { schema, sql }, ev.timestamp);
+                    self.push(Change::Ddl { schema, sql }, timestamp);
                     if !explicit {
                         self.acked = (self.file.clone(), self.offset);
                     }
@@ -366,12 +388,12 @@ impl EventReader {
                     .context(self.context()));
                 }
                 if !explicit {
-                    self.end_group(ev.timestamp);
+                    self.end_group(timestamp);
                 }
             }
             Statement::Other => {
                 if !explicit {
-                    self.end_group(ev.timestamp);
+                    self.end_group(timestamp);
                 }
             }
         }
@@ -406,15 +428,17 @@ impl EventReader {
         })
     }
 
-    fn table_map(&mut self, ev: &RawEvent<'_>) -> Result<()> {
-        let id = TableMap::table_id(ev.body, self.format).map_err(|m| self.malformed(m))?;
-        if self.tables.get(&id).is_some_and(|c| c.map == ev.body) {
+    fn table_map(&mut self, ev: &Event) -> Result<()> {
+        let map = ev
+            .read_event::<TableMapEvent<'_>>()
+            .map_err(|e| self.unparsable("table map", e))?;
+        let id = map.table_id();
+        if self.tables.get(&id).is_some_and(|c| c.map == ev.data()) {
             return Ok(());
         }
-        let map = TableMap::parse(ev.body, self.format).map_err(|m| self.malformed(m))?;
         let name = TableName::new(
-            String::from_utf8_lossy(map.schema),
-            String::from_utf8_lossy(map.table),
+            String::from_utf8_lossy(map.database_name_raw()),
+            String::from_utf8_lossy(map.table_name_raw()),
         );
         let entry = if (self.filter.tables)(&name) {
             let decoder = TableDecoder::new(&map, &self.charsets)
@@ -429,15 +453,20 @@ impl EventReader {
         self.tables.insert(
             id,
             CachedTable {
-                map: ev.body.to_vec(),
+                map: ev.data().to_vec(),
                 entry,
             },
         );
         Ok(())
     }
 
-    fn rows(&mut self, ev: &RawEvent<'_>) -> Result<()> {
-        let id = Rows::table_id(ev.body, self.format).map_err(|m| self.malformed(m))?;
+    fn rows(&mut self, ev: &Event) -> Result<()> {
+        let rows = match ev.read_data() {
+            Ok(Some(EventData::RowsEvent(rows))) => rows,
+            Ok(_) => return Err(self.malformed(Malformed("not a rows event"))),
+            Err(e) => return Err(self.unparsable("rows", e)),
+        };
+        let id = rows.table_id();
         let table = match self.tables.get(&id).map(|c| &c.entry) {
             Some(TableEntry::Selected(t)) => Arc::clone(t),
             Some(TableEntry::Skipped) => return Ok(()),
@@ -449,25 +478,31 @@ impl EventReader {
                 .context(self.context()))
             }
         };
-        let rows = Rows::parse(ev.kind, ev.body, self.format).map_err(|m| self.malformed(m))?;
-        if rows.columns != table.columns.len() {
+        if usize::try_from(rows.num_columns()).ok() != Some(table.columns.len()) {
             return Err(self.malformed(Malformed(
                 "rows event column count differs from its table map",
             )));
         }
+        let (kind, partial) = rows_kind(&rows);
+        // Whether the first image (the before image, or the only one) and the after image
+        // of an update hold every column, as they do with binlog_row_image=FULL.
+        let before = rows.columns_before_image().map(|bits| bits.all());
+        let after = rows.columns_after_image().map(|bits| bits.all());
+        let first_full = before.or(after).unwrap_or(false);
+        let after_full = after.unwrap_or(false);
         self.ensure_begin();
-        let mut r = Reader::new(rows.data);
+        let mut r = Reader::new(rows.rows_data());
         let image = |values| RowImage {
             columns: Arc::clone(&table.columns),
             values,
         };
         while !r.is_empty() {
-            let change = match rows.kind {
+            let change = match kind {
                 RowsKind::Write => Change::Insert {
                     table: table.name.clone(),
                     row: image(
                         table
-                            .decode_row(&mut r, rows.present, false)
+                            .decode_row(&mut r, first_full, false)
                             .map_err(|e| self.row_error(e, &table.name, Some(&table)))?,
                     ),
                 },
@@ -475,16 +510,16 @@ impl EventReader {
                     table: table.name.clone(),
                     row: image(
                         table
-                            .decode_row(&mut r, rows.present, false)
+                            .decode_row(&mut r, first_full, false)
                             .map_err(|e| self.row_error(e, &table.name, Some(&table)))?,
                     ),
                 },
                 RowsKind::Update => {
                     let before = table
-                        .decode_row(&mut r, rows.present, false)
+                        .decode_row(&mut r, first_full, false)
                         .map_err(|e| self.row_error(e, &table.name, Some(&table)))?;
                     let after = table
-                        .decode_row(&mut r, rows.present_after, rows.partial)
+                        .decode_row(&mut r, after_full, partial)
                         .map_err(|e| self.row_error(e, &table.name, Some(&table)))?;
                     Change::Update {
                         table: table.name.clone(),
@@ -493,7 +528,7 @@ impl EventReader {
                     }
                 }
             };
-            self.push(change, ev.timestamp);
+            self.push(change, ev.header().timestamp());
         }
         Ok(())
     }

@@ -1,16 +1,30 @@
 //! Row images: a table map turned into column decoders, and rows decoded into [`Value`]s of
 //! the same shapes the snapshot reader produces.
 //!
-//! Signedness, column names and character sets come from the table map's optional metadata,
-//! which the server writes in full only with `binlog_row_metadata=FULL`.
+//! Signedness, column names and character sets come from the table map's optional metadata
+//! (read by mysql_common), which the server writes in full only with
+//! `binlog_row_metadata=FULL`.
+//!
+//! Row values are decoded here rather than by mysql_common's `RowsEvent::rows`, which leaves
+//! signed MEDIUMINT without its sign, TIMESTAMP as epoch seconds, ENUM as its index, SET as
+//! its bit mask, YEAR 0000 as 1900, strings undecoded, and parses the table map's optional
+//! metadata again for every row. One [`TableDecoder`] per table map serves every row. The
+//! parts of dates, times and bit strings become values through the functions the snapshot
+//! reader uses too (`mysql::types`).
 
 use std::sync::Arc;
 
-use dts_core::{BitString, Date, DateTime, Duration, TableName, Value};
+use dts_core::{DateTime, TableName, Value};
+use mysql_async::binlog::events::{
+    ColumnCharsets, ColumnNames, DefaultCharset, EnumsStrValues, OptionalMetadataField,
+    SetsStrValues, TableMapEvent,
+};
+use mysql_async::consts::UnknownColumnType;
 
+use super::super::types;
 use super::charset::{Charset, CharsetMap};
 use super::decimal::{decimal_len, decode_decimal};
-use super::event::{be_uint, Malformed, Parse, Reader, TableMap};
+use super::event::{be_uint, Malformed, Parse, Reader};
 use super::jsonb::jsonb_to_text;
 
 /// Column type codes of the table map.
@@ -21,7 +35,6 @@ mod ty {
     pub const LONG: u8 = 3;
     pub const FLOAT: u8 = 4;
     pub const DOUBLE: u8 = 5;
-    pub const NULL: u8 = 6;
     pub const TIMESTAMP: u8 = 7;
     pub const LONGLONG: u8 = 8;
     pub const INT24: u8 = 9;
@@ -47,18 +60,6 @@ mod ty {
     pub const VAR_STRING: u8 = 253;
     pub const STRING: u8 = 254;
     pub const GEOMETRY: u8 = 255;
-}
-
-/// Optional metadata field types of the table map.
-mod meta {
-    pub const SIGNEDNESS: u8 = 1;
-    pub const DEFAULT_CHARSET: u8 = 2;
-    pub const COLUMN_CHARSET: u8 = 3;
-    pub const COLUMN_NAME: u8 = 4;
-    pub const SET_STR_VALUE: u8 = 5;
-    pub const ENUM_STR_VALUE: u8 = 6;
-    pub const ENUM_AND_SET_DEFAULT_CHARSET: u8 = 10;
-    pub const ENUM_AND_SET_COLUMN_CHARSET: u8 = 11;
 }
 
 /// Why a table map or a row could not be turned into values.
@@ -152,50 +153,11 @@ pub(crate) struct TableDecoder {
     json_columns: Vec<usize>,
 }
 
-/// The raw type and metadata of one column.
+/// The type and metadata of one column, as mysql_common reads them from the table map.
 struct ColumnDef<'a> {
     /// The real type (ENUM/SET/STRING for logged STRING).
     real: u8,
     metadata: &'a [u8],
-}
-
-/// Bytes of per-column metadata in the table map for a logged type.
-fn metadata_len(t: u8) -> Option<usize> {
-    Some(match t {
-        ty::DECIMAL
-        | ty::TINY
-        | ty::SHORT
-        | ty::LONG
-        | ty::NULL
-        | ty::TIMESTAMP
-        | ty::LONGLONG
-        | ty::INT24
-        | ty::DATE
-        | ty::TIME
-        | ty::DATETIME
-        | ty::YEAR
-        | ty::NEWDATE => 0,
-        ty::FLOAT
-        | ty::DOUBLE
-        | ty::TIMESTAMP2
-        | ty::DATETIME2
-        | ty::TIME2
-        | ty::JSON
-        | ty::TINY_BLOB
-        | ty::MEDIUM_BLOB
-        | ty::LONG_BLOB
-        | ty::BLOB
-        | ty::GEOMETRY
-        | ty::VECTOR => 1,
-        ty::VARCHAR
-        | ty::VAR_STRING
-        | ty::BIT
-        | ty::NEWDECIMAL
-        | ty::ENUM
-        | ty::SET
-        | ty::STRING => 2,
-        _ => return None,
-    })
 }
 
 fn type_name(t: u8) -> String {
@@ -243,38 +205,51 @@ fn is_enum_or_set(real: u8) -> bool {
     matches!(real, ty::ENUM | ty::SET)
 }
 
-/// The optional metadata fields dts uses.
+/// The optional metadata fields dts uses, as mysql_common parses them.
 #[derive(Default)]
 struct Optional<'a> {
-    signedness: Option<&'a [u8]>,
-    default_charset: Option<&'a [u8]>,
-    column_charset: Option<&'a [u8]>,
-    names: Option<&'a [u8]>,
-    set_values: Option<&'a [u8]>,
-    enum_values: Option<&'a [u8]>,
-    enum_set_default_charset: Option<&'a [u8]>,
-    enum_set_column_charset: Option<&'a [u8]>,
+    /// Unsignedness of the numeric columns, in order.
+    unsigned: Option<Vec<bool>>,
+    default_charset: Option<DefaultCharset<'a>>,
+    column_charset: Option<ColumnCharsets<'a>>,
+    names: Option<ColumnNames<'a>>,
+    set_values: Option<SetsStrValues<'a>>,
+    enum_values: Option<EnumsStrValues<'a>>,
+    enum_set_default_charset: Option<DefaultCharset<'a>>,
+    enum_set_column_charset: Option<ColumnCharsets<'a>>,
 }
 
+/// A table map's optional metadata that mysql_common could not read.
+const BAD_OPTIONAL: RowError = RowError::Malformed("invalid optional metadata");
+
 impl<'a> Optional<'a> {
-    fn parse(bytes: &'a [u8]) -> Parse<Self> {
+    fn parse(map: &'a TableMapEvent<'a>) -> Result<Self, RowError> {
         let mut out = Self::default();
-        let mut r = Reader::new(bytes);
-        while !r.is_empty() {
-            let t = r.u8()?;
-            let v = r.lenenc_bytes()?;
-            let slot = match t {
-                meta::SIGNEDNESS => &mut out.signedness,
-                meta::DEFAULT_CHARSET => &mut out.default_charset,
-                meta::COLUMN_CHARSET => &mut out.column_charset,
-                meta::COLUMN_NAME => &mut out.names,
-                meta::SET_STR_VALUE => &mut out.set_values,
-                meta::ENUM_STR_VALUE => &mut out.enum_values,
-                meta::ENUM_AND_SET_DEFAULT_CHARSET => &mut out.enum_set_default_charset,
-                meta::ENUM_AND_SET_COLUMN_CHARSET => &mut out.enum_set_column_charset,
-                _ => continue, // primary keys, geometry types, visibility, …
+        for field in map.iter_optional_meta() {
+            let field = match field {
+                Ok(field) => field,
+                // A field type newer than mysql_common (it has consumed the field, and the
+                // walk goes on): dts needs none of those.
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => continue,
+                Err(_) => return Err(BAD_OPTIONAL),
             };
-            *slot = Some(v);
+            match field {
+                OptionalMetadataField::Signedness(bits) => {
+                    out.unsigned = Some(bits.iter().by_vals().collect());
+                }
+                OptionalMetadataField::DefaultCharset(c) => out.default_charset = Some(c),
+                OptionalMetadataField::ColumnCharset(c) => out.column_charset = Some(c),
+                OptionalMetadataField::ColumnName(n) => out.names = Some(n),
+                OptionalMetadataField::SetStrValue(v) => out.set_values = Some(v),
+                OptionalMetadataField::EnumStrValue(v) => out.enum_values = Some(v),
+                OptionalMetadataField::EnumAndSetDefaultCharset(c) => {
+                    out.enum_set_default_charset = Some(c);
+                }
+                OptionalMetadataField::EnumAndSetColumnCharset(c) => {
+                    out.enum_set_column_charset = Some(c);
+                }
+                _ => {} // primary keys, geometry types, visibility, …
+            }
         }
         Ok(out)
     }
@@ -283,66 +258,67 @@ impl<'a> Optional<'a> {
 /// Collation ids of `count` columns from a `DEFAULT_CHARSET` field (a default, then
 /// `(index, collation)` exceptions) or a per-column `COLUMN_CHARSET` field.
 fn collations(
-    default: Option<&[u8]>,
-    per_column: Option<&[u8]>,
+    default: Option<&DefaultCharset<'_>>,
+    per_column: Option<&ColumnCharsets<'_>>,
     count: usize,
-) -> Parse<Option<Vec<u64>>> {
-    if let Some(bytes) = per_column {
-        let mut r = Reader::new(bytes);
-        let mut out = Vec::with_capacity(count);
-        for _ in 0..count {
-            out.push(r.lenenc()?);
+) -> Result<Option<Vec<u16>>, RowError> {
+    if let Some(per_column) = per_column {
+        let out = per_column
+            .iter_charsets()
+            .take(count)
+            .collect::<Result<Vec<u16>, _>>()
+            .map_err(|_| BAD_OPTIONAL)?;
+        if out.len() < count {
+            return Err(RowError::Malformed("event ends early"));
         }
         return Ok(Some(out));
     }
-    let Some(bytes) = default else {
+    let Some(default) = default else {
         return Ok(None);
     };
-    let mut r = Reader::new(bytes);
-    let mut out = vec![r.lenenc()?; count];
-    while !r.is_empty() {
-        let index = r.lenenc_usize()?;
-        let collation = r.lenenc()?;
-        *out.get_mut(index)
-            .ok_or(Malformed("charset exception for a missing column"))? = collation;
+    let mut out = vec![default.default_charset(); count];
+    for exception in default.iter_non_default() {
+        let exception = exception.map_err(|_| BAD_OPTIONAL)?;
+        *usize::try_from(exception.column_index())
+            .ok()
+            .and_then(|i| out.get_mut(i))
+            .ok_or(RowError::Malformed(
+                "charset exception for a missing column",
+            ))? = exception.charset();
     }
     Ok(Some(out))
 }
 
-/// The member lists of `count` ENUM (or SET) columns.
+/// The member lists of `count` ENUM (or SET) columns, decoded in their character sets.
 fn member_lists(
-    bytes: Option<&[u8]>,
+    lists: Option<Vec<Vec<Vec<u8>>>>,
     count: usize,
     charsets: &[Charset],
-) -> Parse<Vec<Option<Arc<[String]>>>> {
-    let Some(bytes) = bytes else {
+) -> Result<Vec<Option<Arc<[String]>>>, RowError> {
+    let Some(lists) = lists else {
         return Ok(vec![None; count]);
     };
-    let mut r = Reader::new(bytes);
+    if lists.len() < count {
+        return Err(RowError::Malformed("event ends early"));
+    }
     let mut out = Vec::with_capacity(count);
-    for i in 0..count {
-        let n = r.lenenc_usize()?;
+    for (i, raw_members) in lists.into_iter().take(count).enumerate() {
         let cs = charsets.get(i).cloned().unwrap_or(Charset::Utf8);
-        let mut members = Vec::with_capacity(n.min(1024));
-        for _ in 0..n {
-            let raw = r.lenenc_bytes()?;
-            members.push(
+        let members: Vec<String> = raw_members
+            .iter()
+            .map(|raw| {
                 cs.decode(raw)
-                    .unwrap_or_else(|| String::from_utf8_lossy(raw).into_owned()),
-            );
-        }
+                    .unwrap_or_else(|| String::from_utf8_lossy(raw).into_owned())
+            })
+            .collect();
         out.push(Some(members.into()));
     }
     Ok(out)
 }
 
-fn bit(bitmap: &[u8], i: usize, msb_first: bool) -> bool {
-    let byte = bitmap.get(i / 8).copied().unwrap_or(0);
-    if msb_first {
-        byte & (0x80 >> (i % 8)) != 0
-    } else {
-        byte & (1 << (i % 8)) != 0
-    }
+/// Bit `i` of a bitmap whose bits count from the least significant bit of each byte.
+fn bit(bitmap: &[u8], i: usize) -> bool {
+    bitmap.get(i / 8).copied().unwrap_or(0) & (1 << (i % 8)) != 0
 }
 
 impl TableDecoder {
@@ -354,67 +330,76 @@ impl TableDecoder {
     /// `binlog_row_metadata` is not `FULL`), [`RowError::UnsupportedType`] for geometry and
     /// other types without a lossless value, [`RowError::UnsupportedCharset`] for character
     /// sets this reader cannot convert.
-    pub fn new(map: &TableMap<'_>, charset_map: &CharsetMap) -> Result<Self, RowError> {
+    pub fn new(map: &TableMapEvent<'_>, charset_map: &CharsetMap) -> Result<Self, RowError> {
         let name = TableName::new(
-            String::from_utf8_lossy(map.schema),
-            String::from_utf8_lossy(map.table),
+            String::from_utf8_lossy(map.database_name_raw()),
+            String::from_utf8_lossy(map.table_name_raw()),
         );
-        let n = map.column_types.len();
-        let opt = Optional::parse(map.optional)?;
+        let n = usize::try_from(map.columns_count())
+            .map_err(|_| RowError::Malformed("column count"))?;
+        let opt = Optional::parse(map)?;
         let names: Vec<String> = {
-            let bytes = opt.names.ok_or(RowError::NoMetadata("column names"))?;
-            let mut r = Reader::new(bytes);
-            let mut names = Vec::with_capacity(n);
-            for _ in 0..n {
-                names.push(String::from_utf8_lossy(r.lenenc_bytes()?).into_owned());
+            let names = opt
+                .names
+                .as_ref()
+                .ok_or(RowError::NoMetadata("column names"))?;
+            let names = names
+                .iter_names()
+                .take(n)
+                .map(|c| c.map(|c| String::from_utf8_lossy(c.name_raw()).into_owned()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| BAD_OPTIONAL)?;
+            if names.len() < n {
+                return Err(RowError::Malformed("event ends early"));
             }
             names
         };
         let mut defs = Vec::with_capacity(n);
-        let mut m = Reader::new(map.metadata);
-        for (i, &logged) in map.column_types.iter().enumerate() {
-            let len = metadata_len(logged)
-                .ok_or_else(|| RowError::UnsupportedType(names[i].clone(), type_name(logged)))?;
-            let metadata = m.take(len)?;
-            let real = if logged == ty::STRING && metadata[0] != 0 {
-                // The real type hides in the first metadata byte, whose bits 4-5 may carry
-                // high bits of a long CHAR's length instead.
-                let real = metadata[0] | 0x30;
-                match real {
-                    ty::ENUM | ty::SET | ty::STRING => real,
-                    _ => return Err(RowError::Malformed("invalid real type of a string column")),
+        for (i, column_name) in names.iter().enumerate() {
+            let logged: u8 = match map.get_raw_column_type(i) {
+                Ok(Some(t)) => t as u8,
+                Ok(None) => return Err(RowError::Malformed("column count")),
+                Err(UnknownColumnType(t)) => {
+                    return Err(RowError::UnsupportedType(column_name.clone(), type_name(t)))
                 }
-            } else {
-                logged
+            };
+            // mysql_common finds each column's metadata (walking the ones before it) and the
+            // real type of a logged STRING (ENUM, SET or STRING, from the metadata).
+            let metadata = map
+                .get_column_metadata(i)
+                .ok_or(RowError::Malformed("event ends early"))?;
+            let real = match map.get_column_type(i) {
+                Ok(Some(t)) if logged == ty::STRING => t as u8,
+                Ok(_) => logged,
+                Err(_) => return Err(RowError::Malformed("invalid real type of a string column")),
             };
             defs.push(ColumnDef { real, metadata });
         }
         let numeric = defs.iter().filter(|d| is_numeric(d.real)).count();
-        let signedness = match opt.signedness {
+        let signedness: &[bool] = match &opt.unsigned {
             Some(s) => s,
-            None if numeric == 0 => &[][..],
+            None if numeric == 0 => &[],
             None => return Err(RowError::NoMetadata("column signedness")),
         };
         let character = defs.iter().filter(|d| is_character(d.real)).count();
-        let char_collations = collations(opt.default_charset, opt.column_charset, character)?;
+        let char_collations = collations(
+            opt.default_charset.as_ref(),
+            opt.column_charset.as_ref(),
+            character,
+        )?;
         if character > 0 && char_collations.is_none() {
             return Err(RowError::NoMetadata("column character sets"));
         }
         let enum_set = defs.iter().filter(|d| is_enum_or_set(d.real)).count();
         let enum_set_collations = collations(
-            opt.enum_set_default_charset,
-            opt.enum_set_column_charset,
+            opt.enum_set_default_charset.as_ref(),
+            opt.enum_set_column_charset.as_ref(),
             enum_set,
         )?
         .unwrap_or_default();
         let enum_set_charsets: Vec<Charset> = enum_set_collations
             .iter()
-            .map(|&c| {
-                u16::try_from(c)
-                    .ok()
-                    .and_then(|c| charset_map.get(c))
-                    .unwrap_or(Charset::Utf8)
-            })
+            .map(|&c| charset_map.get(c).unwrap_or(Charset::Utf8))
             .collect();
         // ENUM and SET charsets, split by kind in column order.
         let (mut enum_cs, mut set_cs) = (Vec::new(), Vec::new());
@@ -432,8 +417,26 @@ impl TableDecoder {
         }
         let enum_count = enum_cs.len();
         let set_count = set_cs.len();
-        let mut enum_members = member_lists(opt.enum_values, enum_count, &enum_cs)?.into_iter();
-        let mut set_members = member_lists(opt.set_values, set_count, &set_cs)?.into_iter();
+        let enum_lists = match &opt.enum_values {
+            Some(v) => Some(
+                v.iter_values()
+                    .map(|l| l.map(|l| l.values().iter().map(|m| m.value_raw().to_vec()).collect()))
+                    .collect::<Result<Vec<Vec<Vec<u8>>>, _>>()
+                    .map_err(|_| BAD_OPTIONAL)?,
+            ),
+            None => None,
+        };
+        let set_lists = match &opt.set_values {
+            Some(v) => Some(
+                v.iter_values()
+                    .map(|l| l.map(|l| l.values().iter().map(|m| m.value_raw().to_vec()).collect()))
+                    .collect::<Result<Vec<Vec<Vec<u8>>>, _>>()
+                    .map_err(|_| BAD_OPTIONAL)?,
+            ),
+            None => None,
+        };
+        let mut enum_members = member_lists(enum_lists, enum_count, &enum_cs)?.into_iter();
+        let mut set_members = member_lists(set_lists, set_count, &set_cs)?.into_iter();
 
         let mut decoders = Vec::with_capacity(n);
         let mut json_columns = Vec::new();
@@ -441,7 +444,7 @@ impl TableDecoder {
         for (i, d) in defs.iter().enumerate() {
             let unsigned = if is_numeric(d.real) {
                 numeric_i += 1;
-                bit(signedness, numeric_i - 1, true)
+                signedness.get(numeric_i - 1).copied().unwrap_or(false)
             } else {
                 false
             };
@@ -452,12 +455,9 @@ impl TableDecoder {
                     .and_then(|c| c.get(char_i - 1))
                     .copied()
                     .unwrap_or(0);
-                let cs = u16::try_from(id)
-                    .ok()
-                    .and_then(|id| charset_map.get(id))
-                    .ok_or_else(|| {
-                        RowError::UnsupportedCharset(names[i].clone(), format!("collation {id}"))
-                    })?;
+                let cs = charset_map.get(id).ok_or_else(|| {
+                    RowError::UnsupportedCharset(names[i].clone(), format!("collation {id}"))
+                })?;
                 if let Charset::Other(cs_name) = &cs {
                     return Err(RowError::UnsupportedCharset(
                         names[i].clone(),
@@ -468,7 +468,13 @@ impl TableDecoder {
             } else {
                 Charset::Binary
             };
-            let md = d.metadata;
+            // mysql_common hands out as many metadata bytes as the logged type has.
+            let b = |k: usize| {
+                d.metadata
+                    .get(k)
+                    .copied()
+                    .ok_or(RowError::Malformed("column metadata ends early"))
+            };
             let dec = match d.real {
                 ty::TINY => Decoder::Int { width: 1, unsigned },
                 ty::SHORT => Decoder::Int { width: 2, unsigned },
@@ -479,14 +485,14 @@ impl TableDecoder {
                 ty::FLOAT => Decoder::Float,
                 ty::DOUBLE => Decoder::Double,
                 ty::NEWDECIMAL => {
-                    decimal_len(md[0], md[1])?;
+                    decimal_len(b(0)?, b(1)?)?;
                     Decoder::Decimal {
-                        precision: md[0],
-                        scale: md[1],
+                        precision: b(0)?,
+                        scale: b(1)?,
                     }
                 }
                 ty::BIT => {
-                    let (bits, bytes) = (usize::from(md[0]), usize::from(md[1]));
+                    let (bits, bytes) = (usize::from(b(0)?), usize::from(b(1)?));
                     let len = u8::try_from(bytes * 8 + bits)
                         .ok()
                         .filter(|l| (1..=64).contains(l))
@@ -497,20 +503,20 @@ impl TableDecoder {
                     }
                 }
                 ty::VARCHAR | ty::VAR_STRING => {
-                    let max = usize::from(u16::from_le_bytes([md[0], md[1]]));
+                    let max = usize::from(u16::from_le_bytes([b(0)?, b(1)?]));
                     Decoder::Str {
                         len_bytes: if max < 256 { 1 } else { 2 },
                         charset,
                     }
                 }
                 ty::STRING => {
-                    let max = if md[0] == 0 {
-                        usize::from(u16::from_le_bytes([md[0], md[1]]))
-                    } else if md[0] & 0x30 != 0x30 {
+                    let max = if b(0)? == 0 {
+                        usize::from(u16::from_le_bytes([b(0)?, b(1)?]))
+                    } else if b(0)? & 0x30 != 0x30 {
                         // A long CHAR: bits 4-5 of the first byte, inverted, extend the length.
-                        usize::from(md[1]) | (usize::from((md[0] & 0x30) ^ 0x30) << 4)
+                        usize::from(b(1)?) | (usize::from((b(0)? & 0x30) ^ 0x30) << 4)
                     } else {
-                        usize::from(md[1])
+                        usize::from(b(1)?)
                     };
                     Decoder::Str {
                         len_bytes: if max < 256 { 1 } else { 2 },
@@ -518,7 +524,7 @@ impl TableDecoder {
                     }
                 }
                 ty::TINY_BLOB | ty::MEDIUM_BLOB | ty::LONG_BLOB | ty::BLOB => {
-                    let len_bytes = usize::from(md[0]);
+                    let len_bytes = usize::from(b(0)?);
                     if !(1..=4).contains(&len_bytes) {
                         return Err(RowError::Malformed("blob length size"));
                     }
@@ -526,27 +532,27 @@ impl TableDecoder {
                 }
                 ty::JSON => {
                     json_columns.push(i);
-                    let len_bytes = usize::from(md[0]);
+                    let len_bytes = usize::from(b(0)?);
                     if !(1..=4).contains(&len_bytes) {
                         return Err(RowError::Malformed("json length size"));
                     }
                     Decoder::Json { len_bytes }
                 }
                 ty::ENUM => Decoder::Enum {
-                    pack: usize::from(md[1]),
+                    pack: usize::from(b(1)?),
                     members: enum_members.next().flatten(),
                 },
                 ty::SET => Decoder::Set {
-                    pack: usize::from(md[1]),
+                    pack: usize::from(b(1)?),
                     members: set_members.next().flatten(),
                 },
                 ty::DATE | ty::NEWDATE => Decoder::Date,
                 ty::TIME => Decoder::Time,
-                ty::TIME2 => Decoder::Time2 { fsp: fsp(md[0])? },
+                ty::TIME2 => Decoder::Time2 { fsp: fsp(b(0)?)? },
                 ty::DATETIME => Decoder::DateTime,
-                ty::DATETIME2 => Decoder::DateTime2 { fsp: fsp(md[0])? },
+                ty::DATETIME2 => Decoder::DateTime2 { fsp: fsp(b(0)?)? },
                 ty::TIMESTAMP => Decoder::Timestamp,
-                ty::TIMESTAMP2 => Decoder::Timestamp2 { fsp: fsp(md[0])? },
+                ty::TIMESTAMP2 => Decoder::Timestamp2 { fsp: fsp(b(0)?)? },
                 other => {
                     return Err(RowError::UnsupportedType(
                         names[i].clone(),
@@ -564,24 +570,24 @@ impl TableDecoder {
         })
     }
 
-    /// Decodes one row image from `r`: `present` says which columns it holds (all of them
-    /// with `binlog_row_image=FULL`). `partial` marks an after image of a MySQL partial
+    /// Decodes one row image from `r`: `full` says it holds every column (as it does with
+    /// `binlog_row_image=FULL`; other images are refused). `partial` marks an after image of a MySQL partial
     /// update event, which starts with value options.
     pub fn decode_row(
         &self,
         r: &mut Reader<'_>,
-        present: &[u8],
+        full: bool,
         partial: bool,
     ) -> Result<Vec<Value>, RowError> {
         let n = self.decoders.len();
-        if (0..n).any(|i| !bit(present, i, false)) {
+        if !full {
             return Err(RowError::PartialImage);
         }
         if partial {
             let options = r.lenenc()?;
             if options & 1 != 0 {
                 let bits = r.take(self.json_columns.len().div_ceil(8))?;
-                if let Some(k) = (0..self.json_columns.len()).find(|&k| bit(bits, k, false)) {
+                if let Some(k) = (0..self.json_columns.len()).find(|&k| bit(bits, k)) {
                     return Err(RowError::PartialJson(self.json_columns[k]));
                 }
             }
@@ -589,7 +595,7 @@ impl TableDecoder {
         let nulls = r.take(n.div_ceil(8))?;
         let mut out = Vec::with_capacity(n);
         for (i, dec) in self.decoders.iter().enumerate() {
-            if bit(nulls, i, false) {
+            if bit(nulls, i) {
                 out.push(Value::Null);
             } else {
                 out.push(decode_value(dec, r).map_err(|e| match e {
@@ -670,29 +676,7 @@ fn date_time(
     s: u64,
     micro: u64,
 ) -> Result<DateTime, ValueError> {
-    let invalid = || ValueError::Invalid("datetime");
-    let dt = DateTime {
-        date: Date::new(
-            u16::try_from(year).map_err(|_| invalid())?,
-            u8::try_from(month).map_err(|_| invalid())?,
-            u8::try_from(day).map_err(|_| invalid())?,
-        ),
-        hour: u8::try_from(h).map_err(|_| invalid())?,
-        minute: u8::try_from(mi).map_err(|_| invalid())?,
-        second: u8::try_from(s).map_err(|_| invalid())?,
-        micro: u32::try_from(micro).map_err(|_| invalid())?,
-    };
-    if dt.date.year > 9999
-        || dt.date.month > 12
-        || dt.date.day > 31
-        || dt.hour > 23
-        || dt.minute > 59
-        || dt.second > 59
-        || dt.micro > 999_999
-    {
-        return Err(invalid());
-    }
-    Ok(dt)
+    types::date_time(year, month, day, h, mi, s, micro).ok_or(ValueError::Invalid("datetime"))
 }
 
 fn decode_value(dec: &Decoder, r: &mut Reader<'_>) -> Result<Value, ValueError> {
@@ -720,8 +704,7 @@ fn decode_value(dec: &Decoder, r: &mut Reader<'_>) -> Result<Value, ValueError> 
             Value::Decimal(text.parse().map_err(|_| ValueError::Invalid("decimal"))?)
         }
         Decoder::Bit { len, bytes } => {
-            let bits = be_uint(r.take(*bytes)?);
-            Value::Bits(BitString::new(*len, bits).ok_or(ValueError::Invalid("bit"))?)
+            Value::Bits(types::bit_string(*len, r.take(*bytes)?).ok_or(ValueError::Invalid("bit"))?)
         }
         Decoder::Str { len_bytes, charset } | Decoder::Blob { len_bytes, charset } => {
             text(prefixed(r, *len_bytes)?, charset)?
@@ -777,12 +760,7 @@ fn decode_value(dec: &Decoder, r: &mut Reader<'_>) -> Result<Value, ValueError> 
             let v = sign_extend(r.uint(3)?, 3);
             let abs = v.unsigned_abs();
             let (h, m, s) = (abs / 10_000, abs / 100 % 100, abs % 100);
-            if m > 59 || s > 59 {
-                return Err(ValueError::Invalid("time"));
-            }
-            let micros = i64::try_from(((h * 60 + m) * 60 + s) * 1_000_000)
-                .map_err(|_| ValueError::Invalid("time"))?;
-            Value::Time(Duration::from_micros(if v < 0 { -micros } else { micros }))
+            Value::Time(types::time(v < 0, h, m, s, 0).ok_or(ValueError::Invalid("time"))?)
         }
         Decoder::Time2 { fsp } => {
             // 3 bytes: sign, 1 unused bit, 10 bits hour, 6 minute, 6 second, offset by
@@ -823,12 +801,7 @@ fn decode_value(dec: &Decoder, r: &mut Reader<'_>) -> Result<Value, ValueError> 
                 (hms >> 6) % (1 << 6),
                 hms % (1 << 6),
             );
-            if m > 59 || s > 59 || micro > 999_999 {
-                return Err(ValueError::Invalid("time"));
-            }
-            let micros = i64::try_from(((h * 60 + m) * 60 + s) * 1_000_000 + micro)
-                .map_err(|_| ValueError::Invalid("time"))?;
-            Value::Time(Duration::from_micros(if neg { -micros } else { micros }))
+            Value::Time(types::time(neg, h, m, s, micro).ok_or(ValueError::Invalid("time"))?)
         }
         Decoder::DateTime => {
             // Pre-5.6 DATETIME: the decimal number YYYYMMDDhhmmss.
@@ -877,12 +850,7 @@ fn decode_value(dec: &Decoder, r: &mut Reader<'_>) -> Result<Value, ValueError> 
 
 /// A TIMESTAMP from epoch seconds and microseconds, in UTC. The zero timestamp is epoch 0.
 fn timestamp(secs: i64, micro: i64) -> Result<Value, ValueError> {
-    if !(0..1_000_000).contains(&micro) {
-        return Err(ValueError::Invalid("timestamp"));
-    }
-    DateTime::from_micros_since_unix_epoch(secs * 1_000_000 + micro)
-        .map(Value::Timestamp)
-        .ok_or(ValueError::Invalid("timestamp"))
+    types::timestamp_from_epoch(secs, micro).ok_or(ValueError::Invalid("timestamp"))
 }
 
 /// Decodes every row image of `data` (one image per row: write and delete events).
@@ -890,12 +858,12 @@ fn timestamp(secs: i64, micro: i64) -> Result<Value, ValueError> {
 pub(crate) fn decode_all(
     table: &TableDecoder,
     data: &[u8],
-    present: &[u8],
+    full: bool,
 ) -> Result<Vec<Vec<Value>>, RowError> {
     let mut r = Reader::new(data);
     let mut rows = Vec::new();
     while !r.is_empty() {
-        rows.push(table.decode_row(&mut r, present, false)?);
+        rows.push(table.decode_row(&mut r, full, false)?);
     }
     Ok(rows)
 }

@@ -9,8 +9,14 @@ use dts_core::{
 };
 
 use super::charset::CharsetMap;
+use mysql_async::binlog::events::{
+    Event, EventData, FormatDescriptionEvent, QueryEvent, RotateEvent, TableMapEvent,
+};
+use mysql_async::binlog::BinlogVersion;
+
 use super::event::{
-    kind, parse_gtid_list, Format, MariaGtid, Query, RawEvent, Rotate, Rows, RowsKind, TableMap,
+    client_charset, kind, parse_gtid_list, rotate_target, rows_kind, MariaGtid, RowsKind,
+    FLAG_ARTIFICIAL,
 };
 use super::gtid::GtidState;
 use super::reader::{EventReader, Flavor};
@@ -28,8 +34,42 @@ const TABLE_MAP: &[u8] = include_bytes!("../../../tests/fixtures/binlog/mariadb/
 const WRITE_ROWS: &[u8] = include_bytes!("../../../tests/fixtures/binlog/mariadb/write_rows.bin");
 const UPDATE_ROWS: &[u8] = include_bytes!("../../../tests/fixtures/binlog/mariadb/update_rows.bin");
 
-fn raw(bytes: &[u8]) -> RawEvent<'_> {
-    RawEvent::from_bytes(bytes, true).unwrap_or_else(|e| panic!("{e} in {FIXTURES}"))
+/// The format description of the captured stream (CRC32 checksums), as mysql_common
+/// keeps it after reading the stream's first event.
+fn fixture_fde() -> FormatDescriptionEvent<'static> {
+    let plain = FormatDescriptionEvent::new(BinlogVersion::Version4);
+    let ev = Event::read(&plain, split(STREAM)[0]).unwrap_or_else(|e| panic!("{e} in {FIXTURES}"));
+    ev.read_event::<FormatDescriptionEvent<'_>>()
+        .unwrap_or_else(|e| panic!("{e} in {FIXTURES}"))
+        .into_owned()
+        .with_footer(ev.footer())
+}
+
+/// One captured event, read by mysql_common as the live stream reads it.
+fn raw(bytes: &[u8]) -> Event {
+    Event::read(&fixture_fde(), bytes).unwrap_or_else(|e| panic!("{e} in {FIXTURES}"))
+}
+
+/// An event built from its header fields and body, without a checksum (the stream's format
+/// description not seen yet, or one without checksums).
+fn built(kind: u8, timestamp: u32, log_pos: u64, flags: u16, body: &[u8]) -> Event {
+    let mut b = Vec::new();
+    b.extend(timestamp.to_le_bytes());
+    b.push(kind);
+    b.extend(1u32.to_le_bytes()); // server id
+    b.extend(u32::try_from(19 + body.len()).unwrap().to_le_bytes());
+    b.extend(u32::try_from(log_pos).unwrap().to_le_bytes());
+    b.extend(flags.to_le_bytes());
+    b.extend(body);
+    Event::read(
+        &FormatDescriptionEvent::new(BinlogVersion::Version4),
+        &b[..],
+    )
+    .unwrap()
+}
+
+fn log_pos(ev: &Event) -> u64 {
+    u64::from(ev.header().log_pos())
 }
 
 /// The events of a captured stream, split by the size in each header.
@@ -46,7 +86,7 @@ fn split(mut bytes: &[u8]) -> Vec<&[u8]> {
 
 /// The end of the last captured event in its binlog file.
 fn stream_end() -> u64 {
-    raw(split(STREAM).last().unwrap()).log_pos
+    log_pos(&raw(split(STREAM).last().unwrap()))
 }
 
 /// CRC32 (IEEE), as the binlog checksums events.
@@ -94,17 +134,17 @@ fn captured_events_are_whole_with_valid_checksums() {
 #[test]
 fn mariadb_gtid_and_gtid_list_events() {
     let ddl = raw(GTID_DDL);
-    assert_eq!(ddl.kind, kind::MARIADB_GTID);
-    let g = MariaGtid::parse(ddl.body).unwrap();
-    assert_eq!((g.domain, ddl.server_id, g.seq), (0, 1, 1));
+    assert_eq!(ddl.header().event_type_raw(), kind::MARIADB_GTID);
+    let g = MariaGtid::parse(ddl.data()).unwrap();
+    assert_eq!((g.domain, ddl.header().server_id(), g.seq), (0, 1, 1));
     assert!(g.standalone(), "a DDL group has no COMMIT");
-    let trx = MariaGtid::parse(raw(GTID_TRX).body).unwrap();
+    let trx = MariaGtid::parse(raw(GTID_TRX).data()).unwrap();
     assert_eq!(trx.seq, 3);
     assert!(!trx.standalone());
 
     let list = raw(GTID_LIST);
-    assert_eq!(list.kind, kind::MARIADB_GTID_LIST);
-    assert_eq!(parse_gtid_list(list.body).unwrap(), vec![]);
+    assert_eq!(list.header().event_type_raw(), kind::MARIADB_GTID_LIST);
+    assert_eq!(parse_gtid_list(list.data()).unwrap(), vec![]);
     // A list as a server with history writes it: count, then (domain, server, seq).
     let mut body = 2u32.to_le_bytes().to_vec();
     for (d, s, q) in [(0u32, 1u32, 41u64), (1, 2, 7)] {
@@ -117,8 +157,12 @@ fn mariadb_gtid_and_gtid_list_events() {
 
 #[test]
 fn table_map_with_full_metadata_names_every_column() {
-    let map = TableMap::parse(raw(TABLE_MAP).body, Format::default()).unwrap();
-    assert_eq!((map.schema, map.table), (&b"fx"[..], &b"t"[..]));
+    let ev = raw(TABLE_MAP);
+    let map = ev.read_event::<TableMapEvent<'_>>().unwrap();
+    assert_eq!(
+        (map.database_name_raw(), map.table_name_raw()),
+        (&b"fx"[..], &b"t"[..])
+    );
     let table = TableDecoder::new(&map, &charsets()).unwrap();
     assert_eq!(table.name, TableName::new("fx", "t"));
     assert_eq!(
@@ -126,13 +170,39 @@ fn table_map_with_full_metadata_names_every_column() {
         "id,tiny,med,big_u,dec65,f,d,b,c,vc,bin,bl,txt,dt,dtm,ts,tm,yr,e,s,j"
     );
     // Without the optional metadata (binlog_row_metadata=NO_LOG) nothing can be decoded.
-    let mut bare = map.clone();
-    bare.optional = &[];
+    let mut bytes = TABLE_MAP.to_vec();
+    let optional = map.iter_optional_meta().count();
+    assert!(optional > 0);
+    // Cut the optional metadata off (keeping the checksum's 4 bytes, which mysql_common
+    // removes) and fix the event size.
+    let body_end = bytes.len() - 4;
+    let cut = optional_metadata_len(TABLE_MAP);
+    bytes.drain(body_end - cut..body_end);
+    let size = u32::try_from(bytes.len()).unwrap();
+    bytes[9..13].copy_from_slice(&size.to_le_bytes());
+    let bare_ev = raw(&bytes);
+    let bare = bare_ev.read_event::<TableMapEvent<'_>>().unwrap();
+    assert_eq!(bare.iter_optional_meta().count(), 0);
     assert!(TableDecoder::new(&bare, &charsets()).is_err());
 }
 
+/// The length of a captured table map's optional metadata: what follows its null bitmap
+/// (walked by hand over the documented layout, lengths below 251).
+fn optional_metadata_len(event: &[u8]) -> usize {
+    let body = &event[19..event.len() - 4];
+    let mut at = 6 + 2; // table id, flags
+    at += 1 + usize::from(body[at]) + 1; // schema
+    at += 1 + usize::from(body[at]) + 1; // table
+    let columns = usize::from(body[at]);
+    at += 1 + columns; // column count, types
+    at += 1 + usize::from(body[at]); // metadata
+    at += columns.div_ceil(8); // null bitmap
+    body.len() - at
+}
+
 fn fixture_table() -> TableDecoder {
-    let map = TableMap::parse(raw(TABLE_MAP).body, Format::default()).unwrap();
+    let ev = raw(TABLE_MAP);
+    let map = ev.read_event::<TableMapEvent<'_>>().unwrap();
     TableDecoder::new(&map, &charsets()).unwrap()
 }
 
@@ -140,9 +210,12 @@ fn fixture_table() -> TableDecoder {
 fn write_rows_decode_into_snapshot_shapes() {
     let table = fixture_table();
     let ev = raw(WRITE_ROWS);
-    let rows = Rows::parse(ev.kind, ev.body, Format::default()).unwrap();
-    assert_eq!(rows.kind, RowsKind::Write);
-    let decoded = decode_all(&table, rows.data, rows.present).unwrap();
+    let Some(EventData::RowsEvent(rows)) = ev.read_data().unwrap() else {
+        panic!("not a rows event")
+    };
+    assert_eq!(rows_kind(&rows), (RowsKind::Write, false));
+    let full = rows.columns_after_image().unwrap().all();
+    let decoded = decode_all(&table, rows.rows_data(), full).unwrap();
     assert_eq!(decoded.len(), 2);
     let expected_first = vec![
         Value::UInt(1),
@@ -194,11 +267,15 @@ fn zero_datetime() -> DateTime {
 fn update_rows_carry_both_images() {
     let table = fixture_table();
     let ev = raw(UPDATE_ROWS);
-    let rows = Rows::parse(ev.kind, ev.body, Format::default()).unwrap();
-    assert_eq!(rows.kind, RowsKind::Update);
-    let mut r = super::event::Reader::new(rows.data);
-    let before = table.decode_row(&mut r, rows.present, false).unwrap();
-    let after = table.decode_row(&mut r, rows.present_after, false).unwrap();
+    let Some(EventData::RowsEvent(rows)) = ev.read_data().unwrap() else {
+        panic!("not a rows event")
+    };
+    assert_eq!(rows_kind(&rows), (RowsKind::Update, false));
+    let mut r = super::event::Reader::new(rows.rows_data());
+    let present = rows.columns_before_image().unwrap().all();
+    let present_after = rows.columns_after_image().unwrap().all();
+    let before = table.decode_row(&mut r, present, false).unwrap();
+    let after = table.decode_row(&mut r, present_after, false).unwrap();
     assert!(r.is_empty());
     assert_eq!((&before[0], &after[0]), (&Value::UInt(2), &Value::UInt(3)));
     assert_eq!(
@@ -221,7 +298,7 @@ fn reader(filter: BinlogFilter, file: &str, offset: u64, gtid: GtidState) -> Eve
 
 fn feed(reader: &mut EventReader, bytes: &[u8]) -> Vec<ChangeEvent> {
     for event in split(bytes) {
-        reader.handle(&raw(event), None).unwrap();
+        reader.handle(&raw(event)).unwrap();
     }
     reader.out.drain(..).collect()
 }
@@ -317,7 +394,7 @@ fn a_resumed_reader_ignores_the_re_sent_format_event_position() {
     // Resuming mid-file: the server sends a fake rotate (still carrying its checksum,
     // as no format event has been seen yet) and the format event with position 0.
     let events = split(STREAM);
-    let start = raw(events[3]).log_pos;
+    let start = log_pos(&raw(events[3]));
     let mut r = reader(
         BinlogFilter::all(),
         STREAM_FILE,
@@ -327,24 +404,17 @@ fn a_resumed_reader_ignores_the_re_sent_format_event_position() {
     let mut rotate_body = start.to_le_bytes().to_vec();
     rotate_body.extend(STREAM_FILE.as_bytes());
     rotate_body.extend([0xde, 0xad, 0xbe, 0xef]);
-    let fake = RawEvent {
-        kind: kind::ROTATE,
-        timestamp: 0,
-        server_id: 1,
-        log_pos: 0,
-        flags: super::event::FLAG_ARTIFICIAL,
-        body: &rotate_body,
-    };
-    r.handle(&fake, None).unwrap();
+    let fake = built(kind::ROTATE, 0, 0, FLAG_ARTIFICIAL, &rotate_body);
+    r.handle(&fake).unwrap();
     assert_eq!(
         r.position().to_string(),
         format!("{STREAM_FILE}:{start} (gtid 0-1-0)")
     );
-    let mut fde = raw(events[0]);
-    fde.log_pos = 0;
-    r.handle(&fde, None).unwrap();
+    let mut fde = events[0].to_vec();
+    fde[13..17].fill(0); // log_pos 0, as the server re-sends it
+    r.handle(&raw(&fde)).unwrap();
     for event in &events[4..] {
-        r.handle(&raw(event), None).unwrap();
+        r.handle(&raw(event)).unwrap();
     }
     let out: Vec<ChangeEvent> = r.out.drain(..).collect();
     assert!(matches!(&out[0].change, Change::Ddl { .. }));
@@ -364,25 +434,15 @@ fn a_real_rotate_moves_to_the_new_file_at_its_position() {
     );
     let mut body = 4u64.to_le_bytes().to_vec();
     body.extend(b"binlog.000008");
-    let rotate = RawEvent {
-        kind: kind::ROTATE,
-        timestamp: 1,
-        server_id: 1,
-        log_pos: 944,
-        flags: 0,
-        body: &body,
-    };
+    let rotate = built(kind::ROTATE, 1, 944, 0, &body);
     // A format event was seen: the body has no checksum left.
     let fde = raw(split(STREAM)[0]);
-    r.handle(&fde, None).unwrap();
-    r.handle(&rotate, None).unwrap();
+    r.handle(&fde).unwrap();
+    r.handle(&rotate).unwrap();
     assert_eq!(r.position().to_string(), "binlog.000008:4");
     assert_eq!(
-        Rotate::parse(&body).unwrap(),
-        Rotate {
-            position: 4,
-            file: "binlog.000008".into()
-        }
+        rotate_target(&rotate.read_event::<RotateEvent<'_>>().unwrap(), false).unwrap(),
+        (4, "binlog.000008".to_string())
     );
     let progress = r.progress_commit().unwrap();
     assert_eq!(progress.position.to_string(), "binlog.000008:4");
@@ -486,15 +546,8 @@ fn mysql_reader(filter: BinlogFilter) -> EventReader {
     )
 }
 
-fn event(kind: u8, log_pos: u64, body: &[u8]) -> RawEvent<'_> {
-    RawEvent {
-        kind,
-        timestamp: 1_700_000_000,
-        server_id: 1,
-        log_pos,
-        flags: 0,
-        body,
-    }
+fn event(kind: u8, log_pos: u64, body: &[u8]) -> Event {
+    built(kind, 1_700_000_000, log_pos, 0, body)
 }
 
 fn mysql_gtid(gno: u64) -> Vec<u8> {
@@ -538,7 +591,7 @@ fn mysql_transactions_with_json_and_v2_rows_events() {
         event(kind::WRITE_ROWS, 400, &rows),
         event(kind::XID, 431, &xid),
     ] {
-        r.handle(&e, None).unwrap();
+        r.handle(&e).unwrap();
     }
     let out: Vec<ChangeEvent> = r.out.drain(..).collect();
     assert_eq!(out.len(), 3);
@@ -572,8 +625,8 @@ fn mysql_transactions_with_json_and_v2_rows_events() {
     // DDL: GTID then the statement, without BEGIN; it ends the group.
     let gtid = mysql_gtid(12);
     let ddl = query("shop", "ALTER TABLE doc ADD COLUMN x INT");
-    r.handle(&event(kind::GTID, 500, &gtid), None).unwrap();
-    r.handle(&event(kind::QUERY, 600, &ddl), None).unwrap();
+    r.handle(&event(kind::GTID, 500, &gtid)).unwrap();
+    r.handle(&event(kind::QUERY, 600, &ddl)).unwrap();
     let out: Vec<ChangeEvent> = r.out.drain(..).collect();
     assert_eq!(
         out[0].change,
@@ -593,7 +646,7 @@ fn mysql_transactions_with_json_and_v2_rows_events() {
 fn mysql_partial_json_updates_and_statement_dml_are_refused() {
     let mut r = mysql_reader(BinlogFilter::all());
     let map = mysql_table_map();
-    r.handle(&event(kind::TABLE_MAP, 300, &map), None).unwrap();
+    r.handle(&event(kind::TABLE_MAP, 300, &map)).unwrap();
     // A partial update: before image, then value options with PARTIAL_JSON and the JSON
     // column marked partial.
     let mut body = Vec::new();
@@ -606,7 +659,7 @@ fn mysql_partial_json_updates_and_statement_dml_are_refused() {
     body.extend([1, 0b1]);
     body.extend(mysql_row());
     let err = r
-        .handle(&event(kind::PARTIAL_UPDATE_ROWS, 400, &body), None)
+        .handle(&event(kind::PARTIAL_UPDATE_ROWS, 400, &body))
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(
@@ -618,31 +671,33 @@ fn mysql_partial_json_updates_and_statement_dml_are_refused() {
 
     let mut r = mysql_reader(BinlogFilter::all());
     let insert = query("shop", "INSERT INTO doc VALUES (1)");
-    let err = r
-        .handle(&event(kind::QUERY, 100, &insert), None)
-        .unwrap_err();
+    let err = r.handle(&event(kind::QUERY, 100, &insert)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported);
     assert!(err.message().contains("binlog_format=ROW"));
     // Statement-logged changes to unselected tables (MariaDB empties MEMORY tables so after a
     // restart) are skipped.
     let mut r = mysql_reader(BinlogFilter::databases(["other"]));
-    r.handle(&event(kind::QUERY, 100, &insert), None).unwrap();
+    r.handle(&event(kind::QUERY, 100, &insert)).unwrap();
     let memory = query("", "DELETE FROM `shop`.`mem`");
-    r.handle(&event(kind::QUERY, 200, &memory), None).unwrap();
+    r.handle(&event(kind::QUERY, 200, &memory)).unwrap();
     assert!(r.out.is_empty());
-    let q = Query::parse(&insert).unwrap();
-    assert_eq!((q.schema, q.client_charset), (&b"shop"[..], Some(45)));
+    let ev = event(kind::QUERY, 100, &insert);
+    let q = ev.read_event::<QueryEvent<'_>>().unwrap();
+    assert_eq!(
+        (q.schema_raw(), client_charset(&q)),
+        (&b"shop"[..], Some(45))
+    );
 }
 
 #[test]
 fn mysql_rows_without_full_image_or_with_geometry_are_refused() {
     let mut r = mysql_reader(BinlogFilter::all());
     let map = mysql_table_map();
-    r.handle(&event(kind::TABLE_MAP, 300, &map), None).unwrap();
+    r.handle(&event(kind::TABLE_MAP, 300, &map)).unwrap();
     let mut minimal = mysql_write_rows(&mysql_row());
     minimal[11] = 0b00001; // only the id column
     let err = r
-        .handle(&event(kind::WRITE_ROWS, 400, &minimal), None)
+        .handle(&event(kind::WRITE_ROWS, 400, &minimal))
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(err.message().contains("binlog_row_image=FULL"));
@@ -655,9 +710,7 @@ fn mysql_rows_without_full_image_or_with_geometry_are_refused() {
     geo.remove(meta_at + 2);
     geo[meta_at] = 4;
     let mut r = mysql_reader(BinlogFilter::all());
-    let err = r
-        .handle(&event(kind::TABLE_MAP, 300, &geo), None)
-        .unwrap_err();
+    let err = r.handle(&event(kind::TABLE_MAP, 300, &geo)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported);
     assert_eq!(
         err.message().split(": ").last().unwrap(),
