@@ -38,4 +38,4 @@ pub use schema::{
     Catalog, Column, ColumnDefault, ForeignKey, Generated, Index, IndexColumn, IndexKind, Key,
     ReferentialAction, Schema, Table, TableName,
 };
-pub use value::{BitString, Date, DateTime, Decimal, Duration, ParseValueError, Value};
+pub use value::{BitString, Date, DateTime, Decimal, Duration, ParseValueError, Short, Value};
