@@ -1500,22 +1500,12 @@ mod tests {
 
     fn col(name: &str, generated: Option<&str>) -> Column {
         Column {
-            name: name.into(),
             ordinal: 1,
-            source_type: "int".into(),
-            target_type: None,
-            nullable: true,
-            default: None,
-            auto_increment: false,
-            on_update_current_timestamp: false,
             generated: generated.map(|e| Generated {
                 expression: e.into(),
                 stored: false,
             }),
-            charset: None,
-            collation: None,
-            json_checked: false,
-            comment: None,
+            ..Column::new(name, "int")
         }
     }
 

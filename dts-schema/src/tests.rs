@@ -13,21 +13,7 @@ use crate::{
 // --- builders -----------------------------------------------------------------------------
 
 fn col(name: &str, source_type: &str) -> Column {
-    Column {
-        name: name.into(),
-        ordinal: 0,
-        source_type: source_type.into(),
-        target_type: None,
-        nullable: true,
-        default: None,
-        auto_increment: false,
-        on_update_current_timestamp: false,
-        generated: None,
-        charset: None,
-        collation: None,
-        json_checked: false,
-        comment: None,
-    }
+    Column::new(name, source_type)
 }
 
 trait ColumnExt {

@@ -377,19 +377,9 @@ pub(crate) mod tests {
 
     pub(crate) fn column(source_type: &str, nullable: bool) -> Column {
         Column {
-            name: "c".into(),
             ordinal: 1,
-            source_type: source_type.into(),
-            target_type: None,
             nullable,
-            default: None,
-            auto_increment: false,
-            on_update_current_timestamp: false,
-            generated: None,
-            charset: None,
-            collation: None,
-            json_checked: false,
-            comment: None,
+            ..Column::new("c", source_type)
         }
     }
 

@@ -116,19 +116,8 @@ mod tests {
 
     fn mapping(ty: &str) -> ColumnMapping {
         let c = Column {
-            name: "c".into(),
             ordinal: 1,
-            source_type: ty.into(),
-            target_type: None,
-            nullable: true,
-            default: None,
-            auto_increment: false,
-            on_update_current_timestamp: false,
-            generated: None,
-            charset: None,
-            collation: None,
-            json_checked: false,
-            comment: None,
+            ..Column::new("c", ty)
         };
         map_mysql_column(&c, &MappingOptions::default()).unwrap()
     }

@@ -60,7 +60,6 @@ pub(super) fn parse_column(
             name: name.clone(),
             ordinal: 0,
             source_type: ty.spelled.clone(),
-            target_type: None,
             // `serial` is `bigint unsigned NOT NULL AUTO_INCREMENT UNIQUE`.
             nullable: !ty.serial,
             default: None,
