@@ -44,7 +44,9 @@
 //! ([`SchemaTracker::apply_mysql_ddl`]). What it cannot follow is a [`DdlError`].
 //!
 //! The generated SQL needs PostgreSQL 14 or later (`CREATE OR REPLACE TRIGGER`, stored
-//! generated columns, `gen_random_uuid()`) with `standard_conforming_strings = on`.
+//! generated columns, `gen_random_uuid()`). Every identifier and string literal in it is
+//! quoted by [`dts_typemap::quote`], so it means the same whatever
+//! `standard_conforming_strings` is set to.
 //!
 //! This crate has no features and does no I/O.
 

@@ -490,10 +490,10 @@ fn defaults_of_every_kind() {
         PgType::VarChar(4)
     ));
     has(&format!(
-        r#""name" {} NOT NULL DEFAULT 'a''b\c',"#,
+        r#""name" {} NOT NULL DEFAULT E'a''b\\c',"#,
         PgType::VarChar(20)
     ));
-    has(r#""bin" bytea DEFAULT '\x61620000'::bytea,"#);
+    has(r#""bin" bytea DEFAULT E'\\x61620000'::bytea,"#);
     has(r#""born" date DEFAULT '2020-01-01',"#);
     has(r#""zero_day" date,"#);
     has(&format!(
