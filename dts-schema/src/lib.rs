@@ -57,6 +57,7 @@ mod expr;
 mod ident;
 mod options;
 mod plan;
+mod token;
 
 pub use change::{DdlError, DdlKind, DdlOutcome, SchemaTracker, SourceFlavor, TableFilter};
 pub use ddl::plan_mysql_to_pg;

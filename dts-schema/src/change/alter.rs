@@ -20,8 +20,8 @@ use super::objects::{
     drop_primary_key, planned_trigger, refresh_trigger,
 };
 use super::state::{problems, State};
-use super::token::{split_commas, text, Cursor, Tok};
 use super::{clause_text, DdlKind, DdlOutcome, Fail, Out, Run, SourceFlavor};
+use crate::token::{split_commas, text, Cursor, Tok};
 
 /// Where `ADD`/`MODIFY`/`CHANGE` put a column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -345,7 +345,7 @@ impl Alter<'_> {
         let if_not_exists = c.eat_kws(&["IF", "NOT", "EXISTS"]);
         let rest = c.rest();
         if rest.first().is_some_and(|t| t.token == Token::LParen)
-            && super::token::closing(rest, 0) == Some(rest.len() - 1)
+            && crate::token::closing(rest, 0) == Some(rest.len() - 1)
         {
             for def in split_commas(&rest[1..rest.len() - 1]) {
                 self.add_column(def, None, if_not_exists)?;

@@ -17,8 +17,8 @@ use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Token;
 
-use super::token::{closing, split_commas, text, Cursor, Tok};
 use super::{Fail, SourceFlavor};
+use crate::token::{closing, split_commas, text, Cursor, Tok};
 
 /// A key declared on the column itself (`id int PRIMARY KEY`, `email varchar(80) UNIQUE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -692,7 +692,7 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::change::token::tokenize;
+    use crate::token::tokenize;
 
     fn parse(def: &str, flavor: SourceFlavor) -> ColumnSpec {
         let toks = tokenize(def).unwrap();
