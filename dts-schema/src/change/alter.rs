@@ -557,12 +557,7 @@ impl Alter<'_> {
             }
         }
         if let Some((check, _)) = &objects.check {
-            self.state
-                .taken
-                .constraints
-                .entry(target.clone())
-                .or_default()
-                .reserve(check);
+            self.state.taken.constraints_of(&target).reserve(check);
         }
         self.state
             .objects
@@ -664,20 +659,10 @@ impl Alter<'_> {
             }
         }
         for n in release_relations {
-            self.state
-                .taken
-                .relations
-                .entry(schema.clone())
-                .or_default()
-                .release(&n);
+            self.state.taken.relations_in(&schema).release(&n);
         }
         for n in release_constraints {
-            self.state
-                .taken
-                .constraints
-                .entry(target.clone())
-                .or_default()
-                .release(&n);
+            self.state.taken.constraints_of(&target).release(&n);
         }
         if dropped.primary_key && self.state.table(&t)?.primary_key.is_some() {
             create_primary_key(self.state, &t, &mut self.out)?;
@@ -798,11 +783,7 @@ impl Alter<'_> {
         let check_changed = old_mapping.check != new_mapping.check;
         if check_changed {
             if let Some((n, _)) = &old_objects.check {
-                taken
-                    .constraints
-                    .entry(target.clone())
-                    .or_default()
-                    .release(n);
+                taken.constraints_of(&target).release(n);
             }
         }
         let planned = self
@@ -821,11 +802,7 @@ impl Alter<'_> {
         let (new_objects, planned) = if mechanism_changed && old_objects.sequence.is_some() {
             // Plan again with the old sequence name free, so the new one may take it.
             if let Some((s, _)) = &old_objects.sequence {
-                taken
-                    .relations
-                    .entry(target.schema.clone())
-                    .or_default()
-                    .release(s);
+                taken.relations_in(&target.schema).release(s);
             }
             let planned = self
                 .state
@@ -992,39 +969,19 @@ impl Alter<'_> {
         objects.default = new_objects.default.clone();
         if check_changed {
             if let Some((n, _)) = &old_objects.check {
-                self.state
-                    .taken
-                    .constraints
-                    .entry(target.clone())
-                    .or_default()
-                    .release(n);
+                self.state.taken.constraints_of(&target).release(n);
             }
             if let Some((n, _)) = &new_objects.check {
-                self.state
-                    .taken
-                    .constraints
-                    .entry(target.clone())
-                    .or_default()
-                    .reserve(n);
+                self.state.taken.constraints_of(&target).reserve(n);
             }
             objects.check = new_objects.check.clone();
         }
         if mechanism_changed {
             if let Some((s, _)) = &old_objects.sequence {
-                self.state
-                    .taken
-                    .relations
-                    .entry(schema.clone())
-                    .or_default()
-                    .release(s);
+                self.state.taken.relations_in(&schema).release(s);
             }
             if let Some((s, _)) = &new_objects.sequence {
-                self.state
-                    .taken
-                    .relations
-                    .entry(schema.clone())
-                    .or_default()
-                    .reserve(s);
+                self.state.taken.relations_in(&schema).reserve(s);
             }
             objects.sequence = new_objects.sequence.clone();
         }
@@ -1076,20 +1033,10 @@ impl Alter<'_> {
             }
         }
         for n in relations {
-            self.state
-                .taken
-                .relations
-                .entry(target.schema.clone())
-                .or_default()
-                .release(&n);
+            self.state.taken.relations_in(&target.schema).release(&n);
         }
         for n in constraints {
-            self.state
-                .taken
-                .constraints
-                .entry(target.clone())
-                .or_default()
-                .release(&n);
+            self.state.taken.constraints_of(&target).release(&n);
         }
         let planned = self.state.plan_variant(
             bare(self.state.table(&t)?),
@@ -1113,12 +1060,7 @@ impl Alter<'_> {
                 .and_then(|o| o.columns.get(g))
                 .and_then(|c| c.check.clone())
             {
-                self.state
-                    .taken
-                    .constraints
-                    .entry(target.clone())
-                    .or_default()
-                    .reserve(&n);
+                self.state.taken.constraints_of(&target).reserve(&n);
                 if let Some(c) = self
                     .state
                     .objects
@@ -1244,12 +1186,7 @@ impl Alter<'_> {
         else {
             return Ok(());
         };
-        let relations = self
-            .state
-            .taken
-            .relations
-            .entry(target.schema.clone())
-            .or_default();
+        let relations = self.state.taken.relations_in(&target.schema);
         relations.release(&old_target);
         let new_target = relations.claim(&index_base_name(&self.state.opts, &target.name, new));
         if new_target != old_target {

@@ -5,8 +5,10 @@
 
 use dts_core::{Table, TableName};
 
+use crate::ddl::TableObjects;
 use crate::ident::{quote_ident, quote_qualified};
-use crate::plan::StatementKind;
+use crate::plan::{Problem, StatementKind};
+use crate::SchemaOptions;
 
 use super::key::ParsedKey;
 use super::model::{add_key, foreign_key_pos, index_pos, Added};
@@ -68,12 +70,7 @@ pub(super) fn add_key_to(
                 "DROP INDEX IF EXISTS {}",
                 quote_qualified(&target.schema, &n)
             ));
-            state
-                .taken
-                .relations
-                .entry(target.schema.clone())
-                .or_default()
-                .release(&n);
+            state.taken.relations_in(&target.schema).release(&n);
         }
     }
     match added {
@@ -88,6 +85,38 @@ pub(super) fn add_key_to(
         Added::Nothing => {}
     }
     Ok(true)
+}
+
+/// Plans `variant` (a [`bare`] copy of `table` holding one object), passes on the problems
+/// `concerns` picks and adds the post-data statements of the `kinds` to `out`; returns the
+/// target objects the planner named.
+fn plan_object(
+    state: &State,
+    table: &TableName,
+    variant: Table,
+    opts: &SchemaOptions,
+    concerns: impl Fn(&Problem) -> bool,
+    kinds: &[StatementKind],
+    out: &mut Out,
+) -> Result<TableObjects, Fail> {
+    let planned = state.plan_variant(variant, opts, state.taken.clone());
+    problems(&planned.plan, concerns, out)?;
+    out.statements.extend(
+        planned
+            .plan
+            .post_data
+            .iter()
+            .filter(|s| kinds.contains(&s.kind))
+            .map(|s| s.sql.clone()),
+    );
+    Ok(planned.objects.get(table).cloned().unwrap_or_default())
+}
+
+/// Picks the planner problems about the `kind` (`index`, `foreign key`) `name` of `table`.
+fn about(table: &TableName, kind: &str, name: &str) -> impl Fn(&Problem) -> bool {
+    let object = format!("{table}.{name}");
+    let label = format!("{kind} `{name}` of `{table}`");
+    move |p| p.object == object || p.message.contains(&label)
 }
 
 /// Creates an index of the model in the target.
@@ -105,34 +134,18 @@ pub(super) fn create_index(
         indexes: vec![index.clone()],
         ..bare(t)
     };
-    let planned = state.plan_variant(variant, &state.opts, state.taken.clone());
-    let object = format!("{table}.{}", index.name);
-    let label = format!("index `{}` of `{table}`", index.name);
-    problems(
-        &planned.plan,
-        |p| p.object == object || p.message.contains(&label),
+    let planned = plan_object(
+        state,
+        table,
+        variant,
+        &state.opts,
+        about(table, "index", &index.name),
+        &[StatementKind::Index, StatementKind::UniqueIndex],
         out,
     )?;
-    out.statements.extend(
-        planned
-            .plan
-            .post_data
-            .iter()
-            .filter(|s| matches!(s.kind, StatementKind::Index | StatementKind::UniqueIndex))
-            .map(|s| s.sql.clone()),
-    );
-    if let Some(n) = planned
-        .objects
-        .get(table)
-        .and_then(|o| o.indexes.get(&index.name))
-    {
+    if let Some(n) = planned.indexes.get(&index.name) {
         let target = state.target(table);
-        state
-            .taken
-            .relations
-            .entry(target.schema)
-            .or_default()
-            .reserve(n);
+        state.taken.relations_in(&target.schema).reserve(n);
         state
             .objects
             .entry(table.clone())
@@ -156,35 +169,20 @@ pub(super) fn create_primary_key(
     };
     let mut opts = state.opts.clone();
     opts.primary_keys_after_data = true;
-    let planned = state.plan_variant(variant, &opts, state.taken.clone());
     let source = table.to_string();
-    problems(
-        &planned.plan,
+    let planned = plan_object(
+        state,
+        table,
+        variant,
+        &opts,
         |p| p.object == source && p.message.contains("primary key"),
+        &[StatementKind::PrimaryKey],
         out,
     )?;
-    out.statements.extend(
-        planned
-            .plan
-            .post_data
-            .iter()
-            .filter(|s| s.kind == StatementKind::PrimaryKey)
-            .map(|s| s.sql.clone()),
-    );
-    if let Some(n) = planned.objects.get(table).and_then(|o| o.pkey.clone()) {
+    if let Some(n) = planned.pkey {
         let target = state.target(table);
-        state
-            .taken
-            .relations
-            .entry(target.schema.clone())
-            .or_default()
-            .reserve(&n);
-        state
-            .taken
-            .constraints
-            .entry(target)
-            .or_default()
-            .reserve(&n);
+        state.taken.relations_in(&target.schema).reserve(&n);
+        state.taken.constraints_of(&target).reserve(&n);
         state.objects.entry(table.clone()).or_default().pkey = Some(n);
     }
     Ok(())
@@ -205,34 +203,18 @@ fn create_foreign_key(
         foreign_keys: vec![fk.clone()],
         ..bare(t)
     };
-    let planned = state.plan_variant(variant, &state.opts, state.taken.clone());
-    let object = format!("{table}.{}", fk.name);
-    let label = format!("foreign key `{}` of `{table}`", fk.name);
-    problems(
-        &planned.plan,
-        |p| p.object == object || p.message.contains(&label),
+    let planned = plan_object(
+        state,
+        table,
+        variant,
+        &state.opts,
+        about(table, "foreign key", &fk.name),
+        &[StatementKind::ForeignKey],
         out,
     )?;
-    out.statements.extend(
-        planned
-            .plan
-            .post_data
-            .iter()
-            .filter(|s| s.kind == StatementKind::ForeignKey)
-            .map(|s| s.sql.clone()),
-    );
-    if let Some(n) = planned
-        .objects
-        .get(table)
-        .and_then(|o| o.foreign_keys.get(&fk.name))
-    {
+    if let Some(n) = planned.foreign_keys.get(&fk.name) {
         let target = state.target(table);
-        state
-            .taken
-            .constraints
-            .entry(target)
-            .or_default()
-            .reserve(n);
+        state.taken.constraints_of(&target).reserve(n);
         state
             .objects
             .entry(table.clone())
@@ -256,18 +238,8 @@ pub(super) fn drop_primary_key(
             "ALTER TABLE {qualified} DROP CONSTRAINT IF EXISTS {}",
             quote_ident(&n)
         ));
-        state
-            .taken
-            .relations
-            .entry(target.schema.clone())
-            .or_default()
-            .release(&n);
-        state
-            .taken
-            .constraints
-            .entry(target)
-            .or_default()
-            .release(&n);
+        state.taken.relations_in(&target.schema).release(&n);
+        state.taken.constraints_of(&target).release(&n);
     }
     Ok(())
 }
@@ -299,12 +271,7 @@ pub(super) fn drop_index(
             "DROP INDEX IF EXISTS {}",
             quote_qualified(&target.schema, &n)
         ));
-        state
-            .taken
-            .relations
-            .entry(target.schema)
-            .or_default()
-            .release(&n);
+        state.taken.relations_in(&target.schema).release(&n);
     }
     Ok(())
 }
@@ -331,12 +298,7 @@ pub(super) fn drop_foreign_key(
             "ALTER TABLE {qualified} DROP CONSTRAINT IF EXISTS {}",
             quote_ident(&n)
         ));
-        state
-            .taken
-            .constraints
-            .entry(target)
-            .or_default()
-            .release(&n);
+        state.taken.constraints_of(&target).release(&n);
     }
     Ok(())
 }
@@ -354,11 +316,7 @@ pub(super) fn planned_trigger(
     let target = state.target(table);
     let mut taken = state.taken.clone();
     if let Some((f, _)) = state.objects.get(table).and_then(|o| o.trigger.as_ref()) {
-        taken
-            .functions
-            .entry(target.schema.clone())
-            .or_default()
-            .release(f);
+        taken.functions_in(&target.schema).release(f);
     }
     let planned = state.plan_variant(bare(state.table(table)?), &state.opts, taken);
     let source = table.to_string();
@@ -409,21 +367,11 @@ pub(super) fn refresh_trigger(
                 quote_qualified(&target.schema, function)
             ));
         }
-        state
-            .taken
-            .functions
-            .entry(target.schema.clone())
-            .or_default()
-            .release(function);
+        state.taken.functions_in(&target.schema).release(function);
     }
     out.statements.extend(sql);
     if let Some((function, _)) = &new {
-        state
-            .taken
-            .functions
-            .entry(target.schema.clone())
-            .or_default()
-            .reserve(function);
+        state.taken.functions_in(&target.schema).reserve(function);
     }
     state.objects.entry(table.clone()).or_default().trigger = new;
     Ok(())
