@@ -6,7 +6,7 @@ use sqlparser::dialect::MySqlDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Token;
 
-use crate::ddl::{index_base_name, TakenNames};
+use crate::ddl::{index_base_name, ColumnObjects, Planned, TakenNames};
 use crate::ident::{quote_ident, quote_literal, quote_qualified};
 use crate::plan::StatementKind;
 
@@ -164,6 +164,25 @@ struct Alter<'a> {
 }
 
 impl Alter<'_> {
+    /// Plans table `t` without its keys, as it now is, and passes on the problems of its
+    /// column `name`; returns the plan and the target objects of that column.
+    fn plan_column(&mut self, t: &TableName, name: &str) -> Result<(Planned, ColumnObjects), Fail> {
+        let planned = self.state.plan_variant(
+            bare(self.state.table(t)?),
+            &self.state.opts,
+            self.state.taken.clone(),
+        );
+        let object = format!("{t}.{name}");
+        problems(&planned.plan, |p| p.object == object, &mut self.out)?;
+        let objects = planned
+            .objects
+            .get(t)
+            .and_then(|o| o.columns.get(name))
+            .cloned()
+            .unwrap_or_default();
+        Ok((planned, objects))
+    }
+
     fn unsupported(&self, toks: &[Tok], why: &str) -> Fail {
         Fail::Unsupported(format!("`{}` {why}", clause_text(self.sql, toks)))
     }
@@ -491,19 +510,7 @@ impl Alter<'_> {
                 "column `{name}` is added at the end of `{target}` in PostgreSQL; the source's column order is kept in the model"
             ));
         }
-        let planned = self.state.plan_variant(
-            bare(self.state.table(&t)?),
-            &self.state.opts,
-            self.state.taken.clone(),
-        );
-        let object = format!("{t}.{name}");
-        problems(&planned.plan, |p| p.object == object, &mut self.out)?;
-        let objects = planned
-            .objects
-            .get(&t)
-            .and_then(|o| o.columns.get(&name))
-            .cloned()
-            .unwrap_or_default();
+        let (planned, objects) = self.plan_column(&t, &name)?;
         let qualified = self.state.qualified(&t);
         let col_object = format!("{target}.{target_col}");
         if spec.column.generated.is_some() {
@@ -1264,19 +1271,7 @@ impl Alter<'_> {
         let pos = column_pos(self.state.table(&t)?, &name).unwrap_or_default();
         self.state.table_mut(&t)?.columns[pos].default = default;
         self.model_changed = true;
-        let planned = self.state.plan_variant(
-            bare(self.state.table(&t)?),
-            &self.state.opts,
-            self.state.taken.clone(),
-        );
-        let object = format!("{t}.{name}");
-        problems(&planned.plan, |p| p.object == object, &mut self.out)?;
-        let new = planned
-            .objects
-            .get(&t)
-            .and_then(|o| o.columns.get(&name))
-            .cloned()
-            .unwrap_or_default();
+        let (_, new) = self.plan_column(&t, &name)?;
         let qualified = self.state.qualified(&t);
         let col = self.state.column_sql(&t, &name);
         self.out.statements.push(match &new.default {

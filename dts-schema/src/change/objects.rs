@@ -5,10 +5,8 @@
 
 use dts_core::{Table, TableName};
 
-use crate::ddl::TableObjects;
 use crate::ident::{quote_ident, quote_qualified};
-use crate::plan::{Problem, StatementKind};
-use crate::SchemaOptions;
+use crate::plan::StatementKind;
 
 use super::key::ParsedKey;
 use super::model::{add_key, foreign_key_pos, index_pos, Added};
@@ -80,43 +78,21 @@ pub(super) fn add_key_to(
             if let Some(index) = index {
                 create_index(state, table, &index, out)?;
             }
-            create_foreign_key(state, table, &name, out)?;
+            create(state, table, Object::ForeignKey(&name), out)?;
         }
         Added::Nothing => {}
     }
     Ok(true)
 }
 
-/// Plans `variant` (a [`bare`] copy of `table` holding one object), passes on the problems
-/// `concerns` picks and adds the post-data statements of the `kinds` to `out`; returns the
-/// target objects the planner named.
-fn plan_object(
-    state: &State,
-    table: &TableName,
-    variant: Table,
-    opts: &SchemaOptions,
-    concerns: impl Fn(&Problem) -> bool,
-    kinds: &[StatementKind],
-    out: &mut Out,
-) -> Result<TableObjects, Fail> {
-    let planned = state.plan_variant(variant, opts, state.taken.clone());
-    problems(&planned.plan, concerns, out)?;
-    out.statements.extend(
-        planned
-            .plan
-            .post_data
-            .iter()
-            .filter(|s| kinds.contains(&s.kind))
-            .map(|s| s.sql.clone()),
-    );
-    Ok(planned.objects.get(table).cloned().unwrap_or_default())
-}
-
-/// Picks the planner problems about the `kind` (`index`, `foreign key`) `name` of `table`.
-fn about(table: &TableName, kind: &str, name: &str) -> impl Fn(&Problem) -> bool {
-    let object = format!("{table}.{name}");
-    let label = format!("{kind} `{name}` of `{table}`");
-    move |p| p.object == object || p.message.contains(&label)
+/// A key or index of a tracked table's model, created in the target on its own.
+#[derive(Debug, Clone, Copy)]
+enum Object<'a> {
+    PrimaryKey,
+    /// An index, by source name.
+    Index(&'a str),
+    /// A foreign key, by source name.
+    ForeignKey(&'a str),
 }
 
 /// Creates an index of the model in the target.
@@ -126,34 +102,7 @@ pub(super) fn create_index(
     name: &str,
     out: &mut Out,
 ) -> Result<(), Fail> {
-    let t = state.table(table)?;
-    let index = index_pos(t, name)
-        .map(|i| t.indexes[i].clone())
-        .ok_or_else(|| Fail::Unsupported(format!("unknown index `{name}` of `{table}`")))?;
-    let variant = Table {
-        indexes: vec![index.clone()],
-        ..bare(t)
-    };
-    let planned = plan_object(
-        state,
-        table,
-        variant,
-        &state.opts,
-        about(table, "index", &index.name),
-        &[StatementKind::Index, StatementKind::UniqueIndex],
-        out,
-    )?;
-    if let Some(n) = planned.indexes.get(&index.name) {
-        let target = state.target(table);
-        state.taken.relations_in(&target.schema).reserve(n);
-        state
-            .objects
-            .entry(table.clone())
-            .or_default()
-            .indexes
-            .insert(index.name.clone(), n.clone());
-    }
-    Ok(())
+    create(state, table, Object::Index(name), out)
 }
 
 /// Creates the model's primary key in the target.
@@ -162,65 +111,104 @@ pub(super) fn create_primary_key(
     table: &TableName,
     out: &mut Out,
 ) -> Result<(), Fail> {
-    let t = state.table(table)?;
-    let variant = Table {
-        primary_key: t.primary_key.clone(),
-        ..bare(t)
-    };
-    let mut opts = state.opts.clone();
-    opts.primary_keys_after_data = true;
-    let source = table.to_string();
-    let planned = plan_object(
-        state,
-        table,
-        variant,
-        &opts,
-        |p| p.object == source && p.message.contains("primary key"),
-        &[StatementKind::PrimaryKey],
-        out,
-    )?;
-    if let Some(n) = planned.pkey {
-        let target = state.target(table);
-        state.taken.relations_in(&target.schema).reserve(&n);
-        state.taken.constraints_of(&target).reserve(&n);
-        state.objects.entry(table.clone()).or_default().pkey = Some(n);
-    }
-    Ok(())
+    create(state, table, Object::PrimaryKey, out)
 }
 
-/// Creates a foreign key of the model in the target.
-fn create_foreign_key(
+/// Creates one key or index of the model in the target: the planner plans a [`bare`] copy
+/// of the table holding just that object, against the names already taken; its problems
+/// about the object are passed on, its statements added to `out` and the name it chose
+/// taken.
+fn create(
     state: &mut State,
     table: &TableName,
-    name: &str,
+    object: Object<'_>,
     out: &mut Out,
 ) -> Result<(), Fail> {
     let t = state.table(table)?;
-    let fk = foreign_key_pos(t, name)
-        .map(|i| t.foreign_keys[i].clone())
-        .ok_or_else(|| Fail::Unsupported(format!("unknown foreign key `{name}` of `{table}`")))?;
-    let variant = Table {
-        foreign_keys: vec![fk.clone()],
-        ..bare(t)
+    let mut opts = state.opts.clone();
+    let mut variant = bare(t);
+    // The source name, how messages call the object, and the statements that create it.
+    let (name, label, kinds): (String, String, &[StatementKind]) = match object {
+        Object::PrimaryKey => {
+            opts.primary_keys_after_data = true;
+            variant.primary_key = t.primary_key.clone();
+            (
+                String::new(),
+                "primary key".into(),
+                &[StatementKind::PrimaryKey],
+            )
+        }
+        Object::Index(name) => {
+            let index = index_pos(t, name)
+                .map(|i| t.indexes[i].clone())
+                .ok_or_else(|| Fail::Unsupported(format!("unknown index `{name}` of `{table}`")))?;
+            let name = index.name.clone();
+            variant.indexes = vec![index];
+            let label = format!("index `{name}` of `{table}`");
+            (
+                name,
+                label,
+                &[StatementKind::Index, StatementKind::UniqueIndex],
+            )
+        }
+        Object::ForeignKey(name) => {
+            let fk = foreign_key_pos(t, name)
+                .map(|i| t.foreign_keys[i].clone())
+                .ok_or_else(|| {
+                    Fail::Unsupported(format!("unknown foreign key `{name}` of `{table}`"))
+                })?;
+            let name = fk.name.clone();
+            variant.foreign_keys = vec![fk];
+            let label = format!("foreign key `{name}` of `{table}`");
+            (name, label, &[StatementKind::ForeignKey])
+        }
     };
-    let planned = plan_object(
-        state,
-        table,
-        variant,
-        &state.opts,
-        about(table, "foreign key", &fk.name),
-        &[StatementKind::ForeignKey],
+    let planned = state.plan_variant(variant, &opts, state.taken.clone());
+    let source = match object {
+        Object::PrimaryKey => table.to_string(),
+        _ => format!("{table}.{name}"),
+    };
+    problems(
+        &planned.plan,
+        |p| match object {
+            Object::PrimaryKey => p.object == source && p.message.contains(&label),
+            _ => p.object == source || p.message.contains(&label),
+        },
         out,
     )?;
-    if let Some(n) = planned.foreign_keys.get(&fk.name) {
-        let target = state.target(table);
-        state.taken.constraints_of(&target).reserve(n);
-        state
-            .objects
-            .entry(table.clone())
-            .or_default()
-            .foreign_keys
-            .insert(fk.name.clone(), n.clone());
+    out.statements.extend(
+        planned
+            .plan
+            .post_data
+            .iter()
+            .filter(|s| kinds.contains(&s.kind))
+            .map(|s| s.sql.clone()),
+    );
+    let Some(named) = planned.objects.get(table) else {
+        return Ok(());
+    };
+    let target = state.target(table);
+    let objects = state.objects.entry(table.clone());
+    match object {
+        Object::PrimaryKey => {
+            if let Some(n) = &named.pkey {
+                state.taken.relations_in(&target.schema).reserve(n);
+                state.taken.constraints_of(&target).reserve(n);
+                objects.or_default().pkey = Some(n.clone());
+            }
+        }
+        Object::Index(_) => {
+            if let Some(n) = named.indexes.get(&name) {
+                state.taken.relations_in(&target.schema).reserve(n);
+                objects.or_default().indexes.insert(name, n.clone());
+            }
+        }
+        Object::ForeignKey(_) => {
+            if let Some(n) = named.foreign_keys.get(&name) {
+                state.taken.constraints_of(&target).reserve(n);
+                objects.or_default().foreign_keys.insert(name, n.clone());
+            }
+        }
     }
     Ok(())
 }
