@@ -41,7 +41,6 @@ fn column(name: &str, ordinal: usize, source_type: &str, nullable: bool) -> Colu
         name: name.into(),
         ordinal: u32::try_from(ordinal).unwrap(),
         source_type: source_type.into(),
-        target_type: None,
         nullable,
         default: None,
         auto_increment: false,

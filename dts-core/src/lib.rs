@@ -46,4 +46,4 @@ pub use schema::{
     ReferentialAction, Schema, Table, TableName,
 };
 pub use state::{ReaderRecord, StateStore};
-pub use value::{BitString, Date, DateTime, Decimal, Duration, ParseValueError, Value};
+pub use value::{BitString, Date, DateTime, Decimal, Duration, ParseValueError, Short, Value};

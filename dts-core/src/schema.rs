@@ -1,8 +1,7 @@
 //! The schema model: what a source reader produces and the schema translator consumes.
 //!
 //! Types are kept as the source engine declares them ([`Column::source_type`], e.g.
-//! `int(10) unsigned` or `enum('a','b')`); the type-mapping crate parses and maps them and
-//! fills [`Column::target_type`].
+//! `int(10) unsigned` or `enum('a','b')`); the type-mapping crate parses and maps them.
 
 use std::fmt;
 
@@ -115,8 +114,6 @@ pub struct Column {
     pub ordinal: u32,
     /// The type as the source engine declares it, lowercase (`int(10) unsigned`).
     pub source_type: String,
-    /// The target type, once mapped (`bigint`, `numeric(20,0)`).
-    pub target_type: Option<String>,
     /// Whether the column accepts `NULL`.
     pub nullable: bool,
     /// The default value, if any.
@@ -136,6 +133,27 @@ pub struct Column {
     pub json_checked: bool,
     /// Column comment, if non-empty.
     pub comment: Option<String>,
+}
+
+impl Column {
+    /// A nullable column of type `source_type` with nothing else declared: no default, not
+    /// generated, no charset or comment, and ordinal 0 until it is placed in a table.
+    pub fn new(name: impl Into<String>, source_type: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ordinal: 0,
+            source_type: source_type.into(),
+            nullable: true,
+            default: None,
+            auto_increment: false,
+            on_update_current_timestamp: false,
+            generated: None,
+            charset: None,
+            collation: None,
+            json_checked: false,
+            comment: None,
+        }
+    }
 }
 
 /// A column default.
@@ -270,19 +288,9 @@ mod tests {
 
     fn col(name: &str, nullable: bool) -> Column {
         Column {
-            name: name.into(),
             ordinal: 1,
-            source_type: "int".into(),
-            target_type: None,
             nullable,
-            default: None,
-            auto_increment: false,
-            on_update_current_timestamp: false,
-            generated: None,
-            charset: None,
-            collation: None,
-            json_checked: false,
-            comment: None,
+            ..Column::new(name, "int")
         }
     }
 

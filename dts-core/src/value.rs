@@ -88,6 +88,60 @@ impl Value {
     }
 }
 
+impl Value {
+    /// A short display of the value for messages that name a row, such as a key in an error:
+    /// text cut to 40 characters and bytes to 20, both quoted (`'abc'`, `x'00ff'`); numbers,
+    /// dates and times as written; other kinds (floats, JSON, bit strings) only by their
+    /// [`kind`](Value::kind).
+    ///
+    /// ```
+    /// use dts_core::Value;
+    ///
+    /// assert_eq!(Value::Int(7).short().to_string(), "7");
+    /// assert_eq!(Value::Text("x".repeat(50)).short().to_string(), format!("'{}'", "x".repeat(40)));
+    /// assert_eq!(Value::Bytes(vec![0, 255]).short().to_string(), "x'00ff'");
+    /// assert_eq!(Value::Json("{}".into()).short().to_string(), "json");
+    /// ```
+    pub fn short(&self) -> Short<'_> {
+        Short(self)
+    }
+}
+
+/// The short display of a [`Value`] for messages, made by [`Value::short`].
+#[derive(Debug, Clone, Copy)]
+pub struct Short<'a>(&'a Value);
+
+impl fmt::Display for Short<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Value::Text(s) => {
+                f.write_str("'")?;
+                for c in s.chars().take(40) {
+                    write!(f, "{c}")?;
+                }
+                f.write_str("'")
+            }
+            Value::Bytes(b) => {
+                f.write_str("x'")?;
+                for x in b.iter().take(20) {
+                    write!(f, "{x:02x}")?;
+                }
+                f.write_str("'")
+            }
+            Value::Null => f.write_str("NULL"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::UInt(u) => write!(f, "{u}"),
+            Value::Decimal(d) => write!(f, "{d}"),
+            Value::Date(d) => write!(f, "'{d}'"),
+            Value::DateTime(d) | Value::Timestamp(d) => write!(f, "'{d}'"),
+            Value::Time(t) => write!(f, "'{t}'"),
+            Value::Year(y) => write!(f, "{y}"),
+            Value::Bool(b) => write!(f, "{b}"),
+            other => f.write_str(other.kind()),
+        }
+    }
+}
+
 /// An error parsing one of the value types from text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {kind} literal `{text}`")]

@@ -149,31 +149,9 @@ fn key_text(job: &TableJob, row: &Row) -> String {
     }
     let parts: Vec<String> = cols
         .iter()
-        .map(|(k, v)| format!("{k}={}", short_value(v)))
+        .map(|(k, v)| format!("{k}={}", v.short()))
         .collect();
     format!("({})", parts.join(", "))
-}
-
-fn short_value(v: &Value) -> String {
-    match v {
-        Value::Text(s) => {
-            let s: String = s.chars().take(40).collect();
-            format!("'{s}'")
-        }
-        Value::Bytes(b) => format!(
-            "x'{}'",
-            b.iter()
-                .take(20)
-                .map(|x| format!("{x:02x}"))
-                .collect::<String>()
-        ),
-        Value::Int(i) => i.to_string(),
-        Value::UInt(u) => u.to_string(),
-        Value::Decimal(d) => d.to_string(),
-        Value::Date(d) => format!("'{d}'"),
-        Value::DateTime(d) | Value::Timestamp(d) => format!("'{d}'"),
-        other => format!("{other:?}"),
-    }
 }
 
 /// Copies every chunk of `jobs` not yet done, with one worker per reader/sink pair.

@@ -118,6 +118,23 @@ pub(crate) struct TakenNames {
     pub(crate) constraints: BTreeMap<TableName, Namespace>,
 }
 
+impl TakenNames {
+    /// The relation names of target schema `schema`.
+    pub(crate) fn relations_in(&mut self, schema: &str) -> &mut Namespace {
+        self.relations.entry(schema.to_string()).or_default()
+    }
+
+    /// The function names of target schema `schema`.
+    pub(crate) fn functions_in(&mut self, schema: &str) -> &mut Namespace {
+        self.functions.entry(schema.to_string()).or_default()
+    }
+
+    /// The constraint names of target table `table`.
+    pub(crate) fn constraints_of(&mut self, table: &TableName) -> &mut Namespace {
+        self.constraints.entry(table.clone()).or_default()
+    }
+}
+
 /// The target objects the planner created for one source table.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TableObjects {

@@ -7,7 +7,7 @@ use dts_typemap::pg::PgType;
 use dts_typemap::ColumnMapping;
 
 use crate::expr::{translate, ExprEnv};
-use crate::ident::quote_literal;
+use dts_typemap::quote::{quote_bytea, quote_literal};
 
 /// Why a default is not carried over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,8 +120,7 @@ fn literal(v: &str, mapping: &ColumnMapping) -> Result<Option<String>, DefaultIs
                     bytes.resize(n, 0);
                 }
             }
-            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            Ok(Some(format!("'\\x{hex}'::bytea")))
+            Ok(Some(quote_bytea(&bytes)))
         }
         PgType::Date | PgType::Timestamp(_) | PgType::TimestampTz(_) if is_zero_date(v) => {
             Err(DefaultIssue::Dropped("PostgreSQL has no zero date".into()))

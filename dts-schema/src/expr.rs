@@ -16,7 +16,10 @@
 use dts_core::Column;
 use dts_typemap::pg::PgType;
 
+use sqlparser::tokenizer::Token as SqlToken;
+
 use crate::ident::{quote_ident, quote_literal};
+use crate::token;
 
 /// Where an expression is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,197 +133,147 @@ const OPERATORS: [&str; 23] = [
 ];
 
 fn tokenize(src: &str) -> Result<Vec<Token>, ExprError> {
-    let bytes = src.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        let start = i;
-        if c.is_ascii_whitespace() {
-            i += 1;
-            continue;
+    let (text, printed) = unescape_printed_quotes(src)?;
+    let toks = token::tokenize(&text).map_err(|e| {
+        let start = e.offset.min(src.len());
+        let start = (0..=start)
+            .rev()
+            .find(|&i| src.is_char_boundary(i))
+            .unwrap_or(0);
+        let reason = if e.message.starts_with("Unterminated") || e.message.contains("delimiter") {
+            "unterminated quote".to_string()
+        } else {
+            e.message
+        };
+        ExprError {
+            part: src[start..].chars().take(24).collect(),
+            reason,
         }
-        let tok = match c {
-            b'(' => {
-                i += 1;
-                Tok::LParen
-            }
-            b')' => {
-                i += 1;
-                Tok::RParen
-            }
-            b',' => {
-                i += 1;
-                Tok::Comma
-            }
-            b'`' => {
-                let mut name = String::new();
-                let mut j = i + 1;
-                loop {
-                    let Some(rest) = src.get(j..) else {
-                        return Err(unterminated(src, start));
-                    };
-                    let Some(k) = rest.find('`') else {
-                        return Err(unterminated(src, start));
-                    };
-                    name.push_str(&rest[..k]);
-                    j += k + 1;
-                    if bytes.get(j) == Some(&b'`') {
-                        name.push('`');
-                        j += 1;
-                    } else {
-                        break;
-                    }
+    })?;
+    let mut out = Vec::with_capacity(toks.len());
+    for (i, t) in toks.iter().enumerate() {
+        let start = t.start;
+        // A `\'…\'` literal ends where its closing `\'` ended in the source.
+        let end = printed
+            .iter()
+            .find(|&&(s, _)| s == start)
+            .map_or(t.end, |&(_, e)| e);
+        let written = src.get(start..end).unwrap_or_default();
+        let unsupported = |reason: &str| ExprError {
+            part: written.to_string(),
+            reason: reason.into(),
+        };
+        let tok = match &t.token {
+            SqlToken::LParen => Tok::LParen,
+            SqlToken::RParen => Tok::RParen,
+            SqlToken::Comma => Tok::Comma,
+            SqlToken::Word(w) if w.quote_style == Some('`') => Tok::Ident(w.value.clone()),
+            SqlToken::Word(w) if w.quote_style.is_none() => {
+                let word = &w.value;
+                let literal_follows = toks.get(i + 1).is_some_and(|n| {
+                    n.start == t.end
+                        && matches!(
+                            n.token,
+                            SqlToken::SingleQuotedString(_) | SqlToken::DoubleQuotedString(_)
+                        )
+                });
+                if literal_follows && word.starts_with('_') {
+                    // A charset introducer (`_utf8mb4'x'`): the literal that follows is
+                    // what counts.
+                    continue;
                 }
-                i = j;
-                Tok::Ident(name)
-            }
-            b'\'' | b'"' => {
-                let (s, next) = string_literal(src, i + 1, c)?;
-                i = next;
-                Tok::Str(s)
-            }
-            // MySQL 8 prints string literals of generation expressions as `\'…\'`.
-            b'\\' if bytes.get(i + 1) == Some(&b'\'') => {
-                let body_start = i + 2;
-                let Some(k) = src[body_start..].find("\\'") else {
-                    return Err(unterminated(src, start));
-                };
-                let (s, _) =
-                    string_literal(&format!("{}'", &src[body_start..body_start + k]), 0, b'\'')?;
-                i = body_start + k + 2;
-                Tok::Str(s)
-            }
-            b'0'..=b'9' | b'.' if c != b'.' || bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
-                if c == b'0' && matches!(bytes.get(i + 1), Some(b'x' | b'X' | b'b' | b'B')) {
-                    let end = word_end(bytes, i);
+                let lower = word.to_ascii_lowercase();
+                if lower.starts_with("0x") || lower.starts_with("0b") {
+                    return Err(unsupported(
+                        "hexadecimal and bit literals are not supported",
+                    ));
+                }
+                if word.starts_with('@') {
                     return Err(ExprError {
-                        part: src[i..end].to_string(),
-                        reason: "hexadecimal and bit literals are not supported".into(),
+                        part: "@".into(),
+                        reason: "unexpected character".into(),
                     });
                 }
-                let mut j = i;
-                while j < bytes.len() && bytes[j].is_ascii_digit() {
-                    j += 1;
-                }
-                if j < bytes.len() && bytes[j] == b'.' {
-                    j += 1;
-                    while j < bytes.len() && bytes[j].is_ascii_digit() {
-                        j += 1;
-                    }
-                }
-                if j < bytes.len() && matches!(bytes[j], b'e' | b'E') {
-                    let mut k = j + 1;
-                    if k < bytes.len() && matches!(bytes[k], b'+' | b'-') {
-                        k += 1;
-                    }
-                    if k < bytes.len() && bytes[k].is_ascii_digit() {
-                        while k < bytes.len() && bytes[k].is_ascii_digit() {
-                            k += 1;
-                        }
-                        j = k;
-                    }
-                }
-                i = j;
-                Tok::Num(src[start..j].to_string())
+                Tok::Word(word.clone())
             }
-            _ if is_word_byte(c) => {
-                let end = word_end(bytes, i);
-                let word = &src[i..end];
-                i = end;
-                let next = bytes.get(end).copied();
-                let quoted_next = matches!(next, Some(b'\'' | b'"'))
-                    || (next == Some(b'\\') && bytes.get(end + 1) == Some(&b'\''));
-                if quoted_next {
-                    if word.starts_with('_') || word.eq_ignore_ascii_case("n") {
-                        // A charset introducer (`_utf8mb4'x'`) or national string: the
-                        // literal that follows is what counts.
-                        continue;
-                    }
-                    if word.eq_ignore_ascii_case("x") || word.eq_ignore_ascii_case("b") {
-                        return Err(ExprError {
-                            part: src[start..].chars().take(24).collect(),
-                            reason: "hexadecimal and bit literals are not supported".into(),
-                        });
-                    }
-                }
-                Tok::Word(word.to_string())
+            SqlToken::SingleQuotedString(s)
+            | SqlToken::DoubleQuotedString(s)
+            | SqlToken::NationalStringLiteral(s) => Tok::Str(s.clone()),
+            SqlToken::Number(n, _) => Tok::Num(n.clone()),
+            SqlToken::HexStringLiteral(_)
+            | SqlToken::SingleQuotedByteStringLiteral(_)
+            | SqlToken::DoubleQuotedByteStringLiteral(_) => {
+                return Err(unsupported(
+                    "hexadecimal and bit literals are not supported",
+                ))
             }
-            _ => {
-                let rest = &src[i..];
-                match OPERATORS.iter().find(|op| rest.starts_with(**op)) {
-                    Some(op) => {
-                        i += op.len();
-                        Tok::Op(op)
-                    }
-                    None => {
-                        let ch = rest.chars().next().unwrap_or(' ');
-                        return Err(ExprError {
-                            part: ch.to_string(),
-                            reason: "unexpected character".into(),
-                        });
-                    }
+            _ => match OPERATORS.iter().find(|op| **op == written) {
+                Some(op) => Tok::Op(op),
+                None => {
+                    return Err(ExprError {
+                        part: written.chars().next().unwrap_or(' ').to_string(),
+                        reason: "unexpected character".into(),
+                    })
                 }
-            }
+            },
         };
-        out.push(Token { tok, start, end: i });
+        out.push(Token { tok, start, end });
     }
     Ok(out)
 }
 
-fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
-}
-
-fn word_end(bytes: &[u8], mut i: usize) -> usize {
-    while i < bytes.len() && is_word_byte(bytes[i]) {
-        i += 1;
+/// MySQL 8 prints the string literals of generation expressions as `\'…\'`, which no SQL
+/// tokenizer reads. Outside quotes, each such literal is rewritten to `'…'` followed by two
+/// spaces, so the text keeps its length and every other token its byte range; returns the
+/// rewritten text and, for each literal, its start and its end in `src`.
+fn unescape_printed_quotes(src: &str) -> Result<(String, Vec<(usize, usize)>), ExprError> {
+    if !src.contains("\\'") {
+        return Ok((src.to_string(), Vec::new()));
     }
-    i
-}
-
-fn unterminated(src: &str, start: usize) -> ExprError {
-    ExprError {
-        part: src[start..].chars().take(24).collect(),
-        reason: "unterminated quote".into(),
-    }
-}
-
-/// Reads a MySQL string literal whose opening quote `q` ends just before `from`; returns the
-/// unescaped text and the index after the closing quote.
-fn string_literal(src: &str, from: usize, q: u8) -> Result<(String, usize), ExprError> {
-    let mut out = String::new();
-    let mut chars = src[from..].char_indices().peekable();
-    while let Some((k, c)) = chars.next() {
-        if c == char::from(q) {
-            if chars.peek().map(|&(_, n)| n) == Some(char::from(q)) {
-                chars.next();
-                out.push(c);
+    let bytes = src.as_bytes();
+    let mut text = String::with_capacity(src.len());
+    let mut printed = Vec::new();
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match quote {
+            Some(q) => {
+                if c == b'\\' && q != b'`' && i + 1 < bytes.len() {
+                    // An escaped character inside an ordinary literal; both bytes are kept.
+                    let next = src[i + 1..].chars().next().map_or(1, char::len_utf8);
+                    text.push_str(&src[i..i + 1 + next]);
+                    i += 1 + next;
+                    continue;
+                }
+                if c == q {
+                    quote = None;
+                }
+            }
+            None if c == b'\\' && bytes.get(i + 1) == Some(&b'\'') => {
+                let body_start = i + 2;
+                let Some(k) = src[body_start..].find("\\'") else {
+                    return Err(ExprError {
+                        part: src[i..].chars().take(24).collect(),
+                        reason: "unterminated quote".into(),
+                    });
+                };
+                let body_end = body_start + k;
+                text.push('\'');
+                text.push_str(&src[body_start..body_end]);
+                text.push_str("'  ");
+                printed.push((i, body_end + 2));
+                i = body_end + 2;
                 continue;
             }
-            return Ok((out, from + k + c.len_utf8()));
+            None if matches!(c, b'\'' | b'"' | b'`') => quote = Some(c),
+            None => {}
         }
-        if c == '\\' {
-            let Some((_, e)) = chars.next() else { break };
-            match e {
-                '0' => out.push('\0'),
-                'b' => out.push('\u{8}'),
-                'n' => out.push('\n'),
-                'r' => out.push('\r'),
-                't' => out.push('\t'),
-                'Z' => out.push('\u{1a}'),
-                // MySQL keeps the backslash before `%` and `_` (they matter in LIKE).
-                '%' | '_' => {
-                    out.push('\\');
-                    out.push(e);
-                }
-                other => out.push(other),
-            }
-            continue;
-        }
-        out.push(c);
+        let len = src[i..].chars().next().map_or(1, char::len_utf8);
+        text.push_str(&src[i..i + len]);
+        i += len;
     }
-    Err(unterminated(src, from.saturating_sub(1)))
+    Ok((text, printed))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1500,22 +1453,12 @@ mod tests {
 
     fn col(name: &str, generated: Option<&str>) -> Column {
         Column {
-            name: name.into(),
             ordinal: 1,
-            source_type: "int".into(),
-            target_type: None,
-            nullable: true,
-            default: None,
-            auto_increment: false,
-            on_update_current_timestamp: false,
             generated: generated.map(|e| Generated {
                 expression: e.into(),
                 stored: false,
             }),
-            charset: None,
-            collation: None,
-            json_checked: false,
-            comment: None,
+            ..Column::new(name, "int")
         }
     }
 
@@ -1729,6 +1672,38 @@ mod tests {
         assert_eq!(e.reason, "unexpected text");
         let e = f.gen_err("`unterminated");
         assert_eq!(e.reason, "unterminated quote");
+    }
+
+    #[test]
+    fn printed_literals_keep_their_place() {
+        let toks = tokenize(r"concat(_utf8mb4\'a\\b\',`x`) + \'it''s\'").unwrap();
+        let spelled: Vec<(&Tok, usize, usize)> =
+            toks.iter().map(|t| (&t.tok, t.start, t.end)).collect();
+        assert_eq!(
+            spelled,
+            [
+                (&Tok::Word("concat".into()), 0, 6),
+                (&Tok::LParen, 6, 7),
+                (&Tok::Str(r"a\b".into()), 15, 23),
+                (&Tok::Comma, 23, 24),
+                (&Tok::Ident("x".into()), 24, 27),
+                (&Tok::RParen, 27, 28),
+                (&Tok::Op("+"), 29, 30),
+                (&Tok::Str("it's".into()), 31, 40),
+            ]
+        );
+        let e = tokenize(r"concat(\'open").unwrap_err();
+        assert_eq!(e.reason, "unterminated quote");
+        assert_eq!(e.part, r"\'open");
+        let e = tokenize("1 + @x").unwrap_err();
+        assert_eq!(e.reason, "unexpected character");
+        let e = tokenize("0b101").unwrap_err();
+        assert!(e.reason.contains("bit literals"), "{e}");
+        let e = tokenize("1 ? 2").unwrap_err();
+        assert_eq!(
+            (e.part.as_str(), e.reason.as_str()),
+            ("?", "unexpected character")
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! PostgreSQL identifiers and literals: quoting, case policy, the 63-byte limit and
-//! per-namespace uniqueness.
+//! PostgreSQL identifiers: case policy, the 63-byte limit and per-namespace uniqueness.
+//! Quoting of identifiers and literals is [`dts_typemap::quote`]'s, re-exported here.
 
 use std::collections::BTreeSet;
 
@@ -34,50 +34,8 @@ impl IdentifierCase {
     }
 }
 
-/// Quotes an identifier for PostgreSQL: wrapped in double quotes, embedded `"` doubled.
-///
-/// ```
-/// assert_eq!(dts_schema::quote_ident("order"), r#""order""#);
-/// assert_eq!(dts_schema::quote_ident(r#"a"b"#), r#""a""b""#);
-/// ```
-pub fn quote_ident(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 2);
-    out.push('"');
-    for c in name.chars() {
-        if c == '"' {
-            out.push('"');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
-}
-
-/// Quotes a string literal for PostgreSQL: wrapped in single quotes, embedded `'` doubled.
-///
-/// Backslashes are kept as they are, which is correct with `standard_conforming_strings = on`
-/// (the default since PostgreSQL 9.1).
-///
-/// ```
-/// assert_eq!(dts_schema::quote_literal("it's"), "'it''s'");
-/// ```
-pub fn quote_literal(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('\'');
-    for c in value.chars() {
-        if c == '\'' {
-            out.push('\'');
-        }
-        out.push(c);
-    }
-    out.push('\'');
-    out
-}
-
-/// A qualified, quoted name: `"schema"."name"`.
-pub(crate) fn quote_qualified(schema: &str, name: &str) -> String {
-    format!("{}.{}", quote_ident(schema), quote_ident(name))
-}
+pub(crate) use dts_typemap::quote::quote_qualified;
+pub use dts_typemap::quote::{quote_ident, quote_literal};
 
 /// Fits a name into [`MAX_IDENTIFIER_BYTES`]: a longer name keeps its first bytes (cut at a
 /// character boundary) followed by `_` and eight hex digits of a hash of the whole name, so
@@ -183,15 +141,6 @@ pub(crate) fn parenthesize(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quoting_doubles_embedded_quotes() {
-        assert_eq!(quote_ident("select"), "\"select\"");
-        assert_eq!(quote_ident("CamelCase"), "\"CamelCase\"");
-        assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
-        assert_eq!(quote_literal("a'b''c"), "'a''b''''c'");
-        assert_eq!(quote_literal(r"back\slash"), r"'back\slash'");
-    }
 
     #[test]
     fn case_policy_folds_ascii_only() {

@@ -44,7 +44,9 @@
 //! ([`SchemaTracker::apply_mysql_ddl`]). What it cannot follow is a [`DdlError`].
 //!
 //! The generated SQL needs PostgreSQL 14 or later (`CREATE OR REPLACE TRIGGER`, stored
-//! generated columns, `gen_random_uuid()`) with `standard_conforming_strings = on`.
+//! generated columns, `gen_random_uuid()`). Every identifier and string literal in it is
+//! quoted by [`dts_typemap::quote`], so it means the same whatever
+//! `standard_conforming_strings` is set to.
 //!
 //! This crate has no features and does no I/O.
 
@@ -55,6 +57,7 @@ mod expr;
 mod ident;
 mod options;
 mod plan;
+mod token;
 
 pub use change::{DdlError, DdlKind, DdlOutcome, SchemaTracker, SourceFlavor, TableFilter};
 pub use ddl::plan_mysql_to_pg;

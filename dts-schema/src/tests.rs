@@ -13,21 +13,7 @@ use crate::{
 // --- builders -----------------------------------------------------------------------------
 
 fn col(name: &str, source_type: &str) -> Column {
-    Column {
-        name: name.into(),
-        ordinal: 0,
-        source_type: source_type.into(),
-        target_type: None,
-        nullable: true,
-        default: None,
-        auto_increment: false,
-        on_update_current_timestamp: false,
-        generated: None,
-        charset: None,
-        collation: None,
-        json_checked: false,
-        comment: None,
-    }
+    Column::new(name, source_type)
 }
 
 trait ColumnExt {
@@ -504,10 +490,10 @@ fn defaults_of_every_kind() {
         PgType::VarChar(4)
     ));
     has(&format!(
-        r#""name" {} NOT NULL DEFAULT 'a''b\c',"#,
+        r#""name" {} NOT NULL DEFAULT E'a''b\\c',"#,
         PgType::VarChar(20)
     ));
-    has(r#""bin" bytea DEFAULT '\x61620000'::bytea,"#);
+    has(r#""bin" bytea DEFAULT E'\\x61620000'::bytea,"#);
     has(r#""born" date DEFAULT '2020-01-01',"#);
     has(r#""zero_day" date,"#);
     has(&format!(

@@ -217,15 +217,7 @@ pub fn convert_mysql_value(
                 v @ (Value::Text(_) | Value::Bytes(_)) => parse_text(v, "datetime")?,
                 v => return Err(mismatch("a datetime", &v)),
             };
-            let dt = checked_datetime(dt, *fsp, mapping, opts)?;
-            match (dt, mapping.target) {
-                (None, _) => Ok(Value::Null),
-                (Some(dt), PgType::Timestamp(p)) => {
-                    check_fraction(dt.micro, p, &dt, mapping.target)?;
-                    Ok(Value::DateTime(dt))
-                }
-                _ => Err(unmapped(mapping)),
-            }
+            datetime_value(dt, *fsp, mapping, opts, Value::DateTime)
         }
         MySqlType::Timestamp(fsp) => {
             let dt = match value {
@@ -235,15 +227,7 @@ pub fn convert_mysql_value(
                 Value::Timestamp(dt) => dt,
                 v => return Err(mismatch("a timestamp", &v)),
             };
-            let dt = checked_datetime(dt, *fsp, mapping, opts)?;
-            match (dt, mapping.target) {
-                (None, _) => Ok(Value::Null),
-                (Some(dt), PgType::TimestampTz(p)) => {
-                    check_fraction(dt.micro, p, &dt, mapping.target)?;
-                    Ok(Value::Timestamp(dt))
-                }
-                _ => Err(unmapped(mapping)),
-            }
+            datetime_value(dt, *fsp, mapping, opts, Value::Timestamp)
         }
         MySqlType::Time(fsp) => {
             let t = match value {
@@ -607,6 +591,30 @@ fn checked_datetime(
     }
     check_fraction(dt.micro, fsp, &dt, &mapping.source)?;
     Ok(Some(dt))
+}
+
+/// A source datetime as the value `wrap` makes ([`Value::DateTime`] for a `timestamp`
+/// target, [`Value::Timestamp`] for `timestamptz`): checked by [`checked_datetime`], `NULL`
+/// when the zero-date policy says so, refused when the target keeps fewer fractional digits
+/// or is not the timestamp type `wrap` stands for.
+fn datetime_value(
+    dt: DateTime,
+    fsp: u8,
+    mapping: &ColumnMapping,
+    opts: &MappingOptions,
+    wrap: fn(DateTime) -> Value,
+) -> Result<Value, ConvertError> {
+    let Some(dt) = checked_datetime(dt, fsp, mapping, opts)? else {
+        return Ok(Value::Null);
+    };
+    let value = wrap(dt);
+    let precision = match (&value, mapping.target) {
+        (Value::DateTime(_), PgType::Timestamp(p))
+        | (Value::Timestamp(_), PgType::TimestampTz(p)) => p,
+        _ => return Err(unmapped(mapping)),
+    };
+    check_fraction(dt.micro, precision, &dt, mapping.target)?;
+    Ok(value)
 }
 
 /// Fails when `micro` has more fractional digits than `fsp` keeps (PostgreSQL would round).

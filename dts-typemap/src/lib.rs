@@ -42,6 +42,7 @@ mod json;
 mod mapping;
 pub mod mysql;
 pub mod pg;
+pub mod quote;
 
 pub use check::{mysql_data_checks, DataCheck};
 pub use convert::{convert_mysql_value, is_zero_date, PG_MAX_VALUE_BYTES};
@@ -51,3 +52,4 @@ pub use mapping::{
 };
 pub use mysql::MySqlType;
 pub use pg::PgType;
+pub use quote::{quote_ident, quote_literal, quote_qualified};

@@ -5,7 +5,8 @@ use dts_core::Column;
 
 use crate::error::TypeError;
 use crate::mysql::{parse_column_type, MySqlType};
-use crate::pg::{pg_literal, PgType};
+use crate::pg::PgType;
+use crate::quote::quote_literal_without_placeholder;
 
 /// Choices that trade exactness for convenience. [`Default`] is lossless.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -171,7 +172,7 @@ fn members_without_nul(members: &[String], type_name: &str) -> Result<(), TypeEr
 fn list(members: &[String]) -> String {
     members
         .iter()
-        .map(|m| pg_literal(m))
+        .map(|m| quote_literal_without_placeholder(m))
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -377,19 +378,9 @@ pub(crate) mod tests {
 
     pub(crate) fn column(source_type: &str, nullable: bool) -> Column {
         Column {
-            name: "c".into(),
             ordinal: 1,
-            source_type: source_type.into(),
-            target_type: None,
             nullable,
-            default: None,
-            auto_increment: false,
-            on_update_current_timestamp: false,
-            generated: None,
-            charset: None,
-            collation: None,
-            json_checked: false,
-            comment: None,
+            ..Column::new("c", source_type)
         }
     }
 

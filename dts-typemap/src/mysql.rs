@@ -169,8 +169,13 @@ fn write_members(f: &mut fmt::Formatter<'_>, name: &str, members: &[String]) -> 
     f.write_str(")")
 }
 
-/// Quotes a string as MySQL prints enum members in `COLUMN_TYPE`.
-pub(crate) fn mysql_quote(s: &str) -> String {
+/// Quotes a string as MySQL prints enum and set members in `COLUMN_TYPE`: in single
+/// quotes, `'` doubled, backslash, NUL, newline and carriage return escaped.
+///
+/// ```
+/// assert_eq!(dts_typemap::mysql::mysql_quote("it's\\"), r"'it''s\\'");
+/// ```
+pub fn mysql_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('\'');
     for c in s.chars() {

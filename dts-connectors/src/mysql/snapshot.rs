@@ -1194,7 +1194,6 @@ mod tests {
             name: name.into(),
             ordinal: 1,
             source_type: ty.into(),
-            target_type: None,
             nullable: false,
             default: None,
             auto_increment: false,

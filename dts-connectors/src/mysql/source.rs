@@ -320,7 +320,6 @@ impl MySqlSource {
             table.columns.push(Column {
                 ordinal: u32::try_from(opt_u64(&row, 3).unwrap_or(0)).unwrap_or(u32::MAX),
                 source_type: text(&row, 7).to_ascii_lowercase(),
-                target_type: None,
                 nullable: text(&row, 5) == "YES",
                 default,
                 auto_increment: extra.contains("auto_increment"),

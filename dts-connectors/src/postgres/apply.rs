@@ -1576,39 +1576,13 @@ fn key_text(key: &[String], image: &RowImage) -> String {
         .iter()
         .filter_map(|k| {
             let i = image.columns.iter().position(|c| c == k)?;
-            Some(format!("{k}={}", short_value(image.values.get(i)?)))
+            Some(format!("{k}={}", image.values.get(i)?.short()))
         })
         .collect();
     if parts.is_empty() {
         return "(table has no key)".into();
     }
     format!("({})", parts.join(", "))
-}
-
-fn short_value(v: &Value) -> String {
-    match v {
-        Value::Text(s) => {
-            let s: String = s.chars().take(40).collect();
-            format!("'{s}'")
-        }
-        Value::Bytes(b) => format!(
-            "x'{}'",
-            b.iter()
-                .take(20)
-                .map(|x| format!("{x:02x}"))
-                .collect::<String>()
-        ),
-        Value::Null => "NULL".into(),
-        Value::Int(i) => i.to_string(),
-        Value::UInt(u) => u.to_string(),
-        Value::Decimal(d) => d.to_string(),
-        Value::Date(d) => format!("'{d}'"),
-        Value::DateTime(d) | Value::Timestamp(d) => format!("'{d}'"),
-        Value::Time(t) => format!("'{t}'"),
-        Value::Year(y) => y.to_string(),
-        Value::Bool(b) => b.to_string(),
-        other => other.kind().to_string(),
-    }
 }
 
 #[cfg(test)]

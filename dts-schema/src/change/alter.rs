@@ -6,7 +6,7 @@ use sqlparser::dialect::MySqlDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Token;
 
-use crate::ddl::{index_base_name, TakenNames};
+use crate::ddl::{index_base_name, ColumnObjects, Planned, TakenNames};
 use crate::ident::{quote_ident, quote_literal, quote_qualified};
 use crate::plan::StatementKind;
 
@@ -20,8 +20,8 @@ use super::objects::{
     drop_primary_key, planned_trigger, refresh_trigger,
 };
 use super::state::{problems, State};
-use super::token::{split_commas, text, Cursor, Tok};
 use super::{clause_text, DdlKind, DdlOutcome, Fail, Out, Run, SourceFlavor};
+use crate::token::{split_commas, text, Cursor, Tok};
 
 /// Where `ADD`/`MODIFY`/`CHANGE` put a column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +164,25 @@ struct Alter<'a> {
 }
 
 impl Alter<'_> {
+    /// Plans table `t` without its keys, as it now is, and passes on the problems of its
+    /// column `name`; returns the plan and the target objects of that column.
+    fn plan_column(&mut self, t: &TableName, name: &str) -> Result<(Planned, ColumnObjects), Fail> {
+        let planned = self.state.plan_variant(
+            bare(self.state.table(t)?),
+            &self.state.opts,
+            self.state.taken.clone(),
+        );
+        let object = format!("{t}.{name}");
+        problems(&planned.plan, |p| p.object == object, &mut self.out)?;
+        let objects = planned
+            .objects
+            .get(t)
+            .and_then(|o| o.columns.get(name))
+            .cloned()
+            .unwrap_or_default();
+        Ok((planned, objects))
+    }
+
     fn unsupported(&self, toks: &[Tok], why: &str) -> Fail {
         Fail::Unsupported(format!("`{}` {why}", clause_text(self.sql, toks)))
     }
@@ -345,7 +364,7 @@ impl Alter<'_> {
         let if_not_exists = c.eat_kws(&["IF", "NOT", "EXISTS"]);
         let rest = c.rest();
         if rest.first().is_some_and(|t| t.token == Token::LParen)
-            && super::token::closing(rest, 0) == Some(rest.len() - 1)
+            && crate::token::closing(rest, 0) == Some(rest.len() - 1)
         {
             for def in split_commas(&rest[1..rest.len() - 1]) {
                 self.add_column(def, None, if_not_exists)?;
@@ -491,19 +510,7 @@ impl Alter<'_> {
                 "column `{name}` is added at the end of `{target}` in PostgreSQL; the source's column order is kept in the model"
             ));
         }
-        let planned = self.state.plan_variant(
-            bare(self.state.table(&t)?),
-            &self.state.opts,
-            self.state.taken.clone(),
-        );
-        let object = format!("{t}.{name}");
-        problems(&planned.plan, |p| p.object == object, &mut self.out)?;
-        let objects = planned
-            .objects
-            .get(&t)
-            .and_then(|o| o.columns.get(&name))
-            .cloned()
-            .unwrap_or_default();
+        let (planned, objects) = self.plan_column(&t, &name)?;
         let qualified = self.state.qualified(&t);
         let col_object = format!("{target}.{target_col}");
         if spec.column.generated.is_some() {
@@ -557,12 +564,7 @@ impl Alter<'_> {
             }
         }
         if let Some((check, _)) = &objects.check {
-            self.state
-                .taken
-                .constraints
-                .entry(target.clone())
-                .or_default()
-                .reserve(check);
+            self.state.taken.constraints_of(&target).reserve(check);
         }
         self.state
             .objects
@@ -664,20 +666,10 @@ impl Alter<'_> {
             }
         }
         for n in release_relations {
-            self.state
-                .taken
-                .relations
-                .entry(schema.clone())
-                .or_default()
-                .release(&n);
+            self.state.taken.relations_in(&schema).release(&n);
         }
         for n in release_constraints {
-            self.state
-                .taken
-                .constraints
-                .entry(target.clone())
-                .or_default()
-                .release(&n);
+            self.state.taken.constraints_of(&target).release(&n);
         }
         if dropped.primary_key && self.state.table(&t)?.primary_key.is_some() {
             create_primary_key(self.state, &t, &mut self.out)?;
@@ -798,11 +790,7 @@ impl Alter<'_> {
         let check_changed = old_mapping.check != new_mapping.check;
         if check_changed {
             if let Some((n, _)) = &old_objects.check {
-                taken
-                    .constraints
-                    .entry(target.clone())
-                    .or_default()
-                    .release(n);
+                taken.constraints_of(&target).release(n);
             }
         }
         let planned = self
@@ -821,11 +809,7 @@ impl Alter<'_> {
         let (new_objects, planned) = if mechanism_changed && old_objects.sequence.is_some() {
             // Plan again with the old sequence name free, so the new one may take it.
             if let Some((s, _)) = &old_objects.sequence {
-                taken
-                    .relations
-                    .entry(target.schema.clone())
-                    .or_default()
-                    .release(s);
+                taken.relations_in(&target.schema).release(s);
             }
             let planned = self
                 .state
@@ -992,39 +976,19 @@ impl Alter<'_> {
         objects.default = new_objects.default.clone();
         if check_changed {
             if let Some((n, _)) = &old_objects.check {
-                self.state
-                    .taken
-                    .constraints
-                    .entry(target.clone())
-                    .or_default()
-                    .release(n);
+                self.state.taken.constraints_of(&target).release(n);
             }
             if let Some((n, _)) = &new_objects.check {
-                self.state
-                    .taken
-                    .constraints
-                    .entry(target.clone())
-                    .or_default()
-                    .reserve(n);
+                self.state.taken.constraints_of(&target).reserve(n);
             }
             objects.check = new_objects.check.clone();
         }
         if mechanism_changed {
             if let Some((s, _)) = &old_objects.sequence {
-                self.state
-                    .taken
-                    .relations
-                    .entry(schema.clone())
-                    .or_default()
-                    .release(s);
+                self.state.taken.relations_in(&schema).release(s);
             }
             if let Some((s, _)) = &new_objects.sequence {
-                self.state
-                    .taken
-                    .relations
-                    .entry(schema.clone())
-                    .or_default()
-                    .reserve(s);
+                self.state.taken.relations_in(&schema).reserve(s);
             }
             objects.sequence = new_objects.sequence.clone();
         }
@@ -1076,20 +1040,10 @@ impl Alter<'_> {
             }
         }
         for n in relations {
-            self.state
-                .taken
-                .relations
-                .entry(target.schema.clone())
-                .or_default()
-                .release(&n);
+            self.state.taken.relations_in(&target.schema).release(&n);
         }
         for n in constraints {
-            self.state
-                .taken
-                .constraints
-                .entry(target.clone())
-                .or_default()
-                .release(&n);
+            self.state.taken.constraints_of(&target).release(&n);
         }
         let planned = self.state.plan_variant(
             bare(self.state.table(&t)?),
@@ -1113,12 +1067,7 @@ impl Alter<'_> {
                 .and_then(|o| o.columns.get(g))
                 .and_then(|c| c.check.clone())
             {
-                self.state
-                    .taken
-                    .constraints
-                    .entry(target.clone())
-                    .or_default()
-                    .reserve(&n);
+                self.state.taken.constraints_of(&target).reserve(&n);
                 if let Some(c) = self
                     .state
                     .objects
@@ -1244,12 +1193,7 @@ impl Alter<'_> {
         else {
             return Ok(());
         };
-        let relations = self
-            .state
-            .taken
-            .relations
-            .entry(target.schema.clone())
-            .or_default();
+        let relations = self.state.taken.relations_in(&target.schema);
         relations.release(&old_target);
         let new_target = relations.claim(&index_base_name(&self.state.opts, &target.name, new));
         if new_target != old_target {
@@ -1327,19 +1271,7 @@ impl Alter<'_> {
         let pos = column_pos(self.state.table(&t)?, &name).unwrap_or_default();
         self.state.table_mut(&t)?.columns[pos].default = default;
         self.model_changed = true;
-        let planned = self.state.plan_variant(
-            bare(self.state.table(&t)?),
-            &self.state.opts,
-            self.state.taken.clone(),
-        );
-        let object = format!("{t}.{name}");
-        problems(&planned.plan, |p| p.object == object, &mut self.out)?;
-        let new = planned
-            .objects
-            .get(&t)
-            .and_then(|o| o.columns.get(&name))
-            .cloned()
-            .unwrap_or_default();
+        let (_, new) = self.plan_column(&t, &name)?;
         let qualified = self.state.qualified(&t);
         let col = self.state.column_sql(&t, &name);
         self.out.statements.push(match &new.default {

@@ -4,7 +4,7 @@
 use dts_typemap::pg::PgType;
 use dts_typemap::{ColumnMapping, MySqlType};
 
-use crate::ident::quote_literal;
+use dts_typemap::quote::{quote_bytea, quote_literal};
 
 /// How a column's values are converted when its type changes from `old` to `new`: `Ok(None)`
 /// when the target type stays, `Ok(Some(expr))` with the `USING` expression over
@@ -71,14 +71,14 @@ pub(super) fn implicit_default(mapping: &ColumnMapping) -> Option<String> {
         (MySqlType::Year, _) => return None,
         (MySqlType::Binary(n), _) => {
             let n = usize::try_from(*n).ok()?;
-            format!("'\\x{}'::bytea", "00".repeat(n))
+            quote_bytea(&vec![0; n])
         }
         (_, P::SmallInt | P::Integer | P::BigInt | P::Numeric { .. } | P::Real | P::Double) => {
             "0".into()
         }
         (_, P::Boolean) => "false".into(),
         (_, P::Char(_) | P::VarChar(_) | P::Text) => "''".into(),
-        (_, P::Bytea) => "'\\x'::bytea".into(),
+        (_, P::Bytea) => quote_bytea(&[]),
         (_, P::Bit(n)) => format!("B'{}'", "0".repeat(usize::from(*n))),
         (_, P::Interval(_)) => "'0'::interval".into(),
         (_, P::Time(_)) => "'00:00:00'".into(),
@@ -116,19 +116,8 @@ mod tests {
 
     fn mapping(ty: &str) -> ColumnMapping {
         let c = Column {
-            name: "c".into(),
             ordinal: 1,
-            source_type: ty.into(),
-            target_type: None,
-            nullable: true,
-            default: None,
-            auto_increment: false,
-            on_update_current_timestamp: false,
-            generated: None,
-            charset: None,
-            collation: None,
-            json_checked: false,
-            comment: None,
+            ..Column::new("c", ty)
         };
         map_mysql_column(&c, &MappingOptions::default()).unwrap()
     }
@@ -177,7 +166,7 @@ mod tests {
         );
         assert_eq!(
             implicit_default(&mapping("binary(2)")).as_deref(),
-            Some("'\\x0000'::bytea")
+            Some("E'\\\\x0000'::bytea")
         );
         assert_eq!(implicit_default(&mapping("datetime")), None);
         assert!(is_volatile("uuid()"));

@@ -7,6 +7,7 @@
 //! `COLUMN_FORMAT`, …) are taken out or rewritten.
 
 use dts_core::{Column, ColumnDefault, Generated};
+use dts_typemap::mysql::mysql_quote;
 use dts_typemap::{MySqlType, TypeError};
 use sqlparser::ast::{
     ColumnOption, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments,
@@ -17,8 +18,8 @@ use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Token;
 
-use super::token::{closing, split_commas, text, Cursor, Tok};
 use super::{Fail, SourceFlavor};
+use crate::token::{closing, split_commas, text, Cursor, Tok};
 
 /// A key declared on the column itself (`id int PRIMARY KEY`, `email varchar(80) UNIQUE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +61,6 @@ pub(super) fn parse_column(
             name: name.clone(),
             ordinal: 0,
             source_type: ty.spelled.clone(),
-            target_type: None,
             // `serial` is `bigint unsigned NOT NULL AUTO_INCREMENT UNIQUE`.
             nullable: !ty.serial,
             default: None,
@@ -302,8 +302,8 @@ fn parse_type(c: &mut Cursor<'_>, flavor: SourceFlavor, column: &str) -> Result<
             let members: Vec<String> = args
                 .iter()
                 .map(|a| match a {
-                    Arg::Text(s) => quote_member(s),
-                    Arg::Number(n) => quote_member(&n.to_string()),
+                    Arg::Text(s) => mysql_quote(s),
+                    Arg::Number(n) => mysql_quote(&n.to_string()),
                 })
                 .collect();
             format!("{name}({})", members.join(","))
@@ -368,24 +368,6 @@ fn mariadb_width(base: &str, unsigned: bool) -> Option<u64> {
         ("bigint", _) => 20,
         _ => return None,
     })
-}
-
-/// Quotes an enum or set member as `COLUMN_TYPE` prints it.
-fn quote_member(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('\'');
-    for ch in s.chars() {
-        match ch {
-            '\0' => out.push_str("\\0"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("''"),
-            ch => out.push(ch),
-        }
-    }
-    out.push('\'');
-    out
 }
 
 /// Takes out the options the SQL parser does not know and records them; returns the rest.
@@ -693,7 +675,7 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::change::token::tokenize;
+    use crate::token::tokenize;
 
     fn parse(def: &str, flavor: SourceFlavor) -> ColumnSpec {
         let toks = tokenize(def).unwrap();

@@ -8,8 +8,8 @@ use sqlparser::tokenizer::Token;
 use super::column::{parse_column, ColumnKey, Inherited};
 use super::key::{parse_key, starts_key, KeySpec};
 use super::model::{add_key, free_index_name, index_pos, renumber};
-use super::token::{split_commas, text, Cursor, Tok};
 use super::{Fail, SourceFlavor};
+use crate::token::{split_commas, text, Cursor, Tok};
 
 /// What follows `CREATE TABLE name`.
 #[derive(Debug)]

@@ -10,8 +10,8 @@ use sqlparser::dialect::MySqlDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Token;
 
-use super::token::{Cursor, Tok};
 use super::Fail;
+use crate::token::{Cursor, Tok};
 
 /// A parsed key definition. Names MySQL would generate are left `None`; the table decides
 /// them (they depend on the names already taken).

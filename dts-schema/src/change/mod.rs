@@ -21,7 +21,6 @@ mod key;
 mod model;
 mod objects;
 mod state;
-mod token;
 
 use std::fmt;
 use std::sync::Arc;
@@ -36,7 +35,7 @@ use self::create::Body;
 use self::key::parse_key;
 use self::model::{index_pos, like};
 use self::state::State;
-use self::token::{tokenize, Cursor, Tok};
+use crate::token::{self, tokenize, Cursor, Tok};
 
 /// The source server's flavor, which decides a few spellings of the schema model.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -309,9 +308,7 @@ impl SchemaTracker {
     ) -> Result<DdlOutcome, DdlError> {
         let toks = match tokenize(sql) {
             Ok(t) => t,
-            Err(message) if about_tables(sql) => {
-                return Err(Fail::Parse(message).into_error(None, sql))
-            }
+            Err(e) if about_tables(sql) => return Err(Fail::Parse(e.message).into_error(None, sql)),
             Err(_) => return Ok(DdlOutcome::ignored()),
         };
         let concerns_tables = toks.first().and_then(Tok::keyword).is_some_and(|w| {

@@ -9,18 +9,18 @@ use dts_core::{Column, ForeignKey, Index, IndexColumn, IndexKind, Key, Table};
 use super::key::KeySpec;
 use super::{Fail, SourceFlavor};
 
-/// The position of a column (MySQL column names are case-insensitive).
+/// The position of `name` among `names`: the exact spelling first, else ignoring ASCII
+/// case (MySQL column, index and foreign key names are case-insensitive).
+fn name_pos<'a>(names: impl Iterator<Item = &'a str> + Clone, name: &str) -> Option<usize> {
+    names
+        .clone()
+        .position(|n| n == name)
+        .or_else(|| names.into_iter().position(|n| n.eq_ignore_ascii_case(name)))
+}
+
+/// The position of a column.
 pub(super) fn column_pos(table: &Table, name: &str) -> Option<usize> {
-    table
-        .columns
-        .iter()
-        .position(|c| c.name == name)
-        .or_else(|| {
-            table
-                .columns
-                .iter()
-                .position(|c| c.name.eq_ignore_ascii_case(name))
-        })
+    name_pos(table.columns.iter().map(|c| c.name.as_str()), name)
 }
 
 /// The column's name as the table spells it.
@@ -37,32 +37,14 @@ pub(super) fn renumber(table: &mut Table) {
     }
 }
 
-/// The position of an index by name (case-insensitive, as in MySQL).
+/// The position of an index by name.
 pub(super) fn index_pos(table: &Table, name: &str) -> Option<usize> {
-    table
-        .indexes
-        .iter()
-        .position(|i| i.name == name)
-        .or_else(|| {
-            table
-                .indexes
-                .iter()
-                .position(|i| i.name.eq_ignore_ascii_case(name))
-        })
+    name_pos(table.indexes.iter().map(|i| i.name.as_str()), name)
 }
 
 /// The position of a foreign key by name.
 pub(super) fn foreign_key_pos(table: &Table, name: &str) -> Option<usize> {
-    table
-        .foreign_keys
-        .iter()
-        .position(|f| f.name == name)
-        .or_else(|| {
-            table
-                .foreign_keys
-                .iter()
-                .position(|f| f.name.eq_ignore_ascii_case(name))
-        })
+    name_pos(table.foreign_keys.iter().map(|f| f.name.as_str()), name)
 }
 
 fn index_name_taken(table: &Table, name: &str) -> bool {

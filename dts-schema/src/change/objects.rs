@@ -68,12 +68,7 @@ pub(super) fn add_key_to(
                 "DROP INDEX IF EXISTS {}",
                 quote_qualified(&target.schema, &n)
             ));
-            state
-                .taken
-                .relations
-                .entry(target.schema.clone())
-                .or_default()
-                .release(&n);
+            state.taken.relations_in(&target.schema).release(&n);
         }
     }
     match added {
@@ -83,11 +78,21 @@ pub(super) fn add_key_to(
             if let Some(index) = index {
                 create_index(state, table, &index, out)?;
             }
-            create_foreign_key(state, table, &name, out)?;
+            create(state, table, Object::ForeignKey(&name), out)?;
         }
         Added::Nothing => {}
     }
     Ok(true)
+}
+
+/// A key or index of a tracked table's model, created in the target on its own.
+#[derive(Debug, Clone, Copy)]
+enum Object<'a> {
+    PrimaryKey,
+    /// An index, by source name.
+    Index(&'a str),
+    /// A foreign key, by source name.
+    ForeignKey(&'a str),
 }
 
 /// Creates an index of the model in the target.
@@ -97,50 +102,7 @@ pub(super) fn create_index(
     name: &str,
     out: &mut Out,
 ) -> Result<(), Fail> {
-    let t = state.table(table)?;
-    let index = index_pos(t, name)
-        .map(|i| t.indexes[i].clone())
-        .ok_or_else(|| Fail::Unsupported(format!("unknown index `{name}` of `{table}`")))?;
-    let variant = Table {
-        indexes: vec![index.clone()],
-        ..bare(t)
-    };
-    let planned = state.plan_variant(variant, &state.opts, state.taken.clone());
-    let object = format!("{table}.{}", index.name);
-    let label = format!("index `{}` of `{table}`", index.name);
-    problems(
-        &planned.plan,
-        |p| p.object == object || p.message.contains(&label),
-        out,
-    )?;
-    out.statements.extend(
-        planned
-            .plan
-            .post_data
-            .iter()
-            .filter(|s| matches!(s.kind, StatementKind::Index | StatementKind::UniqueIndex))
-            .map(|s| s.sql.clone()),
-    );
-    if let Some(n) = planned
-        .objects
-        .get(table)
-        .and_then(|o| o.indexes.get(&index.name))
-    {
-        let target = state.target(table);
-        state
-            .taken
-            .relations
-            .entry(target.schema)
-            .or_default()
-            .reserve(n);
-        state
-            .objects
-            .entry(table.clone())
-            .or_default()
-            .indexes
-            .insert(index.name.clone(), n.clone());
-    }
-    Ok(())
+    create(state, table, Object::Index(name), out)
 }
 
 /// Creates the model's primary key in the target.
@@ -149,68 +111,69 @@ pub(super) fn create_primary_key(
     table: &TableName,
     out: &mut Out,
 ) -> Result<(), Fail> {
-    let t = state.table(table)?;
-    let variant = Table {
-        primary_key: t.primary_key.clone(),
-        ..bare(t)
-    };
-    let mut opts = state.opts.clone();
-    opts.primary_keys_after_data = true;
-    let planned = state.plan_variant(variant, &opts, state.taken.clone());
-    let source = table.to_string();
-    problems(
-        &planned.plan,
-        |p| p.object == source && p.message.contains("primary key"),
-        out,
-    )?;
-    out.statements.extend(
-        planned
-            .plan
-            .post_data
-            .iter()
-            .filter(|s| s.kind == StatementKind::PrimaryKey)
-            .map(|s| s.sql.clone()),
-    );
-    if let Some(n) = planned.objects.get(table).and_then(|o| o.pkey.clone()) {
-        let target = state.target(table);
-        state
-            .taken
-            .relations
-            .entry(target.schema.clone())
-            .or_default()
-            .reserve(&n);
-        state
-            .taken
-            .constraints
-            .entry(target)
-            .or_default()
-            .reserve(&n);
-        state.objects.entry(table.clone()).or_default().pkey = Some(n);
-    }
-    Ok(())
+    create(state, table, Object::PrimaryKey, out)
 }
 
-/// Creates a foreign key of the model in the target.
-fn create_foreign_key(
+/// Creates one key or index of the model in the target: the planner plans a [`bare`] copy
+/// of the table holding just that object, against the names already taken; its problems
+/// about the object are passed on, its statements added to `out` and the name it chose
+/// taken.
+fn create(
     state: &mut State,
     table: &TableName,
-    name: &str,
+    object: Object<'_>,
     out: &mut Out,
 ) -> Result<(), Fail> {
     let t = state.table(table)?;
-    let fk = foreign_key_pos(t, name)
-        .map(|i| t.foreign_keys[i].clone())
-        .ok_or_else(|| Fail::Unsupported(format!("unknown foreign key `{name}` of `{table}`")))?;
-    let variant = Table {
-        foreign_keys: vec![fk.clone()],
-        ..bare(t)
+    let mut opts = state.opts.clone();
+    let mut variant = bare(t);
+    // The source name, how messages call the object, and the statements that create it.
+    let (name, label, kinds): (String, String, &[StatementKind]) = match object {
+        Object::PrimaryKey => {
+            opts.primary_keys_after_data = true;
+            variant.primary_key = t.primary_key.clone();
+            (
+                String::new(),
+                "primary key".into(),
+                &[StatementKind::PrimaryKey],
+            )
+        }
+        Object::Index(name) => {
+            let index = index_pos(t, name)
+                .map(|i| t.indexes[i].clone())
+                .ok_or_else(|| Fail::Unsupported(format!("unknown index `{name}` of `{table}`")))?;
+            let name = index.name.clone();
+            variant.indexes = vec![index];
+            let label = format!("index `{name}` of `{table}`");
+            (
+                name,
+                label,
+                &[StatementKind::Index, StatementKind::UniqueIndex],
+            )
+        }
+        Object::ForeignKey(name) => {
+            let fk = foreign_key_pos(t, name)
+                .map(|i| t.foreign_keys[i].clone())
+                .ok_or_else(|| {
+                    Fail::Unsupported(format!("unknown foreign key `{name}` of `{table}`"))
+                })?;
+            let name = fk.name.clone();
+            variant.foreign_keys = vec![fk];
+            let label = format!("foreign key `{name}` of `{table}`");
+            (name, label, &[StatementKind::ForeignKey])
+        }
     };
-    let planned = state.plan_variant(variant, &state.opts, state.taken.clone());
-    let object = format!("{table}.{}", fk.name);
-    let label = format!("foreign key `{}` of `{table}`", fk.name);
+    let planned = state.plan_variant(variant, &opts, state.taken.clone());
+    let source = match object {
+        Object::PrimaryKey => table.to_string(),
+        _ => format!("{table}.{name}"),
+    };
     problems(
         &planned.plan,
-        |p| p.object == object || p.message.contains(&label),
+        |p| match object {
+            Object::PrimaryKey => p.object == source && p.message.contains(&label),
+            _ => p.object == source || p.message.contains(&label),
+        },
         out,
     )?;
     out.statements.extend(
@@ -218,27 +181,34 @@ fn create_foreign_key(
             .plan
             .post_data
             .iter()
-            .filter(|s| s.kind == StatementKind::ForeignKey)
+            .filter(|s| kinds.contains(&s.kind))
             .map(|s| s.sql.clone()),
     );
-    if let Some(n) = planned
-        .objects
-        .get(table)
-        .and_then(|o| o.foreign_keys.get(&fk.name))
-    {
-        let target = state.target(table);
-        state
-            .taken
-            .constraints
-            .entry(target)
-            .or_default()
-            .reserve(n);
-        state
-            .objects
-            .entry(table.clone())
-            .or_default()
-            .foreign_keys
-            .insert(fk.name.clone(), n.clone());
+    let Some(named) = planned.objects.get(table) else {
+        return Ok(());
+    };
+    let target = state.target(table);
+    let objects = state.objects.entry(table.clone());
+    match object {
+        Object::PrimaryKey => {
+            if let Some(n) = &named.pkey {
+                state.taken.relations_in(&target.schema).reserve(n);
+                state.taken.constraints_of(&target).reserve(n);
+                objects.or_default().pkey = Some(n.clone());
+            }
+        }
+        Object::Index(_) => {
+            if let Some(n) = named.indexes.get(&name) {
+                state.taken.relations_in(&target.schema).reserve(n);
+                objects.or_default().indexes.insert(name, n.clone());
+            }
+        }
+        Object::ForeignKey(_) => {
+            if let Some(n) = named.foreign_keys.get(&name) {
+                state.taken.constraints_of(&target).reserve(n);
+                objects.or_default().foreign_keys.insert(name, n.clone());
+            }
+        }
     }
     Ok(())
 }
@@ -256,18 +226,8 @@ pub(super) fn drop_primary_key(
             "ALTER TABLE {qualified} DROP CONSTRAINT IF EXISTS {}",
             quote_ident(&n)
         ));
-        state
-            .taken
-            .relations
-            .entry(target.schema.clone())
-            .or_default()
-            .release(&n);
-        state
-            .taken
-            .constraints
-            .entry(target)
-            .or_default()
-            .release(&n);
+        state.taken.relations_in(&target.schema).release(&n);
+        state.taken.constraints_of(&target).release(&n);
     }
     Ok(())
 }
@@ -299,12 +259,7 @@ pub(super) fn drop_index(
             "DROP INDEX IF EXISTS {}",
             quote_qualified(&target.schema, &n)
         ));
-        state
-            .taken
-            .relations
-            .entry(target.schema)
-            .or_default()
-            .release(&n);
+        state.taken.relations_in(&target.schema).release(&n);
     }
     Ok(())
 }
@@ -331,12 +286,7 @@ pub(super) fn drop_foreign_key(
             "ALTER TABLE {qualified} DROP CONSTRAINT IF EXISTS {}",
             quote_ident(&n)
         ));
-        state
-            .taken
-            .constraints
-            .entry(target)
-            .or_default()
-            .release(&n);
+        state.taken.constraints_of(&target).release(&n);
     }
     Ok(())
 }
@@ -354,11 +304,7 @@ pub(super) fn planned_trigger(
     let target = state.target(table);
     let mut taken = state.taken.clone();
     if let Some((f, _)) = state.objects.get(table).and_then(|o| o.trigger.as_ref()) {
-        taken
-            .functions
-            .entry(target.schema.clone())
-            .or_default()
-            .release(f);
+        taken.functions_in(&target.schema).release(f);
     }
     let planned = state.plan_variant(bare(state.table(table)?), &state.opts, taken);
     let source = table.to_string();
@@ -409,21 +355,11 @@ pub(super) fn refresh_trigger(
                 quote_qualified(&target.schema, function)
             ));
         }
-        state
-            .taken
-            .functions
-            .entry(target.schema.clone())
-            .or_default()
-            .release(function);
+        state.taken.functions_in(&target.schema).release(function);
     }
     out.statements.extend(sql);
     if let Some((function, _)) = &new {
-        state
-            .taken
-            .functions
-            .entry(target.schema.clone())
-            .or_default()
-            .reserve(function);
+        state.taken.functions_in(&target.schema).reserve(function);
     }
     state.objects.entry(table.clone()).or_default().trigger = new;
     Ok(())

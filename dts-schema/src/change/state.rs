@@ -263,11 +263,7 @@ impl State {
     pub(super) fn forget_tables(&mut self, names: &[TableName], out: &mut Out) {
         for name in names {
             let target = self.target(name);
-            let relations = self
-                .taken
-                .relations
-                .entry(target.schema.clone())
-                .or_default();
+            let relations = self.taken.relations_in(&target.schema);
             if let Some(objects) = self.objects.remove(name) {
                 if let Some(p) = &objects.pkey {
                     relations.release(p);
@@ -285,17 +281,11 @@ impl State {
                         "DROP FUNCTION IF EXISTS {}()",
                         quote_qualified(&target.schema, function)
                     ));
-                    self.taken
-                        .functions
-                        .entry(target.schema.clone())
-                        .or_default()
-                        .release(function);
+                    self.taken.functions_in(&target.schema).release(function);
                 }
             }
             self.taken
-                .relations
-                .entry(target.schema.clone())
-                .or_default()
+                .relations_in(&target.schema)
                 .release(&target.name);
             self.taken.constraints.remove(&target);
             self.generated.remove(name);
@@ -372,9 +362,7 @@ impl State {
         // Names: the table's own moves; indexes, keys and sequences keep their names (and
         // move with the table to another schema).
         self.taken
-            .relations
-            .entry(old_target.schema.clone())
-            .or_default()
+            .relations_in(&old_target.schema)
             .release(&old_target.name);
         if old_target.schema != new_target.schema {
             let mut owned: Vec<&String> = objects.indexes.values().collect();
@@ -386,22 +374,12 @@ impl State {
                     .filter_map(|c| c.sequence.as_ref().map(|s| &s.0)),
             );
             for n in owned {
-                self.taken
-                    .relations
-                    .entry(old_target.schema.clone())
-                    .or_default()
-                    .release(n);
-                self.taken
-                    .relations
-                    .entry(new_target.schema.clone())
-                    .or_default()
-                    .reserve(n);
+                self.taken.relations_in(&old_target.schema).release(n);
+                self.taken.relations_in(&new_target.schema).reserve(n);
             }
         }
         self.taken
-            .relations
-            .entry(new_target.schema.clone())
-            .or_default()
+            .relations_in(&new_target.schema)
             .reserve(&new_target.name);
         if let Some(ns) = self.taken.constraints.remove(&old_target) {
             self.taken.constraints.insert(new_target.clone(), ns);

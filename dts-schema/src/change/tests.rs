@@ -9,19 +9,8 @@ use crate::SchemaOptions;
 
 fn col(name: &str, source_type: &str, nullable: bool) -> Column {
     Column {
-        name: name.into(),
-        ordinal: 0,
-        source_type: source_type.into(),
-        target_type: None,
         nullable,
-        default: None,
-        auto_increment: false,
-        on_update_current_timestamp: false,
-        generated: None,
-        charset: None,
-        collation: None,
-        json_checked: false,
-        comment: None,
+        ..Column::new(name, source_type)
     }
 }
 

@@ -1,32 +1,34 @@
-//! The tokens of one statement, with their byte ranges in the statement text.
+//! The one MySQL tokenizer of this crate: the tokens of a statement or an expression, with
+//! their byte ranges in its text.
 //!
-//! Statements are tokenized once with the MySQL dialect of the SQL parser (backquoted
-//! identifiers, `''` and backslash escapes, `/*! … */` version comments expanded, other
-//! comments dropped). The framing of each statement (which table, which clauses) is read
-//! from the tokens here; the parser proper reads column options, keys and expressions from
-//! token slices, and the byte ranges give back the exact source text of an expression.
+//! Text is tokenized once with the MySQL dialect of the SQL parser (backquoted identifiers,
+//! `''` and backslash escapes, `/*! … */` version comments expanded, other comments
+//! dropped). Both the replication DDL parser (`change`) and the expression translator
+//! (`expr`) read these tokens: the framing of each statement (which table, which clauses) is
+//! read from the tokens here; column options, keys and expressions are read from token
+//! slices, and the byte ranges give back the exact source text of an expression.
 
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer};
 
 /// One token.
 #[derive(Debug, Clone)]
-pub(super) struct Tok {
-    pub(super) token: Token,
-    pub(super) span: Span,
+pub(crate) struct Tok {
+    pub(crate) token: Token,
+    pub(crate) span: Span,
     /// Byte range in the statement text.
-    pub(super) start: usize,
-    pub(super) end: usize,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
 }
 
 impl Tok {
     /// An unquoted word equal to `kw` (case-insensitive).
-    pub(super) fn is_kw(&self, kw: &str) -> bool {
+    pub(crate) fn is_kw(&self, kw: &str) -> bool {
         matches!(&self.token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(kw))
     }
 
     /// The lowercase text of an unquoted word.
-    pub(super) fn keyword(&self) -> Option<String> {
+    pub(crate) fn keyword(&self) -> Option<String> {
         match &self.token {
             Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_lowercase()),
             _ => None,
@@ -34,7 +36,7 @@ impl Tok {
     }
 
     /// The name a word or quoted identifier stands for.
-    pub(super) fn ident(&self) -> Option<String> {
+    pub(crate) fn ident(&self) -> Option<String> {
         match &self.token {
             Token::Word(w) => Some(w.value.clone()),
             // `"name"` under ANSI_QUOTES.
@@ -44,7 +46,7 @@ impl Tok {
     }
 
     /// A string literal's value.
-    pub(super) fn string(&self) -> Option<String> {
+    pub(crate) fn string(&self) -> Option<String> {
         match &self.token {
             Token::SingleQuotedString(s)
             | Token::DoubleQuotedString(s)
@@ -54,12 +56,12 @@ impl Tok {
     }
 
     /// A name or a string (`CHARACTER SET 'utf8mb4'`, `ENGINE = InnoDB`).
-    pub(super) fn name_or_string(&self) -> Option<String> {
+    pub(crate) fn name_or_string(&self) -> Option<String> {
         self.ident().or_else(|| self.string())
     }
 
     /// An unsigned integer literal.
-    pub(super) fn number(&self) -> Option<u64> {
+    pub(crate) fn number(&self) -> Option<u64> {
         match &self.token {
             Token::Number(n, _) => n.parse().ok(),
             _ => None,
@@ -67,24 +69,37 @@ impl Tok {
     }
 
     /// A keyword token standing in for a rewritten one, at this token's place.
-    pub(super) fn replaced_by(&self, keyword: &str) -> Tok {
+    pub(crate) fn replaced_by(&self, keyword: &str) -> Tok {
         Tok {
             token: Token::make_keyword(keyword),
             ..self.clone()
         }
     }
 
-    pub(super) fn with_span(&self) -> TokenWithSpan {
+    pub(crate) fn with_span(&self) -> TokenWithSpan {
         TokenWithSpan::new(self.token.clone(), self.span)
     }
 }
 
+/// Text the tokenizer refused (an unterminated quote, a stray delimiter).
+#[derive(Debug, Clone)]
+pub(crate) struct TokenizeError {
+    /// The tokenizer's message, with the line and column.
+    pub(crate) message: String,
+    /// The byte offset the tokenizer stopped at.
+    pub(crate) offset: usize,
+}
+
 /// Tokenizes a statement; whitespace and comments are dropped.
-pub(super) fn tokenize(sql: &str) -> Result<Vec<Tok>, String> {
+pub(crate) fn tokenize(sql: &str) -> Result<Vec<Tok>, TokenizeError> {
     let dialect = MySqlDialect {};
+    let mut index = LineIndex::new(sql);
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| TokenizeError {
+            message: e.to_string(),
+            offset: index.offset(e.location),
+        })?;
     let mut index = LineIndex::new(sql);
     let mut out = Vec::with_capacity(tokens.len());
     for t in tokens {
@@ -94,13 +109,71 @@ pub(super) fn tokenize(sql: &str) -> Result<Vec<Tok>, String> {
         let start = index.offset(t.span.start);
         let end = index.offset(t.span.end).max(start);
         out.push(Tok {
-            token: t.token,
+            token: mysql_escapes(t.token, &sql[start..end]),
             span: t.span,
             start,
             end,
         });
     }
     Ok(out)
+}
+
+/// Re-reads a string literal whose text `raw` has a backslash with MySQL's escapes.
+///
+/// The SQL parser's tokenizer turns `\a` and `\f` into BEL and form feed; MySQL knows no
+/// such escapes and keeps the letter, as for every other unknown escape. This is the only
+/// place where the tokens differ from the parser's own.
+fn mysql_escapes(token: Token, raw: &str) -> Token {
+    if !raw.contains('\\') {
+        return token;
+    }
+    let body = |quote: char| {
+        let raw = raw.trim_start_matches(['N', 'n']);
+        raw.strip_prefix(quote)
+            .and_then(|r| r.strip_suffix(quote))
+            .map(|body| unescape(body, quote))
+    };
+    match token {
+        Token::SingleQuotedString(s) => Token::SingleQuotedString(body('\'').unwrap_or(s)),
+        Token::DoubleQuotedString(s) => Token::DoubleQuotedString(body('"').unwrap_or(s)),
+        Token::NationalStringLiteral(s) => Token::NationalStringLiteral(body('\'').unwrap_or(s)),
+        other => other,
+    }
+}
+
+/// The value of the body of a MySQL string literal quoted with `quote`: a doubled quote
+/// stands for one, and backslash escapes are read as MySQL reads them.
+pub(crate) fn unescape(body: &str, quote: char) -> String {
+    let mut out = String::with_capacity(body.len());
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == quote && chars.peek() == Some(&quote) {
+            chars.next();
+            out.push(c);
+        } else if c == '\\' {
+            let Some(e) = chars.next() else {
+                out.push(c);
+                break;
+            };
+            match e {
+                '0' => out.push('\0'),
+                'b' => out.push('\u{8}'),
+                'n' => out.push('\n'),
+                'r' => out.push('\r'),
+                't' => out.push('\t'),
+                'Z' => out.push('\u{1a}'),
+                // MySQL keeps the backslash before `%` and `_` (they matter in LIKE).
+                '%' | '_' => {
+                    out.push('\\');
+                    out.push(e);
+                }
+                other => out.push(other),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Line/column locations (1-based, columns counted in characters) to byte offsets.
@@ -149,7 +222,7 @@ impl<'s> LineIndex<'s> {
 }
 
 /// The source text a run of tokens covers.
-pub(super) fn text<'s>(sql: &'s str, toks: &[Tok]) -> &'s str {
+pub(crate) fn text<'s>(sql: &'s str, toks: &[Tok]) -> &'s str {
     match (toks.first(), toks.last()) {
         (Some(a), Some(b)) if a.start <= b.end && b.end <= sql.len() => &sql[a.start..b.end],
         _ => "",
@@ -157,7 +230,7 @@ pub(super) fn text<'s>(sql: &'s str, toks: &[Tok]) -> &'s str {
 }
 
 /// The index of the `)` that closes the `(` at `open`, if balanced.
-pub(super) fn closing(toks: &[Tok], open: usize) -> Option<usize> {
+pub(crate) fn closing(toks: &[Tok], open: usize) -> Option<usize> {
     let mut depth = 0usize;
     for (i, t) in toks.iter().enumerate().skip(open) {
         match t.token {
@@ -175,7 +248,7 @@ pub(super) fn closing(toks: &[Tok], open: usize) -> Option<usize> {
 }
 
 /// Splits a run of tokens at the commas outside parentheses.
-pub(super) fn split_commas(toks: &[Tok]) -> Vec<&[Tok]> {
+pub(crate) fn split_commas(toks: &[Tok]) -> Vec<&[Tok]> {
     let mut out = Vec::new();
     let mut depth = 0usize;
     let mut start = 0;
@@ -196,41 +269,41 @@ pub(super) fn split_commas(toks: &[Tok]) -> Vec<&[Tok]> {
 
 /// A reading position in a run of tokens.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Cursor<'t> {
+pub(crate) struct Cursor<'t> {
     toks: &'t [Tok],
     pos: usize,
 }
 
 impl<'t> Cursor<'t> {
-    pub(super) fn new(toks: &'t [Tok]) -> Self {
+    pub(crate) fn new(toks: &'t [Tok]) -> Self {
         Self { toks, pos: 0 }
     }
 
-    pub(super) fn pos(&self) -> usize {
+    pub(crate) fn pos(&self) -> usize {
         self.pos
     }
 
-    pub(super) fn set_pos(&mut self, pos: usize) {
+    pub(crate) fn set_pos(&mut self, pos: usize) {
         self.pos = pos.min(self.toks.len());
     }
 
-    pub(super) fn rest(&self) -> &'t [Tok] {
+    pub(crate) fn rest(&self) -> &'t [Tok] {
         &self.toks[self.pos..]
     }
 
-    pub(super) fn at_end(&self) -> bool {
+    pub(crate) fn at_end(&self) -> bool {
         self.pos >= self.toks.len()
     }
 
-    pub(super) fn peek(&self) -> Option<&'t Tok> {
+    pub(crate) fn peek(&self) -> Option<&'t Tok> {
         self.toks.get(self.pos)
     }
 
-    pub(super) fn peek_at(&self, ahead: usize) -> Option<&'t Tok> {
+    pub(crate) fn peek_at(&self, ahead: usize) -> Option<&'t Tok> {
         self.toks.get(self.pos + ahead)
     }
 
-    pub(super) fn next(&mut self) -> Option<&'t Tok> {
+    pub(crate) fn next(&mut self) -> Option<&'t Tok> {
         let t = self.toks.get(self.pos);
         if t.is_some() {
             self.pos += 1;
@@ -238,18 +311,18 @@ impl<'t> Cursor<'t> {
         t
     }
 
-    pub(super) fn at_kw(&self, kw: &str) -> bool {
+    pub(crate) fn at_kw(&self, kw: &str) -> bool {
         self.peek().is_some_and(|t| t.is_kw(kw))
     }
 
     /// Whether the next tokens are exactly the keywords `kws`.
-    pub(super) fn at_kws(&self, kws: &[&str]) -> bool {
+    pub(crate) fn at_kws(&self, kws: &[&str]) -> bool {
         kws.iter()
             .enumerate()
             .all(|(i, kw)| self.peek_at(i).is_some_and(|t| t.is_kw(kw)))
     }
 
-    pub(super) fn eat_kw(&mut self, kw: &str) -> bool {
+    pub(crate) fn eat_kw(&mut self, kw: &str) -> bool {
         if self.at_kw(kw) {
             self.pos += 1;
             true
@@ -259,7 +332,7 @@ impl<'t> Cursor<'t> {
     }
 
     /// Eats the keywords `kws` if they all come next.
-    pub(super) fn eat_kws(&mut self, kws: &[&str]) -> bool {
+    pub(crate) fn eat_kws(&mut self, kws: &[&str]) -> bool {
         if self.at_kws(kws) {
             self.pos += kws.len();
             true
@@ -268,7 +341,7 @@ impl<'t> Cursor<'t> {
         }
     }
 
-    pub(super) fn eat(&mut self, token: &Token) -> bool {
+    pub(crate) fn eat(&mut self, token: &Token) -> bool {
         if self.peek().is_some_and(|t| &t.token == token) {
             self.pos += 1;
             true
@@ -278,14 +351,14 @@ impl<'t> Cursor<'t> {
     }
 
     /// An identifier (a word, quoted or not).
-    pub(super) fn ident(&mut self) -> Option<String> {
+    pub(crate) fn ident(&mut self) -> Option<String> {
         let name = self.peek()?.ident()?;
         self.pos += 1;
         Some(name)
     }
 
     /// A possibly qualified name: `name` or `schema.name`.
-    pub(super) fn object_name(&mut self) -> Option<(Option<String>, String)> {
+    pub(crate) fn object_name(&mut self) -> Option<(Option<String>, String)> {
         let first = self.ident()?;
         if self.peek().is_some_and(|t| t.token == Token::Period) {
             self.pos += 1;
@@ -297,13 +370,13 @@ impl<'t> Cursor<'t> {
     }
 
     /// Skips `= ` if present (table options accept both `ENGINE=x` and `ENGINE x`).
-    pub(super) fn eat_eq(&mut self) {
+    pub(crate) fn eat_eq(&mut self) {
         self.eat(&Token::Eq);
     }
 
     /// If the next token opens a parenthesis, returns the tokens inside and moves past the
     /// closing one.
-    pub(super) fn group(&mut self) -> Option<&'t [Tok]> {
+    pub(crate) fn group(&mut self) -> Option<&'t [Tok]> {
         if self.peek()?.token != Token::LParen {
             return None;
         }
@@ -314,9 +387,47 @@ impl<'t> Cursor<'t> {
     }
 
     /// Skips one value: a token, or a parenthesised group.
-    pub(super) fn skip_value(&mut self) {
+    pub(crate) fn skip_value(&mut self) {
         if self.group().is_none() {
             self.next();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(sql: &str) -> Vec<String> {
+        tokenize(sql)
+            .unwrap()
+            .iter()
+            .filter_map(Tok::string)
+            .collect()
+    }
+
+    #[test]
+    fn strings_use_mysql_escapes() {
+        assert_eq!(
+            strings(r"'a\ab\fc' N'it''s' 'x\'y' 'p\%q\_r' '\0\n'"),
+            ["aabfc", "it's", "x'y", r"p\%q\_r", "\0\n"]
+        );
+        assert_eq!(strings(r#""d\"q""""#), ["d\"q\""]);
+    }
+
+    #[test]
+    fn byte_ranges_follow_multibyte_text_and_lines() {
+        let sql = "SELECT 'é€',\n  `naïve` -- note\n, 1";
+        let toks = tokenize(sql).unwrap();
+        let spelled: Vec<&str> = toks.iter().map(|t| &sql[t.start..t.end]).collect();
+        assert_eq!(spelled, ["SELECT", "'é€'", ",", "`naïve`", ",", "1"]);
+        assert_eq!(text(sql, &toks[1..4]), "'é€',\n  `naïve`");
+    }
+
+    #[test]
+    fn errors_carry_the_offset() {
+        let e = tokenize("a + 'open").unwrap_err();
+        assert_eq!(e.offset, 4);
+        assert!(e.message.starts_with("Unterminated"), "{}", e.message);
     }
 }
