@@ -6,10 +6,10 @@ use tokio::time::Instant;
 
 use dts_core::ApplyStats;
 
-/// Whether an event ends a source transaction: a commit, or a DDL statement (which commits
+/// Whether an event ends a source transaction: a commit, or a schema change (which commits
 /// implicitly).
 pub(crate) fn ends_transaction(change: &Change) -> bool {
-    matches!(change, Change::Commit | Change::Ddl { .. })
+    change.ends_transaction()
 }
 
 /// Whether an event is a row change.

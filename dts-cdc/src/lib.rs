@@ -54,8 +54,10 @@
 //! This crate has no features.
 
 mod batch;
+pub mod mapped;
 pub mod pipeline;
 
+pub use mapped::MappedSource;
 pub use pipeline::{replicate, CdcEvent, CdcOptions, CdcSummary};
 
 #[cfg(test)]

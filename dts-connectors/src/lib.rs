@@ -35,4 +35,7 @@ mod tls;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 mod url;
 
-pub use registry::{plan_schema, ApplyOptions, CaptureOptions, Snapshot, Source, Target};
+pub use registry::{
+    change_mapper, plan_schema, row_mapper, ApplyOptions, CaptureOptions, ChangeMapping, Snapshot,
+    Source, Target,
+};

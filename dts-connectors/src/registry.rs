@@ -13,13 +13,17 @@
 //! of the `dts-core` traits, which is what the engines and custom sinks plug into.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use dts_core::{
-    ApplySink, Catalog, ChangeSource, ChunkSink, Engine, Error, Position, PrecheckReport,
-    ReaderRecord, Result, SchemaSource, SnapshotReader, StateStore, Table, TableName,
+    ApplySink, Catalog, ChangeMapper, ChangeSource, ChunkSink, Engine, Error, Position,
+    PrecheckReport, ReaderRecord, Result, RowMapper, SchemaSource, SnapshotReader, StateStore,
+    Table, TableName,
 };
-use dts_schema::{SchemaOptions, SchemaPlan, SchemaTracker, Statement};
+use dts_schema::{
+    PlanRowMapper, SchemaOptions, SchemaPlan, SchemaTracker, Statement, TablePlan,
+    TrackedChangeMapper,
+};
 use dts_typemap::MappingOptions;
 
 #[cfg(feature = "mysql")]
@@ -43,6 +47,71 @@ pub fn plan_schema(
     match (source, target) {
         (Engine::MySql, Engine::Postgres) => Ok(dts_schema::plan_mysql_to_pg(catalog, options)),
         (s, t) => Err(unsupported(format!("migrating from {s} to {t}"))),
+    }
+}
+
+/// The row mapping of one table for the full load, for a pair of engines: converts rows as
+/// the source's snapshot reader delivers them (the plan's copied columns, in order) into
+/// target values.
+///
+/// # Errors
+///
+/// [`dts_core::ErrorKind::Unsupported`] for a pair no mapping exists for yet.
+pub fn row_mapper(
+    source: Engine,
+    target: Engine,
+    plan: &TablePlan,
+    options: MappingOptions,
+) -> Result<Arc<dyn RowMapper>> {
+    match (source, target) {
+        (Engine::MySql, Engine::Postgres) => Ok(Arc::new(PlanRowMapper::new(plan, options))),
+        (s, t) => Err(unsupported(format!("migrating rows from {s} to {t}"))),
+    }
+}
+
+/// What a change mapping needs: the source schema at the stream's start position and the
+/// task's options.
+#[derive(Clone)]
+pub struct ChangeMapping {
+    /// The source schema at the position the stream starts at.
+    pub catalog: Catalog,
+    /// The schema translation options.
+    pub schema: SchemaOptions,
+    /// The type mapping options.
+    pub values: MappingOptions,
+    /// Which source tables are selected.
+    pub selects: Arc<dyn Fn(&TableName) -> bool + Send + Sync>,
+    /// Skip DDL that cannot be translated (with a warning) instead of stopping.
+    pub skip_unsupported_ddl: bool,
+}
+
+impl std::fmt::Debug for ChangeMapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeMapping")
+            .field("skip_unsupported_ddl", &self.skip_unsupported_ddl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The change mapping for replication, for a pair of engines.
+///
+/// # Errors
+///
+/// [`dts_core::ErrorKind::Unsupported`] for a pair no mapping exists for yet.
+pub fn change_mapper(
+    source: Engine,
+    target: Engine,
+    mapping: ChangeMapping,
+) -> Result<Box<dyn ChangeMapper>> {
+    match (source, target) {
+        (Engine::MySql, Engine::Postgres) => {
+            let tracker = SchemaTracker::new(mapping.catalog, mapping.schema, mapping.selects);
+            Ok(Box::new(
+                TrackedChangeMapper::new(tracker, mapping.values)
+                    .with_skip_unsupported_ddl(mapping.skip_unsupported_ddl),
+            ))
+        }
+        (s, t) => Err(unsupported(format!("replicating from {s} to {t}"))),
     }
 }
 
@@ -72,31 +141,15 @@ impl std::fmt::Debug for CaptureOptions {
     }
 }
 
-/// How an apply sink translates and applies changes.
-#[derive(Clone)]
+/// What an apply sink must know about the target's contents.
+#[derive(Debug, Clone, Default)]
 pub struct ApplyOptions {
-    /// The source schema at the applied position, shared by every sink of the task (a sink
-    /// rebuilt after a lost connection knows the DDL applied before).
-    pub tracker: Arc<Mutex<SchemaTracker>>,
-    /// The type mapping options.
-    pub mapping: MappingOptions,
     /// Until this position, changes may already be in the target (a full load resumed under
     /// a later snapshot): they must be applied idempotently.
     pub idempotent_until: Option<Position>,
-    /// Skip DDL that cannot be translated (with a warning) instead of stopping.
-    pub skip_unsupported_ddl: bool,
-    /// For tables copied whole, the snapshot position their copy was taken at: changes at or
-    /// before it are in the copy already.
+    /// For target tables copied whole, the snapshot position their copy was taken at:
+    /// changes at or before it are in the copy already.
     pub copied_at: HashMap<TableName, Position>,
-}
-
-impl std::fmt::Debug for ApplyOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApplyOptions")
-            .field("idempotent_until", &self.idempotent_until)
-            .field("skip_unsupported_ddl", &self.skip_unsupported_ddl)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A consistent snapshot of a source: readers that all see the same data, and the log
@@ -581,16 +634,9 @@ impl Target {
         match &self.kind {
             #[cfg(feature = "postgres")]
             TargetKind::Postgres(_) => {
-                let sink = PgApplySink::connect_shared(
-                    &self.url,
-                    task,
-                    options.tracker.clone(),
-                    options.mapping,
-                    options.idempotent_until.clone(),
-                )
-                .await?
-                .with_skip_unsupported_ddl(options.skip_unsupported_ddl)
-                .with_copied_at(options.copied_at.clone());
+                let sink = PgApplySink::connect(&self.url, task, options.idempotent_until.clone())
+                    .await?
+                    .with_copied_at(options.copied_at.clone());
                 Ok(Box::new(sink))
             }
         }

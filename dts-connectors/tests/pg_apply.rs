@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 use dts_cdc::{replicate, ApplySink, ApplyStats, CdcOptions};
 use dts_connectors::postgres::{read_position, read_schema, record_position, PgApplySink};
 use dts_core::{
-    BitString, Catalog, Change, ChangeEvent, ChangeSource, Column, Date, DateTime, Error,
-    ErrorKind, Key, Position, Result, RowImage, Schema, Table, TableName, Value,
+    BitString, Catalog, Change, ChangeEvent, ChangeMapper, ChangeSource, Column, Date, DateTime,
+    Error, ErrorKind, Key, Position, Result, RowImage, Schema, Table, TableName, Value,
 };
-use dts_schema::{plan_mysql_to_pg, SchemaOptions, SchemaTracker};
+use dts_schema::{plan_mysql_to_pg, SchemaOptions, SchemaTracker, TrackedChangeMapper};
 use dts_typemap::MappingOptions;
 use tokio::sync::watch;
 
@@ -128,24 +128,10 @@ impl Target {
         target
     }
 
-    fn tracker(&self) -> SchemaTracker {
-        SchemaTracker::new(
-            self.catalog.clone(),
-            SchemaOptions::default(),
-            Arc::new(|_: &TableName| true),
-        )
-    }
-
-    async fn sink(&self, idempotent_until: Option<Position>) -> PgApplySink {
-        PgApplySink::connect(
-            &self.url,
-            TASK,
-            self.tracker(),
-            MappingOptions::default(),
-            idempotent_until,
-        )
-        .await
-        .unwrap()
+    async fn sink(&self, idempotent_until: Option<Position>) -> MappedSink {
+        MappedSink::connect(&self.url, self.catalog.clone(), idempotent_until)
+            .await
+            .unwrap()
     }
 
     fn query(&self, sql: &str) -> String {
@@ -157,6 +143,103 @@ impl Target {
         self.query(&format!(
             "SET TimeZone = 'UTC'; SELECT * FROM {SCHEMA}.{table} ORDER BY {order}"
         ))
+    }
+}
+
+/// The apply sink as the task runner feeds it: the source's changes pass through the task's
+/// change mapper (MySQL → PostgreSQL) first. After a failure the mapper starts again from
+/// the source schema recorded with the applied position, as the engine's rebuilt source
+/// does.
+struct MappedSink {
+    inner: PgApplySink,
+    catalog: Catalog,
+    skip_unsupported_ddl: bool,
+    mapper: TrackedChangeMapper,
+}
+
+fn mapper_over(catalog: Catalog, skip_unsupported_ddl: bool) -> TrackedChangeMapper {
+    let tracker = SchemaTracker::new(
+        catalog,
+        SchemaOptions::default(),
+        Arc::new(|_: &TableName| true),
+    );
+    TrackedChangeMapper::new(tracker, MappingOptions::default())
+        .with_skip_unsupported_ddl(skip_unsupported_ddl)
+}
+
+impl MappedSink {
+    async fn connect(
+        url: &str,
+        catalog: Catalog,
+        idempotent_until: Option<Position>,
+    ) -> Result<Self> {
+        let inner = PgApplySink::connect(url, TASK, idempotent_until).await?;
+        let catalog = read_schema(inner.client(), TASK).await?.unwrap_or(catalog);
+        Ok(Self {
+            inner,
+            mapper: mapper_over(catalog.clone(), false),
+            catalog,
+            skip_unsupported_ddl: false,
+        })
+    }
+
+    fn client(&self) -> &tokio_postgres::Client {
+        self.inner.client()
+    }
+
+    fn with_skip_unsupported_ddl(mut self, skip: bool) -> Self {
+        self.skip_unsupported_ddl = skip;
+        self.mapper = mapper_over(self.mapper.tracker().catalog().clone(), skip);
+        self
+    }
+
+    fn map(&mut self, events: &[ChangeEvent]) -> Result<Vec<ChangeEvent>> {
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            out.extend(self.mapper.map(e.clone())?);
+        }
+        Ok(out)
+    }
+
+    /// Starts over after a failure: the open target transaction is rolled back, and the
+    /// mapper restarts from the schema at the applied position.
+    async fn reset(&mut self) {
+        let _ = self.inner.applied_position().await;
+        let catalog = read_schema(self.inner.client(), TASK)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| self.catalog.clone());
+        self.mapper = mapper_over(catalog, self.skip_unsupported_ddl);
+    }
+}
+
+#[dts_core::async_trait]
+impl ApplySink for MappedSink {
+    async fn apply(&mut self, events: &[ChangeEvent], position: &Position) -> Result<ApplyStats> {
+        let result = match self.map(events) {
+            Ok(mapped) => self.inner.apply(&mapped, position).await,
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            self.reset().await;
+        }
+        result
+    }
+
+    async fn apply_part(&mut self, events: &[ChangeEvent]) -> Result<ApplyStats> {
+        let result = match self.map(events) {
+            Ok(mapped) => self.inner.apply_part(&mapped).await,
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            self.reset().await;
+        }
+        result
+    }
+
+    async fn applied_position(&mut self) -> Result<Option<Position>> {
+        self.inner.applied_position().await
     }
 }
 
@@ -864,10 +947,12 @@ async fn a_large_transaction_is_streamed_in_bounded_memory() {
     }
     log.commit();
     let (events, p) = log.take();
+    // Mapped ahead, as the engine's source stage does, so that only the sink is measured.
+    let events = sink.map(&events).unwrap();
     // Reset the peak resident size, so that it measures the apply alone.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let before = rss_kib("VmRSS:");
-    let stats = sink.apply(&events, &p).await.unwrap();
+    let stats = sink.inner.apply(&events, &p).await.unwrap();
     let peak = rss_kib("VmHWM:");
     assert_eq!(stats.rows, 300_000);
     assert_eq!(t.query("SELECT count(*) FROM shop.big"), ROWS.to_string());
@@ -1045,7 +1130,7 @@ impl ChangeSource for GeneratedSource {
 /// (across sinks, 1-based) with a lost connection without passing it on; the inner sink is
 /// then dropped with its target transaction open.
 struct CountingSink {
-    inner: PgApplySink,
+    inner: MappedSink,
     parts: Arc<AtomicU64>,
     largest_part: Arc<AtomicUsize>,
     fail_at: Option<u64>,
@@ -1091,7 +1176,7 @@ async fn replicate_generated(
     max_batch_rows: usize,
     fail_at: Option<u64>,
 ) -> Generated {
-    let tracker = Arc::new(Mutex::new(t.tracker()));
+    let catalog = t.catalog.clone();
     let parts = Arc::new(AtomicU64::new(0));
     let largest_part = Arc::new(AtomicUsize::new(0));
     let at_reconnects = Arc::new(Mutex::new(Vec::new()));
@@ -1103,7 +1188,7 @@ async fn replicate_generated(
         },
         || {
             let url = t.url.clone();
-            let tracker = tracker.clone();
+            let catalog = catalog.clone();
             let (parts, largest_part) = (parts.clone(), largest_part.clone());
             let (connects, at_reconnects) = (connects.clone(), at_reconnects.clone());
             let db = t.db.clone();
@@ -1115,14 +1200,7 @@ async fn replicate_generated(
                     let position = read_position(&client, TASK).await?;
                     at_reconnects.lock().unwrap().push((count, position));
                 }
-                let inner = PgApplySink::connect_shared(
-                    &url,
-                    TASK,
-                    tracker,
-                    MappingOptions::default(),
-                    None,
-                )
-                .await?;
+                let inner = MappedSink::connect(&url, catalog, None).await?;
                 Ok(CountingSink {
                     inner,
                     parts,
@@ -1305,7 +1383,7 @@ impl ChangeSource for VecSource {
 async fn replicate_all(t: &Target, events: Vec<ChangeEvent>) -> f64 {
     let until = events.last().unwrap().position.clone();
     let events = Arc::new(events);
-    let tracker = Arc::new(Mutex::new(t.tracker()));
+    let catalog = t.catalog.clone();
     let (_stop_tx, stop) = watch::channel(false);
     let started = Instant::now();
     let summary = replicate(
@@ -1329,17 +1407,8 @@ async fn replicate_all(t: &Target, events: Vec<ChangeEvent>) -> f64 {
             let url = t.url.clone();
             move || {
                 let url = url.clone();
-                let tracker = tracker.clone();
-                async move {
-                    PgApplySink::connect_shared(
-                        &url,
-                        TASK,
-                        tracker,
-                        MappingOptions::default(),
-                        None,
-                    )
-                    .await
-                }
+                let catalog = catalog.clone();
+                async move { MappedSink::connect(&url, catalog, None).await }
             }
         },
         CdcOptions {

@@ -63,8 +63,35 @@ pub enum Change {
         /// The statement.
         sql: String,
     },
+    /// Schema changes translated for the target (what a [`crate::ChangeMapper`] makes of a
+    /// [`Change::Ddl`]); ends a transaction as `Ddl` does.
+    Schema(Box<SchemaChange>),
     /// A transaction committed; `position` is where reading resumes after it.
     Commit,
+}
+
+impl Change {
+    /// Whether this event ends a source transaction: a commit, or a schema change (which
+    /// commits implicitly).
+    pub fn ends_transaction(&self) -> bool {
+        matches!(
+            self,
+            Change::Commit | Change::Ddl { .. } | Change::Schema(_)
+        )
+    }
+}
+
+/// A source schema change as the target applies it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaChange {
+    /// The source statement, for messages.
+    pub source_sql: String,
+    /// Target statements to run, in order, in the apply transaction (empty when the target
+    /// needs none, or the task skips the statement).
+    pub statements: Vec<String>,
+    /// The source schema after the change, when it changed: the state store records it with
+    /// the applied position, so a restart maps later changes with the right schema.
+    pub catalog: Option<std::sync::Arc<crate::schema::Catalog>>,
 }
 
 /// A change with where it sits in the source log.

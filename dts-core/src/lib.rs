@@ -26,13 +26,16 @@ pub mod check;
 pub mod connector;
 pub mod engine;
 pub mod error;
+pub mod mapping;
 pub mod position;
 pub mod schema;
 pub mod state;
 pub mod value;
 
 pub use async_trait::async_trait;
-pub use change::{ApplySink, ApplyStats, Change, ChangeEvent, ChangeSource, RowImage};
+pub use change::{
+    ApplySink, ApplyStats, Change, ChangeEvent, ChangeSource, RowImage, SchemaChange,
+};
 pub use check::{CheckItem, CheckStatus, PrecheckReport};
 pub use connector::{
     Chunk, ChunkSink, ChunkStats, KeyProber, Row, RowBatch, SchemaSource, SnapshotReader,
@@ -40,6 +43,7 @@ pub use connector::{
 };
 pub use engine::Engine;
 pub use error::{Error, ErrorKind, Result};
+pub use mapping::{ChangeMapper, ConvertFailure, RowMapper};
 pub use position::{Lsn, Position};
 pub use schema::{
     Catalog, Column, ColumnDefault, ForeignKey, Generated, Index, IndexColumn, IndexKind, Key,

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use dts_core::{
-    Chunk, ChunkSink, Error, ErrorKind, Result, Row, RowBatch, SnapshotReader, Table, TargetTable,
-    Value,
+    Chunk, ChunkSink, Error, ErrorKind, Result, Row, RowBatch, RowMapper, SnapshotReader, Table,
+    TargetTable, Value,
 };
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
@@ -58,23 +58,8 @@ impl Default for CopyOptions {
     }
 }
 
-/// Why a value could not be converted: the column's index in the row and the error.
-#[derive(Debug)]
-pub struct ConvertFailure {
-    /// Index of the offending value in the row.
-    pub column: usize,
-    /// What is wrong with it.
-    pub error: Error,
-}
-
-/// Converts source rows of one table into target rows, in place.
-pub trait RowConverter: Send + Sync {
-    /// Converts `row` of the table with index `table` (its position in the job list).
-    fn convert(&self, table: usize, row: &mut Row) -> std::result::Result<(), ConvertFailure>;
-}
-
 /// One table to copy.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TableJob {
     /// The source table.
     pub source: Arc<Table>,
@@ -82,12 +67,25 @@ pub struct TableJob {
     pub source_columns: Vec<String>,
     /// The target table and columns, in the same order.
     pub target: TargetTable,
+    /// Converts the source rows into target rows (the table's mapping).
+    pub mapper: Arc<dyn RowMapper>,
     /// The planned chunks.
     pub chunks: Vec<Chunk>,
     /// Chunks recorded as done by earlier runs: skipped.
     pub done: BTreeSet<u32>,
     /// The server's row estimate, for progress.
     pub estimated_rows: u64,
+}
+
+impl std::fmt::Debug for TableJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableJob")
+            .field("source", &self.source.name)
+            .field("target", &self.target)
+            .field("chunks", &self.chunks.len())
+            .field("done", &self.done.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a copy did.
@@ -108,7 +106,6 @@ pub struct CopySummary {
 struct Shared {
     jobs: Vec<TableJob>,
     queue: Mutex<VecDeque<(usize, usize)>>,
-    converter: Arc<dyn RowConverter>,
     throttle: Throttle,
     events: Option<mpsc::UnboundedSender<ProgressEvent>>,
     rejects: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
@@ -163,7 +160,6 @@ pub async fn copy_tables<R, S>(
     jobs: Vec<TableJob>,
     readers: Vec<R>,
     sinks: Vec<S>,
-    converter: Arc<dyn RowConverter>,
     options: CopyOptions,
     events: Option<mpsc::UnboundedSender<ProgressEvent>>,
     stop: watch::Receiver<bool>,
@@ -206,7 +202,6 @@ where
     let shared = Arc::new(Shared {
         jobs,
         queue: Mutex::new(queue),
-        converter,
         throttle: Throttle::new(options.max_rows_per_second, options.max_bytes_per_second),
         events,
         rejects,
@@ -386,7 +381,7 @@ fn convert_batch(shared: &Shared, table: usize, mut batch: RowBatch) -> Result<R
         } else {
             None
         };
-        if let Err(f) = shared.converter.convert(table, row) {
+        if let Err(f) = job.mapper.map_row(row) {
             let column = job.source_columns.get(f.column).map_or("?", String::as_str);
             let key = key_text(job, original.as_ref().unwrap_or(row));
             match (&shared.rejects, original) {

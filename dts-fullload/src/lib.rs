@@ -23,9 +23,8 @@ pub mod progress;
 pub mod throttle;
 
 pub use chunk::plan_chunks;
-pub use copy::{
-    copy_tables, BadRowPolicy, ConvertFailure, CopyOptions, CopySummary, RowConverter, TableJob,
-};
+pub use copy::{copy_tables, BadRowPolicy, CopyOptions, CopySummary, TableJob};
 pub use dts_core::KeyProber;
+pub use dts_core::{ConvertFailure, RowMapper};
 pub use progress::{ProgressEvent, ProgressTracker, TableProgress};
 pub use throttle::Throttle;

@@ -55,6 +55,7 @@ mod ddl;
 mod default;
 mod expr;
 mod ident;
+mod mapper;
 mod options;
 mod plan;
 mod token;
@@ -62,6 +63,7 @@ mod token;
 pub use change::{DdlError, DdlKind, DdlOutcome, SchemaTracker, SourceFlavor, TableFilter};
 pub use ddl::plan_mysql_to_pg;
 pub use ident::{fit_identifier, quote_ident, quote_literal, IdentifierCase, MAX_IDENTIFIER_BYTES};
+pub use mapper::{short_sql, PlanRowMapper, TrackedChangeMapper};
 pub use options::SchemaOptions;
 pub use plan::{ColumnPlan, Phase, Problem, SchemaPlan, Statement, StatementKind, TablePlan};
 

@@ -2,15 +2,12 @@
 //! boundaries), parallel copy with checkpoints, and the value conversion between engines.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use dts_core::{Chunk, ChunkSink, Error, Position, Result, Row, TargetTable, Value};
+use dts_core::{Chunk, ChunkSink, Error, Position, Result, TargetTable};
 use dts_fullload::{
-    copy_tables, plan_chunks, BadRowPolicy, ConvertFailure, CopyOptions, CopySummary,
-    ProgressEvent, RowConverter, TableJob,
+    copy_tables, plan_chunks, BadRowPolicy, CopyOptions, CopySummary, ProgressEvent, TableJob,
 };
-use dts_typemap::{ColumnMapping, MappingOptions};
 use tokio::sync::mpsc;
 
 use crate::config::{BadRows, MigrationType};
@@ -25,47 +22,6 @@ pub struct FullReport {
     pub position: Option<Position>,
     /// Zero dates written as NULL, per `table.column`.
     pub zero_dates: Vec<(String, u64)>,
-}
-
-/// Converts MySQL values to PostgreSQL values with each column's mapping, counting zero
-/// dates written as NULL.
-struct MappingConverter {
-    tables: Vec<Vec<ColumnMapping>>,
-    options: MappingOptions,
-    zero_dates: Vec<Vec<AtomicU64>>,
-}
-
-fn has_zero_date(v: &Value) -> bool {
-    match v {
-        Value::Date(d) => dts_typemap::is_zero_date(d),
-        Value::DateTime(dt) | Value::Timestamp(dt) => dts_typemap::is_zero_date(&dt.date),
-        _ => false,
-    }
-}
-
-impl RowConverter for MappingConverter {
-    fn convert(&self, table: usize, row: &mut Row) -> std::result::Result<(), ConvertFailure> {
-        let mappings = &self.tables[table];
-        for (i, (v, m)) in row.iter_mut().zip(mappings).enumerate() {
-            let input = std::mem::replace(v, Value::Null);
-            let zero = has_zero_date(&input);
-            match dts_typemap::convert_mysql_value(m, input, &self.options) {
-                Ok(out) => {
-                    if zero && out.is_null() {
-                        self.zero_dates[table][i].fetch_add(1, Ordering::Relaxed);
-                    }
-                    *v = out;
-                }
-                Err(e) => {
-                    return Err(ConvertFailure {
-                        column: i,
-                        error: e.into(),
-                    })
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Runs the full data migration of every table of the run's plan.
@@ -95,7 +51,6 @@ pub(crate) async fn run_full_load(
     }
 
     let mut jobs = Vec::new();
-    let mut mappings = Vec::new();
     for tp in &plan.tables {
         let Some(table) = catalog.table(&tp.source) else {
             continue;
@@ -136,25 +91,21 @@ pub(crate) async fn run_full_load(
             }
         };
         let done: BTreeSet<u32> = sinks[0].done_chunks(&target).await?.into_iter().collect();
-        mappings.push(copied.iter().map(|c| c.mapping.clone()).collect::<Vec<_>>());
         jobs.push(TableJob {
             source: Arc::new(table.clone()),
             source_columns,
             target,
+            mapper: dts_connectors::row_mapper(
+                run.source.engine(),
+                run.target.engine(),
+                tp,
+                config.mapping_options(),
+            )?,
             chunks,
             done,
             estimated_rows: table.estimated_rows,
         });
     }
-    let zero_dates = mappings
-        .iter()
-        .map(|m| m.iter().map(|_| AtomicU64::new(0)).collect())
-        .collect();
-    let converter = Arc::new(MappingConverter {
-        tables: mappings,
-        options: config.mapping_options(),
-        zero_dates,
-    });
     let options = CopyOptions {
         max_rows_per_second: config.full.max_rows_per_second,
         max_bytes_per_second: config.full.max_bytes_per_second,
@@ -164,34 +115,9 @@ pub(crate) async fn run_full_load(
         },
         ..CopyOptions::default()
     };
-    let names: Vec<Vec<String>> = jobs
-        .iter()
-        .map(|j| {
-            j.source_columns
-                .iter()
-                .map(|c| format!("{}.{c}", j.source.name))
-                .collect()
-        })
-        .collect();
-    let copy = copy_tables(
-        jobs,
-        readers,
-        sinks,
-        converter.clone(),
-        options,
-        events,
-        run.stop.clone(),
-    )
-    .await?;
-    let mut zero = Vec::new();
-    for (t, cols) in converter.zero_dates.iter().enumerate() {
-        for (c, n) in cols.iter().enumerate() {
-            let n = n.load(Ordering::Relaxed);
-            if n > 0 {
-                zero.push((names[t][c].clone(), n));
-            }
-        }
-    }
+    let mappers: Vec<_> = jobs.iter().map(|j| j.mapper.clone()).collect();
+    let copy = copy_tables(jobs, readers, sinks, options, events, run.stop.clone()).await?;
+    let zero = mappers.iter().flat_map(|m| m.replaced_values()).collect();
     Ok(FullReport {
         copy,
         position,

@@ -3,20 +3,19 @@
 //! with the data it covers.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use dts_cdc::{replicate, CdcEvent, CdcOptions, CdcSummary};
-use dts_connectors::{ApplyOptions, CaptureOptions, Source};
+use dts_cdc::{replicate, CdcEvent, CdcOptions, CdcSummary, MappedSource};
+use dts_connectors::{ApplyOptions, CaptureOptions, ChangeMapping, Source};
 use dts_core::{Change, ChangeEvent, ChangeSource, Position, Result, StateStore, TableName};
-use dts_schema::SchemaTracker;
 use tokio::sync::mpsc;
 
 use crate::config::{Operation, UntranslatableDdl};
 use crate::task::Run;
 
 /// For each table copied whole (no key) by the full load, the snapshot position its copy was
-/// taken at. Keyed by the source table name.
+/// taken at. Keyed by the target table name.
 async fn keyless_copy_positions(
     store: &dyn StateStore,
     plan: &dts_schema::SchemaPlan,
@@ -24,7 +23,7 @@ async fn keyless_copy_positions(
     let mut out = HashMap::new();
     for tp in plan.tables.iter().filter(|t| t.chunk_key.is_none()) {
         if let Some(position) = store.chunk_snapshot_position(&tp.target).await? {
-            out.insert(tp.source.clone(), position);
+            out.insert(tp.target.clone(), position);
         }
     }
     Ok(out)
@@ -121,15 +120,13 @@ pub(crate) async fn run_incremental(
         let s = selection.clone();
         Arc::new(move |t: &TableName| s.selects(t))
     };
-    let tracked = match store.tracked_schema().await? {
-        Some(stored) => stored,
-        None => run.plan.catalog.clone(),
+    let mapping = ChangeMapping {
+        catalog: run.plan.catalog.clone(),
+        schema: config.schema_options()?,
+        values: config.mapping_options(),
+        selects: selects.clone(),
+        skip_unsupported_ddl: config.incremental.untranslatable_ddl == UntranslatableDdl::Skip,
     };
-    let tracker = Arc::new(Mutex::new(SchemaTracker::new(
-        tracked,
-        config.schema_options()?,
-        selects.clone(),
-    )));
     let capture = CaptureOptions {
         tables: selects,
         schemas: {
@@ -152,29 +149,34 @@ pub(crate) async fn run_incremental(
     };
     let operations = config.incremental.operations.clone();
     let apply = ApplyOptions {
-        tracker,
-        mapping: config.mapping_options(),
         idempotent_until,
-        skip_unsupported_ddl: config.incremental.untranslatable_ddl == UntranslatableDdl::Skip,
         copied_at,
     };
     let (source, target) = (&run.source, &run.target);
+    let engines = (source.engine(), target.engine());
 
     let summary: CdcSummary = replicate(
         |from: Position| {
             let operations = operations.clone();
             let capture = capture.clone();
             let task = task.clone();
+            let mut mapping = mapping.clone();
             async move {
+                // The mapping starts from the source schema recorded with the position the
+                // stream resumes at (the applied position).
+                let state = target.state_store(&task).await?;
+                if let Some(catalog) = state.tracked_schema().await? {
+                    mapping.catalog = catalog;
+                }
+                let mapper = dts_connectors::change_mapper(engines.0, engines.1, mapping)?;
                 let (inner, reader) = source.capture(&from, &capture).await?;
                 // The reader's identity, so that a later run can end it if this process is
-                // killed; written through a short-lived connection.
-                target
-                    .state_store(&task)
-                    .await?
-                    .record_reader(&reader)
-                    .await?;
-                Ok(OperationFilter { inner, operations })
+                // killed.
+                state.record_reader(&reader).await?;
+                Ok(MappedSource::new(
+                    OperationFilter { inner, operations },
+                    mapper,
+                ))
             }
         },
         || {

@@ -163,8 +163,15 @@ async fn mixed_workload_during_and_after_the_full_load_converges() {
             .await
             .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    // More changes after the full load, then a final catch-up.
+    // More changes after the full load (at least 100 transactions in all, however loaded the
+    // machine is), then a final catch-up.
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while workload.transactions.load(Ordering::Relaxed) <= 100
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let written = workload.finish().await;
     assert!(
         written > 100,

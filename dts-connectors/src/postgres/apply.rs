@@ -1,7 +1,8 @@
-//! Applying replicated MySQL/MariaDB changes to PostgreSQL: [`PgApplySink`], the
-//! [`ApplySink`] that writes each batch of source transactions together with its log
-//! position in one target transaction (a transaction too large for a batch arriving in
-//! parts within it), and the `dts_meta.cdc_position` record.
+//! Applying replicated changes to PostgreSQL: [`PgApplySink`], the [`ApplySink`] that writes
+//! each batch of source transactions together with its log position in one target
+//! transaction (a transaction too large for a batch arriving in parts within it), and the
+//! `dts_meta.cdc_position` record. Changes arrive mapped (target tables, target column
+//! names, target-typed values, target DDL): the sink only writes.
 //!
 //! Row changes of tables with a key are coalesced per key within a batch (the final state of
 //! each touched key: deleted, or its last row) and applied set-wise: a binary `COPY` into a
@@ -11,15 +12,15 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use dts_core::{ApplySink, ApplyStats};
 use dts_core::{
-    Change, ChangeEvent, Error, ErrorKind, Position, Result, RowImage, TableName, Value,
+    Catalog, Change, ChangeEvent, Error, ErrorKind, Position, Result, RowImage, SchemaChange,
+    TableName, Value,
 };
-use dts_schema::{SchemaTracker, TablePlan};
-use dts_typemap::{convert_mysql_value, ColumnMapping, MappingOptions};
+use dts_schema::short_sql;
 use futures::SinkExt;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, Statement};
@@ -60,7 +61,11 @@ fn at_or_before(a: &Position, b: &Position) -> bool {
     a.log_cmp(b).is_some_and(|o| o.is_le())
 }
 
-/// An [`ApplySink`] writing MySQL/MariaDB changes into PostgreSQL through one connection.
+/// An [`ApplySink`] writing mapped changes into PostgreSQL through one connection.
+///
+/// Changes arrive as a [`dts_core::ChangeMapper`] leaves them: row changes name the target
+/// table, with images of target column names and target-typed values; schema changes carry
+/// the target statements. The sink converts nothing and parses no DDL.
 ///
 /// Each [`ApplySink::apply`] call (with the [`ApplySink::apply_part`] calls before it, if
 /// any) is one target transaction, run with `SET LOCAL
@@ -68,13 +73,11 @@ fn at_or_before(a: &Position, b: &Position) -> bool {
 /// foreign key checks fire; the source already ran them). The account needs superuser or, on
 /// PostgreSQL 15 and later, `GRANT SET ON PARAMETER session_replication_role`. Within it:
 ///
-/// - Every value of a row image is converted by [`convert_mysql_value`] with the column's
-///   mapping from the tracker's [`TablePlan`]; image columns are matched to the plan by
-///   source name, generated columns (not copied) are dropped, and a column the plan does not
-///   know, or a copied column the image lacks, is an error naming table and column. A value
-///   that cannot be converted or encoded is an error naming table, column and key; the whole
-///   batch is rolled back.
-/// - **Tables with a key** ([`TablePlan::chunk_key`], every key column copied): changes are
+/// - A table is planned from the first image's columns: their types are read from the
+///   target, and its key is the primary key, else the smallest unique index over `NOT NULL`
+///   columns (every column of it written). A value that cannot be encoded is an error naming
+///   table and key; the whole batch is rolled back.
+/// - **Tables with a key**: changes are
 ///   coalesced per key into the final state of each touched key (a key change deletes the old
 ///   key), encoded straight into binary `COPY` rows, and written set-wise through a temporary
 ///   staging table per target table (created once per connection): `COPY` into it, `DELETE
@@ -93,13 +96,12 @@ fn at_or_before(a: &Position, b: &Position) -> bool {
 ///   matches, the target has diverged and the batch fails with [`ErrorKind::Conflict`].
 ///   Before the position passes `idempotent_until` such changes cannot be made idempotent:
 ///   they fail with [`ErrorKind::Unsupported`] naming the table, unless they change nothing.
-/// - **DDL**: pending changes are written out, the statement goes through
-///   [`SchemaTracker::apply_mysql_ddl`], and the PostgreSQL statements it returns run in the
-///   same transaction, in order. An untranslatable statement stops replication with the
-///   tracker's error, or is skipped with a warning after
-///   [`PgApplySink::with_skip_unsupported_ddl`]. Cached table information is refreshed,
-///   and the source schema after the batch is recorded in `dts_meta.cdc_schema` in the
-///   same transaction (see [`read_schema`]).
+/// - **Schema changes** ([`dts_core::Change::Schema`]): pending changes are written out and
+///   the target statements run in the same transaction, in order; cached table information
+///   is refreshed, and the source schema the change carries is recorded in
+///   `dts_meta.cdc_schema` with the batch's position (see [`super::read_schema`]), so a
+///   restarted mapper starts from it. A [`dts_core::Change::Ddl`] that was not mapped is an
+///   error.
 /// - **Truncate**: `TRUNCATE` of the mapped table, in order.
 /// - Last, the position is written to `dts_meta.cdc_position` and the transaction committed
 ///   in the same round trip. Transactions at or before the recorded position are skipped.
@@ -120,23 +122,15 @@ fn at_or_before(a: &Position, b: &Position) -> bool {
 /// on the server.
 ///
 /// Errors are classified by [`super::map_error`], so lost connections and deadlocks stay
-/// retryable. After a failed batch the tracker is restored to its state before the batch.
-///
-/// The tracker must describe the source schema at the applied position. It is shared behind
-/// a mutex: give a sink rebuilt after a failure the same handle
-/// ([`PgApplySink::connect_shared`], [`PgApplySink::tracker`]) so DDL applied by earlier
-/// sinks is known to it.
+/// retryable.
 ///
 /// ```no_run
 /// use dts_connectors::postgres::{record_position, PgApplySink};
 /// use dts_core::Position;
-/// use dts_schema::SchemaTracker;
-/// use dts_typemap::MappingOptions;
 ///
-/// # async fn demo(tracker: SchemaTracker, snapshot: Position) -> Result<(), dts_core::Error> {
+/// # async fn demo(snapshot: Position) -> Result<(), dts_core::Error> {
 /// let url = "postgres://dts@127.0.0.1/shop";
-/// let mut sink =
-///     PgApplySink::connect(url, "task-1", tracker, MappingOptions::default(), None).await?;
+/// let mut sink = PgApplySink::connect(url, "task-1", None).await?;
 /// record_position(sink.client(), "task-1", &snapshot).await?;
 /// # Ok(())
 /// # }
@@ -144,16 +138,13 @@ fn at_or_before(a: &Position, b: &Position) -> bool {
 pub struct PgApplySink {
     client: Client,
     task: String,
-    tracker: Arc<Mutex<SchemaTracker>>,
-    mapping: MappingOptions,
     idempotent_until: Option<Position>,
     copied_at: HashMap<TableName, Position>,
-    skip_unsupported_ddl: bool,
-    /// Whether the batch being applied changed the tracked schema.
-    schema_changed: bool,
+    /// The source schema after the schema changes of the batch being applied, if any.
+    schema: Option<Arc<Catalog>>,
     /// The position of the last committed batch (or read at connect).
     applied: Option<Position>,
-    /// Per source table: how its changes are written; cleared after DDL and failures.
+    /// Per target table: how its changes are written; cleared after DDL and failures.
     tables: HashMap<TableName, TableState>,
     /// Staging table name per target table, stable for the connection.
     stages: HashMap<TableName, String>,
@@ -183,10 +174,8 @@ impl std::fmt::Debug for PgApplySink {
 
 impl PgApplySink {
     /// Connects to the target at `url` for task `task` (the name the position is recorded
-    /// under), creating `dts_meta.cdc_position` if needed. `tracker` describes the source
-    /// schema at the applied position; `mapping` must be the type-mapping options the schema
-    /// was translated with; before `idempotent_until` the target may already hold some of
-    /// the changes (see the type docs).
+    /// under), creating the task state if needed; before `idempotent_until` the target may
+    /// already hold some of the changes (see the type docs).
     ///
     /// # Errors
     ///
@@ -194,35 +183,10 @@ impl PgApplySink {
     pub async fn connect(
         url: &str,
         task: &str,
-        tracker: SchemaTracker,
-        mapping: MappingOptions,
-        idempotent_until: Option<Position>,
-    ) -> Result<Self> {
-        Self::connect_shared(
-            url,
-            task,
-            Arc::new(Mutex::new(tracker)),
-            mapping,
-            idempotent_until,
-        )
-        .await
-    }
-
-    /// As [`PgApplySink::connect`], with a tracker shared with earlier or later sinks of the
-    /// task (so a sink rebuilt after a lost connection knows the DDL applied before).
-    ///
-    /// # Errors
-    ///
-    /// As [`PgApplySink::connect`].
-    pub async fn connect_shared(
-        url: &str,
-        task: &str,
-        tracker: Arc<Mutex<SchemaTracker>>,
-        mapping: MappingOptions,
         idempotent_until: Option<Position>,
     ) -> Result<Self> {
         let client = connect_client(url).await?;
-        Self::from_client(client, task, tracker, mapping, idempotent_until).await
+        Self::from_client(client, task, idempotent_until).await
     }
 
     /// A sink over an existing connection (its session settings do not matter: values are
@@ -234,8 +198,6 @@ impl PgApplySink {
     pub async fn from_client(
         client: Client,
         task: &str,
-        tracker: Arc<Mutex<SchemaTracker>>,
-        mapping: MappingOptions,
         idempotent_until: Option<Position>,
     ) -> Result<Self> {
         migrate(&client).await?;
@@ -246,12 +208,9 @@ impl PgApplySink {
         let mut sink = Self {
             client,
             task: task.to_string(),
-            tracker,
-            mapping,
             idempotent_until,
             copied_at: HashMap::new(),
-            skip_unsupported_ddl: false,
-            schema_changed: false,
+            schema: None,
             applied: None,
             tables: HashMap::new(),
             stages: HashMap::new(),
@@ -267,7 +226,7 @@ impl PgApplySink {
         Ok(sink)
     }
 
-    /// Tells the sink, per source table, the snapshot position its copy was taken at, when
+    /// Tells the sink, per target table, the snapshot position its copy was taken at, when
     /// a resumed full load copied it from a later snapshot than the one replication starts
     /// from. Changes of such a table committed at or before that position are already in the
     /// copy and are skipped; later ones are applied. This makes replication exact for tables
@@ -275,15 +234,6 @@ impl PgApplySink {
     #[must_use]
     pub fn with_copied_at(mut self, copied_at: HashMap<TableName, Position>) -> Self {
         self.copied_at = copied_at;
-        self
-    }
-
-    /// Skips source DDL the tracker cannot translate (error kind
-    /// [`ErrorKind::Unsupported`]), logging a warning naming the statement, instead of
-    /// stopping replication. Off by default.
-    #[must_use]
-    pub fn with_skip_unsupported_ddl(mut self, skip: bool) -> Self {
-        self.skip_unsupported_ddl = skip;
         self
     }
 
@@ -295,11 +245,6 @@ impl PgApplySink {
     /// The underlying connection.
     pub fn client(&self) -> &Client {
         &self.client
-    }
-
-    /// The schema tracker, shared.
-    pub fn tracker(&self) -> Arc<Mutex<SchemaTracker>> {
-        self.tracker.clone()
     }
 
     async fn read_applied(&mut self) -> Result<Option<Position>> {
@@ -343,7 +288,7 @@ impl PgApplySink {
         self.open = false;
         self.busy = false;
         self.partial = None;
-        self.schema_changed = false;
+        self.schema = None;
         self.forget_tables();
     }
 
@@ -351,12 +296,6 @@ impl PgApplySink {
         self.tables.clear();
         self.pending_rows = 0;
         self.pending_bytes = 0;
-    }
-
-    fn lock_tracker(&self) -> Result<MutexGuard<'_, SchemaTracker>> {
-        self.tracker
-            .lock()
-            .map_err(|_| Error::internal("the schema tracker's lock is poisoned"))
     }
 
     /// Opens the target transaction unless one is open.
@@ -373,10 +312,7 @@ impl PgApplySink {
 
     async fn apply_part_events(&mut self, events: &[ChangeEvent]) -> Result<ApplyStats> {
         self.end_abandoned().await;
-        if let Some(end) = events
-            .iter()
-            .find(|e| matches!(e.change, Change::Commit | Change::Ddl { .. }))
-        {
+        if let Some(end) = events.iter().find(|e| e.change.ends_transaction()) {
             self.rollback().await;
             return Err(Error::internal(format!(
                 "a part of a transaction holds the end of a transaction (at `{}`)",
@@ -463,14 +399,6 @@ impl PgApplySink {
         if continued.is_none() && fresh.is_empty() {
             return Ok(ApplyStats::default());
         }
-        let has_ddl = fresh
-            .iter()
-            .any(|t| t.iter().any(|e| matches!(e.change, Change::Ddl { .. })));
-        let backup = if has_ddl {
-            Some(self.lock_tracker()?.clone())
-        } else {
-            None
-        };
         self.busy = true;
         match self.apply_in_transaction(continued, &fresh, position).await {
             Ok(stats) => {
@@ -482,9 +410,6 @@ impl PgApplySink {
             }
             Err(e) => {
                 self.rollback().await;
-                if let Some(backup) = backup {
-                    *self.lock_tracker()? = backup;
-                }
                 Err(e)
             }
         }
@@ -508,8 +433,8 @@ impl PgApplySink {
             stats.transactions += 1;
         }
         self.flush_all().await?;
-        if std::mem::take(&mut self.schema_changed) {
-            self.record_schema(position).await?;
+        if let Some(catalog) = self.schema.take() {
+            self.record_schema(&catalog, position).await?;
         }
         let sql = upsert_position_and_commit(&self.task, position)?;
         self.client
@@ -575,7 +500,14 @@ impl PgApplySink {
                         .await?;
                 }
                 Change::Truncate { table } => self.truncate(table).await?,
-                Change::Ddl { schema, sql } => self.ddl(schema.as_deref(), sql).await?,
+                Change::Schema(change) => self.schema_change(change).await?,
+                Change::Ddl { sql, .. } => {
+                    return Err(Error::internal(format!(
+                        "source ddl `{}` reached the sink untranslated: changes must pass \
+                         through the task's change mapper",
+                        short_sql(sql)
+                    )))
+                }
                 _ => {
                     return Err(Error::new(
                         ErrorKind::Unsupported,
@@ -592,8 +524,8 @@ impl PgApplySink {
 
     /// Records the tracked source schema in `dts_meta.cdc_schema`, in the batch's
     /// transaction.
-    async fn record_schema(&mut self, position: &Position) -> Result<()> {
-        let catalog = serde_json::to_string(self.lock_tracker()?.catalog())
+    async fn record_schema(&mut self, catalog: &Catalog, position: &Position) -> Result<()> {
+        let catalog = serde_json::to_string(catalog)
             .map_err(|e| Error::internal("cannot encode the source schema").with_source(e))?;
         self.client
             .execute(
@@ -605,38 +537,33 @@ impl PgApplySink {
         Ok(())
     }
 
-    /// The tracker's plan of a source table.
-    fn plan_of(&self, table: &TableName) -> Result<TablePlan> {
-        self.lock_tracker()?
-            .table_plan(table)
-            .cloned()
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Unsupported,
-                    format!(
-                        "change to table `{table}`, which is not among the migrated tables \
-                         (or was created without a DDL event the task saw)"
-                    ),
-                )
-            })
-    }
-
     async fn row_change(
         &mut self,
         table: &TableName,
         op: RowOp<'_>,
         in_window: bool,
     ) -> Result<()> {
+        let columns = match &op {
+            RowOp::Insert(r) | RowOp::Delete(r) | RowOp::Update(r, _) => r.columns.clone(),
+        };
+        let stale = self
+            .tables
+            .get(table)
+            .is_some_and(|t| !Arc::ptr_eq(&t.columns, &columns) && *t.columns != *columns);
+        if stale {
+            // The mapped column list changed (a schema change): write out what is pending
+            // and plan the table again.
+            self.flush_all().await?;
+            self.tables.remove(table);
+        }
         if !self.tables.contains_key(table) {
-            let plan = self.plan_of(table)?;
-            let stage = self.stage_name(&plan.target);
-            let state = TableState::load(&self.client, &plan, stage).await?;
+            let stage = self.stage_name(table);
+            let state = TableState::load(&self.client, table, columns, stage).await?;
             self.tables.insert(table.clone(), state);
         }
         let Self {
             client,
             tables,
-            mapping,
             buffer,
             ..
         } = self;
@@ -644,11 +571,9 @@ impl PgApplySink {
             .get_mut(table)
             .ok_or_else(|| Error::internal(format!("no apply plan for `{table}`")))?;
         let added = if state.is_keyed() {
-            state.stage_change(&op, mapping)?
+            state.stage_change(&op)?
         } else {
-            state
-                .keyless_change(client, &op, in_window, mapping, buffer)
-                .await?
+            state.keyless_change(client, &op, in_window, buffer).await?
         };
         self.pending_rows += 1;
         self.pending_bytes += added;
@@ -683,37 +608,21 @@ impl PgApplySink {
     }
 
     async fn truncate(&mut self, table: &TableName) -> Result<()> {
-        let target = match self.tables.get_mut(table) {
-            Some(state) => {
-                state.discard();
-                state.target.clone()
-            }
-            None => self.plan_of(table)?.target,
-        };
+        if let Some(state) = self.tables.get_mut(table) {
+            state.discard();
+        }
         let mut sql = String::from("TRUNCATE ");
-        push_table(&mut sql, &target);
+        push_table(&mut sql, table);
         self.client
             .batch_execute(&sql)
             .await
-            .map_err(|e| map_error(e, format!("truncating `{target}`")))
+            .map_err(|e| map_error(e, format!("truncating `{table}`")))
     }
 
-    async fn ddl(&mut self, schema: Option<&str>, sql: &str) -> Result<()> {
+    /// Runs a translated schema change's statements, in order, in the open transaction.
+    async fn schema_change(&mut self, change: &SchemaChange) -> Result<()> {
         self.flush_all().await?;
-        let outcome = {
-            let mut tracker = self.lock_tracker()?;
-            tracker.apply_mysql_ddl(schema, sql).map_err(Error::from)
-        };
-        let outcome = match outcome {
-            Ok(outcome) => outcome,
-            Err(e) if self.skip_unsupported_ddl && e.kind() == ErrorKind::Unsupported => {
-                tracing::warn!(task = %self.task, statement = %short_sql(sql), error = %e.message(),
-                    "skipping a source ddl statement that cannot be translated");
-                return Ok(());
-            }
-            Err(e) => return Err(e.context(format_args!("source ddl `{}`", short_sql(sql)))),
-        };
-        for statement in &outcome.statements {
+        for statement in &change.statements {
             tracing::debug!(task = %self.task, statement = %short_sql(statement), "applying ddl");
             self.client.batch_execute(statement).await.map_err(|e| {
                 map_error(
@@ -721,19 +630,18 @@ impl PgApplySink {
                     format!(
                         "running `{}` (translated from source ddl `{}`)",
                         short_sql(statement),
-                        short_sql(sql)
+                        short_sql(&change.source_sql)
                     ),
                 )
             })?;
         }
-        for note in &outcome.notes {
-            tracing::info!(task = %self.task, statement = %short_sql(sql), note = %note, "ddl note");
+        if let Some(catalog) = &change.catalog {
+            self.schema = Some(catalog.clone());
         }
-        if !outcome.statements.is_empty() || !outcome.changed.is_empty() {
-            self.schema_changed = true;
+        if !change.statements.is_empty() {
+            // Column lists, types, keys or names may have changed: plan every table again.
+            self.tables.clear();
         }
-        // Column lists, types, keys or names may have changed: plan every table again.
-        self.tables.clear();
         Ok(())
     }
 }
@@ -769,7 +677,7 @@ fn split_transactions(events: &[ChangeEvent]) -> Result<Vec<&[ChangeEvent]>> {
     let mut out = Vec::new();
     let mut start = 0;
     for (i, e) in events.iter().enumerate() {
-        if matches!(e.change, Change::Commit | Change::Ddl { .. }) {
+        if e.change.ends_transaction() {
             out.push(&events[start..=i]);
             start = i + 1;
         }
@@ -780,17 +688,6 @@ fn split_transactions(events: &[ChangeEvent]) -> Result<Vec<&[ChangeEvent]>> {
         ));
     }
     Ok(out)
-}
-
-/// A statement shortened for messages.
-fn short_sql(sql: &str) -> String {
-    let one_line: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() > 120 {
-        let cut: String = one_line.chars().take(117).collect();
-        format!("{cut}...")
-    } else {
-        one_line
-    }
 }
 
 fn push_table(sql: &mut String, table: &TableName) {
@@ -816,31 +713,14 @@ enum RowOp<'a> {
     Delete(&'a RowImage),
 }
 
-/// Where each column of a row image goes: its index among the copied columns, or `None`
-/// for a column that is not copied.
-type ImageMap = Arc<[Option<usize>]>;
-
-/// A copied column of a table.
-struct ColumnState {
-    source_name: String,
-    target_name: String,
-    mapping: ColumnMapping,
-}
-
 /// How the changes of one table are written.
 struct TableState {
-    source: TableName,
     target: TableName,
-    /// The copied columns, in plan order (the order of converted rows).
-    columns: Vec<ColumnState>,
-    /// Every plan column by source name: its index among the copied columns, or `None`
-    /// for a column that is not copied.
-    by_source: HashMap<String, Option<usize>>,
-    /// The last row image layout seen, and where each image column goes.
-    image: Option<(Arc<Vec<String>>, ImageMap)>,
-    /// Source names of the key columns, for messages (empty without a key).
+    /// The columns written, in the order of the mapped images' values.
+    columns: Arc<Vec<String>>,
+    /// Names of the key columns, for messages (empty without a key).
     key_names: Vec<String>,
-    /// Encoder of the copied columns.
+    /// Encoder of the written columns.
     encoder: PgCopyEncoder,
     mode: Mode,
 }
@@ -934,48 +814,56 @@ fn fields(mut buf: &[u8]) -> Vec<Encoded<'_>> {
     out
 }
 
+/// The key the sink coalesces a table's changes by: its primary key, else the smallest
+/// unique index over `NOT NULL` columns without predicate or expression (the key the task
+/// chose in the source maps to one of these); only when every column of it is written.
+const SELECT_KEY: &str = "\
+    SELECT array_agg(a.attname::text ORDER BY k.ord) \
+    FROM pg_index i \
+    CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) \
+    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+    WHERE i.indrelid = $1::text::regclass AND i.indisunique AND i.indisvalid \
+      AND i.indpred IS NULL AND i.indexprs IS NULL \
+    GROUP BY i.indexrelid, i.indisprimary, i.indnkeyatts \
+    HAVING bool_and(a.attnotnull) AND bool_and(a.attname = ANY($2)) \
+    ORDER BY i.indisprimary DESC, i.indnkeyatts, i.indexrelid LIMIT 1";
+
 impl TableState {
-    /// Plans the writes of a table: reads the target columns' types, and creates the
-    /// staging table (keyed) or prepares the row statements (keyless).
-    async fn load(client: &Client, plan: &TablePlan, stage: String) -> Result<Self> {
-        let target = plan.target.clone();
-        let mut columns = Vec::new();
-        let mut by_source = HashMap::new();
-        for c in &plan.columns {
-            if c.copied {
-                by_source.insert(c.source_name.clone(), Some(columns.len()));
-                columns.push(ColumnState {
-                    source_name: c.source_name.clone(),
-                    target_name: c.target_name.clone(),
-                    mapping: c.mapping.clone(),
-                });
-            } else {
-                by_source.insert(c.source_name.clone(), None);
-            }
-        }
-        let names: Vec<String> = columns.iter().map(|c| c.target_name.clone()).collect();
-        let copy_columns = target_columns(client, &target, &names).await?;
+    /// Plans the writes of target table `target` from the mapped column list `columns`:
+    /// reads the columns' types and the key, and creates the staging table (keyed) or
+    /// prepares the row statements (keyless).
+    async fn load(
+        client: &Client,
+        target: &TableName,
+        columns: Arc<Vec<String>>,
+        stage: String,
+    ) -> Result<Self> {
+        let copy_columns = target_columns(client, target, &columns).await?;
         let encoder = PgCopyEncoder::new(&copy_columns)?;
-        let key: Option<Vec<usize>> = plan.chunk_key.as_ref().and_then(|k| {
-            k.iter()
-                .map(|name| by_source.get(name).copied().flatten())
-                .collect()
-        });
-        let key_names = plan.chunk_key.clone().unwrap_or_default();
+        let mut qualified = String::new();
+        push_table(&mut qualified, target);
+        let key_names: Vec<String> = client
+            .query_opt(SELECT_KEY, &[&qualified, &*columns])
+            .await
+            .map_err(|e| map_error(e, format!("reading the key of `{target}`")))?
+            .map(|r| r.get(0))
+            .unwrap_or_default();
+        let key: Vec<usize> = key_names
+            .iter()
+            .filter_map(|k| columns.iter().position(|c| c == k))
+            .collect();
         let mut cols = String::new();
-        push_list(&mut cols, "", names.iter().map(String::as_str));
-        let mode = match key {
-            Some(key) if !key.is_empty() => Mode::Keyed(
-                Keyed::create(client, &target, &names, &cols, &copy_columns, key, &stage).await?,
-            ),
-            _ => Mode::Keyless(Keyless::prepare(client, &target, &names, &cols).await?),
+        push_list(&mut cols, "", columns.iter().map(String::as_str));
+        let mode = if key.is_empty() {
+            Mode::Keyless(Keyless::prepare(client, target, &columns, &cols).await?)
+        } else {
+            Mode::Keyed(
+                Keyed::create(client, target, &columns, &cols, &copy_columns, key, &stage).await?,
+            )
         };
         Ok(Self {
-            source: plan.source.clone(),
-            target,
+            target: target.clone(),
             columns,
-            by_source,
-            image: None,
             key_names,
             encoder,
             mode,
@@ -986,108 +874,38 @@ impl TableState {
         matches!(self.mode, Mode::Keyed(_))
     }
 
-    /// Where each column of `image` goes among the copied columns.
-    fn image_map(&mut self, image: &RowImage) -> Result<ImageMap> {
-        if image.values.len() != image.columns.len() {
+    /// The values of a mapped image, checked against the table's columns.
+    fn values(&self, image: &RowImage) -> Result<Vec<Value>> {
+        if image.values.len() != self.columns.len() {
             return Err(Error::internal(format!(
                 "a row image of `{}` has {} values for {} columns",
-                self.source,
+                self.target,
                 image.values.len(),
-                image.columns.len()
+                self.columns.len()
             )));
         }
-        if let Some((columns, map)) = &self.image {
-            if Arc::ptr_eq(columns, &image.columns) || **columns == *image.columns {
-                return Ok(map.clone());
-            }
-        }
-        let mut seen = vec![false; self.columns.len()];
-        let mut map = Vec::with_capacity(image.columns.len());
-        for name in image.columns.iter() {
-            let Some(slot) = self.by_source.get(name) else {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!(
-                        "the change log has column `{name}` in table `{}`, which the migrated \
-                         schema lacks: the source schema changed without a DDL event the task saw",
-                        self.source
-                    ),
-                ));
-            };
-            if let Some(i) = *slot {
-                seen[i] = true;
-            }
-            map.push(*slot);
-        }
-        if let Some(i) = seen.iter().position(|s| !s) {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "the change log's rows of `{}` lack column `{}` (full row images are needed: \
-                     binlog_row_image=FULL), or the source schema changed without a DDL event \
-                     the task saw",
-                    self.source, self.columns[i].source_name
-                ),
-            ));
-        }
-        let map: ImageMap = map.into();
-        self.image = Some((image.columns.clone(), map.clone()));
-        Ok(map)
-    }
-
-    /// Converts an image into target values of the copied columns, in plan order; with
-    /// `key_only`, only the key columns (the others are `NULL`).
-    fn convert(
-        &mut self,
-        image: &RowImage,
-        key_only: bool,
-        opts: &MappingOptions,
-    ) -> Result<Vec<Value>> {
-        let map = self.image_map(image)?;
-        let key: &[usize] = match &self.mode {
-            Mode::Keyed(k) if key_only => &k.key,
-            _ => &[],
-        };
-        let mut out = vec![Value::Null; self.columns.len()];
-        for (j, slot) in map.iter().enumerate() {
-            let Some(i) = *slot else { continue };
-            if key_only && !key.contains(&i) {
-                continue;
-            }
-            let column = &self.columns[i];
-            out[i] = convert_mysql_value(&column.mapping, image.values[j].clone(), opts).map_err(
-                |e| {
-                    Error::from(e).context(format_args!(
-                        "column `{}`.`{}` at key {}",
-                        self.source,
-                        column.source_name,
-                        key_text(&self.key_names, image)
-                    ))
-                },
-            )?;
-        }
-        Ok(out)
+        Ok(image.values.clone())
     }
 
     /// Coalesces one change of a keyed table; returns the bytes it added.
-    fn stage_change(&mut self, op: &RowOp<'_>, opts: &MappingOptions) -> Result<usize> {
+    fn stage_change(&mut self, op: &RowOp<'_>) -> Result<usize> {
         match op {
             RowOp::Insert(row) => {
-                let values = self.convert(row, false, opts)?;
+                let values = self.values(row)?;
                 self.stage_row(values, false, row)
             }
             RowOp::Delete(row) => {
-                let values = self.convert(row, true, opts)?;
+                let values = self.values(row)?;
                 self.stage_row(values, true, row)
             }
             RowOp::Update(before, after) => {
-                let old = self.convert(before, true, opts)?;
-                let new = self.convert(after, false, opts)?;
+                let old = self.values(before)?;
+                let new = self.values(after)?;
                 let Mode::Keyed(k) = &mut self.mode else {
                     return Err(Error::internal("staging a change of a table without key"));
                 };
-                let old_key = k.key_bytes(&old, &self.source, before, &self.key_names)?;
-                let new_key = k.key_bytes(&new, &self.source, after, &self.key_names)?;
+                let old_key = k.key_bytes(&old, &self.target, before, &self.key_names)?;
+                let new_key = k.key_bytes(&new, &self.target, after, &self.key_names)?;
                 let mut added = 0;
                 if old_key != new_key {
                     added += self.stage_row(old, true, before)?;
@@ -1107,7 +925,7 @@ impl TableState {
         let Mode::Keyed(k) = &mut self.mode else {
             return Err(Error::internal("staging a change of a table without key"));
         };
-        let key = k.key_bytes(&values, &self.source, image, &self.key_names)?;
+        let key = k.key_bytes(&values, &self.target, image, &self.key_names)?;
         values.push(Value::Bool(deleted));
         k.scratch.clear();
         k.stage_encoder
@@ -1115,7 +933,7 @@ impl TableState {
             .map_err(|e| {
                 e.context(format_args!(
                     "table `{}` at key {}",
-                    self.source,
+                    self.target,
                     key_text(&self.key_names, image)
                 ))
             })?;
@@ -1131,16 +949,12 @@ impl TableState {
         client: &Client,
         op: &RowOp<'_>,
         in_window: bool,
-        opts: &MappingOptions,
         buffer: &mut BytesMut,
     ) -> Result<usize> {
         let (old, new) = match op {
-            RowOp::Insert(row) => (None, Some(self.convert(row, false, opts)?)),
-            RowOp::Delete(row) => (Some(self.convert(row, false, opts)?), None),
-            RowOp::Update(before, after) => (
-                Some(self.convert(before, false, opts)?),
-                Some(self.convert(after, false, opts)?),
-            ),
+            RowOp::Insert(row) => (None, Some(self.values(row)?)),
+            RowOp::Delete(row) => (Some(self.values(row)?), None),
+            RowOp::Update(before, after) => (Some(self.values(before)?), Some(self.values(after)?)),
         };
         if old.is_some() && old == new {
             return Ok(0);
@@ -1152,7 +966,7 @@ impl TableState {
                     "changes to `{}`, a table without a primary or unique key, cannot be \
                      applied idempotently before the snapshot's consistency point; add a key \
                      or start replication at an exact snapshot position",
-                    self.source
+                    self.target
                 ),
             ));
         }
@@ -1160,7 +974,6 @@ impl TableState {
             encoder,
             mode,
             target,
-            source,
             ..
         } = self;
         let Mode::Keyless(k) = mode else {
@@ -1169,7 +982,7 @@ impl TableState {
         let image = match op {
             RowOp::Insert(r) | RowOp::Delete(r) | RowOp::Update(r, _) => *r,
         };
-        let context = || format!("table `{source}` (no key) at row {}", key_text(&[], image));
+        let context = || format!("table `{target}` (no key) at row {}", key_text(&[], image));
         if old.is_none() {
             let values = new.unwrap_or_default();
             let start = k.inserts.len();
