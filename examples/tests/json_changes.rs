@@ -34,7 +34,7 @@ fn lines(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
 }
 
 #[test]
-fn json_changes_prints_each_change_then_stops_on_ctrl_c() {
+fn json_changes_prints_each_change_stops_on_ctrl_c_and_replays_from_a_position() {
     let env = Env::new(
         "ex_json",
         "CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20), price DECIMAL(10,2));
@@ -118,4 +118,27 @@ fn json_changes_prints_each_change_then_stops_on_ctrl_c() {
     // The pipe is closed now: these are all the lines that came after.
     let rest: Vec<String> = stdout.iter().collect();
     assert!(rest.is_empty(), "{rest:?}");
+
+    // Read again from the same start, it prints the same lines and stops by itself.
+    let from = started["reading changes from ".len()..]
+        .split(' ')
+        .next()
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_json_changes"))
+        .args([
+            "--database",
+            env.db.as_str(),
+            "--from",
+            from,
+            "--until-caught-up",
+        ])
+        .env("DTS_SOURCE_URL", dts_testkit::mariadb().url())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::text(&out));
+    let again: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(again, expected, "{}", common::text(&out));
 }
