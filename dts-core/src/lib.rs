@@ -51,3 +51,8 @@ pub use schema::{
 };
 pub use state::{ReaderRecord, StateStore};
 pub use value::{BitString, Date, DateTime, Decimal, Duration, ParseValueError, Short, Value};
+
+/// The README's code blocks, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
