@@ -24,34 +24,16 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use dts_connectors::{plan_schema, Source, Target};
-use dts_core::{Catalog, Chunk, Row, Schema, SchemaSource, SnapshotReader, TableName, TargetTable};
-use dts_fullload::{copy_tables, plan_chunks, ConvertFailure, CopyOptions, RowConverter, TableJob};
+use dts_core::{Catalog, Chunk, Schema, SchemaSource, SnapshotReader, TableName, TargetTable};
+use dts_fullload::{copy_tables, plan_chunks, CopyOptions, TableJob};
 use dts_schema::SchemaOptions;
-use dts_typemap::{ColumnMapping, MappingOptions};
+use dts_typemap::MappingOptions;
 
 /// Parallel readers (each with its own source and target connection).
 const WORKERS: usize = 2;
 /// Rows per chunk, the unit of parallelism and of resumption, unless `DTS_ROWS_PER_CHUNK`
 /// says otherwise.
 const ROWS_PER_CHUNK: u64 = 50_000;
-
-/// Converts each value of a row with its column's type mapping.
-struct MappingConverter(Vec<ColumnMapping>, MappingOptions);
-
-impl RowConverter for MappingConverter {
-    fn convert(&self, _table: usize, row: &mut Row) -> Result<(), ConvertFailure> {
-        for (column, (value, mapping)) in row.iter_mut().zip(&self.0).enumerate() {
-            let input = std::mem::replace(value, dts_core::Value::Null);
-            *value = dts_typemap::convert_mysql_value(mapping, input, &self.1).map_err(|e| {
-                ConvertFailure {
-                    column,
-                    error: e.into(),
-                }
-            })?;
-        }
-        Ok(())
-    }
-}
 
 fn arg_or_env(n: usize, var: &str) -> anyhow::Result<String> {
     std::env::args()
@@ -152,14 +134,17 @@ async fn main() -> anyhow::Result<()> {
         source: Arc::new(table.clone()),
         source_columns,
         target: target_table,
+        // The row mapping of the (source, target) engine pair converts every value.
+        mapper: dts_connectors::row_mapper(
+            source.engine(),
+            target.engine(),
+            tp,
+            MappingOptions::default(),
+        )?,
         chunks,
         done,
         estimated_rows: table.estimated_rows,
     };
-    let converter = MappingConverter(
-        columns.iter().map(|c| c.mapping.clone()).collect(),
-        MappingOptions::default(),
-    );
 
     // Ctrl-C stops after the chunks in flight; a rerun copies the rest.
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
@@ -172,7 +157,6 @@ async fn main() -> anyhow::Result<()> {
         vec![job],
         readers,
         sinks,
-        Arc::new(converter),
         CopyOptions::default(),
         None,
         stop,
