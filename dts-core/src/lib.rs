@@ -32,7 +32,9 @@ pub mod state;
 pub mod value;
 
 pub use async_trait::async_trait;
-pub use change::{ApplySink, ApplyStats, Change, ChangeEvent, ChangeSource, RowImage};
+pub use change::{
+    ApplySink, ApplyStats, CascadeLogging, Change, ChangeEvent, ChangeSource, RowImage,
+};
 pub use check::{CheckItem, CheckStatus, PrecheckReport};
 pub use connector::{
     Chunk, ChunkSink, ChunkStats, KeyProber, Row, RowBatch, SchemaSource, SnapshotReader,
