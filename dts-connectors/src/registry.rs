@@ -16,8 +16,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use dts_core::{
-    ApplySink, Catalog, ChangeSource, ChunkSink, Engine, Error, Position, PrecheckReport,
-    ReaderRecord, Result, SchemaSource, SnapshotReader, StateStore, Table, TableName,
+    ApplySink, CascadeLogging, Catalog, ChangeSource, ChunkSink, Engine, Error, Position,
+    PrecheckReport, ReaderRecord, Result, SchemaSource, SnapshotReader, StateStore, Table,
+    TableName,
 };
 use dts_schema::{SchemaOptions, SchemaPlan, SchemaTracker, Statement};
 use dts_typemap::MappingOptions;
@@ -88,6 +89,9 @@ pub struct ApplyOptions {
     /// For tables copied whole, the snapshot position their copy was taken at: changes at or
     /// before it are in the copy already.
     pub copied_at: HashMap<TableName, Position>,
+    /// Whether the change log carries the rows foreign key actions changed (the source's
+    /// [`Source::cascade_logging`]); when it does not, the target performs the actions.
+    pub cascades: CascadeLogging,
 }
 
 impl std::fmt::Debug for ApplyOptions {
@@ -95,6 +99,7 @@ impl std::fmt::Debug for ApplyOptions {
         f.debug_struct("ApplyOptions")
             .field("idempotent_until", &self.idempotent_until)
             .field("skip_unsupported_ddl", &self.skip_unsupported_ddl)
+            .field("cascades", &self.cascades)
             .finish_non_exhaustive()
     }
 }
@@ -170,6 +175,15 @@ impl Source {
         match &self.kind {
             #[cfg(feature = "mysql")]
             SourceKind::MySql(s) => &s.info().version,
+        }
+    }
+
+    /// Whether the source's change log carries the rows its foreign key actions change
+    /// (see [`CascadeLogging`]).
+    pub fn cascade_logging(&self) -> CascadeLogging {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(s) => s.info().cascade_logging(),
         }
     }
 
@@ -590,7 +604,8 @@ impl Target {
                 )
                 .await?
                 .with_skip_unsupported_ddl(options.skip_unsupported_ddl)
-                .with_copied_at(options.copied_at.clone());
+                .with_copied_at(options.copied_at.clone())
+                .with_cascade_logging(options.cascades);
                 Ok(Box::new(sink))
             }
         }

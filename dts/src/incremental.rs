@@ -157,6 +157,7 @@ pub(crate) async fn run_incremental(
         idempotent_until,
         skip_unsupported_ddl: config.incremental.untranslatable_ddl == UntranslatableDdl::Skip,
         copied_at,
+        cascades: run.source.cascade_logging(),
     };
     let (source, target) = (&run.source, &run.target);
 
