@@ -16,9 +16,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use dts_core::{
-    ApplySink, Catalog, ChangeMapper, ChangeSource, ChunkSink, Engine, Error, Position,
-    PrecheckReport, ReaderRecord, Result, RowMapper, SchemaSource, SnapshotReader, StateStore,
-    Table, TableName,
+    ApplySink, CascadeLogging, Catalog, ChangeMapper, ChangeSource, ChunkSink, Engine, Error,
+    Position, PrecheckReport, ReaderRecord, Result, RowMapper, SchemaSource, SnapshotReader,
+    StateStore, Table, TableName,
 };
 use dts_schema::{
     PlanRowMapper, SchemaOptions, SchemaPlan, SchemaTracker, Statement, TablePlan,
@@ -150,6 +150,9 @@ pub struct ApplyOptions {
     /// For target tables copied whole, the snapshot position their copy was taken at:
     /// changes at or before it are in the copy already.
     pub copied_at: HashMap<TableName, Position>,
+    /// Whether the change log carries the rows foreign key actions changed (the source's
+    /// [`Source::cascade_logging`]); when it does not, the target performs the actions.
+    pub cascades: CascadeLogging,
 }
 
 /// A consistent snapshot of a source: readers that all see the same data, and the log
@@ -223,6 +226,15 @@ impl Source {
         match &self.kind {
             #[cfg(feature = "mysql")]
             SourceKind::MySql(s) => &s.info().version,
+        }
+    }
+
+    /// Whether the source's change log carries the rows its foreign key actions change
+    /// (see [`CascadeLogging`]).
+    pub fn cascade_logging(&self) -> CascadeLogging {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(s) => s.info().cascade_logging(),
         }
     }
 
@@ -636,7 +648,8 @@ impl Target {
             TargetKind::Postgres(_) => {
                 let sink = PgApplySink::connect(&self.url, task, options.idempotent_until.clone())
                     .await?
-                    .with_copied_at(options.copied_at.clone());
+                    .with_copied_at(options.copied_at.clone())
+                    .with_cascade_logging(options.cascades);
                 Ok(Box::new(sink))
             }
         }

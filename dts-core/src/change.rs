@@ -131,6 +131,22 @@ impl<S: ChangeSource + ?Sized> ChangeSource for Box<S> {
     }
 }
 
+/// Whether a change log carries the rows that foreign key actions (`ON DELETE CASCADE`,
+/// `SET NULL`, `ON UPDATE CASCADE`…) changed, which decides who performs those actions
+/// when the changes are applied elsewhere.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CascadeLogging {
+    /// The log holds only the rows a statement changed itself; the actions' effects are
+    /// missing and the target must perform them. MariaDB, and MySQL before 9.6, whose
+    /// InnoDB runs the actions inside the storage engine.
+    #[default]
+    Unlogged,
+    /// The log holds the rows the actions changed as changes of their own; the target
+    /// must not perform them again. MySQL 9.6 and later, and PostgreSQL's logical decoding.
+    Logged,
+}
+
 /// What one [`ApplySink::apply`] or [`ApplySink::apply_part`] call did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ApplyStats {

@@ -34,7 +34,8 @@ pub mod value;
 
 pub use async_trait::async_trait;
 pub use change::{
-    ApplySink, ApplyStats, Change, ChangeEvent, ChangeSource, RowImage, SchemaChange,
+    ApplySink, ApplyStats, CascadeLogging, Change, ChangeEvent, ChangeSource, RowImage,
+    SchemaChange,
 };
 pub use check::{CheckItem, CheckStatus, PrecheckReport};
 pub use connector::{

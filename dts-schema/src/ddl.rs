@@ -1083,7 +1083,11 @@ impl<'a> Planner<'a> {
         } else {
             ("NEW".to_string(), "OLD".to_string())
         };
-        let mut body = String::from("BEGIN\n");
+        // While dts applies replicated changes the row carries the value the source set:
+        // the apply sets `dts.applying` (see the PostgreSQL apply sink).
+        let mut body = String::from(
+            "BEGIN\n    IF current_setting('dts.applying', true) = 'on' THEN\n        RETURN NEW;\n    END IF;\n",
+        );
         for (col, now) in &assignments {
             body.push_str(&format!(
                 "    IF {new_row} IS DISTINCT FROM {old_row} AND NEW.{col} IS NOT DISTINCT FROM OLD.{col} THEN\n        NEW.{col} := {now};\n    END IF;\n"

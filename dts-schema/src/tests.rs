@@ -550,6 +550,9 @@ fn defaults_of_every_kind() {
         function.sql,
         r#"CREATE OR REPLACE FUNCTION "shop"."everything_on_update"() RETURNS trigger LANGUAGE plpgsql AS $dts$
 BEGIN
+    IF current_setting('dts.applying', true) = 'on' THEN
+        RETURN NEW;
+    END IF;
     IF NEW IS DISTINCT FROM OLD AND NEW."updated" IS NOT DISTINCT FROM OLD."updated" THEN
         NEW."updated" := CURRENT_TIMESTAMP;
     END IF;

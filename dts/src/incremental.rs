@@ -151,6 +151,7 @@ pub(crate) async fn run_incremental(
     let apply = ApplyOptions {
         idempotent_until,
         copied_at,
+        cascades: run.source.cascade_logging(),
     };
     let (source, target) = (&run.source, &run.target);
     let engines = (source.engine(), target.engine());

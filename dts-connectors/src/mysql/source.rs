@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use dts_core::{
-    Catalog, Column, ColumnDefault, Error, ErrorKind, ForeignKey, Generated, Index, IndexColumn,
-    IndexKind, Key, ReferentialAction, Result, Schema, SchemaSource, Table, TableName,
+    CascadeLogging, Catalog, Column, ColumnDefault, Error, ErrorKind, ForeignKey, Generated, Index,
+    IndexColumn, IndexKind, Key, ReferentialAction, Result, Schema, SchemaSource, Table, TableName,
 };
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Pool, Row};
@@ -22,6 +22,19 @@ pub struct MySqlServerInfo {
     pub is_mariadb: bool,
     /// Major and minor version numbers.
     pub major_minor: (u32, u32),
+}
+
+impl MySqlServerInfo {
+    /// Whether the server's binlog carries the rows its foreign key actions change: MySQL
+    /// 9.6 and later run the actions in the SQL layer and log those rows; MariaDB and older
+    /// MySQL run them inside InnoDB and do not.
+    pub fn cascade_logging(&self) -> CascadeLogging {
+        if !self.is_mariadb && self.major_minor >= (9, 6) {
+            CascadeLogging::Logged
+        } else {
+            CascadeLogging::Unlogged
+        }
+    }
 }
 
 /// A MySQL or MariaDB source server, reached through a connection pool.

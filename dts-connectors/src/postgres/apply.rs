@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use dts_core::{ApplySink, ApplyStats};
+use dts_core::{ApplySink, ApplyStats, CascadeLogging};
 use dts_core::{
     Catalog, Change, ChangeEvent, Error, ErrorKind, Position, Result, RowImage, SchemaChange,
     TableName, Value,
@@ -25,6 +25,7 @@ use futures::SinkExt;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, Statement};
 
+use super::cascade::{triggers_off, triggers_on, with_actions, Referenced};
 use super::copy::{PgCopyColumn, PgCopyEncoder};
 use super::error::map_error;
 use super::sink::{push_ident, target_columns};
@@ -70,8 +71,23 @@ fn at_or_before(a: &Position, b: &Position) -> bool {
 /// Each [`ApplySink::apply`] call (with the [`ApplySink::apply_part`] calls before it, if
 /// any) is one target transaction, run with `SET LOCAL
 /// session_replication_role = replica` (no triggers — such as `ON UPDATE` timestamps — and no
-/// foreign key checks fire; the source already ran them). The account needs superuser or, on
-/// PostgreSQL 15 and later, `GRANT SET ON PARAMETER session_replication_role`. Within it:
+/// foreign key checks fire; the source already ran them) and `SET LOCAL dts.applying = on`
+/// (the `ON UPDATE CURRENT_TIMESTAMP` trigger functions dts creates leave the row alone
+/// while it is set). The account needs superuser or, on PostgreSQL 15 and later, `GRANT SET
+/// ON PARAMETER session_replication_role`. Within it:
+///
+/// - **Foreign key actions.** Unless the source logs the rows its foreign key actions
+///   change ([`PgApplySink::with_cascade_logging`]; MariaDB and MySQL before 9.6 do not), a
+///   change that makes the source act on other rows — the delete of a row of a table that
+///   a target foreign key with `ON DELETE CASCADE`, `SET NULL` or `SET DEFAULT` references,
+///   or an update of columns that a key with such an `ON UPDATE` action references — is
+///   written on its own, after everything before it, with the role set to `origin` for
+///   that statement: PostgreSQL then cascades through the target as InnoDB did through the
+///   source, chains and self-references included. Nothing else of the batch fires triggers.
+///   The user's own triggers on such a table, or on the rows the actions change, fire for
+///   those statements; a trigger can tell by `current_setting('dts.applying', true) = 'on'`.
+///   Before `idempotent_until`, where the target may already hold later rows, the row's
+///   image before the change is written back first, so the actions meet the same rows.
 ///
 /// - A table is planned from the first image's columns: their types are read from the
 ///   target, and its key is the primary key, else the smallest unique index over `NOT NULL`
@@ -142,6 +158,8 @@ pub struct PgApplySink {
     copied_at: HashMap<TableName, Position>,
     /// The source schema after the schema changes of the batch being applied, if any.
     schema: Option<Arc<Catalog>>,
+    /// Whether the source logs the rows its foreign key actions change.
+    cascades: CascadeLogging,
     /// The position of the last committed batch (or read at connect).
     applied: Option<Position>,
     /// Per target table: how its changes are written; cleared after DDL and failures.
@@ -211,6 +229,7 @@ impl PgApplySink {
             idempotent_until,
             copied_at: HashMap::new(),
             schema: None,
+            cascades: CascadeLogging::Unlogged,
             applied: None,
             tables: HashMap::new(),
             stages: HashMap::new(),
@@ -234,6 +253,16 @@ impl PgApplySink {
     #[must_use]
     pub fn with_copied_at(mut self, copied_at: HashMap<TableName, Position>) -> Self {
         self.copied_at = copied_at;
+        self
+    }
+
+    /// Says whether the source's change log carries the rows its foreign key actions
+    /// change. [`CascadeLogging::Unlogged`] (the default: MariaDB, MySQL before 9.6) makes
+    /// the target perform the actions (see the type docs); [`CascadeLogging::Logged`]
+    /// applies the logged rows only, so nothing is changed twice.
+    #[must_use]
+    pub fn with_cascade_logging(mut self, cascades: CascadeLogging) -> Self {
+        self.cascades = cascades;
         self
     }
 
@@ -305,7 +334,9 @@ impl PgApplySink {
         }
         self.open = true;
         self.client
-            .batch_execute("BEGIN; SET LOCAL session_replication_role = replica")
+            .batch_execute(
+                "BEGIN; SET LOCAL session_replication_role = replica; SET LOCAL dts.applying = on",
+            )
             .await
             .map_err(|e| map_error(e, "starting a target transaction in replica mode"))
     }
@@ -558,8 +589,19 @@ impl PgApplySink {
         }
         if !self.tables.contains_key(table) {
             let stage = self.stage_name(table);
-            let state = TableState::load(&self.client, table, columns, stage).await?;
+            let mut state = TableState::load(&self.client, table, columns, stage).await?;
+            if self.cascades == CascadeLogging::Unlogged {
+                let names: Vec<String> = state.columns.to_vec();
+                state.referenced = Referenced::load(&self.client, &state.target, &names).await?;
+            }
             self.tables.insert(table.clone(), state);
+        }
+        let acts = match self.tables.get_mut(table) {
+            Some(state) => state.acts_on_others(&op)?,
+            None => false,
+        };
+        if acts && self.apply_with_actions(table, &op, in_window).await? {
+            return Ok(());
         }
         let Self {
             client,
@@ -581,6 +623,35 @@ impl PgApplySink {
             self.flush_all().await?;
         }
         Ok(())
+    }
+
+    /// Applies a change that makes the source act on other rows through foreign keys, on
+    /// its own and with the target's actions on, after writing out everything before it.
+    /// Returns false when the row to update is missing (the target has diverged, or holds
+    /// a later state): the change is then staged like any other.
+    async fn apply_with_actions(
+        &mut self,
+        table: &TableName,
+        op: &RowOp<'_>,
+        in_window: bool,
+    ) -> Result<bool> {
+        self.flush_all().await?;
+        let Self {
+            client,
+            tables,
+            buffer,
+            ..
+        } = self;
+        let state = tables
+            .get_mut(table)
+            .ok_or_else(|| Error::internal(format!("no apply plan for `{table}`")))?;
+        if state.is_keyed() {
+            return state.keyed_with_actions(client, op, in_window).await;
+        }
+        triggers_on(client).await?;
+        state.keyless_change(client, op, in_window, buffer).await?;
+        triggers_off(client).await?;
+        Ok(true)
     }
 
     /// Writes out every table's pending rows.
@@ -723,10 +794,13 @@ struct TableState {
     /// Encoder of the written columns.
     encoder: PgCopyEncoder,
     mode: Mode,
+    /// The foreign keys with an action that reference the table (none when the source
+    /// logs what they change).
+    referenced: Referenced,
 }
 
 enum Mode {
-    Keyed(Keyed),
+    Keyed(Box<Keyed>),
     Keyless(Keyless),
 }
 
@@ -743,6 +817,9 @@ struct Keyed {
     delete: Statement,
     /// `INSERT` of one row, for small write-outs.
     insert: Statement,
+    /// `UPDATE` of every copied column of one key (the new values, then the old key), for
+    /// changes that act on other rows; prepared when first needed.
+    update: Lazy,
     /// `TRUNCATE` of the staging table (before its second use in a transaction).
     clear_sql: String,
     /// `DELETE … USING staging; INSERT … SELECT … FROM staging`.
@@ -752,6 +829,12 @@ struct Keyed {
     /// Encoded key → encoded staging row.
     pending: HashMap<Vec<u8>, Vec<u8>>,
     scratch: BytesMut,
+}
+
+/// A statement prepared when first needed.
+enum Lazy {
+    Sql(String),
+    Prepared(Statement),
 }
 
 /// A table without a usable key: changes in order, one row at a time.
@@ -857,9 +940,9 @@ impl TableState {
         let mode = if key.is_empty() {
             Mode::Keyless(Keyless::prepare(client, target, &columns, &cols).await?)
         } else {
-            Mode::Keyed(
+            Mode::Keyed(Box::new(
                 Keyed::create(client, target, &columns, &cols, &copy_columns, key, &stage).await?,
-            )
+            ))
         };
         Ok(Self {
             target: target.clone(),
@@ -867,6 +950,7 @@ impl TableState {
             key_names,
             encoder,
             mode,
+            referenced: Referenced::default(),
         })
     }
 
@@ -885,6 +969,104 @@ impl TableState {
             )));
         }
         Ok(image.values.clone())
+    }
+
+    /// Whether the source's foreign key actions change other rows when it makes this change
+    /// (always false when the source logs those rows).
+    fn acts_on_others(&mut self, op: &RowOp<'_>) -> Result<bool> {
+        Ok(match op {
+            RowOp::Insert(_) => false,
+            RowOp::Delete(_) => self.referenced.on_delete,
+            RowOp::Update(before, after) => {
+                if self.referenced.on_update.is_empty() {
+                    return Ok(false);
+                }
+                self.referenced.changes(before, after)
+            }
+        })
+    }
+
+    /// Writes one delete or update of a keyed table on its own, with the target's foreign
+    /// key actions on. In the idempotence window the row's image before the change is
+    /// written back first (without actions). Returns false when an update found no row.
+    async fn keyed_with_actions(
+        &mut self,
+        client: &Client,
+        op: &RowOp<'_>,
+        in_window: bool,
+    ) -> Result<bool> {
+        let (before, after) = match op {
+            RowOp::Delete(row) => (*row, None),
+            RowOp::Update(before, after) => (*before, Some(*after)),
+            RowOp::Insert(_) => return Err(Error::internal("an insert acting on other rows")),
+        };
+        let old = self.values(before)?;
+        let new = after.map(|a| self.values(a)).transpose()?;
+        let Self {
+            target,
+            key_names,
+            encoder,
+            mode,
+            ..
+        } = self;
+        let Mode::Keyed(k) = mode else {
+            return Err(Error::internal("a table without key on the keyed path"));
+        };
+        let old_key = k.key_bytes(&old, target, before, key_names)?;
+        let new_key = match (&new, after) {
+            (Some(values), Some(image)) => Some(k.key_bytes(values, target, image, key_names)?),
+            _ => None,
+        };
+        let what = || format!("applying a change with foreign key actions to `{target}`");
+        let mut encode = |values: &[Value], image: &RowImage, out: &mut BytesMut| {
+            for (i, v) in values.iter().enumerate() {
+                encoder.encode_field(i, v, out).map_err(|e| {
+                    e.context(format_args!(
+                        "table `{target}` at key {}",
+                        key_text(key_names, image)
+                    ))
+                })?;
+            }
+            Ok::<_, Error>(())
+        };
+        if in_window {
+            let mut row = BytesMut::new();
+            encode(&old, before, &mut row)?;
+            let mut deletes = vec![fields(&old_key)];
+            if let Some(new_key) = new_key.as_ref().filter(|n| **n != old_key) {
+                deletes.push(fields(new_key));
+            }
+            let row = fields(&row);
+            let delete_params: Vec<_> = deletes.iter().map(|p| as_params(p)).collect();
+            let insert_params = as_params(&row);
+            let requests = delete_params
+                .iter()
+                .map(|p| client.execute(&k.delete, p))
+                .chain(std::iter::once(client.execute(&k.insert, &insert_params)));
+            futures::future::try_join_all(requests)
+                .await
+                .map_err(|e| map_error(e, what()))?;
+        }
+        let (Some(new), Some(after)) = (new, after) else {
+            with_actions(client, &k.delete, &as_params(&fields(&old_key)), &what).await?;
+            return Ok(true);
+        };
+        if let Lazy::Sql(sql) = &k.update {
+            let statement = client
+                .prepare(sql)
+                .await
+                .map_err(|e| map_error(e, format!("preparing the row changes of `{target}`")))?;
+            k.update = Lazy::Prepared(statement);
+        }
+        let Lazy::Prepared(update) = &k.update else {
+            return Err(Error::internal("update statement not prepared"));
+        };
+        let mut row = BytesMut::new();
+        encode(&new, after, &mut row)?;
+        let mut params = fields(&row);
+        params.extend(fields(&old_key));
+        let rows = with_actions(client, update, &as_params(&params), &what).await?;
+        Ok(rows > 0)
     }
 
     /// Coalesces one change of a keyed table; returns the bytes it added.
@@ -1139,6 +1321,23 @@ impl Keyed {
             .prepare(&format!("DELETE FROM {target_sql} WHERE {by_key}"))
             .await
             .map_err(|e| map_error(e, format!("preparing the row changes of `{target}`")))?;
+        let mut sets = String::new();
+        for (i, name) in names.iter().enumerate() {
+            if i > 0 {
+                sets.push_str(", ");
+            }
+            push_ident(&mut sets, name);
+            let _ = write!(sets, " = ${}", i + 1);
+        }
+        let mut old_key = String::new();
+        for (n, &i) in key.iter().enumerate() {
+            if n > 0 {
+                old_key.push_str(" AND ");
+            }
+            push_ident(&mut old_key, &names[i]);
+            let _ = write!(old_key, " = ${}", names.len() + n + 1);
+        }
+        let update_sql = format!("UPDATE {target_sql} SET {sets} WHERE {old_key}");
         let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
         let insert = client
             .prepare(&format!(
@@ -1157,6 +1356,7 @@ impl Keyed {
             copy,
             delete,
             insert,
+            update: Lazy::Sql(update_sql),
             clear_sql: format!("TRUNCATE {stage_table}"),
             apply_sql,
             used: false,
@@ -1169,7 +1369,7 @@ impl Keyed {
     fn key_bytes(
         &mut self,
         values: &[Value],
-        source: &TableName,
+        target: &TableName,
         image: &RowImage,
         key_names: &[String],
     ) -> Result<Vec<u8>> {
@@ -1179,7 +1379,7 @@ impl Keyed {
                 .encode_field(n, &values[i], &mut self.scratch)
                 .map_err(|e| {
                     e.context(format_args!(
-                        "table `{source}` at key {}",
+                        "table `{target}` at key {}",
                         key_text(key_names, image)
                     ))
                 })?;

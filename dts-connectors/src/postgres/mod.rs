@@ -1,6 +1,7 @@
 //! PostgreSQL.
 
 mod apply;
+mod cascade;
 mod copy;
 mod error;
 mod options;

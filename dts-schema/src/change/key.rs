@@ -185,7 +185,9 @@ fn action(a: Option<sqlparser::ast::ReferentialAction>) -> ReferentialAction {
         Some(A::Cascade) => ReferentialAction::Cascade,
         Some(A::SetNull) => ReferentialAction::SetNull,
         Some(A::NoAction) => ReferentialAction::NoAction,
-        Some(A::SetDefault) => ReferentialAction::SetDefault,
+        // MariaDB accepts SET DEFAULT and InnoDB ignores it: the key restricts, and
+        // information_schema reports RESTRICT (MySQL rejects the clause).
+        Some(A::SetDefault) => ReferentialAction::Restrict,
     }
 }
 

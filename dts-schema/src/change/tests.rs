@@ -685,6 +685,17 @@ fn indexes_and_keys() {
     );
     // The index InnoDB made for the foreign key stays.
     assert_eq!(t.table(&shop("lines")).unwrap().indexes.len(), 2);
+    // MariaDB accepts SET DEFAULT but InnoDB keeps the key restricting: so does the target.
+    let o = apply(
+        &mut t,
+        "ALTER TABLE lines ADD CONSTRAINT fk_d FOREIGN KEY (o2) REFERENCES orders (id) ON DELETE SET DEFAULT ON UPDATE SET DEFAULT",
+    );
+    assert_eq!(
+        o.statements.last().map(String::as_str),
+        Some(
+            r#"ALTER TABLE "shop"."lines" ADD CONSTRAINT "fk_d" FOREIGN KEY ("o2") REFERENCES "shop"."orders" ("id") ON DELETE RESTRICT ON UPDATE RESTRICT"#
+        )
+    );
 }
 
 #[test]
