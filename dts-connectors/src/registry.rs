@@ -304,31 +304,46 @@ impl Source {
     ) -> Result<(Box<dyn ChangeSource>, ReaderRecord)> {
         match &self.kind {
             #[cfg(feature = "mysql")]
-            SourceKind::MySql(_) => {
+            SourceKind::MySql(s) => {
                 let filter = BinlogFilter {
                     tables: options.tables.clone(),
                     databases: options.schemas.clone(),
                 };
                 let source =
                     MySqlBinlogSource::start(&self.url, options.server_id, from, filter).await?;
+                let connection_id = u64::from(source.connection_id());
+                let (user, host) = s
+                    .connection_identity(connection_id)
+                    .await?
+                    .map_or((None, None), |(u, h)| (Some(u), Some(h)));
                 let record = ReaderRecord {
-                    connection_id: u64::from(source.connection_id()),
+                    connection_id,
+                    user,
+                    host,
                 };
                 Ok((Box::new(source), record))
             }
         }
     }
 
-    /// Ends the change reader a killed earlier run left on the source, if it still runs.
-    /// Returns whether it did.
+    /// Ends the change reader a killed earlier run left on the source, if it still runs as
+    /// the same account from the same client address as recorded. A record without account
+    /// and address (written by an older release) ends nothing. Returns whether it did.
     ///
     /// # Errors
     ///
     /// Server errors.
     pub async fn end_reader(&self, record: &ReaderRecord) -> Result<bool> {
+        let (Some(user), Some(host)) = (&record.user, &record.host) else {
+            tracing::debug!(
+                connection = record.connection_id,
+                "the earlier change reader's account and address are not recorded: left alone"
+            );
+            return Ok(false);
+        };
         match &self.kind {
             #[cfg(feature = "mysql")]
-            SourceKind::MySql(s) => s.end_binlog_reader(record.connection_id).await,
+            SourceKind::MySql(s) => s.end_binlog_reader(record.connection_id, user, host).await,
         }
     }
 }

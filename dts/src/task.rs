@@ -373,6 +373,9 @@ impl Task {
         emit(TaskEvent::StepFinished(Step::Precheck));
         let store = ready.target.state_store(&self.config.name).await?;
         store.migrate().await?;
+        // One run per task: the lock is held by the store's connection, which the run
+        // keeps until it ends.
+        store.lock_run().await?;
         // The target tables that existed before this task created its own (kept under the
         // `ignore` conflict policy): found now on a first run, recorded with the pre-data
         // step for later runs, when the task's own tables exist too.
