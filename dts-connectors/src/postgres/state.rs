@@ -245,6 +245,20 @@ pub(crate) async fn mark_done(client: &impl GenericClient, task: &str, step: &st
     Ok(())
 }
 
+/// Records `step` of `task` as done inside transaction `tx`, unless it is recorded already;
+/// returns whether this call recorded it. A concurrent transaction recording the same step
+/// is waited for: if it commits, this returns `false`.
+pub(crate) async fn claim_step(tx: &impl GenericClient, task: &str, step: &str) -> Result<bool> {
+    let n = tx
+        .execute(
+            "INSERT INTO dts_meta.step (task, step) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&task, &step],
+        )
+        .await
+        .map_err(|e| map_error(e, "recording task state"))?;
+    Ok(n == 1)
+}
+
 /// Whether `step` of `task` is recorded as done.
 pub(crate) async fn is_done(client: &impl GenericClient, task: &str, step: &str) -> Result<bool> {
     let row = client
