@@ -369,31 +369,46 @@ impl Source {
     ) -> Result<(Box<dyn ChangeSource>, ReaderRecord)> {
         match &self.kind {
             #[cfg(feature = "mysql")]
-            SourceKind::MySql(_) => {
+            SourceKind::MySql(s) => {
                 let filter = BinlogFilter {
                     tables: options.tables.clone(),
                     databases: options.schemas.clone(),
                 };
                 let source =
                     MySqlBinlogSource::start(&self.url, options.server_id, from, filter).await?;
+                let connection_id = u64::from(source.connection_id());
+                let (user, host) = s
+                    .connection_identity(connection_id)
+                    .await?
+                    .map_or((None, None), |(u, h)| (Some(u), Some(h)));
                 let record = ReaderRecord {
-                    connection_id: u64::from(source.connection_id()),
+                    connection_id,
+                    user,
+                    host,
                 };
                 Ok((Box::new(source), record))
             }
         }
     }
 
-    /// Ends the change reader a killed earlier run left on the source, if it still runs.
-    /// Returns whether it did.
+    /// Ends the change reader a killed earlier run left on the source, if it still runs as
+    /// the same account from the same client address as recorded. A record without account
+    /// and address (written by an older release) ends nothing. Returns whether it did.
     ///
     /// # Errors
     ///
     /// Server errors.
     pub async fn end_reader(&self, record: &ReaderRecord) -> Result<bool> {
+        let (Some(user), Some(host)) = (&record.user, &record.host) else {
+            tracing::debug!(
+                connection = record.connection_id,
+                "the earlier change reader's account and address are not recorded: left alone"
+            );
+            return Ok(false);
+        };
         match &self.kind {
             #[cfg(feature = "mysql")]
-            SourceKind::MySql(s) => s.end_binlog_reader(record.connection_id).await,
+            SourceKind::MySql(s) => s.end_binlog_reader(record.connection_id, user, host).await,
         }
     }
 }
@@ -425,6 +440,65 @@ enum TargetKind {
 pub struct Target {
     kind: TargetKind,
     url: String,
+    /// The sessions of a task's run, once [`Target::for_run`] named them.
+    sessions: Option<RunSessions>,
+}
+
+/// How the target sessions of a task's runs are named: `dts.<task hash>.<run id>.<task>`
+/// (at most 63 bytes, PostgreSQL's limit), so that the sessions of one run, and of every run
+/// of one task, can be told from all others.
+#[derive(Debug, Clone)]
+struct RunSessions {
+    /// `dts.<task hash>.`: every run of the task.
+    task_prefix: String,
+    /// `dts.<task hash>.<run id>`: this run.
+    run_prefix: String,
+    /// The whole application name.
+    name: String,
+}
+
+impl RunSessions {
+    fn new(task: &str) -> Self {
+        // FNV-1a: stable across runs and platforms.
+        let fnv = |bytes: &[u8], mut h: u64| {
+            for b in bytes {
+                h ^= u64::from(*b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+            h
+        };
+        let task_hash = fnv(task.as_bytes(), 0xcbf2_9ce4_8422_2325);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let run_id = fnv(
+            &[
+                std::process::id().to_le_bytes().as_slice(),
+                nanos.to_le_bytes().as_slice(),
+            ]
+            .concat(),
+            task_hash,
+        );
+        let task_prefix = format!("dts.{:08x}.", task_hash >> 32);
+        let run_prefix = format!("{task_prefix}{:08x}", run_id >> 32);
+        // Characters a URL needs no escapes for: the name goes into the target URL.
+        let mut name = format!("{run_prefix}.");
+        for c in task.chars() {
+            if name.len() >= 63 {
+                break;
+            }
+            name.push(if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            });
+        }
+        Self {
+            task_prefix,
+            run_prefix,
+            name,
+        }
+    }
 }
 
 impl std::fmt::Debug for Target {
@@ -464,7 +538,54 @@ impl Target {
         Ok(Self {
             kind,
             url: url.to_string(),
+            sessions: None,
         })
+    }
+
+    /// Names this connection, and every connection opened through this target from now on
+    /// (sinks, state stores, [`Target::reconnect`]), as sessions of one run of task `task`,
+    /// so that [`Target::end_earlier_runs`] can find what an earlier run left behind. On
+    /// PostgreSQL this is the `application_name` (it replaces one given in the URL).
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn for_run(mut self, task: &str) -> Result<Self> {
+        let sessions = RunSessions::new(task);
+        match &self.kind {
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(t) => {
+                t.set_application_name(&sessions.name).await?;
+                let sep = if self.url.contains('?') { '&' } else { '?' };
+                self.url = format!("{}{sep}application_name={}", self.url, sessions.name);
+            }
+        }
+        self.sessions = Some(sessions);
+        Ok(self)
+    }
+
+    /// Ends the sessions that earlier runs of this target's task left on the server (a
+    /// killed process's index builds go on until they next talk to their client), and waits
+    /// until they are gone, for at most `patience`. Returns how many there were. Does
+    /// nothing unless [`Target::for_run`] named this run.
+    ///
+    /// Call it only while holding the task's run lock ([`StateStore::lock_run`]): then
+    /// every other session of the task belongs to a run that has ended.
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn end_earlier_runs(&self, patience: std::time::Duration) -> Result<usize> {
+        let Some(sessions) = &self.sessions else {
+            return Ok(0);
+        };
+        match &self.kind {
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(t) => {
+                t.end_sessions(&sessions.task_prefix, &sessions.run_prefix, patience)
+                    .await
+            }
+        }
     }
 
     /// Another connection to the same target.
@@ -473,7 +594,9 @@ impl Target {
     ///
     /// As [`Target::connect`].
     pub async fn reconnect(&self) -> Result<Self> {
-        Self::connect(&self.url).await
+        let mut target = Self::connect(&self.url).await?;
+        target.sessions.clone_from(&self.sessions);
+        Ok(target)
     }
 
     /// The target's engine.

@@ -19,10 +19,20 @@ use crate::schema::{Catalog, TableName};
 
 /// The change reader a run started on the source, so that a later run can end it if that
 /// process was killed without closing it.
+///
+/// A connection id alone does not name one connection for good (a restarted server counts
+/// from 1 again), so the record also holds the account and client address the source showed
+/// for the connection; a later run ends a connection only when all three match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReaderRecord {
     /// The source's id of the reader's connection.
     pub connection_id: u64,
+    /// The account the source showed for the connection (MySQL: `PROCESSLIST.USER`), if
+    /// known (records written by older releases have none).
+    pub user: Option<String>,
+    /// The client address the source showed for the connection (MySQL: `PROCESSLIST.HOST`,
+    /// `host:port`), if known.
+    pub host: Option<String>,
 }
 
 /// Where a task keeps its state.
@@ -37,6 +47,9 @@ pub struct ReaderRecord {
 ///   never an error.
 /// - **Concurrency.** Calls may come from several tasks of one process at once; each call is
 ///   atomic on its own.
+/// - **One run per task.** A run takes [`StateStore::lock_run`] before it writes anything
+///   and keeps the store (which holds the lock) until it ends; a second run of the same task
+///   fails to take it. The lock ends with the store, or with the process that held it.
 #[async_trait]
 pub trait StateStore: Send + Sync {
     /// Creates or upgrades the state tables.
@@ -87,4 +100,18 @@ pub trait StateStore: Send + Sync {
 
     /// Records the change reader of this run.
     async fn record_reader(&self, reader: &ReaderRecord) -> Result<()>;
+
+    /// Takes the task's run lock, held until this store is dropped (or its process ends), and
+    /// records who holds it (host and process id).
+    ///
+    /// A lock left by a process that has just died is waited for briefly, as the store's
+    /// server may take a moment to notice; taking the lock again through the same store is
+    /// a no-op.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::ErrorKind::Conflict`] when another run of the task holds the lock, naming
+    /// the task and, when recorded, that run's host and process id; classified store
+    /// errors otherwise.
+    async fn lock_run(&self) -> Result<()>;
 }

@@ -1,10 +1,17 @@
 //! The schema steps: pre-data (one transaction, recorded inside it) and post-data (generated
 //! columns, then indexes in parallel, then foreign keys, triggers and sequence values; each
 //! statement recorded as it completes, so a rerun continues).
+//!
+//! Every statement is retried on a transient error (lost connection, deadlock, lock
+//! timeout) until the task's retry window has passed since the first failure of a streak;
+//! the target records a statement in the transaction that runs it, and runs nothing the
+//! record says is done, so a retry never runs a statement twice.
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
-use dts_core::{Error, Result, TableName};
+use dts_connectors::Target;
+use dts_core::{Error, ErrorKind, Result, TableName};
 use dts_schema::{Phase, SchemaPlan, Statement, StatementKind};
 
 use crate::task::{Run, Step};
@@ -12,14 +19,22 @@ use crate::task::{Run, Step};
 /// Runs the pre-data statements in one transaction recorded as done inside it.
 pub(crate) async fn pre_data(run: &mut Run<'_>) -> Result<()> {
     let (todo, skipped) = select_statements(&run.plan.schema, Phase::PreData, &run.existing);
-    run.target
-        .execute_step(
-            &run.config.name,
-            Step::SchemaPreData.key(),
-            &todo,
-            &run.existing,
-        )
-        .await?;
+    let mut retry = Retry::new(run.config);
+    loop {
+        match run
+            .target
+            .execute_step(
+                &run.config.name,
+                Step::SchemaPreData.key(),
+                &todo,
+                &run.existing,
+            )
+            .await
+        {
+            Ok(()) => break,
+            Err(e) => retry.after(e, &mut run.target, Session::Plain).await?,
+        }
+    }
     let events = run.events.clone();
     let emit = |e| {
         if let Some(tx) = &events {
@@ -57,7 +72,7 @@ pub(crate) async fn post_data(run: &mut Run<'_>) -> Result<()> {
         }
     };
     for s in generated {
-        if execute_recorded(&mut run.target, &run.config.name, s).await? {
+        if execute_recorded(&mut run.target, run.config, s, Session::Plain).await? {
             run.report.record_created(s, &emit);
         }
     }
@@ -65,7 +80,7 @@ pub(crate) async fn post_data(run: &mut Run<'_>) -> Result<()> {
         run.report.record_created(s, &emit);
     }
     for s in rest {
-        if execute_recorded(&mut run.target, &run.config.name, s).await? {
+        if execute_recorded(&mut run.target, run.config, s, Session::Plain).await? {
             run.report.record_created(s, &emit);
         }
     }
@@ -75,16 +90,91 @@ pub(crate) async fn post_data(run: &mut Run<'_>) -> Result<()> {
     run.store.mark_done(Step::SchemaPostData.key()).await
 }
 
+/// What a connection was set up for, so a replacement is set up the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Session {
+    /// As connected.
+    Plain,
+    /// For index builds ([`Target::prepare_index_builds`]).
+    IndexBuilds,
+}
+
+/// Retries of one statement: transient errors are retried, with a growing pause, until the
+/// task's retry window has passed since the first failure.
+struct Retry {
+    window: Duration,
+    first_failure: Option<Instant>,
+    delay: Duration,
+}
+
+impl Retry {
+    fn new(config: &crate::config::TaskConfig) -> Self {
+        Self {
+            window: Duration::from_secs(config.incremental.retry_window_seconds),
+            first_failure: None,
+            delay: Duration::from_millis(50),
+        }
+    }
+
+    /// Returns `e` unless it is transient and the window is still open; otherwise pauses.
+    async fn pause(&mut self, e: Error) -> Result<()> {
+        let first = *self.first_failure.get_or_insert_with(Instant::now);
+        if !e.is_retryable() || first.elapsed() >= self.window {
+            return Err(e);
+        }
+        tracing::warn!(error = %e.report(), "retrying a schema statement");
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(Duration::from_secs(5));
+        Ok(())
+    }
+
+    /// As [`Retry::pause`]; after a lost connection, also replaces `target`'s connection
+    /// (retrying that too).
+    async fn after(&mut self, e: Error, target: &mut Target, session: Session) -> Result<()> {
+        let lost = e.kind() == ErrorKind::Connection;
+        self.pause(e).await?;
+        if lost {
+            *target = self.connect(target, session).await?;
+        }
+        Ok(())
+    }
+
+    /// Another connection like `target`'s, retried as [`Retry::pause`] allows.
+    async fn connect(&mut self, target: &Target, session: Session) -> Result<Target> {
+        loop {
+            match reconnect(target, session).await {
+                Ok(fresh) => return Ok(fresh),
+                Err(e) => self.pause(e).await?,
+            }
+        }
+    }
+}
+
+async fn reconnect(target: &Target, session: Session) -> Result<Target> {
+    let fresh = target.reconnect().await?;
+    if session == Session::IndexBuilds {
+        fresh.prepare_index_builds().await?;
+    }
+    Ok(fresh)
+}
+
 /// Runs one post-data statement on `target` unless an earlier run did; records it in the
-/// same transaction. Returns whether it ran.
+/// same transaction. Transient errors are retried. Returns whether it ran.
 async fn execute_recorded(
-    target: &mut dts_connectors::Target,
-    task: &str,
+    target: &mut Target,
+    config: &crate::config::TaskConfig,
     s: &Statement,
+    session: Session,
 ) -> Result<bool> {
     let key = format!("{}:{}", Step::SchemaPostData.key(), statement_key(s));
-    let started = std::time::Instant::now();
-    let ran = target.execute_once(task, &key, s).await?;
+    let started = Instant::now();
+    let mut retry = Retry::new(config);
+    let ran = loop {
+        match target.execute_once(&config.name, &key, s).await {
+            Ok(ran) => break ran,
+            Err(e) => retry.after(e, target, session).await?,
+        }
+    };
     if ran {
         tracing::debug!(object = %s.object, ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX), "post-data statement done");
     }
@@ -103,14 +193,14 @@ async fn execute_parallel<'a>(
     let workers = run.config.full.workers().min(statements.len());
     let queue = std::sync::Mutex::new(statements.to_vec());
     let ran = std::sync::Mutex::new(Vec::new());
-    let task = &run.config.name;
     let work = (0..workers).map(|_| async {
-        let mut target = run.target.reconnect().await?;
-        target.prepare_index_builds().await?;
+        let mut target = Retry::new(run.config)
+            .connect(&run.target, Session::IndexBuilds)
+            .await?;
         loop {
             let next = queue.lock().ok().and_then(|mut q| q.pop());
             let Some(s) = next else { break };
-            if execute_recorded(&mut target, task, s).await? {
+            if execute_recorded(&mut target, run.config, s, Session::IndexBuilds).await? {
                 if let Ok(mut r) = ran.lock() {
                     r.push(s);
                 }

@@ -189,6 +189,9 @@ pub(crate) async fn read_plan(
     Ok(TaskPlan { catalog, schema })
 }
 
+/// How long a run waits for the target sessions of a killed earlier run to end.
+const LEFTOVER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The steps of a task, in the order they run.
 const STEPS: [Step; 4] = [
     Step::SchemaPreData,
@@ -371,16 +374,24 @@ impl Task {
             return Err(Error::internal("precheck passed without connections"));
         };
         emit(TaskEvent::StepFinished(Step::Precheck));
-        let store = ready.target.state_store(&self.config.name).await?;
+        // Every target session of this run is named after it, so a later run can find
+        // what this one leaves behind if it is killed.
+        let target = ready.target.for_run(&self.config.name).await?;
+        let store = target.state_store(&self.config.name).await?;
         store.migrate().await?;
+        // One run per task: the lock is held by the store's connection, which the run
+        // keeps until it ends.
+        store.lock_run().await?;
+        // Holding the lock, every other session of the task belongs to a run that ended
+        // (killed): statements it still runs on the server would hold locks this run needs.
+        target.end_earlier_runs(LEFTOVER_PATIENCE).await?;
         // The target tables that existed before this task created its own (kept under the
         // `ignore` conflict policy): found now on a first run, recorded with the pre-data
         // step for later runs, when the task's own tables exist too.
         let existing = if store.is_done(Step::SchemaPreData.key()).await? {
             store.kept_tables().await?
         } else {
-            ready
-                .target
+            target
                 .existing_tables(&crate::precheck::target_schemas(&ready.plan))
                 .await?
         };
@@ -398,7 +409,7 @@ impl Task {
         Run {
             config: &self.config,
             source: ready.source,
-            target: ready.target,
+            target,
             plan: ready.plan,
             store,
             existing,

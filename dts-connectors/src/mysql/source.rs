@@ -193,15 +193,30 @@ impl MySqlSource {
             .collect())
     }
 
-    /// Ends connection `id` if it is still a binlog reader (`Binlog Dump` command), e.g. one
-    /// left by a killed process. Returns whether it was running.
-    pub async fn end_binlog_reader(&self, id: u64) -> Result<bool> {
+    /// The account and client address (`USER`, `HOST` of the process list, the address as
+    /// `host:port` for TCP connections) of connection `id`, if it exists.
+    pub async fn connection_identity(&self, id: u64) -> Result<Option<(String, String)>> {
+        let mut conn = self.conn().await?;
+        conn.exec_first(
+            "SELECT USER, HOST FROM information_schema.PROCESSLIST WHERE ID = ?",
+            (id,),
+        )
+        .await
+        .map_err(|e| map_error(e, format!("looking up connection {id} on the source")))
+    }
+
+    /// Ends connection `id` if it is still a binlog reader (`Binlog Dump` command) of account
+    /// `user` from client address `host` (as [`MySqlSource::connection_identity`] returned
+    /// them), e.g. one left by a killed process. A connection that now has the id but not
+    /// the account and address (the server restarted and counts ids afresh) is left alone.
+    /// Returns whether it was running.
+    pub async fn end_binlog_reader(&self, id: u64, user: &str, host: &str) -> Result<bool> {
         let mut conn = self.conn().await?;
         let running: Option<u64> = conn
             .exec_first(
                 "SELECT ID FROM information_schema.PROCESSLIST \
-                 WHERE ID = ? AND COMMAND LIKE 'Binlog Dump%'",
-                (id,),
+                 WHERE ID = ? AND COMMAND LIKE 'Binlog Dump%' AND USER = ? AND HOST = ?",
+                (id, user, host),
             )
             .await
             .map_err(|e| map_error(e, "looking for an earlier binlog reader"))?;

@@ -14,7 +14,11 @@
 //! | `chunk` | each chunk copied (committed with the chunk's rows) |
 //! | `cdc_position` | the applied replication position (committed with the changes) |
 //! | `cdc_schema` | the tracked source schema at the applied position |
-//! | `cdc_source` | the change reader of the last run on the source |
+//! | `cdc_source` | the change reader of the last run on the source (id, account, address) |
+//! | `run` | who holds the task's run lock (host, process id, since when) |
+//!
+//! The run lock itself is a session-level advisory lock of the state store's connection,
+//! keyed by the task name in a key space of its own ([`RUN_LOCK_SPACE`]).
 
 use std::collections::BTreeSet;
 
@@ -32,7 +36,8 @@ pub const META_SCHEMA: &str = "dts_meta";
 /// The migrations, in order: entry `i` brings the schema from version `i` to `i + 1`.
 /// Version 1 creates the tables with `IF NOT EXISTS`, so a schema written by an earlier
 /// release (before versioning) is adopted as it is.
-const MIGRATIONS: &[&str] = &["\
+const MIGRATIONS: &[&str] = &[
+    "\
     CREATE TABLE IF NOT EXISTS dts_meta.step ( \
         task text NOT NULL, \
         step text NOT NULL, \
@@ -68,10 +73,31 @@ const MIGRATIONS: &[&str] = &["\
     CREATE TABLE IF NOT EXISTS dts_meta.cdc_source ( \
         task text PRIMARY KEY, \
         connection_id bigint NOT NULL, \
-        started_at timestamptz)"];
+        started_at timestamptz)",
+    // 2: the change reader's account and address; who runs the task.
+    "\
+    ALTER TABLE dts_meta.cdc_source \
+        ADD COLUMN IF NOT EXISTS user_name text, \
+        ADD COLUMN IF NOT EXISTS host text; \
+    CREATE TABLE IF NOT EXISTS dts_meta.run ( \
+        task text PRIMARY KEY, \
+        host text NOT NULL, \
+        pid bigint NOT NULL, \
+        backend_pid int NOT NULL, \
+        started_at timestamptz NOT NULL DEFAULT now())",
+];
 
 /// The schema version this release writes.
-pub const STATE_VERSION: i32 = 1;
+pub const STATE_VERSION: i32 = 2;
+
+/// The first key of the two-key advisory locks that are run locks (the second is
+/// `hashtext(task)`): `dts` in ASCII. Other advisory locks of dts use one-key locks, which
+/// PostgreSQL keeps apart from two-key ones.
+pub const RUN_LOCK_SPACE: i32 = 0x0064_7473;
+
+/// How long a run lock held by another session is retried before the run gives up: a
+/// process killed a moment ago may still hold it until its server notices.
+const RUN_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Records a chunk as copied: `$1` task, `$2` schema, `$3` table, `$4` chunk, `$5` rows.
 pub(crate) const INSERT_CHECKPOINT: &str = "INSERT INTO dts_meta.chunk \
@@ -219,6 +245,20 @@ pub(crate) async fn mark_done(client: &impl GenericClient, task: &str, step: &st
     Ok(())
 }
 
+/// Records `step` of `task` as done inside transaction `tx`, unless it is recorded already;
+/// returns whether this call recorded it. A concurrent transaction recording the same step
+/// is waited for: if it commits, this returns `false`.
+pub(crate) async fn claim_step(tx: &impl GenericClient, task: &str, step: &str) -> Result<bool> {
+    let n = tx
+        .execute(
+            "INSERT INTO dts_meta.step (task, step) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&task, &step],
+        )
+        .await
+        .map_err(|e| map_error(e, "recording task state"))?;
+    Ok(n == 1)
+}
+
 /// Whether `step` of `task` is recorded as done.
 pub(crate) async fn is_done(client: &impl GenericClient, task: &str, step: &str) -> Result<bool> {
     let row = client
@@ -336,6 +376,8 @@ pub async fn record_schema(
 pub struct PgStateStore {
     client: Client,
     task: String,
+    /// Whether this store's connection holds the task's run lock.
+    locked: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for PgStateStore {
@@ -352,6 +394,7 @@ impl PgStateStore {
         Self {
             client,
             task: task.to_string(),
+            locked: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -528,13 +571,15 @@ impl StateStore for PgStateStore {
         let row = self
             .client
             .query_opt(
-                "SELECT connection_id FROM dts_meta.cdc_source WHERE task = $1",
+                "SELECT connection_id, user_name, host FROM dts_meta.cdc_source WHERE task = $1",
                 &[&self.task],
             )
             .await
             .map_err(|e| map_error(e, "reading task state"))?;
         Ok(row.map(|r| ReaderRecord {
             connection_id: u64::try_from(r.get::<_, i64>(0)).unwrap_or(0),
+            user: r.get(1),
+            host: r.get(2),
         }))
     }
 
@@ -542,13 +587,103 @@ impl StateStore for PgStateStore {
         let id = i64::try_from(reader.connection_id).unwrap_or(i64::MAX);
         self.client
             .execute(
-                "INSERT INTO dts_meta.cdc_source (task, connection_id, started_at) \
-                 VALUES ($1, $2, now()) ON CONFLICT (task) DO UPDATE \
-                 SET connection_id = excluded.connection_id, started_at = excluded.started_at",
-                &[&self.task, &id],
+                "INSERT INTO dts_meta.cdc_source (task, connection_id, user_name, host, started_at) \
+                 VALUES ($1, $2, $3, $4, now()) ON CONFLICT (task) DO UPDATE \
+                 SET connection_id = excluded.connection_id, user_name = excluded.user_name, \
+                     host = excluded.host, started_at = excluded.started_at",
+                &[&self.task, &id, &reader.user, &reader.host],
             )
             .await
             .map_err(|e| map_error(e, "recording the change reader"))?;
         Ok(())
     }
+
+    async fn lock_run(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.locked.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let deadline = std::time::Instant::now() + RUN_LOCK_PATIENCE;
+        loop {
+            let got: bool = self
+                .client
+                .query_one(
+                    "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                    &[&RUN_LOCK_SPACE, &self.task],
+                )
+                .await
+                .map_err(|e| map_error(e, format!("taking the run lock of task `{}`", self.task)))?
+                .get(0);
+            if got {
+                self.locked.store(true, Ordering::SeqCst);
+                break;
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(self.run_conflict().await);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let pid = i64::from(std::process::id());
+        self.client
+            .execute(
+                "INSERT INTO dts_meta.run (task, host, pid, backend_pid, started_at) \
+                 VALUES ($1, $2, $3, pg_backend_pid(), now()) ON CONFLICT (task) DO UPDATE \
+                 SET host = excluded.host, pid = excluded.pid, \
+                     backend_pid = excluded.backend_pid, started_at = excluded.started_at",
+                &[&self.task, &host_name(), &pid],
+            )
+            .await
+            .map_err(|e| map_error(e, format!("recording the run of task `{}`", self.task)))?;
+        Ok(())
+    }
+}
+
+impl PgStateStore {
+    /// The error for a run lock held by another session, naming the holder when its record
+    /// is that session's.
+    async fn run_conflict(&self) -> Error {
+        let holder = self
+            .client
+            .query_opt(
+                "SELECT r.host, r.pid, to_char(r.started_at AT TIME ZONE 'UTC', \
+                         'YYYY-MM-DD HH24:MI:SS') \
+                 FROM dts_meta.run r JOIN pg_locks l \
+                   ON l.pid = r.backend_pid AND l.locktype = 'advisory' AND l.granted \
+                  AND l.classid = $2::int::oid AND l.objid = hashtext($1)::oid \
+                  AND l.objsubid = 2 AND l.database = \
+                      (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                 WHERE r.task = $1",
+                &[&self.task, &RUN_LOCK_SPACE],
+            )
+            .await
+            .ok()
+            .flatten();
+        let who = holder.map_or_else(String::new, |r| {
+            format!(
+                " (pid {} on host `{}`, since {} UTC)",
+                r.get::<_, i64>(1),
+                r.get::<_, &str>(0),
+                r.get::<_, &str>(2)
+            )
+        });
+        Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "another run of task `{}` is in progress{who}: stop it before starting \
+                 the task again",
+                self.task
+            ),
+        )
+    }
+}
+
+/// This machine's host name, for the run record.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_else(|| "unknown".to_string())
 }

@@ -189,7 +189,9 @@ impl PgTarget {
 
     /// Runs `statements` in one transaction together with the record that step `step` of
     /// task `task` is done and, for each table of `kept`, that it existed before the task:
-    /// all of it takes effect, or none. The error names the failing statement's object.
+    /// all of it takes effect, or none. Nothing runs when the step is recorded already (an
+    /// earlier attempt committed), so a retry after a lost connection is safe. The error
+    /// names the failing statement's object.
     ///
     /// # Errors
     ///
@@ -207,6 +209,12 @@ impl PgTarget {
             .transaction()
             .await
             .map_err(|e| map_error(e, "starting a target transaction"))?;
+        if !super::state::claim_step(&tx, task, step).await? {
+            return tx
+                .rollback()
+                .await
+                .map_err(|e| map_error(e, "ending a target transaction"));
+        }
         for st in statements {
             tracing::debug!(object = %st.object, "executing ddl");
             tx.batch_execute(&st.sql)
@@ -216,7 +224,6 @@ impl PgTarget {
         for t in kept {
             super::state::mark_done(&tx, task, &super::state::kept_step(t)?).await?;
         }
-        super::state::mark_done(&tx, task, step).await?;
         tx.commit()
             .await
             .map_err(|e| map_error(e, "committing target ddl"))
@@ -224,6 +231,13 @@ impl PgTarget {
 
     /// Runs `statement` and records step `step` of task `task` as done, in one transaction,
     /// unless the step is recorded already. Returns whether it ran.
+    ///
+    /// The record is written first in the transaction, before the statement takes any lock:
+    /// a transaction running the same step (e.g. left running on the server by a killed
+    /// process) is waited for while this one holds no lock on the statement's table, and if
+    /// it commits, the step is found done and nothing runs. So two runs of one statement
+    /// never wait on each other's table locks (a deadlock), and a step done meanwhile is
+    /// never run twice.
     ///
     /// # Errors
     ///
@@ -243,14 +257,102 @@ impl PgTarget {
             .transaction()
             .await
             .map_err(|e| map_error(e, "starting a target transaction"))?;
+        if !super::state::claim_step(&tx, task, step).await? {
+            tx.rollback()
+                .await
+                .map_err(|e| map_error(e, "ending a target transaction"))?;
+            return Ok(false);
+        }
         tx.batch_execute(&statement.sql)
             .await
             .map_err(|e| map_error(e, format!("creating `{}` failed", statement.object)))?;
-        super::state::mark_done(&tx, task, step).await?;
         tx.commit()
             .await
             .map_err(|e| map_error(e, "committing target ddl"))?;
         Ok(true)
+    }
+
+    /// Ends the sessions in this database that carry an application name starting with
+    /// `prefix` (but not with `own`) and belong to this account, and waits until they are
+    /// gone, for at most `patience`. Returns how many there were.
+    ///
+    /// Used on the sessions a killed run of the task left running (an index build goes on
+    /// until it next talks to its client, which is gone). Sessions the account may not end
+    /// are waited for. Both prefixes must be free of `LIKE` wildcards (`%`, `_`, `\`).
+    ///
+    /// # Errors
+    ///
+    /// Classified database errors.
+    pub async fn end_sessions(
+        &self,
+        prefix: &str,
+        own: &str,
+        patience: std::time::Duration,
+    ) -> Result<usize> {
+        const FIND: &str = "SELECT pid FROM pg_stat_activity \
+            WHERE datname = current_database() AND usename = current_user \
+              AND pid <> pg_backend_pid() \
+              AND application_name LIKE $1 || '%' AND application_name NOT LIKE $2 || '%'";
+        let err = |e| map_error(e, "ending the sessions of an earlier run");
+        let pids: Vec<i32> = self
+            .client
+            .query(FIND, &[&prefix, &own])
+            .await
+            .map_err(err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if pids.is_empty() {
+            return Ok(0);
+        }
+        tracing::info!(
+            sessions = pids.len(),
+            "ending the target sessions of an earlier run"
+        );
+        for pid in &pids {
+            if let Err(e) = self
+                .client
+                .query_one("SELECT pg_terminate_backend($1)", &[pid])
+                .await
+            {
+                tracing::warn!(pid, error = %e, "cannot end a session of an earlier run, waiting for it");
+            }
+        }
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            let left = self
+                .client
+                .query(
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = ANY($1)",
+                    &[&pids],
+                )
+                .await
+                .map_err(err)?;
+            if left.is_empty() {
+                return Ok(pids.len());
+            }
+            if std::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    sessions = left.len(),
+                    "sessions of an earlier run are still running"
+                );
+                return Ok(pids.len());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sets the application name of this session (shown in `pg_stat_activity`).
+    ///
+    /// # Errors
+    ///
+    /// Classified database errors.
+    pub async fn set_application_name(&self, name: &str) -> Result<()> {
+        self.client
+            .execute("SELECT set_config('application_name', $1, false)", &[&name])
+            .await
+            .map_err(|e| map_error(e, "setting the application name"))?;
+        Ok(())
     }
 
     /// Prepares this connection for index builds: sorts in memory rather than in

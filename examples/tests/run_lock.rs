@@ -1,0 +1,117 @@
+//! One run per task: a second `dts run` of a task whose first run is still going exits at
+//! once with a clear message, and the first goes on applying changes.
+//!
+//! ```text
+//! cargo test -p dts-examples --test run_lock
+//! ```
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{assert_table_equal, dts, numbers_table, text, Env};
+
+fn spawn_run(task: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_dts"))
+        .args(["run", "--config", task])
+        .env("DTS_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Polls `check` until it holds, for at most `limit`; the first run must stay alive.
+async fn wait_until(first: &mut Child, limit: Duration, what: &str, check: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first run ended while waiting for {what}"
+        );
+        assert!(started.elapsed() < limit, "no {what} within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_second_run_of_a_running_task_exits_and_the_first_goes_on() {
+    let env = Env::new("run_lock", &numbers_table(2_000));
+    let task = env.task_file("[\"schema\", \"full\", \"incremental\"]", "");
+    let task = task.to_str().unwrap().to_string();
+
+    // The first run reaches incremental migration and runs until stopped.
+    let mut first = spawn_run(&task);
+    let replicating = || {
+        dts_testkit::postgres()
+            .query_in(
+                &env.target_db,
+                "SELECT count(*) FROM dts_meta.cdc_source WHERE task = 't'",
+            )
+            .is_ok_and(|s| s.trim() == "1")
+    };
+    wait_until(
+        &mut first,
+        Duration::from_secs(60),
+        "replication",
+        replicating,
+    )
+    .await;
+
+    // The second run of the same task exits quickly, naming the task.
+    let started = Instant::now();
+    let out = dts(&["run", "--config", &task]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("another run of task `t` is in progress"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stderr.contains(&format!("pid {}", first.id())),
+        "the message names the running process: {}",
+        text(&out)
+    );
+    assert_eq!(
+        stderr.lines().filter(|l| !l.trim().is_empty()).count(),
+        1,
+        "one line: {}",
+        text(&out)
+    );
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+
+    // The first run is still running and applying.
+    assert!(first.try_wait().unwrap().is_none(), "the first run ended");
+    env.my("INSERT INTO numbers (grp, id, label, amount, at, payload) \
+         VALUES (1, 900001, 'after the second run', 1.5, '2024-06-01 00:00:00', NULL)");
+    wait_until(&mut first, Duration::from_secs(30), "the new row", || {
+        env.pg(&format!(
+            "SELECT count(*) FROM {}.numbers WHERE id = 900001",
+            env.db
+        )) == "1"
+    })
+    .await;
+
+    // Stopped, the first run lets the next one run.
+    let status = Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = first.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status.code(), Some(0), "SIGTERM did not stop dts cleanly");
+    env.my("DELETE FROM numbers WHERE id = 900001");
+    let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(assert_table_equal(&env, "numbers", &env.db).await, 2_000);
+}
