@@ -95,9 +95,8 @@ fn literal(v: &str, mapping: &ColumnMapping) -> Result<Option<String>, DefaultIs
             }
             if is_number(v) {
                 if mapping.source == MySqlType::Year && v.parse::<f64>().is_ok_and(|y| y == 0.0) {
-                    return Err(DefaultIssue::Dropped(
-                        "PostgreSQL has no year 0000 (it follows the zero-date policy)".into(),
-                    ));
+                    // Year 0000 stays 0, as the data does.
+                    return Ok(Some("0".into()));
                 }
                 Ok(Some(v.strip_prefix('+').unwrap_or(v).to_string()))
             } else {

@@ -41,7 +41,6 @@ fn any_of(parts: &[String]) -> String {
 /// | `nul_in_text` | text containing U+0000 | yes |
 /// | `value_too_large` | `longtext`/`longblob` values above PostgreSQL's 1 GB limit | yes |
 /// | `zero_date` | zero or partial-zero dates, year 0 | under [`ZeroDatePolicy::Error`] or `NOT NULL` |
-/// | `zero_year` | `YEAR` 0000 | under [`ZeroDatePolicy::Error`] or `NOT NULL` |
 /// | `invalid_date` | dates off the calendar (`ALLOW_INVALID_DATES`) | yes |
 /// | `time_out_of_range` | `time` mapped to `time`, values outside 00:00:00..24:00:00 | yes |
 /// | `enum_error_value` | MySQL's error value `''` in an enum that does not declare `''` | yes |
@@ -140,20 +139,6 @@ pub fn mysql_data_checks(
                     blocking: true,
                 });
             }
-        }
-        MySqlType::Year => {
-            checks.push(DataCheck {
-                code: "zero_year",
-                predicate: format!("({c} = 0)"),
-                problem: format!(
-                    "year 0000 (MySQL's zero year) is outside the year range: {}",
-                    zero_outcome()
-                ),
-                fix: format!(
-                    "set {c} to a real year or NULL in these rows in the source, or choose the zero-date policy `null` for a nullable column"
-                ),
-                blocking: zero_blocking,
-            });
         }
         MySqlType::Time(_) if matches!(mapping.target, PgType::Time(_)) => {
             checks.push(DataCheck {
@@ -288,11 +273,9 @@ mod tests {
         }
         assert_eq!(codes("date"), ["zero_date", "invalid_date"]);
         assert_eq!(codes("timestamp(3)"), ["zero_date"]);
-        let y = checks("year(4)", true, &null);
-        assert_eq!(y[0].code, "zero_year");
-        assert_eq!(y[0].predicate, "(`a` = 0)");
-        assert!(!y[0].blocking);
-        assert!(checks("year", false, &null)[0].blocking);
+        // Year 0000 is kept as 0: nothing to check, whatever the policy.
+        assert!(checks("year(4)", true, &null).is_empty());
+        assert!(checks("year", false, &error).is_empty());
     }
 
     #[test]

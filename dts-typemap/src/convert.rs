@@ -57,7 +57,7 @@ pub fn is_zero_date(date: &Date) -> bool {
 /// | `jsonb` | `Json` | `Json`, `Text`, UTF-8 `Bytes` |
 /// | `bit(n)` | `Bits` of length n | `Bits`, big-endian `Bytes`, `UInt`, `Int` |
 ///
-/// `Null` stays `Null`. Zero dates and `YEAR` 0 follow [`MappingOptions::zero_date`]; a
+/// `Null` stays `Null`. Zero dates follow [`MappingOptions::zero_date`] (`YEAR` 0 stays 0); a
 /// `timestamp` value of exactly 1970-01-01 00:00:00 UTC is MySQL's zero timestamp (how it
 /// is stored and how the binlog sends it).
 ///
@@ -92,10 +92,8 @@ pub fn convert_mysql_value(
                 Value::Year(y) => i128::from(y),
                 ref v => integer_of(v)?,
             };
-            if y == 0 {
-                return zero_date(mapping, opts, "0000".into());
-            }
-            if !(1901..=2155).contains(&y) {
+            // Year 0000 is a value of MySQL's YEAR type (not a date), and smallint holds it.
+            if y != 0 && !(1901..=2155).contains(&y) {
                 return Err(out_of_range(y, "year"));
             }
             integer_to_target(y, mapping)
@@ -888,9 +886,12 @@ mod tests {
             conv("date", Value::Text("2024-01-02".into())),
             Ok(Value::Date(Date::new(2024, 1, 2)))
         );
-        // Year 0 follows the same policy.
-        assert_eq!(conv("year(4)", Value::Year(0)), Ok(Value::Null));
-        assert!(convert_mysql_value(&mapping("year"), Value::Year(0), &err).is_err());
+        // Year 0 is kept as 0 whatever the zero-date policy: smallint holds it.
+        assert_eq!(conv("year(4)", Value::Year(0)), Ok(Value::Int(0)));
+        assert_eq!(
+            convert_mysql_value(&mapping("year"), Value::Year(0), &err),
+            Ok(Value::Int(0))
+        );
         assert_eq!(conv("year", Value::Year(1901)), Ok(Value::Int(1901)));
         assert_eq!(conv("year", Value::UInt(2155)), Ok(Value::Int(2155)));
         assert!(conv("year", Value::Year(1900)).is_err());

@@ -110,7 +110,8 @@ pub mod notes {
     pub const INVALID_DATE: &str =
         "dates off the calendar (e.g. 2023-02-30, allowed by ALLOW_INVALID_DATES) are reported";
     /// `year`.
-    pub const YEAR: &str = "year mapped to smallint with a CHECK (1901..=2155); year 0000 follows the zero-date policy";
+    pub const YEAR: &str =
+        "year mapped to smallint with a CHECK (0 or 1901..=2155): year 0000 stays 0";
     /// `time` as interval.
     pub const TIME_INTERVAL: &str = "time is a signed duration up to ±838:59:59: interval hour to second keeps it exactly; the time_as_time option maps it to time after checking the values";
     /// `time` as time of day.
@@ -297,7 +298,7 @@ pub fn map_mysql_type(
         }
         MySqlType::Year => {
             notes.push(n::YEAR);
-            check = Some("{col} BETWEEN 1901 AND 2155".into());
+            check = Some("{col} = 0 OR {col} BETWEEN 1901 AND 2155".into());
             PgType::SmallInt
         }
         MySqlType::Enum(members) => {
@@ -494,7 +495,10 @@ pub(crate) mod tests {
         assert_eq!(m.target.to_string(), "time(3) without time zone");
         let m = map("year(4)");
         assert_eq!(m.target, PgType::SmallInt);
-        assert_eq!(m.check.as_deref(), Some("{col} BETWEEN 1901 AND 2155"));
+        assert_eq!(
+            m.check.as_deref(),
+            Some("{col} = 0 OR {col} BETWEEN 1901 AND 2155")
+        );
     }
 
     #[test]

@@ -123,8 +123,7 @@ async fn normalise_mysql(
         "double" => format!("f64:{:016x}", v.parse::<f64>().unwrap().to_bits()),
         "date" | "datetime" | "timestamp" if v.starts_with("0000-00-00") => return None,
         "datetime" | "timestamp" | "time" => strip_zero_fraction(&v),
-        // Year 0 is MySQL's zero year: NULL under the default zero-date policy.
-        "year" if v.parse::<i64>().unwrap() == 0 => return None,
+        // Year 0 (MySQL's zero year) arrives as 0, like every other year.
         "year" => v.parse::<i64>().unwrap().to_string(),
         "json" | "longtext_json" => {
             let row = pg
