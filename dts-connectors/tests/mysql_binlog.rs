@@ -413,7 +413,7 @@ async fn ddl_arrives_in_order_and_later_rows_use_the_new_columns() -> TestResult
         .map(|e| &e.change)
         .filter(|c| match c {
             Change::Ddl { schema, .. } => schema.as_deref() == Some(db.as_str()),
-            Change::Insert { table, .. } => table.schema == db,
+            Change::Insert { table, .. } | Change::Truncate { table } => table.schema == db,
             _ => false,
         })
         .collect();
@@ -422,6 +422,7 @@ async fn ddl_arrives_in_order_and_later_rows_use_the_new_columns() -> TestResult
         .map(|c| match c {
             Change::Ddl { sql, .. } => sql.split_whitespace().take(2).collect::<Vec<_>>().join(" "),
             Change::Insert { row, .. } => format!("insert {:?}", row.values),
+            Change::Truncate { table } => format!("truncate {}", table.name),
             _ => unreachable!(),
         })
         .collect();
@@ -433,7 +434,7 @@ async fn ddl_arrives_in_order_and_later_rows_use_the_new_columns() -> TestResult
             "ALTER TABLE".into(),
             "insert [Int(2), Text(\"y\")]".into(),
             "CREATE INDEX".into(),
-            "TRUNCATE TABLE".into(),
+            "truncate d1".into(),
             "RENAME TABLE".into(),
             "DROP TABLE".into(),
         ]

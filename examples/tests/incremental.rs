@@ -428,3 +428,34 @@ async fn an_unreachable_source_fails_clearly_after_the_retry_window() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("connection"), "{}", text(&out));
 }
+
+#[tokio::test]
+async fn truncation_is_replicated_only_when_the_task_replicates_it() {
+    // A task that replicates inserts but not truncation keeps the rows a source TRUNCATE
+    // removed; one that replicates everything follows it.
+    let sql = "CREATE TABLE kept (id INT PRIMARY KEY); INSERT INTO kept VALUES (1), (2);";
+    for (operations, expected) in [
+        ("[\"insert\", \"update\", \"delete\", \"ddl\"]", "1,2,3"),
+        (
+            "[\"insert\", \"update\", \"delete\", \"truncate\", \"ddl\"]",
+            "3",
+        ),
+    ] {
+        let env = Env::new("inc_trunc", sql);
+        let task = env.task_file(ALL, &format!("incremental.operations = {operations}\n"));
+        let task = task.to_str().unwrap().to_string();
+        let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+        assert!(out.status.success(), "{}", text(&out));
+        env.my("TRUNCATE TABLE kept; INSERT INTO kept VALUES (3);");
+        let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(
+            env.pg(&format!(
+                "SELECT string_agg(id::text, ',' ORDER BY id) FROM {}.kept",
+                env.db
+            )),
+            expected,
+            "operations {operations}"
+        );
+    }
+}

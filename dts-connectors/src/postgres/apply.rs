@@ -500,7 +500,8 @@ impl PgApplySink {
             let (skip, in_window) = match &event.change {
                 Change::Insert { table, .. }
                 | Change::Update { table, .. }
-                | Change::Delete { table, .. } => match copied(table) {
+                | Change::Delete { table, .. }
+                | Change::Truncate { table } => match copied(table) {
                     Some(at) => (at_or_before(judge, &at), false),
                     None => (false, in_window),
                 },
@@ -682,8 +683,10 @@ impl PgApplySink {
         if let Some(state) = self.tables.get_mut(table) {
             state.discard();
         }
+        // MySQL's TRUNCATE resets the table's AUTO_INCREMENT: the identity restarts too.
         let mut sql = String::from("TRUNCATE ");
         push_table(&mut sql, table);
+        sql.push_str(" RESTART IDENTITY");
         self.client
             .batch_execute(&sql)
             .await

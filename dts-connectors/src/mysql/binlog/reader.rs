@@ -363,6 +363,42 @@ impl EventReader {
                     debug!(schema = ?schema, "ddl on unselected databases skipped");
                 }
             }
+            Statement::Truncate(table) => {
+                // Truncation is a change of the table's data, delivered as its own kind (so
+                // that the operations a task replicates can leave it out), in a transaction
+                // of its own: the statement commits implicitly.
+                let name = table
+                    .database
+                    .or_else(|| schema.clone())
+                    .map(|db| TableName::new(db, table.table));
+                if !explicit {
+                    let group = self.group.take();
+                    self.record_gtid(group.and_then(|g| g.gtid));
+                }
+                match name {
+                    Some(name) if (self.filter.tables)(&name) => {
+                        if !explicit {
+                            self.open_group(false, None, timestamp);
+                        }
+                        self.ensure_begin();
+                        self.push(Change::Truncate { table: name }, timestamp);
+                        if !explicit {
+                            self.end_group(timestamp);
+                        }
+                    }
+                    Some(_) => debug!("truncation of an unselected table skipped"),
+                    None => {
+                        return Err(Error::new(
+                            ErrorKind::Unsupported,
+                            format!(
+                                "`{}` names no database and the session had none",
+                                dts_schema::short_sql(&sql)
+                            ),
+                        )
+                        .context(self.context()))
+                    }
+                }
+            }
             Statement::Dml(tables) => {
                 // Unknown tables, or tables in an unknown database, count as selected.
                 let selected = tables.is_empty()

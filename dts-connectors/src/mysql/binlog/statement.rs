@@ -17,6 +17,8 @@ pub(crate) enum Statement {
     Rollback,
     /// A schema change naming objects in these databases (empty: could not tell).
     Ddl(Vec<Target>),
+    /// `TRUNCATE [TABLE] t`: a change of the table's data, logged as a statement.
+    Truncate(TableRef),
     /// `INSERT`, `UPDATE`, `DELETE`, `REPLACE`, `LOAD DATA` logged as a statement, with the
     /// tables it changes (empty: could not tell).
     Dml(Vec<TableRef>),
@@ -345,7 +347,10 @@ pub(crate) fn classify(sql: &str) -> Statement {
         "INSERT" | "REPLACE" | "UPDATE" | "DELETE" | "LOAD" => Statement::Dml(dml(&first, &mut t)),
         "TRUNCATE" => {
             t.eat("TABLE");
-            Statement::Ddl(t.name().into_iter().collect())
+            match t.table_ref() {
+                Some(table) => Statement::Truncate(table),
+                None => Statement::Ddl(Vec::new()),
+            }
         }
         "RENAME" => {
             if !(t.eat("TABLE") || t.eat("TABLES")) {
@@ -539,11 +544,17 @@ mod tests {
         );
         assert_eq!(
             classify("TRUNCATE TABLE s.t"),
-            Statement::Ddl(vec![db("s")])
+            Statement::Truncate(TableRef {
+                database: Some("s".into()),
+                table: "t".into()
+            })
         );
         assert_eq!(
             classify("truncate t"),
-            Statement::Ddl(vec![Target::Default])
+            Statement::Truncate(TableRef {
+                database: None,
+                table: "t".into()
+            })
         );
         assert_eq!(
             classify("CREATE UNIQUE INDEX i ON s.t (a)"),
