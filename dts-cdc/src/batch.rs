@@ -122,6 +122,29 @@ impl Pending {
             }
             return Ok(());
         }
+        if matches!(event.change, Change::Rollback) {
+            // The source rolled the transaction back: none of it happened.
+            if let Open::Streamed(_) = self.open {
+                return Err(Error::new(
+                    dts_core::ErrorKind::Unsupported,
+                    format!(
+                        "the source rolled back the transaction ending at `{}` (it changed a \
+                         non-transactional table), after parts of it were applied: it is \
+                         larger than the batch limit; raise incremental.max_batch_rows above \
+                         its size so that it is held whole until its end",
+                        event.position
+                    ),
+                ));
+            }
+            self.events.truncate(self.complete);
+            if self.events.is_empty() {
+                self.first_at = None;
+            }
+            self.open_rows = 0;
+            self.open_begun = false;
+            self.open = Open::Held;
+            return Ok(());
+        }
         if self.events.is_empty() {
             self.first_at = Some(now);
         }
@@ -284,6 +307,28 @@ mod tests {
                 values: vec![Value::Int(1)],
             },
         }
+    }
+
+    #[test]
+    fn a_rolled_back_transaction_is_dropped_whole() {
+        let now = Instant::now();
+        let mut p = Pending::default();
+        for (c, l) in [(Change::Begin, 1), (insert(), 2), (Change::Commit, 3)] {
+            p.push(ev(c, l), None, now).unwrap();
+        }
+        for (c, l) in [(Change::Begin, 4), (insert(), 5), (Change::Rollback, 6)] {
+            p.push(ev(c, l), None, now).unwrap();
+        }
+        let (events, _) = p.take_complete(now);
+        assert_eq!(
+            events
+                .iter()
+                .map(|e| e.position.clone())
+                .collect::<Vec<_>>(),
+            [1, 2, 3].map(|l| Position::Lsn(Lsn(l)))
+        );
+        assert_eq!(p.complete_rows(), 0);
+        assert_eq!(p.open_rows(), 0);
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub enum Change {
     Schema(Box<SchemaChange>),
     /// A transaction committed; `position` is where reading resumes after it.
     Commit,
+    /// A transaction rolled back: none of its changes happened (the source logs such a
+    /// transaction when it also changed a non-transactional table). Ends the transaction.
+    Rollback,
 }
 
 impl Change {
@@ -76,7 +79,7 @@ impl Change {
     pub fn ends_transaction(&self) -> bool {
         matches!(
             self,
-            Change::Commit | Change::Ddl { .. } | Change::Schema(_)
+            Change::Commit | Change::Rollback | Change::Ddl { .. } | Change::Schema(_)
         )
     }
 }

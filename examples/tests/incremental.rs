@@ -459,3 +459,33 @@ async fn truncation_is_replicated_only_when_the_task_replicates_it() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_transaction_the_source_rolled_back_is_not_applied() {
+    // A rolled-back transaction that also changed a non-transactional (MyISAM) table: its
+    // InnoDB rows never happened on the source and must not reach the target. MariaDB 10.11
+    // with binlog_format=ROW logs only the MyISAM rows, as a group of their own; servers that
+    // log the whole transaction end it with ROLLBACK, which the binlog reader delivers as
+    // `Change::Rollback` and the engine drops (unit tests on constructed events cover that).
+    let sql = "CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO t VALUES (1);
+               CREATE TABLE log_m (id INT) ENGINE=MyISAM;";
+    let env = Env::new("inc_rollback", sql);
+    let task = env.task_file(ALL, &format!("objects.exclude = [\"{}.log_m\"]\n", env.db));
+    let task = task.to_str().unwrap().to_string();
+    let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+    assert!(out.status.success(), "{}", text(&out));
+    env.my(
+        "BEGIN; INSERT INTO t VALUES (2); INSERT INTO log_m VALUES (2); UPDATE t SET id = 10 \
+         WHERE id = 1; ROLLBACK; INSERT INTO t VALUES (3);",
+    );
+    let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(env.my("SELECT GROUP_CONCAT(id ORDER BY id) FROM t"), "1,3");
+    assert_eq!(
+        env.pg(&format!(
+            "SELECT string_agg(id::text, ',' ORDER BY id) FROM {}.t",
+            env.db
+        )),
+        "1,3"
+    );
+}

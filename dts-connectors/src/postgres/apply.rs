@@ -533,6 +533,12 @@ impl PgApplySink {
                 }
                 Change::Truncate { table } => self.truncate(table).await?,
                 Change::Schema(change) => self.schema_change(change).await?,
+                Change::Rollback => {
+                    return Err(Error::internal(format!(
+                        "a rolled-back source transaction reached the sink (at `{}`)",
+                        event.position
+                    )))
+                }
                 Change::Ddl { sql, .. } => {
                     return Err(Error::internal(format!(
                         "source ddl `{}` reached the sink untranslated: changes must pass \

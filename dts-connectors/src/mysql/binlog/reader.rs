@@ -291,6 +291,19 @@ impl EventReader {
         }
     }
 
+    /// Ends the open group with a `ROLLBACK`: if it delivered changes, a `Rollback` tells
+    /// the consumer that none of them happened.
+    fn end_group_rolled_back(&mut self, timestamp: u32) {
+        let Some(group) = self.group.take() else {
+            return;
+        };
+        self.record_gtid(group.gtid);
+        if group.begin_sent {
+            self.push(Change::Rollback, timestamp);
+            self.acked = (self.file.clone(), self.offset);
+        }
+    }
+
     fn record_gtid(&mut self, gtid: Option<GroupGtid>) {
         match gtid {
             Some(GroupGtid::MariaDb {
@@ -346,7 +359,8 @@ impl EventReader {
                     None => self.open_group(true, None, timestamp),
                 }
             }
-            Statement::Commit | Statement::Rollback => self.end_group(timestamp),
+            Statement::Commit => self.end_group(timestamp),
+            Statement::Rollback => self.end_group_rolled_back(timestamp),
             Statement::Ddl(targets) => {
                 let selected = self.ddl_selected(&targets, schema.as_deref());
                 if !explicit {

@@ -717,3 +717,28 @@ fn mysql_rows_without_full_image_or_with_geometry_are_refused() {
         "unsupported type `geometry` for column `shop.doc.name`"
     );
 }
+
+#[test]
+fn a_group_ended_by_rollback_is_delivered_as_rolled_back() {
+    // How the server logs a transaction that also changed a non-transactional table and
+    // was rolled back: its rows, then `ROLLBACK` instead of a commit.
+    let mut r = mysql_reader(BinlogFilter::databases(["shop"]));
+    let map = mysql_table_map();
+    let rows = mysql_write_rows(&mysql_row());
+    for e in [
+        event(kind::GTID, 100, &mysql_gtid(11)),
+        event(kind::QUERY, 200, &query("shop", "BEGIN")),
+        event(kind::TABLE_MAP, 300, &map),
+        event(kind::WRITE_ROWS, 400, &rows),
+        event(kind::QUERY, 500, &query("shop", "ROLLBACK")),
+    ] {
+        r.handle(&e).unwrap();
+    }
+    let out: Vec<ChangeEvent> = r.out.drain(..).collect();
+    let kinds: Vec<&Change> = out.iter().map(|e| &e.change).collect();
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
+    assert_eq!(*kinds[0], Change::Begin);
+    assert!(matches!(kinds[1], Change::Insert { .. }));
+    assert_eq!(*kinds[2], Change::Rollback, "not a commit");
+    assert!(kinds[2].ends_transaction());
+}
