@@ -489,3 +489,44 @@ async fn a_transaction_the_source_rolled_back_is_not_applied() {
         "1,3"
     );
 }
+
+#[tokio::test]
+async fn hostile_comments_and_defaults_stay_literals_whatever_the_target_session_says() {
+    // A source comment or default holding `\'` must not end a literal in the target and run
+    // the rest as SQL, even where the target's sessions start with
+    // standard_conforming_strings = off (where '\'' is an escaped quote).
+    let env = Env::new("inc_hostile", "CREATE TABLE victim (id INT PRIMARY KEY);");
+    dts_testkit::postgres()
+        .exec(&format!(
+            "ALTER DATABASE {} SET standard_conforming_strings = off",
+            env.target_db
+        ))
+        .unwrap();
+    let task = env.task_file(ALL, "");
+    let task = task.to_str().unwrap().to_string();
+    let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let hostile = r"x\'; DROP TABLE victim; --";
+    let quoted = hostile.replace('\\', "\\\\").replace('\'', "\\'");
+    env.my(&format!(
+        "CREATE TABLE notes (id INT PRIMARY KEY, body VARCHAR(100) DEFAULT '{quoted}' \
+         COMMENT '{quoted}') COMMENT '{quoted}'; INSERT INTO notes (id) VALUES (1);"
+    ));
+    let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let s = &env.db;
+    assert_eq!(
+        env.pg(&format!("SELECT to_regclass('{s}.victim') IS NOT NULL")),
+        "t",
+        "the victim table survives"
+    );
+    assert_eq!(env.pg(&format!("SELECT body FROM {s}.notes")), hostile);
+    assert_eq!(
+        env.pg(&format!("SELECT obj_description('{s}.notes'::regclass)")),
+        hostile
+    );
+    assert_eq!(
+        env.pg(&format!("SELECT col_description('{s}.notes'::regclass, 2)")),
+        hostile
+    );
+}

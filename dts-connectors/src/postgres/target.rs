@@ -44,7 +44,8 @@ pub async fn connect_client_with(options: &PgConnectOptions) -> Result<Client> {
     client
         .batch_execute(
             "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; \
-             SET bytea_output = 'hex'; SET IntervalStyle = 'postgres'",
+             SET bytea_output = 'hex'; SET IntervalStyle = 'postgres'; \
+             SET standard_conforming_strings = on",
         )
         .await
         .map_err(|e| map_error(e, "setting up the target session"))?;
