@@ -420,6 +420,15 @@ fn convert_batch(shared: &Shared, table: usize, mut batch: RowBatch) -> Result<R
         }
     }
     if rejected_any {
+        // The rejected rows reach the disk before the batch goes on: the chunk that left
+        // them out commits after its last batch, so a crash never loses a rejected row.
+        if let Some(w) = &shared.rejects {
+            let mut w = w
+                .lock()
+                .map_err(|_| Error::internal("reject file lock poisoned"))?;
+            w.flush()?;
+            w.get_ref().sync_data()?;
+        }
         let mut it = keep.iter();
         batch.rows.retain(|_| *it.next().unwrap_or(&true));
     }

@@ -467,3 +467,69 @@ async fn a_large_value_is_copied_exactly_with_bounded_memory() {
     // A 60 MB value passes through a few buffers, never the whole table or chunk.
     assert!(peak_kb < 600_000, "peak memory {peak_kb} kB");
 }
+
+#[tokio::test]
+async fn rejected_rows_are_on_disk_before_their_chunk_commits() {
+    // Every 100th row holds a NUL (which PostgreSQL text cannot hold); the copy is throttled
+    // and killed once some chunks committed: each row missing from a committed chunk must
+    // already be in the reject file.
+    let env = Env::new(
+        "full_rejkill",
+        "CREATE TABLE notes (id INT PRIMARY KEY, body TEXT);
+         INSERT INTO notes SELECT seq, IF(seq % 100 = 0, CONCAT('a', CHAR(0), 'b'),
+           CONCAT('note ', seq)) FROM seq_1_to_40000;",
+    );
+    let rejects = env.dir.join("rejects.tsv");
+    let _ = std::fs::remove_file(&rejects);
+    let task = env.task_file(
+        "[\"schema\", \"full\"]",
+        &format!(
+            "full.bad_rows = \"reject\"\nfull.reject_file = \"{}\"\nfull.rows_per_chunk = 1000\n\
+             full.workers = 2\nfull.max_rows_per_second = 8000\n",
+            rejects.display()
+        ),
+    );
+    let task = task.to_str().unwrap().to_string();
+    let committed = || -> i64 {
+        dts_testkit::postgres()
+            .query_in(
+                &env.target_db,
+                "SELECT count(*) FROM dts_meta.chunk WHERE task = 't'",
+            )
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dts"))
+        .args(["run", "--config", &task])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while committed() < 3 {
+        assert!(child.try_wait().unwrap().is_none(), "the copy ended early");
+        assert!(started.elapsed() < Duration::from_secs(120), "no progress");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // The rows of committed chunks that are not in the target: every one is in the file.
+    let missing = env.pg(&format!(
+        "SELECT string_agg(g::text, ',' ORDER BY g) FROM generate_series(1, 40000) g \
+         WHERE g % 100 = 0 AND NOT EXISTS (SELECT 1 FROM {s}.notes n WHERE n.id = g) \
+         AND EXISTS (SELECT 1 FROM {s}.notes n WHERE n.id BETWEEN g - 99 AND g + 1)",
+        s = env.db
+    ));
+    assert!(
+        !missing.is_empty(),
+        "no chunk with a rejected row committed"
+    );
+    let file = std::fs::read_to_string(&rejects).unwrap_or_default();
+    for id in missing.split(',') {
+        assert!(
+            file.contains(&format!("id={id})")),
+            "row {id} left out of a committed chunk is not in the reject file:\n{file}"
+        );
+    }
+}
