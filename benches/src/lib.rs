@@ -12,7 +12,8 @@
 //!   single-row inserts and of updates and deletes, and how soon a row committed in the
 //!   source is visible in the target under a steady load.
 //!
-//! This library holds what the binaries share: [`usage`] waits for child processes while
+//! This library holds what the binaries share: [`cli`] turns arguments into a run and its
+//! result into an exit code, [`usage`] waits for child processes while
 //! sampling their peak memory, [`child`] finds, stops and diagnoses them, [`report`] prints
 //! result tables.
 //!
@@ -38,5 +39,6 @@
 //! This crate has no features. It needs Linux (`/proc`).
 
 pub mod child;
+pub mod cli;
 pub mod report;
 pub mod usage;

@@ -25,6 +25,8 @@
 //! Features: `mysql` (MySQL/MariaDB through `mysql_async`), `postgres` (PostgreSQL through
 //! `tokio-postgres`); both on by default.
 
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+mod endpoint;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 #[cfg(feature = "postgres")]

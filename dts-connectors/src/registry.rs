@@ -173,6 +173,20 @@ impl std::fmt::Debug for Snapshot {
     }
 }
 
+/// The `Debug` form of a [`Source`] or [`Target`]: its engine and its URL without the
+/// password.
+fn debug_end(
+    f: &mut std::fmt::Formatter<'_>,
+    name: &str,
+    engine: Engine,
+    url: &str,
+) -> std::fmt::Result {
+    f.debug_struct(name)
+        .field("engine", &engine)
+        .field("url", &dts_core::error::redact_url(url))
+        .finish()
+}
+
 enum SourceKind {
     #[cfg(feature = "mysql")]
     MySql(MySqlSource),
@@ -186,10 +200,7 @@ pub struct Source {
 
 impl std::fmt::Debug for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Source")
-            .field("engine", &self.engine())
-            .field("url", &dts_core::error::redact_url(&self.url))
-            .finish()
+        debug_end(f, "Source", self.engine(), &self.url)
     }
 }
 
@@ -503,10 +514,7 @@ impl RunSessions {
 
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Target")
-            .field("engine", &self.engine())
-            .field("url", &dts_core::error::redact_url(&self.url))
-            .finish()
+        debug_end(f, "Target", self.engine(), &self.url)
     }
 }
 

@@ -6,7 +6,7 @@ use std::error::Error as StdError;
 use std::path::Path;
 use std::sync::Arc;
 
-use dts_core::{Error, Result};
+use dts_core::{Error, ErrorKind, Result};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -73,16 +73,16 @@ pub(crate) fn client_config(
             .map_err(|e| Error::config("invalid root certificate").with_source(e))?;
     }
     let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = match verification {
-        Verification::None => Arc::new(verify::EncryptOnly::new(provider)),
+        Verification::None => Arc::new(verify::Relaxed::encrypt_only(&provider)),
         Verification::Chain | Verification::ChainAndHost => {
             let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
                 Arc::new(store),
-                provider,
+                provider.clone(),
             )
             .build()
             .map_err(|e| Error::config("no usable root certificate").with_source(e))?;
             if verification == Verification::Chain {
-                Arc::new(verify::ChainOnly(webpki))
+                Arc::new(verify::Relaxed::chain_only(webpki, &provider))
             } else {
                 webpki
             }
@@ -100,78 +100,50 @@ pub(crate) fn client_config(
 }
 
 mod verify {
-    //! Server certificate verifiers for the levels that rustls does not offer by itself.
+    //! The server certificate verifier for the levels that rustls does not offer by itself.
 
     use std::sync::Arc;
 
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
     use rustls::client::WebPkiServerVerifier;
-    use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+    use rustls::crypto::{
+        verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms,
+    };
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
     use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
-    /// Accepts any certificate (the connection is encrypted, but the server is not
-    /// authenticated), while still checking that the server holds the certificate's key.
+    /// Checks less than webpki: with `chain`, the chain to its trusted roots but not the
+    /// host name (webpki checks the names after the chain, so a name mismatch means the
+    /// chain was valid); without, nothing (the connection is encrypted, but the server is
+    /// not authenticated). Either way the server must hold the certificate's key.
     #[derive(Debug)]
-    pub(super) struct EncryptOnly(Arc<CryptoProvider>);
+    pub(super) struct Relaxed {
+        chain: Option<Arc<WebPkiServerVerifier>>,
+        algorithms: WebPkiSupportedAlgorithms,
+    }
 
-    impl EncryptOnly {
-        pub(super) fn new(provider: Arc<CryptoProvider>) -> Self {
-            Self(provider)
+    impl Relaxed {
+        /// Accepts any certificate.
+        pub(super) fn encrypt_only(provider: &CryptoProvider) -> Self {
+            Self {
+                chain: None,
+                algorithms: provider.signature_verification_algorithms,
+            }
+        }
+
+        /// Checks the chain with `webpki`, but not the names.
+        pub(super) fn chain_only(
+            webpki: Arc<WebPkiServerVerifier>,
+            provider: &CryptoProvider,
+        ) -> Self {
+            Self {
+                chain: Some(webpki),
+                algorithms: provider.signature_verification_algorithms,
+            }
         }
     }
 
-    impl ServerCertVerifier for EncryptOnly {
-        fn verify_server_cert(
-            &self,
-            _end_entity: &CertificateDer<'_>,
-            _intermediates: &[CertificateDer<'_>],
-            _server_name: &ServerName<'_>,
-            _ocsp_response: &[u8],
-            _now: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
-    }
-
-    /// Checks the chain to the trusted roots but not the host name. webpki checks the
-    /// names after the chain, so a name mismatch means the chain was valid.
-    #[derive(Debug)]
-    pub(super) struct ChainOnly(pub(super) Arc<WebPkiServerVerifier>);
-
-    impl ServerCertVerifier for ChainOnly {
+    impl ServerCertVerifier for Relaxed {
         fn verify_server_cert(
             &self,
             end_entity: &CertificateDer<'_>,
@@ -180,7 +152,10 @@ mod verify {
             ocsp_response: &[u8],
             now: UnixTime,
         ) -> Result<ServerCertVerified, rustls::Error> {
-            match self.0.verify_server_cert(
+            let Some(chain) = &self.chain else {
+                return Ok(ServerCertVerified::assertion());
+            };
+            match chain.verify_server_cert(
                 end_entity,
                 intermediates,
                 server_name,
@@ -201,7 +176,7 @@ mod verify {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.0.verify_tls12_signature(message, cert, dss)
+            verify_tls12_signature(message, cert, dss, &self.algorithms)
         }
 
         fn verify_tls13_signature(
@@ -210,11 +185,11 @@ mod verify {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.0.verify_tls13_signature(message, cert, dss)
+            verify_tls13_signature(message, cert, dss, &self.algorithms)
         }
 
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.supported_verify_schemes()
+            self.algorithms.supported_schemes()
         }
     }
 }
@@ -240,6 +215,21 @@ pub(crate) fn find_rustls_error<'a>(
         current = e.source();
     }
     None
+}
+
+/// The error of a failed connection attempt to the server `what` names: a connection error
+/// naming the failed check when the server certificate failed one, else `classify`'s
+/// error, the driver's own classification.
+pub(crate) fn connect_error<E>(error: E, what: String, classify: fn(E, String) -> Error) -> Error
+where
+    E: StdError + Send + Sync + 'static,
+{
+    match certificate_failure(&error) {
+        Some(check) => {
+            Error::new(ErrorKind::Connection, format!("{what}: {check}")).with_source(error)
+        }
+        None => classify(error, what),
+    }
 }
 
 /// What a failed TLS handshake says about the server certificate, as a message naming

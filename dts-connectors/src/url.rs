@@ -5,6 +5,8 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+use dts_core::url::percent_decode as decode;
+pub(crate) use dts_core::url::percent_encode as encode;
 use dts_core::{Error, ErrorKind, Result};
 
 /// A password or other secret: never printed, compared only as a whole.
@@ -237,37 +239,6 @@ pub(crate) fn redact(url: &str) -> String {
         out.push_str(&pairs.join("&"));
     }
     out
-}
-
-/// Escapes everything except RFC 3986 unreserved characters.
-pub(crate) fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// Decodes `%XX` escapes; `None` if an escape is malformed or the result is not UTF-8.
-fn decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

@@ -22,6 +22,37 @@ pub struct RowImage {
     pub values: Vec<Value>,
 }
 
+impl RowImage {
+    /// The key of this row as `(a=1, b='x')`, from the values of the `key` columns, long
+    /// values shortened (see [`Value::short`]); `(table has no key)` when none of the key
+    /// columns is in the image.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use dts_core::{RowImage, Value};
+    ///
+    /// let image = RowImage {
+    ///     columns: Arc::new(vec!["id".into(), "name".into()]),
+    ///     values: vec![Value::Int(7), Value::Text("x".into())],
+    /// };
+    /// assert_eq!(image.key_text(&["id".into()]), "(id=7)");
+    /// assert_eq!(image.key_text(&[]), "(table has no key)");
+    /// ```
+    pub fn key_text(&self, key: &[String]) -> String {
+        let parts: Vec<String> = key
+            .iter()
+            .filter_map(|k| {
+                let i = self.columns.iter().position(|c| c == k)?;
+                Some(format!("{k}={}", self.values.get(i)?.short()))
+            })
+            .collect();
+        if parts.is_empty() {
+            return "(table has no key)".into();
+        }
+        format!("({})", parts.join(", "))
+    }
+}
+
 /// A change to one table or to the schema, in source commit order.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]

@@ -30,6 +30,7 @@ pub mod mapping;
 pub mod position;
 pub mod schema;
 pub mod state;
+pub mod url;
 pub mod value;
 
 pub use async_trait::async_trait;

@@ -193,7 +193,7 @@ impl Shape {
     fn convert(&mut self, image: RowImage, options: &MappingOptions) -> Result<RowImage> {
         let map = self.image_map(&image)?;
         let mut values = vec![Value::Null; self.mappings.len()];
-        let key = key_text(&self.key, &image);
+        let key = image.key_text(&self.key);
         for (slot, value) in map.iter().zip(image.values) {
             let Some(i) = *slot else { continue };
             let (name, mapping) = &self.mappings[i];
@@ -209,21 +209,6 @@ impl Shape {
             values,
         })
     }
-}
-
-/// The key of a source row as `(a=1, b='x')`, from the image's source values.
-fn key_text(key: &[String], image: &RowImage) -> String {
-    let parts: Vec<String> = key
-        .iter()
-        .filter_map(|k| {
-            let i = image.columns.iter().position(|c| c == k)?;
-            Some(format!("{k}={}", image.values.get(i)?.short()))
-        })
-        .collect();
-    if parts.is_empty() {
-        return "(table has no key)".into();
-    }
-    format!("({})", parts.join(", "))
 }
 
 /// The MySQL/MariaDB → PostgreSQL [`ChangeMapper`]: row changes of the selected tables become

@@ -190,6 +190,120 @@ impl Drop for Instance {
     }
 }
 
+/// The methods that a server handle has alike for both engines, for a type with the fields
+/// `endpoint: Endpoint` and `server: Option<Private>` (its private server's parts, with an
+/// `instance: Instance`) and the methods `start_owned`, `external`, `exec`,
+/// `create_database`, `is_running`, `stop` and `launch(&mut self, again: bool)`. `$var` is
+/// the environment variable naming an external server, `$user` the user of private servers.
+macro_rules! server_handle {
+    ($server:ident, env: $var:ident, user: $user:literal) => {
+        impl $server {
+            #[doc = concat!("The external server named by [`", stringify!($var), "`] if that is set, else a")]
+            /// private server as from [`Self::start_owned`].
+            ///
+            /// # Errors
+            ///
+            /// As [`Self::external`] or [`Self::start_owned`].
+            pub fn from_env() -> Result<Self, Error> {
+                match std::env::var($var) {
+                    Ok(url) if !url.is_empty() => Self::external(&url),
+                    _ => Self::start_owned(),
+                }
+            }
+
+            /// The URL of database `database` on this server.
+            pub fn url_for(&self, database: &str) -> String {
+                self.endpoint.url_for(Some(database))
+            }
+
+            /// The host the server listens on (`127.0.0.1` for private servers).
+            pub fn host(&self) -> &str {
+                &self.endpoint.host
+            }
+
+            /// The TCP port.
+            pub fn port(&self) -> u16 {
+                self.endpoint.port
+            }
+
+            #[doc = concat!("The user the SQL helpers log in as (`", $user, "` for private servers).")]
+            pub fn user(&self) -> &str {
+                &self.endpoint.user
+            }
+
+            /// The data directory of a private server; `None` for an external one.
+            pub fn data_dir(&self) -> Option<&std::path::Path> {
+                self.server.as_ref().map(|s| s.instance.data.as_path())
+            }
+
+            /// The log file of a private server; `None` for an external one.
+            pub fn log_file(&self) -> Option<&std::path::Path> {
+                self.server.as_ref().map(|s| s.instance.log.as_path())
+            }
+
+            /// Whether this handle points at an external server.
+            pub fn is_external(&self) -> bool {
+                self.server.is_none()
+            }
+
+            /// Creates a database named by [`unique_name`](crate::unique_name)`(prefix)` and
+            /// returns the name.
+            ///
+            /// # Errors
+            ///
+            /// As [`Self::exec`].
+            pub fn create_unique_database(&self, prefix: &str) -> Result<String, Error> {
+                let name = crate::unique_name(prefix);
+                self.create_database(&name)?;
+                Ok(name)
+            }
+
+            /// Starts a stopped or killed private server again on the same data directory
+            /// and port.
+            ///
+            /// # Errors
+            ///
+            /// Fails for an external server, one that is running, or if it does not come up.
+            pub fn start(&mut self) -> Result<(), Error> {
+                self.private_mut("start")?;
+                self.launch(true)
+            }
+
+            /// Stops the private server (if running) and starts it again.
+            ///
+            /// # Errors
+            ///
+            /// As [`Self::stop`] and [`Self::start`].
+            pub fn restart(&mut self) -> Result<(), Error> {
+                if self.is_running() {
+                    self.stop()?;
+                }
+                self.start()
+            }
+
+            fn private_mut(&mut self, operation: &'static str) -> Result<&mut Private, Error> {
+                let url = self.endpoint.redacted();
+                self.server
+                    .as_mut()
+                    .ok_or(Error::External { operation, url })
+            }
+        }
+
+        impl std::fmt::Debug for $server {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let mut debug = f.debug_struct(stringify!($server));
+                debug.field("url", &self.endpoint);
+                if let Some(private) = &self.server {
+                    debug.field("dir", &private.instance.dir());
+                }
+                debug.finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+pub(crate) use server_handle;
+
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;

@@ -1,15 +1,14 @@
 //! A MariaDB server for tests: private (started from the installed binaries) or external.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::endpoint::Endpoint;
-use crate::instance::{Instance, Signals};
+use crate::instance::{server_handle, Instance, Signals};
 use crate::process::{self, Signal};
 use crate::programs::{self, MariaDbPrograms};
 use crate::tls::{ServerTls, TestCertificates, TlsAccount};
-use crate::{layout, unique_name, Error};
+use crate::{layout, Error};
 
 /// Bumped whenever the template's contents change, so that old templates are rebuilt.
 const TEMPLATE_FORMAT: &str = "dts-testkit mariadb template 1";
@@ -54,6 +53,8 @@ struct Private {
     instance: Instance,
     tls: Option<ServerTls>,
 }
+
+server_handle!(MariaDb, env: MYSQL_URL_VAR, user: "root");
 
 impl MariaDb {
     /// Starts a private server owned by the caller, on a fresh copy of the initialised
@@ -132,42 +133,9 @@ impl MariaDb {
         Ok(server)
     }
 
-    /// The external server named by `DTS_TEST_MYSQL_URL` if that is set, else a private
-    /// server as from [`MariaDb::start_owned`].
-    ///
-    /// # Errors
-    ///
-    /// As [`MariaDb::external`] or [`MariaDb::start_owned`].
-    pub fn from_env() -> Result<Self, Error> {
-        match std::env::var(MYSQL_URL_VAR) {
-            Ok(url) if !url.is_empty() => Self::external(&url),
-            _ => Self::start_owned(),
-        }
-    }
-
     /// The server URL without database, e.g. `mysql://root@127.0.0.1:40123`.
     pub fn url(&self) -> String {
         self.endpoint.url_for(None)
-    }
-
-    /// The URL of database `database` on this server.
-    pub fn url_for(&self, database: &str) -> String {
-        self.endpoint.url_for(Some(database))
-    }
-
-    /// The host the server listens on (`127.0.0.1` for private servers).
-    pub fn host(&self) -> &str {
-        &self.endpoint.host
-    }
-
-    /// The TCP port.
-    pub fn port(&self) -> u16 {
-        self.endpoint.port
-    }
-
-    /// The user the SQL helpers log in as (`root` for private servers).
-    pub fn user(&self) -> &str {
-        &self.endpoint.user
     }
 
     /// The Unix socket of a private server; `None` for an external one.
@@ -175,24 +143,9 @@ impl MariaDb {
         self.server.as_ref().map(|s| s.socket.as_path())
     }
 
-    /// The data directory of a private server; `None` for an external one.
-    pub fn data_dir(&self) -> Option<&Path> {
-        self.server.as_ref().map(|s| s.instance.data.as_path())
-    }
-
-    /// The log file of a private server; `None` for an external one.
-    pub fn log_file(&self) -> Option<&Path> {
-        self.server.as_ref().map(|s| s.instance.log.as_path())
-    }
-
     /// The process id of a running private server.
     pub fn pid(&self) -> Option<u32> {
         self.server.as_ref().and_then(|s| s.instance.pid())
-    }
-
-    /// Whether this handle points at an external server.
-    pub fn is_external(&self) -> bool {
-        self.server.is_none()
     }
 
     /// Runs SQL statements (separated by `;`), discarding any output.
@@ -241,17 +194,6 @@ impl MariaDb {
         self.exec(&format!(
             "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name};"
         ))
-    }
-
-    /// Creates a database named by [`unique_name`]`(prefix)` and returns the name.
-    ///
-    /// # Errors
-    ///
-    /// As [`MariaDb::exec`].
-    pub fn create_unique_database(&self, prefix: &str) -> Result<String, Error> {
-        let name = unique_name(prefix);
-        self.create_database(&name)?;
-        Ok(name)
     }
 
     /// Drops database `name` if it exists.
@@ -316,35 +258,6 @@ impl MariaDb {
         self.private_mut("kill")?.instance.kill()
     }
 
-    /// Starts a stopped or killed private server again on the same data directory and port.
-    ///
-    /// # Errors
-    ///
-    /// Fails for an external server, one that is running, or if it does not come up.
-    pub fn start(&mut self) -> Result<(), Error> {
-        self.private_mut("start")?;
-        self.launch(true)
-    }
-
-    /// Stops the private server (if running) and starts it again.
-    ///
-    /// # Errors
-    ///
-    /// As [`MariaDb::stop`] and [`MariaDb::start`].
-    pub fn restart(&mut self) -> Result<(), Error> {
-        if self.is_running() {
-            self.stop()?;
-        }
-        self.start()
-    }
-
-    fn private_mut(&mut self, operation: &'static str) -> Result<&mut Private, Error> {
-        let url = self.endpoint.redacted();
-        self.server
-            .as_mut()
-            .ok_or(Error::External { operation, url })
-    }
-
     /// Starts the private server: first on a free port, or again on its port.
     fn launch(&mut self, again: bool) -> Result<(), Error> {
         let client = self.client.clone();
@@ -379,17 +292,6 @@ impl MariaDb {
 
     fn run(&self, database: Option<&str>, sql: &str) -> Result<String, Error> {
         run_client(&self.client, &self.endpoint, database, sql)
-    }
-}
-
-impl fmt::Debug for MariaDb {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut debug = f.debug_struct("MariaDb");
-        debug.field("url", &self.endpoint);
-        if let Some(private) = &self.server {
-            debug.field("dir", &private.instance.dir());
-        }
-        debug.finish_non_exhaustive()
     }
 }
 

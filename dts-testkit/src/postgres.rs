@@ -1,6 +1,5 @@
 //! A PostgreSQL server for tests: private (started from the installed binaries) or external.
 
-use std::fmt;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -9,11 +8,11 @@ use std::process::Command;
 
 use crate::endpoint::Endpoint;
 use crate::error::IoContext;
-use crate::instance::{Instance, Signals};
+use crate::instance::{server_handle, Instance, Signals};
 use crate::process::{self, Signal};
 use crate::programs::{self, PgPrograms};
 use crate::tls::{ServerTls, TestCertificates, TlsAccount};
-use crate::{layout, unique_name, Error};
+use crate::{layout, Error};
 
 /// Bumped whenever the template's contents change, so that old templates are rebuilt.
 const TEMPLATE_FORMAT: &str = "dts-testkit postgres template 1";
@@ -139,6 +138,8 @@ impl Account {
     }
 }
 
+server_handle!(Postgres, env: PG_URL_VAR, user: "postgres");
+
 impl Postgres {
     /// Starts a private server owned by the caller, on a fresh copy of the initialised
     /// template (built on first use).
@@ -237,43 +238,10 @@ impl Postgres {
         Ok(server)
     }
 
-    /// The external server named by `DTS_TEST_PG_URL` if that is set, else a private server
-    /// as from [`Postgres::start_owned`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Postgres::external`] or [`Postgres::start_owned`].
-    pub fn from_env() -> Result<Self, Error> {
-        match std::env::var(PG_URL_VAR) {
-            Ok(url) if !url.is_empty() => Self::external(&url),
-            _ => Self::start_owned(),
-        }
-    }
-
     /// The URL of the maintenance database, e.g.
     /// `postgres://postgres@127.0.0.1:40123/postgres`.
     pub fn url(&self) -> String {
         self.endpoint.url_for(Some(self.maintenance_db()))
-    }
-
-    /// The URL of database `database` on this server.
-    pub fn url_for(&self, database: &str) -> String {
-        self.endpoint.url_for(Some(database))
-    }
-
-    /// The host the server listens on (`127.0.0.1` for private servers).
-    pub fn host(&self) -> &str {
-        &self.endpoint.host
-    }
-
-    /// The TCP port.
-    pub fn port(&self) -> u16 {
-        self.endpoint.port
-    }
-
-    /// The user the SQL helpers log in as (`postgres` for private servers).
-    pub fn user(&self) -> &str {
-        &self.endpoint.user
     }
 
     /// The Unix socket directory of a private server; `None` for an external one.
@@ -281,24 +249,9 @@ impl Postgres {
         self.server.as_ref().map(|s| s.instance.dir())
     }
 
-    /// The data directory of a private server; `None` for an external one.
-    pub fn data_dir(&self) -> Option<&Path> {
-        self.server.as_ref().map(|s| s.instance.data.as_path())
-    }
-
-    /// The log file of a private server; `None` for an external one.
-    pub fn log_file(&self) -> Option<&Path> {
-        self.server.as_ref().map(|s| s.instance.log.as_path())
-    }
-
     /// The process id of a running private server's postmaster.
     pub fn pid(&self) -> Option<u32> {
         self.server.as_ref().and_then(|s| s.instance.pid())
-    }
-
-    /// Whether this handle points at an external server.
-    pub fn is_external(&self) -> bool {
-        self.server.is_none()
     }
 
     /// Runs SQL statements in the maintenance database, discarding any output.
@@ -348,17 +301,6 @@ impl Postgres {
         self.exec(&format!(
             "DROP DATABASE IF EXISTS {name} WITH (FORCE);\nCREATE DATABASE {name};"
         ))
-    }
-
-    /// Creates a database named by [`unique_name`]`(prefix)` and returns the name.
-    ///
-    /// # Errors
-    ///
-    /// As [`Postgres::exec`].
-    pub fn create_unique_database(&self, prefix: &str) -> Result<String, Error> {
-        let name = unique_name(prefix);
-        self.create_database(&name)?;
-        Ok(name)
     }
 
     /// Drops database `name` (`WITH (FORCE)`) if it exists.
@@ -429,37 +371,8 @@ impl Postgres {
         self.private_mut("kill")?.instance.kill()
     }
 
-    /// Starts a stopped or killed private server again on the same data directory and port.
-    ///
-    /// # Errors
-    ///
-    /// Fails for an external server, one that is running, or if it does not come up.
-    pub fn start(&mut self) -> Result<(), Error> {
-        self.private_mut("start")?;
-        self.launch(true)
-    }
-
-    /// Stops the private server (if running) and starts it again.
-    ///
-    /// # Errors
-    ///
-    /// As [`Postgres::stop`] and [`Postgres::start`].
-    pub fn restart(&mut self) -> Result<(), Error> {
-        if self.is_running() {
-            self.stop()?;
-        }
-        self.start()
-    }
-
     fn maintenance_db(&self) -> &str {
         self.endpoint.database.as_deref().unwrap_or("postgres")
-    }
-
-    fn private_mut(&mut self, operation: &'static str) -> Result<&mut Private, Error> {
-        let url = self.endpoint.redacted();
-        self.server
-            .as_mut()
-            .ok_or(Error::External { operation, url })
     }
 
     /// Starts the private server: first on a free port, or again on its port.
@@ -555,17 +468,6 @@ impl Postgres {
             output.pop();
         }
         Ok(output)
-    }
-}
-
-impl fmt::Debug for Postgres {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut debug = f.debug_struct("Postgres");
-        debug.field("url", &self.endpoint);
-        if let Some(private) = &self.server {
-            debug.field("dir", &private.instance.dir());
-        }
-        debug.finish_non_exhaustive()
     }
 }
 

@@ -4,17 +4,14 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::Duration;
 
 use dts_core::{Error, ErrorKind, Result};
 use mysql_async::{ClientIdentity, Conn, Opts, OptsBuilder, SslOpts};
 
 use super::error::map_error;
+use crate::endpoint::{endpoint_accessors, mode_names, Endpoint, Names, Setting};
 use crate::tls;
-use crate::url::{self, ConnUrl, PasswordSource, Secret};
-
-/// The default connect timeout.
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::url::{self, ConnUrl, Secret};
 
 /// Whether and how a connection uses TLS, as the MySQL client's `--ssl-mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,43 +33,20 @@ pub enum MySqlSslMode {
     VerifyIdentity,
 }
 
-impl MySqlSslMode {
-    /// The name as the MySQL client spells it, e.g. `VERIFY_CA`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Disabled => "DISABLED",
-            Self::Preferred => "PREFERRED",
-            Self::Required => "REQUIRED",
-            Self::VerifyCa => "VERIFY_CA",
-            Self::VerifyIdentity => "VERIFY_IDENTITY",
-        }
-    }
-}
-
-impl fmt::Display for MySqlSslMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+mode_names!(MySqlSslMode, "ssl-mode", "The name as the MySQL client spells it, e.g. `VERIFY_CA`." {
+    Disabled => "DISABLED",
+    Preferred => "PREFERRED",
+    Required => "REQUIRED",
+    VerifyCa => "VERIFY_CA",
+    VerifyIdentity => "VERIFY_IDENTITY",
+});
 
 impl FromStr for MySqlSslMode {
     type Err = Error;
 
     /// Parses a mode name, in any letter case.
     fn from_str(s: &str) -> Result<Self> {
-        Ok(match s.to_ascii_uppercase().as_str() {
-            "DISABLED" => Self::Disabled,
-            "PREFERRED" => Self::Preferred,
-            "REQUIRED" => Self::Required,
-            "VERIFY_CA" => Self::VerifyCa,
-            "VERIFY_IDENTITY" => Self::VerifyIdentity,
-            _ => {
-                return Err(Error::config(format!(
-                    "unknown ssl-mode `{s}`: expected DISABLED, PREFERRED, REQUIRED, VERIFY_CA \
-                     or VERIFY_IDENTITY"
-                )))
-            }
-        })
+        Self::named(&s.to_ascii_uppercase()).ok_or_else(|| Self::unknown(s))
     }
 }
 
@@ -110,32 +84,25 @@ impl FromStr for MySqlSslMode {
 /// ```
 #[derive(Clone)]
 pub struct MySqlConnectOptions {
-    host: String,
-    port: u16,
-    user: String,
-    password: PasswordSource,
-    database: Option<String>,
+    endpoint: Endpoint,
     ssl_mode: MySqlSslMode,
-    ssl_ca: Option<PathBuf>,
-    ssl_cert: Option<PathBuf>,
-    ssl_key: Option<PathBuf>,
-    connect_timeout: Duration,
 }
+
+/// The MySQL client's names of the options both engines know, with dashes for underscores.
+const SETTINGS: Names = &[
+    ("ssl-ca", Setting::CaFile),
+    ("ssl-cert", Setting::CertFile),
+    ("ssl-key", Setting::KeyFile),
+    ("password-file", Setting::PasswordFile),
+    ("connect-timeout", Setting::ConnectTimeout),
+];
 
 impl Default for MySqlConnectOptions {
     /// `root` on `localhost:3306`, no password, `PREFERRED`.
     fn default() -> Self {
         Self {
-            host: "localhost".to_owned(),
-            port: 3306,
-            user: "root".to_owned(),
-            password: PasswordSource::None,
-            database: None,
+            endpoint: Endpoint::new(3306, "root"),
             ssl_mode: MySqlSslMode::Preferred,
-            ssl_ca: None,
-            ssl_cert: None,
-            ssl_key: None,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         }
     }
 }
@@ -146,51 +113,25 @@ impl FromStr for MySqlConnectOptions {
     fn from_str(url: &str) -> Result<Self> {
         let parts = ConnUrl::parse(url, &["mysql", "mariadb"], "mysql")?;
         let mut opts = Self::default();
-        if let Some(host) = parts.host {
-            opts.host = host;
-        }
-        if let Some(port) = parts.port {
-            opts.port = port;
-        }
-        if let Some(user) = parts.user {
-            opts.user = user;
-        }
-        if let Some(password) = parts.password {
-            opts.password = PasswordSource::Inline(password);
-        }
-        opts.database = parts.database;
         let mut mode = None;
-        for (name, value) in parts.params {
+        for (name, value) in opts.endpoint.apply(parts) {
             let bad = |reason: &str| url::bad_option("mysql", url, &name, reason);
             match name.replace('_', "-").to_ascii_lowercase().as_str() {
                 "ssl-mode" | "sslmode" => {
-                    mode = Some(value.parse::<MySqlSslMode>().map_err(|_| {
-                        bad("must be DISABLED, PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY")
-                    })?);
-                }
-                "ssl-ca" => {
-                    opts.ssl_ca = Some(non_empty_path(&value).ok_or_else(|| bad("is empty"))?)
-                }
-                "ssl-cert" => {
-                    opts.ssl_cert = Some(non_empty_path(&value).ok_or_else(|| bad("is empty"))?)
-                }
-                "ssl-key" => {
-                    opts.ssl_key = Some(non_empty_path(&value).ok_or_else(|| bad("is empty"))?)
-                }
-                "password-file" => {
-                    opts.password = PasswordSource::File(
-                        non_empty_path(&value).ok_or_else(|| bad("is empty"))?,
+                    mode = Some(
+                        value
+                            .parse::<MySqlSslMode>()
+                            .map_err(|_| bad(&format!("must be {}", MySqlSslMode::expected())))?,
                     );
                 }
-                "connect-timeout" => {
-                    opts.connect_timeout = url::parse_timeout(&value)
-                        .ok_or_else(|| bad("must be a whole number of seconds"))?;
-                }
-                _ => return Err(bad("is unknown")),
+                other => opts
+                    .endpoint
+                    .set_named(SETTINGS, other, &value)
+                    .map_err(bad)?,
             }
         }
         // As the MySQL client: a CA without an explicit mode asks for verification.
-        opts.ssl_mode = mode.unwrap_or(if opts.ssl_ca.is_some() {
+        opts.ssl_mode = mode.unwrap_or(if opts.endpoint.ssl_ca.is_some() {
             MySqlSslMode::VerifyCa
         } else {
             MySqlSslMode::Preferred
@@ -199,57 +140,16 @@ impl FromStr for MySqlConnectOptions {
     }
 }
 
-fn non_empty_path(value: &str) -> Option<PathBuf> {
-    (!value.is_empty()).then(|| PathBuf::from(value))
-}
+endpoint_accessors!(
+    MySqlConnectOptions,
+    host: "Sets the host name or address.",
+    database: "The default database, if any."
+);
 
 impl MySqlConnectOptions {
     /// Options for `root` on `localhost:3306` (as [`Default`]).
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Sets the host name or address.
-    #[must_use]
-    pub fn host(mut self, host: impl Into<String>) -> Self {
-        self.host = host.into();
-        self
-    }
-
-    /// Sets the TCP port.
-    #[must_use]
-    pub fn port(mut self, port: u16) -> Self {
-        self.port = port;
-        self
-    }
-
-    /// Sets the user name.
-    #[must_use]
-    pub fn user(mut self, user: impl Into<String>) -> Self {
-        self.user = user.into();
-        self
-    }
-
-    /// Sets the password.
-    #[must_use]
-    pub fn password(mut self, password: impl Into<String>) -> Self {
-        self.password = PasswordSource::Inline(Secret::new(password));
-        self
-    }
-
-    /// Reads the password from `path` at each connect instead (one trailing newline is
-    /// removed).
-    #[must_use]
-    pub fn password_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.password = PasswordSource::File(path.into());
-        self
-    }
-
-    /// Sets the default database.
-    #[must_use]
-    pub fn database(mut self, database: impl Into<String>) -> Self {
-        self.database = Some(database.into());
-        self
     }
 
     /// Sets the TLS mode.
@@ -262,49 +162,8 @@ impl MySqlConnectOptions {
     /// Sets the PEM file of trusted authorities.
     #[must_use]
     pub fn ssl_ca(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ssl_ca = Some(path.into());
+        self.endpoint.ssl_ca = Some(path.into());
         self
-    }
-
-    /// Sets the PEM client certificate (with [`MySqlConnectOptions::ssl_key`]).
-    #[must_use]
-    pub fn ssl_cert(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ssl_cert = Some(path.into());
-        self
-    }
-
-    /// Sets the PEM private key of the client certificate.
-    #[must_use]
-    pub fn ssl_key(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ssl_key = Some(path.into());
-        self
-    }
-
-    /// Sets how long to wait for a connection.
-    #[must_use]
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// The host.
-    pub fn get_host(&self) -> &str {
-        &self.host
-    }
-
-    /// The port.
-    pub fn get_port(&self) -> u16 {
-        self.port
-    }
-
-    /// The user.
-    pub fn get_user(&self) -> &str {
-        &self.user
-    }
-
-    /// The default database, if any.
-    pub fn get_database(&self) -> Option<&str> {
-        self.database.as_deref()
     }
 
     /// The TLS mode.
@@ -312,28 +171,14 @@ impl MySqlConnectOptions {
         self.ssl_mode
     }
 
-    /// The connect timeout.
-    pub fn get_connect_timeout(&self) -> Duration {
-        self.connect_timeout
-    }
-
-    /// `host:port`, for messages.
-    fn address(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-
     /// Driver options with TLS as `tls` says (`None`: plain text), the password resolved.
     fn driver_opts(&self, password: Option<&Secret>, tls: Option<SslOpts>) -> Opts {
         OptsBuilder::default()
-            .ip_or_hostname(self.host.clone())
-            .tcp_port(self.port)
-            .user(Some(self.user.clone()))
+            .ip_or_hostname(self.endpoint.host.clone())
+            .tcp_port(self.endpoint.port)
+            .user(Some(self.endpoint.user.clone()))
             .pass(password.map(|p| p.expose().to_owned()))
-            .db_name(self.database.clone())
+            .db_name(self.endpoint.database.clone())
             .ssl_opts(tls)
             .init(vec![
                 "SET NAMES utf8mb4",
@@ -355,12 +200,12 @@ impl MySqlConnectOptions {
             MySqlSslMode::VerifyCa => ssl = ssl.with_danger_skip_domain_validation(true),
             MySqlSslMode::VerifyIdentity => {}
         }
-        if let Some(ca) = &self.ssl_ca {
+        if let Some(ca) = &self.endpoint.ssl_ca {
             ssl = ssl
                 .with_root_certs(vec![ca.clone().into()])
                 .with_disable_built_in_roots(true);
         }
-        if let (Some(cert), Some(key)) = (&self.ssl_cert, &self.ssl_key) {
+        if let (Some(cert), Some(key)) = (&self.endpoint.ssl_cert, &self.endpoint.ssl_key) {
             ssl = ssl.with_client_identity(Some(ClientIdentity::new(
                 cert.clone().into(),
                 key.clone().into(),
@@ -373,19 +218,15 @@ impl MySqlConnectOptions {
     /// when the server offers no TLS), and returns it with the driver options that made it,
     /// for pools of further connections.
     pub(crate) async fn connect_with_opts(&self) -> Result<(Conn, Opts)> {
-        if self.ssl_cert.is_some() != self.ssl_key.is_some() {
-            return Err(Error::config(format!(
-                "mysql url `{self}`: ssl-cert and ssl-key go together"
-            )));
-        }
-        let password = self.password.resolve()?;
+        self.endpoint.identity_files("mysql", self, SETTINGS)?;
+        let password = self.endpoint.password.resolve()?;
         let opts = self.driver_opts(password.as_ref(), self.ssl_opts());
         match self.try_connect(&opts).await {
             Ok(conn) => Ok((conn, opts)),
             Err(ConnectFailure::Driver(mysql_async::Error::Driver(
                 mysql_async::DriverError::NoClientSslFlagFromServer,
             ))) if self.ssl_mode == MySqlSslMode::Preferred => {
-                tracing::debug!(address = %self.address(), "server offers no tls, connecting in plain text");
+                tracing::debug!(address = %self.endpoint.address(), "server offers no tls, connecting in plain text");
                 let plain = self.driver_opts(password.as_ref(), None);
                 let conn = self
                     .try_connect(&plain)
@@ -429,7 +270,7 @@ impl MySqlConnectOptions {
     }
 
     async fn try_connect(&self, opts: &Opts) -> std::result::Result<Conn, ConnectFailure> {
-        match tokio::time::timeout(self.connect_timeout, Conn::new(opts.clone())).await {
+        match tokio::time::timeout(self.endpoint.connect_timeout, Conn::new(opts.clone())).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(e)) => Err(ConnectFailure::Driver(e)),
             Err(_) => Err(ConnectFailure::Timeout),
@@ -437,15 +278,12 @@ impl MySqlConnectOptions {
     }
 
     fn connect_error(&self, failure: ConnectFailure) -> Error {
-        let what = format!("cannot connect to mysql server `{}`", self.address());
+        let what = format!(
+            "cannot connect to mysql server `{}`",
+            self.endpoint.address()
+        );
         match failure {
-            ConnectFailure::Timeout => Error::new(
-                ErrorKind::Connection,
-                format!(
-                    "{what}: no connection within {} s",
-                    self.connect_timeout.as_secs()
-                ),
-            ),
+            ConnectFailure::Timeout => self.endpoint.timeout_error(&what),
             ConnectFailure::Driver(mysql_async::Error::Driver(
                 mysql_async::DriverError::NoClientSslFlagFromServer,
             )) => Error::new(
@@ -455,12 +293,7 @@ impl MySqlConnectOptions {
                     self.ssl_mode
                 ),
             ),
-            ConnectFailure::Driver(e) => match tls::certificate_failure(&e) {
-                Some(check) => {
-                    Error::new(ErrorKind::Connection, format!("{what}: {check}")).with_source(e)
-                }
-                None => map_error(e, what),
-            },
+            ConnectFailure::Driver(e) => tls::connect_error(e, what, map_error),
         }
     }
 }
@@ -501,71 +334,26 @@ fn name_mismatch(e: &mysql_async::Error) -> Option<String> {
 impl fmt::Display for MySqlConnectOptions {
     /// The URL of these options, with the password (if any) as `***`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "mysql://{}", url::encode(&self.user))?;
-        if !matches!(
-            self.password,
-            PasswordSource::None | PasswordSource::File(_)
-        ) {
-            f.write_str(":***")?;
-        }
-        write!(f, "@{}", self.address())?;
-        if let Some(db) = &self.database {
-            write!(f, "/{}", url::encode(db))?;
-        }
-        let mut params = Vec::new();
-        if self.ssl_mode != MySqlSslMode::Preferred {
-            params.push(format!("ssl-mode={}", self.ssl_mode));
-        }
-        for (name, path) in [
-            ("ssl-ca", &self.ssl_ca),
-            ("ssl-cert", &self.ssl_cert),
-            ("ssl-key", &self.ssl_key),
-        ] {
-            if let Some(path) = path {
-                params.push(format!(
-                    "{name}={}",
-                    url::encode(&path.display().to_string())
-                ));
-            }
-        }
-        if let PasswordSource::File(path) = &self.password {
-            params.push(format!(
-                "password_file={}",
-                url::encode(&path.display().to_string())
-            ));
-        }
-        if self.connect_timeout != DEFAULT_CONNECT_TIMEOUT {
-            params.push(format!(
-                "connect_timeout={}",
-                self.connect_timeout.as_secs()
-            ));
-        }
-        if !params.is_empty() {
-            write!(f, "?{}", params.join("&"))?;
-        }
-        Ok(())
+        let mode = (self.ssl_mode != MySqlSslMode::Preferred)
+            .then(|| format!("ssl-mode={}", self.ssl_mode));
+        self.endpoint
+            .write_url(f, "mysql", false, mode, SETTINGS, None)
     }
 }
 
 impl fmt::Debug for MySqlConnectOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MySqlConnectOptions")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("user", &self.user)
-            .field("password", &self.password)
-            .field("database", &self.database)
-            .field("ssl_mode", &self.ssl_mode)
-            .field("ssl_ca", &self.ssl_ca)
-            .field("ssl_cert", &self.ssl_cert)
-            .field("ssl_key", &self.ssl_key)
-            .field("connect_timeout", &self.connect_timeout)
-            .finish()
+        let mut debug = f.debug_struct("MySqlConnectOptions");
+        self.endpoint
+            .debug_fields(&mut debug, &self.ssl_mode, "ssl_ca");
+        debug.finish()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -581,7 +369,10 @@ mod tests {
         assert_eq!(o.get_database(), Some("db"));
         assert_eq!(o.get_ssl_mode(), MySqlSslMode::VerifyIdentity);
         assert_eq!(o.get_connect_timeout(), Duration::from_secs(3));
-        assert_eq!(o.password.resolve().unwrap().unwrap().expose(), "p/@?#");
+        assert_eq!(
+            o.endpoint.password.resolve().unwrap().unwrap().expose(),
+            "p/@?#"
+        );
         let shown = format!("{o} {o:?}");
         assert!(
             !shown.contains("p/@?#") && !shown.contains("%2F%40"),

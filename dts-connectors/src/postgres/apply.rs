@@ -1032,7 +1032,7 @@ impl TableState {
                 encoder.encode_field(i, v, out).map_err(|e| {
                     e.context(format_args!(
                         "table `{target}` at key {}",
-                        key_text(key_names, image)
+                        image.key_text(key_names)
                     ))
                 })?;
             }
@@ -1125,7 +1125,7 @@ impl TableState {
                 e.context(format_args!(
                     "table `{}` at key {}",
                     self.target,
-                    key_text(&self.key_names, image)
+                    image.key_text(&self.key_names)
                 ))
             })?;
         let row = k.scratch.to_vec();
@@ -1173,7 +1173,7 @@ impl TableState {
         let image = match op {
             RowOp::Insert(r) | RowOp::Delete(r) | RowOp::Update(r, _) => *r,
         };
-        let context = || format!("table `{target}` (no key) at row {}", key_text(&[], image));
+        let context = || format!("table `{target}` (no key) at row {}", image.key_text(&[]));
         if old.is_none() {
             let values = new.unwrap_or_default();
             let start = k.inserts.len();
@@ -1389,7 +1389,7 @@ impl Keyed {
                 .map_err(|e| {
                     e.context(format_args!(
                         "table `{target}` at key {}",
-                        key_text(key_names, image)
+                        image.key_text(key_names)
                     ))
                 })?;
         }
@@ -1592,21 +1592,6 @@ async fn send_copy(
         .map_err(|e| map_error(e, what()))
 }
 
-/// The key of a source row as `(a=1, b='x')`, from the image's source values.
-fn key_text(key: &[String], image: &RowImage) -> String {
-    let parts: Vec<String> = key
-        .iter()
-        .filter_map(|k| {
-            let i = image.columns.iter().position(|c| c == k)?;
-            Some(format!("{k}={}", image.values.get(i)?.short()))
-        })
-        .collect();
-    if parts.is_empty() {
-        return "(table has no key)".into();
-    }
-    format!("({})", parts.join(", "))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1658,9 +1643,9 @@ mod tests {
             columns: Arc::new(vec!["a".into(), "b".into(), "c".into()]),
             values: vec![Value::Int(7), Value::Text("x".repeat(100)), Value::Null],
         };
-        let key = key_text(&["a".into(), "b".into()], &image);
+        let key = image.key_text(&["a".into(), "b".into()]);
         assert_eq!(key, format!("(a=7, b='{}')", "x".repeat(40)));
-        assert_eq!(key_text(&[], &image), "(table has no key)");
+        assert_eq!(image.key_text(&[]), "(table has no key)");
         assert_eq!(
             short_sql("ALTER  TABLE\n t ADD c int"),
             "ALTER TABLE t ADD c int"

@@ -4,19 +4,16 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::Duration;
 
-use dts_core::{Error, ErrorKind, Result};
+use dts_core::{Error, Result};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config, Connection, NoTls, Socket};
 
 use super::error::map_error;
+use crate::endpoint::{endpoint_accessors, mode_names, Endpoint, Names, Setting};
 use crate::tls::{self, Verification};
 use crate::url::{self, ConnUrl, PasswordSource, Secret};
-
-/// The default connect timeout.
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Whether and how a connection uses TLS, as libpq's `sslmode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,43 +35,23 @@ pub enum PgSslMode {
     VerifyFull,
 }
 
-impl PgSslMode {
-    /// The name as libpq spells it, e.g. `verify-full`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Disable => "disable",
-            Self::Prefer => "prefer",
-            Self::Require => "require",
-            Self::VerifyCa => "verify-ca",
-            Self::VerifyFull => "verify-full",
-        }
-    }
-}
-
-impl fmt::Display for PgSslMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+mode_names!(PgSslMode, "sslmode", "The name as libpq spells it, e.g. `verify-full`." {
+    Disable => "disable",
+    Prefer => "prefer",
+    Require => "require",
+    VerifyCa => "verify-ca",
+    VerifyFull => "verify-full",
+});
 
 impl FromStr for PgSslMode {
     type Err = Error;
 
     /// Parses a libpq mode name. `allow` is read as `prefer`.
     fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "disable" => Self::Disable,
-            "allow" | "prefer" => Self::Prefer,
-            "require" => Self::Require,
-            "verify-ca" => Self::VerifyCa,
-            "verify-full" => Self::VerifyFull,
-            _ => {
-                return Err(Error::config(format!(
-                    "unknown sslmode `{s}`: expected disable, prefer, require, verify-ca or \
-                     verify-full"
-                )))
-            }
-        })
+        match s {
+            "allow" => Ok(Self::Prefer),
+            _ => Self::named(s).ok_or_else(|| Self::unknown(s)),
+        }
     }
 }
 
@@ -113,34 +90,27 @@ impl FromStr for PgSslMode {
 /// ```
 #[derive(Clone)]
 pub struct PgConnectOptions {
-    host: String,
-    port: u16,
-    user: String,
-    password: PasswordSource,
-    database: Option<String>,
+    endpoint: Endpoint,
     application_name: Option<String>,
     ssl_mode: PgSslMode,
-    ssl_root_cert: Option<PathBuf>,
-    ssl_cert: Option<PathBuf>,
-    ssl_key: Option<PathBuf>,
-    connect_timeout: Duration,
 }
+
+/// libpq's names of the options both engines know.
+const SETTINGS: Names = &[
+    ("sslrootcert", Setting::CaFile),
+    ("sslcert", Setting::CertFile),
+    ("sslkey", Setting::KeyFile),
+    ("password_file", Setting::PasswordFile),
+    ("connect_timeout", Setting::ConnectTimeout),
+];
 
 impl Default for PgConnectOptions {
     /// `postgres` on `localhost:5432`, no password, `prefer`.
     fn default() -> Self {
         Self {
-            host: "localhost".to_owned(),
-            port: 5432,
-            user: "postgres".to_owned(),
-            password: PasswordSource::None,
-            database: None,
+            endpoint: Endpoint::new(5432, "postgres"),
             application_name: None,
             ssl_mode: PgSslMode::Prefer,
-            ssl_root_cert: None,
-            ssl_cert: None,
-            ssl_key: None,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         }
     }
 }
@@ -151,108 +121,46 @@ impl FromStr for PgConnectOptions {
     fn from_str(url: &str) -> Result<Self> {
         let parts = ConnUrl::parse(url, &["postgres", "postgresql"], "postgres")?;
         let mut opts = Self::default();
-        if let Some(host) = parts.host {
-            opts.host = host;
-        }
-        if let Some(port) = parts.port {
-            opts.port = port;
-        }
-        if let Some(user) = parts.user {
-            opts.user = user;
-        }
-        if let Some(password) = parts.password {
-            opts.password = PasswordSource::Inline(password);
-        }
-        opts.database = parts.database;
-        for (name, value) in parts.params {
+        for (name, value) in opts.endpoint.apply(parts) {
             let bad = |reason: &str| url::bad_option("postgres", url, &name, reason);
-            let path = || {
-                (!value.is_empty())
-                    .then(|| PathBuf::from(&value))
-                    .ok_or_else(|| bad("is empty"))
-            };
             match name.as_str() {
                 "sslmode" => {
-                    opts.ssl_mode = value.parse().map_err(|_| {
-                        bad("must be disable, prefer, require, verify-ca or verify-full")
-                    })?;
+                    opts.ssl_mode = value
+                        .parse()
+                        .map_err(|_| bad(&format!("must be {}", PgSslMode::expected())))?;
                 }
-                "sslrootcert" => opts.ssl_root_cert = Some(path()?),
-                "sslcert" => opts.ssl_cert = Some(path()?),
-                "sslkey" => opts.ssl_key = Some(path()?),
-                "password_file" => {
-                    opts.password = PasswordSource::File(path()?);
-                }
-                "connect_timeout" => {
-                    opts.connect_timeout = url::parse_timeout(&value)
-                        .ok_or_else(|| bad("must be a whole number of seconds"))?;
-                }
-                "user" => opts.user = value,
-                "password" => opts.password = PasswordSource::Inline(Secret::new(value)),
-                "host" => opts.host = value,
+                "user" => opts.endpoint.user = value,
+                "password" => opts.endpoint.password = PasswordSource::Inline(Secret::new(value)),
+                "host" => opts.endpoint.host = value,
                 "port" => {
-                    opts.port = value
+                    opts.endpoint.port = value
                         .parse()
                         .ok()
                         .filter(|&p| p != 0)
                         .ok_or_else(|| bad("must be a number from 1 to 65535"))?;
                 }
-                "dbname" => opts.database = Some(value),
+                "dbname" => opts.endpoint.database = Some(value),
                 "application_name" => opts.application_name = Some(value),
-                _ => return Err(bad("is unknown")),
+                other => opts
+                    .endpoint
+                    .set_named(SETTINGS, other, &value)
+                    .map_err(bad)?,
             }
         }
         Ok(opts)
     }
 }
 
+endpoint_accessors!(
+    PgConnectOptions,
+    host: "Sets the host name, address, or Unix socket directory (a path starting with `/`).",
+    database: "The database, if named (the server defaults to the user name)."
+);
+
 impl PgConnectOptions {
     /// Options for `postgres` on `localhost:5432` (as [`Default`]).
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Sets the host name, address, or Unix socket directory (a path starting with `/`).
-    #[must_use]
-    pub fn host(mut self, host: impl Into<String>) -> Self {
-        self.host = host.into();
-        self
-    }
-
-    /// Sets the TCP port.
-    #[must_use]
-    pub fn port(mut self, port: u16) -> Self {
-        self.port = port;
-        self
-    }
-
-    /// Sets the user name.
-    #[must_use]
-    pub fn user(mut self, user: impl Into<String>) -> Self {
-        self.user = user.into();
-        self
-    }
-
-    /// Sets the password.
-    #[must_use]
-    pub fn password(mut self, password: impl Into<String>) -> Self {
-        self.password = PasswordSource::Inline(Secret::new(password));
-        self
-    }
-
-    /// Reads the password from `path` at each connect instead (one trailing newline is
-    /// removed).
-    #[must_use]
-    pub fn password_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.password = PasswordSource::File(path.into());
-        self
-    }
-
-    /// Sets the database.
-    #[must_use]
-    pub fn database(mut self, database: impl Into<String>) -> Self {
-        self.database = Some(database.into());
-        self
     }
 
     /// Sets the `application_name` the server shows for the session.
@@ -272,68 +180,13 @@ impl PgConnectOptions {
     /// Sets the PEM file of trusted authorities.
     #[must_use]
     pub fn ssl_root_cert(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ssl_root_cert = Some(path.into());
+        self.endpoint.ssl_ca = Some(path.into());
         self
-    }
-
-    /// Sets the PEM client certificate (with [`PgConnectOptions::ssl_key`]).
-    #[must_use]
-    pub fn ssl_cert(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ssl_cert = Some(path.into());
-        self
-    }
-
-    /// Sets the PEM private key of the client certificate.
-    #[must_use]
-    pub fn ssl_key(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ssl_key = Some(path.into());
-        self
-    }
-
-    /// Sets how long to wait for a connection.
-    #[must_use]
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// The host.
-    pub fn get_host(&self) -> &str {
-        &self.host
-    }
-
-    /// The port.
-    pub fn get_port(&self) -> u16 {
-        self.port
-    }
-
-    /// The user.
-    pub fn get_user(&self) -> &str {
-        &self.user
-    }
-
-    /// The database, if named (the server defaults to the user name).
-    pub fn get_database(&self) -> Option<&str> {
-        self.database.as_deref()
     }
 
     /// The TLS mode.
     pub fn get_ssl_mode(&self) -> PgSslMode {
         self.ssl_mode
-    }
-
-    /// The connect timeout.
-    pub fn get_connect_timeout(&self) -> Duration {
-        self.connect_timeout
-    }
-
-    /// `host:port`, for messages.
-    fn address(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
     }
 
     /// The certificate verification the mode asks for (`require` with a root certificate
@@ -342,7 +195,7 @@ impl PgConnectOptions {
         match self.ssl_mode {
             PgSslMode::VerifyFull => Verification::ChainAndHost,
             PgSslMode::VerifyCa => Verification::Chain,
-            PgSslMode::Require if self.ssl_root_cert.is_some() => Verification::Chain,
+            PgSslMode::Require if self.endpoint.ssl_ca.is_some() => Verification::Chain,
             _ => Verification::None,
         }
     }
@@ -353,7 +206,7 @@ impl PgConnectOptions {
             return Ok(None);
         }
         let verification = self.verification();
-        let roots = match &self.ssl_root_cert {
+        let roots = match &self.endpoint.ssl_ca {
             Some(path) => tls::load_certs(path, "sslrootcert")?,
             None if verification != Verification::None => {
                 return Err(Error::config(format!(
@@ -364,17 +217,12 @@ impl PgConnectOptions {
             }
             None => Vec::new(),
         };
-        let identity = match (&self.ssl_cert, &self.ssl_key) {
-            (Some(cert), Some(key)) => Some((
+        let identity = match self.endpoint.identity_files("postgres", self, SETTINGS)? {
+            Some((cert, key)) => Some((
                 tls::load_certs(cert, "sslcert")?,
                 tls::load_key(key, "sslkey")?,
             )),
-            (None, None) => None,
-            _ => {
-                return Err(Error::config(format!(
-                    "postgres url `{self}`: sslcert and sslkey go together"
-                )))
-            }
+            None => None,
         };
         tls::client_config(verification, roots, identity).map(Some)
     }
@@ -382,24 +230,25 @@ impl PgConnectOptions {
     /// The driver configuration, the password read.
     fn driver_config(&self) -> Result<Config> {
         let mut config = Config::new();
-        if self.host.starts_with('/') {
-            config.host_path(&self.host);
+        let endpoint = &self.endpoint;
+        if endpoint.host.starts_with('/') {
+            config.host_path(&endpoint.host);
         } else {
-            config.host(&self.host);
+            config.host(&endpoint.host);
         }
         config
-            .port(self.port)
-            .user(&self.user)
-            .connect_timeout(self.connect_timeout)
+            .port(endpoint.port)
+            .user(&endpoint.user)
+            .connect_timeout(endpoint.connect_timeout)
             .ssl_mode(match self.ssl_mode {
                 PgSslMode::Disable => SslMode::Disable,
                 PgSslMode::Prefer => SslMode::Prefer,
                 _ => SslMode::Require,
             });
-        if let Some(password) = self.password.resolve()? {
+        if let Some(password) = endpoint.password.resolve()? {
             config.password(password.expose());
         }
-        if let Some(db) = &self.database {
+        if let Some(db) = &endpoint.database {
             config.dbname(db);
         }
         if let Some(name) = &self.application_name {
@@ -413,15 +262,18 @@ impl PgConnectOptions {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Connection`] naming host and port when the server cannot be reached in
+    /// [`ErrorKind::Connection`](dts_core::ErrorKind::Connection) naming host and port when the server cannot be reached in
     /// time, refuses TLS under `require` or higher, or its certificate fails a check (the
-    /// message names the check); [`ErrorKind::Privilege`] when the server refuses the
-    /// account (e.g. a `pg_hba.conf` rule for plain connections); [`ErrorKind::Config`] for
+    /// message names the check); [`ErrorKind::Privilege`](dts_core::ErrorKind::Privilege) when the server refuses the
+    /// account (e.g. a `pg_hba.conf` rule for plain connections); [`ErrorKind::Config`](dts_core::ErrorKind::Config) for
     /// unreadable files or `verify-*` without `sslrootcert`.
     pub async fn connect(&self) -> Result<Client> {
         let config = self.driver_config()?;
         let tls = self.tls_config()?;
-        let what = format!("cannot connect to postgres server `{}`", self.address());
+        let what = format!(
+            "cannot connect to postgres server `{}`",
+            self.endpoint.address()
+        );
         let attempt = async {
             match tls {
                 None => {
@@ -437,21 +289,10 @@ impl PgConnectOptions {
                 }
             }
         };
-        match tokio::time::timeout(self.connect_timeout, attempt).await {
+        match tokio::time::timeout(self.endpoint.connect_timeout, attempt).await {
             Ok(Ok(client)) => Ok(client),
-            Ok(Err(e)) => Err(match tls::certificate_failure(&e) {
-                Some(check) => {
-                    Error::new(ErrorKind::Connection, format!("{what}: {check}")).with_source(e)
-                }
-                None => map_error(e, what),
-            }),
-            Err(_) => Err(Error::new(
-                ErrorKind::Connection,
-                format!(
-                    "{what}: no connection within {} s",
-                    self.connect_timeout.as_secs()
-                ),
-            )),
+            Ok(Err(e)) => Err(tls::connect_error(e, what, map_error)),
+            Err(_) => Err(self.endpoint.timeout_error(&what)),
         }
     }
 }
@@ -471,78 +312,35 @@ where
 impl fmt::Display for PgConnectOptions {
     /// The URL of these options, with the password (if any) as `***`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "postgres://{}", url::encode(&self.user))?;
-        if matches!(self.password, PasswordSource::Inline(_)) {
-            f.write_str(":***")?;
-        }
-        let mut params = Vec::new();
-        if self.host.starts_with('/') {
-            f.write_str("@")?;
-            params.push(format!("host={}", url::encode(&self.host)));
-            params.push(format!("port={}", self.port));
-        } else {
-            write!(f, "@{}", self.address())?;
-        }
-        if let Some(db) = &self.database {
-            write!(f, "/{}", url::encode(db))?;
-        }
-        if self.ssl_mode != PgSslMode::Prefer {
-            params.push(format!("sslmode={}", self.ssl_mode));
-        }
-        for (name, path) in [
-            ("sslrootcert", &self.ssl_root_cert),
-            ("sslcert", &self.ssl_cert),
-            ("sslkey", &self.ssl_key),
-        ] {
-            if let Some(path) = path {
-                params.push(format!(
-                    "{name}={}",
-                    url::encode(&path.display().to_string())
-                ));
-            }
-        }
-        if let PasswordSource::File(path) = &self.password {
-            params.push(format!(
-                "password_file={}",
-                url::encode(&path.display().to_string())
-            ));
-        }
-        if let Some(name) = &self.application_name {
-            params.push(format!("application_name={}", url::encode(name)));
-        }
-        if self.connect_timeout != DEFAULT_CONNECT_TIMEOUT {
-            params.push(format!(
-                "connect_timeout={}",
-                self.connect_timeout.as_secs()
-            ));
-        }
-        if !params.is_empty() {
-            write!(f, "?{}", params.join("&"))?;
-        }
-        Ok(())
+        let mode =
+            (self.ssl_mode != PgSslMode::Prefer).then(|| format!("sslmode={}", self.ssl_mode));
+        let application_name = self
+            .application_name
+            .as_ref()
+            .map(|name| format!("application_name={}", url::encode(name)));
+        let socket = self.endpoint.host.starts_with('/');
+        self.endpoint
+            .write_url(f, "postgres", socket, mode, SETTINGS, application_name)
     }
 }
 
 impl fmt::Debug for PgConnectOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgConnectOptions")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("user", &self.user)
-            .field("password", &self.password)
-            .field("database", &self.database)
+        let mut debug = f.debug_struct("PgConnectOptions");
+        self.endpoint
+            .debug_fields(&mut debug, &self.ssl_mode, "ssl_root_cert");
+        debug
             .field("application_name", &self.application_name)
-            .field("ssl_mode", &self.ssl_mode)
-            .field("ssl_root_cert", &self.ssl_root_cert)
-            .field("ssl_cert", &self.ssl_cert)
-            .field("ssl_key", &self.ssl_key)
-            .field("connect_timeout", &self.connect_timeout)
             .finish()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use dts_core::ErrorKind;
+
     use super::*;
 
     #[test]
@@ -556,7 +354,10 @@ mod tests {
         assert_eq!(o.get_database(), Some("db"));
         assert_eq!(o.get_ssl_mode(), PgSslMode::VerifyCa);
         assert_eq!(o.get_connect_timeout(), Duration::from_secs(2));
-        assert_eq!(o.password.resolve().unwrap().unwrap().expose(), "p/@?#");
+        assert_eq!(
+            o.endpoint.password.resolve().unwrap().unwrap().expose(),
+            "p/@?#"
+        );
         let shown = format!("{o} {o:?}");
         assert!(
             !shown.contains("p/@?#") && !shown.contains("%2F%40"),

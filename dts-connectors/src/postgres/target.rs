@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use dts_core::{Result, TableName};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Transaction};
 
 use super::error::map_error;
 use super::options::PgConnectOptions;
@@ -164,6 +164,15 @@ impl PgTarget {
     /// Runs `statements` in one transaction: all of them take effect, or none. The error
     /// names the statement's object.
     pub async fn execute_in_transaction(&mut self, statements: &[PgStatement]) -> Result<()> {
+        let tx = self.begin_with(statements).await?;
+        tx.commit()
+            .await
+            .map_err(|e| map_error(e, "committing target ddl"))
+    }
+
+    /// Starts a transaction and runs `statements` in it; the error names the failing
+    /// statement's object.
+    async fn begin_with(&mut self, statements: &[PgStatement]) -> Result<Transaction<'_>> {
         let tx = self
             .client
             .transaction()
@@ -175,9 +184,7 @@ impl PgTarget {
                 .await
                 .map_err(|e| map_error(e, format!("creating `{}` failed", st.object)))?;
         }
-        tx.commit()
-            .await
-            .map_err(|e| map_error(e, "committing target ddl"))
+        Ok(tx)
     }
 
     /// Runs one statement outside a transaction (e.g. `CREATE INDEX`).

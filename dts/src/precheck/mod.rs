@@ -1,5 +1,6 @@
-//! Prechecks: everything that can be known before a task writes anything, one module per
-//! area — the source ([`source`]), the target ([`target`]), the data the full load copies
+//! Prechecks: everything that can be known before a task writes anything. The connectivity
+//! and version checks of both ends are here; the rest has one module per area — the source
+//! ([`source`]), the target ([`target`]), the data the full load copies
 //! ([`data`]) and the change log incremental migration reads ([`log`]). Engine-specific
 //! questions go to the connectors; this module decides which checks a task needs.
 
@@ -11,7 +12,7 @@ mod target;
 pub(crate) use target::target_schemas;
 
 use dts_connectors::{Source, Target};
-use dts_core::{CheckStatus, PrecheckReport, Result};
+use dts_core::{CheckStatus, ErrorKind, PrecheckReport, Result};
 
 use crate::config::{MigrationType, TaskConfig};
 use crate::task::TaskPlan;
@@ -34,8 +35,8 @@ pub(crate) async fn run(
     let types: Vec<String> = config.migration.iter().map(ToString::to_string).collect();
     r.pass("task.migration_types", types.join(", "));
 
-    let source = source::connect(&mut r, config).await;
-    let target = target::connect(&mut r, config).await;
+    let source = connect::<Source>(&mut r, &config.source.url).await;
+    let target = connect::<Target>(&mut r, &config.target.url).await;
     let (Some(source), Some(target)) = (source, target) else {
         for code in [
             "objects.selection",
@@ -73,4 +74,80 @@ pub(crate) async fn run(
             plan,
         }),
     ))
+}
+
+/// What the connectivity check needs of either end of a task.
+trait End: Sized {
+    /// `source` or `target`.
+    const NAME: &'static str;
+    /// The code of the connectivity check.
+    const CONNECTIVITY: &'static str;
+
+    /// Connects to the server at `url`.
+    async fn connect(url: &str) -> Result<Self>;
+
+    /// What the check says when connected, with the server's version.
+    fn connected(&self) -> String;
+
+    /// The version check.
+    fn precheck_version(&self, r: &mut PrecheckReport);
+}
+
+impl End for Source {
+    const NAME: &'static str = "source";
+    const CONNECTIVITY: &'static str = "source.connectivity";
+
+    async fn connect(url: &str) -> Result<Self> {
+        Source::connect(url).await
+    }
+
+    fn connected(&self) -> String {
+        format!("connected to source, version {}", self.version())
+    }
+
+    fn precheck_version(&self, r: &mut PrecheckReport) {
+        Source::precheck_version(self, r);
+    }
+}
+
+impl End for Target {
+    const NAME: &'static str = "target";
+    const CONNECTIVITY: &'static str = "target.connectivity";
+
+    async fn connect(url: &str) -> Result<Self> {
+        Target::connect(url).await
+    }
+
+    fn connected(&self) -> String {
+        format!("connected to target, {} {}", self.engine(), self.version())
+    }
+
+    fn precheck_version(&self, r: &mut PrecheckReport) {
+        Target::precheck_version(self, r);
+    }
+}
+
+/// `source.connectivity` and `source.version`, or the same of the target: the connected
+/// server if it answers.
+async fn connect<E: End>(r: &mut PrecheckReport, url: &str) -> Option<E> {
+    match E::connect(url).await {
+        Ok(end) => {
+            r.pass(E::CONNECTIVITY, end.connected());
+            end.precheck_version(r);
+            Some(end)
+        }
+        Err(e) => {
+            let name = E::NAME;
+            let fix = if e.kind() == ErrorKind::Unsupported {
+                format!("use a {name} this build supports")
+            } else {
+                format!(
+                    "check the {name} url, that the server is running and reachable, and the \
+                     account's password"
+                )
+            };
+            r.push(E::CONNECTIVITY, CheckStatus::Fail, e.report(), fix);
+            None
+        }
+    }
 }

@@ -1,35 +1,11 @@
-//! Checks of the source: connectivity, version, the selection, privileges, and whether the
-//! selected schema translates.
+//! Checks of the source: the selection, privileges, and whether the selected schema
+//! translates.
 
 use dts_connectors::Source;
-use dts_core::{CheckStatus, Engine, ErrorKind, PrecheckReport, Result, TableName};
+use dts_core::{CheckStatus, Engine, PrecheckReport, Result, TableName};
 
 use crate::config::TaskConfig;
 use crate::task::{read_plan, TaskPlan};
-
-/// `source.connectivity`, `source.version`.
-pub(super) async fn connect(r: &mut PrecheckReport, config: &TaskConfig) -> Option<Source> {
-    match Source::connect(&config.source.url).await {
-        Ok(s) => {
-            r.pass(
-                "source.connectivity",
-                format!("connected to source, version {}", s.version()),
-            );
-            s.precheck_version(r);
-            Some(s)
-        }
-        Err(e) => {
-            let fix = if e.kind() == ErrorKind::Unsupported {
-                "use a source this build supports"
-            } else {
-                "check the source url, that the server is running and reachable, and the \
-                 account's password"
-            };
-            r.push("source.connectivity", CheckStatus::Fail, e.report(), fix);
-            None
-        }
-    }
-}
 
 /// `objects.selection`: every include pattern matches a schema and some table is selected.
 /// Returns the plan of what is selected.

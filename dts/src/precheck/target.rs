@@ -1,36 +1,12 @@
-//! Checks of the target: connectivity, version, privileges, and tables that exist already.
+//! Checks of the target: privileges, and tables that exist already.
 
 use std::collections::BTreeSet;
 
 use dts_connectors::Target;
-use dts_core::{CheckStatus, ErrorKind, PrecheckReport, Result, TableName};
+use dts_core::{CheckStatus, PrecheckReport, Result, TableName};
 
 use crate::config::{ConflictPolicy, TaskConfig};
 use crate::task::{Step, TaskPlan};
-
-/// `target.connectivity`, `target.version`.
-pub(super) async fn connect(r: &mut PrecheckReport, config: &TaskConfig) -> Option<Target> {
-    match Target::connect(&config.target.url).await {
-        Ok(t) => {
-            r.pass(
-                "target.connectivity",
-                format!("connected to target, {} {}", t.engine(), t.version()),
-            );
-            t.precheck_version(r);
-            Some(t)
-        }
-        Err(e) => {
-            let fix = if e.kind() == ErrorKind::Unsupported {
-                "use a target this build supports"
-            } else {
-                "check the target url, that the server is running and reachable, and the \
-                 account's password"
-            };
-            r.push("target.connectivity", CheckStatus::Fail, e.report(), fix);
-            None
-        }
-    }
-}
 
 /// The target schemas of a plan.
 pub(crate) fn target_schemas(plan: &TaskPlan) -> Vec<String> {

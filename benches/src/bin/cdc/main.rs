@@ -215,25 +215,7 @@ impl Args {
 }
 
 fn main() -> ExitCode {
-    let args = match Args::parse(env::args().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("cdc: {e:#}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("cdc: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    dts_benches::cli::main("cdc", USAGE, Args::parse, run)
 }
 
 /// A catch-up workload's results.

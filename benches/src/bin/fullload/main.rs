@@ -133,25 +133,7 @@ fn list<T: PartialEq>(value: &str, parse: fn(&str) -> Option<T>, what: &str) -> 
 }
 
 fn main() -> ExitCode {
-    let args = match Args::parse(env::args().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("fullload: {e:#}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("fullload: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    dts_benches::cli::main("fullload", USAGE, Args::parse, run)
 }
 
 /// Runs the benchmark and prints the report; `false` if a measured tool failed or lost rows.
