@@ -25,6 +25,7 @@
 //! Features: `mysql` (MySQL/MariaDB through `mysql_async`), `postgres` (PostgreSQL through
 //! `tokio-postgres`); both on by default.
 
+mod end;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 mod endpoint;
 #[cfg(feature = "mysql")]

@@ -11,6 +11,9 @@
 //! variant, and the compiler points at every capability the new engine must provide. The
 //! per-connection objects they hand out (readers, sinks, change sources) are trait objects
 //! of the `dts-core` traits, which is what the engines and custom sinks plug into.
+//!
+//! Every error a [`Source`] or a [`Target`] returns, and every error of the objects they
+//! hand out, says which end it comes from ([`dts_core::Error::end`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -26,6 +29,7 @@ use dts_schema::{
 };
 use dts_typemap::MappingOptions;
 
+use crate::end::{source_error, target_error, AtEnd};
 #[cfg(feature = "mysql")]
 use crate::mysql::{
     BinlogFilter, MySqlBinlogSource, MySqlSnapshot, MySqlSnapshotReader, MySqlSource,
@@ -213,10 +217,12 @@ impl Source {
     /// [`dts_core::ErrorKind::Unsupported`] for an engine this build cannot read from;
     /// classified connection errors.
     pub async fn connect(url: &str) -> Result<Self> {
-        let kind = match Engine::from_url(url)? {
+        let kind = match Engine::from_url(url).map_err(source_error)? {
             #[cfg(feature = "mysql")]
-            Engine::MySql => SourceKind::MySql(MySqlSource::connect(url).await?),
-            other => return Err(unsupported(format!("{other} as a source"))),
+            Engine::MySql => {
+                SourceKind::MySql(MySqlSource::connect(url).await.map_err(source_error)?)
+            }
+            other => return Err(source_error(unsupported(format!("{other} as a source")))),
         };
         Ok(Self {
             kind,
@@ -270,7 +276,10 @@ impl Source {
     ) -> Result<()> {
         match &self.kind {
             #[cfg(feature = "mysql")]
-            SourceKind::MySql(s) => s.precheck_privileges(r, schemas, tables).await,
+            SourceKind::MySql(s) => s
+                .precheck_privileges(r, schemas, tables)
+                .await
+                .map_err(source_error),
         }
     }
 
@@ -282,7 +291,7 @@ impl Source {
     pub async fn precheck_snapshot(&self, r: &mut PrecheckReport, workers: usize) -> Result<()> {
         match &self.kind {
             #[cfg(feature = "mysql")]
-            SourceKind::MySql(s) => s.precheck_snapshot(r, workers).await,
+            SourceKind::MySql(s) => s.precheck_snapshot(r, workers).await.map_err(source_error),
         }
     }
 
@@ -303,10 +312,10 @@ impl Source {
     ) -> Result<()> {
         match &self.kind {
             #[cfg(feature = "mysql")]
-            SourceKind::MySql(s) => {
-                s.precheck_values(r, plan, options, workers, scan, stop_on_bad_rows)
-                    .await
-            }
+            SourceKind::MySql(s) => s
+                .precheck_values(r, plan, options, workers, scan, stop_on_bad_rows)
+                .await
+                .map_err(source_error),
         }
     }
 
@@ -318,7 +327,7 @@ impl Source {
     pub async fn precheck_log(&self, r: &mut PrecheckReport) -> Result<()> {
         match &self.kind {
             #[cfg(feature = "mysql")]
-            SourceKind::MySql(s) => s.precheck_binlog(r).await,
+            SourceKind::MySql(s) => s.precheck_binlog(r).await.map_err(source_error),
         }
     }
 
@@ -343,12 +352,14 @@ impl Source {
         match &self.kind {
             #[cfg(feature = "mysql")]
             SourceKind::MySql(_) => {
-                let (snapshot, readers) = MySqlSnapshot::open(&self.url, readers).await?;
+                let (snapshot, readers) = MySqlSnapshot::open(&self.url, readers)
+                    .await
+                    .map_err(source_error)?;
                 Ok(Snapshot {
                     position: snapshot.position().cloned(),
                     readers: readers
                         .into_iter()
-                        .map(|r| Box::new(r) as Box<dyn SnapshotReader>)
+                        .map(|r| Box::new(AtEnd::source(r)) as Box<dyn SnapshotReader>)
                         .collect(),
                 })
             }
@@ -363,7 +374,9 @@ impl Source {
     pub async fn current_position(&self) -> Result<Position> {
         match &self.kind {
             #[cfg(feature = "mysql")]
-            SourceKind::MySql(_) => MySqlBinlogSource::current_position(&self.url).await,
+            SourceKind::MySql(_) => MySqlBinlogSource::current_position(&self.url)
+                .await
+                .map_err(source_error),
         }
     }
 
@@ -385,19 +398,21 @@ impl Source {
                     tables: options.tables.clone(),
                     databases: options.schemas.clone(),
                 };
-                let source =
-                    MySqlBinlogSource::start(&self.url, options.server_id, from, filter).await?;
+                let source = MySqlBinlogSource::start(&self.url, options.server_id, from, filter)
+                    .await
+                    .map_err(source_error)?;
                 let connection_id = u64::from(source.connection_id());
                 let (user, host) = s
                     .connection_identity(connection_id)
-                    .await?
+                    .await
+                    .map_err(source_error)?
                     .map_or((None, None), |(u, h)| (Some(u), Some(h)));
                 let record = ReaderRecord {
                     connection_id,
                     user,
                     host,
                 };
-                Ok((Box::new(source), record))
+                Ok((Box::new(AtEnd::source(source)), record))
             }
         }
     }
@@ -419,7 +434,10 @@ impl Source {
         };
         match &self.kind {
             #[cfg(feature = "mysql")]
-            SourceKind::MySql(s) => s.end_binlog_reader(record.connection_id, user, host).await,
+            SourceKind::MySql(s) => s
+                .end_binlog_reader(record.connection_id, user, host)
+                .await
+                .map_err(source_error),
         }
     }
 }
@@ -429,14 +447,14 @@ impl SchemaSource for Source {
     async fn list_schemas(&self) -> Result<Vec<String>> {
         match &self.kind {
             #[cfg(feature = "mysql")]
-            SourceKind::MySql(s) => SchemaSource::list_schemas(s).await,
+            SourceKind::MySql(s) => SchemaSource::list_schemas(s).await.map_err(source_error),
         }
     }
 
     async fn read_catalog(&self, schemas: &[String]) -> Result<Catalog> {
         match &self.kind {
             #[cfg(feature = "mysql")]
-            SourceKind::MySql(s) => s.read_catalog(schemas).await,
+            SourceKind::MySql(s) => s.read_catalog(schemas).await.map_err(source_error),
         }
     }
 }
@@ -538,10 +556,12 @@ impl Target {
     /// [`dts_core::ErrorKind::Unsupported`] for an engine this build cannot write to;
     /// classified connection errors.
     pub async fn connect(url: &str) -> Result<Self> {
-        let kind = match Engine::from_url(url)? {
+        let kind = match Engine::from_url(url).map_err(target_error)? {
             #[cfg(feature = "postgres")]
-            Engine::Postgres => TargetKind::Postgres(PgTarget::connect(url).await?),
-            other => return Err(unsupported(format!("{other} as a target"))),
+            Engine::Postgres => {
+                TargetKind::Postgres(PgTarget::connect(url).await.map_err(target_error)?)
+            }
+            other => return Err(target_error(unsupported(format!("{other} as a target")))),
         };
         Ok(Self {
             kind,
@@ -645,7 +665,10 @@ impl Target {
     ) -> Result<()> {
         match &self.kind {
             #[cfg(feature = "postgres")]
-            TargetKind::Postgres(t) => t.precheck_privileges(r, schemas, existing).await,
+            TargetKind::Postgres(t) => t
+                .precheck_privileges(r, schemas, existing)
+                .await
+                .map_err(target_error),
         }
     }
 
@@ -657,7 +680,7 @@ impl Target {
     pub async fn precheck_apply(&self, r: &mut PrecheckReport) -> Result<()> {
         match &self.kind {
             #[cfg(feature = "postgres")]
-            TargetKind::Postgres(t) => t.precheck_apply(r).await,
+            TargetKind::Postgres(t) => t.precheck_apply(r).await.map_err(target_error),
         }
     }
 
@@ -669,7 +692,7 @@ impl Target {
     pub async fn existing_tables(&self, schemas: &[String]) -> Result<BTreeSet<TableName>> {
         match &self.kind {
             #[cfg(feature = "postgres")]
-            TargetKind::Postgres(t) => t.existing_tables(schemas).await,
+            TargetKind::Postgres(t) => t.existing_tables(schemas).await.map_err(target_error),
         }
     }
 
@@ -681,7 +704,12 @@ impl Target {
     pub async fn state_store(&self, task: &str) -> Result<Box<dyn StateStore>> {
         match &self.kind {
             #[cfg(feature = "postgres")]
-            TargetKind::Postgres(_) => Ok(Box::new(PgStateStore::connect(&self.url, task).await?)),
+            TargetKind::Postgres(_) => {
+                let store = PgStateStore::connect(&self.url, task)
+                    .await
+                    .map_err(target_error)?;
+                Ok(Box::new(AtEnd::target(store)))
+            }
         }
     }
 
@@ -700,10 +728,10 @@ impl Target {
     ) -> Result<()> {
         match &mut self.kind {
             #[cfg(feature = "postgres")]
-            TargetKind::Postgres(t) => {
-                t.execute_step(task, step, &pg_statements(statements), kept)
-                    .await
-            }
+            TargetKind::Postgres(t) => t
+                .execute_step(task, step, &pg_statements(statements), kept)
+                .await
+                .map_err(target_error),
         }
     }
 
@@ -723,7 +751,7 @@ impl Target {
             #[cfg(feature = "postgres")]
             TargetKind::Postgres(t) => {
                 let st = pg_statements(&[statement]).remove(0);
-                t.execute_once(task, step, &st).await
+                t.execute_once(task, step, &st).await.map_err(target_error)
             }
         }
     }
@@ -736,7 +764,7 @@ impl Target {
     pub async fn prepare_index_builds(&self) -> Result<()> {
         match &self.kind {
             #[cfg(feature = "postgres")]
-            TargetKind::Postgres(t) => t.prepare_index_builds().await,
+            TargetKind::Postgres(t) => t.prepare_index_builds().await.map_err(target_error),
         }
     }
 
@@ -748,7 +776,7 @@ impl Target {
     pub async fn analyze(&self, tables: &[TableName]) -> Result<()> {
         match &self.kind {
             #[cfg(feature = "postgres")]
-            TargetKind::Postgres(t) => t.analyze(tables).await,
+            TargetKind::Postgres(t) => t.analyze(tables).await.map_err(target_error),
         }
     }
 
@@ -760,7 +788,12 @@ impl Target {
     pub async fn chunk_sink(&self, task: &str) -> Result<Box<dyn ChunkSink>> {
         match &self.kind {
             #[cfg(feature = "postgres")]
-            TargetKind::Postgres(_) => Ok(Box::new(PgChunkSink::connect(&self.url, task).await?)),
+            TargetKind::Postgres(_) => {
+                let sink = PgChunkSink::connect(&self.url, task)
+                    .await
+                    .map_err(target_error)?;
+                Ok(Box::new(AtEnd::target(sink)))
+            }
         }
     }
 
@@ -778,10 +811,11 @@ impl Target {
             #[cfg(feature = "postgres")]
             TargetKind::Postgres(_) => {
                 let sink = PgApplySink::connect(&self.url, task, options.idempotent_until.clone())
-                    .await?
+                    .await
+                    .map_err(target_error)?
                     .with_copied_at(options.copied_at.clone())
                     .with_cascade_logging(options.cascades);
-                Ok(Box::new(sink))
+                Ok(Box::new(AtEnd::target(sink)))
             }
         }
     }

@@ -44,7 +44,7 @@ pub use connector::{
     TargetTable,
 };
 pub use engine::Engine;
-pub use error::{Error, ErrorKind, Result};
+pub use error::{End, Error, ErrorKind, Result};
 pub use mapping::{ChangeMapper, ConvertFailure, RowMapper};
 pub use position::{Lsn, Position};
 pub use schema::{

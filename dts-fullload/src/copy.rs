@@ -111,12 +111,24 @@ struct Shared {
     rejects: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
     rejected: AtomicU64,
     stop: watch::Receiver<bool>,
+    /// The workers' errors, in the order they happened.
+    failures: Mutex<Vec<Error>>,
 }
 
 impl Shared {
     fn emit(&self, e: ProgressEvent) {
         if let Some(tx) = &self.events {
             let _ = tx.send(e);
+        }
+    }
+
+    /// Records a worker's error and makes the other workers stop taking chunks.
+    fn fail(&self, e: Error) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.clear();
+        }
+        if let Ok(mut f) = self.failures.lock() {
+            f.push(e);
         }
     }
 
@@ -154,8 +166,15 @@ fn key_text(job: &TableJob, row: &Row) -> String {
 /// Copies every chunk of `jobs` not yet done, with one worker per reader/sink pair.
 ///
 /// Stops taking new chunks when `stop` becomes `true` (chunks in flight finish) and then
-/// returns an [`ErrorKind::Interrupted`] error. The first failing chunk stops every worker;
-/// chunks committed before it stay committed (the sink records them), so a rerun resumes.
+/// returns an [`ErrorKind::Interrupted`] error. The first failing chunk stops every worker
+/// from taking more chunks; the chunks other workers have in flight finish or fail too.
+/// Chunks committed stay committed (the sink records them), so a rerun resumes.
+///
+/// # Errors
+///
+/// When chunks fail, the error of the first to fail, with the errors of the others (at
+/// most one per worker, in the order they happened) as its [`Error::related`] errors, so
+/// that [`Error::report`] names every failing chunk.
 pub async fn copy_tables<R, S>(
     jobs: Vec<TableJob>,
     readers: Vec<R>,
@@ -207,6 +226,7 @@ where
         rejects,
         rejected: AtomicU64::new(0),
         stop: stop.clone(),
+        failures: Mutex::new(Vec::new()),
     });
     for job in &shared.jobs {
         shared.emit(ProgressEvent::TablePlanned {
@@ -230,24 +250,14 @@ where
         chunks_skipped: skipped,
         ..Default::default()
     };
-    let mut first_error: Option<Error> = None;
     for h in handles {
         match h.await {
-            Ok(Ok(s)) => {
+            Ok(s) => {
                 summary.rows += s.rows;
                 summary.bytes += s.bytes;
                 summary.chunks += s.chunks;
             }
-            Ok(Err(e)) => {
-                if first_error.is_none() {
-                    first_error = Some(e);
-                }
-            }
-            Err(join) => {
-                if first_error.is_none() {
-                    first_error = Some(Error::internal("copy worker panicked").with_source(join));
-                }
-            }
+            Err(join) => shared.fail(Error::internal("copy worker panicked").with_source(join)),
         }
     }
     if let Some(r) = &shared.rejects {
@@ -256,8 +266,14 @@ where
         }
     }
     summary.rejected = shared.rejected.load(Ordering::Relaxed);
-    if let Some(e) = first_error {
-        return Err(e);
+    let mut failures = shared
+        .failures
+        .lock()
+        .map(|mut f| std::mem::take(&mut *f))
+        .unwrap_or_default();
+    if !failures.is_empty() {
+        let first = failures.remove(0);
+        return Err(first.with_related(failures));
     }
     if *stop.borrow() {
         let left = shared.queue.lock().map(|q| q.len()).unwrap_or(0);
@@ -273,12 +289,14 @@ where
 
 type ChunkFeed = (usize, usize, mpsc::Receiver<Result<RowBatch>>);
 
+/// Copies chunks until the queue is empty or a chunk fails; a failure is recorded in
+/// `shared`. Returns what the worker copied.
 async fn worker<R, S>(
     shared: Arc<Shared>,
     mut reader: R,
     mut sink: S,
     queue_batches: usize,
-) -> Result<CopySummary>
+) -> CopySummary
 where
     R: SnapshotReader + 'static,
     S: ChunkSink + 'static,
@@ -305,7 +323,7 @@ where
     });
 
     let mut summary = CopySummary::default();
-    let mut result = Ok(());
+    let mut failed = false;
     while let Some((t, c, rx)) = feed_rx.recv().await {
         let job = &shared.jobs[t];
         let chunk = &job.chunks[c];
@@ -329,24 +347,21 @@ where
                 });
             }
             Err(e) => {
-                result = Err(e.context(format!(
+                shared.fail(e.context(format!(
                     "copying chunk {} of `{}`",
                     chunk.index, job.source.name
                 )));
+                failed = true;
                 break;
             }
         }
     }
     drop(feed_rx);
-    if result.is_err() {
+    if failed {
         reader_task.abort();
-        // Make the other workers stop taking chunks.
-        if let Ok(mut q) = shared.queue.lock() {
-            q.clear();
-        }
     }
     let _ = reader_task.await;
-    result.map(|()| summary)
+    summary
 }
 
 /// Converts each batch of a chunk, applying the bad-row policy and the throttle.
@@ -433,4 +448,190 @@ fn convert_batch(shared: &Shared, table: usize, mut batch: RowBatch) -> Result<R
         batch.rows.retain(|_| *it.next().unwrap_or(&true));
     }
     Ok(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dts_core::{ChunkStats, ConvertFailure, KeyProber, TableName};
+    use futures::stream::BoxStream;
+    use tokio::sync::Barrier;
+
+    /// Keeps rows as they are.
+    struct Identity;
+
+    impl RowMapper for Identity {
+        fn map_row(&self, _: &mut Row) -> std::result::Result<(), ConvertFailure> {
+            Ok(())
+        }
+
+        fn replaced_values(&self) -> Vec<(String, u64)> {
+            Vec::new()
+        }
+    }
+
+    /// Reads one row per chunk, or fails on the chunks of `failing` tables, once every
+    /// worker has taken a chunk (so that no worker takes them all).
+    struct Reader {
+        all: Arc<Barrier>,
+        failing: &'static str,
+    }
+
+    impl SnapshotReader for Reader {
+        fn read_chunk<'a>(
+            &'a mut self,
+            table: &'a Table,
+            chunk: &'a Chunk,
+        ) -> BoxStream<'a, Result<RowBatch>> {
+            let batch = if table.name.name == self.failing {
+                Err(Error::new(
+                    ErrorKind::Connection,
+                    format!("reading chunk {} of `{}`", chunk.index, table.name),
+                ))
+            } else {
+                Ok(RowBatch {
+                    rows: vec![vec![Value::Null]],
+                    size_bytes: 1,
+                })
+            };
+            let all = self.all.clone();
+            futures::stream::once(async move {
+                all.wait().await;
+                batch
+            })
+            .boxed()
+        }
+
+        fn key_prober<'a>(
+            &'a mut self,
+            _: &'a Table,
+            _: &'a [String],
+        ) -> Result<Box<dyn KeyProber + 'a>> {
+            Err(Error::internal("no prober"))
+        }
+    }
+
+    /// Writes chunks, and fails on `failing` tables.
+    struct Sink {
+        failing: &'static str,
+    }
+
+    #[dts_core::async_trait]
+    impl ChunkSink for Sink {
+        async fn write_chunk<'a>(
+            &'a mut self,
+            table: &'a TargetTable,
+            _: &'a Chunk,
+            mut batches: BoxStream<'a, Result<RowBatch>>,
+        ) -> Result<ChunkStats> {
+            let mut stats = ChunkStats::default();
+            while let Some(batch) = batches.next().await {
+                stats.rows += batch?.len() as u64;
+            }
+            if table.name.name == self.failing {
+                return Err(Error::new(
+                    ErrorKind::Database,
+                    format!("writing into `{}`", table.name),
+                ));
+            }
+            Ok(stats)
+        }
+
+        async fn done_chunks(&mut self, _: &TargetTable) -> Result<Vec<u32>> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn job(name: &str) -> TableJob {
+        let table = Table {
+            name: TableName::new("shop", name),
+            columns: Vec::new(),
+            primary_key: None,
+            indexes: Vec::new(),
+            foreign_keys: Vec::new(),
+            comment: None,
+            estimated_rows: 1,
+            auto_increment: None,
+        };
+        TableJob {
+            source: Arc::new(table),
+            source_columns: vec!["id".into()],
+            target: TargetTable {
+                name: TableName::new("shop", name),
+                columns: vec!["id".into()],
+            },
+            mapper: Arc::new(Identity),
+            chunks: vec![Chunk::whole_table()],
+            done: BTreeSet::new(),
+            estimated_rows: 1,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_failing_worker_is_reported() {
+        // Two workers take one table each; the reader of `a` and the sink of `b` fail.
+        let all = Arc::new(Barrier::new(2));
+        let readers = vec![
+            Reader {
+                all: all.clone(),
+                failing: "a",
+            },
+            Reader { all, failing: "a" },
+        ];
+        let sinks = vec![Sink { failing: "b" }, Sink { failing: "b" }];
+        let (_stop_tx, stop) = watch::channel(false);
+        let e = copy_tables(
+            vec![job("a"), job("b")],
+            readers,
+            sinks,
+            CopyOptions::default(),
+            None,
+            stop,
+        )
+        .await
+        .unwrap_err();
+
+        assert_eq!(e.related().len(), 1, "{}", e.report());
+        let mut kinds = vec![e.kind(), e.related()[0].kind()];
+        kinds.sort_by_key(|k| k.to_string());
+        assert_eq!(kinds, [ErrorKind::Connection, ErrorKind::Database]);
+        let report = e.report();
+        assert_eq!(report.lines().count(), 2, "{report}");
+        assert!(
+            report.contains(
+                "connection error: copying chunk 0 of `shop.a`: reading chunk 0 of `shop.a`"
+            ),
+            "{report}"
+        );
+        assert!(
+            report.contains("database error: copying chunk 0 of `shop.b`: writing into `shop.b`"),
+            "{report}"
+        );
+        assert!(
+            report.lines().nth(1).unwrap().starts_with("also: "),
+            "{report}"
+        );
+    }
+
+    #[tokio::test]
+    async fn one_failure_has_no_related_errors() {
+        let e = copy_tables(
+            vec![job("a")],
+            vec![Reader {
+                all: Arc::new(Barrier::new(1)),
+                failing: "none",
+            }],
+            vec![Sink { failing: "a" }],
+            CopyOptions::default(),
+            None,
+            watch::channel(false).1,
+        )
+        .await
+        .unwrap_err();
+        assert!(e.related().is_empty());
+        assert_eq!(
+            e.report(),
+            "database error: copying chunk 0 of `shop.a`: writing into `shop.a`"
+        );
+    }
 }
