@@ -27,6 +27,8 @@ pub(crate) struct Endpoint {
     /// PEM private key of the client certificate.
     pub(crate) ssl_key: Option<PathBuf>,
     pub(crate) connect_timeout: Duration,
+    /// Whether and how the connection uses TLS.
+    pub(crate) ssl_mode: SslMode,
 }
 
 /// An option that both engines know, under their own names.
@@ -68,6 +70,7 @@ impl Endpoint {
             ssl_cert: None,
             ssl_key: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            ssl_mode: SslMode::Preferred,
         }
     }
 
@@ -223,20 +226,15 @@ impl Endpoint {
         Ok(())
     }
 
-    /// Writes the fields of a `Debug` struct: the address and account, then `mode`, then
-    /// the TLS files (the authorities' under `ca_name`) and the timeout.
-    pub(crate) fn debug_fields(
-        &self,
-        f: &mut fmt::DebugStruct<'_, '_>,
-        mode: &dyn fmt::Debug,
-        ca_name: &str,
-    ) {
+    /// Writes the fields of a `Debug` struct: the address and account, the TLS mode and
+    /// files (the authorities' under `ca_name`), and the timeout.
+    pub(crate) fn debug_fields(&self, f: &mut fmt::DebugStruct<'_, '_>, ca_name: &str) {
         f.field("host", &self.host)
             .field("port", &self.port)
             .field("user", &self.user)
             .field("password", &self.password)
             .field("database", &self.database)
-            .field("ssl_mode", mode)
+            .field("ssl_mode", &self.ssl_mode)
             .field(ca_name, &self.ssl_ca)
             .field("ssl_cert", &self.ssl_cert)
             .field("ssl_key", &self.ssl_key)
@@ -255,6 +253,18 @@ macro_rules! endpoint_accessors {
             pub fn host(mut self, host: impl Into<String>) -> Self {
                 self.endpoint.host = host.into();
                 self
+            }
+
+            /// Sets the TLS mode.
+            #[must_use]
+            pub fn ssl_mode(mut self, mode: $crate::endpoint::SslMode) -> Self {
+                self.endpoint.ssl_mode = mode;
+                self
+            }
+
+            /// The TLS mode.
+            pub fn get_ssl_mode(&self) -> $crate::endpoint::SslMode {
+                self.endpoint.ssl_mode
             }
 
             /// Sets the TCP port.
@@ -345,53 +355,83 @@ macro_rules! endpoint_accessors {
 
 pub(crate) use endpoint_accessors;
 
-/// The names of a TLS mode enum's variants as the engine's tools spell them: `as_str`,
-/// `Display`, `named` (the variant of a name), and `expected` and `unknown` for messages
-/// about names that are none of them. `$doc` documents `as_str`.
-macro_rules! mode_names {
-    ($mode:ident, $option:literal, $doc:literal { $($variant:ident => $name:literal),+ $(,)? }) => {
-        impl $mode {
-            /// Every name with its mode.
-            const NAMES: &[(&str, Self)] = &[$(($name, Self::$variant)),+];
-
-            #[doc = $doc]
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $name),+
-                }
-            }
-
-            /// The mode named `name`, spelled exactly.
-            fn named(name: &str) -> Option<Self> {
-                Self::NAMES
-                    .iter()
-                    .find(|(known, _)| *known == name)
-                    .map(|&(_, mode)| mode)
-            }
-
-            /// The names, as `a, b or c`.
-            fn expected() -> String {
-                let names: Vec<&str> = Self::NAMES.iter().map(|&(name, _)| name).collect();
-                let (last, rest) = names.split_last().expect("modes have names");
-                format!("{} or {last}", rest.join(", "))
-            }
-
-            /// The error for `text`, which names no mode.
-            fn unknown(text: &str) -> dts_core::Error {
-                dts_core::Error::config(format!(
-                    "unknown {} `{text}`: expected {}",
-                    $option,
-                    Self::expected()
-                ))
-            }
-        }
-
-        impl std::fmt::Display for $mode {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
+/// Whether and how a connection uses TLS. Both engines have the same five modes; each
+/// engine's URL spells them as its own client does ([`SslMode::mysql_name`],
+/// [`SslMode::libpq_name`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SslMode {
+    /// Plain text (`DISABLED`, `disable`).
+    Disabled,
+    /// The default: TLS without verifying the certificate if the server offers it, else
+    /// plain text (`PREFERRED`, `prefer`).
+    Preferred,
+    /// TLS without verifying the certificate; fails if the server does not offer TLS
+    /// (`REQUIRED`, `require`). A PostgreSQL URL that names `sslrootcert` verifies the
+    /// chain in this mode, as libpq does.
+    Required,
+    /// TLS; the certificate must be signed by a trusted authority. Its host names are not
+    /// checked (`VERIFY_CA`, `verify-ca`).
+    VerifyCa,
+    /// As [`SslMode::VerifyCa`], and the certificate must be issued for the host connected
+    /// to (`VERIFY_IDENTITY`, `verify-full`).
+    VerifyIdentity,
 }
 
-pub(crate) use mode_names;
+impl SslMode {
+    /// The name as the MySQL client's `--ssl-mode` spells it, e.g. `VERIFY_CA`.
+    pub fn mysql_name(self) -> &'static str {
+        MYSQL_MODES.name(self)
+    }
+
+    /// The name as libpq's `sslmode` spells it, e.g. `verify-full`.
+    pub fn libpq_name(self) -> &'static str {
+        LIBPQ_MODES.name(self)
+    }
+}
+
+/// The names one client gives the TLS modes, in the order of [`SslMode`].
+pub(crate) struct ModeNames([(&'static str, SslMode); 5]);
+
+/// The MySQL client's names (`--ssl-mode`).
+pub(crate) const MYSQL_MODES: ModeNames = ModeNames([
+    ("DISABLED", SslMode::Disabled),
+    ("PREFERRED", SslMode::Preferred),
+    ("REQUIRED", SslMode::Required),
+    ("VERIFY_CA", SslMode::VerifyCa),
+    ("VERIFY_IDENTITY", SslMode::VerifyIdentity),
+]);
+
+/// libpq's names (`sslmode`).
+pub(crate) const LIBPQ_MODES: ModeNames = ModeNames([
+    ("disable", SslMode::Disabled),
+    ("prefer", SslMode::Preferred),
+    ("require", SslMode::Required),
+    ("verify-ca", SslMode::VerifyCa),
+    ("verify-full", SslMode::VerifyIdentity),
+]);
+
+impl ModeNames {
+    /// The name of `mode`.
+    pub(crate) fn name(&self, mode: SslMode) -> &'static str {
+        self.0
+            .iter()
+            .find(|&&(_, known)| known == mode)
+            .map_or("", |&(name, _)| name)
+    }
+
+    /// The mode named `name`, spelled exactly.
+    pub(crate) fn named(&self, name: &str) -> Option<SslMode> {
+        self.0
+            .iter()
+            .find(|&&(known, _)| known == name)
+            .map(|&(_, mode)| mode)
+    }
+
+    /// The names, as `a, b or c`.
+    pub(crate) fn expected(&self) -> String {
+        let names: Vec<&str> = self.0.iter().map(|&(name, _)| name).collect();
+        let (last, rest) = names.split_last().expect("modes have names");
+        format!("{} or {last}", rest.join(", "))
+    }
+}

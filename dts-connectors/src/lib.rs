@@ -38,6 +38,8 @@ mod tls;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 mod url;
 
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+pub use endpoint::SslMode;
 pub use registry::{
     change_mapper, plan_schema, row_mapper, ApplyOptions, CaptureOptions, ChangeMapping, Snapshot,
     Source, Target,

@@ -191,9 +191,36 @@ fn debug_end(
         .finish()
 }
 
+/// The source connectors, one variant per engine compiled in.
 enum SourceKind {
     #[cfg(feature = "mysql")]
     MySql(MySqlSource),
+}
+
+/// The target connectors, one variant per engine compiled in.
+enum TargetKind {
+    #[cfg(feature = "postgres")]
+    Postgres(PgTarget),
+}
+
+/// Evaluates `$body` with `$c` bound to the connector inside a [`SourceKind`] or
+/// [`TargetKind`], whichever engine it is: one match arm per engine compiled in. For
+/// bodies that only call the connector; what differs between engines is a plain `match`.
+macro_rules! on_source {
+    ($kind:expr, $c:ident => $body:expr) => {
+        match $kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql($c) => $body,
+        }
+    };
+}
+macro_rules! on_target {
+    ($kind:expr, $c:ident => $body:expr) => {
+        match $kind {
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres($c) => $body,
+        }
+    };
 }
 
 /// A source database, chosen by the URL's scheme.
@@ -217,17 +244,13 @@ impl Source {
     /// [`dts_core::ErrorKind::Unsupported`] for an engine this build cannot read from;
     /// classified connection errors.
     pub async fn connect(url: &str) -> Result<Self> {
-        let kind = match Engine::from_url(url).map_err(source_error)? {
+        let kind = match Engine::from_url(url)? {
             #[cfg(feature = "mysql")]
-            Engine::MySql => {
-                SourceKind::MySql(MySqlSource::connect(url).await.map_err(source_error)?)
-            }
-            other => return Err(source_error(unsupported(format!("{other} as a source")))),
+            Engine::MySql => MySqlSource::connect(url).await.map(SourceKind::MySql),
+            other => Err(unsupported(format!("{other} as a source"))),
         };
-        Ok(Self {
-            kind,
-            url: url.to_string(),
-        })
+        let url = url.to_string();
+        kind.map(|kind| Self { kind, url }).map_err(source_error)
     }
 
     /// The source's engine.
@@ -240,27 +263,18 @@ impl Source {
 
     /// The server's version string.
     pub fn version(&self) -> &str {
-        match &self.kind {
-            #[cfg(feature = "mysql")]
-            SourceKind::MySql(s) => &s.info().version,
-        }
+        on_source!(&self.kind, s => &s.info().version)
     }
 
     /// Whether the source's change log carries the rows its foreign key actions change
     /// (see [`CascadeLogging`]).
     pub fn cascade_logging(&self) -> CascadeLogging {
-        match &self.kind {
-            #[cfg(feature = "mysql")]
-            SourceKind::MySql(s) => s.info().cascade_logging(),
-        }
+        on_source!(&self.kind, s => s.info().cascade_logging())
     }
 
     /// `source.version`.
     pub fn precheck_version(&self, r: &mut PrecheckReport) {
-        match &self.kind {
-            #[cfg(feature = "mysql")]
-            SourceKind::MySql(s) => s.precheck_version(r),
-        }
+        on_source!(&self.kind, s => s.precheck_version(r))
     }
 
     /// `source.privileges`: every selected table of the selected `schemas` is readable.
@@ -274,13 +288,10 @@ impl Source {
         schemas: &[String],
         tables: &[TableName],
     ) -> Result<()> {
-        match &self.kind {
-            #[cfg(feature = "mysql")]
-            SourceKind::MySql(s) => s
+        on_source!(&self.kind, s => s
                 .precheck_privileges(r, schemas, tables)
                 .await
-                .map_err(source_error),
-        }
+                .map_err(source_error))
     }
 
     /// `source.snapshot`: whether `workers` parallel readers can share one snapshot.
@@ -289,10 +300,7 @@ impl Source {
     ///
     /// Server errors.
     pub async fn precheck_snapshot(&self, r: &mut PrecheckReport, workers: usize) -> Result<()> {
-        match &self.kind {
-            #[cfg(feature = "mysql")]
-            SourceKind::MySql(s) => s.precheck_snapshot(r, workers).await.map_err(source_error),
-        }
+        on_source!(&self.kind, s => s.precheck_snapshot(r, workers).await.map_err(source_error))
     }
 
     /// `source.values`: values the type mapping of `plan` cannot hold, counted per column
@@ -310,13 +318,10 @@ impl Source {
         scan: bool,
         stop_on_bad_rows: bool,
     ) -> Result<()> {
-        match &self.kind {
-            #[cfg(feature = "mysql")]
-            SourceKind::MySql(s) => s
+        on_source!(&self.kind, s => s
                 .precheck_values(r, plan, options, workers, scan, stop_on_bad_rows)
                 .await
-                .map_err(source_error),
-        }
+                .map_err(source_error))
     }
 
     /// The checks of the source's change log (settings, privileges, retention).
@@ -325,10 +330,7 @@ impl Source {
     ///
     /// Server errors.
     pub async fn precheck_log(&self, r: &mut PrecheckReport) -> Result<()> {
-        match &self.kind {
-            #[cfg(feature = "mysql")]
-            SourceKind::MySql(s) => s.precheck_binlog(r).await.map_err(source_error),
-        }
+        on_source!(&self.kind, s => s.precheck_binlog(r).await.map_err(source_error))
     }
 
     /// The columns a snapshot reader delivers for `table`, in order.
@@ -391,30 +393,27 @@ impl Source {
         from: &Position,
         options: &CaptureOptions,
     ) -> Result<(Box<dyn ChangeSource>, ReaderRecord)> {
-        match &self.kind {
-            #[cfg(feature = "mysql")]
-            SourceKind::MySql(s) => {
-                let filter = BinlogFilter {
-                    tables: options.tables.clone(),
-                    databases: options.schemas.clone(),
-                };
-                let source = MySqlBinlogSource::start(&self.url, options.server_id, from, filter)
-                    .await
-                    .map_err(source_error)?;
-                let connection_id = u64::from(source.connection_id());
-                let (user, host) = s
-                    .connection_identity(connection_id)
-                    .await
-                    .map_err(source_error)?
-                    .map_or((None, None), |(u, h)| (Some(u), Some(h)));
-                let record = ReaderRecord {
-                    connection_id,
-                    user,
-                    host,
-                };
-                Ok((Box::new(AtEnd::source(source)), record))
-            }
-        }
+        on_source!(&self.kind, s => {
+            let filter = BinlogFilter {
+                tables: options.tables.clone(),
+                databases: options.schemas.clone(),
+            };
+            let source = MySqlBinlogSource::start(&self.url, options.server_id, from, filter)
+                .await
+                .map_err(source_error)?;
+            let connection_id = u64::from(source.connection_id());
+            let (user, host) = s
+                .connection_identity(connection_id)
+                .await
+                .map_err(source_error)?
+                .map_or((None, None), |(u, h)| (Some(u), Some(h)));
+            let record = ReaderRecord {
+                connection_id,
+                user,
+                host,
+            };
+            Ok((Box::new(AtEnd::source(source)), record))
+        })
     }
 
     /// Ends the change reader a killed earlier run left on the source, if it still runs as
@@ -432,36 +431,22 @@ impl Source {
             );
             return Ok(false);
         };
-        match &self.kind {
-            #[cfg(feature = "mysql")]
-            SourceKind::MySql(s) => s
+        on_source!(&self.kind, s => s
                 .end_binlog_reader(record.connection_id, user, host)
                 .await
-                .map_err(source_error),
-        }
+                .map_err(source_error))
     }
 }
 
 #[dts_core::async_trait]
 impl SchemaSource for Source {
     async fn list_schemas(&self) -> Result<Vec<String>> {
-        match &self.kind {
-            #[cfg(feature = "mysql")]
-            SourceKind::MySql(s) => SchemaSource::list_schemas(s).await.map_err(source_error),
-        }
+        on_source!(&self.kind, s => SchemaSource::list_schemas(s).await.map_err(source_error))
     }
 
     async fn read_catalog(&self, schemas: &[String]) -> Result<Catalog> {
-        match &self.kind {
-            #[cfg(feature = "mysql")]
-            SourceKind::MySql(s) => s.read_catalog(schemas).await.map_err(source_error),
-        }
+        on_source!(&self.kind, s => s.read_catalog(schemas).await.map_err(source_error))
     }
-}
-
-enum TargetKind {
-    #[cfg(feature = "postgres")]
-    Postgres(PgTarget),
 }
 
 /// A target database, chosen by the URL's scheme, through one control connection; sinks
@@ -548,21 +533,15 @@ fn pg_statements(statements: &[&Statement]) -> Vec<PgStatement> {
 }
 
 impl Target {
-    /// Connects to the target at `url`.
-    ///
-    /// # Errors
-    ///
-    /// [`dts_core::ErrorKind::Config`] for an unknown scheme or a malformed URL,
-    /// [`dts_core::ErrorKind::Unsupported`] for an engine this build cannot write to;
-    /// classified connection errors.
+    /// Connects to the target at `url`, failing as [`Source::connect`] does (`Unsupported`
+    /// names an engine this build cannot write to).
     pub async fn connect(url: &str) -> Result<Self> {
-        let kind = match Engine::from_url(url).map_err(target_error)? {
+        let kind = match Engine::from_url(url)? {
             #[cfg(feature = "postgres")]
-            Engine::Postgres => {
-                TargetKind::Postgres(PgTarget::connect(url).await.map_err(target_error)?)
-            }
-            other => return Err(target_error(unsupported(format!("{other} as a target")))),
-        };
+            Engine::Postgres => PgTarget::connect(url).await.map(TargetKind::Postgres),
+            other => Err(unsupported(format!("{other} as a target"))),
+        }
+        .map_err(target_error)?;
         Ok(Self {
             kind,
             url: url.to_string(),
@@ -580,14 +559,11 @@ impl Target {
     /// Server errors.
     pub async fn for_run(mut self, task: &str) -> Result<Self> {
         let sessions = RunSessions::new(task);
-        match &self.kind {
-            #[cfg(feature = "postgres")]
-            TargetKind::Postgres(t) => {
-                t.set_application_name(&sessions.name).await?;
-                let sep = if self.url.contains('?') { '&' } else { '?' };
-                self.url = format!("{}{sep}application_name={}", self.url, sessions.name);
-            }
-        }
+        on_target!(&self.kind, t => {
+            t.set_application_name(&sessions.name).await?;
+            let sep = if self.url.contains('?') { '&' } else { '?' };
+            self.url = format!("{}{sep}application_name={}", self.url, sessions.name);
+        });
         self.sessions = Some(sessions);
         Ok(self)
     }
@@ -607,13 +583,10 @@ impl Target {
         let Some(sessions) = &self.sessions else {
             return Ok(0);
         };
-        match &self.kind {
-            #[cfg(feature = "postgres")]
-            TargetKind::Postgres(t) => {
-                t.end_sessions(&sessions.task_prefix, &sessions.run_prefix, patience)
-                    .await
-            }
-        }
+        on_target!(&self.kind, t => {
+            t.end_sessions(&sessions.task_prefix, &sessions.run_prefix, patience)
+                .await
+        })
     }
 
     /// Another connection to the same target.
@@ -637,18 +610,12 @@ impl Target {
 
     /// The server's version string.
     pub fn version(&self) -> &str {
-        match &self.kind {
-            #[cfg(feature = "postgres")]
-            TargetKind::Postgres(t) => t.version(),
-        }
+        on_target!(&self.kind, t => t.version())
     }
 
     /// `target.version`.
     pub fn precheck_version(&self, r: &mut PrecheckReport) {
-        match &self.kind {
-            #[cfg(feature = "postgres")]
-            TargetKind::Postgres(t) => t.precheck_version(r),
-        }
+        on_target!(&self.kind, t => t.precheck_version(r))
     }
 
     /// `target.privileges`: the account may create the target `schemas` and their tables;
@@ -663,13 +630,10 @@ impl Target {
         schemas: &[String],
         existing: &BTreeSet<TableName>,
     ) -> Result<()> {
-        match &self.kind {
-            #[cfg(feature = "postgres")]
-            TargetKind::Postgres(t) => t
+        on_target!(&self.kind, t => t
                 .precheck_privileges(r, schemas, existing)
                 .await
-                .map_err(target_error),
-        }
+                .map_err(target_error))
     }
 
     /// The checks applying replicated changes needs.
@@ -678,10 +642,7 @@ impl Target {
     ///
     /// Server errors.
     pub async fn precheck_apply(&self, r: &mut PrecheckReport) -> Result<()> {
-        match &self.kind {
-            #[cfg(feature = "postgres")]
-            TargetKind::Postgres(t) => t.precheck_apply(r).await.map_err(target_error),
-        }
+        on_target!(&self.kind, t => t.precheck_apply(r).await.map_err(target_error))
     }
 
     /// The tables that already exist in the named schemas.
@@ -690,10 +651,7 @@ impl Target {
     ///
     /// Server errors.
     pub async fn existing_tables(&self, schemas: &[String]) -> Result<BTreeSet<TableName>> {
-        match &self.kind {
-            #[cfg(feature = "postgres")]
-            TargetKind::Postgres(t) => t.existing_tables(schemas).await.map_err(target_error),
-        }
+        on_target!(&self.kind, t => t.existing_tables(schemas).await.map_err(target_error))
     }
 
     /// The state store of task `task`, on its own connection.
@@ -704,12 +662,11 @@ impl Target {
     pub async fn state_store(&self, task: &str) -> Result<Box<dyn StateStore>> {
         match &self.kind {
             #[cfg(feature = "postgres")]
-            TargetKind::Postgres(_) => {
-                let store = PgStateStore::connect(&self.url, task)
+            TargetKind::Postgres(_) => Ok(Box::new(AtEnd::target(
+                PgStateStore::connect(&self.url, task)
                     .await
-                    .map_err(target_error)?;
-                Ok(Box::new(AtEnd::target(store)))
-            }
+                    .map_err(target_error)?,
+            ))),
         }
     }
 
@@ -726,13 +683,10 @@ impl Target {
         statements: &[&Statement],
         kept: &BTreeSet<TableName>,
     ) -> Result<()> {
-        match &mut self.kind {
-            #[cfg(feature = "postgres")]
-            TargetKind::Postgres(t) => t
+        on_target!(&mut self.kind, t => t
                 .execute_step(task, step, &pg_statements(statements), kept)
                 .await
-                .map_err(target_error),
-        }
+                .map_err(target_error))
     }
 
     /// Runs `statement` and records step `step` done, in one transaction, unless the step
@@ -747,13 +701,10 @@ impl Target {
         step: &str,
         statement: &Statement,
     ) -> Result<bool> {
-        match &mut self.kind {
-            #[cfg(feature = "postgres")]
-            TargetKind::Postgres(t) => {
-                let st = pg_statements(&[statement]).remove(0);
-                t.execute_once(task, step, &st).await.map_err(target_error)
-            }
-        }
+        on_target!(&mut self.kind, t => {
+            let st = pg_statements(&[statement]).remove(0);
+            t.execute_once(task, step, &st).await.map_err(target_error)
+        })
     }
 
     /// Prepares this connection for index builds.
@@ -762,10 +713,7 @@ impl Target {
     ///
     /// Server errors.
     pub async fn prepare_index_builds(&self) -> Result<()> {
-        match &self.kind {
-            #[cfg(feature = "postgres")]
-            TargetKind::Postgres(t) => t.prepare_index_builds().await.map_err(target_error),
-        }
+        on_target!(&self.kind, t => t.prepare_index_builds().await.map_err(target_error))
     }
 
     /// Updates the planner statistics of `tables`.
@@ -774,10 +722,7 @@ impl Target {
     ///
     /// Server errors.
     pub async fn analyze(&self, tables: &[TableName]) -> Result<()> {
-        match &self.kind {
-            #[cfg(feature = "postgres")]
-            TargetKind::Postgres(t) => t.analyze(tables).await.map_err(target_error),
-        }
+        on_target!(&self.kind, t => t.analyze(tables).await.map_err(target_error))
     }
 
     /// A chunk sink for task `task`, on its own connection.
@@ -788,12 +733,11 @@ impl Target {
     pub async fn chunk_sink(&self, task: &str) -> Result<Box<dyn ChunkSink>> {
         match &self.kind {
             #[cfg(feature = "postgres")]
-            TargetKind::Postgres(_) => {
-                let sink = PgChunkSink::connect(&self.url, task)
+            TargetKind::Postgres(_) => Ok(Box::new(AtEnd::target(
+                PgChunkSink::connect(&self.url, task)
                     .await
-                    .map_err(target_error)?;
-                Ok(Box::new(AtEnd::target(sink)))
-            }
+                    .map_err(target_error)?,
+            ))),
         }
     }
 

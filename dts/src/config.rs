@@ -723,26 +723,19 @@ mod tests {
 
     #[test]
     fn rejects_bad_urls_patterns_and_types() {
-        let e = GOOD
-            .replace("mysql://root", "http://root")
-            .parse::<TaskConfig>()
-            .unwrap_err();
-        assert!(e.message().contains("must start with mysql://"), "{e}");
-        let e = GOOD
-            .replace("\"shop\", \"crm", "\"a.b.c\", \"crm")
-            .parse::<TaskConfig>()
-            .unwrap_err();
-        assert!(e.message().contains("`a.b.c`"), "{e}");
-        let e = GOOD
-            .replace("[\"schema\"]", "[\"everything\"]")
-            .parse::<TaskConfig>()
-            .unwrap_err();
-        assert!(e.message().contains("unknown variant `everything`"), "{e}");
-        let e = GOOD
-            .replace("\"shop.orders\"", "\"orders\"")
-            .parse::<TaskConfig>()
-            .unwrap_err();
-        assert!(e.message().contains("database.table"), "{e}");
+        for (from, to, expected) in [
+            ("mysql://root", "http://root", "must start with mysql://"),
+            ("\"shop\", \"crm", "\"a.b.c\", \"crm", "`a.b.c`"),
+            (
+                "[\"schema\"]",
+                "[\"everything\"]",
+                "unknown variant `everything`",
+            ),
+            ("\"shop.orders\"", "\"orders\"", "database.table"),
+        ] {
+            let e = GOOD.replace(from, to).parse::<TaskConfig>().unwrap_err();
+            assert!(e.message().contains(expected), "{from} -> {to}: {e}");
+        }
     }
 
     #[test]

@@ -8,9 +8,10 @@ mod snapshot;
 mod source;
 mod types;
 
+pub use crate::endpoint::SslMode;
 pub use binlog::{BinlogFilter, MySqlBinlogSource};
 pub use error::map_error;
-pub use options::{MySqlConnectOptions, MySqlSslMode};
+pub use options::MySqlConnectOptions;
 pub use snapshot::{
     mysql_param, MySqlKeyProber, MySqlSnapshot, MySqlSnapshotMode, MySqlSnapshotReader,
     BATCH_BYTES, BATCH_ROWS,

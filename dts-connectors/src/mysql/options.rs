@@ -9,46 +9,9 @@ use dts_core::{Error, ErrorKind, Result};
 use mysql_async::{ClientIdentity, Conn, Opts, OptsBuilder, SslOpts};
 
 use super::error::map_error;
-use crate::endpoint::{endpoint_accessors, mode_names, Endpoint, Names, Setting};
+use crate::endpoint::{endpoint_accessors, Endpoint, Names, Setting, SslMode, MYSQL_MODES};
 use crate::tls;
 use crate::url::{self, ConnUrl, Secret};
-
-/// Whether and how a connection uses TLS, as the MySQL client's `--ssl-mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum MySqlSslMode {
-    /// `DISABLED`: plain text.
-    Disabled,
-    /// `PREFERRED` (the default): TLS without verifying the certificate if the server
-    /// offers it, else plain text.
-    Preferred,
-    /// `REQUIRED`: TLS without verifying the certificate; fails if the server does not
-    /// offer TLS.
-    Required,
-    /// `VERIFY_CA`: TLS; the certificate must be signed by a trusted authority (`ssl-ca`,
-    /// else the built-in web roots). Its host names are not checked.
-    VerifyCa,
-    /// `VERIFY_IDENTITY`: as `VERIFY_CA`, and the certificate must be issued for the host
-    /// connected to.
-    VerifyIdentity,
-}
-
-mode_names!(MySqlSslMode, "ssl-mode", "The name as the MySQL client spells it, e.g. `VERIFY_CA`." {
-    Disabled => "DISABLED",
-    Preferred => "PREFERRED",
-    Required => "REQUIRED",
-    VerifyCa => "VERIFY_CA",
-    VerifyIdentity => "VERIFY_IDENTITY",
-});
-
-impl FromStr for MySqlSslMode {
-    type Err = Error;
-
-    /// Parses a mode name, in any letter case.
-    fn from_str(s: &str) -> Result<Self> {
-        Self::named(&s.to_ascii_uppercase()).ok_or_else(|| Self::unknown(s))
-    }
-}
 
 /// How to connect to a MySQL or MariaDB server.
 ///
@@ -72,20 +35,28 @@ impl FromStr for MySqlSslMode {
 /// `Serialize`.
 ///
 /// ```
-/// use dts_connectors::mysql::{MySqlConnectOptions, MySqlSslMode};
+/// use dts_connectors::mysql::{MySqlConnectOptions, SslMode};
 ///
 /// let opts: MySqlConnectOptions = "mysql://app:p%40ss@db:3306/shop?ssl-mode=REQUIRED"
 ///     .parse()
 ///     .unwrap();
-/// assert_eq!(opts.get_ssl_mode(), MySqlSslMode::Required);
+/// assert_eq!(opts.get_ssl_mode(), SslMode::Required);
 /// assert_eq!(opts.to_string(), "mysql://app:***@db:3306/shop?ssl-mode=REQUIRED");
-/// let opts = opts.ssl_mode(MySqlSslMode::VerifyIdentity).ssl_ca("/etc/ssl/db-ca.pem");
-/// assert_eq!(opts.get_ssl_mode(), MySqlSslMode::VerifyIdentity);
+/// let opts = opts.ssl_mode(SslMode::VerifyIdentity).ssl_ca("/etc/ssl/db-ca.pem");
+/// assert_eq!(opts.get_ssl_mode(), SslMode::VerifyIdentity);
 /// ```
 #[derive(Clone)]
 pub struct MySqlConnectOptions {
     endpoint: Endpoint,
-    ssl_mode: MySqlSslMode,
+}
+
+impl Default for MySqlConnectOptions {
+    /// `root` on `localhost:3306`, no password, `PREFERRED`.
+    fn default() -> Self {
+        Self {
+            endpoint: Endpoint::new(3306, "root"),
+        }
+    }
 }
 
 /// The MySQL client's names of the options both engines know, with dashes for underscores.
@@ -96,16 +67,6 @@ const SETTINGS: Names = &[
     ("password-file", Setting::PasswordFile),
     ("connect-timeout", Setting::ConnectTimeout),
 ];
-
-impl Default for MySqlConnectOptions {
-    /// `root` on `localhost:3306`, no password, `PREFERRED`.
-    fn default() -> Self {
-        Self {
-            endpoint: Endpoint::new(3306, "root"),
-            ssl_mode: MySqlSslMode::Preferred,
-        }
-    }
-}
 
 impl FromStr for MySqlConnectOptions {
     type Err = Error;
@@ -119,9 +80,9 @@ impl FromStr for MySqlConnectOptions {
             match name.replace('_', "-").to_ascii_lowercase().as_str() {
                 "ssl-mode" | "sslmode" => {
                     mode = Some(
-                        value
-                            .parse::<MySqlSslMode>()
-                            .map_err(|_| bad(&format!("must be {}", MySqlSslMode::expected())))?,
+                        MYSQL_MODES
+                            .named(&value.to_ascii_uppercase())
+                            .ok_or_else(|| bad(&format!("must be {}", MYSQL_MODES.expected())))?,
                     );
                 }
                 other => opts
@@ -131,10 +92,10 @@ impl FromStr for MySqlConnectOptions {
             }
         }
         // As the MySQL client: a CA without an explicit mode asks for verification.
-        opts.ssl_mode = mode.unwrap_or(if opts.endpoint.ssl_ca.is_some() {
-            MySqlSslMode::VerifyCa
+        opts.endpoint.ssl_mode = mode.unwrap_or(if opts.endpoint.ssl_ca.is_some() {
+            SslMode::VerifyCa
         } else {
-            MySqlSslMode::Preferred
+            SslMode::Preferred
         });
         Ok(opts)
     }
@@ -152,23 +113,11 @@ impl MySqlConnectOptions {
         Self::default()
     }
 
-    /// Sets the TLS mode.
-    #[must_use]
-    pub fn ssl_mode(mut self, mode: MySqlSslMode) -> Self {
-        self.ssl_mode = mode;
-        self
-    }
-
     /// Sets the PEM file of trusted authorities.
     #[must_use]
     pub fn ssl_ca(mut self, path: impl Into<PathBuf>) -> Self {
         self.endpoint.ssl_ca = Some(path.into());
         self
-    }
-
-    /// The TLS mode.
-    pub fn get_ssl_mode(&self) -> MySqlSslMode {
-        self.ssl_mode
     }
 
     /// Driver options with TLS as `tls` says (`None`: plain text), the password resolved.
@@ -192,13 +141,13 @@ impl MySqlConnectOptions {
     /// TLS settings for the mode, or `None` for plain text.
     fn ssl_opts(&self) -> Option<SslOpts> {
         let mut ssl = SslOpts::default();
-        match self.ssl_mode {
-            MySqlSslMode::Disabled => return None,
-            MySqlSslMode::Preferred | MySqlSslMode::Required => {
+        match self.endpoint.ssl_mode {
+            SslMode::Disabled => return None,
+            SslMode::Preferred | SslMode::Required => {
                 ssl = ssl.with_danger_accept_invalid_certs(true);
             }
-            MySqlSslMode::VerifyCa => ssl = ssl.with_danger_skip_domain_validation(true),
-            MySqlSslMode::VerifyIdentity => {}
+            SslMode::VerifyCa => ssl = ssl.with_danger_skip_domain_validation(true),
+            SslMode::VerifyIdentity => {}
         }
         if let Some(ca) = &self.endpoint.ssl_ca {
             ssl = ssl
@@ -225,7 +174,7 @@ impl MySqlConnectOptions {
             Ok(conn) => Ok((conn, opts)),
             Err(ConnectFailure::Driver(mysql_async::Error::Driver(
                 mysql_async::DriverError::NoClientSslFlagFromServer,
-            ))) if self.ssl_mode == MySqlSslMode::Preferred => {
+            ))) if self.endpoint.ssl_mode == SslMode::Preferred => {
                 tracing::debug!(address = %self.endpoint.address(), "server offers no tls, connecting in plain text");
                 let plain = self.driver_opts(password.as_ref(), None);
                 let conn = self
@@ -235,7 +184,7 @@ impl MySqlConnectOptions {
                 Ok((conn, plain))
             }
             Err(ConnectFailure::Driver(e))
-                if self.ssl_mode == MySqlSslMode::VerifyCa && name_mismatch(&e).is_some() =>
+                if self.endpoint.ssl_mode == SslMode::VerifyCa && name_mismatch(&e).is_some() =>
             {
                 // mysql_async 0.37.1 ignores `with_danger_skip_domain_validation` with the
                 // rustls versions that report name mismatches with their context
@@ -290,7 +239,7 @@ impl MySqlConnectOptions {
                 ErrorKind::Connection,
                 format!(
                     "{what}: the server does not offer tls, which ssl-mode={} requires",
-                    self.ssl_mode
+                    self.endpoint.ssl_mode.mysql_name()
                 ),
             ),
             ConnectFailure::Driver(e) => tls::connect_error(e, what, map_error),
@@ -334,8 +283,8 @@ fn name_mismatch(e: &mysql_async::Error) -> Option<String> {
 impl fmt::Display for MySqlConnectOptions {
     /// The URL of these options, with the password (if any) as `***`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mode = (self.ssl_mode != MySqlSslMode::Preferred)
-            .then(|| format!("ssl-mode={}", self.ssl_mode));
+        let mode = (self.endpoint.ssl_mode != SslMode::Preferred)
+            .then(|| format!("ssl-mode={}", self.endpoint.ssl_mode.mysql_name()));
         self.endpoint
             .write_url(f, "mysql", false, mode, SETTINGS, None)
     }
@@ -344,8 +293,7 @@ impl fmt::Display for MySqlConnectOptions {
 impl fmt::Debug for MySqlConnectOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut debug = f.debug_struct("MySqlConnectOptions");
-        self.endpoint
-            .debug_fields(&mut debug, &self.ssl_mode, "ssl_ca");
+        self.endpoint.debug_fields(&mut debug, "ssl_ca");
         debug.finish()
     }
 }
@@ -367,7 +315,7 @@ mod tests {
         assert_eq!(o.get_port(), 3307);
         assert_eq!(o.get_user(), "u");
         assert_eq!(o.get_database(), Some("db"));
-        assert_eq!(o.get_ssl_mode(), MySqlSslMode::VerifyIdentity);
+        assert_eq!(o.get_ssl_mode(), SslMode::VerifyIdentity);
         assert_eq!(o.get_connect_timeout(), Duration::from_secs(3));
         assert_eq!(
             o.endpoint.password.resolve().unwrap().unwrap().expose(),
@@ -384,14 +332,14 @@ mod tests {
     fn applies_the_clients_defaults() {
         let o: MySqlConnectOptions = "mysql://db".parse().unwrap();
         assert_eq!((o.get_port(), o.get_user()), (3306, "root"));
-        assert_eq!(o.get_ssl_mode(), MySqlSslMode::Preferred);
+        assert_eq!(o.get_ssl_mode(), SslMode::Preferred);
         assert_eq!(o.get_connect_timeout(), Duration::from_secs(10));
         let o: MySqlConnectOptions = "mysql://db?ssl-ca=/ca.pem".parse().unwrap();
-        assert_eq!(o.get_ssl_mode(), MySqlSslMode::VerifyCa);
+        assert_eq!(o.get_ssl_mode(), SslMode::VerifyCa);
         let o: MySqlConnectOptions = "mysql://db?ssl-ca=/ca.pem&ssl-mode=REQUIRED"
             .parse()
             .unwrap();
-        assert_eq!(o.get_ssl_mode(), MySqlSslMode::Required);
+        assert_eq!(o.get_ssl_mode(), SslMode::Required);
     }
 
     #[test]

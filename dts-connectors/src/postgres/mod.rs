@@ -10,10 +10,11 @@ mod sink;
 mod state;
 mod target;
 
+pub use crate::endpoint::SslMode;
 pub use apply::PgApplySink;
 pub use copy::{is_supported_type, PgCopyColumn, PgCopyEncoder};
 pub use error::map_error;
-pub use options::{PgConnectOptions, PgSslMode};
+pub use options::PgConnectOptions;
 pub use sink::PgChunkSink;
 pub use state::{
     migrate, read_position, read_schema, record_position, record_schema, PgStateStore, META_SCHEMA,

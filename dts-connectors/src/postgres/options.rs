@@ -7,53 +7,13 @@ use std::str::FromStr;
 
 use dts_core::{Error, Result};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_postgres::config::SslMode;
+use tokio_postgres::config::SslMode as WireSslMode;
 use tokio_postgres::{Client, Config, Connection, NoTls, Socket};
 
 use super::error::map_error;
-use crate::endpoint::{endpoint_accessors, mode_names, Endpoint, Names, Setting};
+use crate::endpoint::{endpoint_accessors, Endpoint, Names, Setting, SslMode, LIBPQ_MODES};
 use crate::tls::{self, Verification};
 use crate::url::{self, ConnUrl, PasswordSource, Secret};
-
-/// Whether and how a connection uses TLS, as libpq's `sslmode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum PgSslMode {
-    /// `disable`: plain text.
-    Disable,
-    /// `prefer` (the default): TLS without verifying the certificate if the server accepts
-    /// it, else plain text.
-    Prefer,
-    /// `require`: TLS without verifying the certificate (unless `sslrootcert` is given:
-    /// then as `verify-ca`); fails if the server does not accept TLS.
-    Require,
-    /// `verify-ca`: TLS; the certificate must be signed by an authority of `sslrootcert`.
-    /// Its host names are not checked.
-    VerifyCa,
-    /// `verify-full`: as `verify-ca`, and the certificate must be issued for the host
-    /// connected to.
-    VerifyFull,
-}
-
-mode_names!(PgSslMode, "sslmode", "The name as libpq spells it, e.g. `verify-full`." {
-    Disable => "disable",
-    Prefer => "prefer",
-    Require => "require",
-    VerifyCa => "verify-ca",
-    VerifyFull => "verify-full",
-});
-
-impl FromStr for PgSslMode {
-    type Err = Error;
-
-    /// Parses a libpq mode name. `allow` is read as `prefer`.
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "allow" => Ok(Self::Prefer),
-            _ => Self::named(s).ok_or_else(|| Self::unknown(s)),
-        }
-    }
-}
 
 /// How to connect to a PostgreSQL server.
 ///
@@ -78,21 +38,20 @@ impl FromStr for PgSslMode {
 /// `Serialize`.
 ///
 /// ```
-/// use dts_connectors::postgres::{PgConnectOptions, PgSslMode};
+/// use dts_connectors::postgres::{PgConnectOptions, SslMode};
 ///
 /// let opts: PgConnectOptions = "postgres://app:p%40ss@db/shop?sslmode=verify-full&sslrootcert=/ca.pem"
 ///     .parse()
 ///     .unwrap();
-/// assert_eq!(opts.get_ssl_mode(), PgSslMode::VerifyFull);
+/// assert_eq!(opts.get_ssl_mode(), SslMode::VerifyIdentity);
 /// assert!(!format!("{opts:?}").contains("p@ss"));
-/// let opts = opts.ssl_mode(PgSslMode::Require);
-/// assert_eq!(opts.get_ssl_mode(), PgSslMode::Require);
+/// let opts = opts.ssl_mode(SslMode::Required);
+/// assert_eq!(opts.get_ssl_mode(), SslMode::Required);
 /// ```
 #[derive(Clone)]
 pub struct PgConnectOptions {
     endpoint: Endpoint,
     application_name: Option<String>,
-    ssl_mode: PgSslMode,
 }
 
 /// libpq's names of the options both engines know.
@@ -110,7 +69,6 @@ impl Default for PgConnectOptions {
         Self {
             endpoint: Endpoint::new(5432, "postgres"),
             application_name: None,
-            ssl_mode: PgSslMode::Prefer,
         }
     }
 }
@@ -125,9 +83,11 @@ impl FromStr for PgConnectOptions {
             let bad = |reason: &str| url::bad_option("postgres", url, &name, reason);
             match name.as_str() {
                 "sslmode" => {
-                    opts.ssl_mode = value
-                        .parse()
-                        .map_err(|_| bad(&format!("must be {}", PgSslMode::expected())))?;
+                    // libpq reads `allow` as `prefer`.
+                    let name = if value == "allow" { "prefer" } else { &value };
+                    opts.endpoint.ssl_mode = LIBPQ_MODES
+                        .named(name)
+                        .ok_or_else(|| bad(&format!("must be {}", LIBPQ_MODES.expected())))?;
                 }
                 "user" => opts.endpoint.user = value,
                 "password" => opts.endpoint.password = PasswordSource::Inline(Secret::new(value)),
@@ -170,13 +130,6 @@ impl PgConnectOptions {
         self
     }
 
-    /// Sets the TLS mode.
-    #[must_use]
-    pub fn ssl_mode(mut self, mode: PgSslMode) -> Self {
-        self.ssl_mode = mode;
-        self
-    }
-
     /// Sets the PEM file of trusted authorities.
     #[must_use]
     pub fn ssl_root_cert(mut self, path: impl Into<PathBuf>) -> Self {
@@ -184,25 +137,20 @@ impl PgConnectOptions {
         self
     }
 
-    /// The TLS mode.
-    pub fn get_ssl_mode(&self) -> PgSslMode {
-        self.ssl_mode
-    }
-
     /// The certificate verification the mode asks for (`require` with a root certificate
     /// verifies the chain, as libpq does).
     fn verification(&self) -> Verification {
-        match self.ssl_mode {
-            PgSslMode::VerifyFull => Verification::ChainAndHost,
-            PgSslMode::VerifyCa => Verification::Chain,
-            PgSslMode::Require if self.endpoint.ssl_ca.is_some() => Verification::Chain,
+        match self.endpoint.ssl_mode {
+            SslMode::VerifyIdentity => Verification::ChainAndHost,
+            SslMode::VerifyCa => Verification::Chain,
+            SslMode::Required if self.endpoint.ssl_ca.is_some() => Verification::Chain,
             _ => Verification::None,
         }
     }
 
     /// The rustls configuration for the mode, or `None` for `disable`.
     fn tls_config(&self) -> Result<Option<rustls::ClientConfig>> {
-        if self.ssl_mode == PgSslMode::Disable {
+        if self.endpoint.ssl_mode == SslMode::Disabled {
             return Ok(None);
         }
         let verification = self.verification();
@@ -212,7 +160,7 @@ impl PgConnectOptions {
                 return Err(Error::config(format!(
                     "postgres url `{self}`: sslmode={} needs sslrootcert, the authority to \
                      verify the server certificate with",
-                    self.ssl_mode
+                    self.endpoint.ssl_mode.libpq_name()
                 )))
             }
             None => Vec::new(),
@@ -240,10 +188,10 @@ impl PgConnectOptions {
             .port(endpoint.port)
             .user(&endpoint.user)
             .connect_timeout(endpoint.connect_timeout)
-            .ssl_mode(match self.ssl_mode {
-                PgSslMode::Disable => SslMode::Disable,
-                PgSslMode::Prefer => SslMode::Prefer,
-                _ => SslMode::Require,
+            .ssl_mode(match self.endpoint.ssl_mode {
+                SslMode::Disabled => WireSslMode::Disable,
+                SslMode::Preferred => WireSslMode::Prefer,
+                _ => WireSslMode::Require,
             });
         if let Some(password) = endpoint.password.resolve()? {
             config.password(password.expose());
@@ -312,8 +260,8 @@ where
 impl fmt::Display for PgConnectOptions {
     /// The URL of these options, with the password (if any) as `***`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mode =
-            (self.ssl_mode != PgSslMode::Prefer).then(|| format!("sslmode={}", self.ssl_mode));
+        let mode = (self.endpoint.ssl_mode != SslMode::Preferred)
+            .then(|| format!("sslmode={}", self.endpoint.ssl_mode.libpq_name()));
         let application_name = self
             .application_name
             .as_ref()
@@ -327,8 +275,7 @@ impl fmt::Display for PgConnectOptions {
 impl fmt::Debug for PgConnectOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut debug = f.debug_struct("PgConnectOptions");
-        self.endpoint
-            .debug_fields(&mut debug, &self.ssl_mode, "ssl_root_cert");
+        self.endpoint.debug_fields(&mut debug, "ssl_root_cert");
         debug
             .field("application_name", &self.application_name)
             .finish()
@@ -352,7 +299,7 @@ mod tests {
             .unwrap();
         assert_eq!((o.get_host(), o.get_port(), o.get_user()), ("h", 5433, "u"));
         assert_eq!(o.get_database(), Some("db"));
-        assert_eq!(o.get_ssl_mode(), PgSslMode::VerifyCa);
+        assert_eq!(o.get_ssl_mode(), SslMode::VerifyCa);
         assert_eq!(o.get_connect_timeout(), Duration::from_secs(2));
         assert_eq!(
             o.endpoint.password.resolve().unwrap().unwrap().expose(),
@@ -370,7 +317,7 @@ mod tests {
     fn applies_libpqs_defaults() {
         let o: PgConnectOptions = "postgres://db".parse().unwrap();
         assert_eq!((o.get_port(), o.get_user()), (5432, "postgres"));
-        assert_eq!(o.get_ssl_mode(), PgSslMode::Prefer);
+        assert_eq!(o.get_ssl_mode(), SslMode::Preferred);
         assert_eq!(o.get_connect_timeout(), Duration::from_secs(10));
         let o: PgConnectOptions = "postgres://db?sslmode=require".parse().unwrap();
         assert_eq!(o.verification(), Verification::None);
