@@ -191,6 +191,14 @@ impl<S: StateStore> StateStore for AtEnd<S> {
         self.mark(self.inner.tracked_schema().await)
     }
 
+    async fn built_catalog(&self) -> Result<Option<Catalog>> {
+        self.mark(self.inner.built_catalog().await)
+    }
+
+    async fn record_built_catalog(&self, catalog: &Catalog) -> Result<()> {
+        self.mark(self.inner.record_built_catalog(catalog).await)
+    }
+
     async fn record_schema(&self, catalog: &Catalog, position: &Position) -> Result<()> {
         self.mark(self.inner.record_schema(catalog, position).await)
     }

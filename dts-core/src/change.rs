@@ -126,6 +126,11 @@ pub struct SchemaChange {
     /// The source schema after the change, when it changed: the state store records it with
     /// the applied position, so a restart maps later changes with the right schema.
     pub catalog: Option<std::sync::Arc<crate::schema::Catalog>>,
+    /// The target tables the change alters, drops or renames (by their name before it):
+    /// tables that existed before it.
+    pub tables: Vec<crate::schema::TableName>,
+    /// The target tables the change creates, or renames tables to.
+    pub created: Vec<crate::schema::TableName>,
 }
 
 /// A change with where it sits in the source log.

@@ -2,7 +2,8 @@
 //! interrupted task resumes and a finished one is not run twice.
 //!
 //! One [`StateStore`] owns every piece of task state: steps done, tables kept, snapshots and
-//! their log positions, chunk plans, the replication position, the tracked source schema and
+//! their log positions, chunk plans, the replication position, the tracked source schema, the
+//! source schema the target was built from and
 //! the change reader of the running process. Engines and the task runner read and write state
 //! only through it. Writes that must be atomic with data (a chunk and its checkpoint, a batch
 //! of changes and its position, a DDL step and its record) are made by the target's sinks in
@@ -94,6 +95,15 @@ pub trait StateStore: Send + Sync {
 
     /// Records the source schema as of `position`.
     async fn record_schema(&self, catalog: &Catalog, position: &Position) -> Result<()>;
+
+    /// The source schema the target tables were built from (recorded by
+    /// [`StateStore::record_built_catalog`]), if recorded.
+    async fn built_catalog(&self) -> Result<Option<Catalog>>;
+
+    /// Records the selected source schema the target tables are built from, replacing an
+    /// earlier record: a resumed run compares it with the source's schema, and plans from
+    /// it what the target holds.
+    async fn record_built_catalog(&self, catalog: &Catalog) -> Result<()>;
 
     /// The change reader recorded by the last run.
     async fn reader(&self) -> Result<Option<ReaderRecord>>;

@@ -275,16 +275,25 @@ impl TrackedChangeMapper {
     fn ddl(&mut self, schema: Option<String>, sql: String) -> Result<SchemaChange> {
         // Column lists, types, keys or names may change: map every table afresh.
         self.shapes.clear();
+        // Target names of the tracked tables before the statement, to name what it touches.
+        let before: HashMap<TableName, TableName> = self
+            .tracker
+            .table_plans()
+            .map(|p| (p.source.clone(), p.target.clone()))
+            .collect();
         match self.tracker.apply_mysql_ddl(schema.as_deref(), &sql) {
             Ok(outcome) => {
                 for note in &outcome.notes {
                     tracing::info!(statement = %short_sql(&sql), note = %note, "ddl note");
                 }
                 let changed = !outcome.statements.is_empty() || !outcome.changed.is_empty();
+                let (tables, created) = self.touched(&before, &outcome.changed);
                 Ok(SchemaChange {
                     statements: outcome.statements,
                     catalog: changed.then(|| Arc::new(self.tracker.catalog().clone())),
                     source_sql: sql,
+                    tables,
+                    created,
                 })
             }
             Err(e) => {
@@ -296,12 +305,48 @@ impl TrackedChangeMapper {
                         statements: Vec::new(),
                         catalog: None,
                         source_sql: sql,
+                        tables: Vec::new(),
+                        created: Vec::new(),
                     })
                 } else {
                     Err(e.context(format_args!("source ddl `{}`", short_sql(&sql))))
                 }
             }
         }
+    }
+}
+
+impl TrackedChangeMapper {
+    /// The target tables a statement touched, given the tracked tables' target names
+    /// before it (`before`, by source name) and the source tables it changed (by their
+    /// names after it): the tables that existed before it (altered, dropped, renamed from),
+    /// and the tables it created (or renamed to).
+    fn touched(
+        &self,
+        before: &HashMap<TableName, TableName>,
+        changed: &[TableName],
+    ) -> (Vec<TableName>, Vec<TableName>) {
+        let mut tables: Vec<TableName> = Vec::new();
+        let mut created: Vec<TableName> = Vec::new();
+        for source in changed {
+            let after = self.tracker.table_plan(source).map(|p| &p.target);
+            match (before.get(source), after) {
+                (Some(old), Some(new)) if old == new => tables.push(old.clone()),
+                (old, new) => {
+                    tables.extend(old.cloned());
+                    created.extend(new.cloned());
+                }
+            }
+        }
+        // Tables gone from the tracker: dropped, or renamed to a name in `changed`.
+        for (source, target) in before {
+            if self.tracker.table_plan(source).is_none() && !tables.contains(target) {
+                tables.push(target.clone());
+            }
+        }
+        tables.sort();
+        created.sort();
+        (tables, created)
     }
 }
 

@@ -28,6 +28,7 @@ mod ddl;
 pub mod full;
 pub mod incremental;
 mod precheck;
+mod resume;
 pub mod task;
 
 pub use config::TaskConfig;

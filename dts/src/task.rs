@@ -395,6 +395,16 @@ impl Task {
                 .existing_tables(&crate::precheck::target_schemas(&ready.plan))
                 .await?
         };
+        // A resumed run works from the source schema the target was built from, after
+        // checking the source against it; a first run records the schema it builds from.
+        let plan = crate::resume::resume_plan(
+            &self.config,
+            &ready.source,
+            &target,
+            store.as_ref(),
+            ready.plan.clone(),
+        )
+        .await?;
         let report = RunReport {
             warnings: ready
                 .plan
@@ -410,7 +420,7 @@ impl Task {
             config: &self.config,
             source: ready.source,
             target,
-            plan: ready.plan,
+            plan,
             store,
             existing,
             events,

@@ -16,6 +16,7 @@
 //! | `cdc_schema` | the tracked source schema at the applied position |
 //! | `cdc_source` | the change reader of the last run on the source (id, account, address) |
 //! | `run` | who holds the task's run lock (host, process id, since when) |
+//! | `built_catalog` | the source schema the target tables were built from |
 //!
 //! The run lock itself is a session-level advisory lock of the state store's connection,
 //! keyed by the task name in a key space of its own ([`RUN_LOCK_SPACE`]).
@@ -85,10 +86,16 @@ const MIGRATIONS: &[&str] = &[
         pid bigint NOT NULL, \
         backend_pid int NOT NULL, \
         started_at timestamptz NOT NULL DEFAULT now())",
+    // 3: the source schema the target tables were built from.
+    "\
+    CREATE TABLE IF NOT EXISTS dts_meta.built_catalog ( \
+        task text PRIMARY KEY, \
+        catalog jsonb NOT NULL, \
+        recorded_at timestamptz NOT NULL DEFAULT now())",
 ];
 
 /// The schema version this release writes.
-pub const STATE_VERSION: i32 = 2;
+pub const STATE_VERSION: i32 = 3;
 
 /// The first key of the two-key advisory locks that are run locks (the second is
 /// `hashtext(task)`): `dts` in ASCII. Other advisory locks of dts use one-key locks, which
@@ -562,6 +569,44 @@ impl StateStore for PgStateStore {
         record_schema(&self.client, &self.task, catalog, position)
             .await
             .map(|_| ())
+    }
+
+    async fn built_catalog(&self) -> Result<Option<Catalog>> {
+        if !self.exists().await? {
+            return Ok(None);
+        }
+        let row = self
+            .client
+            .query_opt(
+                "SELECT catalog::text FROM dts_meta.built_catalog WHERE task = $1",
+                &[&self.task],
+            )
+            .await
+            .map_err(|e| map_error(e, "reading the source schema the target was built from"))?;
+        row.map(|r| {
+            serde_json::from_str(r.get(0)).map_err(|e| {
+                corrupt(
+                    format_args!("source schema task `{}` was built from", self.task),
+                    e,
+                )
+            })
+        })
+        .transpose()
+    }
+
+    async fn record_built_catalog(&self, catalog: &Catalog) -> Result<()> {
+        let text = serde_json::to_string(catalog)
+            .map_err(|e| Error::internal("cannot encode a catalog").with_source(e))?;
+        self.client
+            .execute(
+                "INSERT INTO dts_meta.built_catalog (task, catalog, recorded_at) \
+                 VALUES ($1, $2::text::jsonb, now()) ON CONFLICT (task) DO UPDATE \
+                 SET catalog = excluded.catalog, recorded_at = excluded.recorded_at",
+                &[&self.task, &text],
+            )
+            .await
+            .map_err(|e| map_error(e, "recording the source schema the target is built from"))?;
+        Ok(())
     }
 
     async fn reader(&self) -> Result<Option<ReaderRecord>> {

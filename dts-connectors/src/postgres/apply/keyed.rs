@@ -30,6 +30,29 @@ const KEY_INDEXED: &str = "\
                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[g] \
                WHERE a.attname = ANY($2)) = $3::int)";
 
+/// The unique indexes of table `$1` (a quoted qualified name) over plain columns, all among
+/// the `$2` columns: each one's key columns, in index order.
+const SELECT_UNIQUES: &str = "\
+    SELECT array_agg(a.attname::text ORDER BY k.ord) \
+    FROM pg_index i \
+    CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) \
+    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+    WHERE i.indrelid = $1::text::regclass AND i.indisunique \
+      AND i.indpred IS NULL AND i.indexprs IS NULL AND k.ord <= i.indnkeyatts \
+    GROUP BY i.indexrelid \
+    HAVING bool_and(a.attname = ANY($2)) \
+    ORDER BY i.indexrelid";
+
+/// A unique index of a keyed table other than its key, for resolving conflicts in the
+/// idempotence window (see [`Keyed::window`]).
+pub(super) struct Unique {
+    /// Indexes of its columns among the copied columns.
+    pub(super) columns: Vec<usize>,
+    /// `DELETE` of the rows holding the given values in these columns, except the row of
+    /// the given key: the unique values, then the key values.
+    pub(super) delete: Statement,
+}
+
 /// A keyed table: coalesced final states, written through a staging table.
 pub(super) struct Keyed {
     /// Indexes of the key columns among the copied columns.
@@ -50,6 +73,23 @@ pub(super) struct Keyed {
     pub(super) clear_sql: String,
     /// `DELETE … USING staging; INSERT … SELECT … FROM staging`.
     pub(super) apply_sql: String,
+    /// As `apply_sql`, deleting before the insert the target rows that hold a staged row's
+    /// values in a unique index other than the key (see [`Keyed::window`]).
+    pub(super) apply_resolving_sql: String,
+    /// The table's unique indexes other than its key.
+    pub(super) uniques: Vec<Unique>,
+    /// Whether pending rows include changes from before the idempotence window's end.
+    ///
+    /// There the target may hold rows copied under a later snapshot than the change, and
+    /// such a row can hold, in a secondary unique index, a value the replayed change puts on
+    /// another key (in the source, the value moved from that key to the copied row's key
+    /// between the change and the later snapshot). The copied row holds the value only
+    /// through a change that comes later in the log, before the window ends, and replaying
+    /// that change writes the whole row again (changes of keyed tables are written as the
+    /// key's final row). So the conflicting row is deleted: the target then follows the
+    /// source's order of states, and reaches its final state at the window's end. Past the
+    /// window the target holds no later rows and a conflict is an error, as it should be.
+    pub(super) window: bool,
     /// Whether the staging table holds rows of this transaction.
     pub(super) used: bool,
     /// Encoded key → encoded staging row.
@@ -129,10 +169,29 @@ impl Keyed {
         } else {
             delete
         };
-        let apply_sql = format!(
-            "{delete}; INSERT INTO {target_sql} ({cols}) SELECT {cols} FROM {stage_table} \
+        let insert_sql = format!(
+            "INSERT INTO {target_sql} ({cols}) SELECT {cols} FROM {stage_table} \
              WHERE NOT {flag_sql}"
         );
+        let apply_sql = format!("{delete}; {insert_sql}");
+        let uniques = Self::uniques(client, target, &target_sql, names, &key).await?;
+        let mut resolve = String::new();
+        for unique in &uniques {
+            let mut on = String::new();
+            for (n, &i) in unique.columns.iter().enumerate() {
+                if n > 0 {
+                    on.push_str(" AND ");
+                }
+                let mut column = String::new();
+                push_ident(&mut column, &names[i]);
+                let _ = write!(on, "t.{column} = s.{column}");
+            }
+            let _ = write!(
+                resolve,
+                "DELETE FROM {target_sql} t USING {stage_table} s WHERE NOT s.{flag_sql} AND {on}; "
+            );
+        }
+        let apply_resolving_sql = format!("{delete}; {resolve}{insert_sql}");
         let mut by_key = String::new();
         for (n, &i) in key.iter().enumerate() {
             if n > 0 {
@@ -183,10 +242,83 @@ impl Keyed {
             update: Lazy::Sql(update_sql),
             clear_sql: format!("TRUNCATE {stage_table}"),
             apply_sql,
+            apply_resolving_sql,
+            uniques,
+            window: false,
             used: false,
             pending: HashMap::new(),
             scratch: BytesMut::with_capacity(1024),
         })
+    }
+
+    /// The unique indexes of `target` other than the key `key`, over written columns.
+    async fn uniques(
+        client: &Client,
+        target: &TableName,
+        target_sql: &str,
+        names: &[String],
+        key: &[usize],
+    ) -> Result<Vec<Unique>> {
+        let rows = client
+            .query(SELECT_UNIQUES, &[&target_sql, &names])
+            .await
+            .map_err(|e| map_error(e, format!("reading the unique indexes of `{target}`")))?;
+        let mut key_set: Vec<usize> = key.to_vec();
+        key_set.sort_unstable();
+        let mut out = Vec::new();
+        for row in rows {
+            let columns: Vec<String> = row.get(0);
+            let columns: Vec<usize> = columns
+                .iter()
+                .filter_map(|c| names.iter().position(|n| n == c))
+                .collect();
+            let mut set = columns.clone();
+            set.sort_unstable();
+            if set == key_set || out.iter().any(|u: &Unique| u.columns == columns) {
+                continue;
+            }
+            let mut sql = format!("DELETE FROM {target_sql} WHERE ");
+            for (n, &i) in columns.iter().enumerate() {
+                push_ident(&mut sql, &names[i]);
+                let _ = write!(sql, " = ${} AND ", n + 1);
+            }
+            sql.push_str("NOT (");
+            for (n, &i) in key.iter().enumerate() {
+                if n > 0 {
+                    sql.push_str(" AND ");
+                }
+                push_ident(&mut sql, &names[i]);
+                let _ = write!(sql, " = ${}", columns.len() + n + 1);
+            }
+            sql.push(')');
+            let delete = client
+                .prepare(&sql)
+                .await
+                .map_err(|e| map_error(e, format!("preparing the row changes of `{target}`")))?;
+            out.push(Unique { columns, delete });
+        }
+        Ok(out)
+    }
+
+    /// The parameters of each unique index's conflict `DELETE` for a row (its encoded
+    /// fields) and the key it keeps (its encoded key fields).
+    pub(super) fn conflict_params<'a>(
+        &self,
+        row: &[Encoded<'a>],
+        key: &[Encoded<'a>],
+    ) -> Vec<(&Statement, Vec<Encoded<'a>>)> {
+        self.uniques
+            .iter()
+            .map(|u| {
+                let params = u
+                    .columns
+                    .iter()
+                    .map(|&i| Encoded(row.get(i).and_then(|f| f.0)))
+                    .chain(key.iter().map(|f| Encoded(f.0)))
+                    .collect();
+                (&u.delete, params)
+            })
+            .collect()
     }
 
     /// The encoded key of a converted row.
@@ -221,8 +353,9 @@ impl Keyed {
             return Ok(());
         }
         let what = || format!("applying changes to `{target}`");
+        let resolve = std::mem::take(&mut self.window) && !self.uniques.is_empty();
         if self.pending.len() <= SMALL_FLUSH_ROWS {
-            return self.flush_small(client, &what).await;
+            return self.flush_small(client, resolve, &what).await;
         }
         if self.used {
             client
@@ -241,8 +374,13 @@ impl Keyed {
             )));
         }
         self.used = true;
+        let sql = if resolve {
+            &self.apply_resolving_sql
+        } else {
+            &self.apply_sql
+        };
         client
-            .batch_execute(&self.apply_sql)
+            .batch_execute(sql)
             .await
             .map_err(|e| map_error(e, what()))
     }
@@ -250,30 +388,39 @@ impl Keyed {
 
 impl Keyed {
     /// Writes out a few pending keys with prepared statements, pipelined: the deletes of
-    /// every touched key, then the inserts of the final rows. Fewer round trips and less
-    /// server work than the staging table for a handful of rows.
+    /// every touched key, then (with `resolve`, see [`Keyed::window`]) the deletes of rows
+    /// that hold a final row's values in another unique index, then the inserts of the
+    /// final rows. Fewer round trips and less server work than the staging table for a
+    /// handful of rows.
     pub(super) async fn flush_small(
         &mut self,
         client: &Client,
+        resolve: bool,
         what: &(dyn Fn() -> String + Sync),
     ) -> Result<()> {
         let pending = std::mem::take(&mut self.pending);
         let mut deletes: Vec<Vec<Encoded<'_>>> = Vec::with_capacity(pending.len());
         let mut inserts: Vec<Vec<Encoded<'_>>> = Vec::with_capacity(pending.len());
+        let mut conflicts: Vec<(&Statement, Vec<Encoded<'_>>)> = Vec::new();
         for (key, row) in &pending {
             deletes.push(fields(key));
             // A staging row: field count, the copied columns, the deletion flag.
             let mut values = fields(row.get(2..).unwrap_or_default());
             let deleted = values.pop().and_then(|f| f.0) != Some(&[0u8][..]);
             if !deleted {
+                if resolve {
+                    conflicts.extend(self.conflict_params(&values, &fields(key)));
+                }
                 inserts.push(values);
             }
         }
         let delete_params: Vec<_> = deletes.iter().map(|p| as_params(p)).collect();
+        let conflict_params: Vec<_> = conflicts.iter().map(|(s, p)| (*s, as_params(p))).collect();
         let insert_params: Vec<_> = inserts.iter().map(|p| as_params(p)).collect();
         let requests = delete_params
             .iter()
             .map(|p| client.execute(&self.delete, p))
+            .chain(conflict_params.iter().map(|(s, p)| client.execute(*s, p)))
             .chain(
                 insert_params
                     .iter()

@@ -183,10 +183,15 @@ impl TableState {
             }
             let row = fields(&row);
             let delete_params: Vec<_> = deletes.iter().map(|p| as_params(p)).collect();
+            // Rows copied under a later snapshot may hold the image's unique values.
+            let conflicts = k.conflict_params(&row, &fields(&old_key));
+            let conflict_params: Vec<_> =
+                conflicts.iter().map(|(s, p)| (*s, as_params(p))).collect();
             let insert_params = as_params(&row);
             let requests = delete_params
                 .iter()
                 .map(|p| client.execute(&k.delete, p))
+                .chain(conflict_params.iter().map(|(s, p)| client.execute(*s, p)))
                 .chain(std::iter::once(client.execute(&k.insert, &insert_params)));
             futures::future::try_join_all(requests)
                 .await
@@ -208,14 +213,29 @@ impl TableState {
         };
         let mut row = BytesMut::new();
         encode(&new, after, &mut row)?;
+        if in_window {
+            let new_fields = fields(&row);
+            let conflicts = k.conflict_params(&new_fields, &fields(&old_key));
+            let requests = conflicts
+                .iter()
+                .map(|(s, p)| (*s, as_params(p)))
+                .collect::<Vec<_>>();
+            futures::future::try_join_all(requests.iter().map(|(s, p)| client.execute(*s, p)))
+                .await
+                .map_err(|e| map_error(e, what()))?;
+        }
         let mut params = fields(&row);
         params.extend(fields(&old_key));
         let rows = with_actions(client, update, &as_params(&params), &what).await?;
         Ok(rows > 0)
     }
 
-    /// Coalesces one change of a keyed table; returns the bytes it added.
-    pub(super) fn stage_change(&mut self, op: &RowOp<'_>) -> Result<usize> {
+    /// Coalesces one change of a keyed table; returns the bytes it added. `in_window`:
+    /// the change comes from before the idempotence window's end (see [`Keyed::window`]).
+    pub(super) fn stage_change(&mut self, op: &RowOp<'_>, in_window: bool) -> Result<usize> {
+        if let Mode::Keyed(k) = &mut self.mode {
+            k.window |= in_window;
+        }
         match op {
             RowOp::Insert(row) => {
                 let values = self.values(row)?;
