@@ -248,37 +248,24 @@ impl Run<'_> {
                 Ok(())
             }
             Step::SchemaPostData => {
-                crate::ddl::post_data(self).await?;
-                // The full load is done once its data and the post-data schema are in
-                // place.
-                if self.includes(Step::FullLoad)
-                    && !self.report.already_done.contains(&Step::FullLoad)
-                {
-                    let tables: Vec<TableName> = self
-                        .plan
-                        .schema
-                        .tables
-                        .iter()
-                        .map(|t| t.target.clone())
-                        .collect();
-                    // Both are idempotent: retried, with the run's own connections
-                    // restored, like every other step.
-                    let started = std::time::Instant::now();
-                    loop {
-                        crate::full::restore_target(self).await?;
-                        let done = match self.target.analyze(&tables).await {
-                            Ok(()) => self.store.mark_done(Step::FullLoad.key()).await,
-                            Err(e) => Err(e),
-                        };
-                        match done {
-                            Err(e) if self.retries(&e, started) => {
-                                tokio::time::sleep(RETRY_PAUSE).await;
-                            }
-                            done => break done?,
+                // Every part is idempotent (statements are recorded as they complete):
+                // retried as a whole, with the run's own connections restored, within the
+                // retry window counted from the first failure.
+                let mut first_failure = None;
+                loop {
+                    crate::full::restore_target(self).await?;
+                    match self.post_data().await {
+                        Err(e)
+                            if self.retries(
+                                &e,
+                                *first_failure.get_or_insert_with(std::time::Instant::now),
+                            ) =>
+                        {
+                            tokio::time::sleep(RETRY_PAUSE).await;
                         }
+                        done => return done,
                     }
                 }
-                Ok(())
             }
             Step::Incremental => {
                 // Replication retries transient failures itself; those of its setup (reading
@@ -304,6 +291,44 @@ impl Run<'_> {
         }
     }
 
+    /// Whether an earlier run finished `step`; a lost connection to the target is restored
+    /// and the question asked again, within the retry window.
+    async fn step_done(&mut self, step: Step) -> Result<bool> {
+        let mut first_failure = None;
+        loop {
+            crate::full::restore_target(self).await?;
+            match self.store.is_done(step.key()).await {
+                Err(e)
+                    if self.retries(
+                        &e,
+                        *first_failure.get_or_insert_with(std::time::Instant::now),
+                    ) =>
+                {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// The post-data schema step; then, when this run did the full load, its record.
+    async fn post_data(&mut self) -> Result<()> {
+        crate::ddl::post_data(self).await?;
+        // The full load is done once its data and the post-data schema are in place.
+        if self.includes(Step::FullLoad) && !self.report.already_done.contains(&Step::FullLoad) {
+            let tables: Vec<TableName> = self
+                .plan
+                .schema
+                .tables
+                .iter()
+                .map(|t| t.target.clone())
+                .collect();
+            self.target.analyze(&tables).await?;
+            self.store.mark_done(Step::FullLoad.key()).await?;
+        }
+        Ok(())
+    }
+
     /// Whether to retry after `e`, a failure of work started at `started`: a transient
     /// error within the task's retry window, while no stop is requested. Logs the retry.
     fn retries(&self, e: &Error, started: std::time::Instant) -> bool {
@@ -326,7 +351,7 @@ impl Run<'_> {
                 if *self.stop.borrow() {
                     break;
                 }
-            } else if self.store.is_done(step.key()).await? {
+            } else if self.step_done(step).await? {
                 self.report.already_done.push(step);
                 self.emit(TaskEvent::AlreadyDone(step));
                 continue;
