@@ -15,7 +15,8 @@
 //!   server and a client certificate); `create_tls_user` on either makes accounts that may
 //!   connect only over TLS, or only with a client certificate ([`TlsAccount`]).
 //! - [`FaultProxy`] is a TCP proxy to put between a client and a server, which cuts,
-//!   stalls or slows the connections through it on command (fault-injection tests).
+//!   stalls, slows or refuses the connections through it on command (fault-injection
+//!   tests).
 //! - If `DTS_TEST_MYSQL_URL` or `DTS_TEST_PG_URL` is set, the shared accessors return
 //!   handles to those external servers instead.
 //!

@@ -1,5 +1,5 @@
 //! A TCP proxy for fault injection: it sits between a client and a server and, on command,
-//! cuts every live connection, stalls forwarding, or slows it down.
+//! cuts every live connection, stalls forwarding, slows it down, or refuses connections.
 //!
 //! It is synchronous, like the rest of the testkit: one thread accepts, and each proxied
 //! connection has one thread per direction. Commands take effect at once on every live
@@ -30,6 +30,9 @@ pub enum Forwarding {
     Stalled,
     /// Every chunk of up to 16 KiB waits this long before it is forwarded.
     Slowed(Duration),
+    /// The server looks down: live connections were cut, and new ones are closed as soon
+    /// as they are accepted.
+    Refused,
 }
 
 /// One proxied connection: the client's socket and the server's.
@@ -64,7 +67,9 @@ struct Shared {
 
 impl Shared {
     fn links(&self) -> MutexGuard<'_, Vec<Arc<Link>>> {
-        self.links.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.links
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn forwarding(&self) -> MutexGuard<'_, Forwarding> {
@@ -82,7 +87,7 @@ impl Shared {
                 return None;
             }
             match *mode {
-                Forwarding::Normal => return Some(Duration::ZERO),
+                Forwarding::Normal | Forwarding::Refused => return Some(Duration::ZERO),
                 Forwarding::Slowed(d) => return Some(d),
                 Forwarding::Stalled => {
                     mode = self
@@ -100,7 +105,7 @@ impl Shared {
 ///
 /// Point a client at [`FaultProxy::port`] instead of the server's port (for example with
 /// [`FaultProxy::proxied_url`]), then call [`FaultProxy::cut`], [`FaultProxy::stall`],
-/// [`FaultProxy::slow`] and [`FaultProxy::resume`] from the test. Dropping the proxy closes
+/// [`FaultProxy::slow`], [`FaultProxy::refuse`] and [`FaultProxy::resume`] from the test. Dropping the proxy closes
 /// every connection through it.
 ///
 /// ```no_run
@@ -221,6 +226,13 @@ impl FaultProxy {
         self.set(Forwarding::Slowed(delay));
     }
 
+    /// Makes the server look down until [`FaultProxy::resume`]: cuts every live connection
+    /// and closes new ones as soon as they are accepted. Returns how many were cut.
+    pub fn refuse(&self) -> usize {
+        self.set(Forwarding::Refused);
+        self.cut()
+    }
+
     /// Forwards normally again.
     pub fn resume(&self) {
         self.set(Forwarding::Normal);
@@ -276,6 +288,10 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
         }
         let Ok(client) = client else { continue };
         shared.accepted.fetch_add(1, Ordering::Relaxed);
+        if *shared.forwarding() == Forwarding::Refused {
+            let _ = client.shutdown(Shutdown::Both);
+            continue;
+        }
         let Ok(server) = TcpStream::connect_timeout(&shared.upstream, Duration::from_secs(5))
         else {
             let _ = client.shutdown(Shutdown::Both);
@@ -393,6 +409,17 @@ mod tests {
         assert_eq!(round_trip(&mut b, b"again").unwrap(), b"again");
         assert_eq!(proxy.connections_cut(), 1);
         assert_eq!(proxy.connections_accepted(), 2);
+
+        // Refused: the live connection is cut and new ones are closed until resumed.
+        assert_eq!(proxy.refuse(), 1);
+        assert!(round_trip(&mut b, b"down").is_err());
+        let mut c = TcpStream::connect(("127.0.0.1", proxy.port())).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert!(round_trip(&mut c, b"down").is_err());
+        proxy.resume();
+        let mut d = TcpStream::connect(("127.0.0.1", proxy.port())).unwrap();
+        d.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(round_trip(&mut d, b"up").unwrap(), b"up");
     }
 
     #[test]
@@ -404,7 +431,10 @@ mod tests {
         );
         assert_eq!(
             proxy.proxied_url(&url),
-            format!("mysql://root@127.0.0.1:{}/db?ssl-mode=DISABLED", proxy.port())
+            format!(
+                "mysql://root@127.0.0.1:{}/db?ssl-mode=DISABLED",
+                proxy.port()
+            )
         );
     }
 }
