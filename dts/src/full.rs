@@ -121,6 +121,13 @@ pub(crate) async fn run_full_load(
             _ = stop.wait_for(|s| *s) => {}
         }
         delay = (delay * 2).min(MAX_RETRY_DELAY);
+        if *run.stop.borrow() {
+            break Err(Error::new(
+                ErrorKind::Interrupted,
+                "copy stopped while retrying; run the task again to resume",
+            )
+            .with_source(e));
+        }
         if let Err(e) = restore_target(run).await {
             break Err(e);
         }
