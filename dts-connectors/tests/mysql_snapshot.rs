@@ -839,3 +839,62 @@ async fn read_throughput() -> TestResult {
     server.drop_database(&db)?;
     Ok(())
 }
+
+/// Behind a long-running statement, the global read lock of a multi-reader snapshot gives up after
+/// `SNAPSHOT_LOCK_WAIT_SECONDS` with a transient error naming the cause, and the source's
+/// writes, which wait behind the lock attempt, are held up no longer than that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_snapshot_lock_gives_up_behind_a_long_query() -> TestResult {
+    use dts_connectors::mysql::SNAPSHOT_LOCK_WAIT_SECONDS;
+    let my = dts_testkit::mariadb();
+    let db = my.create_unique_database("snap_lockwait")?;
+    my.exec_in(
+        &db,
+        "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1);
+         CREATE TABLE w (id INT PRIMARY KEY);",
+    )?;
+    let url = my.url_for(&db);
+    let limit = StdDuration::from_secs(u64::from(SNAPSHOT_LOCK_WAIT_SECONDS));
+
+    // A long-running write on `t`: the global read lock waits for it to end.
+    let mut long = mysql_async::Conn::new(mysql_async::Opts::from_url(&url)?).await?;
+    let long_id = long.id();
+    let long_query = tokio::spawn(async move {
+        long.query_drop("UPDATE t SET id = id WHERE SLEEP(30) = 0")
+            .await
+    });
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+
+    let started = Instant::now();
+    let lock = tokio::spawn({
+        let url = url.clone();
+        async move { MySqlSnapshot::open(&url, 2).await.map(|_| ()) }
+    });
+    // A write that arrives while the lock attempt waits.
+    tokio::time::sleep(StdDuration::from_millis(500)).await;
+    let mut writer = mysql_async::Conn::new(mysql_async::Opts::from_url(&url)?).await?;
+    let write_started = Instant::now();
+    writer.query_drop("INSERT INTO w VALUES (1)").await?;
+    let write_waited = write_started.elapsed();
+    let e = lock.await?.unwrap_err();
+    let waited = started.elapsed();
+    my.exec(&format!("KILL QUERY {long_id}"))?;
+    let _ = long_query.await;
+
+    assert_eq!(e.kind(), ErrorKind::Transient, "{}", e.report());
+    assert!(e.is_retryable());
+    assert!(
+        e.report().contains("long-running statement"),
+        "{}",
+        e.report()
+    );
+    assert!(
+        waited < limit + StdDuration::from_secs(3),
+        "the lock attempt took {waited:?}"
+    );
+    assert!(
+        write_waited < limit + StdDuration::from_secs(1),
+        "a write waited {write_waited:?} behind the lock attempt"
+    );
+    Ok(())
+}

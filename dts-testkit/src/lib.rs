@@ -14,6 +14,9 @@
 //!   also accept TLS, with certificates from [`TestCertificates`] (a test authority, a
 //!   server and a client certificate); `create_tls_user` on either makes accounts that may
 //!   connect only over TLS, or only with a client certificate ([`TlsAccount`]).
+//! - [`FaultProxy`] is a TCP proxy to put between a client and a server, which cuts,
+//!   stalls, slows or refuses the connections through it on command (fault-injection
+//!   tests).
 //! - If `DTS_TEST_MYSQL_URL` or `DTS_TEST_PG_URL` is set, the shared accessors return
 //!   handles to those external servers instead.
 //!
@@ -51,6 +54,7 @@ mod mariadb;
 mod postgres;
 mod process;
 mod programs;
+mod proxy;
 mod tls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,6 +63,7 @@ use std::sync::OnceLock;
 pub use error::Error;
 pub use mariadb::{MariaDb, MYSQL_URL_VAR};
 pub use postgres::{Postgres, PG_URL_VAR};
+pub use proxy::{FaultProxy, Forwarding};
 pub use tls::{TestCertificates, TlsAccount};
 
 /// The MariaDB server shared by all tests of this process: the external server named by

@@ -66,8 +66,10 @@ pub struct IncrementalOptions {
     /// Longest a change waits to be batched, in milliseconds. Default 100.
     #[serde(default = "default_batch_delay_ms")]
     pub max_batch_delay_ms: u64,
-    /// How long lost connections to either server are retried before the task fails, in
-    /// seconds. Default 60.
+    /// How long lost connections to either server (and other transient failures) are
+    /// retried before the task fails, in seconds, counted from the first failure since work
+    /// last got done: in the full load (the unfinished chunks are copied again), the
+    /// post-data steps and replication. Default 60.
     #[serde(default = "default_retry_window")]
     pub retry_window_seconds: u64,
 }

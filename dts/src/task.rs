@@ -200,6 +200,9 @@ const STEPS: [Step; 4] = [
     Step::Incremental,
 ];
 
+/// The pause before a step's work is retried after a transient failure.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// What the steps of one run share.
 pub(crate) struct Run<'a> {
     pub(crate) config: &'a TaskConfig,
@@ -237,6 +240,7 @@ impl Run<'_> {
             Step::Precheck => Ok(()),
             Step::SchemaPreData => crate::ddl::pre_data(self).await,
             Step::FullLoad => {
+                // Retries transient failures itself.
                 let (ptx, forwarder) = forward_events(self.events.clone(), TaskEvent::Progress);
                 let result = crate::full::run_full_load(self, Some(ptx)).await;
                 let _ = forwarder.await;
@@ -244,32 +248,96 @@ impl Run<'_> {
                 Ok(())
             }
             Step::SchemaPostData => {
-                crate::ddl::post_data(self).await?;
-                // The full load is done once its data and the post-data schema are in
-                // place.
-                if self.includes(Step::FullLoad)
-                    && !self.report.already_done.contains(&Step::FullLoad)
-                {
-                    let tables: Vec<TableName> = self
-                        .plan
-                        .schema
-                        .tables
-                        .iter()
-                        .map(|t| t.target.clone())
-                        .collect();
-                    self.target.analyze(&tables).await?;
-                    self.store.mark_done(Step::FullLoad.key()).await?;
+                // Every part is idempotent (statements are recorded as they complete):
+                // retried as a whole, with the run's own connections restored, within the
+                // retry window counted from the first failure.
+                let mut first_failure = None;
+                loop {
+                    crate::full::restore_target(self).await?;
+                    match self.post_data().await {
+                        Err(e)
+                            if self.retries(
+                                &e,
+                                *first_failure.get_or_insert_with(std::time::Instant::now),
+                            ) =>
+                        {
+                            tokio::time::sleep(RETRY_PAUSE).await;
+                        }
+                        done => return done,
+                    }
                 }
-                Ok(())
             }
             Step::Incremental => {
-                let (ctx, forwarder) = forward_events(self.events.clone(), TaskEvent::Replication);
-                let result = crate::incremental::run_incremental(self, Some(ctx)).await;
-                let _ = forwarder.await;
-                self.report.incremental = Some(result?);
-                Ok(())
+                // Replication retries transient failures itself; those of its setup (reading
+                // the task's state) are retried here, within the first retry window.
+                let started = std::time::Instant::now();
+                loop {
+                    crate::full::restore_target(self).await?;
+                    let (ctx, forwarder) =
+                        forward_events(self.events.clone(), TaskEvent::Replication);
+                    let result = crate::incremental::run_incremental(self, Some(ctx)).await;
+                    let _ = forwarder.await;
+                    match result {
+                        Err(e) if self.retries(&e, started) => {
+                            tokio::time::sleep(RETRY_PAUSE).await;
+                        }
+                        result => {
+                            self.report.incremental = Some(result?);
+                            return Ok(());
+                        }
+                    }
+                }
             }
         }
+    }
+
+    /// Whether an earlier run finished `step`; a lost connection to the target is restored
+    /// and the question asked again, within the retry window.
+    async fn step_done(&mut self, step: Step) -> Result<bool> {
+        let mut first_failure = None;
+        loop {
+            crate::full::restore_target(self).await?;
+            match self.store.is_done(step.key()).await {
+                Err(e)
+                    if self.retries(
+                        &e,
+                        *first_failure.get_or_insert_with(std::time::Instant::now),
+                    ) =>
+                {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// The post-data schema step; then, when this run did the full load, its record.
+    async fn post_data(&mut self) -> Result<()> {
+        crate::ddl::post_data(self).await?;
+        // The full load is done once its data and the post-data schema are in place.
+        if self.includes(Step::FullLoad) && !self.report.already_done.contains(&Step::FullLoad) {
+            let tables: Vec<TableName> = self
+                .plan
+                .schema
+                .tables
+                .iter()
+                .map(|t| t.target.clone())
+                .collect();
+            self.target.analyze(&tables).await?;
+            self.store.mark_done(Step::FullLoad.key()).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether to retry after `e`, a failure of work started at `started`: a transient
+    /// error within the task's retry window, while no stop is requested. Logs the retry.
+    fn retries(&self, e: &Error, started: std::time::Instant) -> bool {
+        let window = std::time::Duration::from_secs(self.config.incremental.retry_window_seconds);
+        let retry = e.is_retryable() && !*self.stop.borrow() && started.elapsed() < window;
+        if retry {
+            tracing::warn!(error = %e.report(), "retrying after a transient failure");
+        }
+        retry
     }
 
     /// Runs the steps in order. A step recorded as done by an earlier run is skipped, except
@@ -283,7 +351,7 @@ impl Run<'_> {
                 if *self.stop.borrow() {
                     break;
                 }
-            } else if self.store.is_done(step.key()).await? {
+            } else if self.step_done(step).await? {
                 self.report.already_done.push(step);
                 self.emit(TaskEvent::AlreadyDone(step));
                 continue;

@@ -42,7 +42,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the migration types the task lists. With incremental migration it runs until
-    /// stopped (Ctrl-C / SIGTERM: the current batch is finished and its position saved).
+    /// stopped (Ctrl-C / SIGTERM: the current batch is finished and its position saved; a
+    /// second Ctrl-C exits at once, rolling back what is in flight).
     Run {
         /// The task file.
         #[arg(long, short)]
@@ -165,9 +166,18 @@ async fn run_task(task: &Task, options: dts::RunOptions) -> Result<dts::RunRepor
     let printer = tokio::spawn(progress::display(rx));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let signals = tokio::spawn(async move {
-        wait_for_stop_signal().await;
-        eprintln!("stopping: finishing the work in flight (run again to resume)");
+        let mut signals = StopSignals::new();
+        signals.next().await;
+        eprintln!(
+            "stopping: finishing the work in flight (run again to resume; \
+             Ctrl-C again to exit at once)"
+        );
         let _ = stop_tx.send(true);
+        signals.next().await;
+        // Whatever is in flight is in open target transactions, which the server rolls
+        // back when the connections close: a rerun resumes as after a kill.
+        eprintln!("exiting at once: the work in flight is rolled back (run again to resume)");
+        std::process::exit(130);
     });
     let result = task.run_with(Some(tx), stop_rx, options).await;
     signals.abort();
@@ -188,6 +198,12 @@ async fn run_task(task: &Task, options: dts::RunOptions) -> Result<dts::RunRepor
                 "note: {} rows rejected, written to {}",
                 full.copy.rejected,
                 task.config().full.reject_file.display()
+            );
+        }
+        if full.retries > 0 {
+            println!(
+                "note: the copy went on after {} lost connections or other transient failures",
+                full.retries
             );
         }
         if full.copy.chunks_skipped > 0 {
@@ -231,23 +247,43 @@ async fn run_task(task: &Task, options: dts::RunOptions) -> Result<dts::RunRepor
     Ok(report)
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn wait_for_stop_signal() {
+/// SIGINT and SIGTERM, received one after another.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignals {
+    /// Starts listening, so that no signal is missed between two [`StopSignals::next`].
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let streams = match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(int), Ok(term)) => Some((int, term)),
+                _ => None,
+            };
+            Self { streams }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Resolves on the next SIGINT or SIGTERM.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some((int, term)) = &mut self.streams {
             tokio::select! {
                 _ = int.recv() => {}
                 _ = term.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 const SAMPLE: &str = include_str!("../../fixtures/mysql/shop.sql");

@@ -14,6 +14,6 @@ pub use error::map_error;
 pub use options::MySqlConnectOptions;
 pub use snapshot::{
     mysql_param, MySqlKeyProber, MySqlSnapshot, MySqlSnapshotMode, MySqlSnapshotReader,
-    BATCH_BYTES, BATCH_ROWS,
+    BATCH_BYTES, BATCH_ROWS, SNAPSHOT_LOCK_WAIT_SECONDS,
 };
 pub use source::{MySqlServerInfo, MySqlSource};

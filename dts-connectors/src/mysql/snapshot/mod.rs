@@ -15,6 +15,14 @@
 //!   runs `UNLOCK TABLES`. On MariaDB the position is still taken from each reader's
 //!   `binlog_snapshot_*` status, and all readers are checked to agree on it.
 //!
+//! `FLUSH TABLES WITH READ LOCK` waits for running statements to end (on MariaDB the
+//! writing ones, on MySQL queries too), and while it waits every write on the server waits
+//! behind it. The control connection therefore sets `lock_wait_timeout` to
+//! [`SNAPSHOT_LOCK_WAIT_SECONDS`]: behind a long-running statement the lock attempt gives
+//! up after that long, releasing the writes,
+//! with a transient error ([`ErrorKind::Transient`]) that names the cause. The caller
+//! decides whether to try again (dts's full load does, within its retry window).
+//!
 //! If the lock is refused for lack of privilege on MariaDB, the snapshot falls back to one
 //! lock-free reader and logs a warning: the caller sees fewer readers than it asked for.
 //!
@@ -52,6 +60,11 @@ pub const BATCH_ROWS: usize = 4096;
 /// A [`RowBatch`](dts_core::RowBatch) produced by [`MySqlSnapshotReader`] is closed once its values hold at least
 /// this many bytes (8 MiB), so a batch exceeds it by at most one row.
 pub const BATCH_BYTES: usize = 8 << 20;
+
+/// Longest time, in seconds, `FLUSH TABLES WITH READ LOCK` waits for running statements
+/// (and so holds up the source's writes) before the snapshot attempt fails; the session's
+/// `lock_wait_timeout` on the control connection.
+pub const SNAPSHOT_LOCK_WAIT_SECONDS: u32 = 5;
 
 /// How a snapshot was made consistent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,8 +136,25 @@ impl MySqlSnapshot {
         for conn in &mut conns {
             prepare_reader(conn).await?;
         }
+        control
+            .query_drop(format!(
+                "SET SESSION lock_wait_timeout = {SNAPSHOT_LOCK_WAIT_SECONDS}"
+            ))
+            .await
+            .map_err(|e| map_error(e, "preparing the snapshot's lock connection"))?;
         match control.query_drop("FLUSH TABLES WITH READ LOCK").await {
             Ok(()) => {}
+            Err(mysql_async::Error::Server(e)) if e.code == LOCK_WAIT_TIMEOUT => {
+                return Err(Error::new(
+                    ErrorKind::Transient,
+                    format!(
+                        "FLUSH TABLES WITH READ LOCK waited more than \
+                         {SNAPSHOT_LOCK_WAIT_SECONDS} s for a long-running statement on the \
+                         source and gave up so as not to hold up the source's writes"
+                    ),
+                )
+                .with_source(mysql_async::Error::Server(e)));
+            }
             Err(e) => {
                 let err = map_error(e, "cannot lock tables to open a consistent snapshot");
                 if err.kind() == ErrorKind::Privilege && lock_free_possible {
@@ -223,6 +253,9 @@ impl MySqlSnapshot {
         self.is_mariadb
     }
 }
+
+/// `ER_LOCK_WAIT_TIMEOUT`.
+const LOCK_WAIT_TIMEOUT: u16 = 1205;
 
 fn finish(
     facts: ServerFacts,
