@@ -45,6 +45,10 @@ pub struct CopyOptions {
     pub max_bytes_per_second: Option<u64>,
     /// Bad-row policy.
     pub bad_rows: BadRowPolicy,
+    /// A chunk that moves no batch for this long (a connection that stalls without closing)
+    /// fails with a retryable [`ErrorKind::Connection`] error naming the chunk; `None`
+    /// waits for ever. Time spent waiting on the throttle does not count.
+    pub stall_timeout: Option<std::time::Duration>,
 }
 
 impl Default for CopyOptions {
@@ -54,6 +58,7 @@ impl Default for CopyOptions {
             max_rows_per_second: None,
             max_bytes_per_second: None,
             bad_rows: BadRowPolicy::Stop,
+            stall_timeout: Some(std::time::Duration::from_secs(120)),
         }
     }
 }
@@ -113,6 +118,42 @@ struct Shared {
     stop: watch::Receiver<bool>,
     /// The workers' errors, in the order they happened.
     failures: Mutex<Vec<Error>>,
+    /// See [`CopyOptions::stall_timeout`].
+    stall_timeout: Option<std::time::Duration>,
+}
+
+/// When a worker's current chunk last moved a batch, for the stall watchdog.
+struct Liveness {
+    base: Instant,
+    /// Milliseconds after `base` of the last batch moved.
+    last_ms: AtomicU64,
+    /// Whether the chunk is waiting on the throttle (which is not a stall).
+    throttled: std::sync::atomic::AtomicBool,
+}
+
+impl Liveness {
+    fn new() -> Self {
+        Self {
+            base: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            throttled: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Records that a batch moved now.
+    fn beat(&self) {
+        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long since a batch last moved, unless the throttle holds the chunk.
+    fn idle(&self) -> Option<std::time::Duration> {
+        if self.throttled.load(Ordering::Relaxed) {
+            return None;
+        }
+        let last = std::time::Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        Some(self.base.elapsed().saturating_sub(last))
+    }
 }
 
 impl Shared {
@@ -227,6 +268,7 @@ where
         rejected: AtomicU64::new(0),
         stop: stop.clone(),
         failures: Mutex::new(Vec::new()),
+        stall_timeout: options.stall_timeout,
     });
     for job in &shared.jobs {
         shared.emit(ProgressEvent::TablePlanned {
@@ -328,11 +370,10 @@ where
         let job = &shared.jobs[t];
         let chunk = &job.chunks[c];
         let started = Instant::now();
-        let converted = convert_stream(shared.clone(), t, rx);
-        match sink
-            .write_chunk(&job.target, chunk, converted.boxed())
-            .await
-        {
+        let live = Arc::new(Liveness::new());
+        let converted = convert_stream(shared.clone(), t, rx, live.clone());
+        let write = sink.write_chunk(&job.target, chunk, converted.boxed());
+        match watch_stalls(write, &live, shared.stall_timeout).await {
             Ok(stats) => {
                 summary.rows += stats.rows;
                 summary.bytes += stats.bytes;
@@ -364,25 +405,65 @@ where
     summary
 }
 
+/// Runs a chunk's write, failing it with a retryable error when no batch moves for
+/// `limit` (see [`CopyOptions::stall_timeout`]). Dropping the write aborts its statement.
+async fn watch_stalls<F>(write: F, live: &Liveness, limit: Option<std::time::Duration>) -> F::Output
+where
+    F: std::future::Future<Output = Result<dts_core::ChunkStats>>,
+{
+    let Some(limit) = limit else {
+        return write.await;
+    };
+    let check = (limit / 4).clamp(
+        std::time::Duration::from_millis(50),
+        std::time::Duration::from_secs(5),
+    );
+    tokio::pin!(write);
+    loop {
+        tokio::select! {
+            done = &mut write => return done,
+            () = tokio::time::sleep(check) => {
+                if live.idle().is_some_and(|idle| idle >= limit) {
+                    return Err(Error::new(
+                        ErrorKind::Connection,
+                        format!(
+                            "no rows moved for {} s: a source or target connection stalled",
+                            limit.as_secs_f64()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
+
 /// Converts each batch of a chunk, applying the bad-row policy and the throttle.
 fn convert_stream(
     shared: Arc<Shared>,
     table: usize,
     rx: mpsc::Receiver<Result<RowBatch>>,
+    live: Arc<Liveness>,
 ) -> impl futures::Stream<Item = Result<RowBatch>> + Send + 'static {
-    futures::stream::unfold((shared, rx), move |(shared, mut rx)| async move {
-        let batch = rx.recv().await?;
-        let out = match batch {
-            Err(e) => Err(e),
-            Ok(batch) => convert_batch(&shared, table, batch),
-        };
-        if let Ok(b) = &out {
-            shared
-                .throttle
-                .acquire(b.len() as u64, b.size_bytes as u64)
-                .await;
+    futures::stream::unfold((shared, rx), move |(shared, mut rx)| {
+        let live = live.clone();
+        async move {
+            let batch = rx.recv().await?;
+            live.beat();
+            let out = match batch {
+                Err(e) => Err(e),
+                Ok(batch) => convert_batch(&shared, table, batch),
+            };
+            if let Ok(b) = &out {
+                live.throttled.store(true, Ordering::Relaxed);
+                shared
+                    .throttle
+                    .acquire(b.len() as u64, b.size_bytes as u64)
+                    .await;
+                live.throttled.store(false, Ordering::Relaxed);
+                live.beat();
+            }
+            Some((out, (shared, rx)))
         }
-        Some((out, (shared, rx)))
     })
 }
 

@@ -40,6 +40,8 @@ struct Link {
     client: TcpStream,
     server: TcpStream,
     closed: AtomicBool,
+    /// Forwards nothing more, for good, but stays open (see [`FaultProxy::blackhole`]).
+    blackholed: AtomicBool,
 }
 
 impl Link {
@@ -85,6 +87,14 @@ impl Shared {
         loop {
             if link.is_closed() || self.stopping.load(Ordering::SeqCst) {
                 return None;
+            }
+            if link.blackholed.load(Ordering::SeqCst) {
+                mode = self
+                    .changed
+                    .wait_timeout(mode, Duration::from_millis(100))
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
+                continue;
             }
             match *mode {
                 Forwarding::Normal | Forwarding::Refused => return Some(Duration::ZERO),
@@ -220,6 +230,20 @@ impl FaultProxy {
         self.set(Forwarding::Stalled);
     }
 
+    /// Stops forwarding on every live connection for good while leaving it open, as a
+    /// firewall or NAT that forgets established connections does: neither side hears from
+    /// the other again, and nothing tells them. New connections are forwarded as before.
+    /// Returns how many connections were blackholed.
+    pub fn blackhole(&self) -> usize {
+        let links = self.shared.links();
+        let mut n = 0;
+        for link in links.iter().filter(|l| !l.is_closed()) {
+            link.blackholed.store(true, Ordering::SeqCst);
+            n += 1;
+        }
+        n
+    }
+
     /// Delays every chunk of up to 16 KiB forwarded in either direction by `delay`, until
     /// [`FaultProxy::resume`].
     pub fn slow(&self, delay: Duration) {
@@ -306,6 +330,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
             client,
             server,
             closed: AtomicBool::new(false),
+            blackholed: AtomicBool::new(false),
         });
         {
             let mut links = shared.links();
@@ -372,6 +397,25 @@ mod tests {
         let mut back = vec![0u8; msg.len()];
         s.read_exact(&mut back)?;
         Ok(back)
+    }
+
+    #[test]
+    fn a_blackholed_link_hears_nothing_but_new_ones_work() {
+        let proxy = FaultProxy::start("127.0.0.1", echo()).unwrap();
+        let mut a = TcpStream::connect(("127.0.0.1", proxy.port())).unwrap();
+        a.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(round_trip(&mut a, b"hello").unwrap(), b"hello");
+        assert_eq!(proxy.blackhole(), 1);
+        a.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        assert!(
+            round_trip(&mut a, b"lost").is_err(),
+            "blackholed link forwarded"
+        );
+        assert_eq!(proxy.live_connections(), 1, "a blackholed link stays open");
+        let mut b = TcpStream::connect(("127.0.0.1", proxy.port())).unwrap();
+        b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(round_trip(&mut b, b"fresh").unwrap(), b"fresh");
     }
 
     #[test]

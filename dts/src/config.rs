@@ -185,6 +185,16 @@ pub struct FullOptions {
     /// `dts precheck` always scans.
     #[serde(default)]
     pub precheck_values: bool,
+    /// Seconds a chunk may move no rows before its connections count as stalled (a network
+    /// that drops packets without closing the connection): the chunk then fails and is
+    /// retried within `incremental.retry_window_seconds`, like a lost connection. `0`
+    /// waits for ever. Default 120.
+    #[serde(default = "default_stall_timeout_seconds")]
+    pub stall_timeout_seconds: u64,
+}
+
+fn default_stall_timeout_seconds() -> u64 {
+    120
 }
 
 impl Default for FullOptions {
@@ -197,6 +207,7 @@ impl Default for FullOptions {
             bad_rows: BadRows::default(),
             reject_file: default_reject_file(),
             precheck_values: false,
+            stall_timeout_seconds: default_stall_timeout_seconds(),
         }
     }
 }

@@ -295,6 +295,8 @@ async fn copy_once(
             BadRows::Stop => BadRowPolicy::Stop,
             BadRows::Reject => BadRowPolicy::Reject(config.full.reject_file.clone()),
         },
+        stall_timeout: (config.full.stall_timeout_seconds > 0)
+            .then(|| std::time::Duration::from_secs(config.full.stall_timeout_seconds)),
         ..CopyOptions::default()
     };
     let mappers: Vec<_> = jobs.iter().map(|j| j.mapper.clone()).collect();

@@ -530,3 +530,46 @@ async fn the_full_load_gives_up_once_the_retry_window_has_passed() {
     let rows = compare_all(&env).await;
     eprintln!("retry window: gave up {waited:?} after the source went down; {rows} rows compared after the rerun");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_connection_that_goes_silent_is_given_up_and_the_copy_goes_on() {
+    let env = Env::new("fault_silent", &source_sql(20_000));
+    let proxies = Proxies::start();
+    let task = proxies.task_file(
+        &env,
+        "[\"schema\", \"full\"]",
+        "full.workers = 2\nfull.rows_per_chunk = 2000\nfull.max_rows_per_second = 10000\n\
+         full.stall_timeout_seconds = 2\n",
+    );
+    let child = spawn_dts(&task, false);
+    let started = Instant::now();
+    while !dts_testkit::postgres()
+        .query_in(&env.target_db, "SELECT count(*) FROM dts_meta.chunk")
+        .is_ok_and(|n| n.trim() != "0")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no chunk copied"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The snapshot readers' connections go silent for good, without closing: only the
+    // stall watchdog can tell. New connections get through.
+    let silenced = proxies.source.blackhole();
+    assert!(silenced > 0, "no source connection to silence");
+    let silent = Instant::now();
+    let out = wait_output(child, Duration::from_secs(90));
+    assert!(out.status.success(), "{}", text(&out));
+    let retries = copy_retries(&out);
+    assert!(
+        retries >= 1,
+        "the copy never gave up on the silent connections: {}",
+        text(&out)
+    );
+    let rows = compare_all(&env).await;
+    eprintln!(
+        "silent source: {silenced} connections silenced, the run finished {:?} later after \
+         {retries} retries; {rows} rows compared",
+        silent.elapsed()
+    );
+}
