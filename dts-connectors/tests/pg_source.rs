@@ -416,3 +416,86 @@ async fn values_the_model_cannot_hold_stop_the_read_naming_the_column() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_registry_opens_a_postgres_source_and_leaves_no_slot() {
+    use dts_connectors::{plan_schema, Source};
+    use dts_core::{CheckStatus, Engine, PrecheckReport};
+
+    let (db, url) = database(
+        "pgsrc_registry",
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10)",
+    );
+    let pg = dts_testkit::postgres();
+    let source = Source::connect(&url).await.unwrap();
+    assert_eq!(source.engine(), Engine::Postgres);
+    let mut report = PrecheckReport::default();
+    source.precheck_version(&mut report);
+    source.precheck_snapshot(&mut report, 4).await.unwrap();
+    source
+        .precheck_privileges(
+            &mut report,
+            &["public".into()],
+            &[TableName::new("public", "t")],
+        )
+        .await
+        .unwrap();
+    assert!(report.passed(), "{report:?}");
+
+    let catalog = source.read_catalog(&["public".into()]).await.unwrap();
+    let table = catalog.table(&TableName::new("public", "t")).unwrap();
+    assert_eq!(source.read_columns(table), ["id"]);
+    let mut snapshot = source.open_snapshot(2).await.unwrap();
+    assert!(matches!(snapshot.position, Some(Position::Lsn(_))));
+    assert_eq!(snapshot.readers.len(), 2);
+    let whole = dts_core::Chunk::whole_table();
+    let mut stream = snapshot.readers[1].read_chunk(table, &whole);
+    let rows = stream.next().await.unwrap().unwrap();
+    assert_eq!(rows.len(), 10);
+    drop(stream);
+    let slots = pg
+        .query_in(
+            &db,
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'dts_%'",
+        )
+        .unwrap();
+    assert_eq!(slots.trim(), "0", "a slot was left behind");
+
+    let err = plan_schema(
+        Engine::Postgres,
+        Engine::Postgres,
+        &catalog,
+        &Default::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    let now = source.current_position().await.unwrap();
+    assert!(
+        matches!(
+            now.log_cmp(snapshot.position.as_ref().unwrap()),
+            Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)
+        ),
+        "the snapshot's position is not ahead of the server"
+    );
+
+    // An account without the REPLICATION attribute fails `source.snapshot` with the fix.
+    let role = dts_testkit::unique_name("norepl");
+    pg.exec_in(
+        &db,
+        &format!("CREATE ROLE {role} LOGIN; GRANT SELECT ON t TO {role}"),
+    )
+    .unwrap();
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let host = rest.split_once('@').map_or(rest, |(_, h)| h);
+    let source = Source::connect(&format!("{scheme}://{role}@{host}"))
+        .await
+        .unwrap();
+    let mut report = PrecheckReport::default();
+    source.precheck_snapshot(&mut report, 4).await.unwrap();
+    let item = report.item("source.snapshot").unwrap();
+    assert_eq!(item.status, CheckStatus::Fail);
+    assert!(item.message.contains("REPLICATION") && item.fix.contains("WITH REPLICATION"));
+    // Opening the snapshot fails the same way, as a privilege error.
+    let err = source.open_snapshot(1).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Privilege, "{err}");
+}

@@ -13,6 +13,7 @@
 
 mod catalog;
 mod decode;
+mod precheck;
 pub(crate) mod replication;
 mod snapshot;
 
@@ -31,6 +32,14 @@ pub struct PgServerInfo {
     pub version: String,
     /// `server_version_num`, e.g. `150019`.
     pub version_num: u32,
+}
+
+impl PgServerInfo {
+    /// PostgreSQL's logical decoding carries the rows foreign key actions change as changes
+    /// of their own (the actions run as SQL in triggers).
+    pub fn cascade_logging(&self) -> dts_core::CascadeLogging {
+        dts_core::CascadeLogging::Logged
+    }
 }
 
 /// A PostgreSQL source server, reached through one control connection (snapshot readers
@@ -112,6 +121,27 @@ impl PgSource {
     /// The control connection.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The source's current WAL write position.
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn current_position(&self) -> Result<dts_core::Position> {
+        let lsn: String = self
+            .client
+            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .await
+            .map_err(|e| map_error(e, "reading the source WAL position"))?
+            .get(0);
+        lsn.parse().map(dts_core::Position::Lsn).map_err(|e| {
+            dts_core::Error::new(
+                dts_core::ErrorKind::Database,
+                "bad WAL position from the server",
+            )
+            .with_source(e)
+        })
     }
 
     /// The connection options.
