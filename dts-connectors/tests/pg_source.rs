@@ -208,6 +208,12 @@ async fn parallel_readers_share_one_snapshot_at_the_slot_position() {
          INSERT INTO items SELECT g / 10, 'k' || (g % 10), g FROM generate_series(0, 9999) g;
          CREATE TABLE heap (v int);
          INSERT INTO heap SELECT generate_series(1, 500);
+         CREATE TABLE heap_child () INHERITS (heap);
+         INSERT INTO heap_child VALUES (-1);
+         CREATE TABLE parts (id int, v int) PARTITION BY RANGE (id);
+         CREATE TABLE parts_1 PARTITION OF parts FOR VALUES FROM (0) TO (100);
+         CREATE TABLE parts_2 PARTITION OF parts FOR VALUES FROM (100) TO (200);
+         INSERT INTO parts SELECT g, g FROM generate_series(0, 199) g;
          ANALYZE",
     );
     let pg = dts_testkit::postgres();
@@ -298,8 +304,17 @@ async fn parallel_readers_share_one_snapshot_at_the_slot_position() {
     assert_eq!(total, 10_000, "no row twice");
     assert_eq!(seen, (0..10_000).collect::<BTreeSet<i64>>());
 
+    // An inheritance parent is read without its children's rows.
     let whole = read_all(&mut readers[1], heap, &[dts_core::Chunk::whole_table()]).await;
     assert_eq!(whole.len(), 500);
+    // A partitioned table is one table with the rows of all partitions; the partitions
+    // are not tables of their own.
+    assert!(catalog
+        .table(&TableName::new("public", "parts_1"))
+        .is_none());
+    let parts = catalog.table(&TableName::new("public", "parts")).unwrap();
+    let whole = read_all(&mut readers[2], parts, &[dts_core::Chunk::whole_table()]).await;
+    assert_eq!(whole.len(), 200);
 }
 
 #[tokio::test]

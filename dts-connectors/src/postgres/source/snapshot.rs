@@ -44,7 +44,8 @@ const BATCH_BYTES: usize = 4 << 20;
 /// The base types of a table's columns, a domain resolved to the type it is over.
 const SELECT_COLUMN_TYPES: &str = "\
     SELECT a.attname::text, b.oid, b.typtype::text, \
-           CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END \
+           CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END, \
+           c.relkind = 'p' \
     FROM pg_attribute a \
     JOIN pg_class c ON c.oid = a.attrelid \
     JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -158,12 +159,26 @@ struct ReadColumn {
     as_text: bool,
 }
 
-async fn read_columns(client: &Client, table: &Table, names: &[&str]) -> Result<Vec<ReadColumn>> {
+/// The columns `names` of `table` as they are selected and decoded, and the `FROM` clause
+/// that reads the table: `ONLY` the table itself (not its inheritance children), or, for a
+/// partitioned table, the table with all its partitions.
+async fn read_columns(
+    client: &Client,
+    table: &Table,
+    names: &[&str],
+) -> Result<(Vec<ReadColumn>, String)> {
     let rows = client
         .query(SELECT_COLUMN_TYPES, &[&table.name.schema, &table.name.name])
         .await
         .map_err(|e| map_error(e, format!("reading the column types of `{}`", table.name)))?;
-    names
+    let partitioned = rows.first().is_some_and(|r| r.get::<_, bool>(4));
+    let from = format!(
+        "{}{}.{}",
+        if partitioned { "" } else { "ONLY " },
+        quote_ident(&table.name.schema),
+        quote_ident(&table.name.name)
+    );
+    let columns = names
         .iter()
         .map(|name| {
             let row = rows
@@ -187,7 +202,8 @@ async fn read_columns(client: &Client, table: &Table, names: &[&str]) -> Result<
                 as_text: decoder.selects_text(oid, &typtype),
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok((columns, from))
 }
 
 fn select_list(columns: &[ReadColumn]) -> String {
@@ -202,14 +218,6 @@ fn select_list(columns: &[ReadColumn]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn from_clause(table: &Table) -> String {
-    format!(
-        "ONLY {}.{}",
-        quote_ident(&table.name.schema),
-        quote_ident(&table.name.name)
-    )
 }
 
 /// A value as an SQL literal of the key column's type (`COPY` takes no parameters).
@@ -352,7 +360,7 @@ impl SnapshotReader for PgSnapshotReader {
                 .iter()
                 .map(|c| c.name.as_str())
                 .collect();
-            let columns = read_columns(client, table, &names).await?;
+            let (columns, from) = read_columns(client, table, &names).await?;
             let mut conditions = Vec::new();
             if let Some(lower) = &chunk.lower {
                 conditions.push(key_condition(table, &chunk.key, ">=", lower)?);
@@ -368,7 +376,7 @@ impl SnapshotReader for PgSnapshotReader {
             let sql = format!(
                 "COPY (SELECT {} FROM {}{filter}) TO STDOUT (FORMAT binary)",
                 select_list(&columns),
-                from_clause(table)
+                from
             );
             Ok::<_, Error>((sql, columns))
         };
@@ -405,7 +413,7 @@ pub struct PgKeyProber<'a> {
     client: &'a Client,
     table: &'a Table,
     key: &'a [String],
-    columns: Option<Vec<ReadColumn>>,
+    columns: Option<(Vec<ReadColumn>, String)>,
 }
 
 impl std::fmt::Debug for PgKeyProber<'_> {
@@ -428,12 +436,11 @@ impl PgKeyProber<'_> {
             let names: Vec<&str> = self.key.iter().map(String::as_str).collect();
             self.columns = Some(read_columns(self.client, self.table, &names).await?);
         }
-        let columns = self.columns.clone().unwrap_or_default();
+        let (columns, from) = self.columns.clone().unwrap_or_default();
         let sql = format!(
-            "COPY (SELECT {} FROM {}{filter} ORDER BY {order} OFFSET {offset} LIMIT 1) \
+            "COPY (SELECT {} FROM {from}{filter} ORDER BY {order} OFFSET {offset} LIMIT 1) \
              TO STDOUT (FORMAT binary)",
             select_list(&columns),
-            from_clause(self.table)
         );
         let context = format!("probing the key of `{}`", self.table.name);
         let mut rows = copy_rows(self.client, sql, columns, context);
