@@ -35,7 +35,10 @@ use crate::mysql::{
     BinlogFilter, MySqlBinlogSource, MySqlSnapshot, MySqlSnapshotReader, MySqlSource,
 };
 #[cfg(feature = "postgres")]
-use crate::postgres::{PgApplySink, PgChunkSink, PgStateStore, PgStatement, PgTarget};
+use crate::postgres::{
+    PgApplySink, PgChunkSink, PgSnapshot, PgSnapshotReader, PgSource, PgStateStore, PgStatement,
+    PgTarget,
+};
 
 /// The schema translation for a pair of engines.
 ///
@@ -195,6 +198,8 @@ fn debug_end(
 enum SourceKind {
     #[cfg(feature = "mysql")]
     MySql(MySqlSource),
+    #[cfg(feature = "postgres")]
+    Postgres(Box<PgSource>),
 }
 
 /// The target connectors, one variant per engine compiled in.
@@ -211,6 +216,8 @@ macro_rules! on_source {
         match $kind {
             #[cfg(feature = "mysql")]
             SourceKind::MySql($c) => $body,
+            #[cfg(feature = "postgres")]
+            SourceKind::Postgres($c) => $body,
         }
     };
 }
@@ -247,6 +254,10 @@ impl Source {
         let kind = match Engine::from_url(url)? {
             #[cfg(feature = "mysql")]
             Engine::MySql => MySqlSource::connect(url).await.map(SourceKind::MySql),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres => PgSource::connect(url)
+                .await
+                .map(|s| SourceKind::Postgres(Box::new(s))),
             other => Err(unsupported(format!("{other} as a source"))),
         };
         let url = url.to_string();
@@ -258,6 +269,8 @@ impl Source {
         match &self.kind {
             #[cfg(feature = "mysql")]
             SourceKind::MySql(_) => Engine::MySql,
+            #[cfg(feature = "postgres")]
+            SourceKind::Postgres(_) => Engine::Postgres,
         }
     }
 
@@ -318,10 +331,15 @@ impl Source {
         scan: bool,
         stop_on_bad_rows: bool,
     ) -> Result<()> {
-        on_source!(&self.kind, s => s
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(s) => s
                 .precheck_values(r, plan, options, workers, scan, stop_on_bad_rows)
                 .await
-                .map_err(source_error))
+                .map_err(source_error),
+            #[cfg(feature = "postgres")]
+            SourceKind::Postgres(s) => s.precheck_values(r).await.map_err(source_error),
+        }
     }
 
     /// The checks of the source's change log (settings, privileges, retention).
@@ -330,7 +348,12 @@ impl Source {
     ///
     /// Server errors.
     pub async fn precheck_log(&self, r: &mut PrecheckReport) -> Result<()> {
-        on_source!(&self.kind, s => s.precheck_binlog(r).await.map_err(source_error))
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(s) => s.precheck_binlog(r).await.map_err(source_error),
+            #[cfg(feature = "postgres")]
+            SourceKind::Postgres(s) => s.precheck_log(r).await.map_err(source_error),
+        }
     }
 
     /// The columns a snapshot reader delivers for `table`, in order.
@@ -338,6 +361,11 @@ impl Source {
         match &self.kind {
             #[cfg(feature = "mysql")]
             SourceKind::MySql(_) => MySqlSnapshotReader::columns_read(table)
+                .iter()
+                .map(|c| c.name.clone())
+                .collect(),
+            #[cfg(feature = "postgres")]
+            SourceKind::Postgres(_) => PgSnapshotReader::columns_read(table)
                 .iter()
                 .map(|c| c.name.clone())
                 .collect(),
@@ -365,6 +393,25 @@ impl Source {
                         .collect(),
                 })
             }
+            #[cfg(feature = "postgres")]
+            SourceKind::Postgres(s) => {
+                // A temporary slot, dropped by the server once every reader imported the
+                // snapshot (or when this process dies): none is ever left behind.
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos());
+                let slot = format!("dts_snapshot_{}_{nanos}", std::process::id());
+                let (snapshot, readers) = PgSnapshot::open(s.options(), readers, &slot)
+                    .await
+                    .map_err(source_error)?;
+                Ok(Snapshot {
+                    position: Some(snapshot.position),
+                    readers: readers
+                        .into_iter()
+                        .map(|r| Box::new(AtEnd::source(r)) as Box<dyn SnapshotReader>)
+                        .collect(),
+                })
+            }
         }
     }
 
@@ -379,6 +426,8 @@ impl Source {
             SourceKind::MySql(_) => MySqlBinlogSource::current_position(&self.url)
                 .await
                 .map_err(source_error),
+            #[cfg(feature = "postgres")]
+            SourceKind::Postgres(s) => s.current_position().await.map_err(source_error),
         }
     }
 
@@ -393,27 +442,37 @@ impl Source {
         from: &Position,
         options: &CaptureOptions,
     ) -> Result<(Box<dyn ChangeSource>, ReaderRecord)> {
-        on_source!(&self.kind, s => {
-            let filter = BinlogFilter {
-                tables: options.tables.clone(),
-                databases: options.schemas.clone(),
-            };
-            let source = MySqlBinlogSource::start(&self.url, options.server_id, from, filter)
-                .await
-                .map_err(source_error)?;
-            let connection_id = u64::from(source.connection_id());
-            let (user, host) = s
-                .connection_identity(connection_id)
-                .await
-                .map_err(source_error)?
-                .map_or((None, None), |(u, h)| (Some(u), Some(h)));
-            let record = ReaderRecord {
-                connection_id,
-                user,
-                host,
-            };
-            Ok((Box::new(AtEnd::source(source)), record))
-        })
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(s) => {
+                let filter = BinlogFilter {
+                    tables: options.tables.clone(),
+                    databases: options.schemas.clone(),
+                };
+                let source = MySqlBinlogSource::start(&self.url, options.server_id, from, filter)
+                    .await
+                    .map_err(source_error)?;
+                let connection_id = u64::from(source.connection_id());
+                let (user, host) = s
+                    .connection_identity(connection_id)
+                    .await
+                    .map_err(source_error)?
+                    .map_or((None, None), |(u, h)| (Some(u), Some(h)));
+                let record = ReaderRecord {
+                    connection_id,
+                    user,
+                    host,
+                };
+                Ok((Box::new(AtEnd::source(source)), record))
+            }
+            #[cfg(feature = "postgres")]
+            SourceKind::Postgres(_) => {
+                let _ = (from, options);
+                Err(source_error(unsupported(
+                    "change capture from PostgreSQL".to_string(),
+                )))
+            }
+        }
     }
 
     /// Ends the change reader a killed earlier run left on the source, if it still runs as
@@ -431,17 +490,23 @@ impl Source {
             );
             return Ok(false);
         };
-        on_source!(&self.kind, s => s
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(s) => s
                 .end_binlog_reader(record.connection_id, user, host)
                 .await
-                .map_err(source_error))
+                .map_err(source_error),
+            // No change reader of a PostgreSQL source exists yet.
+            #[cfg(feature = "postgres")]
+            SourceKind::Postgres(_) => Ok(false),
+        }
     }
 }
 
 #[dts_core::async_trait]
 impl SchemaSource for Source {
     async fn list_schemas(&self) -> Result<Vec<String>> {
-        on_source!(&self.kind, s => SchemaSource::list_schemas(s).await.map_err(source_error))
+        on_source!(&self.kind, s => s.list_schemas().await.map_err(source_error))
     }
 
     async fn read_catalog(&self, schemas: &[String]) -> Result<Catalog> {

@@ -166,6 +166,13 @@ pub enum ColumnDefault {
     CurrentTimestamp(u8),
     /// Any other expression, as the source wrote it.
     Expression(String),
+    /// A PostgreSQL identity column (`GENERATED ALWAYS|BY DEFAULT AS IDENTITY`): values come
+    /// from the column's own sequence. `always` forbids explicit values outside
+    /// `OVERRIDING SYSTEM VALUE`.
+    Identity {
+        /// `GENERATED ALWAYS` (else `BY DEFAULT`).
+        always: bool,
+    },
 }
 
 /// A generated column.

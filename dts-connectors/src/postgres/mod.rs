@@ -7,6 +7,7 @@ mod error;
 mod options;
 mod precheck;
 mod sink;
+mod source;
 mod state;
 mod target;
 
@@ -16,6 +17,7 @@ pub use copy::{is_supported_type, PgCopyColumn, PgCopyEncoder};
 pub use error::map_error;
 pub use options::PgConnectOptions;
 pub use sink::PgChunkSink;
+pub use source::{PgKeyProber, PgServerInfo, PgSnapshot, PgSnapshotReader, PgSource};
 pub use state::{
     migrate, read_position, read_schema, record_position, record_schema, PgStateStore, META_SCHEMA,
     STATE_VERSION,

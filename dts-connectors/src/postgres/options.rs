@@ -148,8 +148,18 @@ impl PgConnectOptions {
         }
     }
 
+    /// The `application_name`, if set.
+    pub(crate) fn get_application_name(&self) -> Option<&str> {
+        self.application_name.as_deref()
+    }
+
+    /// The endpoint: host, port, account, TLS settings.
+    pub(crate) fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
     /// The rustls configuration for the mode, or `None` for `disable`.
-    fn tls_config(&self) -> Result<Option<rustls::ClientConfig>> {
+    pub(crate) fn tls_config(&self) -> Result<Option<rustls::ClientConfig>> {
         if self.endpoint.ssl_mode == SslMode::Disabled {
             return Ok(None);
         }
