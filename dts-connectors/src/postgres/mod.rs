@@ -9,6 +9,7 @@ mod precheck;
 mod sink;
 mod state;
 mod target;
+mod verify;
 
 pub use crate::endpoint::SslMode;
 pub use apply::PgApplySink;
@@ -21,3 +22,4 @@ pub use state::{
     STATE_VERSION,
 };
 pub use target::{connect_client, connect_client_with, PgStatement, PgTarget};
+pub use verify::{PgRepairSink, PgTargetReader};
