@@ -30,16 +30,21 @@ pub mod incremental;
 mod precheck;
 mod resume;
 pub mod task;
+pub mod verify;
 
 pub use config::TaskConfig;
 pub use dts_core::check::{CheckItem, CheckStatus, PrecheckReport};
+pub use dts_verify::{VerifyEvent, VerifyReport};
 pub use full::FullReport;
 pub use incremental::IncrementalReport;
 pub use task::{RunOptions, RunReport, Step, Task, TaskEvent, TaskPlan};
+pub use verify::VerifyOptions;
 
 pub use dts_cdc as cdc;
 
 pub use dts_fullload as fullload;
+
+pub use dts_verify as verify_engine;
 
 pub use dts_connectors as connectors;
 pub use dts_core as core;
