@@ -1,9 +1,9 @@
 //! Migrate a live MySQL or MariaDB database to PostgreSQL.
 //!
 //! This is the facade of the dts workspace: it reads a task file ([`TaskConfig`]), runs the
-//! prechecks ([`Task::precheck`]), shows the DDL it would run ([`Task::plan`]) and runs the
-//! task ([`Task::run`]), re-exporting the pieces it is built from:
-//! [`core`] (values, schema model, errors), [`typemap`] (type mapping), [`schema`] (DDL
+//! prechecks ([`Task::precheck`]), shows the DDL it would run ([`Task::plan`]), runs the
+//! task ([`Task::run`]) and verifies and repairs the target ([`Task::verify`]),
+//! re-exporting the pieces it is built from: [`core`] (values, schema model, errors), [`typemap`] (type mapping), [`schema`] (DDL
 //! translation) and [`connectors`] (MySQL/MariaDB and PostgreSQL).
 //!
 //! ```no_run
