@@ -216,6 +216,34 @@ impl<S: StateStore> StateStore for AtEnd<S> {
     }
 }
 
+impl<R: dts_core::TargetReader> dts_core::TargetReader for AtEnd<R> {
+    fn read_chunk<'a>(
+        &'a mut self,
+        table: &'a TargetTable,
+        chunk: &'a Chunk,
+    ) -> BoxStream<'a, Result<RowBatch>> {
+        let end = self.end;
+        self.inner
+            .read_chunk(table, chunk)
+            .map(move |r| r.map_err(|e| e.with_end(end)))
+            .boxed()
+    }
+}
+
+#[async_trait]
+impl<S: dts_core::RepairSink> dts_core::RepairSink for AtEnd<S> {
+    async fn repair(
+        &mut self,
+        table: &TargetTable,
+        key: &[String],
+        repairs: &[dts_core::Repair],
+        mode: dts_core::RepairMode,
+    ) -> Result<Vec<String>> {
+        let r = self.inner.repair(table, key, repairs, mode).await;
+        self.mark(r)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use dts_core::{
     ApplySink, CascadeLogging, Catalog, ChangeMapper, ChangeSource, ChunkSink, Engine, Error,
-    Position, PrecheckReport, ReaderRecord, Result, RowMapper, SchemaSource, SnapshotReader,
-    StateStore, Table, TableName,
+    Position, PrecheckReport, ReaderRecord, RepairSink, Result, RowMapper, SchemaSource,
+    SnapshotReader, StateStore, Table, TableName, TargetReader,
 };
 use dts_schema::{
     PlanRowMapper, SchemaOptions, SchemaPlan, SchemaTracker, Statement, TablePlan,
@@ -36,8 +36,8 @@ use crate::mysql::{
 };
 #[cfg(feature = "postgres")]
 use crate::postgres::{
-    PgApplySink, PgChunkSink, PgSnapshot, PgSnapshotReader, PgSource, PgStateStore, PgStatement,
-    PgTarget,
+    PgApplySink, PgChunkSink, PgRepairSink, PgSnapshot, PgSnapshotReader, PgSource, PgStateStore,
+    PgStatement, PgTarget, PgTargetReader,
 };
 
 /// The schema translation for a pair of engines.
@@ -800,6 +800,38 @@ impl Target {
             #[cfg(feature = "postgres")]
             TargetKind::Postgres(_) => Ok(Box::new(AtEnd::target(
                 PgChunkSink::connect(&self.url, task)
+                    .await
+                    .map_err(target_error)?,
+            ))),
+        }
+    }
+
+    /// A reader of target tables for verification, on its own connection.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors.
+    pub async fn target_reader(&self) -> Result<Box<dyn TargetReader>> {
+        match &self.kind {
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(_) => Ok(Box::new(AtEnd::target(
+                PgTargetReader::connect(&self.url)
+                    .await
+                    .map_err(target_error)?,
+            ))),
+        }
+    }
+
+    /// A sink for repair statements, on its own connection.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors.
+    pub async fn repair_sink(&self) -> Result<Box<dyn RepairSink>> {
+        match &self.kind {
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(_) => Ok(Box::new(AtEnd::target(
+                PgRepairSink::connect(&self.url)
                     .await
                     .map_err(target_error)?,
             ))),

@@ -32,6 +32,7 @@ pub mod schema;
 pub mod state;
 pub mod url;
 pub mod value;
+pub mod verify;
 
 pub use async_trait::async_trait;
 pub use change::{
@@ -53,6 +54,7 @@ pub use schema::{
 };
 pub use state::{ReaderRecord, StateStore};
 pub use value::{BitString, Date, DateTime, Decimal, Duration, ParseValueError, Short, Value};
+pub use verify::{Repair, RepairMode, RepairSink, TargetReader};
 
 /// The README's code blocks, compiled as doctests so they stay true.
 #[cfg(doctest)]

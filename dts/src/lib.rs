@@ -1,9 +1,9 @@
 //! Migrate a live MySQL or MariaDB database to PostgreSQL.
 //!
 //! This is the facade of the dts workspace: it reads a task file ([`TaskConfig`]), runs the
-//! prechecks ([`Task::precheck`]), shows the DDL it would run ([`Task::plan`]) and runs the
-//! task ([`Task::run`]), re-exporting the pieces it is built from:
-//! [`core`] (values, schema model, errors), [`typemap`] (type mapping), [`schema`] (DDL
+//! prechecks ([`Task::precheck`]), shows the DDL it would run ([`Task::plan`]), runs the
+//! task ([`Task::run`]) and verifies and repairs the target ([`Task::verify`]),
+//! re-exporting the pieces it is built from: [`core`] (values, schema model, errors), [`typemap`] (type mapping), [`schema`] (DDL
 //! translation) and [`connectors`] (MySQL/MariaDB and PostgreSQL).
 //!
 //! ```no_run
@@ -30,16 +30,21 @@ pub mod incremental;
 mod precheck;
 mod resume;
 pub mod task;
+pub mod verify;
 
 pub use config::TaskConfig;
 pub use dts_core::check::{CheckItem, CheckStatus, PrecheckReport};
+pub use dts_verify::{VerifyEvent, VerifyReport};
 pub use full::FullReport;
 pub use incremental::IncrementalReport;
 pub use task::{RunOptions, RunReport, Step, Task, TaskEvent, TaskPlan};
+pub use verify::VerifyOptions;
 
 pub use dts_cdc as cdc;
 
 pub use dts_fullload as fullload;
+
+pub use dts_verify as verify_engine;
 
 pub use dts_connectors as connectors;
 pub use dts_core as core;

@@ -382,6 +382,17 @@ impl Task {
         read_plan(&self.config, &source, target).await
     }
 
+    /// Compares every selected table of the source with the target, through the task's
+    /// type mapping, and repairs the differences if `options` ask for it. Progress is sent
+    /// to `events`, if given. Nothing is written unless repair runs.
+    pub async fn verify(
+        &self,
+        options: &crate::verify::VerifyOptions,
+        events: Option<UnboundedSender<dts_verify::VerifyEvent>>,
+    ) -> Result<dts_verify::VerifyReport> {
+        crate::verify::verify(&self.config, options, events).await
+    }
+
     /// Runs every precheck and reports each item. Fails only when the checks themselves
     /// cannot run; failed checks are in the report.
     pub async fn precheck(&self) -> Result<PrecheckReport> {

@@ -10,9 +10,12 @@
 //! target/release/dts precheck --config task.toml   # every check, its status and its fix
 //! target/release/dts plan --config task.toml       # the DDL the task would run
 //! target/release/dts run --config task.toml        # run the task
+//! target/release/dts verify --config task.toml     # compare source and target
+//! target/release/dts verify --config task.toml --repair   # and make the target match
 //! ```
 //!
-//! Exit status: 0 done, 1 the task or a precheck failed, 2 the task file is bad.
+//! Exit status: 0 done, 1 the task or a precheck failed, 2 the task file is bad. `verify`:
+//! 0 source and target match (or every difference was repaired), 1 they differ.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -65,6 +68,29 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Compare every selected table of the source with the target, through the task's type
+    /// mapping; exit 0 when they match, 1 when they differ.
+    Verify {
+        /// The task file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Make the target match: insert missing rows, delete extra ones, update different
+        /// ones, one transaction per chunk, every statement written to the SQL file.
+        #[arg(long)]
+        repair: bool,
+        /// With --repair: only write the SQL file, change nothing.
+        #[arg(long, requires = "repair")]
+        dry_run: bool,
+        /// Where repair statements are written.
+        #[arg(long, default_value = "dts-repair.sql")]
+        sql_file: PathBuf,
+        /// Keys listed per table and kind of difference.
+        #[arg(long, default_value_t = 10)]
+        max_keys: usize,
+    },
     /// Start private MariaDB and PostgreSQL servers, load a sample database, migrate it and
     /// show what was created.
     Demo {
@@ -98,6 +124,25 @@ fn main() -> ExitCode {
             } => run(&config, until_caught_up).await,
             Command::Precheck { config } => precheck(&config).await,
             Command::Plan { config } => plan(&config).await,
+            Command::Verify {
+                config,
+                json,
+                repair,
+                dry_run,
+                sql_file,
+                max_keys,
+            } => {
+                let mut options = dts::VerifyOptions::default().max_keys(max_keys);
+                if repair {
+                    let mode = if dry_run {
+                        dts::core::RepairMode::DryRun
+                    } else {
+                        dts::core::RepairMode::Apply
+                    };
+                    options = options.repair(mode, sql_file);
+                }
+                verify(&config, &options, json).await
+            }
             Command::Demo { keep } => demo(keep).await,
         }
     });
@@ -123,6 +168,32 @@ async fn precheck(path: &Path) -> Result<ExitCode, Error> {
     let report = task.precheck().await?;
     println!("{report}");
     Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn verify(path: &Path, options: &dts::VerifyOptions, json: bool) -> Result<ExitCode, Error> {
+    let task = load(path)?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let printer = tokio::spawn(progress::verify_display(rx));
+    let result = task.verify(options, Some(tx)).await;
+    let _ = printer.await;
+    let report = result?;
+    if json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::internal("cannot write the report").with_source(e))?;
+        println!("{text}");
+    } else {
+        print!("{report}");
+    }
+    let repaired = options
+        .repair
+        .as_ref()
+        .is_some_and(|(mode, _)| *mode == dts::core::RepairMode::Apply)
+        && report.repaired();
+    Ok(if report.matches() || repaired {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -202,3 +202,37 @@ pub fn summary(tracker: &ProgressTracker) -> String {
     ));
     out
 }
+
+/// Prints verification progress on standard error (standard output keeps the report) until
+/// the channel closes: per table, chunks compared and rows, every two seconds at most.
+pub async fn verify_display(mut rx: UnboundedReceiver<dts::VerifyEvent>) {
+    let started = Instant::now();
+    let mut chunks: BTreeMap<String, (usize, usize, u64)> = BTreeMap::new();
+    let mut last_print = Instant::now();
+    while let Some(event) = rx.recv().await {
+        match event {
+            dts::VerifyEvent::TableStarted { table, chunks: n } => {
+                chunks.insert(table, (0, n, 0));
+            }
+            dts::VerifyEvent::ChunkDone { table, rows, .. } => {
+                if let Some(c) = chunks.get_mut(&table) {
+                    c.0 += 1;
+                    c.2 += rows;
+                }
+                if last_print.elapsed() >= Duration::from_secs(2) {
+                    last_print = Instant::now();
+                    let secs = started.elapsed().as_secs_f64();
+                    for (t, (done, n, rows)) in &chunks {
+                        if done < n {
+                            eprintln!("verifying {t}: chunks {done}/{n}, {}", rate(*rows, secs));
+                        }
+                    }
+                }
+            }
+            dts::VerifyEvent::Recheck { round, differences } => eprintln!(
+                "re-checking {differences} differences after replication caught up (round {round})"
+            ),
+            _ => {}
+        }
+    }
+}

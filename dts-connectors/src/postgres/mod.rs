@@ -10,6 +10,7 @@ mod sink;
 mod source;
 mod state;
 mod target;
+mod verify;
 
 pub use crate::endpoint::SslMode;
 pub use apply::PgApplySink;
@@ -23,3 +24,4 @@ pub use state::{
     STATE_VERSION,
 };
 pub use target::{connect_client, connect_client_with, PgStatement, PgTarget};
+pub use verify::{PgRepairSink, PgTargetReader};

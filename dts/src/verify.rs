@@ -1,0 +1,198 @@
+//! Data verification and repair of a task's tables: the chunk plans, row mappings and
+//! connectors of the task handed to the `dts-verify` engine.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dts_connectors::{Source, Target};
+use dts_core::{
+    async_trait, Chunk, Error, Position, RepairMode, Result, SnapshotReader, StateStore,
+    TargetTable,
+};
+use dts_verify::{Recheck, RepairOptions, TableCheck, VerifyEvent, VerifyReport, Worker};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::config::{MigrationType, TaskConfig};
+
+/// How `dts verify` runs.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct VerifyOptions {
+    /// Keys listed per table and kind of difference.
+    pub max_keys: usize,
+    /// Repair the differences found: run the statements or only write them, and where.
+    pub repair: Option<(RepairMode, PathBuf)>,
+    /// During replication: how many times differences are re-checked once the target has
+    /// applied past the source position they were read at.
+    pub recheck_rounds: u32,
+    /// How long a re-check waits for replication to reach the source's position.
+    pub recheck_patience: Duration,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        Self {
+            max_keys: 10,
+            repair: None,
+            recheck_rounds: 3,
+            recheck_patience: Duration::from_secs(60),
+        }
+    }
+}
+
+impl VerifyOptions {
+    /// Repairs the differences found, writing every statement to `file`; with
+    /// [`RepairMode::DryRun`] the statements are only written.
+    #[must_use]
+    pub fn repair(mut self, mode: RepairMode, file: PathBuf) -> Self {
+        self.repair = Some((mode, file));
+        self
+    }
+
+    /// Sets [`VerifyOptions::max_keys`].
+    #[must_use]
+    pub fn max_keys(mut self, n: usize) -> Self {
+        self.max_keys = n;
+        self
+    }
+}
+
+/// Re-reads the source in a new snapshot and waits for the target's applied position.
+struct LiveRecheck {
+    source: Source,
+    store: Box<dyn StateStore>,
+    patience: Duration,
+}
+
+#[async_trait]
+impl Recheck for LiveRecheck {
+    async fn snapshot(&self, readers: usize) -> Result<(Position, Vec<Box<dyn SnapshotReader>>)> {
+        let snapshot = self.source.open_snapshot(readers).await?;
+        let position = snapshot
+            .position
+            .ok_or_else(|| Error::internal("the source's snapshot has no log position"))?;
+        Ok((position, snapshot.readers))
+    }
+
+    async fn wait_applied(&self, position: &Position) -> Result<bool> {
+        let deadline = Instant::now() + self.patience;
+        loop {
+            if let Some(applied) = self.store.applied_position().await? {
+                if applied.log_cmp(position).is_some_and(|o| o.is_ge()) {
+                    return Ok(true);
+                }
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Verifies (and repairs, if asked) every table the task selects.
+pub(crate) async fn verify(
+    config: &TaskConfig,
+    options: &VerifyOptions,
+    events: Option<UnboundedSender<VerifyEvent>>,
+) -> Result<VerifyReport> {
+    let source = Source::connect(&config.source.url).await?;
+    let target = Target::connect(&config.target.url).await?;
+    let plan = crate::task::read_plan(config, &source, target.engine()).await?;
+    let store = target.state_store(&config.name).await?;
+    let snapshot = source.open_snapshot(config.full.workers()).await?;
+    let mut readers = snapshot.readers;
+
+    let mut tables = Vec::new();
+    for tp in &plan.schema.tables {
+        let Some(table) = plan.catalog.table(&tp.source) else {
+            continue;
+        };
+        let copied: Vec<&dts_schema::ColumnPlan> = tp.columns.iter().filter(|c| c.copied).collect();
+        let source_columns: Vec<String> = copied.iter().map(|c| c.source_name.clone()).collect();
+        if source.read_columns(table) != source_columns {
+            return Err(Error::internal(format!(
+                "column order of `{}` differs between reader and plan",
+                tp.source
+            )));
+        }
+        let key_names = tp.chunk_key.clone().unwrap_or_default();
+        let key: Option<Vec<usize>> = key_names
+            .iter()
+            .map(|k| source_columns.iter().position(|c| c == k))
+            .collect();
+        // A key column the target does not hold cannot bound target ranges: compare the
+        // table whole, by key still when it has one.
+        let (key, chunks) = match key {
+            Some(key) if !key.is_empty() => {
+                let stored = store.chunk_plan(&tp.source).await?;
+                let chunks = match stored {
+                    Some(c) if c.iter().all(|c| c.key == key_names) => c,
+                    _ => {
+                        let mut prober =
+                            SnapshotReader::key_prober(&mut readers[0], table, &key_names)?;
+                        dts_fullload::plan_chunks(
+                            &mut prober,
+                            &key_names,
+                            config.full.rows_per_chunk,
+                            table.estimated_rows,
+                        )
+                        .await?
+                    }
+                };
+                (key, chunks)
+            }
+            _ => (Vec::new(), vec![Chunk::whole_table()]),
+        };
+        tables.push(TableCheck {
+            source: Arc::new(table.clone()),
+            target: TargetTable {
+                name: tp.target.clone(),
+                columns: copied.iter().map(|c| c.target_name.clone()).collect(),
+            },
+            mapper: dts_connectors::row_mapper(
+                source.engine(),
+                target.engine(),
+                tp,
+                config.mapping_options(),
+            )?,
+            key,
+            chunks,
+        });
+    }
+
+    let mut workers = Vec::with_capacity(readers.len());
+    for reader in readers {
+        workers.push(Worker {
+            source: reader,
+            target: target.target_reader().await?,
+            repair: match options.repair {
+                Some(_) => Some(target.repair_sink().await?),
+                None => None,
+            },
+        });
+    }
+    let live = config.runs(MigrationType::Incremental) && store.applied_position().await?.is_some();
+    let recheck: Option<(Arc<dyn Recheck>, u32)> = if live && options.recheck_rounds > 0 {
+        Some((
+            Arc::new(LiveRecheck {
+                source,
+                store,
+                patience: options.recheck_patience,
+            }),
+            options.recheck_rounds,
+        ))
+    } else {
+        None
+    };
+    let engine_options = dts_verify::VerifyOptions {
+        max_keys: options.max_keys,
+        repair: options.repair.as_ref().map(|(mode, file)| RepairOptions {
+            mode: *mode,
+            file: file.clone(),
+        }),
+        recheck,
+    };
+    dts_verify::verify_tables(tables, workers, &engine_options, events).await
+}
