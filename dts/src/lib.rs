@@ -28,6 +28,7 @@ mod ddl;
 pub mod full;
 pub mod incremental;
 mod precheck;
+pub mod record;
 mod resume;
 pub mod task;
 
