@@ -30,6 +30,7 @@ pub mod incremental;
 mod precheck;
 pub mod record;
 mod resume;
+pub mod status;
 pub mod task;
 
 pub use config::TaskConfig;
