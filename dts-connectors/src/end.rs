@@ -13,6 +13,9 @@ use dts_core::{
     ChunkStats, End, Error, KeyProber, Position, ReaderRecord, Result, RowBatch, SnapshotReader,
     StateStore, Table, TableName, TargetTable, Value,
 };
+use dts_core::{
+    CopiedChunks, DroppedState, PublishedProgress, RunHolder, TaskFailure, TaskRecord, TaskState,
+};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 
@@ -213,6 +216,50 @@ impl<S: StateStore> StateStore for AtEnd<S> {
 
     async fn lock_run(&self) -> Result<()> {
         self.mark(self.inner.lock_run().await)
+    }
+
+    async fn task_record(&self) -> Result<Option<TaskRecord>> {
+        self.mark(self.inner.task_record().await)
+    }
+
+    async fn record_state(&self, state: TaskState, failure: Option<&TaskFailure>) -> Result<()> {
+        self.mark(self.inner.record_state(state, failure).await)
+    }
+
+    async fn beat(&self, progress: Option<&PublishedProgress>) -> Result<bool> {
+        self.mark(self.inner.beat(progress).await)
+    }
+
+    async fn request_stop(&self) -> Result<bool> {
+        self.mark(self.inner.request_stop().await)
+    }
+
+    async fn record_switchover_position(&self, position: &Position) -> Result<()> {
+        self.mark(self.inner.record_switchover_position(position).await)
+    }
+
+    async fn run_holder(&self) -> Result<Option<RunHolder>> {
+        self.mark(self.inner.run_holder().await)
+    }
+
+    async fn copied_chunks(&self) -> Result<Vec<CopiedChunks>> {
+        self.mark(self.inner.copied_chunks().await)
+    }
+
+    async fn planned_chunks(&self) -> Result<Vec<(TableName, u64)>> {
+        self.mark(self.inner.planned_chunks().await)
+    }
+
+    async fn statements_done(&self, step: &str) -> Result<u64> {
+        self.mark(self.inner.statements_done(step).await)
+    }
+
+    async fn applied_age(&self) -> Result<Option<std::time::Duration>> {
+        self.mark(self.inner.applied_age().await)
+    }
+
+    async fn drop_task(&self) -> Result<DroppedState> {
+        self.mark(self.inner.drop_task().await)
     }
 }
 

@@ -52,7 +52,10 @@ pub use schema::{
     Catalog, Column, ColumnDefault, ForeignKey, Generated, Index, IndexColumn, IndexKind, Key,
     ReferentialAction, Schema, Table, TableName,
 };
-pub use state::{ReaderRecord, StateStore};
+pub use state::{
+    CopiedChunks, DroppedState, Heartbeat, PublishedProgress, ReaderRecord, ReplicationProgress,
+    RunHolder, StateStore, TableLoad, TaskFailure, TaskRecord, TaskState,
+};
 pub use value::{BitString, Date, DateTime, Decimal, Duration, ParseValueError, Short, Value};
 pub use verify::{Repair, RepairMode, RepairSink, TargetReader};
 

@@ -28,7 +28,9 @@ mod ddl;
 pub mod full;
 pub mod incremental;
 mod precheck;
+pub mod record;
 mod resume;
+pub mod status;
 pub mod task;
 pub mod verify;
 

@@ -7,7 +7,7 @@ use std::fmt;
 use dts_cdc::CdcEvent;
 use dts_connectors::{Source, Target};
 use dts_core::{
-    Catalog, Engine, Error, ErrorKind, PrecheckReport, Result, SchemaSource, TableName,
+    Catalog, Engine, Error, ErrorKind, PrecheckReport, Result, SchemaSource, TableName, TaskState,
 };
 use dts_fullload::ProgressEvent;
 use dts_schema::{SchemaPlan, Statement, StatementKind};
@@ -340,9 +340,10 @@ impl Run<'_> {
         retry
     }
 
-    /// Runs the steps in order. A step recorded as done by an earlier run is skipped, except
-    /// incremental migration, which goes on from its recorded position (unless stopped).
-    async fn run(mut self) -> Result<RunReport> {
+    /// Runs the steps in order, recording in the task record the state of each step it
+    /// starts. A step recorded as done by an earlier run is skipped, except incremental
+    /// migration, which goes on from its recorded position (unless stopped).
+    async fn run(&mut self) -> Result<()> {
         for step in STEPS {
             if !self.includes(step) {
                 continue;
@@ -356,11 +357,37 @@ impl Run<'_> {
                 self.emit(TaskEvent::AlreadyDone(step));
                 continue;
             }
+            self.store
+                .record_state(crate::record::state_of(step), None)
+                .await?;
             self.emit(TaskEvent::StepStarted(step));
             self.step(step).await?;
             self.emit(TaskEvent::StepFinished(step));
         }
-        Ok(self.report)
+        Ok(())
+    }
+
+    /// Records how the run ended in the task record: finished, stopped, or failed with the
+    /// error and its fix; on the run's state store, or on a new connection when that one
+    /// was lost.
+    async fn record_end(&self, result: &Result<()>) {
+        let (state, failure) = match result {
+            Ok(()) if self.includes(Step::Incremental) => (TaskState::Stopped, None),
+            Ok(()) => (TaskState::Finished, None),
+            Err(e) if e.kind() == ErrorKind::Interrupted => (TaskState::Stopped, None),
+            Err(e) => (TaskState::Failed, Some(crate::record::failure(e))),
+        };
+        let mut written = self.store.record_state(state, failure.as_ref()).await;
+        if written.is_err() {
+            if let Ok(target) = self.target.reconnect().await {
+                if let Ok(store) = target.state_store(&self.config.name).await {
+                    written = store.record_state(state, failure.as_ref()).await;
+                }
+            }
+        }
+        if let Err(e) = written {
+            tracing::warn!(error = %e.report(), %state, "cannot record how the run ended");
+        }
     }
 }
 
@@ -440,18 +467,38 @@ impl Task {
             }
         };
         emit(TaskEvent::StepStarted(Step::Precheck));
-        let (report, ready) =
-            crate::precheck::run(&self.config, self.config.full.precheck_values).await?;
-        if !report.passed() {
-            let failed: Vec<String> = report
-                .failures()
-                .map(|i| format!("{}: {}", i.code, i.message))
-                .collect();
-            return Err(Error::new(ErrorKind::Precheck, failed.join("; ")));
+        // A task run before shows that it is being checked again (unless a run of it is
+        // going on); a first run writes nothing until its checks pass.
+        let earlier = crate::record::earlier_record(&self.config).await;
+        if let Some(store) = &earlier {
+            crate::record::note(store.record_state(TaskState::Prechecking, None).await);
         }
-        let Some(ready) = ready else {
-            return Err(Error::internal("precheck passed without connections"));
+        let checked = crate::precheck::run(&self.config, self.config.full.precheck_values)
+            .await
+            .and_then(|(report, ready)| {
+                if report.passed() {
+                    ready.ok_or_else(|| Error::internal("precheck passed without connections"))
+                } else {
+                    let failed: Vec<String> = report
+                        .failures()
+                        .map(|i| format!("{}: {}", i.code, i.message))
+                        .collect();
+                    Err(Error::new(ErrorKind::Precheck, failed.join("; ")))
+                }
+            });
+        let ready = match checked {
+            Ok(ready) => ready,
+            Err(e) => {
+                if let Some(store) = &earlier {
+                    let failure = crate::record::failure(&e);
+                    crate::record::note(
+                        store.record_state(TaskState::Failed, Some(&failure)).await,
+                    );
+                }
+                return Err(e);
+            }
         };
+        drop(earlier);
         emit(TaskEvent::StepFinished(Step::Precheck));
         // Every target session of this run is named after it, so a later run can find
         // what this one leaves behind if it is killed.
@@ -461,29 +508,43 @@ impl Task {
         // One run per task: the lock is held by the store's connection, which the run
         // keeps until it ends.
         store.lock_run().await?;
+        // From now on the record is this run's (a stop asked of an earlier run is void).
+        store.record_state(TaskState::Prechecking, None).await?;
         // Holding the lock, every other session of the task belongs to a run that ended
         // (killed): statements it still runs on the server would hold locks this run needs.
-        target.end_earlier_runs(LEFTOVER_PATIENCE).await?;
-        // The target tables that existed before this task created its own (kept under the
-        // `ignore` conflict policy): found now on a first run, recorded with the pre-data
-        // step for later runs, when the task's own tables exist too.
-        let existing = if store.is_done(Step::SchemaPreData.key()).await? {
-            store.kept_tables().await?
-        } else {
-            target
-                .existing_tables(&crate::precheck::target_schemas(&ready.plan))
-                .await?
+        let prepared = async {
+            target.end_earlier_runs(LEFTOVER_PATIENCE).await?;
+            // The target tables that existed before this task created its own (kept under the
+            // `ignore` conflict policy): found now on a first run, recorded with the pre-data
+            // step for later runs, when the task's own tables exist too.
+            let existing = if store.is_done(Step::SchemaPreData.key()).await? {
+                store.kept_tables().await?
+            } else {
+                target
+                    .existing_tables(&crate::precheck::target_schemas(&ready.plan))
+                    .await?
+            };
+            // A resumed run works from the source schema the target was built from, after
+            // checking the source against it; a first run records the schema it builds from.
+            let plan = crate::resume::resume_plan(
+                &self.config,
+                &ready.source,
+                &target,
+                store.as_ref(),
+                ready.plan.clone(),
+            )
+            .await?;
+            Ok::<_, Error>((existing, plan))
+        }
+        .await;
+        let (existing, plan) = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                let failure = crate::record::failure(&e);
+                crate::record::note(store.record_state(TaskState::Failed, Some(&failure)).await);
+                return Err(e);
+            }
         };
-        // A resumed run works from the source schema the target was built from, after
-        // checking the source against it; a first run records the schema it builds from.
-        let plan = crate::resume::resume_plan(
-            &self.config,
-            &ready.source,
-            &target,
-            store.as_ref(),
-            ready.plan.clone(),
-        )
-        .await?;
         let report = RunReport {
             warnings: ready
                 .plan
@@ -495,20 +556,39 @@ impl Task {
                 .collect(),
             ..Default::default()
         };
-        Run {
+        // The run stops when its caller says so, or when the task record asks it to.
+        let (stop_tx, run_stop) = watch::channel(*stop.borrow());
+        let stop_tx = std::sync::Arc::new(stop_tx);
+        let forward_stop = {
+            let (mut stop, stop_tx) = (stop, stop_tx.clone());
+            tokio::spawn(async move {
+                if stop.wait_for(|s| *s).await.is_ok() {
+                    let _ = stop_tx.send(true);
+                }
+            })
+        };
+        let (publisher, events) =
+            crate::record::Publisher::start(&target, &self.config.name, &plan, events, stop_tx)
+                .await?;
+        let mut run = Run {
             config: &self.config,
             source: ready.source,
             target,
             plan,
             store,
             existing,
-            events,
-            stop,
+            events: Some(events),
+            stop: run_stop,
             options,
             report,
-        }
-        .run()
-        .await
+        };
+        let result = run.run().await;
+        forward_stop.abort();
+        // Every event is counted before the run's end is recorded.
+        run.events = None;
+        let _ = publisher.finish().await;
+        run.record_end(&result).await;
+        result.map(|()| std::mem::take(&mut run.report))
     }
 }
 

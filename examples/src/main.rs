@@ -12,10 +12,14 @@
 //! target/release/dts run --config task.toml        # run the task
 //! target/release/dts verify --config task.toml     # compare source and target
 //! target/release/dts verify --config task.toml --repair   # and make the target match
+//! target/release/dts status --config task.toml     # state and progress, from any machine
+//! target/release/dts stop --config task.toml       # stop the run, wherever it runs
+//! target/release/dts cleanup --config task.toml --yes  # drop what the task left
 //! ```
 //!
 //! Exit status: 0 done, 1 the task or a precheck failed, 2 the task file is bad. `verify`:
-//! 0 source and target match (or every difference was repaired), 1 they differ.
+//! 0 source and target match (or every difference was repaired), 1 they differ. `status`
+//! has its own codes (0 running, 3 finished, 4 stopped, 5 failed, 6 never run).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -91,6 +95,40 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         max_keys: usize,
     },
+    /// Show the task's state and progress, read from the target (from any machine that
+    /// reaches it). Exit status: 0 running, 3 finished, 4 stopped (or killed; running it
+    /// again resumes), 5 failed, 6 never run.
+    Status {
+        /// The task file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print the status as one JSON object (one per line with --watch).
+        #[arg(long)]
+        json: bool,
+        /// Show the status again every 2 seconds until no process runs the task.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Stop the task's run, on whichever machine it runs, at a clean point (as on SIGTERM),
+    /// and wait for it to exit.
+    Stop {
+        /// The task file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Seconds to wait for the run to exit.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Drop what the task left: its state in the target's dts_meta schema (the schema too
+    /// once empty) and its binlog reader on the source. Refuses while the task runs.
+    Cleanup {
+        /// The task file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Drop it (without this, only says what would be dropped).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Start private MariaDB and PostgreSQL servers, load a sample database, migrate it and
     /// show what was created.
     Demo {
@@ -143,6 +181,13 @@ fn main() -> ExitCode {
                 }
                 verify(&config, &options, json).await
             }
+            Command::Status {
+                config,
+                json,
+                watch,
+            } => status(&config, json, watch).await,
+            Command::Stop { config, timeout } => stop(&config, timeout).await,
+            Command::Cleanup { config, yes } => cleanup(&config, yes).await,
             Command::Demo { keep } => demo(keep).await,
         }
     });
@@ -220,6 +265,96 @@ async fn plan(path: &Path) -> Result<ExitCode, Error> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+async fn status(path: &Path, json: bool, watch: bool) -> Result<ExitCode, Error> {
+    let config = TaskConfig::from_file(path)?;
+    loop {
+        let status = dts::status::TaskStatus::read(&config).await?;
+        if json {
+            let text = serde_json::to_string(&status)
+                .map_err(|e| Error::internal("cannot encode the status").with_source(e))?;
+            println!("{text}");
+        } else {
+            if watch && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                // Clear the screen and go home.
+                print!("\x1b[2J\x1b[H");
+            }
+            print!("{status}");
+        }
+        if !watch || status.outcome != dts::status::Outcome::Running {
+            return Ok(ExitCode::from(status.outcome.exit_code()));
+        }
+        if !json {
+            println!();
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
+async fn stop(path: &Path, timeout: u64) -> Result<ExitCode, Error> {
+    use dts::status::StopOutcome;
+    let config = TaskConfig::from_file(path)?;
+    let name = &config.name;
+    match dts::status::stop(&config, std::time::Duration::from_secs(timeout)).await? {
+        StopOutcome::NotRunning => {
+            println!("task `{name}` is not running");
+            Ok(ExitCode::SUCCESS)
+        }
+        StopOutcome::Stopped(h) => {
+            println!(
+                "task `{name}` stopped (pid {} on host `{}`); run it again to resume",
+                h.pid, h.host
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        StopOutcome::StillRunning(h) => {
+            eprintln!(
+                "error: task `{name}` is still running after {timeout} s (pid {} on host `{}`): \
+                 it stops once the work in flight is done; run `dts stop` again to wait \
+                 longer, or end the process on that host",
+                h.pid, h.host
+            );
+            Ok(ExitCode::from(1))
+        }
+        _ => Ok(ExitCode::from(1)),
+    }
+}
+
+async fn cleanup(path: &Path, yes: bool) -> Result<ExitCode, Error> {
+    let config = TaskConfig::from_file(path)?;
+    let name = &config.name;
+    if !yes {
+        let left = dts::status::leftovers(&config).await?;
+        if left.record.is_none() && left.reader.is_none() {
+            println!("task `{name}` left nothing to clean up (its record is absent)");
+        }
+        println!("`dts cleanup --yes` would drop:");
+        println!("  every row of task `{name}` in the target's dts_meta schema (the schema too once no task has rows in it)");
+        if let Some(id) = left.reader {
+            println!(
+                "  the task's binlog reader on the source (connection {id}), if it still runs"
+            );
+        }
+        println!("the migrated tables stay as they are; run again with --yes to drop it");
+        return Ok(ExitCode::from(1));
+    }
+    let cleaned = dts::status::cleanup(&config).await?;
+    if let Some(id) = cleaned.reader_ended {
+        println!("ended the binlog reader on the source (connection {id})");
+    }
+    for (table, n) in &cleaned.rows {
+        println!("dropped {n} rows of dts_meta.{table}");
+    }
+    if cleaned.schema_dropped {
+        println!("dropped the dts_meta schema (no task has state left in it)");
+    }
+    if cleaned.rows.is_empty() && cleaned.reader_ended.is_none() {
+        println!("task `{name}` left nothing to clean up");
+    } else {
+        println!("task `{name}` is cleaned up");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run(path: &Path, until_caught_up: bool) -> Result<ExitCode, Error> {

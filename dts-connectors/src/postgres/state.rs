@@ -17,6 +17,7 @@
 //! | `cdc_source` | the change reader of the last run on the source (id, account, address) |
 //! | `run` | who holds the task's run lock (host, process id, since when) |
 //! | `built_catalog` | the source schema the target tables were built from |
+//! | `task` | the task record: state, failure, heartbeat, published progress, stop request |
 //!
 //! The run lock itself is a session-level advisory lock of the state store's connection,
 //! keyed by the task name in a key space of its own ([`RUN_LOCK_SPACE`]).
@@ -24,7 +25,9 @@
 use std::collections::BTreeSet;
 
 use dts_core::{
-    Catalog, Chunk, Error, ErrorKind, Position, ReaderRecord, Result, StateStore, TableName,
+    Catalog, Chunk, CopiedChunks, DroppedState, Error, ErrorKind, Heartbeat, Position,
+    PublishedProgress, ReaderRecord, Result, RunHolder, StateStore, TableName, TaskFailure,
+    TaskRecord, TaskState,
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, GenericClient};
@@ -92,10 +95,50 @@ const MIGRATIONS: &[&str] = &[
         task text PRIMARY KEY, \
         catalog jsonb NOT NULL, \
         recorded_at timestamptz NOT NULL DEFAULT now())",
+    // 4: the task record.
+    "\
+    CREATE TABLE IF NOT EXISTS dts_meta.task ( \
+        task text PRIMARY KEY, \
+        state text NOT NULL, \
+        created_at timestamptz NOT NULL DEFAULT clock_timestamp(), \
+        state_since timestamptz NOT NULL DEFAULT clock_timestamp(), \
+        updated_at timestamptz NOT NULL DEFAULT clock_timestamp(), \
+        failure jsonb, \
+        host text, \
+        pid bigint, \
+        beat_at timestamptz, \
+        stop_requested_at timestamptz, \
+        switchover_position jsonb, \
+        progress jsonb NOT NULL DEFAULT '{}')",
 ];
 
+/// The state tables keyed by task, in the order [`StateStore::drop_task`] empties them.
+const TASK_TABLES: &[&str] = &[
+    "task",
+    "step",
+    "snapshot",
+    "chunk_plan",
+    "chunk",
+    "cdc_position",
+    "cdc_schema",
+    "cdc_source",
+    "run",
+    "built_catalog",
+];
+
+/// A timestamp column as the task record shows it: UTC, `YYYY-MM-DD HH:MM:SS`.
+macro_rules! utc {
+    ($col:literal) => {
+        concat!(
+            "to_char(",
+            $col,
+            " AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
+        )
+    };
+}
+
 /// The schema version this release writes.
-pub const STATE_VERSION: i32 = 3;
+pub const STATE_VERSION: i32 = 4;
 
 /// The first key of the two-key advisory locks that are run locks (the second is
 /// `hashtext(task)`): `dts` in ASCII. Other advisory locks of dts use one-key locks, which
@@ -680,6 +723,330 @@ impl StateStore for PgStateStore {
             .await
             .map_err(|e| map_error(e, format!("recording the run of task `{}`", self.task)))?;
         Ok(())
+    }
+
+    async fn task_record(&self) -> Result<Option<TaskRecord>> {
+        if !self.exists().await? {
+            return Ok(None);
+        }
+        let row = self
+            .client
+            .query_opt(
+                concat!(
+                    "SELECT state, ",
+                    utc!("created_at"),
+                    ", ",
+                    utc!("state_since"),
+                    ", ",
+                    utc!("updated_at"),
+                    ", failure::text, host, pid, ",
+                    utc!("beat_at"),
+                    ", extract(epoch FROM clock_timestamp() - beat_at)::float8, \
+                     stop_requested_at IS NOT NULL, switchover_position::text, progress::text \
+                     FROM dts_meta.task WHERE task = $1"
+                ),
+                &[&self.task],
+            )
+            .await
+            .map_err(|e| map_error(e, "reading the task record"))?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let failure = r
+            .get::<_, Option<&str>>(4)
+            .map(|t| serde_json::from_str(t).map_err(|e| corrupt("task failure", e)))
+            .transpose()?;
+        let heartbeat = match (
+            r.get::<_, Option<String>>(5),
+            r.get::<_, Option<i64>>(6),
+            r.get::<_, Option<String>>(7),
+            r.get::<_, Option<f64>>(8),
+        ) {
+            (Some(host), Some(pid), Some(beat_at), Some(age)) => Some(Heartbeat {
+                host,
+                pid: u32::try_from(pid).unwrap_or(0),
+                beat_at,
+                age: std::time::Duration::try_from_secs_f64(age.max(0.0)).unwrap_or_default(),
+            }),
+            _ => None,
+        };
+        let switchover_position = r
+            .get::<_, Option<&str>>(10)
+            .map(|t| parse_position(&self.task, t))
+            .transpose()?;
+        let progress: PublishedProgress = serde_json::from_str(r.get::<_, &str>(11))
+            .map_err(|e| corrupt("published progress", e))?;
+        Ok(Some(TaskRecord {
+            state: r.get::<_, &str>(0).parse()?,
+            created_at: r.get(1),
+            state_since: r.get(2),
+            updated_at: r.get(3),
+            failure,
+            heartbeat,
+            stop_requested: r.get(9),
+            switchover_position,
+            progress,
+        }))
+    }
+
+    async fn record_state(&self, state: TaskState, failure: Option<&TaskFailure>) -> Result<()> {
+        let failure = failure
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| Error::internal("cannot encode a task failure").with_source(e))?;
+        self.client
+            .execute(
+                "INSERT INTO dts_meta.task (task, state, failure) VALUES ($1, $2, $3::text::jsonb) \
+                 ON CONFLICT (task) DO UPDATE SET \
+                     state = excluded.state, failure = excluded.failure, \
+                     state_since = CASE WHEN task.state = excluded.state THEN task.state_since \
+                                        ELSE clock_timestamp() END, \
+                     updated_at = clock_timestamp(), \
+                     beat_at = CASE WHEN $4 THEN NULL ELSE task.beat_at END, \
+                     stop_requested_at = CASE WHEN $5 THEN NULL ELSE task.stop_requested_at END",
+                &[
+                    &self.task,
+                    &state.as_str(),
+                    &failure,
+                    &state.is_final(),
+                    &(state.is_final() || state == TaskState::Prechecking),
+                ],
+            )
+            .await
+            .map_err(|e| map_error(e, format!("recording the state of task `{}`", self.task)))?;
+        Ok(())
+    }
+
+    async fn beat(&self, progress: Option<&PublishedProgress>) -> Result<bool> {
+        let progress = progress
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| Error::internal("cannot encode the task's progress").with_source(e))?;
+        let row = self
+            .client
+            .query_opt(
+                "UPDATE dts_meta.task SET host = $2, pid = $3, beat_at = clock_timestamp(), \
+                     progress = coalesce($4::text::jsonb, progress) \
+                 WHERE task = $1 RETURNING stop_requested_at IS NOT NULL",
+                &[
+                    &self.task,
+                    &host_name(),
+                    &i64::from(std::process::id()),
+                    &progress,
+                ],
+            )
+            .await
+            .map_err(|e| {
+                map_error(
+                    e,
+                    format!("recording the heartbeat of task `{}`", self.task),
+                )
+            })?;
+        Ok(row.is_some_and(|r| r.get(0)))
+    }
+
+    async fn request_stop(&self) -> Result<bool> {
+        if !self.exists().await? {
+            return Ok(false);
+        }
+        let n = self
+            .client
+            .execute(
+                "UPDATE dts_meta.task SET stop_requested_at = clock_timestamp() WHERE task = $1",
+                &[&self.task],
+            )
+            .await
+            .map_err(|e| map_error(e, format!("requesting task `{}` to stop", self.task)))?;
+        Ok(n == 1)
+    }
+
+    async fn record_switchover_position(&self, position: &Position) -> Result<()> {
+        let n = self
+            .client
+            .execute(
+                "UPDATE dts_meta.task SET switchover_position = $2::text::jsonb, \
+                     updated_at = clock_timestamp() WHERE task = $1",
+                &[&self.task, &position_json(position)?],
+            )
+            .await
+            .map_err(|e| map_error(e, "recording the switchover position"))?;
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::Config,
+                format!("task `{}` has no record: it was never run", self.task),
+            ))
+        }
+    }
+
+    async fn run_holder(&self) -> Result<Option<RunHolder>> {
+        if !self.exists().await? {
+            return Ok(None);
+        }
+        let row = self
+            .client
+            .query_opt(
+                concat!(
+                    "SELECT r.host, r.pid, ",
+                    utc!("r.started_at"),
+                    " FROM dts_meta.run r JOIN pg_locks l \
+                       ON l.pid = r.backend_pid AND l.locktype = 'advisory' AND l.granted \
+                      AND l.classid = $2::int::oid AND l.objid = hashtext($1)::oid \
+                      AND l.objsubid = 2 AND l.database = \
+                          (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                     WHERE r.task = $1"
+                ),
+                &[&self.task, &RUN_LOCK_SPACE],
+            )
+            .await
+            .map_err(|e| map_error(e, format!("reading who runs task `{}`", self.task)))?;
+        Ok(row.map(|r| RunHolder {
+            host: r.get(0),
+            pid: u32::try_from(r.get::<_, i64>(1)).unwrap_or(0),
+            since: r.get(2),
+        }))
+    }
+
+    async fn copied_chunks(&self) -> Result<Vec<CopiedChunks>> {
+        if !self.exists().await? {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .client
+            .query(
+                "SELECT schema_name, table_name, count(*), coalesce(sum(rows), 0)::bigint, \
+                     coalesce(sum(rows) FILTER \
+                         (WHERE done_at > clock_timestamp() - interval '1 minute'), 0)::bigint \
+                 FROM dts_meta.chunk WHERE task = $1 \
+                 GROUP BY schema_name, table_name ORDER BY schema_name, table_name",
+                &[&self.task],
+            )
+            .await
+            .map_err(|e| map_error(e, "reading the full load's checkpoints"))?;
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(rows
+            .iter()
+            .map(|r| CopiedChunks {
+                table: TableName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
+                chunks: n(r.get(2)),
+                rows: n(r.get(3)),
+                rows_last_minute: n(r.get(4)),
+            })
+            .collect())
+    }
+
+    async fn planned_chunks(&self) -> Result<Vec<(TableName, u64)>> {
+        if !self.exists().await? {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .client
+            .query(
+                "SELECT schema_name, table_name, jsonb_array_length(plan)::bigint \
+                 FROM dts_meta.chunk_plan WHERE task = $1 ORDER BY schema_name, table_name",
+                &[&self.task],
+            )
+            .await
+            .map_err(|e| map_error(e, "reading the chunk plans"))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    TableName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
+                    u64::try_from(r.get::<_, i64>(2)).unwrap_or(0),
+                )
+            })
+            .collect())
+    }
+
+    async fn statements_done(&self, step: &str) -> Result<u64> {
+        if !self.exists().await? {
+            return Ok(0);
+        }
+        let n: i64 = self
+            .client
+            .query_one(
+                "SELECT count(*) FROM dts_meta.step WHERE task = $1 AND starts_with(step, $2)",
+                &[&self.task, &format!("{step}:")],
+            )
+            .await
+            .map_err(|e| map_error(e, "reading the schema steps done"))?
+            .get(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn applied_age(&self) -> Result<Option<std::time::Duration>> {
+        if !self.exists().await? {
+            return Ok(None);
+        }
+        let row = self
+            .client
+            .query_opt(
+                "SELECT extract(epoch FROM clock_timestamp() - applied_at)::float8 \
+                 FROM dts_meta.cdc_position WHERE task = $1",
+                &[&self.task],
+            )
+            .await
+            .map_err(|e| map_error(e, "reading the applied position"))?;
+        Ok(row
+            .and_then(|r| r.get::<_, Option<f64>>(0))
+            .and_then(|s| std::time::Duration::try_from_secs_f64(s.max(0.0)).ok()))
+    }
+
+    async fn drop_task(&self) -> Result<DroppedState> {
+        let mut dropped = DroppedState::default();
+        if !self.exists().await? {
+            return Ok(dropped);
+        }
+        let what = |e| map_error(e, format!("dropping the state of task `{}`", self.task));
+        // Serialised with migrations, so no table is created while the schema is dropped.
+        self.client
+            .batch_execute("BEGIN; SELECT pg_advisory_xact_lock(hashtext('dts_meta'))")
+            .await
+            .map_err(what)?;
+        let result = async {
+            for table in TASK_TABLES {
+                let n = self
+                    .client
+                    .execute(
+                        &format!("DELETE FROM dts_meta.{table} WHERE task = $1"),
+                        &[&self.task],
+                    )
+                    .await
+                    .map_err(what)?;
+                if n > 0 {
+                    dropped.rows.push(((*table).to_string(), n));
+                }
+            }
+            let mut left = Vec::new();
+            for table in TASK_TABLES {
+                left.push(format!("SELECT 1 FROM dts_meta.{table}"));
+            }
+            let any_left: bool = self
+                .client
+                .query_one(
+                    &format!("SELECT EXISTS ({})", left.join(" UNION ALL ")),
+                    &[],
+                )
+                .await
+                .map_err(what)?
+                .get(0);
+            if !any_left {
+                self.client
+                    .batch_execute("DROP SCHEMA dts_meta CASCADE")
+                    .await
+                    .map_err(what)?;
+                dropped.schema_dropped = true;
+            }
+            self.client.batch_execute("COMMIT").await.map_err(what)
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = self.client.batch_execute("ROLLBACK").await;
+            return Err(e);
+        }
+        Ok(dropped)
     }
 }
 
