@@ -1,6 +1,7 @@
 //! The full data migration engine of dts: chunk planning over a key prober, a parallel
 //! pipelined copy from snapshot readers into chunk sinks with per-chunk checkpoints,
-//! throttling, a bad-row policy and typed progress events.
+//! throttling, a bad-row policy and typed progress events; and data verification and
+//! repair ([`verify`]), chunk by chunk over the same key-range chunks.
 //!
 //! The engine is generic over the connector traits of `dts-core`
 //! ([`dts_core::SnapshotReader`], [`dts_core::ChunkSink`]); it knows no driver.
@@ -21,6 +22,7 @@ pub mod chunk;
 pub mod copy;
 pub mod progress;
 pub mod throttle;
+pub mod verify;
 
 pub use chunk::plan_chunks;
 pub use copy::{copy_tables, BadRowPolicy, CopyOptions, CopySummary, TableJob};

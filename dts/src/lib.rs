@@ -36,7 +36,7 @@ pub mod verify;
 
 pub use config::TaskConfig;
 pub use dts_core::check::{CheckItem, CheckStatus, PrecheckReport};
-pub use dts_verify::{VerifyEvent, VerifyReport};
+pub use dts_fullload::verify::{VerifyEvent, VerifyReport};
 pub use full::FullReport;
 pub use incremental::IncrementalReport;
 pub use task::{RunOptions, RunReport, Step, Task, TaskEvent, TaskPlan};
@@ -46,7 +46,7 @@ pub use dts_cdc as cdc;
 
 pub use dts_fullload as fullload;
 
-pub use dts_verify as verify_engine;
+pub use dts_fullload::verify as verify_engine;
 
 pub use dts_connectors as connectors;
 pub use dts_core as core;

@@ -415,8 +415,8 @@ impl Task {
     pub async fn verify(
         &self,
         options: &crate::verify::VerifyOptions,
-        events: Option<UnboundedSender<dts_verify::VerifyEvent>>,
-    ) -> Result<dts_verify::VerifyReport> {
+        events: Option<UnboundedSender<dts_fullload::verify::VerifyEvent>>,
+    ) -> Result<dts_fullload::verify::VerifyReport> {
         crate::verify::verify(&self.config, options, events).await
     }
 

@@ -1,5 +1,5 @@
 //! Data verification and repair of a task's tables: the chunk plans, row mappings and
-//! connectors of the task handed to the `dts-verify` engine.
+//! connectors of the task handed to the verification engine of `dts-fullload`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use dts_core::{
     async_trait, Chunk, Error, Position, RepairMode, Result, SnapshotReader, StateStore,
     TargetTable,
 };
-use dts_verify::{Recheck, RepairOptions, TableCheck, VerifyEvent, VerifyReport, Worker};
+use dts_fullload::verify::{Recheck, RepairOptions, TableCheck, VerifyEvent, VerifyReport, Worker};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::{MigrationType, TaskConfig};
@@ -186,7 +186,7 @@ pub(crate) async fn verify(
     } else {
         None
     };
-    let engine_options = dts_verify::VerifyOptions {
+    let engine_options = dts_fullload::verify::VerifyOptions {
         max_keys: options.max_keys,
         repair: options.repair.as_ref().map(|(mode, file)| RepairOptions {
             mode: *mode,
@@ -194,5 +194,5 @@ pub(crate) async fn verify(
         }),
         recheck,
     };
-    dts_verify::verify_tables(tables, workers, &engine_options, events).await
+    dts_fullload::verify::verify_tables(tables, workers, &engine_options, events).await
 }

@@ -15,8 +15,8 @@ use futures::StreamExt;
 use tokio::sync::mpsc::UnboundedSender;
 use twox_hash::{XxHash3_128, XxHash3_64};
 
-use crate::canon::encode_value;
-use crate::report::{Difference, RepairStats, TableReport, VerifyReport};
+use super::canon::encode_value;
+use super::report::{Difference, RepairStats, TableReport, VerifyReport};
 
 /// One table to verify.
 pub struct TableCheck {
@@ -814,7 +814,7 @@ pub async fn verify_tables(
     if let Some(repair) = &options.repair {
         repair_file = Some(repair.file.display().to_string());
         let stats =
-            crate::repair::repair_tables(&tables, &diffs_view(&diffs), workers, repair).await?;
+            super::repair::repair_tables(&tables, &diffs_view(&diffs), workers, repair).await?;
         for (r, s) in reports.iter_mut().zip(stats) {
             r.repair = s;
         }

@@ -1,4 +1,4 @@
-//! Data verification and repair of dts: proves that a target holds exactly what its source
+//! Data verification and repair: proves that a target holds exactly what its source
 //! holds, and makes it so where it does not.
 //!
 //! The engine is generic over the connector traits of `dts-core` and knows no driver: the
@@ -21,7 +21,7 @@
 //!   one transaction per chunk, every statement written to a SQL file.
 //!
 //! ```no_run
-//! use dts_verify::{verify_tables, TableCheck, VerifyOptions, Worker};
+//! use dts_fullload::verify::{verify_tables, TableCheck, VerifyOptions, Worker};
 //!
 //! async fn check(tables: Vec<TableCheck>, workers: Vec<Worker>) -> Result<(), dts_core::Error> {
 //!     let options = VerifyOptions { max_keys: 10, ..VerifyOptions::default() };
@@ -31,7 +31,6 @@
 //! }
 //! ```
 //!
-//! This crate has no features.
 
 mod canon;
 pub mod engine;

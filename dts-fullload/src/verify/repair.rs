@@ -5,11 +5,11 @@ use std::sync::{Arc, Mutex};
 
 use dts_core::{Error, Repair, Result, Row};
 
-use crate::engine::{
+use super::engine::{
     empty_stats, io_error, keyless_rows, on_workers, source_rows_by_key, write_statements,
     RepairOptions, RepairPlan, TableCheck, Worker,
 };
-use crate::report::RepairStats;
+use super::report::RepairStats;
 
 /// Repairs of a table without a key are applied this many rows per transaction.
 const KEYLESS_BATCH: usize = 1000;
@@ -158,7 +158,7 @@ pub(crate) async fn repair_tables(
 
 /// One repair job's share of a table's differences.
 enum RepairPlanPart {
-    Keyless(crate::engine::MultisetPublic),
+    Keyless(super::engine::MultisetPublic),
     Keyed {
         insert: std::collections::HashSet<Vec<u8>>,
         update: std::collections::HashMap<Vec<u8>, Vec<dts_core::Value>>,
