@@ -328,6 +328,7 @@ impl Log {
         self.push(Change::Ddl {
             schema: Some(SCHEMA.into()),
             sql: sql.into(),
+            sql_mode: dts_core::SqlMode::default(),
         })
     }
 

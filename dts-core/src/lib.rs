@@ -36,7 +36,7 @@ pub mod value;
 pub use async_trait::async_trait;
 pub use change::{
     ApplySink, ApplyStats, CascadeLogging, Change, ChangeEvent, ChangeSource, RowImage,
-    SchemaChange,
+    SchemaChange, SqlMode,
 };
 pub use check::{CheckItem, CheckStatus, PrecheckReport};
 pub use connector::{

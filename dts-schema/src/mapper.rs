@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use dts_core::{
     Change, ChangeEvent, ChangeMapper, ConvertFailure, Error, ErrorKind, Result, Row, RowImage,
-    RowMapper, SchemaChange, TableName, Value,
+    RowMapper, SchemaChange, SqlMode, TableName, Value,
 };
 use dts_typemap::{convert_mysql_value, ColumnMapping, MappingOptions};
 
@@ -272,10 +272,12 @@ impl TrackedChangeMapper {
             .ok_or_else(|| Error::internal(format!("no mapping for `{table}`")))
     }
 
-    fn ddl(&mut self, schema: Option<String>, sql: String) -> Result<SchemaChange> {
+    fn ddl(&mut self, schema: Option<String>, sql: String, mode: SqlMode) -> Result<SchemaChange> {
         // Column lists, types, keys or names may change: map every table afresh.
         self.shapes.clear();
-        match self.tracker.apply_mysql_ddl(schema.as_deref(), &sql) {
+        // The parser reads the default mode's quoting.
+        let text = crate::sql_in_default_mode(&sql, mode);
+        match self.tracker.apply_mysql_ddl(schema.as_deref(), &text) {
             Ok(outcome) => {
                 for note in &outcome.notes {
                     tracing::info!(statement = %short_sql(&sql), note = %note, "ddl note");
@@ -354,7 +356,11 @@ impl ChangeMapper for TrackedChangeMapper {
             Change::Truncate { table } => Change::Truncate {
                 table: self.shape(&table)?.target.clone(),
             },
-            Change::Ddl { schema, sql } => Change::Schema(Box::new(self.ddl(schema, sql)?)),
+            Change::Ddl {
+                schema,
+                sql,
+                sql_mode,
+            } => Change::Schema(Box::new(self.ddl(schema, sql, sql_mode)?)),
             other => other,
         };
         Ok(Some(ChangeEvent {
