@@ -85,15 +85,44 @@ const MIGRATIONS: &[&str] = &[
         pid bigint NOT NULL, \
         backend_pid int NOT NULL, \
         started_at timestamptz NOT NULL DEFAULT now())",
+    // 3: the applied position moves compare-and-set: from the position the writer last
+    // saw (none: no record yet) to the new one, or not at all (SQLSTATE `DTS01`).
+    "\
+    CREATE OR REPLACE FUNCTION dts_meta.advance_position( \
+        p_task text, p_expected jsonb, p_position jsonb) RETURNS void \
+    LANGUAGE plpgsql AS $fn$ \
+    DECLARE found_position text; \
+    BEGIN \
+        IF p_expected IS NULL THEN \
+            INSERT INTO dts_meta.cdc_position (task, position, applied_at) \
+            VALUES (p_task, p_position, now()) ON CONFLICT (task) DO NOTHING; \
+        ELSE \
+            UPDATE dts_meta.cdc_position SET position = p_position, applied_at = now() \
+            WHERE task = p_task AND position = p_expected; \
+        END IF; \
+        IF NOT FOUND THEN \
+            SELECT position::text INTO found_position \
+            FROM dts_meta.cdc_position WHERE task = p_task; \
+            RAISE EXCEPTION USING ERRCODE = 'DTS01', \
+                MESSAGE = coalesce(found_position, 'none'); \
+        END IF; \
+    END $fn$",
 ];
 
 /// The schema version this release writes.
-pub const STATE_VERSION: i32 = 2;
+pub const STATE_VERSION: i32 = 3;
+
+/// The SQLSTATE `dts_meta.advance_position` raises when the recorded position is not the
+/// one the writer expected; its message is the recorded position (JSON, or `none`).
+const POSITION_MOVED: &str = "DTS01";
 
 /// The first key of the two-key advisory locks that are run locks (the second is
 /// `hashtext(task)`): `dts` in ASCII. Other advisory locks of dts use one-key locks, which
 /// PostgreSQL keeps apart from two-key ones.
 pub const RUN_LOCK_SPACE: i32 = 0x0064_7473;
+
+/// How often a run checks that its connection still holds the run lock.
+const RUN_LOCK_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long a run lock held by another session is retried before the run gives up: a
 /// process killed a moment ago may still hold it until its server notices.
@@ -119,16 +148,61 @@ const INSERT_SCHEMA: &str =
     "INSERT INTO dts_meta.cdc_schema (task, catalog, position, changed_at) \
     VALUES ($1, $2::text::jsonb, $3::text::jsonb, now()) ON CONFLICT (task) DO NOTHING";
 
-/// The SQL that records `position` as task `task`'s applied position and commits, to end an
-/// apply transaction in one round trip (literals quoted for any `standard_conforming_strings`).
-pub(crate) fn upsert_position_and_commit(task: &str, position: &Position) -> Result<String> {
+/// The SQL that moves task `task`'s applied position from `expected` (the position the
+/// writer last read or wrote; `None`: no position recorded yet) to `position` and commits,
+/// to end an apply transaction in one round trip (literals quoted for any
+/// `standard_conforming_strings`).
+///
+/// The move is compare-and-set: if the recorded position is not `expected` (another run
+/// moved it, or a second writer would move it backwards), the statement fails with
+/// SQLSTATE `DTS01`, nothing commits, and [`position_conflict`] turns the error into one
+/// naming the task.
+pub(crate) fn advance_position_and_commit(
+    task: &str,
+    expected: Option<&Position>,
+    position: &Position,
+) -> Result<String> {
+    let expected = match expected {
+        Some(p) => format!(
+            "{}::jsonb",
+            dts_typemap::pg::quote_literal(&position_json(p)?)
+        ),
+        None => "NULL::jsonb".to_string(),
+    };
     Ok(format!(
-        "INSERT INTO dts_meta.cdc_position (task, position, applied_at) \
-         VALUES ({}, {}::jsonb, now()) ON CONFLICT (task) DO UPDATE \
-         SET position = excluded.position, applied_at = excluded.applied_at; COMMIT",
+        "SELECT dts_meta.advance_position({}, {expected}, {}::jsonb); COMMIT",
         dts_typemap::pg::quote_literal(task),
         dts_typemap::pg::quote_literal(&position_json(position)?),
     ))
+}
+
+/// The error for a failed position write: [`ErrorKind::Conflict`] naming the task and the
+/// positions when the compare-and-set found another position, else the mapped error.
+pub(crate) fn position_conflict(
+    e: tokio_postgres::Error,
+    task: &str,
+    expected: Option<&Position>,
+    position: &Position,
+) -> Error {
+    let found = e
+        .as_db_error()
+        .filter(|d| d.code().code() == POSITION_MOVED)
+        .map(|d| d.message().to_string());
+    match found {
+        Some(found) => {
+            let found =
+                serde_json::from_str::<Position>(&found).map_or(found, |p| format!("`{p}`"));
+            let expected = expected.map_or("none".to_string(), |p| format!("`{p}`"));
+            Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "the applied position of task `{task}` is {found}, not {expected} as this                      run last recorded it: another run of the task is writing it; stop it                      (position `{position}` not recorded, nothing committed)"
+                ),
+            )
+            .with_source(e)
+        }
+        None => map_error(e, format!("recording position `{position}` and committing")),
+    }
 }
 
 /// Creates or upgrades the `dts_meta` schema to [`STATE_VERSION`]. Idempotent, and safe to
@@ -636,9 +710,57 @@ impl StateStore for PgStateStore {
             .map_err(|e| map_error(e, format!("recording the run of task `{}`", self.task)))?;
         Ok(())
     }
+
+    async fn run_lock_lost(&self) -> Error {
+        use std::sync::atomic::Ordering;
+        loop {
+            tokio::time::sleep(RUN_LOCK_CHECK).await;
+            if !self.locked.load(Ordering::SeqCst) {
+                continue;
+            }
+            let why = match self.holds_run_lock().await {
+                Ok(true) => continue,
+                Ok(false) => "the lock was released".to_string(),
+                Err(e) if e.kind() == ErrorKind::Connection => {
+                    "the connection holding it was lost".to_string()
+                }
+                // A check that failed otherwise (the session busy in a failed transaction)
+                // says nothing about the lock: ask again.
+                Err(_) => continue,
+            };
+            self.locked.store(false, Ordering::SeqCst);
+            return Error::new(
+                ErrorKind::Connection,
+                format!(
+                    "the run lock of task `{}` is no longer held ({why}): the run stops so \
+                     that no second run can write alongside it; run the task again to resume",
+                    self.task
+                ),
+            );
+        }
+    }
 }
 
 impl PgStateStore {
+    /// Whether this store's session holds the run lock: `Ok(false)` when the lock is gone,
+    /// an error when the session could not be asked.
+    async fn holds_run_lock(&self) -> Result<bool> {
+        if self.client.is_closed() {
+            return Err(Error::new(ErrorKind::Connection, "connection closed"));
+        }
+        Ok(self
+            .client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
+                   AND pid = pg_backend_pid() AND granted AND classid = $1::int::oid \
+                   AND objid = hashtext($2)::oid AND objsubid = 2)",
+                &[&RUN_LOCK_SPACE, &self.task],
+            )
+            .await
+            .map_err(|e| map_error(e, "checking the run lock"))?
+            .get(0))
+    }
+
     /// The error for a run lock held by another session, naming the holder when its record
     /// is that session's.
     async fn run_conflict(&self) -> Error {

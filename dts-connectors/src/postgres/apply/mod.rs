@@ -27,7 +27,8 @@ use super::copy::PgCopyEncoder;
 use super::error::map_error;
 use super::sink::push_ident;
 use super::state::{
-    migrate, position_json, upsert_position_and_commit, SELECT_POSITION, UPSERT_SCHEMA,
+    advance_position_and_commit, migrate, position_conflict, position_json, SELECT_POSITION,
+    UPSERT_SCHEMA,
 };
 use super::target::connect_client;
 
@@ -457,11 +458,13 @@ impl PgApplySink {
         if let Some(catalog) = self.schema.take() {
             self.record_schema(&catalog, position).await?;
         }
-        let sql = upsert_position_and_commit(&self.task, position)?;
+        // Compare-and-set from the position this sink last saw committed: a second writer
+        // of the task cannot move it backwards or over another run's.
+        let sql = advance_position_and_commit(&self.task, self.applied.as_ref(), position)?;
         self.client
             .batch_execute(&sql)
             .await
-            .map_err(|e| map_error(e, format!("recording position `{position}` and committing")))?;
+            .map_err(|e| position_conflict(e, &self.task, self.applied.as_ref(), position))?;
         self.open = false;
         self.pending_rows = 0;
         self.pending_bytes = 0;
