@@ -206,6 +206,10 @@ impl<S: StateStore> StateStore for AtEnd<S> {
     async fn lock_run(&self) -> Result<()> {
         self.mark(self.inner.lock_run().await)
     }
+
+    async fn run_lock_lost(&self) -> Error {
+        self.inner.run_lock_lost().await.with_end(self.end)
+    }
 }
 
 #[cfg(test)]

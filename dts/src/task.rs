@@ -206,7 +206,7 @@ pub(crate) struct Run<'a> {
     pub(crate) source: Source,
     pub(crate) target: Target,
     pub(crate) plan: TaskPlan,
-    pub(crate) store: Box<dyn dts_core::StateStore>,
+    pub(crate) store: std::sync::Arc<dyn dts_core::StateStore>,
     /// Target tables that existed before the task (kept under the `ignore` policy).
     pub(crate) existing: BTreeSet<TableName>,
     pub(crate) events: Option<UnboundedSender<TaskEvent>>,
@@ -406,20 +406,27 @@ impl Task {
                 .collect(),
             ..Default::default()
         };
-        Run {
+        let store: std::sync::Arc<dyn dts_core::StateStore> = store.into();
+        let run = Run {
             config: &self.config,
             source: ready.source,
             target,
             plan: ready.plan,
-            store,
+            store: std::sync::Arc::clone(&store),
             existing,
             events,
             stop,
             options,
             report,
         }
-        .run()
-        .await
+        .run();
+        // The run lock lives on one connection: if it is lost, the run stops (dropping its
+        // work: every write is transactional, as for a killed run) rather than go on
+        // unlocked.
+        tokio::select! {
+            result = run => result,
+            lost = store.run_lock_lost() => Err(lost),
+        }
     }
 }
 

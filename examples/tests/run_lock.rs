@@ -115,3 +115,62 @@ async fn a_second_run_of_a_running_task_exits_and_the_first_goes_on() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(assert_table_equal(&env, "numbers", &env.db).await, 2_000);
 }
+
+/// The run lock lives on one connection: when that connection is lost, the run notices
+/// and stops with an error naming the task, instead of going on unlocked.
+#[tokio::test]
+async fn a_run_whose_lock_connection_is_lost_stops() {
+    let env = Env::new("run_lock_lost", &numbers_table(500));
+    let task = env.task_file("[\"schema\", \"full\", \"incremental\"]", "");
+    let task = task.to_str().unwrap().to_string();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_dts"))
+        .args(["run", "--config", &task])
+        .env("DTS_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let replicating = || {
+        dts_testkit::postgres()
+            .query_in(
+                &env.target_db,
+                "SELECT count(*) FROM dts_meta.cdc_source WHERE task = 't'",
+            )
+            .is_ok_and(|s| s.trim() == "1")
+    };
+    wait_until(
+        &mut run,
+        Duration::from_secs(60),
+        "replication",
+        replicating,
+    )
+    .await;
+
+    // End the session that holds the lock (the one the run record names).
+    let ended = env.pg("SELECT count(*) FROM dts_meta.run r \
+         WHERE r.task = 't' AND pg_terminate_backend(r.backend_pid)");
+    assert_eq!(ended, "1");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the run went on without its lock"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut run.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the run lock of task `t` is no longer held"),
+        "{stderr}"
+    );
+
+    // Run again, it resumes and ends equal to the source.
+    let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(assert_table_equal(&env, "numbers", &env.db).await, 500);
+}
