@@ -846,3 +846,52 @@ async fn signedness_after_a_year_column_is_read_from_its_own_slot() -> TestResul
     server.drop_database(&db)?;
     Ok(())
 }
+
+/// The cleanup of a killed run's change reader ends a connection only if it is a binlog
+/// reader running as the recorded account from the recorded address: a reused connection
+/// id belonging to someone else is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_earlier_reader_is_ended_only_when_account_and_address_match() -> TestResult {
+    let server = dts_testkit::mariadb();
+    let url = server.url();
+    let source = MySqlSource::connect(&url).await?;
+    let from = current(&url).await;
+    let reader = start_at(&url, &from, BinlogFilter::all()).await;
+    let id = u64::from(reader.connection_id());
+    let (user, host) = source
+        .connection_identity(id)
+        .await?
+        .expect("the reader is in the process list");
+    let alive = |id: u64| {
+        let source = source.clone();
+        async move { source.connection_identity(id).await.unwrap().is_some() }
+    };
+
+    // Another account's or another address's connection with that id: left alone.
+    assert!(!source.end_binlog_reader(id, "someone_else", &host).await?);
+    assert!(!source.end_binlog_reader(id, &user, "10.9.9.9:4000").await?);
+    assert!(alive(id).await);
+    // A connection that is not a binlog reader, though account and address match: left
+    // alone.
+    use mysql_async::prelude::Queryable;
+    let mut other = source.conn().await?;
+    let other_id: u64 = other.query_first("SELECT CONNECTION_ID()").await?.unwrap();
+    let (other_user, other_host) = source.connection_identity(other_id).await?.unwrap();
+    assert!(
+        !source
+            .end_binlog_reader(other_id, &other_user, &other_host)
+            .await?
+    );
+    assert!(alive(other_id).await);
+    drop(other);
+
+    // The recorded reader itself: ended.
+    assert!(source.end_binlog_reader(id, &user, &host).await?);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(id).await {
+        assert!(Instant::now() < deadline, "the reader still runs");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(reader);
+    Ok(())
+}
