@@ -40,5 +40,5 @@ mod url;
 
 pub use registry::{
     change_mapper, plan_schema, row_mapper, ApplyOptions, CaptureOptions, ChangeMapping, Snapshot,
-    Source, Target,
+    Source, TableReadLock, Target,
 };

@@ -4,13 +4,13 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use dts_core::{Chunk, ChunkSink, Error, Position, Result, TargetTable};
+use dts_core::{Chunk, ChunkSink, Error, Position, Result, TableName, TargetTable};
 use dts_fullload::{
     copy_tables, plan_chunks, BadRowPolicy, CopyOptions, CopySummary, ProgressEvent, TableJob,
 };
 use tokio::sync::mpsc;
 
-use crate::config::{BadRows, MigrationType};
+use crate::config::{BadRows, MigrationType, NonTransactional};
 use crate::task::Run;
 
 /// What the full data migration did.
@@ -32,7 +32,24 @@ pub(crate) async fn run_full_load(
     let config = run.config;
     let (catalog, plan, store) = (&run.plan.catalog, &run.plan.schema, &run.store);
     let workers = config.full.workers();
-    let snapshot = run.source.open_snapshot(workers).await?;
+    // Tables a snapshot does not hold still (non-transactional engines), when the task
+    // accepts locking them (the precheck refuses them otherwise): locked against writes
+    // before the snapshot's position is fixed, until their copy is done.
+    let hold: Vec<TableName> = if config.full.non_transactional == NonTransactional::Lock {
+        let selected: Vec<TableName> = plan.tables.iter().map(|t| t.source.clone()).collect();
+        run.source
+            .non_transactional_tables(&selected)
+            .await?
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if !hold.is_empty() {
+        tracing::info!(tables = ?hold, "locking non-transactional tables for their copy");
+    }
+    let (snapshot, read_lock) = run.source.open_snapshot_holding(workers, &hold).await?;
     let position = snapshot.position.clone();
     let mut readers = snapshot.readers;
     store.record_snapshot(position.as_ref()).await?;
@@ -117,6 +134,9 @@ pub(crate) async fn run_full_load(
     };
     let mappers: Vec<_> = jobs.iter().map(|j| j.mapper.clone()).collect();
     let copy = copy_tables(jobs, readers, sinks, options, events, run.stop.clone()).await?;
+    if let Some(lock) = read_lock {
+        lock.release().await?;
+    }
     let zero = mappers.iter().flat_map(|m| m.replaced_values()).collect();
     Ok(FullReport {
         copy,

@@ -15,4 +15,4 @@ pub use snapshot::{
     mysql_param, MySqlKeyProber, MySqlSnapshot, MySqlSnapshotMode, MySqlSnapshotReader,
     BATCH_BYTES, BATCH_ROWS,
 };
-pub use source::{MySqlServerInfo, MySqlSource};
+pub use source::{MySqlReadLock, MySqlServerInfo, MySqlSource};
