@@ -407,6 +407,18 @@ impl Task {
             ..Default::default()
         };
         let store: std::sync::Arc<dyn dts_core::StateStore> = store.into();
+        // The run stops when the caller says so, or when the run lock is lost.
+        let (stop_run, run_stop) = watch::channel(*stop.borrow());
+        let forward_stop = {
+            let (mut stop, stop_run) = (stop, stop_run.clone());
+            tokio::spawn(async move {
+                while stop.changed().await.is_ok() {
+                    if *stop.borrow() {
+                        let _ = stop_run.send(true);
+                    }
+                }
+            })
+        };
         let run = Run {
             config: &self.config,
             source: ready.source,
@@ -415,18 +427,27 @@ impl Task {
             store: std::sync::Arc::clone(&store),
             existing,
             events,
-            stop,
+            stop: run_stop,
             options,
             report,
         }
         .run();
-        // The run lock lives on one connection: if it is lost, the run stops (dropping its
-        // work: every write is transactional, as for a killed run) rather than go on
-        // unlocked.
-        tokio::select! {
-            result = run => result,
-            lost = store.run_lock_lost() => Err(lost),
-        }
+        tokio::pin!(run);
+        // The run lock lives on one connection: if it is lost, the run stops as on a stop
+        // request (chunks in flight and the batch being applied end; positions move
+        // compare-and-set, so no other run's work is overwritten meanwhile) and fails,
+        // rather than go on unlocked.
+        let result = tokio::select! {
+            result = &mut run => result,
+            lost = store.run_lock_lost() => {
+                tracing::error!(error = %lost, "run lock lost: stopping");
+                let _ = stop_run.send(true);
+                let _ = run.await;
+                Err(lost)
+            }
+        };
+        forward_stop.abort();
+        result
     }
 }
 

@@ -17,8 +17,17 @@
 //! | `cdc_source` | the change reader of the last run on the source (id, account, address) |
 //! | `run` | who holds the task's run lock (host, process id, since when) |
 //!
-//! The run lock itself is a session-level advisory lock of the state store's connection,
-//! keyed by the task name in a key space of its own ([`RUN_LOCK_SPACE`]).
+//! The run lock itself is a session-level advisory lock, keyed by the task name in a key
+//! space of its own ([`RUN_LOCK_SPACE`]), on a session of its own (the store's connection
+//! for a store made with [`PgStateStore::new`]). The store checks every second that the
+//! session still holds it; a lost session is replaced and the lock taken again, and if
+//! another run took it meanwhile (or the target stays unreachable for a minute)
+//! [`StateStore::run_lock_lost`] says so and the run stops.
+//!
+//! The applied position moves compare-and-set, through the function
+//! `dts_meta.advance_position(task, expected, new)`: from the position its writer last saw,
+//! or not at all (SQLSTATE `DTS01`), so that a second writer of a task can neither overwrite
+//! another run's position nor move it backwards.
 
 use std::collections::BTreeSet;
 
@@ -121,8 +130,11 @@ const POSITION_MOVED: &str = "DTS01";
 /// PostgreSQL keeps apart from two-key ones.
 pub const RUN_LOCK_SPACE: i32 = 0x0064_7473;
 
-/// How often a run checks that its connection still holds the run lock.
+/// How often a run checks that its session still holds the run lock.
 const RUN_LOCK_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a lost run-lock session is reconnected before the run gives up.
+const RUN_LOCK_RETRY_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How long a run lock held by another session is retried before the run gives up: a
 /// process killed a moment ago may still hold it until its server notices.
@@ -450,7 +462,12 @@ pub async fn record_schema(
 pub struct PgStateStore {
     client: Client,
     task: String,
-    /// Whether this store's connection holds the task's run lock.
+    /// The target's URL, for a store made by [`PgStateStore::connect`]: the run lock then
+    /// lives on a session of its own, taken again when that session is lost.
+    url: Option<String>,
+    /// The session holding the run lock, when it is not the store's own.
+    lock_client: tokio::sync::Mutex<Option<Client>>,
+    /// Whether this store holds the task's run lock.
     locked: std::sync::atomic::AtomicBool,
 }
 
@@ -468,6 +485,8 @@ impl PgStateStore {
         Self {
             client,
             task: task.to_string(),
+            url: None,
+            lock_client: tokio::sync::Mutex::new(None),
             locked: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -478,7 +497,9 @@ impl PgStateStore {
     ///
     /// As [`super::connect_client`].
     pub async fn connect(url: &str, task: &str) -> Result<Self> {
-        Ok(Self::new(super::connect_client(url).await?, task))
+        let mut store = Self::new(super::connect_client(url).await?, task);
+        store.url = Some(url.to_string());
+        Ok(store)
     }
 
     /// The underlying connection.
@@ -677,28 +698,78 @@ impl StateStore for PgStateStore {
         if self.locked.load(Ordering::SeqCst) {
             return Ok(());
         }
+        let mut lock_client = self.lock_client.lock().await;
+        let client = match &self.url {
+            Some(url) => lock_client.insert(super::connect_client(url).await?),
+            None => &self.client,
+        };
         let deadline = std::time::Instant::now() + RUN_LOCK_PATIENCE;
-        loop {
-            let got: bool = self
-                .client
-                .query_one(
-                    "SELECT pg_try_advisory_lock($1, hashtext($2))",
-                    &[&RUN_LOCK_SPACE, &self.task],
-                )
-                .await
-                .map_err(|e| map_error(e, format!("taking the run lock of task `{}`", self.task)))?
-                .get(0);
-            if got {
-                self.locked.store(true, Ordering::SeqCst);
-                break;
-            }
+        while !self.try_lock(client).await? {
             if std::time::Instant::now() >= deadline {
-                return Err(self.run_conflict().await);
+                return Err(self.run_conflict(client).await);
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+        self.locked.store(true, Ordering::SeqCst);
+        self.record_run(client).await
+    }
+
+    async fn run_lock_lost(&self) -> Error {
+        use std::sync::atomic::Ordering;
+        loop {
+            tokio::time::sleep(RUN_LOCK_CHECK).await;
+            if !self.locked.load(Ordering::SeqCst) {
+                continue;
+            }
+            let why = match self.holds_run_lock().await {
+                Ok(true) => continue,
+                Ok(false) => "the lock was released",
+                Err(e) if e.kind() == ErrorKind::Connection => "the connection holding it was lost",
+                // A check that failed otherwise (the session busy in a failed transaction)
+                // says nothing about the lock: ask again.
+                Err(_) => continue,
+            };
+            tracing::warn!(task = %self.task, why, "run lock lost; taking it again");
+            match self.relock().await {
+                Ok(()) => {
+                    tracing::info!(task = %self.task, "run lock taken again");
+                    continue;
+                }
+                Err(e) => {
+                    self.locked.store(false, Ordering::SeqCst);
+                    return Error::new(
+                        e.kind(),
+                        format!(
+                            "the run lock of task `{}` is no longer held ({why}) and could not \
+                             be taken again: the run stops so that no second run writes \
+                             alongside it; run the task again to resume",
+                            self.task
+                        ),
+                    )
+                    .with_source(e);
+                }
+            }
+        }
+    }
+}
+
+impl PgStateStore {
+    /// Takes the run lock on `client`'s session if it is free.
+    async fn try_lock(&self, client: &Client) -> Result<bool> {
+        Ok(client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                &[&RUN_LOCK_SPACE, &self.task],
+            )
+            .await
+            .map_err(|e| map_error(e, format!("taking the run lock of task `{}`", self.task)))?
+            .get(0))
+    }
+
+    /// Records this process and `client`'s session as the holder of the run lock.
+    async fn record_run(&self, client: &Client) -> Result<()> {
         let pid = i64::from(std::process::id());
-        self.client
+        client
             .execute(
                 "INSERT INTO dts_meta.run (task, host, pid, backend_pid, started_at) \
                  VALUES ($1, $2, $3, pg_backend_pid(), now()) ON CONFLICT (task) DO UPDATE \
@@ -711,45 +782,57 @@ impl StateStore for PgStateStore {
         Ok(())
     }
 
-    async fn run_lock_lost(&self) -> Error {
-        use std::sync::atomic::Ordering;
-        loop {
-            tokio::time::sleep(RUN_LOCK_CHECK).await;
-            if !self.locked.load(Ordering::SeqCst) {
-                continue;
-            }
-            let why = match self.holds_run_lock().await {
-                Ok(true) => continue,
-                Ok(false) => "the lock was released".to_string(),
-                Err(e) if e.kind() == ErrorKind::Connection => {
-                    "the connection holding it was lost".to_string()
-                }
-                // A check that failed otherwise (the session busy in a failed transaction)
-                // says nothing about the lock: ask again.
-                Err(_) => continue,
-            };
-            self.locked.store(false, Ordering::SeqCst);
-            return Error::new(
+    /// Takes the run lock again on a new session after its session was lost, retrying a
+    /// failing connection for [`RUN_LOCK_RETRY_WINDOW`].
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Conflict`] when another run took the lock meanwhile; the last
+    /// connection error when the target stays unreachable; [`ErrorKind::Connection`] for a
+    /// store without a URL to reconnect with.
+    async fn relock(&self) -> Result<()> {
+        let Some(url) = &self.url else {
+            return Err(Error::new(
                 ErrorKind::Connection,
-                format!(
-                    "the run lock of task `{}` is no longer held ({why}): the run stops so \
-                     that no second run can write alongside it; run the task again to resume",
-                    self.task
-                ),
-            );
+                "the store's connection holds the lock and cannot be replaced",
+            ));
+        };
+        let deadline = std::time::Instant::now() + RUN_LOCK_RETRY_WINDOW;
+        let mut lock_client = self.lock_client.lock().await;
+        loop {
+            let attempt = async {
+                let client = super::connect_client(url).await?;
+                if !self.try_lock(&client).await? {
+                    return Err(self.run_conflict(&client).await);
+                }
+                self.record_run(&client).await?;
+                Ok(client)
+            };
+            match attempt.await {
+                Ok(client) => {
+                    *lock_client = Some(client);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == ErrorKind::Conflict => return Err(e),
+                Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(RUN_LOCK_CHECK).await,
+            }
         }
     }
-}
 
-impl PgStateStore {
-    /// Whether this store's session holds the run lock: `Ok(false)` when the lock is gone,
-    /// an error when the session could not be asked.
+    /// Whether the session holding the run lock still holds it: `Ok(false)` when the lock
+    /// is gone, an error when the session could not be asked.
     async fn holds_run_lock(&self) -> Result<bool> {
-        if self.client.is_closed() {
+        let lock_client = self.lock_client.lock().await;
+        let client = match (&self.url, lock_client.as_ref()) {
+            (Some(_), Some(c)) => c,
+            (Some(_), None) => return Err(Error::new(ErrorKind::Connection, "no lock session")),
+            (None, _) => &self.client,
+        };
+        if client.is_closed() {
             return Err(Error::new(ErrorKind::Connection, "connection closed"));
         }
-        Ok(self
-            .client
+        Ok(client
             .query_one(
                 "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
                    AND pid = pg_backend_pid() AND granted AND classid = $1::int::oid \
@@ -763,9 +846,8 @@ impl PgStateStore {
 
     /// The error for a run lock held by another session, naming the holder when its record
     /// is that session's.
-    async fn run_conflict(&self) -> Error {
-        let holder = self
-            .client
+    async fn run_conflict(&self, client: &Client) -> Error {
+        let holder = client
             .query_opt(
                 "SELECT r.host, r.pid, to_char(r.started_at AT TIME ZONE 'UTC', \
                          'YYYY-MM-DD HH24:MI:SS') \

@@ -112,6 +112,9 @@ fn at_or_before(a: &Position, b: &Position) -> bool {
 /// - **Truncate**: `TRUNCATE` of the mapped table, in order.
 /// - Last, the position is written to `dts_meta.cdc_position` and the transaction committed
 ///   in the same round trip. Transactions at or before the recorded position are skipped.
+///   The write is compare-and-set, from the position this sink last read
+///   ([`ApplySink::applied_position`]) or committed: if another writer of the task moved it
+///   meanwhile, nothing commits and the error ([`ErrorKind::Conflict`]) names the task.
 ///
 /// **Transactions in parts.** [`ApplySink::apply_part`] opens the target transaction (if
 /// it is not open yet), applies the part as above — rows staged and written out at the
