@@ -358,6 +358,7 @@ mod tests {
                 Change::Ddl {
                     schema: None,
                     sql: "x".into(),
+                    sql_mode: dts_core::SqlMode::default(),
                 },
                 8,
             ),

@@ -261,6 +261,10 @@ impl<S: StateStore> StateStore for AtEnd<S> {
     async fn drop_task(&self) -> Result<DroppedState> {
         self.mark(self.inner.drop_task().await)
     }
+
+    async fn run_lock_lost(&self) -> Error {
+        self.inner.run_lock_lost().await.with_end(self.end)
+    }
 }
 
 impl<R: dts_core::TargetReader> dts_core::TargetReader for AtEnd<R> {

@@ -44,5 +44,5 @@ mod url;
 pub use endpoint::SslMode;
 pub use registry::{
     change_mapper, plan_schema, row_mapper, ApplyOptions, CaptureOptions, ChangeMapping, Snapshot,
-    Source, Target,
+    Source, TableReadLock, Target,
 };

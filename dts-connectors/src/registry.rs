@@ -180,6 +180,41 @@ impl std::fmt::Debug for Snapshot {
     }
 }
 
+/// A read lock on source tables (see [`Source::lock_tables_for_read`]), held until
+/// [`TableReadLock::release`] or until dropped.
+#[derive(Debug)]
+pub struct TableReadLock {
+    kind: TableReadLockKind,
+}
+
+#[derive(Debug)]
+enum TableReadLockKind {
+    #[cfg(feature = "mysql")]
+    MySql(crate::mysql::MySqlReadLock),
+}
+
+impl TableReadLock {
+    /// The tables locked.
+    pub fn tables(&self) -> &[TableName] {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            TableReadLockKind::MySql(l) => l.tables(),
+        }
+    }
+
+    /// Releases the lock.
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn release(self) -> Result<()> {
+        match self.kind {
+            #[cfg(feature = "mysql")]
+            TableReadLockKind::MySql(l) => l.release().await.map_err(source_error),
+        }
+    }
+}
+
 /// The `Debug` form of a [`Source`] or [`Target`]: its engine and its URL without the
 /// password.
 fn debug_end(
@@ -316,6 +351,37 @@ impl Source {
         on_source!(&self.kind, s => s.precheck_snapshot(r, workers).await.map_err(source_error))
     }
 
+    /// The tables among `tables` whose storage engine is not transactional (MyISAM, Aria,
+    /// MEMORY, …), with their engine: a snapshot does not hold them still.
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn non_transactional_tables(
+        &self,
+        tables: &[TableName],
+    ) -> Result<Vec<(TableName, String)>> {
+        let schemas: Vec<String> = tables
+            .iter()
+            .map(|t| t.schema.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(s) => Ok(s
+                .non_transactional_tables(&schemas)
+                .await
+                .map_err(source_error)?
+                .into_iter()
+                .filter(|(t, _)| tables.contains(t))
+                .collect()),
+            // Every PostgreSQL table is transactional (unlogged ones too).
+            #[cfg(feature = "postgres")]
+            SourceKind::Postgres(_) => Ok(Vec::new()),
+        }
+    }
+
     /// `source.values`: values the type mapping of `plan` cannot hold, counted per column
     /// when `scan`.
     ///
@@ -379,19 +445,42 @@ impl Source {
     ///
     /// Connection, privilege and server errors.
     pub async fn open_snapshot(&self, readers: usize) -> Result<Snapshot> {
+        Ok(self.open_snapshot_holding(readers, &[]).await?.0)
+    }
+
+    /// Like [`Source::open_snapshot`], and also locks `hold` (tables a snapshot does not
+    /// hold still: non-transactional engines) against writes from before the snapshot's
+    /// position is fixed until the returned lock is released: copied while it is held,
+    /// they match the snapshot's position. Writes to them wait meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// As [`Source::open_snapshot`]; locking errors (a lock wait timeout is
+    /// [`dts_core::ErrorKind::Transient`]).
+    pub async fn open_snapshot_holding(
+        &self,
+        readers: usize,
+        hold: &[TableName],
+    ) -> Result<(Snapshot, Option<TableReadLock>)> {
         match &self.kind {
             #[cfg(feature = "mysql")]
             SourceKind::MySql(_) => {
-                let (snapshot, readers) = MySqlSnapshot::open(&self.url, readers)
-                    .await
-                    .map_err(source_error)?;
-                Ok(Snapshot {
-                    position: snapshot.position().cloned(),
-                    readers: readers
-                        .into_iter()
-                        .map(|r| Box::new(AtEnd::source(r)) as Box<dyn SnapshotReader>)
-                        .collect(),
-                })
+                let (snapshot, readers, held) =
+                    MySqlSnapshot::open_holding(&self.url, readers, hold)
+                        .await
+                        .map_err(source_error)?;
+                Ok((
+                    Snapshot {
+                        position: snapshot.position().cloned(),
+                        readers: readers
+                            .into_iter()
+                            .map(|r| Box::new(AtEnd::source(r)) as Box<dyn SnapshotReader>)
+                            .collect(),
+                    },
+                    held.map(|l| TableReadLock {
+                        kind: TableReadLockKind::MySql(l),
+                    }),
+                ))
             }
             #[cfg(feature = "postgres")]
             SourceKind::Postgres(s) => {
@@ -404,13 +493,23 @@ impl Source {
                 let (snapshot, readers) = PgSnapshot::open(s.options(), readers, &slot)
                     .await
                     .map_err(source_error)?;
-                Ok(Snapshot {
-                    position: Some(snapshot.position),
-                    readers: readers
-                        .into_iter()
-                        .map(|r| Box::new(AtEnd::source(r)) as Box<dyn SnapshotReader>)
-                        .collect(),
-                })
+                if !hold.is_empty() {
+                    return Err(source_error(unsupported(
+                        "locking tables for their copy on PostgreSQL (every table is \
+                         transactional there)"
+                            .to_string(),
+                    )));
+                }
+                Ok((
+                    Snapshot {
+                        position: Some(snapshot.position),
+                        readers: readers
+                            .into_iter()
+                            .map(|r| Box::new(AtEnd::source(r)) as Box<dyn SnapshotReader>)
+                            .collect(),
+                    },
+                    None,
+                ))
             }
         }
     }

@@ -106,7 +106,7 @@ fn ddl_in<'a>(events: &'a [ChangeEvent], db: &str) -> Vec<&'a str> {
     events
         .iter()
         .filter_map(|e| match &e.change {
-            Change::Ddl { schema, sql } if schema.as_deref() == Some(db) => Some(sql.as_str()),
+            Change::Ddl { schema, sql, .. } if schema.as_deref() == Some(db) => Some(sql.as_str()),
             _ => None,
         })
         .collect()
@@ -483,7 +483,7 @@ async fn unselected_tables_and_databases_produce_no_rows() -> TestResult {
             Change::Insert { table, .. }
             | Change::Update { table, .. }
             | Change::Delete { table, .. } => assert_eq!(*table, keep),
-            Change::Ddl { schema, sql } => {
+            Change::Ddl { schema, sql, .. } => {
                 assert_ne!(schema.as_deref(), Some(other.as_str()), "{sql}");
             }
             _ => {}
@@ -809,3 +809,89 @@ INSERT INTO fx.t VALUES
 UPDATE fx.t SET id = 3, vc = 'changed' WHERE id = 2;
 DELETE FROM fx.t WHERE id = 1;
 ";
+
+/// MariaDB gives YEAR a slot of the signedness bitmap (MySQL does not, see the unit tests on
+/// MySQL events): columns after a YEAR keep their own signedness.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signedness_after_a_year_column_is_read_from_its_own_slot() -> TestResult {
+    let server = dts_testkit::mariadb();
+    let db = server.create_unique_database("binlog_year")?;
+    let url = server.url();
+    server.exec_in(
+        &db,
+        "CREATE TABLE t (id INT PRIMARY KEY, y YEAR, a INT, u INT UNSIGNED, \
+         b TINYINT UNSIGNED, c BIGINT)",
+    )?;
+    let from = current(&url).await;
+    server.exec_in(
+        &db,
+        "INSERT INTO t VALUES (1, 2024, -1, 4294967295, 255, -5)",
+    )?;
+    let end = current(&url).await;
+    let mut source = start_at(&url, &from, BinlogFilter::databases([db.clone()])).await;
+    let events = read_to(&mut source, &end).await;
+    let txs = transactions(&events);
+    assert_eq!(txs.len(), 1, "{txs:#?}");
+    assert_eq!(
+        row_values(&txs[0][0]).1,
+        vec![
+            ("id", &int(1)),
+            ("y", &Value::Year(2024)),
+            ("a", &int(-1)),
+            ("u", &Value::UInt(4_294_967_295)),
+            ("b", &Value::UInt(255)),
+            ("c", &int(-5)),
+        ]
+    );
+    server.drop_database(&db)?;
+    Ok(())
+}
+
+/// The cleanup of a killed run's change reader ends a connection only if it is a binlog
+/// reader running as the recorded account from the recorded address: a reused connection
+/// id belonging to someone else is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_earlier_reader_is_ended_only_when_account_and_address_match() -> TestResult {
+    let server = dts_testkit::mariadb();
+    let url = server.url();
+    let source = MySqlSource::connect(&url).await?;
+    let from = current(&url).await;
+    let reader = start_at(&url, &from, BinlogFilter::all()).await;
+    let id = u64::from(reader.connection_id());
+    let (user, host) = source
+        .connection_identity(id)
+        .await?
+        .expect("the reader is in the process list");
+    let alive = |id: u64| {
+        let source = source.clone();
+        async move { source.connection_identity(id).await.unwrap().is_some() }
+    };
+
+    // Another account's or another address's connection with that id: left alone.
+    assert!(!source.end_binlog_reader(id, "someone_else", &host).await?);
+    assert!(!source.end_binlog_reader(id, &user, "10.9.9.9:4000").await?);
+    assert!(alive(id).await);
+    // A connection that is not a binlog reader, though account and address match: left
+    // alone.
+    use mysql_async::prelude::Queryable;
+    let mut other = source.conn().await?;
+    let other_id: u64 = other.query_first("SELECT CONNECTION_ID()").await?.unwrap();
+    let (other_user, other_host) = source.connection_identity(other_id).await?.unwrap();
+    assert!(
+        !source
+            .end_binlog_reader(other_id, &other_user, &other_host)
+            .await?
+    );
+    assert!(alive(other_id).await);
+    drop(other);
+
+    // The recorded reader itself: ended.
+    assert!(source.end_binlog_reader(id, &user, &host).await?);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(id).await {
+        assert!(Instant::now() < deadline, "the reader still runs");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(reader);
+    Ok(())
+}

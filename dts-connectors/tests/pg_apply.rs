@@ -328,6 +328,7 @@ impl Log {
         self.push(Change::Ddl {
             schema: Some(SCHEMA.into()),
             sql: sql.into(),
+            sql_mode: dts_core::SqlMode::default(),
         })
     }
 
@@ -1511,4 +1512,75 @@ async fn apply_speed() {
         SMALL as f64 / secs,
         secs * 1000.0 / SMALL as f64
     );
+}
+
+/// Positions move compare-and-set: a second writer of the task (a run that got past the
+/// run lock) can neither overwrite the position another run wrote nor move it backwards,
+/// and what it applied with the refused position is not committed.
+#[tokio::test]
+async fn a_second_writer_of_the_task_cannot_move_its_position() {
+    let t = Target::new(
+        "apply_cas",
+        vec![table(
+            "kv",
+            &[("k", "int(11)"), ("v", "varchar(20)")],
+            &["k"],
+        )],
+    )
+    .await;
+    // Two sinks of the same task, both starting at the recorded position.
+    let mut first = t.sink(None).await;
+    let mut second = t.sink(None).await;
+    assert_eq!(first.applied_position().await.unwrap(), Some(binlog(4)));
+    assert_eq!(second.applied_position().await.unwrap(), Some(binlog(4)));
+
+    let mut log = Log::starting_at(4);
+    log.layout("kv", &["k", "v"]);
+    log.begin();
+    log.insert("kv", vec![int(1), text("first")]);
+    log.commit();
+    let (a, pa) = log.take();
+    first.apply(&a, &pa).await.unwrap();
+
+    // The second writer's view (position 4) is stale: its batch, ending past the first
+    // writer's position, is refused and rolled back.
+    log.begin();
+    log.insert("kv", vec![int(2), text("second")]);
+    log.commit();
+    let (b, pb) = log.take();
+    let e = second.apply(&b, &pb).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{}", e.report());
+    assert!(
+        e.message()
+            .contains("the applied position of task `task-1` is `mysql-bin.000001:304`"),
+        "{}",
+        e.report()
+    );
+    assert_eq!(t.rows("kv", "k"), "1|first");
+    assert_eq!(
+        read_position(first.client(), TASK).await.unwrap(),
+        Some(pa.clone())
+    );
+
+    // Nor can it move the position backwards, to one before the first writer's: after the
+    // refusal it knows the recorded position and skips what lies before it.
+    let mut back = Log::starting_at(0);
+    back.layout("kv", &["k", "v"]);
+    back.begin();
+    back.insert("kv", vec![int(3), text("back")]);
+    back.commit();
+    let (c, pc) = back.take();
+    assert_eq!(pc, binlog(300));
+    let stats = second.apply(&c, &pc).await.unwrap();
+    assert_eq!(stats.transactions, 0);
+    assert_eq!(t.rows("kv", "k"), "1|first");
+    assert_eq!(
+        read_position(first.client(), TASK).await.unwrap(),
+        Some(pa.clone())
+    );
+
+    // The first writer goes on from its own position.
+    first.apply(&b, &pb).await.unwrap();
+    assert_eq!(t.rows("kv", "k"), "1|first\n2|second");
+    assert_eq!(read_position(first.client(), TASK).await.unwrap(), Some(pb));
 }

@@ -87,12 +87,17 @@ pub enum Change {
         /// The table.
         table: TableName,
     },
-    /// A schema change, as the source's SQL text, with the default schema it ran in.
+    /// A schema change, as the source's SQL text, with the default schema and the SQL mode
+    /// it ran in.
     Ddl {
         /// The default database of the session that ran it.
         schema: Option<String>,
         /// The statement.
         sql: String,
+        /// The session's SQL mode, which decides how the text reads (`"name"` is an
+        /// identifier under `ANSI_QUOTES`, `\` is an ordinary character under
+        /// `NO_BACKSLASH_ESCAPES`).
+        sql_mode: SqlMode,
     },
     /// Schema changes translated for the target (what a [`crate::ChangeMapper`] makes of a
     /// [`Change::Ddl`]); ends a transaction as `Ddl` does.
@@ -102,6 +107,51 @@ pub enum Change {
     /// A transaction rolled back: none of its changes happened (the source logs such a
     /// transaction when it also changed a non-transactional table). Ends the transaction.
     Rollback,
+}
+
+/// A MySQL session's `sql_mode`, as the server's bit mask (the binlog's query events carry
+/// it); [`SqlMode::default`] is the empty mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct SqlMode(u64);
+
+impl SqlMode {
+    /// `"…"` quotes identifiers, not strings.
+    pub const ANSI_QUOTES: SqlMode = SqlMode(1 << 2);
+    /// A backslash in a string is an ordinary character, not an escape.
+    pub const NO_BACKSLASH_ESCAPES: SqlMode = SqlMode(1 << 20);
+
+    /// The mode of a bit mask as the server stores it (`@@sql_mode + 0`).
+    pub const fn from_bits(bits: u64) -> Self {
+        SqlMode(bits)
+    }
+
+    /// The bit mask.
+    pub const fn bits(self) -> u64 {
+        self.0
+    }
+
+    /// Whether every flag of `other` is set.
+    pub const fn contains(self, other: SqlMode) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether `"…"` quotes identifiers.
+    pub const fn ansi_quotes(self) -> bool {
+        self.contains(Self::ANSI_QUOTES)
+    }
+
+    /// Whether a backslash in a string is an ordinary character.
+    pub const fn no_backslash_escapes(self) -> bool {
+        self.contains(Self::NO_BACKSLASH_ESCAPES)
+    }
+}
+
+impl std::ops::BitOr for SqlMode {
+    type Output = SqlMode;
+
+    fn bitor(self, other: SqlMode) -> SqlMode {
+        SqlMode(self.0 | other.0)
+    }
 }
 
 impl Change {

@@ -37,7 +37,7 @@ pub mod verify;
 pub use async_trait::async_trait;
 pub use change::{
     ApplySink, ApplyStats, CascadeLogging, Change, ChangeEvent, ChangeSource, RowImage,
-    SchemaChange,
+    SchemaChange, SqlMode,
 };
 pub use check::{CheckItem, CheckStatus, PrecheckReport};
 pub use connector::{

@@ -263,7 +263,9 @@ pub struct DroppedState {
 ///   atomic on its own.
 /// - **One run per task.** A run takes [`StateStore::lock_run`] before it writes anything
 ///   and keeps the store (which holds the lock) until it ends; a second run of the same task
-///   fails to take it. The lock ends with the store, or with the process that held it.
+///   fails to take it. The lock ends with the store, or with the process that held it; a
+///   run that loses it (its connection dropped) learns so from [`StateStore::run_lock_lost`]
+///   and stops.
 #[async_trait]
 pub trait StateStore: Send + Sync {
     /// Creates or upgrades the state tables.
@@ -380,4 +382,9 @@ pub trait StateStore: Send + Sync {
     /// Deletes every record of the task, and the store's tables too once no task has any
     /// record left. Call it holding the run lock ([`StateStore::lock_run`]).
     async fn drop_task(&self) -> Result<DroppedState>;
+    /// Resolves when the run lock taken by [`StateStore::lock_run`] is no longer held (its
+    /// connection was lost, or the lock was released behind the store's back), with the
+    /// error the run stops with; never resolves while the lock is held, nor before it is
+    /// taken. A run races its work against this, so it never goes on unlocked.
+    async fn run_lock_lost(&self) -> crate::Error;
 }

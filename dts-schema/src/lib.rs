@@ -66,6 +66,7 @@ pub use ident::{fit_identifier, quote_ident, quote_literal, IdentifierCase, MAX_
 pub use mapper::{short_sql, PlanRowMapper, TrackedChangeMapper};
 pub use options::SchemaOptions;
 pub use plan::{ColumnPlan, Phase, Problem, SchemaPlan, Statement, StatementKind, TablePlan};
+pub use token::sql_in_default_mode;
 
 #[cfg(test)]
 mod tests;

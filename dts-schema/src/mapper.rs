@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use dts_core::{
     Change, ChangeEvent, ChangeMapper, ConvertFailure, Error, ErrorKind, Result, Row, RowImage,
-    RowMapper, SchemaChange, TableName, Value,
+    RowMapper, SchemaChange, SqlMode, TableName, Value,
 };
 use dts_typemap::{convert_mysql_value, ColumnMapping, MappingOptions};
 
@@ -272,7 +272,7 @@ impl TrackedChangeMapper {
             .ok_or_else(|| Error::internal(format!("no mapping for `{table}`")))
     }
 
-    fn ddl(&mut self, schema: Option<String>, sql: String) -> Result<SchemaChange> {
+    fn ddl(&mut self, schema: Option<String>, sql: String, mode: SqlMode) -> Result<SchemaChange> {
         // Column lists, types, keys or names may change: map every table afresh.
         self.shapes.clear();
         // Target names of the tracked tables before the statement, to name what it touches.
@@ -281,7 +281,9 @@ impl TrackedChangeMapper {
             .table_plans()
             .map(|p| (p.source.clone(), p.target.clone()))
             .collect();
-        match self.tracker.apply_mysql_ddl(schema.as_deref(), &sql) {
+        // The parser reads the default mode's quoting.
+        let text = crate::sql_in_default_mode(&sql, mode);
+        match self.tracker.apply_mysql_ddl(schema.as_deref(), &text) {
             Ok(outcome) => {
                 for note in &outcome.notes {
                     tracing::info!(statement = %short_sql(&sql), note = %note, "ddl note");
@@ -399,7 +401,11 @@ impl ChangeMapper for TrackedChangeMapper {
             Change::Truncate { table } => Change::Truncate {
                 table: self.shape(&table)?.target.clone(),
             },
-            Change::Ddl { schema, sql } => Change::Schema(Box::new(self.ddl(schema, sql)?)),
+            Change::Ddl {
+                schema,
+                sql,
+                sql_mode,
+            } => Change::Schema(Box::new(self.ddl(schema, sql, sql_mode)?)),
             other => other,
         };
         Ok(Some(ChangeEvent {

@@ -8,6 +8,9 @@
 //! read from the tokens here; column options, keys and expressions are read from token
 //! slices, and the byte ranges give back the exact source text of an expression.
 
+use std::borrow::Cow;
+
+use dts_core::SqlMode;
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer};
 
@@ -116,6 +119,81 @@ pub(crate) fn tokenize(sql: &str) -> Result<Vec<Tok>, TokenizeError> {
         });
     }
     Ok(out)
+}
+
+/// The text of a statement `sql` that ran under the SQL mode `mode`, rewritten to read the
+/// same under the default mode this crate's tokenizer follows: under `ANSI_QUOTES` a
+/// `"name"` becomes `` `name` ``, under `NO_BACKSLASH_ESCAPES` every backslash in a string
+/// literal is doubled. Comments and backquoted names are kept as they are; text needing no
+/// rewrite is returned unchanged.
+pub fn sql_in_default_mode(sql: &str, mode: SqlMode) -> Cow<'_, str> {
+    let (ansi, literal_backslash) = (mode.ansi_quotes(), mode.no_backslash_escapes());
+    if !(ansi && sql.contains('"') || literal_backslash && sql.contains('\\')) {
+        return Cow::Borrowed(sql);
+    }
+    let b = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len() + 8);
+    // Text up to `copied` is in `out`.
+    let (mut i, mut copied) = (0, 0);
+    // The end of a run of text quoted by `q` starting after `from`: the index of the
+    // closing quote (or the text's end), with doubled quotes and (if `escapes`) backslash
+    // escapes kept inside.
+    let closing = |from: usize, q: u8, escapes: bool| -> usize {
+        let mut j = from;
+        while j < b.len() {
+            match b[j] {
+                b'\\' if escapes => j += 2,
+                c if c == q && b.get(j + 1) == Some(&q) => j += 2,
+                c if c == q => return j,
+                _ => j += 1,
+            }
+        }
+        b.len()
+    };
+    while i < b.len() {
+        match b[i] {
+            b'`' => i = closing(i + 1, b'`', false) + 1,
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let executable = b.get(i + 2) == Some(&b'!')
+                    || (b.get(i + 2) == Some(&b'M') && b.get(i + 3) == Some(&b'!'));
+                i = if executable {
+                    // `/*! … */` holds SQL: read on inside it.
+                    i + 3
+                } else {
+                    sql[i + 2..]
+                        .find("*/")
+                        .map_or(b.len(), |end| i + 2 + end + 2)
+                };
+            }
+            b'#' => i = sql[i..].find('\n').map_or(b.len(), |end| i + end + 1),
+            b'-' if b.get(i + 1) == Some(&b'-')
+                && b.get(i + 2).is_none_or(|c| c.is_ascii_whitespace()) =>
+            {
+                i = sql[i..].find('\n').map_or(b.len(), |end| i + end + 1);
+            }
+            b'"' if ansi => {
+                let end = closing(i + 1, b'"', false);
+                out.push_str(&sql[copied..i]);
+                out.push('`');
+                out.push_str(&sql[i + 1..end].replace("\"\"", "\"").replace('`', "``"));
+                out.push('`');
+                i = (end + 1).min(b.len());
+                copied = i;
+            }
+            q @ (b'\'' | b'"') => {
+                let end = closing(i + 1, q, !literal_backslash);
+                if literal_backslash {
+                    out.push_str(&sql[copied..i + 1]);
+                    out.push_str(&sql[i + 1..end].replace('\\', "\\\\"));
+                    copied = end;
+                }
+                i = (end + 1).min(b.len());
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&sql[copied..]);
+    Cow::Owned(out)
 }
 
 /// Re-reads a string literal whose text `raw` has a backslash with MySQL's escapes.
@@ -397,6 +475,68 @@ impl<'t> Cursor<'t> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ansi_quotes_make_double_quoted_text_a_name() {
+        let ansi = SqlMode::ANSI_QUOTES;
+        assert_eq!(
+            sql_in_default_mode(r#"ALTER TABLE "t" ADD "a""b`c" INT DEFAULT 'x"y'"#, ansi),
+            r#"ALTER TABLE `t` ADD `a"b``c` INT DEFAULT 'x"y'"#
+        );
+        // Backquoted names and comments are left alone; `/*! … */` holds SQL.
+        assert_eq!(
+            sql_in_default_mode(
+                r#"/* "c" */ CREATE /*!50001 TABLE "t" */ (`"x"` INT) -- "d""#,
+                ansi
+            ),
+            r#"/* "c" */ CREATE /*!50001 TABLE `t` */ (`"x"` INT) -- "d""#
+        );
+        // Without the mode, double quotes stay strings.
+        assert_eq!(
+            sql_in_default_mode(r#"COMMENT "x""#, SqlMode::default()),
+            r#"COMMENT "x""#
+        );
+    }
+
+    #[test]
+    fn no_backslash_escapes_make_backslashes_literal() {
+        let nbe = SqlMode::NO_BACKSLASH_ESCAPES;
+        assert_eq!(
+            sql_in_default_mode(
+                r"ALTER TABLE t ADD c TEXT DEFAULT 'C:\' COMMENT 'it''s \n'",
+                nbe
+            ),
+            r"ALTER TABLE t ADD c TEXT DEFAULT 'C:\\' COMMENT 'it''s \\n'"
+        );
+        // Double-quoted strings too, unless ANSI_QUOTES makes them names.
+        assert_eq!(
+            sql_in_default_mode(r#"DEFAULT "a\""#, nbe),
+            r#"DEFAULT "a\\""#
+        );
+        assert_eq!(
+            sql_in_default_mode(
+                r#"ALTER TABLE "a\b" COMMENT 'c\'"#,
+                nbe | SqlMode::ANSI_QUOTES
+            ),
+            r#"ALTER TABLE `a\b` COMMENT 'c\\'"#
+        );
+        // With escapes on, `\'` does not end the string.
+        assert_eq!(
+            sql_in_default_mode(r#"COMMENT 'a\'"b' "c""#, SqlMode::ANSI_QUOTES),
+            r#"COMMENT 'a\'"b' `c`"#
+        );
+    }
+
+    #[test]
+    fn rewritten_text_tokenizes_as_the_mode_reads_it() {
+        let sql = r"ALTER TABLE t ADD c TEXT DEFAULT 'C:\' COMMENT 'n'";
+        // Read with escapes, the first string runs on to the next quote and the text ends
+        // inside a string.
+        assert!(tokenize(sql).is_err());
+        let toks = tokenize(&sql_in_default_mode(sql, SqlMode::NO_BACKSLASH_ESCAPES)).unwrap();
+        assert_eq!(toks[7].string().as_deref(), Some(r"C:\"));
+        assert_eq!(toks[9].string().as_deref(), Some("n"));
+    }
 
     fn strings(sql: &str) -> Vec<String> {
         tokenize(sql)

@@ -185,6 +185,13 @@ pub struct FullOptions {
     /// `dts precheck` always scans.
     #[serde(default)]
     pub precheck_values: bool,
+    /// Tables whose storage engine is not transactional (MyISAM, Aria, MEMORY, …), which a
+    /// consistent snapshot does not hold still: `refuse` (default: the precheck fails,
+    /// naming them and the fix) or `lock` (they are locked against writes, with `LOCK
+    /// TABLES … READ`, from before the snapshot until the copy ends, so that their copy
+    /// matches the snapshot's position; writes to them wait meanwhile).
+    #[serde(default)]
+    pub non_transactional: NonTransactional,
     /// Seconds a chunk may move no rows before its connections count as stalled (a network
     /// that drops packets without closing the connection): the chunk then fails and is
     /// retried within `incremental.retry_window_seconds`, like a lost connection. `0`
@@ -208,6 +215,7 @@ impl Default for FullOptions {
             reject_file: default_reject_file(),
             precheck_values: false,
             stall_timeout_seconds: default_stall_timeout_seconds(),
+            non_transactional: NonTransactional::default(),
         }
     }
 }
@@ -230,6 +238,18 @@ fn default_rows_per_chunk() -> u64 {
 
 fn default_reject_file() -> std::path::PathBuf {
     "dts-rejects.tsv".into()
+}
+
+/// What the full load does with tables of a non-transactional storage engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NonTransactional {
+    /// Fail the precheck, naming the tables and the fix.
+    #[default]
+    Refuse,
+    /// Lock them against writes from before the snapshot until the copy ends.
+    Lock,
 }
 
 /// The bad-row policy.

@@ -17,13 +17,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dts_core::{Chunk, ChunkSink, Error, ErrorKind, Position, Result, TargetTable};
+use dts_core::{Chunk, ChunkSink, Error, ErrorKind, Position, Result, TableName, TargetTable};
 use dts_fullload::{
     copy_tables, plan_chunks, BadRowPolicy, CopyOptions, CopySummary, ProgressEvent, TableJob,
 };
 use tokio::sync::mpsc;
 
-use crate::config::{BadRows, MigrationType};
+use crate::config::{BadRows, MigrationType, NonTransactional};
 use crate::task::{Run, Step};
 
 /// What the full data migration did.
@@ -167,7 +167,8 @@ async fn done_chunks(run: &Run<'_>) -> Result<usize> {
 }
 
 /// Replaces the run's target connection and state store if the store's connection was
-/// lost (the new store takes the run lock again), retrying within the task's retry window.
+/// lost, retrying within the task's retry window. The run lock is not the store's: it lives on
+/// a session of its own, watched (and taken again if lost) for the whole run.
 pub(crate) async fn restore_target(run: &mut Run<'_>) -> Result<()> {
     let window = Duration::from_secs(run.config.incremental.retry_window_seconds);
     let started = Instant::now();
@@ -195,9 +196,9 @@ pub(crate) async fn restore_target(run: &mut Run<'_>) -> Result<()> {
 
 async fn reconnect(run: &mut Run<'_>) -> Result<()> {
     let target = run.target.reconnect().await?;
-    let store = target.state_store(&run.config.name).await?;
-    store.lock_run().await?;
-    run.store = store;
+    // The run lock is not this store's to take: it lives on a session of its own, which
+    // the run's lock watch replaces (and takes the lock again) if it was lost.
+    run.store = target.state_store(&run.config.name).await?.into();
     run.target = target;
     Ok(())
 }
@@ -213,7 +214,24 @@ async fn copy_once(
     let config = run.config;
     let (catalog, plan, store) = (&run.plan.catalog, &run.plan.schema, &run.store);
     let workers = config.full.workers();
-    let snapshot = run.source.open_snapshot(workers).await?;
+    // Tables a snapshot does not hold still (non-transactional engines), when the task
+    // accepts locking them (the precheck refuses them otherwise): locked against writes
+    // before the snapshot's position is fixed, until their copy is done.
+    let hold: Vec<TableName> = if config.full.non_transactional == NonTransactional::Lock {
+        let selected: Vec<TableName> = plan.tables.iter().map(|t| t.source.clone()).collect();
+        run.source
+            .non_transactional_tables(&selected)
+            .await?
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if !hold.is_empty() {
+        tracing::info!(tables = ?hold, "locking non-transactional tables for their copy");
+    }
+    let (snapshot, read_lock) = run.source.open_snapshot_holding(workers, &hold).await?;
     let position = snapshot.position.clone();
     let mut readers = snapshot.readers;
     store.record_snapshot(position.as_ref()).await?;
@@ -312,6 +330,9 @@ async fn copy_once(
         run.stop.clone(),
     )
     .await?;
+    if let Some(lock) = read_lock {
+        lock.release().await?;
+    }
     let zero = mappers.iter().flat_map(|m| m.replaced_values()).collect();
     Ok(FullReport {
         copy,

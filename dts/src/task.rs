@@ -209,7 +209,7 @@ pub(crate) struct Run<'a> {
     pub(crate) source: Source,
     pub(crate) target: Target,
     pub(crate) plan: TaskPlan,
-    pub(crate) store: Box<dyn dts_core::StateStore>,
+    pub(crate) store: std::sync::Arc<dyn dts_core::StateStore>,
     /// Target tables that existed before the task (kept under the `ignore` policy).
     pub(crate) existing: BTreeSet<TableName>,
     pub(crate) events: Option<UnboundedSender<TaskEvent>>,
@@ -556,7 +556,9 @@ impl Task {
                 .collect(),
             ..Default::default()
         };
-        // The run stops when its caller says so, or when the task record asks it to.
+        let store: std::sync::Arc<dyn dts_core::StateStore> = store.into();
+        // The run stops when its caller says so, when the task record asks it to, or when
+        // the run lock is lost.
         let (stop_tx, run_stop) = watch::channel(*stop.borrow());
         let stop_tx = std::sync::Arc::new(stop_tx);
         let forward_stop = {
@@ -567,22 +569,43 @@ impl Task {
                 }
             })
         };
-        let (publisher, events) =
-            crate::record::Publisher::start(&target, &self.config.name, &plan, events, stop_tx)
-                .await?;
+        let (publisher, events) = crate::record::Publisher::start(
+            &target,
+            &self.config.name,
+            &plan,
+            events,
+            stop_tx.clone(),
+        )
+        .await?;
         let mut run = Run {
             config: &self.config,
             source: ready.source,
             target,
             plan,
-            store,
+            store: std::sync::Arc::clone(&store),
             existing,
             events: Some(events),
             stop: run_stop,
             options,
             report,
         };
-        let result = run.run().await;
+        let result = {
+            let running = run.run();
+            tokio::pin!(running);
+            // The run lock lives on a session of its own: if it is lost and cannot be taken
+            // again, the run stops as on a stop request (chunks in flight and the batch being
+            // applied end; positions move compare-and-set, so no other run's work is
+            // overwritten meanwhile) and fails, rather than go on unlocked.
+            tokio::select! {
+                result = &mut running => result,
+                lost = store.run_lock_lost() => {
+                    tracing::error!(error = %lost, "run lock lost: stopping");
+                    let _ = stop_tx.send(true);
+                    let _ = running.await;
+                    Err(lost)
+                }
+            }
+        };
         forward_stop.abort();
         // Every event is counted before the run's end is recorded.
         run.events = None;

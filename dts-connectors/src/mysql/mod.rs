@@ -16,4 +16,4 @@ pub use snapshot::{
     mysql_param, MySqlKeyProber, MySqlSnapshot, MySqlSnapshotMode, MySqlSnapshotReader,
     BATCH_BYTES, BATCH_ROWS, SNAPSHOT_LOCK_WAIT_SECONDS,
 };
-pub use source::{MySqlServerInfo, MySqlSource};
+pub use source::{MySqlReadLock, MySqlServerInfo, MySqlSource};

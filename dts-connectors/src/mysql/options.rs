@@ -129,7 +129,10 @@ impl MySqlConnectOptions {
             .pass(password.map(|p| p.expose().to_owned()))
             .db_name(self.endpoint.database.clone())
             .ssl_opts(tls)
-            .init(vec![
+            // `setup`, not `init`: the pool resets a returned connection
+            // (COM_RESET_CONNECTION), which drops session settings; setup statements run
+            // again after every reset.
+            .setup(vec![
                 "SET NAMES utf8mb4",
                 "SET time_zone = '+00:00'",
                 "SET SESSION net_read_timeout = 3600, net_write_timeout = 3600",

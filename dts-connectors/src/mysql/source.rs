@@ -53,6 +53,71 @@ impl std::fmt::Debug for MySqlSource {
     }
 }
 
+/// A `LOCK TABLES … READ` held on a connection of its own (see
+/// [`MySqlSource::lock_for_read`]). Dropped without [`MySqlReadLock::release`], the
+/// connection goes back to the pool, whose reset releases the lock.
+pub struct MySqlReadLock {
+    conn: Option<Conn>,
+    tables: Vec<TableName>,
+}
+
+impl std::fmt::Debug for MySqlReadLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MySqlReadLock")
+            .field("tables", &self.tables)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MySqlReadLock {
+    /// Locks `tables` for reading on `conn`, waiting at most `lock_wait_timeout` seconds.
+    pub(crate) async fn take(
+        mut conn: Conn,
+        tables: &[TableName],
+        lock_wait_timeout: u32,
+    ) -> Result<Self> {
+        let list: Vec<String> = tables
+            .iter()
+            .map(|t| format!("{}.{} READ", quote_ident(&t.schema), quote_ident(&t.name)))
+            .collect();
+        let what = || {
+            let names: Vec<String> = tables.iter().map(|t| format!("`{t}`")).collect();
+            format!("locking {} for reading", names.join(", "))
+        };
+        conn.query_drop(format!(
+            "SET SESSION lock_wait_timeout = {lock_wait_timeout}"
+        ))
+        .await
+        .map_err(|e| map_error(e, what()))?;
+        conn.query_drop(format!("LOCK TABLES {}", list.join(", ")))
+            .await
+            .map_err(|e| map_error(e, what()))?;
+        Ok(MySqlReadLock {
+            conn: Some(conn),
+            tables: tables.to_vec(),
+        })
+    }
+
+    /// The tables locked.
+    pub fn tables(&self) -> &[TableName] {
+        &self.tables
+    }
+
+    /// Releases the lock (`UNLOCK TABLES`).
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn release(mut self) -> Result<()> {
+        if let Some(mut conn) = self.conn.take() {
+            conn.query_drop("UNLOCK TABLES")
+                .await
+                .map_err(|e| map_error(e, "releasing the read lock of source tables"))?;
+        }
+        Ok(())
+    }
+}
+
 /// Quotes a MySQL identifier with backquotes.
 pub(crate) fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
@@ -191,6 +256,60 @@ impl MySqlSource {
         Ok((0..predicates.len())
             .map(|i| opt_u64(&row, i).unwrap_or(0))
             .collect())
+    }
+
+    /// The base tables of databases `schemas` whose storage engine is not transactional
+    /// (`information_schema.ENGINES.TRANSACTIONS` is not `YES`: MyISAM, Aria, MEMORY, CSV,
+    /// …), with their engine, in name order. Such tables are not part of a consistent
+    /// snapshot: a reader sees their current rows, whatever its snapshot.
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn non_transactional_tables(
+        &self,
+        schemas: &[String],
+    ) -> Result<Vec<(TableName, String)>> {
+        if schemas.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn().await?;
+        let marks = vec!["?"; schemas.len()].join(",");
+        let params: Vec<mysql_async::Value> = schemas.iter().map(|s| s.as_str().into()).collect();
+        let rows: Vec<(String, String, String)> = conn
+            .exec(
+                format!(
+                    "SELECT t.TABLE_SCHEMA, t.TABLE_NAME, t.ENGINE \
+                     FROM information_schema.TABLES t \
+                     LEFT JOIN information_schema.ENGINES e ON e.ENGINE = t.ENGINE \
+                     WHERE t.TABLE_TYPE = 'BASE TABLE' AND t.TABLE_SCHEMA IN ({marks}) \
+                       AND t.ENGINE IS NOT NULL AND COALESCE(e.TRANSACTIONS, 'NO') <> 'YES' \
+                     ORDER BY t.TABLE_SCHEMA, t.TABLE_NAME"
+                ),
+                params,
+            )
+            .await
+            .map_err(|e| map_error(e, "reading the storage engines of source tables"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(db, table, engine)| (TableName::new(db, table), engine))
+            .collect())
+    }
+
+    /// Takes `LOCK TABLES … READ` on `tables` on a connection of its own and holds it until
+    /// [`MySqlReadLock::release`] (or until the lock is dropped, or its process ends):
+    /// meanwhile the tables can be read, by any session, and not written. Waits at most
+    /// `lock_wait_timeout` seconds for writes in progress.
+    ///
+    /// # Errors
+    ///
+    /// Server errors; a lock wait timeout is [`ErrorKind::Transient`].
+    pub async fn lock_for_read(
+        &self,
+        tables: &[TableName],
+        lock_wait_timeout: u32,
+    ) -> Result<MySqlReadLock> {
+        MySqlReadLock::take(self.conn().await?, tables, lock_wait_timeout).await
     }
 
     /// The account and client address (`USER`, `HOST` of the process list, the address as

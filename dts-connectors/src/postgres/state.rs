@@ -19,8 +19,17 @@
 //! | `built_catalog` | the source schema the target tables were built from |
 //! | `task` | the task record: state, failure, heartbeat, published progress, stop request |
 //!
-//! The run lock itself is a session-level advisory lock of the state store's connection,
-//! keyed by the task name in a key space of its own ([`RUN_LOCK_SPACE`]).
+//! The run lock itself is a session-level advisory lock, keyed by the task name in a key
+//! space of its own ([`RUN_LOCK_SPACE`]), on a session of its own (the store's connection
+//! for a store made with [`PgStateStore::new`]). The store checks every second that the
+//! session still holds it; a lost session is replaced and the lock taken again, and if
+//! another run took it meanwhile (or the target stays unreachable for a minute)
+//! [`StateStore::run_lock_lost`] says so and the run stops.
+//!
+//! The applied position moves compare-and-set, through the function
+//! `dts_meta.advance_position(task, expected, new)`: from the position its writer last saw,
+//! or not at all (SQLSTATE `DTS01`), so that a second writer of a task can neither overwrite
+//! another run's position nor move it backwards.
 
 use std::collections::BTreeSet;
 
@@ -110,6 +119,28 @@ const MIGRATIONS: &[&str] = &[
         stop_requested_at timestamptz, \
         switchover_position jsonb, \
         progress jsonb NOT NULL DEFAULT '{}')",
+    // 5: the applied position moves compare-and-set: from the position the writer last
+    // saw (none: no record yet) to the new one, or not at all (SQLSTATE `DTS01`).
+    "\
+    CREATE OR REPLACE FUNCTION dts_meta.advance_position( \
+        p_task text, p_expected jsonb, p_position jsonb) RETURNS void \
+    LANGUAGE plpgsql AS $fn$ \
+    DECLARE found_position text; \
+    BEGIN \
+        IF p_expected IS NULL THEN \
+            INSERT INTO dts_meta.cdc_position (task, position, applied_at) \
+            VALUES (p_task, p_position, now()) ON CONFLICT (task) DO NOTHING; \
+        ELSE \
+            UPDATE dts_meta.cdc_position SET position = p_position, applied_at = now() \
+            WHERE task = p_task AND position = p_expected; \
+        END IF; \
+        IF NOT FOUND THEN \
+            SELECT position::text INTO found_position \
+            FROM dts_meta.cdc_position WHERE task = p_task; \
+            RAISE EXCEPTION USING ERRCODE = 'DTS01', \
+                MESSAGE = coalesce(found_position, 'none'); \
+        END IF; \
+    END $fn$",
 ];
 
 /// The state tables keyed by task, in the order [`StateStore::drop_task`] empties them.
@@ -138,12 +169,22 @@ macro_rules! utc {
 }
 
 /// The schema version this release writes.
-pub const STATE_VERSION: i32 = 4;
+pub const STATE_VERSION: i32 = 5;
+
+/// The SQLSTATE `dts_meta.advance_position` raises when the recorded position is not the
+/// one the writer expected; its message is the recorded position (JSON, or `none`).
+const POSITION_MOVED: &str = "DTS01";
 
 /// The first key of the two-key advisory locks that are run locks (the second is
 /// `hashtext(task)`): `dts` in ASCII. Other advisory locks of dts use one-key locks, which
 /// PostgreSQL keeps apart from two-key ones.
 pub const RUN_LOCK_SPACE: i32 = 0x0064_7473;
+
+/// How often a run checks that its session still holds the run lock.
+const RUN_LOCK_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a lost run-lock session is reconnected before the run gives up.
+const RUN_LOCK_RETRY_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How long a run lock held by another session is retried before the run gives up: a
 /// process killed a moment ago may still hold it until its server notices.
@@ -169,16 +210,61 @@ const INSERT_SCHEMA: &str =
     "INSERT INTO dts_meta.cdc_schema (task, catalog, position, changed_at) \
     VALUES ($1, $2::text::jsonb, $3::text::jsonb, now()) ON CONFLICT (task) DO NOTHING";
 
-/// The SQL that records `position` as task `task`'s applied position and commits, to end an
-/// apply transaction in one round trip (literals quoted for any `standard_conforming_strings`).
-pub(crate) fn upsert_position_and_commit(task: &str, position: &Position) -> Result<String> {
+/// The SQL that moves task `task`'s applied position from `expected` (the position the
+/// writer last read or wrote; `None`: no position recorded yet) to `position` and commits,
+/// to end an apply transaction in one round trip (literals quoted for any
+/// `standard_conforming_strings`).
+///
+/// The move is compare-and-set: if the recorded position is not `expected` (another run
+/// moved it, or a second writer would move it backwards), the statement fails with
+/// SQLSTATE `DTS01`, nothing commits, and [`position_conflict`] turns the error into one
+/// naming the task.
+pub(crate) fn advance_position_and_commit(
+    task: &str,
+    expected: Option<&Position>,
+    position: &Position,
+) -> Result<String> {
+    let expected = match expected {
+        Some(p) => format!(
+            "{}::jsonb",
+            dts_typemap::pg::quote_literal(&position_json(p)?)
+        ),
+        None => "NULL::jsonb".to_string(),
+    };
     Ok(format!(
-        "INSERT INTO dts_meta.cdc_position (task, position, applied_at) \
-         VALUES ({}, {}::jsonb, now()) ON CONFLICT (task) DO UPDATE \
-         SET position = excluded.position, applied_at = excluded.applied_at; COMMIT",
+        "SELECT dts_meta.advance_position({}, {expected}, {}::jsonb); COMMIT",
         dts_typemap::pg::quote_literal(task),
         dts_typemap::pg::quote_literal(&position_json(position)?),
     ))
+}
+
+/// The error for a failed position write: [`ErrorKind::Conflict`] naming the task and the
+/// positions when the compare-and-set found another position, else the mapped error.
+pub(crate) fn position_conflict(
+    e: tokio_postgres::Error,
+    task: &str,
+    expected: Option<&Position>,
+    position: &Position,
+) -> Error {
+    let found = e
+        .as_db_error()
+        .filter(|d| d.code().code() == POSITION_MOVED)
+        .map(|d| d.message().to_string());
+    match found {
+        Some(found) => {
+            let found =
+                serde_json::from_str::<Position>(&found).map_or(found, |p| format!("`{p}`"));
+            let expected = expected.map_or("none".to_string(), |p| format!("`{p}`"));
+            Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "the applied position of task `{task}` is {found}, not {expected} as this                      run last recorded it: another run of the task is writing it; stop it                      (position `{position}` not recorded, nothing committed)"
+                ),
+            )
+            .with_source(e)
+        }
+        None => map_error(e, format!("recording position `{position}` and committing")),
+    }
 }
 
 /// Creates or upgrades the `dts_meta` schema to [`STATE_VERSION`]. Idempotent, and safe to
@@ -426,7 +512,12 @@ pub async fn record_schema(
 pub struct PgStateStore {
     client: Client,
     task: String,
-    /// Whether this store's connection holds the task's run lock.
+    /// The target's URL, for a store made by [`PgStateStore::connect`]: the run lock then
+    /// lives on a session of its own, taken again when that session is lost.
+    url: Option<String>,
+    /// The session holding the run lock, when it is not the store's own.
+    lock_client: tokio::sync::Mutex<Option<Client>>,
+    /// Whether this store holds the task's run lock.
     locked: std::sync::atomic::AtomicBool,
 }
 
@@ -444,6 +535,8 @@ impl PgStateStore {
         Self {
             client,
             task: task.to_string(),
+            url: None,
+            lock_client: tokio::sync::Mutex::new(None),
             locked: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -454,7 +547,9 @@ impl PgStateStore {
     ///
     /// As [`super::connect_client`].
     pub async fn connect(url: &str, task: &str) -> Result<Self> {
-        Ok(Self::new(super::connect_client(url).await?, task))
+        let mut store = Self::new(super::connect_client(url).await?, task);
+        store.url = Some(url.to_string());
+        Ok(store)
     }
 
     /// The underlying connection.
@@ -691,38 +786,58 @@ impl StateStore for PgStateStore {
         if self.locked.load(Ordering::SeqCst) {
             return Ok(());
         }
+        let mut lock_client = self.lock_client.lock().await;
+        let client = match &self.url {
+            Some(url) => lock_client.insert(super::connect_client(url).await?),
+            None => &self.client,
+        };
         let deadline = std::time::Instant::now() + RUN_LOCK_PATIENCE;
-        loop {
-            let got: bool = self
-                .client
-                .query_one(
-                    "SELECT pg_try_advisory_lock($1, hashtext($2))",
-                    &[&RUN_LOCK_SPACE, &self.task],
-                )
-                .await
-                .map_err(|e| map_error(e, format!("taking the run lock of task `{}`", self.task)))?
-                .get(0);
-            if got {
-                self.locked.store(true, Ordering::SeqCst);
-                break;
-            }
+        while !self.try_lock(client).await? {
             if std::time::Instant::now() >= deadline {
-                return Err(self.run_conflict().await);
+                return Err(self.run_conflict(client).await);
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        let pid = i64::from(std::process::id());
-        self.client
-            .execute(
-                "INSERT INTO dts_meta.run (task, host, pid, backend_pid, started_at) \
-                 VALUES ($1, $2, $3, pg_backend_pid(), now()) ON CONFLICT (task) DO UPDATE \
-                 SET host = excluded.host, pid = excluded.pid, \
-                     backend_pid = excluded.backend_pid, started_at = excluded.started_at",
-                &[&self.task, &host_name(), &pid],
-            )
-            .await
-            .map_err(|e| map_error(e, format!("recording the run of task `{}`", self.task)))?;
-        Ok(())
+        self.locked.store(true, Ordering::SeqCst);
+        self.record_run(client).await
+    }
+
+    async fn run_lock_lost(&self) -> Error {
+        use std::sync::atomic::Ordering;
+        loop {
+            tokio::time::sleep(RUN_LOCK_CHECK).await;
+            if !self.locked.load(Ordering::SeqCst) {
+                continue;
+            }
+            let why = match self.holds_run_lock().await {
+                Ok(true) => continue,
+                Ok(false) => "the lock was released",
+                Err(e) if e.kind() == ErrorKind::Connection => "the connection holding it was lost",
+                // A check that failed otherwise (the session busy in a failed transaction)
+                // says nothing about the lock: ask again.
+                Err(_) => continue,
+            };
+            tracing::warn!(task = %self.task, why, "run lock lost; taking it again");
+            match self.relock().await {
+                Ok(()) => {
+                    tracing::info!(task = %self.task, "run lock taken again");
+                    continue;
+                }
+                Err(e) => {
+                    self.locked.store(false, Ordering::SeqCst);
+                    return Error::new(
+                        e.kind(),
+                        format!(
+                            "the run lock of task `{}` is no longer held ({why}) and could not \
+                             be taken again: the run stops so that no second run writes \
+                             alongside it; run the task again to resume",
+                            self.task
+                        ),
+                    )
+                    .with_source(e);
+                }
+            }
+        }
     }
 
     async fn task_record(&self) -> Result<Option<TaskRecord>> {
@@ -1051,11 +1166,100 @@ impl StateStore for PgStateStore {
 }
 
 impl PgStateStore {
+    /// Takes the run lock on `client`'s session if it is free.
+    async fn try_lock(&self, client: &Client) -> Result<bool> {
+        Ok(client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                &[&RUN_LOCK_SPACE, &self.task],
+            )
+            .await
+            .map_err(|e| map_error(e, format!("taking the run lock of task `{}`", self.task)))?
+            .get(0))
+    }
+
+    /// Records this process and `client`'s session as the holder of the run lock.
+    async fn record_run(&self, client: &Client) -> Result<()> {
+        let pid = i64::from(std::process::id());
+        client
+            .execute(
+                "INSERT INTO dts_meta.run (task, host, pid, backend_pid, started_at) \
+                 VALUES ($1, $2, $3, pg_backend_pid(), now()) ON CONFLICT (task) DO UPDATE \
+                 SET host = excluded.host, pid = excluded.pid, \
+                     backend_pid = excluded.backend_pid, started_at = excluded.started_at",
+                &[&self.task, &host_name(), &pid],
+            )
+            .await
+            .map_err(|e| map_error(e, format!("recording the run of task `{}`", self.task)))?;
+        Ok(())
+    }
+
+    /// Takes the run lock again on a new session after its session was lost, retrying a
+    /// failing connection for [`RUN_LOCK_RETRY_WINDOW`].
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Conflict`] when another run took the lock meanwhile; the last
+    /// connection error when the target stays unreachable; [`ErrorKind::Connection`] for a
+    /// store without a URL to reconnect with.
+    async fn relock(&self) -> Result<()> {
+        let Some(url) = &self.url else {
+            return Err(Error::new(
+                ErrorKind::Connection,
+                "the store's connection holds the lock and cannot be replaced",
+            ));
+        };
+        let deadline = std::time::Instant::now() + RUN_LOCK_RETRY_WINDOW;
+        let mut lock_client = self.lock_client.lock().await;
+        loop {
+            let attempt = async {
+                let client = super::connect_client(url).await?;
+                if !self.try_lock(&client).await? {
+                    return Err(self.run_conflict(&client).await);
+                }
+                self.record_run(&client).await?;
+                Ok(client)
+            };
+            match attempt.await {
+                Ok(client) => {
+                    *lock_client = Some(client);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == ErrorKind::Conflict => return Err(e),
+                Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(RUN_LOCK_CHECK).await,
+            }
+        }
+    }
+
+    /// Whether the session holding the run lock still holds it: `Ok(false)` when the lock
+    /// is gone, an error when the session could not be asked.
+    async fn holds_run_lock(&self) -> Result<bool> {
+        let lock_client = self.lock_client.lock().await;
+        let client = match (&self.url, lock_client.as_ref()) {
+            (Some(_), Some(c)) => c,
+            (Some(_), None) => return Err(Error::new(ErrorKind::Connection, "no lock session")),
+            (None, _) => &self.client,
+        };
+        if client.is_closed() {
+            return Err(Error::new(ErrorKind::Connection, "connection closed"));
+        }
+        Ok(client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
+                   AND pid = pg_backend_pid() AND granted AND classid = $1::int::oid \
+                   AND objid = hashtext($2)::oid AND objsubid = 2)",
+                &[&RUN_LOCK_SPACE, &self.task],
+            )
+            .await
+            .map_err(|e| map_error(e, "checking the run lock"))?
+            .get(0))
+    }
+
     /// The error for a run lock held by another session, naming the holder when its record
     /// is that session's.
-    async fn run_conflict(&self) -> Error {
-        let holder = self
-            .client
+    async fn run_conflict(&self, client: &Client) -> Error {
+        let holder = client
             .query_opt(
                 "SELECT r.host, r.pid, to_char(r.started_at AT TIME ZONE 'UTC', \
                          'YYYY-MM-DD HH24:MI:SS') \

@@ -1047,3 +1047,56 @@ fn statements_the_tokenizer_refuses() {
     }
     ignored(&mut t, "SELECT 'x");
 }
+
+/// Replicated DDL is read in the SQL mode of the session that ran it.
+#[test]
+fn ddl_is_read_in_its_session_sql_mode() {
+    use dts_core::{Change, ChangeEvent, ChangeMapper, Position, SqlMode};
+    let mut mapper =
+        crate::TrackedChangeMapper::new(tracker(), dts_typemap::MappingOptions::default());
+    let mut ddl = |sql: &str, sql_mode: SqlMode| -> Vec<String> {
+        let event = ChangeEvent {
+            change: Change::Ddl {
+                schema: Some("shop".into()),
+                sql: sql.into(),
+                sql_mode,
+            },
+            position: Position::Binlog {
+                file: "b.000001".into(),
+                offset: 4,
+                gtid: None,
+            },
+            timestamp: 0,
+        };
+        match mapper.map(event).unwrap_or_else(|e| panic!("{sql}: {e}")) {
+            Some(ChangeEvent {
+                change: Change::Schema(s),
+                ..
+            }) => s.statements,
+            other => panic!("{other:?}"),
+        }
+    };
+    // ANSI_QUOTES: `"qty"` in the expression is the column, not the string 'qty'.
+    assert_eq!(
+        ddl(
+            r#"ALTER TABLE "orders" ADD COLUMN "qty" int, ADD COLUMN "twice" int AS ("qty" * 2) STORED"#,
+            SqlMode::ANSI_QUOTES,
+        ),
+        vec![
+            r#"ALTER TABLE "shop"."orders" ADD COLUMN "qty" integer"#.to_string(),
+            r#"ALTER TABLE "shop"."orders" ADD COLUMN IF NOT EXISTS "twice" integer GENERATED ALWAYS AS ("qty"::bigint * 2) STORED"#.to_string(),
+        ]
+    );
+    // NO_BACKSLASH_ESCAPES: the default ends at the quote after the backslash.
+    assert_eq!(
+        ddl(
+            r"ALTER TABLE orders ADD COLUMN path varchar(20) DEFAULT 'C:\' COMMENT 'dir'",
+            SqlMode::NO_BACKSLASH_ESCAPES,
+        ),
+        vec![
+            r#"ALTER TABLE "shop"."orders" ADD COLUMN "path" character varying(20) DEFAULT E'C:\\'"#
+                .to_string(),
+            r#"COMMENT ON COLUMN "shop"."orders"."path" IS 'dir'"#.to_string(),
+        ]
+    );
+}

@@ -124,7 +124,14 @@ fn json_line(change: &Change) -> Option<(serde_json::Value, u64)> {
             1,
         ),
         Change::Truncate { table } => (json!({"table": table.to_string(), "kind": "truncate"}), 0),
-        Change::Ddl { schema, sql } => (json!({"kind": "ddl", "schema": schema, "sql": sql}), 0),
+        Change::Ddl {
+            schema,
+            sql,
+            sql_mode,
+        } => (
+            json!({"kind": "ddl", "schema": schema, "sql": sql, "sql_mode": sql_mode.bits()}),
+            0,
+        ),
         _ => return None,
     })
 }

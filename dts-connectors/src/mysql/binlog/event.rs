@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+use dts_core::SqlMode;
 use mysql_async::binlog::events::{
     GtidEvent, QueryEvent, RotateEvent, RowsEventData, StatusVarVal,
 };
@@ -81,6 +82,11 @@ impl<'a> Reader<'a> {
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
         Ok(head)
+    }
+
+    /// The bytes not read yet.
+    pub fn rest(self) -> &'a [u8] {
+        self.buf
     }
 
     pub fn u8(&mut self) -> Parse<u8> {
@@ -217,6 +223,18 @@ pub(crate) fn client_charset(query: &QueryEvent<'_>) -> Option<u16> {
     {
         Ok(StatusVarVal::Charset { charset_client, .. }) => Some(charset_client),
         _ => None,
+    }
+}
+
+/// The SQL mode of the session that ran a query event (the empty mode when the event does
+/// not say).
+pub(crate) fn sql_mode(query: &QueryEvent<'_>) -> SqlMode {
+    let Some(var) = query.status_vars().get_status_var(StatusVarKey::SqlMode) else {
+        return SqlMode::default();
+    };
+    match var.get_value() {
+        Ok(StatusVarVal::SqlMode(flags)) => SqlMode::from_bits(flags.0),
+        _ => SqlMode::default(),
     }
 }
 

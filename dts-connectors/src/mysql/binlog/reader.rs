@@ -15,8 +15,8 @@ use tracing::{debug, warn};
 
 use super::charset::{latin1_to_string, Charset, CharsetMap};
 use super::event::{
-    client_charset, kind, parse_gtid_list, rotate_target, rows_kind, Malformed, MariaGtid,
-    MySqlGtid, Reader, RowsKind, FLAG_ARTIFICIAL,
+    client_charset, kind, parse_gtid_list, rotate_target, rows_kind, sql_mode, Malformed,
+    MariaGtid, MySqlGtid, Reader, RowsKind, FLAG_ARTIFICIAL,
 };
 use super::gtid::GtidState;
 use super::row::{RowError, TableDecoder};
@@ -342,10 +342,13 @@ impl EventReader {
             .map_err(|e| self.unparsable("query", e))?;
         let timestamp = ev.header().timestamp();
         let sql = self.statement_text(q.query_raw(), client_charset(&q));
+        let sql_mode = sql_mode(&q);
         let schema = (!q.schema_raw().is_empty())
             .then(|| String::from_utf8_lossy(q.schema_raw()).into_owned());
         let explicit = self.group.as_ref().is_some_and(|g| g.explicit);
-        match classify(&sql) {
+        // Classified as the default mode reads it (`"db"."t"` under ANSI_QUOTES, a
+        // trailing backslash under NO_BACKSLASH_ESCAPES); delivered as it was written.
+        match classify(&dts_schema::sql_in_default_mode(&sql, sql_mode)) {
             Statement::Begin => {
                 let here = self.position();
                 match self.group.as_mut() {
@@ -369,7 +372,14 @@ impl EventReader {
                     self.record_gtid(group.and_then(|g| g.gtid));
                 }
                 if selected {
-                    self.push(Change::Ddl { schema, sql }, timestamp);
+                    self.push(
+                        Change::Ddl {
+                            schema,
+                            sql,
+                            sql_mode,
+                        },
+                        timestamp,
+                    );
                     if !explicit {
                         self.acked = (self.file.clone(), self.offset);
                     }
@@ -491,7 +501,7 @@ impl EventReader {
             String::from_utf8_lossy(map.table_name_raw()),
         );
         let entry = if (self.filter.tables)(&name) {
-            let decoder = TableDecoder::new(&map, &self.charsets)
+            let decoder = TableDecoder::new(&map, ev.data(), self.flavor, &self.charsets)
                 .map_err(|e| self.row_error(e, &name, None))?;
             TableEntry::Selected(Arc::new(decoder))
         } else {

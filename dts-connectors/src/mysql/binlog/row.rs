@@ -2,7 +2,8 @@
 //! the same shapes the snapshot reader produces.
 //!
 //! Signedness, column names and character sets come from the table map's optional metadata
-//! (read by mysql_common), which the server writes in full only with
+//! (read by mysql_common, but for the signedness bitmap, whose columns differ between MySQL
+//! and MariaDB), which the server writes in full only with
 //! `binlog_row_metadata=FULL`.
 //!
 //! Row values are decoded here rather than by mysql_common's `RowsEvent::rows`, which leaves
@@ -26,6 +27,7 @@ use super::charset::{Charset, CharsetMap};
 use super::decimal::{decimal_len, decode_decimal};
 use super::event::{be_uint, Malformed, Parse, Reader};
 use super::jsonb::jsonb_to_text;
+use super::reader::Flavor;
 
 /// Column type codes of the table map.
 mod ty {
@@ -169,21 +171,26 @@ fn type_name(t: u8) -> String {
     }
 }
 
-/// Numeric columns, over which the signedness bitmap runs.
-fn is_numeric(real: u8) -> bool {
-    matches!(
-        real,
+/// Numeric columns, over which the signedness bitmap runs: one bit per such column, in
+/// column order.
+///
+/// The servers disagree on which columns count. MySQL (`is_numeric_type` of its table map
+/// writer) counts the integer types, NEWDECIMAL, FLOAT and DOUBLE, and not YEAR; MariaDB
+/// counts every field with a signedness, which YEAR (a TINYINT underneath) has. Counting
+/// YEAR on MySQL would read every later column's flag from its neighbour's slot.
+fn is_numeric(real: u8, flavor: Flavor) -> bool {
+    match real {
         ty::TINY
-            | ty::SHORT
-            | ty::INT24
-            | ty::LONG
-            | ty::LONGLONG
-            | ty::DECIMAL
-            | ty::NEWDECIMAL
-            | ty::FLOAT
-            | ty::DOUBLE
-            | ty::YEAR
-    )
+        | ty::SHORT
+        | ty::INT24
+        | ty::LONG
+        | ty::LONGLONG
+        | ty::NEWDECIMAL
+        | ty::FLOAT
+        | ty::DOUBLE => true,
+        ty::YEAR | ty::DECIMAL => flavor == Flavor::MariaDb,
+        _ => false,
+    }
 }
 
 /// Character columns, over which the column character sets run (ENUM and SET have their
@@ -222,10 +229,69 @@ struct Optional<'a> {
 /// A table map's optional metadata that mysql_common could not read.
 const BAD_OPTIONAL: RowError = RowError::Malformed("invalid optional metadata");
 
+/// The optional metadata field type of the signedness bitmap.
+const SIGNEDNESS: u8 = 1;
+
+/// The optional metadata of a table map `body` (the event without header and checksum):
+/// what follows the null bitmap, walked over the documented layout.
+fn raw_optional_metadata(body: &[u8]) -> Result<&[u8], RowError> {
+    let mut r = Reader::new(body);
+    r.take(6 + 2)?; // table id, flags
+    for _ in 0..2 {
+        // schema and table: length, name, NUL
+        let len = r.u8()?;
+        r.take(usize::from(len) + 1)?;
+    }
+    let columns = usize::try_from(r.lenenc()?).map_err(|_| RowError::Malformed("column count"))?;
+    r.take(columns)?; // types
+    let meta = usize::try_from(r.lenenc()?).map_err(|_| RowError::Malformed("column metadata"))?;
+    r.take(meta)?;
+    r.take(columns.div_ceil(8))?; // null bitmap
+    Ok(r.rest())
+}
+
+/// The type of every field of raw optional metadata, and the signedness bitmap's bytes.
+fn optional_fields(optional: &[u8]) -> Result<(Vec<u8>, Option<&[u8]>), RowError> {
+    let mut r = Reader::new(optional);
+    let (mut types, mut signedness) = (Vec::new(), None);
+    while !r.is_empty() {
+        let t = r.u8()?;
+        let len = usize::try_from(r.lenenc()?).map_err(|_| BAD_OPTIONAL)?;
+        let value = r.take(len)?;
+        if t == SIGNEDNESS {
+            signedness = Some(value);
+        }
+        types.push(t);
+    }
+    Ok((types, signedness))
+}
+
 impl<'a> Optional<'a> {
-    fn parse(map: &'a TableMapEvent<'a>) -> Result<Self, RowError> {
+    /// Reads the optional metadata of `map`, whose event body is `body`, for a server of
+    /// `flavor` with `numeric` numeric columns.
+    ///
+    /// mysql_common counts YEAR among the numeric columns whatever the server; the
+    /// signedness bitmap is therefore read here from the raw field, and mysql_common's
+    /// reading of that one field (wrong, or an error, for MySQL) is ignored.
+    fn parse(map: &'a TableMapEvent<'a>, body: &[u8], numeric: usize) -> Result<Self, RowError> {
         let mut out = Self::default();
-        for field in map.iter_optional_meta() {
+        let (types, signedness) = optional_fields(raw_optional_metadata(body)?)?;
+        if let Some(bits) = signedness {
+            if bits.len() < numeric.div_ceil(8) {
+                return Err(RowError::Malformed("signedness bitmap ends early"));
+            }
+            // The first numeric column is the most significant bit of the first byte.
+            out.unsigned = Some(
+                (0..numeric)
+                    .map(|i| bits[i / 8] & (0x80 >> (i % 8)) != 0)
+                    .collect(),
+            );
+        }
+        // mysql_common reads one field per step, so its fields pair with the types read here.
+        for (field, t) in map.iter_optional_meta().zip(types) {
+            if t == SIGNEDNESS {
+                continue;
+            }
             let field = match field {
                 Ok(field) => field,
                 // A field type newer than mysql_common (it has consumed the field, and the
@@ -234,9 +300,6 @@ impl<'a> Optional<'a> {
                 Err(_) => return Err(BAD_OPTIONAL),
             };
             match field {
-                OptionalMetadataField::Signedness(bits) => {
-                    out.unsigned = Some(bits.iter().by_vals().collect());
-                }
                 OptionalMetadataField::DefaultCharset(c) => out.default_charset = Some(c),
                 OptionalMetadataField::ColumnCharset(c) => out.column_charset = Some(c),
                 OptionalMetadataField::ColumnName(n) => out.names = Some(n),
@@ -330,14 +393,25 @@ impl TableDecoder {
     /// `binlog_row_metadata` is not `FULL`), [`RowError::UnsupportedType`] for geometry and
     /// other types without a lossless value, [`RowError::UnsupportedCharset`] for character
     /// sets this reader cannot convert.
-    pub fn new(map: &TableMapEvent<'_>, charset_map: &CharsetMap) -> Result<Self, RowError> {
+    pub fn new(
+        map: &TableMapEvent<'_>,
+        body: &[u8],
+        flavor: Flavor,
+        charset_map: &CharsetMap,
+    ) -> Result<Self, RowError> {
         let name = TableName::new(
             String::from_utf8_lossy(map.database_name_raw()),
             String::from_utf8_lossy(map.table_name_raw()),
         );
         let n = usize::try_from(map.columns_count())
             .map_err(|_| RowError::Malformed("column count"))?;
-        let opt = Optional::parse(map)?;
+        // Numeric types are logged as themselves (only strings are logged as another type).
+        let numeric = (0..n)
+            .filter(|&i| {
+                matches!(map.get_raw_column_type(i), Ok(Some(t)) if is_numeric(t as u8, flavor))
+            })
+            .count();
+        let opt = Optional::parse(map, body, numeric)?;
         let names: Vec<String> = {
             let names = opt
                 .names
@@ -375,7 +449,6 @@ impl TableDecoder {
             };
             defs.push(ColumnDef { real, metadata });
         }
-        let numeric = defs.iter().filter(|d| is_numeric(d.real)).count();
         let signedness: &[bool] = match &opt.unsigned {
             Some(s) => s,
             None if numeric == 0 => &[],
@@ -442,7 +515,7 @@ impl TableDecoder {
         let mut json_columns = Vec::new();
         let (mut numeric_i, mut char_i) = (0, 0);
         for (i, d) in defs.iter().enumerate() {
-            let unsigned = if is_numeric(d.real) {
+            let unsigned = if is_numeric(d.real, flavor) {
                 numeric_i += 1;
                 signedness.get(numeric_i - 1).copied().unwrap_or(false)
             } else {

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use dts_core::{
-    BitString, Change, ChangeEvent, Date, DateTime, Duration, ErrorKind, Position, TableName, Value,
+    BitString, Change, ChangeEvent, Date, DateTime, Duration, ErrorKind, Position, SqlMode,
+    TableName, Value,
 };
 
 use super::charset::CharsetMap;
@@ -163,7 +164,7 @@ fn table_map_with_full_metadata_names_every_column() {
         (map.database_name_raw(), map.table_name_raw()),
         (&b"fx"[..], &b"t"[..])
     );
-    let table = TableDecoder::new(&map, &charsets()).unwrap();
+    let table = TableDecoder::new(&map, ev.data(), Flavor::MariaDb, &charsets()).unwrap();
     assert_eq!(table.name, TableName::new("fx", "t"));
     assert_eq!(
         table.columns.join(","),
@@ -183,7 +184,7 @@ fn table_map_with_full_metadata_names_every_column() {
     let bare_ev = raw(&bytes);
     let bare = bare_ev.read_event::<TableMapEvent<'_>>().unwrap();
     assert_eq!(bare.iter_optional_meta().count(), 0);
-    assert!(TableDecoder::new(&bare, &charsets()).is_err());
+    assert!(TableDecoder::new(&bare, bare_ev.data(), Flavor::MariaDb, &charsets()).is_err());
 }
 
 /// The length of a captured table map's optional metadata: what follows its null bitmap
@@ -203,7 +204,7 @@ fn optional_metadata_len(event: &[u8]) -> usize {
 fn fixture_table() -> TableDecoder {
     let ev = raw(TABLE_MAP);
     let map = ev.read_event::<TableMapEvent<'_>>().unwrap();
-    TableDecoder::new(&map, &charsets()).unwrap()
+    TableDecoder::new(&map, ev.data(), Flavor::MariaDb, &charsets()).unwrap()
 }
 
 #[test]
@@ -332,7 +333,7 @@ fn the_captured_stream_becomes_transactions_and_ddl() {
         ]
     );
     match &events[0].change {
-        Change::Ddl { schema, sql } => {
+        Change::Ddl { schema, sql, .. } => {
             assert_eq!(schema.as_deref(), Some("fx"));
             assert_eq!(sql, "CREATE DATABASE fx");
         }
@@ -562,12 +563,21 @@ fn mysql_gtid(gno: u64) -> Vec<u8> {
 }
 
 fn query(schema: &str, sql: &str) -> Vec<u8> {
+    query_in_mode(schema, sql, None)
+}
+
+/// A query event body; with `sql_mode`, its status variables carry the mode (Q_SQL_MODE).
+fn query_in_mode(schema: &str, sql: &str, sql_mode: Option<u64>) -> Vec<u8> {
     let mut b = Vec::new();
     b.extend(7u32.to_le_bytes());
     b.extend(0u32.to_le_bytes());
     b.push(u8::try_from(schema.len()).unwrap());
     b.extend(0u16.to_le_bytes());
-    let status = [4u8, 45, 0, 45, 0, 255, 0];
+    let mut status = vec![4u8, 45, 0, 45, 0, 255, 0];
+    if let Some(mode) = sql_mode {
+        status.push(1);
+        status.extend(mode.to_le_bytes());
+    }
     b.extend(u16::try_from(status.len()).unwrap().to_le_bytes());
     b.extend(status);
     b.extend(schema.as_bytes());
@@ -632,7 +642,8 @@ fn mysql_transactions_with_json_and_v2_rows_events() {
         out[0].change,
         Change::Ddl {
             schema: Some("shop".into()),
-            sql: "ALTER TABLE doc ADD COLUMN x INT".into()
+            sql: "ALTER TABLE doc ADD COLUMN x INT".into(),
+            sql_mode: SqlMode::default(),
         }
     );
     assert_eq!(
@@ -741,4 +752,177 @@ fn a_group_ended_by_rollback_is_delivered_as_rolled_back() {
     assert!(matches!(kinds[1], Change::Insert { .. }));
     assert_eq!(*kinds[2], Change::Rollback, "not a commit");
     assert!(kinds[2].ends_transaction());
+}
+
+/// A table map of `shop.y` with the given column types (no metadata bytes needed for
+/// them), a signedness bitmap and column names, as a server of either family writes it.
+fn numeric_table_map(types: &[u8], signedness: &[u8], names: &[&str]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend(&7u64.to_le_bytes()[..6]); // table id
+    b.extend([1, 0]); // flags
+    b.extend([4]);
+    b.extend(b"shop\0");
+    b.extend([1]);
+    b.extend(b"y\0");
+    b.extend(lenenc(types.len()));
+    b.extend(types);
+    let meta: Vec<u8> = types
+        .iter()
+        .flat_map(|&t| match t {
+            4 => vec![4u8], // FLOAT: pack length
+            5 => vec![8u8], // DOUBLE
+            _ => vec![],
+        })
+        .collect();
+    b.extend(lenenc(meta.len()));
+    b.extend(meta);
+    b.extend(vec![0u8; types.len().div_ceil(8)]); // not nullable
+    b.push(1); // SIGNEDNESS
+    b.extend(lenenc(signedness.len()));
+    b.extend(signedness);
+    let names: Vec<u8> = names
+        .iter()
+        .flat_map(|n| {
+            let mut v = lenenc(n.len());
+            v.extend(n.as_bytes());
+            v
+        })
+        .collect();
+    b.push(4); // COLUMN_NAME
+    b.extend(lenenc(names.len()));
+    b.extend(names);
+    b
+}
+
+fn numeric_decoder(flavor: Flavor, map: &[u8]) -> TableDecoder {
+    let ev = event(kind::TABLE_MAP, 100, map);
+    let map = ev.read_event::<TableMapEvent<'_>>().unwrap();
+    TableDecoder::new(&map, ev.data(), flavor, &charsets()).unwrap()
+}
+
+const YEAR: u8 = 13;
+const LONG: u8 = 3;
+
+/// `(yr YEAR, a INT, u INT UNSIGNED)` holding `(2024, -1, 4294967295)`.
+fn year_int_row() -> Vec<u8> {
+    let mut row = vec![0u8]; // no NULLs
+    row.push(124); // 2024
+    row.extend((-1i32).to_le_bytes());
+    row.extend(u32::MAX.to_le_bytes());
+    row
+}
+
+#[test]
+fn mysql_signedness_skips_year_columns() {
+    // MySQL's signedness bitmap has no bit for YEAR: `a` is the first numeric column
+    // (signed), `u` the second (unsigned).
+    let map = numeric_table_map(&[YEAR, LONG, LONG], &[0b0100_0000], &["yr", "a", "u"]);
+    let table = numeric_decoder(Flavor::MySql, &map);
+    let rows = decode_all(&table, &year_int_row(), true).unwrap();
+    assert_eq!(
+        rows,
+        vec![vec![
+            Value::Year(2024),
+            Value::Int(-1),
+            Value::UInt(u64::from(u32::MAX))
+        ]]
+    );
+}
+
+#[test]
+fn mariadb_signedness_counts_year_columns() {
+    // MariaDB gives YEAR a bit of its own: `u` is the third.
+    let map = numeric_table_map(&[YEAR, LONG, LONG], &[0b0010_0000], &["yr", "a", "u"]);
+    let table = numeric_decoder(Flavor::MariaDb, &map);
+    let rows = decode_all(&table, &year_int_row(), true).unwrap();
+    assert_eq!(
+        rows,
+        vec![vec![
+            Value::Year(2024),
+            Value::Int(-1),
+            Value::UInt(u64::from(u32::MAX))
+        ]]
+    );
+}
+
+#[test]
+fn mysql_signedness_of_eight_numeric_columns_after_a_year_fits_one_byte() {
+    // Eight numeric columns after a YEAR: MySQL writes one byte of flags (the last column
+    // unsigned), where counting YEAR would ask for two.
+    let types = [YEAR, 1, 2, 9, 3, 8, 4, 5, LONG];
+    let names = ["yr", "a", "b", "c", "d", "e", "f", "g", "u"];
+    let table = numeric_decoder(
+        Flavor::MySql,
+        &numeric_table_map(&types, &[0b0000_0001], &names),
+    );
+    let mut row = vec![0u8, 0u8]; // no NULLs (9 columns: two bytes)
+    row.push(0); // YEAR 0000
+    row.push(0xff); // TINYINT -1
+    row.extend((-2i16).to_le_bytes());
+    row.extend([0xfd, 0xff, 0xff]); // MEDIUMINT -3
+    row.extend((-4i32).to_le_bytes());
+    row.extend((-5i64).to_le_bytes());
+    row.extend(1.5f32.to_le_bytes());
+    row.extend((-2.5f64).to_le_bytes());
+    row.extend(u32::MAX.to_le_bytes());
+    let rows = decode_all(&table, &row, true).unwrap();
+    assert_eq!(
+        rows,
+        vec![vec![
+            Value::Year(0),
+            Value::Int(-1),
+            Value::Int(-2),
+            Value::Int(-3),
+            Value::Int(-4),
+            Value::Int(-5),
+            Value::Float(1.5),
+            Value::Double(-2.5),
+            Value::UInt(u64::from(u32::MAX)),
+        ]]
+    );
+}
+
+#[test]
+fn ddl_carries_its_session_sql_mode_and_is_classified_in_it() {
+    let mut r = mysql_reader(BinlogFilter::databases(["shop"]));
+    let ansi = SqlMode::ANSI_QUOTES | SqlMode::NO_BACKSLASH_ESCAPES;
+    // Under ANSI_QUOTES `"other"."t"` names a table of an unselected database: skipped.
+    r.handle(&event(kind::GTID, 100, &mysql_gtid(11))).unwrap();
+    let drop = query_in_mode("shop", r#"DROP TABLE "other"."t""#, Some(ansi.bits()));
+    r.handle(&event(kind::QUERY, 200, &drop)).unwrap();
+    assert!(
+        r.out
+            .iter()
+            .all(|e| !matches!(e.change, Change::Ddl { .. })),
+        "{:?}",
+        r.out
+    );
+    r.out.clear();
+    // A selected statement is delivered with the mode it ran in.
+    let sql = r#"ALTER TABLE "doc" ADD COLUMN "p" TEXT COMMENT 'C:\'"#;
+    r.handle(&event(kind::GTID, 300, &mysql_gtid(12))).unwrap();
+    r.handle(&event(
+        kind::QUERY,
+        400,
+        &query_in_mode("shop", sql, Some(ansi.bits())),
+    ))
+    .unwrap();
+    let out: Vec<ChangeEvent> = r.out.drain(..).collect();
+    assert_eq!(
+        out[0].change,
+        Change::Ddl {
+            schema: Some("shop".into()),
+            sql: sql.into(),
+            sql_mode: ansi,
+        }
+    );
+    // A statement without the status variable ran in the empty mode.
+    r.handle(&event(kind::GTID, 500, &mysql_gtid(13))).unwrap();
+    r.handle(&event(kind::QUERY, 600, &query("shop", "DROP TABLE doc")))
+        .unwrap();
+    let out: Vec<ChangeEvent> = r.out.drain(..).collect();
+    assert!(matches!(
+        &out[0].change,
+        Change::Ddl { sql_mode, .. } if *sql_mode == SqlMode::default()
+    ));
 }

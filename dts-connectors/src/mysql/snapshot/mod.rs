@@ -36,13 +36,17 @@
 
 use std::time::Instant;
 
-use dts_core::{Error, ErrorKind, Position, Result};
+use dts_core::{Error, ErrorKind, Position, Result, TableName};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Row};
 use tracing::{debug, info, warn};
 
 use super::error::map_error;
 use super::options::MySqlConnectOptions;
+use super::source::MySqlReadLock;
+
+/// How long the lock on tables a snapshot holds still waits for writes in progress.
+const HOLD_LOCK_WAIT_SECONDS: u32 = 60;
 
 mod decode;
 mod param;
@@ -120,7 +124,36 @@ impl MySqlSnapshot {
     ///
     /// Connection, privilege and server errors, classified as [`dts_core::ErrorKind`]s.
     pub async fn open(url: &str, readers: usize) -> Result<(Self, Vec<MySqlSnapshotReader>)> {
+        let (snapshot, readers, _) = Self::open_holding(url, readers, &[]).await?;
+        Ok((snapshot, readers))
+    }
+
+    /// Like [`MySqlSnapshot::open`], and also locks `hold` (tables a snapshot does not hold
+    /// still: non-transactional engines) against writes on a connection of its own, from
+    /// before the snapshot's position is fixed until the returned lock is released: their
+    /// rows, read by any reader while the lock is held, are their rows at the snapshot's
+    /// position. Under the global read lock, the table lock is taken while the global lock
+    /// is held (a writer waiting for the table lock would otherwise keep `FLUSH TABLES WITH
+    /// READ LOCK` waiting); without it, before the snapshot transaction starts.
+    ///
+    /// # Errors
+    ///
+    /// As [`MySqlSnapshot::open`]; locking errors.
+    pub async fn open_holding(
+        url: &str,
+        readers: usize,
+        hold: &[TableName],
+    ) -> Result<(Self, Vec<MySqlSnapshotReader>, Option<MySqlReadLock>)> {
         let opts: MySqlConnectOptions = url.parse()?;
+        let take_hold = || async {
+            if hold.is_empty() {
+                return Ok(None);
+            }
+            let conn = connect(&opts).await?;
+            MySqlReadLock::take(conn, hold, HOLD_LOCK_WAIT_SECONDS)
+                .await
+                .map(Some)
+        };
         let readers = readers.max(1);
         let started = Instant::now();
         let mut control = connect(&opts).await?;
@@ -128,8 +161,10 @@ impl MySqlSnapshot {
         let lock_free_possible = facts.is_mariadb || !facts.log_bin;
         if readers == 1 && lock_free_possible {
             // The control connection becomes the reader: one connection is enough.
+            let held = take_hold().await?;
             let reader = open_lock_free(control, &facts).await?;
-            return Ok(finish(facts, reader, started));
+            let (snapshot, readers) = finish(facts, reader, started);
+            return Ok((snapshot, readers, held));
         }
 
         let mut conns = futures::future::try_join_all((0..readers).map(|_| connect(&opts))).await?;
@@ -168,8 +203,10 @@ impl MySqlSnapshot {
                     for conn in conns {
                         let _ = conn.disconnect().await;
                     }
+                    let held = take_hold().await?;
                     let reader = open_lock_free(first, &facts).await?;
-                    return Ok(finish(facts, reader, started));
+                    let (snapshot, readers) = finish(facts, reader, started);
+                    return Ok((snapshot, readers, held));
                 }
                 return Err(if err.kind() == ErrorKind::Privilege {
                     Error::new(
@@ -184,13 +221,18 @@ impl MySqlSnapshot {
             }
         }
         let locked = Instant::now();
-        let under_lock = lock_and_start(&mut control, &mut conns, &facts).await;
+        let held = take_hold().await;
+        let under_lock = match &held {
+            Ok(_) => lock_and_start(&mut control, &mut conns, &facts).await,
+            Err(_) => Ok(None),
+        };
         let unlocked = control
             .query_drop("UNLOCK TABLES")
             .await
             .map_err(|e| map_error(e, "cannot unlock tables after opening a snapshot"));
         let lock_ms = locked.elapsed().as_millis();
         let _ = control.disconnect().await;
+        let held = held?;
         let mysql_position = under_lock?;
         unlocked?;
 
@@ -229,7 +271,7 @@ impl MySqlSnapshot {
             position = ?snapshot.position.as_ref().map(ToString::to_string),
             "consistent snapshot opened under a global read lock"
         );
-        Ok((snapshot, readers))
+        Ok((snapshot, readers, held))
     }
 
     /// The binlog position of the snapshot: change capture started here sees exactly the

@@ -27,7 +27,8 @@ use super::copy::PgCopyEncoder;
 use super::error::map_error;
 use super::sink::push_ident;
 use super::state::{
-    migrate, position_json, upsert_position_and_commit, SELECT_POSITION, UPSERT_SCHEMA,
+    advance_position_and_commit, migrate, position_conflict, position_json, SELECT_POSITION,
+    UPSERT_SCHEMA,
 };
 use super::target::connect_client;
 
@@ -111,6 +112,9 @@ fn at_or_before(a: &Position, b: &Position) -> bool {
 /// - **Truncate**: `TRUNCATE` of the mapped table, in order.
 /// - Last, the position is written to `dts_meta.cdc_position` and the transaction committed
 ///   in the same round trip. Transactions at or before the recorded position are skipped.
+///   The write is compare-and-set, from the position this sink last read
+///   ([`ApplySink::applied_position`]) or committed: if another writer of the task moved it
+///   meanwhile, nothing commits and the error ([`ErrorKind::Conflict`]) names the task.
 ///
 /// **Transactions in parts.** [`ApplySink::apply_part`] opens the target transaction (if
 /// it is not open yet), applies the part as above — rows staged and written out at the
@@ -457,11 +461,13 @@ impl PgApplySink {
         if let Some(catalog) = self.schema.take() {
             self.record_schema(&catalog, position).await?;
         }
-        let sql = upsert_position_and_commit(&self.task, position)?;
+        // Compare-and-set from the position this sink last saw committed: a second writer
+        // of the task cannot move it backwards or over another run's.
+        let sql = advance_position_and_commit(&self.task, self.applied.as_ref(), position)?;
         self.client
             .batch_execute(&sql)
             .await
-            .map_err(|e| map_error(e, format!("recording position `{position}` and committing")))?;
+            .map_err(|e| position_conflict(e, &self.task, self.applied.as_ref(), position))?;
         self.open = false;
         self.pending_rows = 0;
         self.pending_bytes = 0;

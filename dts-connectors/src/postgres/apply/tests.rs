@@ -17,6 +17,7 @@ fn batches_split_at_commits_and_ddl() {
     let ddl = Change::Ddl {
         schema: None,
         sql: "DROP TABLE x".into(),
+        sql_mode: dts_core::SqlMode::default(),
     };
     let events = [
         ev(Change::Begin, 1),
