@@ -74,17 +74,21 @@ impl<P: KeyProber> KeyProber for AtEnd<P> {
     }
 }
 
+/// `stream` with the failing `end` marked on each of its errors.
+fn marked<'a, T: Send + 'a>(
+    end: End,
+    stream: BoxStream<'a, Result<T>>,
+) -> BoxStream<'a, Result<T>> {
+    stream.map(move |r| r.map_err(|e| e.with_end(end))).boxed()
+}
+
 impl<R: SnapshotReader> SnapshotReader for AtEnd<R> {
     fn read_chunk<'a>(
         &'a mut self,
         table: &'a Table,
         chunk: &'a Chunk,
     ) -> BoxStream<'a, Result<RowBatch>> {
-        let end = self.end;
-        self.inner
-            .read_chunk(table, chunk)
-            .map(move |r| r.map_err(|e| e.with_end(end)))
-            .boxed()
+        marked(self.end, self.inner.read_chunk(table, chunk))
     }
 
     fn key_prober<'a>(
@@ -273,11 +277,7 @@ impl<R: dts_core::TargetReader> dts_core::TargetReader for AtEnd<R> {
         table: &'a TargetTable,
         chunk: &'a Chunk,
     ) -> BoxStream<'a, Result<RowBatch>> {
-        let end = self.end;
-        self.inner
-            .read_chunk(table, chunk)
-            .map(move |r| r.map_err(|e| e.with_end(end)))
-            .boxed()
+        marked(self.end, self.inner.read_chunk(table, chunk))
     }
 }
 

@@ -561,6 +561,23 @@ impl PgStateStore {
         Ok(current_version(&self.client).await?.is_some())
     }
 
+    /// The row `sql` selects with `params`, or `None` when it selects none or no run
+    /// created the `dts_meta` schema yet; `what` names the read in errors.
+    async fn row_if_any(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        what: impl std::fmt::Display,
+    ) -> Result<Option<tokio_postgres::Row>> {
+        if !self.exists().await? {
+            return Ok(None);
+        }
+        self.client
+            .query_opt(sql, params)
+            .await
+            .map_err(|e| map_error(e, what))
+    }
+
     async fn positions(
         &self,
         sql: &str,
@@ -658,18 +675,14 @@ impl StateStore for PgStateStore {
     }
 
     async fn chunk_plan(&self, table: &TableName) -> Result<Option<Vec<Chunk>>> {
-        if !self.exists().await? {
-            return Ok(None);
-        }
         let row = self
-            .client
-            .query_opt(
+            .row_if_any(
                 "SELECT plan::text FROM dts_meta.chunk_plan \
                  WHERE task = $1 AND schema_name = $2 AND table_name = $3",
                 &[&self.task, &table.schema, &table.name],
+                format!("reading the chunk plan of `{table}`"),
             )
-            .await
-            .map_err(|e| map_error(e, format!("reading the chunk plan of `{table}`")))?;
+            .await?;
         row.map(|r| {
             serde_json::from_str(r.get::<_, &str>(0))
                 .map_err(|e| corrupt(format_args!("chunk plan of `{table}`"), e))
@@ -710,17 +723,13 @@ impl StateStore for PgStateStore {
     }
 
     async fn built_catalog(&self) -> Result<Option<Catalog>> {
-        if !self.exists().await? {
-            return Ok(None);
-        }
         let row = self
-            .client
-            .query_opt(
+            .row_if_any(
                 "SELECT catalog::text FROM dts_meta.built_catalog WHERE task = $1",
                 &[&self.task],
+                "reading the source schema the target was built from",
             )
-            .await
-            .map_err(|e| map_error(e, "reading the source schema the target was built from"))?;
+            .await?;
         row.map(|r| {
             serde_json::from_str(r.get(0)).map_err(|e| {
                 corrupt(
@@ -748,17 +757,13 @@ impl StateStore for PgStateStore {
     }
 
     async fn reader(&self) -> Result<Option<ReaderRecord>> {
-        if !self.exists().await? {
-            return Ok(None);
-        }
         let row = self
-            .client
-            .query_opt(
+            .row_if_any(
                 "SELECT connection_id, user_name, host FROM dts_meta.cdc_source WHERE task = $1",
                 &[&self.task],
+                "reading task state",
             )
-            .await
-            .map_err(|e| map_error(e, "reading task state"))?;
+            .await?;
         Ok(row.map(|r| ReaderRecord {
             connection_id: u64::try_from(r.get::<_, i64>(0)).unwrap_or(0),
             user: r.get(1),
@@ -841,12 +846,8 @@ impl StateStore for PgStateStore {
     }
 
     async fn task_record(&self) -> Result<Option<TaskRecord>> {
-        if !self.exists().await? {
-            return Ok(None);
-        }
         let row = self
-            .client
-            .query_opt(
+            .row_if_any(
                 concat!(
                     "SELECT state, ",
                     utc!("created_at"),
@@ -861,9 +862,9 @@ impl StateStore for PgStateStore {
                      FROM dts_meta.task WHERE task = $1"
                 ),
                 &[&self.task],
+                "reading the task record",
             )
-            .await
-            .map_err(|e| map_error(e, "reading the task record"))?;
+            .await?;
         let Some(r) = row else {
             return Ok(None);
         };
@@ -996,12 +997,8 @@ impl StateStore for PgStateStore {
     }
 
     async fn run_holder(&self) -> Result<Option<RunHolder>> {
-        if !self.exists().await? {
-            return Ok(None);
-        }
         let row = self
-            .client
-            .query_opt(
+            .row_if_any(
                 concat!(
                     "SELECT r.host, r.pid, ",
                     utc!("r.started_at"),
@@ -1013,9 +1010,9 @@ impl StateStore for PgStateStore {
                      WHERE r.task = $1"
                 ),
                 &[&self.task, &RUN_LOCK_SPACE],
+                format!("reading who runs task `{}`", self.task),
             )
-            .await
-            .map_err(|e| map_error(e, format!("reading who runs task `{}`", self.task)))?;
+            .await?;
         Ok(row.map(|r| RunHolder {
             host: r.get(0),
             pid: u32::try_from(r.get::<_, i64>(1)).unwrap_or(0),
@@ -1092,18 +1089,14 @@ impl StateStore for PgStateStore {
     }
 
     async fn applied_age(&self) -> Result<Option<std::time::Duration>> {
-        if !self.exists().await? {
-            return Ok(None);
-        }
         let row = self
-            .client
-            .query_opt(
+            .row_if_any(
                 "SELECT extract(epoch FROM clock_timestamp() - applied_at)::float8 \
                  FROM dts_meta.cdc_position WHERE task = $1",
                 &[&self.task],
+                "reading the applied position",
             )
-            .await
-            .map_err(|e| map_error(e, "reading the applied position"))?;
+            .await?;
         Ok(row
             .and_then(|r| r.get::<_, Option<f64>>(0))
             .and_then(|s| std::time::Duration::try_from_secs_f64(s.max(0.0)).ok()))
