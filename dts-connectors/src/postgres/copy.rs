@@ -1173,6 +1173,81 @@ fn row_width(got: usize, want: usize) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intervals_parse_as_postgres_prints_them() {
+        assert_eq!(parse_interval("00:00:00"), Some((0, 0, 0)));
+        assert_eq!(
+            parse_interval("-1 years +2 mons -3 days -04:05:06.5"),
+            Some((-10, -3, -14_706_500_000))
+        );
+        assert_eq!(parse_interval("1 day"), Some((0, 1, 0)));
+        assert_eq!(parse_interval("1 fortnight"), None);
+        assert_eq!(parse_interval("3000000000 mons"), None);
+    }
+
+    #[test]
+    fn text_format_for_tables_with_other_types() {
+        let columns = [
+            PgCopyColumn::new("id", INT4, -1),
+            PgCopyColumn::new("tags", 1009, -1), // text[]
+            PgCopyColumn::new("body", TEXT, -1),
+            PgCopyColumn::new("raw", BYTEA, -1),
+            PgCopyColumn::new("at", TIMESTAMPTZ, -1),
+        ];
+        assert!(PgCopyEncoder::new(&columns).is_err());
+        let mut e = PgCopyEncoder::for_any_types(&columns).unwrap();
+        assert!(e.is_text());
+        let mut out = BytesMut::new();
+        e.write_start(&mut out);
+        e.encode_row(
+            &[
+                Value::Int(7),
+                Value::Text("{a,\"b c\"}".into()),
+                Value::Text("tab\there\\".into()),
+                Value::Bytes(vec![0, 255]),
+                Value::Timestamp("2000-01-02 03:04:05.5".parse().unwrap()),
+            ],
+            &mut out,
+        )
+        .unwrap();
+        e.encode_row(
+            &[
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+            ],
+            &mut out,
+        )
+        .unwrap();
+        e.write_end(&mut out);
+        assert_eq!(
+            &out[..],
+            b"7\t{a,\"b c\"}\ttab\\there\\\\\t\\\\x00ff\t2000-01-02 03:04:05.500000+00\n\\N\t\\N\t\\N\t\\N\t\\N\n"
+        );
+        // Checks stay as strict as in binary format, and leave nothing behind.
+        let len = out.len();
+        let err = e
+            .encode_row(
+                &[
+                    Value::Int(1 << 40),
+                    Value::Null,
+                    Value::Null,
+                    Value::Null,
+                    Value::Null,
+                ],
+                &mut out,
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Value);
+        assert_eq!(out.len(), len);
+        // Without such a column the encoder stays binary.
+        assert!(!PgCopyEncoder::for_any_types(&columns[..1])
+            .unwrap()
+            .is_text());
+    }
     use dts_core::Duration;
 
     fn encode(oid: u32, typmod: i32, value: Value) -> Result<Vec<u8>> {
