@@ -53,6 +53,7 @@ pub fn plan_schema(
 ) -> Result<SchemaPlan> {
     match (source, target) {
         (Engine::MySql, Engine::Postgres) => Ok(dts_schema::plan_mysql_to_pg(catalog, options)),
+        (Engine::Postgres, Engine::Postgres) => Ok(dts_schema::plan_pg_to_pg(catalog, options)),
         (s, t) => Err(unsupported(format!("migrating from {s} to {t}"))),
     }
 }
@@ -71,7 +72,11 @@ pub fn row_mapper(
     options: MappingOptions,
 ) -> Result<Arc<dyn RowMapper>> {
     match (source, target) {
-        (Engine::MySql, Engine::Postgres) => Ok(Arc::new(PlanRowMapper::new(plan, options))),
+        // The PostgreSQL → PostgreSQL plan keeps every type: its columns have no mapping and
+        // their values pass unchanged.
+        (Engine::MySql | Engine::Postgres, Engine::Postgres) => {
+            Ok(Arc::new(PlanRowMapper::new(plan, options)))
+        }
         (s, t) => Err(unsupported(format!("migrating rows from {s} to {t}"))),
     }
 }

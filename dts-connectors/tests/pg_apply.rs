@@ -106,6 +106,7 @@ impl Target {
         let db = dts_testkit::unique_name(prefix);
         pg.create_database(&db).unwrap();
         let catalog = Catalog {
+            types: Vec::new(),
             schemas: vec![Schema {
                 name: SCHEMA.into(),
                 tables,

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use dts_connectors::postgres::{PgSnapshot, PgSnapshotReader, PgSource};
 use dts_core::{
     BitString, ColumnDefault, ErrorKind, IndexKind, Position, ReferentialAction, SchemaSource,
-    SnapshotReader, Table, TableName, Value,
+    SnapshotReader, Table, TableName, UserType, UserTypeKind, Value,
 };
 use futures::StreamExt;
 
@@ -30,6 +30,10 @@ const SCHEMA_DDL: &str = "
     CREATE SCHEMA shop;
     CREATE TYPE shop.mood AS ENUM ('sad', 'ok', 'happy');
     CREATE DOMAIN shop.posint AS integer CHECK (VALUE > 0);
+    CREATE DOMAIN shop.label AS text COLLATE \"C\" DEFAULT 'none' NOT NULL
+        CONSTRAINT short CHECK (length(VALUE) < 10);
+    CREATE DOMAIN shop.moods AS shop.mood[];
+    COMMENT ON TYPE shop.mood IS 'how it went';
     CREATE TABLE shop.customers (
         id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         email text COLLATE \"C\" NOT NULL,
@@ -73,6 +77,42 @@ async fn reads_the_schema_from_the_catalogs() {
         .await
         .unwrap();
     assert_eq!(catalog.schemas.len(), 1);
+    // Enums and domains, each after what it is built on.
+    let types: Vec<&UserType> = catalog.types.iter().collect();
+    assert_eq!(types.len(), 4, "{types:?}");
+    assert_eq!(types[0].name, TableName::new("shop", "mood"));
+    assert_eq!(
+        types[0].kind,
+        UserTypeKind::Enum {
+            labels: vec!["sad".into(), "ok".into(), "happy".into()]
+        }
+    );
+    assert_eq!(types[0].comment.as_deref(), Some("how it went"));
+    assert_eq!(
+        types[1].kind,
+        UserTypeKind::Domain {
+            base: "integer".into(),
+            collation: None,
+            default: None,
+            not_null: false,
+            checks: vec![("posint_check".into(), "CHECK ((VALUE > 0))".into())],
+        }
+    );
+    assert_eq!(
+        types[2].kind,
+        UserTypeKind::Domain {
+            base: "text".into(),
+            collation: Some("\"C\"".into()),
+            default: Some("'none'::text".into()),
+            not_null: true,
+            checks: vec![("short".into(), "CHECK ((length(VALUE) < 10))".into())],
+        }
+    );
+    assert!(
+        matches!(&types[3].kind, UserTypeKind::Domain { base, .. } if base == "shop.mood[]"),
+        "{:?}",
+        types[3]
+    );
     let customers = catalog.table(&TableName::new("shop", "customers")).unwrap();
     assert_eq!(customers.comment.as_deref(), Some("people who buy"));
     let id = customers.column("id").unwrap();
@@ -406,8 +446,9 @@ async fn values_at_their_edges_decode_exactly() {
 async fn values_the_model_cannot_hold_stop_the_read_naming_the_column() {
     let (_db, url) = database(
         "pgsrc_bad",
-        "CREATE TABLE t (id int PRIMARY KEY, n numeric, d date);
-         INSERT INTO t VALUES (1, 'NaN', '2000-01-01'), (2, 1, 'infinity')",
+        "CREATE TABLE t (id int PRIMARY KEY, n numeric, d date, ts timestamp);
+         INSERT INTO t VALUES (1, 'NaN', 'infinity', '-infinity'),
+                              (2, 1, '0044-03-15 BC', NULL), (3, 1, NULL, '0001-01-01 BC')",
     );
     let source = PgSource::connect(&url).await.unwrap();
     let catalog = source.read_catalog(&["public".into()]).await.unwrap();
@@ -415,7 +456,28 @@ async fn values_the_model_cannot_hold_stop_the_read_naming_the_column() {
     let (_snapshot, mut readers) = PgSnapshot::open(source.options(), 1, "dts_test_bad")
         .await
         .unwrap();
-    for (lower, column) in [(1, "n"), (2, "d")] {
+    // NaN and the infinities arrive as their text.
+    let chunk = dts_core::Chunk {
+        index: 0,
+        key: vec!["id".into()],
+        lower: Some(vec![Value::Int(1)]),
+        upper: Some(vec![Value::Int(2)]),
+    };
+    let rows: Vec<Vec<Value>> = readers[0]
+        .read_chunk(table, &chunk)
+        .map(|b| b.unwrap().rows)
+        .concat()
+        .await;
+    assert_eq!(
+        rows,
+        vec![vec![
+            Value::Int(1),
+            Value::Text("NaN".into()),
+            Value::Text("infinity".into()),
+            Value::Text("-infinity".into())
+        ]]
+    );
+    for (lower, column) in [(2, "d"), (3, "ts")] {
         let chunk = dts_core::Chunk {
             index: 0,
             key: vec!["id".into()],
@@ -471,19 +533,21 @@ async fn the_registry_opens_a_postgres_source_and_leaves_no_slot() {
     let slots = pg
         .query_in(
             &db,
-            "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'dts_%'",
+            // Only the registry names slots so; the other tests here open theirs concurrently.
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'dts\\_snapshot\\_%'",
         )
         .unwrap();
     assert_eq!(slots.trim(), "0", "a slot was left behind");
 
-    let err = plan_schema(
+    // PostgreSQL → PostgreSQL keeps the table as it is.
+    let plan = plan_schema(
         Engine::Postgres,
         Engine::Postgres,
         &catalog,
         &Default::default(),
     )
-    .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    .unwrap();
+    assert_eq!(plan.tables[0].target, catalog.tables().next().unwrap().name);
     let now = source.current_position().await.unwrap();
     assert!(
         matches!(

@@ -18,8 +18,33 @@ pub enum Position {
         /// The executed GTID set (MySQL) or GTID position (MariaDB) at that point.
         gtid: Option<String>,
     },
-    /// A PostgreSQL WAL location.
-    Lsn(Lsn),
+    /// A PostgreSQL WAL location; in JSON `{"kind": "lsn", "lsn": "0/16B3748"}` (a tagged
+    /// enum's variant must be a map).
+    Lsn(#[serde(with = "lsn_field")] Lsn),
+}
+
+/// [`Position::Lsn`]'s value as the map `{"lsn": "X/Y"}`.
+mod lsn_field {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Lsn;
+
+    #[derive(Serialize, Deserialize)]
+    struct Field {
+        lsn: String,
+    }
+
+    pub(super) fn serialize<S: Serializer>(lsn: &Lsn, s: S) -> Result<S::Ok, S::Error> {
+        Field {
+            lsn: lsn.to_string(),
+        }
+        .serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Lsn, D::Error> {
+        let field = Field::deserialize(d)?;
+        field.lsn.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 impl fmt::Display for Position {
@@ -94,6 +119,29 @@ impl std::str::FromStr for Lsn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn positions_round_trip_through_json() {
+        for p in [
+            Position::Lsn("16/B374D848".parse().unwrap()),
+            Position::Binlog {
+                file: "b.000001".into(),
+                offset: 4,
+                gtid: None,
+            },
+        ] {
+            let json = serde_json::to_string(&p).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Position>(&json).unwrap(),
+                p,
+                "{json}"
+            );
+        }
+        assert_eq!(
+            serde_json::to_string(&Position::Lsn(Lsn(1))).unwrap(),
+            r#"{"kind":"lsn","lsn":"0/1"}"#
+        );
+    }
 
     #[test]
     fn lsn_round_trips() {

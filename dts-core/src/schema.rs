@@ -37,6 +37,49 @@ impl fmt::Display for TableName {
 pub struct Catalog {
     /// The schemas, in name order.
     pub schemas: Vec<Schema>,
+    /// User-defined types of the schemas (PostgreSQL enums and domains), in an order they
+    /// can be created in. Empty for engines without them; absent from catalogs stored
+    /// before types were read.
+    #[serde(default)]
+    pub types: Vec<UserType>,
+}
+
+/// A user-defined type (PostgreSQL).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserType {
+    /// Qualified name: schema and type name.
+    pub name: TableName,
+    /// What the type is.
+    pub kind: UserTypeKind,
+    /// Type comment, if non-empty.
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// What a user-defined type is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum UserTypeKind {
+    /// An enum: its labels in sort order.
+    Enum {
+        /// The labels, in their sort order.
+        labels: Vec<String>,
+    },
+    /// A domain over another type.
+    Domain {
+        /// The underlying type as the engine prints it (`integer`, `public.mood`,
+        /// `character varying(20)`).
+        base: String,
+        /// A collation other than the base type's, quoted as SQL names it.
+        collation: Option<String>,
+        /// The default expression, if any.
+        default: Option<String>,
+        /// Whether the domain is `NOT NULL`.
+        not_null: bool,
+        /// `CHECK` constraints: name and definition as the engine prints it
+        /// (`CHECK ((VALUE > 0))`).
+        checks: Vec<(String, String)>,
+    },
 }
 
 impl Catalog {
@@ -77,7 +120,8 @@ pub struct Table {
     pub comment: Option<String>,
     /// The server's estimate of the row count.
     pub estimated_rows: u64,
-    /// The next `AUTO_INCREMENT` value the source would hand out, if known.
+    /// The next `AUTO_INCREMENT` value the source would hand out, if known (PostgreSQL: the
+    /// next value of the sequence of the table's only identity or serial column).
     pub auto_increment: Option<u64>,
 }
 
@@ -299,6 +343,25 @@ mod tests {
             nullable,
             ..Column::new(name, "int")
         }
+    }
+
+    #[test]
+    fn catalogs_stored_without_types_still_read() {
+        let old = r#"{"schemas":[]}"#;
+        let c: Catalog = serde_json::from_str(old).unwrap();
+        assert!(c.types.is_empty());
+        let with = Catalog {
+            schemas: vec![],
+            types: vec![UserType {
+                name: TableName::new("s", "mood"),
+                kind: UserTypeKind::Enum {
+                    labels: vec!["a".into()],
+                },
+                comment: None,
+            }],
+        };
+        let back: Catalog = serde_json::from_str(&serde_json::to_string(&with).unwrap()).unwrap();
+        assert_eq!(back, with);
     }
 
     #[test]

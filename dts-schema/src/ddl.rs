@@ -298,7 +298,8 @@ impl<'a> Planner<'a> {
                     .map(|c| ColumnPlan {
                         source_name: c.source.name.clone(),
                         target_name: c.target.clone(),
-                        mapping: c.mapping.clone(),
+                        target_type: c.mapping.target.to_string(),
+                        mapping: Some(c.mapping.clone()),
                         copied: c.source.generated.is_none(),
                     })
                     .collect(),

@@ -48,6 +48,10 @@
 //! quoted by [`dts_typemap::quote`], so it means the same whatever
 //! `standard_conforming_strings` is set to.
 //!
+//! A PostgreSQL source into a PostgreSQL target is planned by [`plan_pg_to_pg`]: every
+//! object as it is (types, enums, domains, collations, defaults, identity, generated
+//! columns, indexes, foreign keys, comments), no value converted.
+//!
 //! This crate has no features and does no I/O.
 
 mod change;
@@ -57,6 +61,7 @@ mod expr;
 mod ident;
 mod mapper;
 mod options;
+mod pg_to_pg;
 mod plan;
 mod token;
 
@@ -65,6 +70,7 @@ pub use ddl::plan_mysql_to_pg;
 pub use ident::{fit_identifier, quote_ident, quote_literal, IdentifierCase, MAX_IDENTIFIER_BYTES};
 pub use mapper::{short_sql, PlanRowMapper, TrackedChangeMapper};
 pub use options::SchemaOptions;
+pub use pg_to_pg::plan_pg_to_pg;
 pub use plan::{ColumnPlan, Phase, Problem, SchemaPlan, Statement, StatementKind, TablePlan};
 pub use token::sql_in_default_mode;
 

@@ -25,11 +25,12 @@ fn has_zero_date(v: &Value) -> bool {
 
 /// Converts the rows of one table for the full load: the copied columns of its
 /// [`TablePlan`], in plan order (the order the snapshot reader delivers them), each by its
-/// column mapping. Zero dates written as NULL are counted per column.
+/// column mapping; a column without one (a same-engine plan keeps the type) passes its
+/// values unchanged. Zero dates written as NULL are counted per column.
 #[derive(Debug)]
 pub struct PlanRowMapper {
     table: TableName,
-    columns: Vec<(String, ColumnMapping)>,
+    columns: Vec<(String, Option<ColumnMapping>)>,
     options: MappingOptions,
     zero_dates: Vec<AtomicU64>,
 }
@@ -37,7 +38,7 @@ pub struct PlanRowMapper {
 impl PlanRowMapper {
     /// The mapper of `plan`'s copied columns.
     pub fn new(plan: &TablePlan, options: MappingOptions) -> Self {
-        let columns: Vec<(String, ColumnMapping)> = plan
+        let columns: Vec<(String, Option<ColumnMapping>)> = plan
             .copied_columns()
             .map(|c| (c.source_name.clone(), c.mapping.clone()))
             .collect();
@@ -59,6 +60,7 @@ impl PlanRowMapper {
 impl RowMapper for PlanRowMapper {
     fn map_row(&self, row: &mut Row) -> std::result::Result<(), ConvertFailure> {
         for (i, (v, (_, mapping))) in row.iter_mut().zip(&self.columns).enumerate() {
+            let Some(mapping) = mapping else { continue };
             let input = std::mem::replace(v, Value::Null);
             let zero = has_zero_date(&input);
             match convert_mysql_value(mapping, input, &self.options) {
@@ -102,8 +104,9 @@ struct Shape {
     target: TableName,
     /// Target names of the copied columns, in plan order: the columns of mapped images.
     columns: Arc<Vec<String>>,
-    /// Source names and mappings of the copied columns, in plan order.
-    mappings: Vec<(String, ColumnMapping)>,
+    /// Source names and mappings of the copied columns, in plan order (`None`: the value
+    /// passes unchanged).
+    mappings: Vec<(String, Option<ColumnMapping>)>,
     /// Every plan column by source name: its index among the copied columns, or `None`.
     by_source: HashMap<String, Option<usize>>,
     /// Source names of the key columns, for messages.
@@ -197,12 +200,15 @@ impl Shape {
         for (slot, value) in map.iter().zip(image.values) {
             let Some(i) = *slot else { continue };
             let (name, mapping) = &self.mappings[i];
-            values[i] = convert_mysql_value(mapping, value, options).map_err(|e| {
-                Error::from(e).context(format_args!(
-                    "column `{}`.`{name}` at key {key}",
-                    self.source
-                ))
-            })?;
+            values[i] = match mapping {
+                Some(mapping) => convert_mysql_value(mapping, value, options).map_err(|e| {
+                    Error::from(e).context(format_args!(
+                        "column `{}`.`{name}` at key {key}",
+                        self.source
+                    ))
+                })?,
+                None => value,
+            };
         }
         Ok(RowImage {
             columns: self.columns.clone(),

@@ -15,7 +15,7 @@ use dts_typemap::ColumnMapping;
 pub struct SchemaPlan {
     /// One plan per source table, in catalog order.
     pub tables: Vec<TablePlan>,
-    /// Schemas, sequences, tables (columns, types, `NOT NULL`, defaults, identity, primary
+    /// Schemas, types, sequences, tables (columns, types, `NOT NULL`, defaults, identity, primary
     /// key, the mapping's `CHECK`s) and comments: run before the bulk copy.
     pub pre_data: Vec<Statement>,
     /// Generated columns, unique and secondary indexes, foreign keys, `ON UPDATE
@@ -102,8 +102,13 @@ pub struct ColumnPlan {
     pub source_name: String,
     /// The target column name.
     pub target_name: String,
-    /// The type mapping (target type, `CHECK`, notes).
-    pub mapping: ColumnMapping,
+    /// The target column's type as SQL spells it (`bigint`, `numeric(10,2)`,
+    /// `shop.mood[]`).
+    pub target_type: String,
+    /// The type mapping (target type, `CHECK`, notes) when the type is translated between
+    /// engines; `None` when the target keeps the source's type as it is (same engine), and
+    /// values pass unchanged.
+    pub mapping: Option<ColumnMapping>,
     /// Whether values are copied; `false` for generated columns, which the target computes.
     pub copied: bool,
 }
@@ -141,6 +146,8 @@ pub enum Phase {
 pub enum StatementKind {
     /// `CREATE SCHEMA`.
     Schema,
+    /// `CREATE TYPE … AS ENUM` / `CREATE DOMAIN` (same-engine plans).
+    Type,
     /// `CREATE SEQUENCE` / `ALTER SEQUENCE … OWNED BY` for an `AUTO_INCREMENT` column that
     /// cannot be an identity column.
     Sequence,
@@ -168,6 +175,7 @@ impl fmt::Display for StatementKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Schema => "schema",
+            Self::Type => "type",
             Self::Sequence => "sequence",
             Self::Table => "table",
             Self::Comment => "comment",

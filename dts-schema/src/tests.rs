@@ -168,7 +168,10 @@ fn catalog(tables: Vec<Table>) -> Catalog {
             }),
         }
     }
-    Catalog { schemas }
+    Catalog {
+        schemas,
+        types: Vec::new(),
+    }
 }
 
 fn find<'p>(plan: &'p SchemaPlan, kind: StatementKind, object: &str) -> &'p Statement {
@@ -577,7 +580,7 @@ fn mapping_checks_become_named_constraints() {
     let sql = &find(&plan, StatementKind::Table, "shop.everything").sql;
     let mut checks = 0;
     for c in &t.columns {
-        if let Some(check) = &c.mapping.check {
+        if let Some(check) = c.mapping.as_ref().and_then(|m| m.check.as_ref()) {
             checks += 1;
             let name = format!("everything_{}_check", c.target_name);
             let expected = format!(

@@ -159,7 +159,7 @@ impl Servers {
             for c in &p.columns {
                 planned.insert(format!(
                     "{}|{}|{}",
-                    p.target.name, c.target_name, c.mapping.target
+                    p.target.name, c.target_name, c.target_type
                 ));
             }
         }

@@ -47,6 +47,7 @@ fn hostile_comment_and_default_stay_literals() {
     id.ordinal = 1;
     id.nullable = false;
     let catalog = Catalog {
+        types: Vec::new(),
         schemas: vec![Schema {
             name: db.clone(),
             tables: vec![Table {

@@ -426,9 +426,12 @@ impl TaskConfig {
 
     /// Checks what parsing cannot: URL schemes, selection patterns, rename keys.
     pub fn validate(&self) -> Result<()> {
-        if !self.source.url.starts_with("mysql://") && !self.source.url.starts_with("mariadb://") {
+        if !["mysql://", "mariadb://", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| self.source.url.starts_with(scheme))
+        {
             return Err(Error::config(format!(
-                "source url `{}` must start with mysql://",
+                "source url `{}` must start with mysql://, mariadb://, postgres:// or postgresql://",
                 dts_core::error::redact_url(&self.source.url)
             )));
         }

@@ -152,9 +152,10 @@ impl MySqlSource {
                 .columns
                 .iter()
                 .filter(|c| c.copied)
-                .flat_map(|col| {
+                .filter_map(|col| col.mapping.as_ref().map(|mapping| (col, mapping)))
+                .flat_map(|(col, mapping)| {
                     let quoted = format!("`{}`", col.source_name.replace('`', "``"));
-                    dts_typemap::mysql_data_checks(&col.mapping, &quoted, &options)
+                    dts_typemap::mysql_data_checks(mapping, &quoted, &options)
                         .into_iter()
                         .map(|check| (col.source_name.clone(), check))
                         .collect::<Vec<_>>()

@@ -585,6 +585,7 @@ impl MySqlSource {
             by_schema.entry(name.schema).or_default().push(table);
         }
         Ok(Catalog {
+            types: Vec::new(),
             schemas: by_schema
                 .into_iter()
                 .map(|(name, tables)| Schema { name, tables })

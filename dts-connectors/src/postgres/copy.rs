@@ -142,6 +142,9 @@ enum Encoding {
     /// `bit varying(n)`: at most n bits.
     VarBit(Option<u32>),
     Uuid,
+    /// Any other type (arrays, `inet`, ranges, `money`, …): written through the type's text
+    /// input function, so the table's `COPY` is in text format.
+    Other,
 }
 
 impl Encoding {
@@ -278,6 +281,11 @@ pub struct PgCopyEncoder {
     field_count: i16,
     /// Reused scratch space for `numeric` base-10000 digits.
     digits: Vec<i16>,
+    /// Whether rows are written in `COPY`'s text format (some column has no binary
+    /// encoding here).
+    text: bool,
+    /// Reused scratch space: a value's binary encoding, made to check it in text mode.
+    scratch: BytesMut,
 }
 
 impl PgCopyEncoder {
@@ -292,6 +300,28 @@ impl PgCopyEncoder {
     /// handles (see [`is_supported_type`]); [`ErrorKind::Internal`] if there are more
     /// columns than a row can have.
     pub fn new(columns: &[PgCopyColumn]) -> Result<Self> {
+        Self::build(columns, false)
+    }
+
+    /// An encoder for rows of `columns` of any type. When every column has a binary
+    /// encoding (see [`is_supported_type`]) this is [`PgCopyEncoder::new`]; otherwise rows
+    /// are written in `COPY`'s text format ([`PgCopyEncoder::is_text`]): the columns of
+    /// other types (arrays, `inet`, ranges, `money`, …) take [`Value::Text`] in the type's
+    /// own text form (as a PostgreSQL source delivers them) and go through its input
+    /// function, and every other column is checked exactly as in binary format, then
+    /// written as text its input function reads back unchanged.
+    ///
+    /// Text format needs the session's `DateStyle` and `IntervalStyle` to read what a
+    /// PostgreSQL source prints with `ISO` and `postgres`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Internal`] if there are more columns than a row can have.
+    pub fn for_any_types(columns: &[PgCopyColumn]) -> Result<Self> {
+        Self::build(columns, true)
+    }
+
+    fn build(columns: &[PgCopyColumn], any_type: bool) -> Result<Self> {
         let field_count = i16::try_from(columns.len()).map_err(|_| {
             Error::internal(format!(
                 "{} columns exceed what a row can have",
@@ -301,26 +331,51 @@ impl PgCopyEncoder {
         let columns = columns
             .iter()
             .map(|c| {
-                let encoding = Encoding::of(c.type_oid, c.typmod).ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::Unsupported,
-                        format!(
-                            "unsupported target type (oid {}) for column `{}`",
-                            c.type_oid, c.name
-                        ),
-                    )
-                })?;
+                let encoding = Encoding::of(c.type_oid, c.typmod)
+                    .or(any_type.then_some(Encoding::Other))
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Unsupported,
+                            format!(
+                                "unsupported target type (oid {}) for column `{}`",
+                                c.type_oid, c.name
+                            ),
+                        )
+                    })?;
                 Ok(Column {
                     name: c.name.clone(),
                     encoding,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let text = columns.iter().any(|c| c.encoding == Encoding::Other);
         Ok(Self {
             columns,
             field_count,
             digits: Vec::with_capacity(64),
+            text,
+            scratch: BytesMut::new(),
         })
+    }
+
+    /// Whether rows are written in `COPY`'s text format (`COPY … FROM STDIN`), else in its
+    /// binary format (`COPY … FROM STDIN (FORMAT binary)`).
+    pub fn is_text(&self) -> bool {
+        self.text
+    }
+
+    /// Writes what precedes the rows: the binary header, nothing in text format.
+    pub fn write_start(&self, out: &mut BytesMut) {
+        if !self.text {
+            Self::write_header(out);
+        }
+    }
+
+    /// Writes what follows the rows: the binary trailer, nothing in text format.
+    pub fn write_end(&self, out: &mut BytesMut) {
+        if !self.text {
+            Self::write_trailer(out);
+        }
     }
 
     /// Number of columns (values per row).
@@ -353,6 +408,11 @@ impl PgCopyEncoder {
             return Err(row_width(row.len(), self.columns.len()));
         }
         let start = out.len();
+        if self.text {
+            return self
+                .encode_text_row(row, out)
+                .inspect_err(|_| out.truncate(start));
+        }
         out.put_i16(self.field_count);
         for (column, value) in self.columns.iter().zip(row) {
             if let Err(e) = encode_value(column, value, &mut self.digits, out) {
@@ -380,6 +440,167 @@ impl PgCopyEncoder {
         let start = out.len();
         encode_value(column, value, &mut self.digits, out).inspect_err(|_| out.truncate(start))
     }
+
+    /// One row in text format: fields separated by tabs, `\N` for `NULL`, a newline.
+    fn encode_text_row(&mut self, row: &[Value], out: &mut BytesMut) -> Result<()> {
+        for (i, (column, value)) in self.columns.iter().zip(row).enumerate() {
+            if i > 0 {
+                out.put_u8(b'\t');
+            }
+            if value.is_null() {
+                out.put_slice(b"\\N");
+                continue;
+            }
+            if column.encoding == Encoding::Other {
+                if let Value::Text(s) | Value::Json(s) = value {
+                    check_text(column, s.as_bytes())?;
+                }
+            } else {
+                // The same checks as in binary format.
+                self.scratch.clear();
+                encode_value(column, value, &mut self.digits, &mut self.scratch)?;
+            }
+            put_text(column.encoding, value, out);
+        }
+        out.put_u8(b'\n');
+        Ok(())
+    }
+}
+
+/// A checked value as `COPY` text: the form its type's input function reads back exactly,
+/// escaped for the text format.
+fn put_text(encoding: Encoding, value: &Value, out: &mut BytesMut) {
+    let mut plain = |s: &str| out.put_slice(s.as_bytes());
+    match value {
+        Value::Null => plain("\\N"),
+        Value::Bool(b) => plain(if *b { "t" } else { "f" }),
+        Value::Int(n) => plain(&n.to_string()),
+        Value::UInt(n) => plain(&n.to_string()),
+        Value::Year(n) => plain(&n.to_string()),
+        Value::Decimal(d) => plain(d.as_str()),
+        Value::Float(f) => plain(&float_text(f64::from(*f), format!("{f:?}"))),
+        Value::Double(f) => plain(&float_text(*f, format!("{f:?}"))),
+        Value::Date(d) => plain(&d.to_string()),
+        Value::DateTime(d) => plain(&d.to_string()),
+        Value::Timestamp(d) => plain(&format!("{d}+00")),
+        Value::Time(t) => plain(&t.to_string()),
+        Value::Bits(b) => {
+            let text: String = (0..b.len)
+                .rev()
+                .map(|i| if (b.bits >> i) & 1 == 1 { '1' } else { '0' })
+                .collect();
+            plain(&text);
+        }
+        Value::Bytes(b) if encoding == Encoding::Uuid => {
+            let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            plain(&hex);
+        }
+        Value::Bytes(b) => {
+            // `\x…`, its backslash escaped.
+            out.put_slice(b"\\\\x");
+            for x in b {
+                out.put_slice(format!("{x:02x}").as_bytes());
+            }
+        }
+        Value::Text(s) | Value::Json(s) => {
+            for &byte in s.as_bytes() {
+                match byte {
+                    b'\\' => out.put_slice(b"\\\\"),
+                    b'\n' => out.put_slice(b"\\n"),
+                    b'\r' => out.put_slice(b"\\r"),
+                    b'\t' => out.put_slice(b"\\t"),
+                    _ => out.put_u8(byte),
+                }
+            }
+        }
+    }
+}
+
+/// A float's shortest text that reads back to the same bits, in PostgreSQL's spelling of
+/// the special values.
+fn float_text(f: f64, shortest: String) -> String {
+    if f.is_nan() {
+        "NaN".into()
+    } else if f.is_infinite() {
+        if f > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else {
+        shortest
+    }
+}
+
+/// An interval as PostgreSQL prints it with `IntervalStyle = postgres`
+/// (`-1 years 2 mons +3 days -04:05:06.5`): months, days and microseconds.
+fn parse_interval(s: &str) -> Option<(i32, i32, i64)> {
+    let (mut months, mut days, mut micros) = (0i64, 0i64, 0i128);
+    let mut words = s.split_ascii_whitespace().peekable();
+    while let Some(word) = words.next() {
+        if word.contains(':') {
+            let (negative, rest) = match word.as_bytes().first()? {
+                b'-' => (true, &word[1..]),
+                b'+' => (false, &word[1..]),
+                _ => (false, word),
+            };
+            let mut parts = rest.splitn(3, ':');
+            let hours: i128 = parts.next()?.parse().ok()?;
+            let minutes: i128 = parts.next()?.parse().ok()?;
+            let seconds = parts.next()?;
+            let (whole, fraction) = seconds.split_once('.').unwrap_or((seconds, ""));
+            let whole: i128 = whole.parse().ok()?;
+            if fraction.len() > 6 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let fraction: i128 = format!("{fraction:0<6}").parse().ok()?;
+            let t = ((hours * 60 + minutes) * 60 + whole) * 1_000_000 + fraction;
+            micros += if negative { -t } else { t };
+            continue;
+        }
+        let n: i64 = word.parse().ok()?;
+        match words.next()? {
+            "year" | "years" => months += n.checked_mul(12)?,
+            "mon" | "mons" => months += n,
+            "day" | "days" => days += n,
+            _ => return None,
+        }
+    }
+    Some((
+        i32::try_from(months).ok()?,
+        i32::try_from(days).ok()?,
+        i64::try_from(micros).ok()?,
+    ))
+}
+
+/// `bit(n)` / `bit varying(n)` from its text of `0`s and `1`s, of any length.
+fn encode_bit_text(
+    col: &Column,
+    s: &str,
+    exact: Option<u32>,
+    max: Option<u32>,
+    out: &mut BytesMut,
+) -> Result<()> {
+    if !s.bytes().all(|b| b == b'0' || b == b'1') {
+        return Err(value_error(col, "text is not a bit string"));
+    }
+    let len = u32::try_from(s.len()).map_err(|_| value_error(col, "bit string too long"))?;
+    if exact.is_some_and(|n| n != len) || max.is_some_and(|n| len > n) {
+        let n = exact.or(max).unwrap_or(0);
+        return Err(value_error(
+            col,
+            format!("bit string of {len} bits does not fit bit({n})"),
+        ));
+    }
+    let nbytes = s.len().div_ceil(8);
+    put_len(col, 4 + nbytes, out)?;
+    out.put_u32(len);
+    for chunk in s.as_bytes().chunks(8) {
+        let mut byte = 0u8;
+        for (i, &b) in chunk.iter().enumerate() {
+            if b == b'1' {
+                byte |= 0x80 >> i;
+            }
+        }
+        out.put_u8(byte);
+    }
+    Ok(())
 }
 
 /// Appends one field: length and binary value.
@@ -499,6 +720,51 @@ fn encode_value(
             }
             out.put_i32(8);
             out.put_i64(t.micros);
+        }
+        (Encoding::Interval(unit), Value::Text(s)) => {
+            let (months, days, micros) = parse_interval(s)
+                .ok_or_else(|| value_error(col, format!("`{s}` is not an interval")))?;
+            if (unit == 0 && micros != 0) || (unit != 0 && micros % unit != 0) {
+                return Err(too_precise(col));
+            }
+            out.put_i32(16);
+            out.put_i64(micros);
+            out.put_i32(days);
+            out.put_i32(months);
+        }
+        (Encoding::Bit(len), Value::Text(s)) => encode_bit_text(col, s, len, len, out)?,
+        (Encoding::VarBit(max), Value::Text(s)) => encode_bit_text(col, s, None, max, out)?,
+        (Encoding::Numeric(_), Value::Text(s)) => {
+            // The values a numeric holds beyond decimals, as PostgreSQL spells them.
+            let sign: u16 = match s.as_str() {
+                "NaN" => 0xC000,
+                "Infinity" => 0xD000,
+                "-Infinity" => 0xF000,
+                _ => return Err(value_error(col, format!("`{s}` is not a numeric"))),
+            };
+            out.put_i32(8);
+            out.put_i16(0);
+            out.put_i16(0);
+            out.put_u16(sign);
+            out.put_i16(0);
+        }
+        (Encoding::Date, Value::Text(s)) => {
+            let days = match s.as_str() {
+                "infinity" => i32::MAX,
+                "-infinity" => i32::MIN,
+                _ => return Err(value_error(col, format!("`{s}` is not a date"))),
+            };
+            out.put_i32(4);
+            out.put_i32(days);
+        }
+        (Encoding::Timestamp(_) | Encoding::TimestampTz(_), Value::Text(s)) => {
+            let micros = match s.as_str() {
+                "infinity" => i64::MAX,
+                "-infinity" => i64::MIN,
+                _ => return Err(value_error(col, format!("`{s}` is not a timestamp"))),
+            };
+            out.put_i32(8);
+            out.put_i64(micros);
         }
         (Encoding::Interval(unit), Value::Time(t)) => {
             if (unit == 0 && t.micros != 0) || (unit != 0 && t.micros % unit != 0) {
@@ -837,6 +1103,7 @@ fn type_name(encoding: Encoding) -> &'static str {
         Encoding::Bit(_) => "bit",
         Encoding::VarBit(_) => "bit varying",
         Encoding::Uuid => "uuid",
+        Encoding::Other => "its type",
     }
 }
 
@@ -906,6 +1173,81 @@ fn row_width(got: usize, want: usize) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intervals_parse_as_postgres_prints_them() {
+        assert_eq!(parse_interval("00:00:00"), Some((0, 0, 0)));
+        assert_eq!(
+            parse_interval("-1 years +2 mons -3 days -04:05:06.5"),
+            Some((-10, -3, -14_706_500_000))
+        );
+        assert_eq!(parse_interval("1 day"), Some((0, 1, 0)));
+        assert_eq!(parse_interval("1 fortnight"), None);
+        assert_eq!(parse_interval("3000000000 mons"), None);
+    }
+
+    #[test]
+    fn text_format_for_tables_with_other_types() {
+        let columns = [
+            PgCopyColumn::new("id", INT4, -1),
+            PgCopyColumn::new("tags", 1009, -1), // text[]
+            PgCopyColumn::new("body", TEXT, -1),
+            PgCopyColumn::new("raw", BYTEA, -1),
+            PgCopyColumn::new("at", TIMESTAMPTZ, -1),
+        ];
+        assert!(PgCopyEncoder::new(&columns).is_err());
+        let mut e = PgCopyEncoder::for_any_types(&columns).unwrap();
+        assert!(e.is_text());
+        let mut out = BytesMut::new();
+        e.write_start(&mut out);
+        e.encode_row(
+            &[
+                Value::Int(7),
+                Value::Text("{a,\"b c\"}".into()),
+                Value::Text("tab\there\\".into()),
+                Value::Bytes(vec![0, 255]),
+                Value::Timestamp("2000-01-02 03:04:05.5".parse().unwrap()),
+            ],
+            &mut out,
+        )
+        .unwrap();
+        e.encode_row(
+            &[
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+            ],
+            &mut out,
+        )
+        .unwrap();
+        e.write_end(&mut out);
+        assert_eq!(
+            &out[..],
+            b"7\t{a,\"b c\"}\ttab\\there\\\\\t\\\\x00ff\t2000-01-02 03:04:05.500000+00\n\\N\t\\N\t\\N\t\\N\t\\N\n"
+        );
+        // Checks stay as strict as in binary format, and leave nothing behind.
+        let len = out.len();
+        let err = e
+            .encode_row(
+                &[
+                    Value::Int(1 << 40),
+                    Value::Null,
+                    Value::Null,
+                    Value::Null,
+                    Value::Null,
+                ],
+                &mut out,
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Value);
+        assert_eq!(out.len(), len);
+        // Without such a column the encoder stays binary.
+        assert!(!PgCopyEncoder::for_any_types(&columns[..1])
+            .unwrap()
+            .is_text());
+    }
     use dts_core::Duration;
 
     fn encode(oid: u32, typmod: i32, value: Value) -> Result<Vec<u8>> {

@@ -45,7 +45,9 @@ struct TablePlan {
 
 /// A [`ChunkSink`] writing into PostgreSQL through one connection.
 ///
-/// Each chunk is one transaction: a binary `COPY` of its rows, streamed in pieces of about
+/// Each chunk is one transaction: a `COPY` of its rows (binary; text when the table has a
+/// column of a type the binary encoder does not write, see
+/// [`PgCopyEncoder::for_any_types`]), streamed in pieces of about
 /// 512 KiB while the batches arrive (memory stays bounded whatever the chunk's size), then
 /// an insert into `dts_meta.chunk` keyed by task, table and chunk number, then `COMMIT`.
 /// The key makes a chunk that is written twice fail at the second write, leaving no
@@ -81,6 +83,8 @@ pub struct PgChunkSink {
     select_done: Statement,
     tables: HashMap<TableName, TablePlan>,
     buffer: BytesMut,
+    /// Whether the session reads dates and intervals as text `COPY` needs.
+    text_session: bool,
 }
 
 impl std::fmt::Debug for PgChunkSink {
@@ -127,6 +131,7 @@ impl PgChunkSink {
             select_done,
             tables: HashMap::new(),
             buffer: BytesMut::with_capacity(BUFFER_BYTES),
+            text_session: false,
         })
     }
 
@@ -150,8 +155,16 @@ impl PgChunkSink {
             return Ok(());
         }
         let name = &table.name;
-        let columns = target_columns(&self.client, name, &table.columns).await?;
-        let encoder = PgCopyEncoder::new(&columns)?;
+        let columns = target_columns(&self.client, name, &table.columns, true).await?;
+        let encoder = PgCopyEncoder::for_any_types(&columns)?;
+        if encoder.is_text() && !self.text_session {
+            // Text input of dates and intervals as a PostgreSQL source prints them.
+            self.client
+                .batch_execute("SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'")
+                .await
+                .map_err(|e| map_error(e, "setting up the target session for text copy"))?;
+            self.text_session = true;
+        }
         let mut sql = String::from("COPY ");
         push_ident(&mut sql, &name.schema);
         sql.push('.');
@@ -163,7 +176,11 @@ impl PgChunkSink {
             }
             push_ident(&mut sql, column);
         }
-        sql.push_str(") FROM STDIN (FORMAT binary)");
+        sql.push_str(if encoder.is_text() {
+            ") FROM STDIN"
+        } else {
+            ") FROM STDIN (FORMAT binary)"
+        });
         let copy = self
             .client
             .prepare(&sql)
@@ -215,7 +232,7 @@ impl PgChunkSink {
         let mut copy = Box::pin(copy);
 
         buffer.clear();
-        PgCopyEncoder::write_header(buffer);
+        plan.encoder.write_start(buffer);
         let mut rows: u64 = 0;
         let mut bytes: u64 = 0;
         let mut failure: Option<Error> = None;
@@ -256,7 +273,7 @@ impl PgChunkSink {
             return Err(e);
         }
 
-        PgCopyEncoder::write_trailer(buffer);
+        plan.encoder.write_end(buffer);
         bytes += buffer.len() as u64;
         let sent = async {
             copy.feed(buffer.split().freeze()).await?;
@@ -344,11 +361,13 @@ pub(crate) fn push_ident(sql: &mut String, ident: &str) {
 }
 
 /// The types of `columns` of target table `name`, as `COPY` needs them; an error names a
-/// missing table or column, or a column type the encoder cannot write.
+/// missing table or column, or, unless `any_type`, a column type the binary encoder cannot
+/// write.
 pub(crate) async fn target_columns(
     client: &Client,
     name: &TableName,
     columns: &[String],
+    any_type: bool,
 ) -> Result<Vec<PgCopyColumn>> {
     let rows = client
         .query(SELECT_COLUMNS, &[&name.schema, &name.name, &columns])
@@ -370,7 +389,7 @@ pub(crate) async fn target_columns(
                 )
             })?;
         let type_oid: u32 = row.get(1);
-        if !is_supported_type(type_oid) {
+        if !any_type && !is_supported_type(type_oid) {
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(

@@ -535,7 +535,7 @@ impl Alter<'_> {
                     .tables
                     .first()
                     .and_then(|p| p.column(&name))
-                    .map(|c| &c.mapping);
+                    .and_then(|c| c.mapping.as_ref());
                 if let Some(value) = mapping.and_then(implicit_default) {
                     // The source gives existing rows the type's implicit default.
                     sql.push_str(" DEFAULT ");

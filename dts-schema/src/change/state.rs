@@ -32,6 +32,7 @@ pub(super) struct State {
 /// A catalog of one table.
 pub(super) fn one(table: Table) -> Catalog {
     Catalog {
+        types: Vec::new(),
         schemas: vec![Schema {
             name: table.name.schema.clone(),
             tables: vec![table],

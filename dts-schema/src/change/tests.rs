@@ -61,7 +61,10 @@ fn catalog(tables: Vec<Table>) -> Catalog {
             }),
         }
     }
-    Catalog { schemas }
+    Catalog {
+        schemas,
+        types: Vec::new(),
+    }
 }
 
 fn tracker() -> SchemaTracker {
@@ -90,7 +93,7 @@ fn plan_columns(t: &SchemaTracker, table: &str) -> Vec<(String, String, String)>
             (
                 c.source_name.clone(),
                 c.target_name.clone(),
-                c.mapping.target.to_string(),
+                c.target_type.clone(),
             )
         })
         .collect()

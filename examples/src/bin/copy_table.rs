@@ -70,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
         .clone();
     table.foreign_keys.clear();
     let catalog = Catalog {
+        types: Vec::new(),
         schemas: vec![Schema {
             name: name.schema.clone(),
             tables: vec![table.clone()],

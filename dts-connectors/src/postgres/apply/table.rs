@@ -66,7 +66,7 @@ impl TableState {
         columns: Arc<Vec<String>>,
         stage: String,
     ) -> Result<Self> {
-        let copy_columns = target_columns(client, target, &columns).await?;
+        let copy_columns = target_columns(client, target, &columns, false).await?;
         let encoder = PgCopyEncoder::new(&copy_columns)?;
         let mut qualified = String::new();
         push_table(&mut qualified, target);

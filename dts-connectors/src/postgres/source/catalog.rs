@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use dts_core::{
     Catalog, Column, ColumnDefault, Error, ErrorKind, ForeignKey, Generated, Index, IndexColumn,
-    IndexKind, Key, ReferentialAction, Result, Schema, Table, TableName,
+    IndexKind, Key, ReferentialAction, Result, Schema, Table, TableName, UserType, UserTypeKind,
 };
 use tokio_postgres::Client;
 
@@ -71,6 +71,64 @@ const SELECT_FOREIGN_KEYS: &str = "\
     JOIN pg_namespace rn ON rn.oid = rc.relnamespace \
     WHERE con.contype = 'f' AND con.conrelid = ANY($1) \
     ORDER BY con.conrelid, con.conname";
+
+/// Enums and domains of the named schemas, in creation (OID) order: a domain comes after
+/// the type it is over. Array types and types of extensions are left out.
+const SELECT_TYPES: &str = "\
+    SELECT t.oid, n.nspname::text, t.typname::text, t.typtype::text, \
+           ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid \
+                 ORDER BY e.enumsortorder), \
+           CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END, \
+           CASE WHEN t.typcollation <> 0 AND t.typcollation <> bt.typcollation THEN \
+                CASE WHEN cn.nspname = 'pg_catalog' THEN quote_ident(co.collname) \
+                     ELSE quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END \
+           END, \
+           pg_get_expr(t.typdefaultbin, 0), t.typnotnull, \
+           ARRAY(SELECT c.conname::text FROM pg_constraint c \
+                 WHERE c.contypid = t.oid AND c.contype = 'c' ORDER BY c.conname), \
+           ARRAY(SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c \
+                 WHERE c.contypid = t.oid AND c.contype = 'c' ORDER BY c.conname), \
+           obj_description(t.oid, 'pg_type') \
+    FROM pg_type t \
+    JOIN pg_namespace n ON n.oid = t.typnamespace \
+    LEFT JOIN pg_type bt ON bt.oid = t.typbasetype \
+    LEFT JOIN pg_collation co ON co.oid = t.typcollation \
+    LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace \
+    WHERE n.nspname = ANY($1) AND t.typtype IN ('e', 'd') \
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass \
+                      AND d.objid = t.oid AND d.deptype = 'e') \
+    ORDER BY t.oid";
+
+/// Reads the enums and domains of `schemas`, in an order they can be created in.
+async fn read_types(client: &Client, schemas: &[String]) -> Result<Vec<UserType>> {
+    let rows = client
+        .query(SELECT_TYPES, &[&schemas])
+        .await
+        .map_err(|e| map_error(e, "reading the source's enums and domains"))?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let kind = if row.get::<_, String>(3) == "e" {
+                UserTypeKind::Enum { labels: row.get(4) }
+            } else {
+                let names: Vec<String> = row.get(9);
+                let definitions: Vec<String> = row.get(10);
+                UserTypeKind::Domain {
+                    base: row.get::<_, Option<String>>(5).unwrap_or_default(),
+                    collation: row.get(6),
+                    default: row.get(7),
+                    not_null: row.get(8),
+                    checks: names.into_iter().zip(definitions).collect(),
+                }
+            };
+            UserType {
+                name: TableName::new(row.get::<_, String>(1), row.get::<_, String>(2)),
+                kind,
+                comment: row.get::<_, Option<String>>(11).filter(|c| !c.is_empty()),
+            }
+        })
+        .collect())
+}
 
 /// Reads every table of `schemas` into a [`Catalog`]; schemas that do not exist are absent.
 ///
@@ -219,6 +277,31 @@ pub(crate) async fn read_catalog(client: &Client, schemas: &[String]) -> Result<
         });
     }
 
+    // A table with one identity or serial column: its sequence's counter, so the target's
+    // continues past values the source handed out for rows since deleted.
+    for table in tables.values_mut() {
+        let mut sequenced = table.columns.iter().filter(|c| c.auto_increment);
+        let (Some(column), None) = (sequenced.next(), sequenced.next()) else {
+            continue;
+        };
+        let qualified = format!(
+            "{}.{}",
+            super::snapshot::quote_ident(&table.name.schema),
+            super::snapshot::quote_ident(&table.name.name)
+        );
+        let row = client
+            .query_one(
+                "SELECT CASE WHEN s IS NOT NULL AND has_sequence_privilege(s, 'SELECT,USAGE') \
+                        THEN pg_sequence_last_value(s::regclass) END \
+                 FROM pg_get_serial_sequence($1, $2) s",
+                &[&qualified, &column.name],
+            )
+            .await
+            .map_err(err)?;
+        let last: Option<i64> = row.get(0);
+        table.auto_increment = last.and_then(|n| u64::try_from(n).ok()).map(|n| n + 1);
+    }
+
     let mut by_schema: BTreeMap<String, Vec<Table>> = BTreeMap::new();
     for table in tables.into_values() {
         by_schema
@@ -227,6 +310,7 @@ pub(crate) async fn read_catalog(client: &Client, schemas: &[String]) -> Result<
             .push(table);
     }
     Ok(Catalog {
+        types: read_types(client, schemas).await?,
         schemas: by_schema
             .into_iter()
             .map(|(name, mut tables)| {

@@ -5,6 +5,10 @@
 //! from it; every other type is selected as `::text` (its canonical text form under the
 //! pinned session settings, which its input function reads back unchanged) and arrives as
 //! [`Value::Text`]; `numeric` is selected as text and parsed as an exact [`Decimal`].
+//!
+//! Values the value model has no place for arrive as their text: `numeric`'s `NaN`,
+//! `Infinity` and `-Infinity`, and the `infinity` and `-infinity` of dates and timestamps.
+//! A target that cannot hold them refuses them by name; a PostgreSQL target writes them.
 
 use bytes::{Buf, BytesMut};
 use dts_core::{BitString, Date, DateTime, Decimal, Duration, Error, ErrorKind, Result, Value};
@@ -101,9 +105,12 @@ impl Decoder {
             Self::Text => Value::Text(text()?),
             Self::Numeric => {
                 let t = text()?;
+                if matches!(t.as_str(), "NaN" | "Infinity" | "-Infinity") {
+                    return Ok(Value::Text(t));
+                }
                 let d: Decimal = t
                     .parse()
-                    .map_err(|_| format!("numeric `{t}` is not a finite decimal"))?;
+                    .map_err(|_| format!("numeric `{t}` is not a decimal"))?;
                 Value::Decimal(d)
             }
             Self::Json => Value::Json(text()?),
@@ -128,12 +135,17 @@ impl Decoder {
                     &hex[20..32]
                 ))
             }
-            Self::Date => {
-                let days = (&mut fixed(4)?).get_i32();
-                Value::Date(date(days)?)
-            }
-            Self::Timestamp => Value::DateTime(datetime((&mut fixed(8)?).get_i64())?),
-            Self::TimestampTz => Value::Timestamp(datetime((&mut fixed(8)?).get_i64())?),
+            Self::Date => match (&mut fixed(4)?).get_i32() {
+                i32::MAX => Value::Text("infinity".into()),
+                i32::MIN => Value::Text("-infinity".into()),
+                days => Value::Date(date(days)?),
+            },
+            Self::Timestamp | Self::TimestampTz => match (&mut fixed(8)?).get_i64() {
+                i64::MAX => Value::Text("infinity".into()),
+                i64::MIN => Value::Text("-infinity".into()),
+                micros if self == Self::Timestamp => Value::DateTime(datetime(micros)?),
+                micros => Value::Timestamp(datetime(micros)?),
+            },
             Self::Time => Value::Time(Duration {
                 micros: (&mut fixed(8)?).get_i64(),
             }),
@@ -162,18 +174,12 @@ impl Decoder {
 }
 
 fn date(days: i32) -> std::result::Result<Date, String> {
-    if days == i32::MAX || days == i32::MIN {
-        return Err("infinite dates have no value in the value model".into());
-    }
     Date::from_days_since_unix_epoch(i64::from(days) + PG_EPOCH_DAYS)
         .filter(Date::is_valid)
         .ok_or_else(|| "date outside years 1-9999".to_string())
 }
 
 fn datetime(micros: i64) -> std::result::Result<DateTime, String> {
-    if micros == i64::MAX || micros == i64::MIN {
-        return Err("infinite timestamps have no value in the value model".into());
-    }
     micros
         .checked_add(PG_EPOCH_MICROS)
         .and_then(DateTime::from_micros_since_unix_epoch)
@@ -309,12 +315,23 @@ mod tests {
             Decoder::Date.decode(&0i32.to_be_bytes()),
             Ok(Value::Date("2000-01-01".parse().unwrap()))
         );
-        assert!(Decoder::Date.decode(&i32::MAX.to_be_bytes()).is_err());
+        assert_eq!(
+            Decoder::Date.decode(&i32::MAX.to_be_bytes()),
+            Ok(Value::Text("infinity".into()))
+        );
+        assert_eq!(
+            Decoder::TimestampTz.decode(&i64::MIN.to_be_bytes()),
+            Ok(Value::Text("-infinity".into()))
+        );
         assert_eq!(
             Decoder::TimestampTz.decode(&(-PG_EPOCH_MICROS).to_be_bytes()),
             Ok(Value::Timestamp("1970-01-01 00:00:00".parse().unwrap()))
         );
-        assert!(Decoder::Numeric.decode(b"NaN").is_err());
+        assert_eq!(
+            Decoder::Numeric.decode(b"NaN"),
+            Ok(Value::Text("NaN".into()))
+        );
+        assert!(Decoder::Numeric.decode(b"1e5").is_err());
         assert_eq!(
             Decoder::Bits.decode(&[0, 0, 0, 3, 0b1010_0000]),
             Ok(Value::Bits(BitString::new(3, 0b101).unwrap()))

@@ -1,0 +1,339 @@
+//! PostgreSQL → PostgreSQL, schema and full load, through the `dts` command on real
+//! servers: two databases of the testkit's private server (or of the server named by
+//! `DTS_TEST_PG_URL`). Both sides are read with tokio-postgres, independently of dts's
+//! readers and writers, and compared value for value in each type's own text form.
+//!
+//! `cargo test -p dts-examples --test pg_to_pg`
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{dts, text};
+use tokio_postgres::NoTls;
+
+const FIXTURE: &str = include_str!("../../fixtures/postgres/torture.sql");
+
+/// A loaded source database and an empty target database.
+struct PgPair {
+    source_db: String,
+    target_db: String,
+    dir: std::path::PathBuf,
+}
+
+impl PgPair {
+    fn new(prefix: &str, sql: &str) -> Self {
+        let pg = dts_testkit::postgres();
+        let source_db = dts_testkit::unique_name(&format!("{prefix}_src"));
+        pg.create_database(&source_db).unwrap();
+        pg.exec_in(&source_db, sql).unwrap();
+        let target_db = dts_testkit::unique_name(&format!("{prefix}_dst"));
+        pg.create_database(&target_db).unwrap();
+        let dir = std::env::temp_dir().join(format!("dts-test-{source_db}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self {
+            source_db,
+            target_db,
+            dir,
+        }
+    }
+
+    fn task_file(&self, include: &str, extra: &str) -> String {
+        let pg = dts_testkit::postgres();
+        let text = format!(
+            "name = \"t\"\nmigration = [\"schema\", \"full\"]\nsource.url = \"{}\"\n\
+             target.url = \"{}\"\nobjects.include = [{include}]\n{extra}",
+            pg.url_for(&self.source_db),
+            pg.url_for(&self.target_db),
+        );
+        let path = self.dir.join("task.toml");
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+
+    async fn client(&self, db: &str) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&dts_testkit::postgres().url_for(db), NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute(
+                "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; \
+                 SET IntervalStyle = 'postgres'; SET extra_float_digits = 3",
+            )
+            .await
+            .unwrap();
+        client
+    }
+
+    fn target(&self, sql: &str) -> String {
+        dts_testkit::postgres()
+            .query_in(&self.target_db, sql)
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+}
+
+/// Every row of `table`, each column in its type's text form, sorted.
+async fn rows(client: &tokio_postgres::Client, table: &str) -> Vec<Vec<Option<String>>> {
+    let (schema, name) = table.split_once('.').unwrap();
+    let columns: Vec<String> = client
+        .query(
+            "SELECT quote_ident(attname) FROM pg_attribute \
+             WHERE attrelid = (quote_ident($1) || '.' || quote_ident($2))::regclass \
+               AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            &[&schema, &name],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let list: Vec<String> = columns.iter().map(|c| format!("{c}::text")).collect();
+    let mut out: Vec<Vec<Option<String>>> = client
+        .query(&format!("SELECT {} FROM {table}", list.join(", ")), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (0..columns.len()).map(|i| r.get(i)).collect())
+        .collect();
+    out.sort();
+    out
+}
+
+/// The catalog facts a schema migration must keep, one line each, sorted.
+async fn schema_facts(client: &tokio_postgres::Client, schema: &str) -> Vec<String> {
+    let queries = [
+        // Columns: type, collation, not null, default, identity, generated.
+        "SELECT c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) \
+             || ' coll=' || coalesce(co.collname, '-') || ' notnull=' || a.attnotnull \
+             || ' default=' || coalesce(pg_get_expr(d.adbin, d.adrelid), '-') \
+             || ' identity=' || a.attidentity::text || ' generated=' || a.attgenerated::text \
+             || ' comment=' || coalesce(col_description(c.oid, a.attnum), '-') \
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+         LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation <> 100 \
+         WHERE n.nspname = $1 AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped",
+        // Indexes and constraints as the server prints them.
+        "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c \
+         ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1",
+        "SELECT c.relname || ' ' || con.conname || ' ' || pg_get_constraintdef(con.oid) \
+         FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1",
+        // Enums and domains.
+        "SELECT t.typname || ' ' || t.typtype::text || ' ' || \
+             coalesce(format_type(t.typbasetype, t.typtypmod), '') || ' ' || \
+             coalesce(pg_get_expr(t.typdefaultbin, 0), '-') || ' ' || t.typnotnull || ' ' || \
+             coalesce((SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum \
+                       WHERE enumtypid = t.oid), '') || ' ' || \
+             coalesce((SELECT string_agg(pg_get_constraintdef(oid), ',' ORDER BY conname) \
+                       FROM pg_constraint WHERE contypid = t.oid), '') || ' ' || \
+             coalesce(obj_description(t.oid, 'pg_type'), '-') \
+         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+         WHERE n.nspname = $1 AND t.typtype IN ('e', 'd')",
+        // Table comments.
+        "SELECT c.relname || ' ' || coalesce(obj_description(c.oid, 'pg_class'), '-') \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relkind = 'r'",
+    ];
+    let mut facts = Vec::new();
+    for q in queries {
+        for row in client.query(q, &[&schema]).await.unwrap() {
+            facts.push(row.get::<_, String>(0));
+        }
+    }
+    facts.sort();
+    facts
+}
+
+/// Compares every table of `schema` on both sides; returns the number of rows.
+async fn assert_same_data(pair: &PgPair, schema: &str) -> usize {
+    let source = pair.client(&pair.source_db).await;
+    let target = pair.client(&pair.target_db).await;
+    let tables: Vec<String> = source
+        .query(
+            "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables \
+             WHERE schemaname = $1 ORDER BY 1",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!tables.is_empty());
+    let mut total = 0;
+    for table in &tables {
+        let expected = rows(&source, table).await;
+        let actual = rows(&target, table).await;
+        assert_eq!(expected.len(), actual.len(), "row count of {table}");
+        for (e, a) in expected.iter().zip(&actual) {
+            assert_eq!(e, a, "a row of {table}");
+        }
+        total += expected.len();
+    }
+    total
+}
+
+#[tokio::test]
+async fn type_torture_fixture_is_copied_as_it_is() {
+    let pair = PgPair::new("pgpg_torture", FIXTURE);
+    let task = pair.task_file("\"tort\"", "full.rows_per_chunk = 3\nfull.workers = 3\n");
+
+    let pre = dts(&["precheck", "--config", &task]);
+    assert!(pre.status.success(), "{}", text(&pre));
+
+    let out = dts(&["run", "--config", &task]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let source = pair.client(&pair.source_db).await;
+    let target = pair.client(&pair.target_db).await;
+    assert_eq!(
+        schema_facts(&source, "tort").await,
+        schema_facts(&target, "tort").await
+    );
+    let copied = assert_same_data(&pair, "tort").await;
+    assert!(copied >= 60, "{copied}");
+
+    // Identity and serial columns continue past the copied values.
+    // The source's sequence was ahead of the copied maximum (rows deleted): so is the
+    // target's.
+    assert_eq!(
+        pair.target("INSERT INTO tort.parent (code) VALUES ('new') RETURNING id")
+            .lines()
+            .next()
+            .unwrap(),
+        "1001"
+    );
+    let next_id = pair.target("SELECT nextval(pg_get_serial_sequence('tort.everything', 'id'))");
+    let max_id = pair.target("SELECT max(id) + 1 FROM tort.everything");
+    assert_eq!(next_id, max_id);
+    // Foreign key actions hold in the target.
+    pair.target("DELETE FROM tort.parent WHERE code = 'p1'");
+    assert_eq!(
+        pair.target("SELECT count(*) FROM tort.child WHERE parent = 1"),
+        "0"
+    );
+
+    // The finished task does nothing when run again.
+    let again = dts(&["run", "--config", &task]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("already finished"),
+        "{}",
+        text(&again)
+    );
+}
+
+#[tokio::test]
+async fn renames_are_refused_before_anything_is_written() {
+    let pair = PgPair::new("pgpg_rename", FIXTURE);
+    let task = pair.task_file(
+        "\"tort\"",
+        "objects.rename_tables = { \"tort.parent\" = \"mother\" }\n",
+    );
+    let out = dts(&["run", "--config", &task]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("keeps every name as it is"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        pair.target("SELECT count(*) FROM pg_namespace WHERE nspname = 'tort'"),
+        "0"
+    );
+}
+
+/// Rows for the kill test: a composite key, a keyless table, arrays and ranges (copied in
+/// text format) beside a table of binary-only types.
+const KILL_FIXTURE: &str = "
+    CREATE SCHEMA big;
+    CREATE TYPE big.color AS ENUM ('red', 'green', 'blue');
+    CREATE TABLE big.plain (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        n numeric, t text, ts timestamptz, u uuid, b bytea, c big.color
+    );
+    INSERT INTO big.plain (n, t, ts, u, b, c)
+    SELECT g / 7.0, 'row ' || g || E'\\t\\\\', '2000-01-01'::timestamptz + g * interval '1 min',
+           md5(g::text)::uuid, decode(md5(g::text), 'hex'),
+           (ARRAY['red', 'green', 'blue'])[g % 3 + 1]::big.color
+    FROM generate_series(1, 60000) g;
+    CREATE TABLE big.mixed (
+        a int, b int, tags text[], r int4range, ip inet, wait interval,
+        PRIMARY KEY (a, b)
+    );
+    INSERT INTO big.mixed
+    SELECT g % 97, g, ARRAY['x' || g, NULL, 'q\"uote'], int4range(g, g + 10),
+           ('10.0.' || (g % 256) || '.' || (g % 200))::inet, g * interval '1 mon 1 day 1 sec'
+    FROM generate_series(1, 60000) g;
+    CREATE TABLE big.keyless (v text, w int[]);
+    INSERT INTO big.keyless SELECT 'v' || (g % 1000), ARRAY[g, g] FROM generate_series(1, 30000) g;
+";
+
+#[tokio::test]
+async fn sigkill_mid_copy_resumes_exactly() {
+    let pair = PgPair::new("pgpg_kill", KILL_FIXTURE);
+    // Throttled so the copy lasts long enough to be killed at chosen points.
+    let task = pair.task_file(
+        "\"big\"",
+        "full.rows_per_chunk = 3000\nfull.workers = 2\nfull.max_rows_per_second = 30000\n",
+    );
+    let count = |sql: &str| -> i64 {
+        dts_testkit::postgres()
+            .query_in(&pair.target_db, sql)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let chunks_done = || count("SELECT count(*) FROM dts_meta.chunk WHERE task = 't'");
+    let planned =
+        || count("SELECT sum(jsonb_array_length(plan)) FROM dts_meta.chunk_plan WHERE task = 't'");
+    let mut last_done = 0;
+    for percent in [10i64, 35, 65] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dts"))
+            .args(["run", "--config", &task])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        loop {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the copy finished before kill point {percent}%"
+            );
+            let total = planned();
+            if total > 0 && chunks_done() * 100 >= total * percent {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(180), "no progress");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let done = chunks_done();
+        assert!(done >= last_done, "checkpoints went backwards");
+        last_done = done;
+    }
+    assert!(
+        last_done < planned(),
+        "every chunk was done before the last kill"
+    );
+    let out = dts(&["run", "--config", &task]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("chunks were done by an earlier run"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(assert_same_data(&pair, "big").await, 150_000);
+    // No temporary replication slot is left behind by the killed runs.
+    assert_eq!(
+        pair.target("SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'dts_snapshot_%' AND NOT active"),
+        "0"
+    );
+}
