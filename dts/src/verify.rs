@@ -166,7 +166,7 @@ pub(crate) async fn verify(
     for reader in readers {
         workers.push(Worker {
             source: reader,
-            target: target.target_reader().await?,
+            target: target.target_reader(source.engine()).await?,
             repair: match options.repair {
                 Some(_) => Some(target.repair_sink().await?),
                 None => None,
