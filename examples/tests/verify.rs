@@ -2,7 +2,7 @@
 //! every supported direction (MySQL → PostgreSQL, PostgreSQL → PostgreSQL): a migrated
 //! database verifies clean; single-cell corruptions made directly in the target are each
 //! reported with table, key and column; `--repair` fixes them. A verification during a
-//! write load reports nothing false.
+//! write load reports nothing false; `full.verify = true` makes `dts run` verify.
 //!
 //! `cargo test -p dts-examples --test verify`
 
@@ -390,6 +390,82 @@ async fn postgres_to_postgres_corruptions_are_reported_and_repaired() {
             .unwrap()
             .trim(),
         "4"
+    );
+}
+
+#[tokio::test]
+async fn full_verify_makes_the_run_fail_naming_the_differences() {
+    let fixture = "CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(10));
+        INSERT INTO a SELECT seq, CONCAT('v', seq) FROM seq_1_to_20;
+        CREATE TABLE b (k INT PRIMARY KEY, d DECIMAL(10,4));
+        INSERT INTO b SELECT seq, seq / 7 FROM seq_1_to_20;";
+    let schema_full = "[\"schema\", \"full\"]";
+
+    // A clean copy verifies, and the run says so.
+    let env = Env::new("vfull_ok", fixture);
+    let task = env.task_file(schema_full, "full.rows_per_chunk = 6\nfull.verify = true\n");
+    let out = dts(&["run", "--config", task.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("verified: 40 rows in 2 tables"),
+        "{}",
+        text(&out)
+    );
+
+    // A target table kept from before the task (`conflicting_tables = "ignore"`) holds a
+    // row the source does not: the run fails naming it, and the full load is not recorded
+    // as done.
+    let env = Env::new("vfull_bad", fixture);
+    let db = &env.db;
+    env.pg(&format!(
+        "CREATE SCHEMA {db}; CREATE TABLE {db}.a (id integer PRIMARY KEY, v varchar(10));
+         INSERT INTO {db}.a VALUES (1000, 'extra');"
+    ));
+    let task = env.task_file(
+        schema_full,
+        "full.rows_per_chunk = 6\nfull.verify = true\n[policy]\nconflicting_tables = \"ignore\"\n",
+    );
+    let task = task.to_str().unwrap();
+    let out = dts(&["run", "--config", task]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not match the source after the full load")
+            && err.contains(&format!("`{db}.a`: 0 missing, 1 extra, 0 different"))
+            && err.contains("extra (id=1000)"),
+        "{}",
+        text(&out)
+    );
+    // Repaired, the task runs again: the copy has nothing left to do, the verification
+    // passes and the task finishes.
+    let (code, _, out) = verify(
+        task,
+        &[
+            "--repair",
+            "--sql-file",
+            env.dir.join("r.sql").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let out = dts(&["run", "--config", task]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("source and target match"),
+        "{}",
+        text(&out)
+    );
+
+    // With incremental migration the task file is refused (exit 2), naming the setting.
+    let task = env.task_file(
+        "[\"schema\", \"full\", \"incremental\"]",
+        "full.verify = true\n",
+    );
+    let out = dts(&["run", "--config", task.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("full.verify"),
+        "{}",
+        text(&out)
     );
 }
 
