@@ -75,6 +75,10 @@ impl<S: ChangeSource> ChangeSource for OperationFilter<S> {
         });
         Ok(events)
     }
+
+    fn acknowledge(&mut self, position: &Position) {
+        self.inner.acknowledge(position);
+    }
 }
 
 /// Runs incremental migration until the run is stopped, or until everything the source had
