@@ -154,10 +154,22 @@ pub struct CaptureOptions {
 }
 
 /// The name of the replication slot and of the publication that change capture from
-/// PostgreSQL uses for task `task`: `dts_`, the task name's letters and digits (lowercased,
-/// others as `_`, at most 40), and a hash of the whole name, so that distinct tasks get
-/// distinct slots within PostgreSQL's 63 bytes.
-pub fn capture_slot_name(task: &str) -> String {
+/// PostgreSQL uses for task `task` reading the source at `source_url`: `dts_`, the task
+/// name's letters and digits (lowercased, others as `_`, at most 40), and a hash of the
+/// whole name and of the source database, so that distinct tasks get distinct slots within
+/// PostgreSQL's 63 bytes (slots are shared by every database of a server).
+pub fn capture_slot_name(task: &str, source_url: &str) -> String {
+    #[cfg(feature = "postgres")]
+    let database = source_url
+        .parse::<crate::postgres::PgConnectOptions>()
+        .ok()
+        .and_then(|o| o.endpoint().database.clone())
+        .unwrap_or_default();
+    #[cfg(not(feature = "postgres"))]
+    let database = {
+        let _ = source_url;
+        String::new()
+    };
     let clean: String = task
         .chars()
         .take(40)
@@ -171,7 +183,7 @@ pub fn capture_slot_name(task: &str) -> String {
         .collect();
     // FNV-1a, stable across releases and platforms.
     let mut hash: u32 = 0x811c_9dc5;
-    for b in task.bytes() {
+    for b in task.bytes().chain([0]).chain(database.bytes()) {
         hash ^= u32::from(b);
         hash = hash.wrapping_mul(0x0100_0193);
     }
@@ -1155,6 +1167,31 @@ impl Target {
                     .with_cascade_logging(options.cascades);
                 Ok(Box::new(AtEnd::target(sink)))
             }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "postgres"))]
+mod tests {
+    use super::capture_slot_name;
+
+    #[test]
+    fn capture_slot_names_are_valid_and_distinct_per_task_and_database() {
+        let a = capture_slot_name("orders", "postgres://u@h/shop");
+        assert_eq!(
+            a,
+            capture_slot_name("orders", "postgres://other@elsewhere:6543/shop")
+        );
+        assert_ne!(a, capture_slot_name("orders", "postgres://u@h/crm"));
+        assert_ne!(a, capture_slot_name("Orders", "postgres://u@h/shop"));
+        let long = capture_slot_name(&"Ünïcode task name, long ".repeat(10), "postgres://u@h/d");
+        for name in [&a, &long] {
+            assert!(name.starts_with("dts_") && name.len() <= 63, "{name}");
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{name}"
+            );
         }
     }
 }

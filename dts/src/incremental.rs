@@ -54,7 +54,7 @@ pub(crate) fn capture_options(config: &crate::config::TaskConfig) -> Result<Capt
         tables,
         schemas: Arc::new(move |d: &str| selection.selects_database(d)),
         server_id: config.incremental.server_id(&config.name),
-        slot: dts_connectors::capture_slot_name(&config.name),
+        slot: dts_connectors::capture_slot_name(&config.name, &config.source.url),
     })
 }
 

@@ -558,7 +558,10 @@ pub async fn cleanup(config: &TaskConfig) -> Result<Cleaned> {
             }
         }
         cleaned.capture_dropped = source
-            .drop_capture(&dts_connectors::capture_slot_name(&config.name))
+            .drop_capture(&dts_connectors::capture_slot_name(
+                &config.name,
+                &config.source.url,
+            ))
             .await?;
     }
     let dropped = store.drop_task().await?;
