@@ -618,6 +618,57 @@ mod tests {
     }
 
     #[test]
+    fn change_mapping_passes_rows_and_stops_on_changed_columns() {
+        use dts_core::{
+            Change, ChangeEvent, ChangeMapper, ErrorKind, Lsn, Position, RowImage, Value,
+        };
+        use std::sync::Arc;
+
+        let selects: Arc<dyn Fn(&TableName) -> bool + Send + Sync> =
+            Arc::new(|t: &TableName| t.schema == "s");
+        let mut mapper = PgToPgChangeMapper::new(&catalog(), selects);
+        let image = |cols: &[&str]| RowImage {
+            columns: Arc::new(cols.iter().map(|c| (*c).to_string()).collect()),
+            values: cols.iter().map(|_| Value::Int(1)).collect(),
+        };
+        let event = |change| ChangeEvent {
+            change,
+            position: Position::Lsn(Lsn(1)),
+            timestamp: 0,
+        };
+        let t = TableName::new("s", "t");
+        // The generated column is not replicated; an update's after image may leave
+        // unchanged columns out.
+        let full = image(&["id", "seq", "Mood"]);
+        let update = event(Change::Update {
+            table: t.clone(),
+            before: full.clone(),
+            after: image(&["id", "Mood"]),
+        });
+        assert_eq!(mapper.map(update.clone()).unwrap(), Some(update));
+        let other = event(Change::Insert {
+            table: TableName::new("x", "t"),
+            row: full.clone(),
+        });
+        assert_eq!(mapper.map(other).unwrap(), None);
+        let commit = event(Change::Commit);
+        assert_eq!(mapper.map(commit.clone()).unwrap(), Some(commit));
+        // A column added at the source stops replication, naming both lists.
+        let err = mapper
+            .map(event(Change::Insert {
+                table: t,
+                row: image(&["id", "seq", "Mood", "added"]),
+            }))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert!(
+            err.to_string()
+                .contains("id, seq, Mood became id, seq, Mood, added"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn keeps_every_object_as_it_is() {
         let plan = plan_pg_to_pg(&catalog(), &SchemaOptions::default());
         let sql: Vec<&str> = plan.pre_data.iter().map(|s| s.sql.as_str()).collect();
