@@ -398,7 +398,7 @@ fn cdc_statement(i: u64) -> String {
 }
 
 #[tokio::test]
-async fn replication_under_writes_survives_sigkill_and_catches_up() {
+async fn replication_under_writes_survives_sigkill_and_sigterm_and_catches_up() {
     let pair = PgPair::new("pgpg_cdc", CDC_FIXTURE);
     let pg = dts_testkit::postgres();
     pg.exec(&format!(
@@ -464,6 +464,37 @@ async fn replication_under_writes_survives_sigkill_and_catches_up() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }
+    // SIGTERM stops a run cleanly, under writes.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dts"))
+        .args(["run", "--config", &task])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = applied();
+    let started = Instant::now();
+    while applied() == first {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended");
+        assert!(started.elapsed() < Duration::from_secs(60), "no progress");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "SIGTERM did not stop the run"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status.code(), Some(0), "SIGTERM did not stop dts cleanly");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let statements = writer.join().unwrap();
     assert!(statements > 50, "{statements}");
