@@ -301,11 +301,16 @@ async fn captures_every_kind_of_change_and_resumes_at_a_transaction_end() {
         .query_in(&db, "SELECT pg_current_wal_insert_lsn()")
         .unwrap());
 
+    // A spool file a killed process left behind is removed when capture starts.
+    let stale = std::env::temp_dir().join("dts-pgstream-4194303999-7-0");
+    std::fs::write(&stale, b"left behind").unwrap();
+
     let tables: Arc<dyn Fn(&TableName) -> bool + Send + Sync> = Arc::new(selects);
     let mut capture =
         PgChangeSource::start(source.options(), &slot, &publication, start, tables.clone())
             .await
             .unwrap();
+    assert!(!stale.exists(), "a stale spool file was left");
     let events = read_until(&mut capture, end).await;
     let txns = transactions(&events);
     // Every workload statement but the one on the table left out is one transaction.

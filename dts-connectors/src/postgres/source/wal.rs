@@ -29,7 +29,8 @@
 //!   the key changed; else the new row (the key is the same), with `NULL` for the values
 //!   not sent.
 //! - **Spool files** live in the system's temporary directory (`dts-pgstream-<pid>-…`) and
-//!   are removed when the transaction is delivered or aborted, or the source is dropped.
+//!   are removed when the transaction is delivered or aborted, or the source is dropped; a
+//!   source starting removes those of processes that no longer run (a killed run's).
 //! - **Values** arrive in their text form under the pinned session settings and are decoded
 //!   into the same [`Value`]s the snapshot reader gives: domains as their base type, types
 //!   without an exact place in the value model as their text.
@@ -205,6 +206,29 @@ impl Drop for Spool {
     }
 }
 
+/// Removes the spool files of processes that no longer run (where the system shows its
+/// processes under `/proc`).
+fn remove_stale_spools() {
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("dts-pgstream-")) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 fn spool_error(path: &std::path::Path, e: std::io::Error) -> Error {
     Error::new(
         ErrorKind::Io,
@@ -303,6 +327,7 @@ impl PgChangeSource {
         tables: Arc<dyn Fn(&TableName) -> bool + Send + Sync>,
     ) -> Result<Self> {
         let what = format!("streaming from replication slot `{slot}`");
+        remove_stale_spools();
         let client = connect_source(options).await?;
         let mut conn = ReplicationConnection::connect(options).await?;
         // Values print the same way as for the snapshot readers.
