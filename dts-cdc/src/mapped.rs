@@ -41,4 +41,8 @@ impl<S: ChangeSource, M: ChangeMapper> ChangeSource for MappedSource<S, M> {
         }
         Ok(out)
     }
+
+    fn acknowledge(&mut self, position: &dts_core::Position) {
+        self.source.acknowledge(position);
+    }
 }

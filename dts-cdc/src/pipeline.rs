@@ -368,7 +368,16 @@ impl Engine<'_> {
         // Set when a stop is requested while a transaction is partly applied: reading goes
         // on to its commit.
         let mut finishing = false;
+        let mut acknowledged: Option<Position> = None;
         loop {
+            // The source learns what the target has committed (a PostgreSQL slot confirms
+            // it and may release the WAL before it).
+            if let Some(p) = &self.summary.position {
+                if acknowledged.as_ref() != Some(p) {
+                    source.acknowledge(p);
+                    acknowledged = Some(p.clone());
+                }
+            }
             let timeout = if pending.has_complete() {
                 Duration::ZERO
             } else {

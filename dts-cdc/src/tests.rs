@@ -120,6 +120,10 @@ struct SourceScript {
     /// Whether connections start at the beginning of the log whatever the position asked
     /// (a source resuming at a coarser point).
     resume_at_start: bool,
+    /// The positions acknowledged, with what the sink had committed when each was.
+    acks: Vec<(Position, Option<Position>)>,
+    /// The sink's state, to check acknowledgements against.
+    sink: Option<Arc<Mutex<SinkState>>>,
 }
 
 struct MemSource {
@@ -152,6 +156,15 @@ impl ChangeSource for MemSource {
         }
         self.next += batch.len();
         Ok(batch)
+    }
+
+    fn acknowledge(&mut self, position: &Position) {
+        let mut s = self.script.lock().unwrap();
+        let committed = s
+            .sink
+            .as_ref()
+            .and_then(|k| k.lock().unwrap().position.clone());
+        s.acks.push((position.clone(), committed));
     }
 }
 
@@ -325,6 +338,7 @@ impl Harness {
             position: Some(lsn(0)),
             ..SinkState::default()
         };
+        let sink = Arc::new(Mutex::new(sink));
         Self {
             source: Arc::new(Mutex::new(SourceScript {
                 log: Arc::new(log),
@@ -336,8 +350,10 @@ impl Harness {
                 max_asked: 0,
                 read_delay: Duration::ZERO,
                 resume_at_start: false,
+                acks: Vec::new(),
+                sink: Some(sink.clone()),
             })),
-            sink: Arc::new(Mutex::new(sink)),
+            sink,
         }
     }
 
@@ -496,6 +512,33 @@ async fn a_batch_is_flushed_as_soon_as_the_source_has_nothing_more() {
     assert!(events
         .iter()
         .any(|e| matches!(e, CdcEvent::CaughtUp { position } if *position == lsn(6))));
+}
+
+#[tokio::test]
+async fn the_source_is_acknowledged_only_positions_the_sink_committed() {
+    let mut log = Log::default();
+    for i in 0..40 {
+        log.transaction(1 + i % 3);
+    }
+    let end = log.end();
+    let h = Harness::new(log, 7, AtEnd::Wait);
+    let options = CdcOptions {
+        max_batch_rows: 10,
+        ..until(end.clone())
+    };
+    let (result, _) = h.run(options, never_stop()).await;
+    result.unwrap();
+    let s = h.source.lock().unwrap();
+    assert!(!s.acks.is_empty());
+    let mut last = lsn(0);
+    for (acked, committed) in &s.acks {
+        // Each acknowledged position was committed by then, and they only move forward.
+        assert_eq!(Some(acked), committed.as_ref());
+        assert!(acked.log_cmp(&last).unwrap().is_ge());
+        last = acked.clone();
+    }
+    // Every batch but possibly the last is acknowledged before the next read.
+    assert!(s.acks.len() + 1 >= h.sink.lock().unwrap().batches.len());
 }
 
 #[tokio::test]

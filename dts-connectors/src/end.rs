@@ -128,6 +128,10 @@ impl<S: ChangeSource> ChangeSource for AtEnd<S> {
         let r = self.inner.next_events(max, timeout).await;
         self.mark(r)
     }
+
+    fn acknowledge(&mut self, position: &Position) {
+        self.inner.acknowledge(position);
+    }
 }
 
 #[async_trait]
@@ -307,6 +311,8 @@ mod tests {
         async fn next_events(&mut self, _: usize, _: Duration) -> Result<Vec<ChangeEvent>> {
             Err(Error::new(ErrorKind::Connection, "reading the binlog"))
         }
+
+        fn acknowledge(&mut self, _: &Position) {}
     }
 
     #[async_trait]

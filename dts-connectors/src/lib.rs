@@ -43,6 +43,6 @@ mod url;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 pub use endpoint::SslMode;
 pub use registry::{
-    change_mapper, plan_schema, row_mapper, ApplyOptions, CaptureOptions, ChangeMapping, Snapshot,
-    Source, TableReadLock, Target,
+    capture_slot_name, change_mapper, plan_schema, row_mapper, ApplyOptions, CaptureOptions,
+    ChangeMapping, Snapshot, Source, TableReadLock, Target,
 };

@@ -24,8 +24,8 @@ use dts_core::{
     SnapshotReader, StateStore, Table, TableName, TargetReader,
 };
 use dts_schema::{
-    PlanRowMapper, SchemaOptions, SchemaPlan, SchemaTracker, Statement, TablePlan,
-    TrackedChangeMapper,
+    PgToPgChangeMapper, PlanRowMapper, SchemaOptions, SchemaPlan, SchemaTracker, Statement,
+    TablePlan, TrackedChangeMapper,
 };
 use dts_typemap::MappingOptions;
 
@@ -36,8 +36,8 @@ use crate::mysql::{
 };
 #[cfg(feature = "postgres")]
 use crate::postgres::{
-    PgApplySink, PgChunkSink, PgRepairSink, PgSnapshot, PgSnapshotReader, PgSource, PgStateStore,
-    PgStatement, PgTarget, PgTargetReader,
+    PgApplySink, PgChangeSource, PgChunkSink, PgRepairSink, PgSnapshot, PgSnapshotReader, PgSource,
+    PgStateStore, PgStatement, PgTarget, PgTargetReader, SlotLifetime,
 };
 
 /// The schema translation for a pair of engines.
@@ -123,6 +123,11 @@ pub fn change_mapper(
                     .with_skip_unsupported_ddl(mapping.skip_unsupported_ddl),
             ))
         }
+        // Names and values pass as they are; the recorded schema checks the columns.
+        (Engine::Postgres, Engine::Postgres) => Ok(Box::new(PgToPgChangeMapper::new(
+            &mapping.catalog,
+            mapping.selects,
+        ))),
         (s, t) => Err(unsupported(format!("replicating from {s} to {t}"))),
     }
 }
@@ -143,12 +148,53 @@ pub struct CaptureOptions {
     pub schemas: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     /// The replica server id a binlog reader registers with.
     pub server_id: u32,
+    /// The replication slot, and the publication, a PostgreSQL reader streams with
+    /// ([`capture_slot_name`] of the task).
+    pub slot: String,
+}
+
+/// The name of the replication slot and of the publication that change capture from
+/// PostgreSQL uses for task `task` reading the source at `source_url`: `dts_`, the task
+/// name's letters and digits (lowercased, others as `_`, at most 40), and a hash of the
+/// whole name and of the source database, so that distinct tasks get distinct slots within
+/// PostgreSQL's 63 bytes (slots are shared by every database of a server).
+pub fn capture_slot_name(task: &str, source_url: &str) -> String {
+    #[cfg(feature = "postgres")]
+    let database = source_url
+        .parse::<crate::postgres::PgConnectOptions>()
+        .ok()
+        .and_then(|o| o.endpoint().database.clone())
+        .unwrap_or_default();
+    #[cfg(not(feature = "postgres"))]
+    let database = {
+        let _ = source_url;
+        String::new()
+    };
+    let clean: String = task
+        .chars()
+        .take(40)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    // FNV-1a, stable across releases and platforms.
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in task.bytes().chain([0]).chain(database.bytes()) {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    format!("dts_{clean}_{hash:08x}")
 }
 
 impl std::fmt::Debug for CaptureOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CaptureOptions")
             .field("server_id", &self.server_id)
+            .field("slot", &self.slot)
             .finish_non_exhaustive()
     }
 }
@@ -218,6 +264,26 @@ impl TableReadLock {
             TableReadLockKind::MySql(l) => l.release().await.map_err(source_error),
         }
     }
+}
+
+/// A snapshot of PostgreSQL source `s` taken with slot `slot`.
+#[cfg(feature = "postgres")]
+async fn pg_snapshot(
+    s: &PgSource,
+    readers: usize,
+    slot: &str,
+    lifetime: SlotLifetime,
+) -> Result<Snapshot> {
+    let (snapshot, readers) = PgSnapshot::open_with(s.options(), readers, slot, lifetime)
+        .await
+        .map_err(source_error)?;
+    Ok(Snapshot {
+        position: Some(snapshot.position),
+        readers: readers
+            .into_iter()
+            .map(|r| Box::new(AtEnd::source(r)) as Box<dyn SnapshotReader>)
+            .collect(),
+    })
 }
 
 /// The `Debug` form of a [`Source`] or [`Target`]: its engine and its URL without the
@@ -413,17 +479,21 @@ impl Source {
         }
     }
 
-    /// The checks of the source's change log (settings, privileges, retention).
+    /// The checks of the source's change log (settings, privileges, retention), for the
+    /// selected `tables`.
     ///
     /// # Errors
     ///
     /// Server errors.
-    pub async fn precheck_log(&self, r: &mut PrecheckReport) -> Result<()> {
+    pub async fn precheck_log(&self, r: &mut PrecheckReport, tables: &[TableName]) -> Result<()> {
         match &self.kind {
             #[cfg(feature = "mysql")]
-            SourceKind::MySql(s) => s.precheck_binlog(r).await.map_err(source_error),
+            SourceKind::MySql(s) => {
+                let _ = tables;
+                s.precheck_binlog(r).await.map_err(source_error)
+            }
             #[cfg(feature = "postgres")]
-            SourceKind::Postgres(s) => s.precheck_log(r).await.map_err(source_error),
+            SourceKind::Postgres(s) => s.precheck_log(r, tables).await.map_err(source_error),
         }
     }
 
@@ -489,15 +559,6 @@ impl Source {
             }
             #[cfg(feature = "postgres")]
             SourceKind::Postgres(s) => {
-                // A temporary slot, dropped by the server once every reader imported the
-                // snapshot (or when this process dies): none is ever left behind.
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.subsec_nanos());
-                let slot = format!("dts_snapshot_{}_{nanos}", std::process::id());
-                let (snapshot, readers) = PgSnapshot::open(s.options(), readers, &slot)
-                    .await
-                    .map_err(source_error)?;
                 if !hold.is_empty() {
                     return Err(source_error(unsupported(
                         "locking tables for their copy on PostgreSQL (every table is \
@@ -505,16 +566,120 @@ impl Source {
                             .to_string(),
                     )));
                 }
+                // A temporary slot, dropped by the server once every reader imported the
+                // snapshot (or when this process dies): none is ever left behind.
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos());
+                let slot = format!("dts_snapshot_{}_{nanos}", std::process::id());
                 Ok((
-                    Snapshot {
-                        position: Some(snapshot.position),
-                        readers: readers
-                            .into_iter()
-                            .map(|r| Box::new(AtEnd::source(r)) as Box<dyn SnapshotReader>)
-                            .collect(),
-                    },
+                    pg_snapshot(s, readers, &slot, SlotLifetime::Temporary).await?,
                     None,
                 ))
+            }
+        }
+    }
+
+    /// Like [`Source::open_snapshot_holding`], for a task whose change capture continues
+    /// from the snapshot. On PostgreSQL the snapshot is taken by creating the task's
+    /// permanent replication slot `capture.slot` (after its publication of the tables
+    /// `capture.tables` selects, which decoding needs to exist first), so the stream starts
+    /// exactly at the snapshot's position; when the slot exists already (a full load
+    /// resumed), the snapshot comes from a temporary slot and the stream still starts from
+    /// the first snapshot's position the task recorded. Elsewhere it is
+    /// [`Source::open_snapshot_holding`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Source::open_snapshot_holding`]; privilege errors creating the publication.
+    pub async fn open_snapshot_for_capture(
+        &self,
+        readers: usize,
+        hold: &[TableName],
+        capture: &CaptureOptions,
+    ) -> Result<(Snapshot, Option<TableReadLock>)> {
+        match &self.kind {
+            #[cfg(feature = "postgres")]
+            SourceKind::Postgres(s) if hold.is_empty() => {
+                let exists = s
+                    .slot_position(&capture.slot)
+                    .await
+                    .map_err(source_error)?
+                    .is_some();
+                if exists {
+                    return self.open_snapshot_holding(readers, hold).await;
+                }
+                let tables = s
+                    .capturable_tables(capture.tables.as_ref())
+                    .await
+                    .map_err(source_error)?;
+                s.ensure_publication(&capture.slot, &tables)
+                    .await
+                    .map_err(source_error)?;
+                Ok((
+                    pg_snapshot(s, readers, &capture.slot, SlotLifetime::Permanent).await?,
+                    None,
+                ))
+            }
+            _ => self.open_snapshot_holding(readers, hold).await,
+        }
+    }
+
+    /// Where change capture of a task that copies nothing starts: the source's current
+    /// position (MySQL), or the consistent point of the task's replication slot, created
+    /// now with its publication when it does not exist (PostgreSQL; an existing slot's
+    /// confirmed position otherwise).
+    ///
+    /// # Errors
+    ///
+    /// Connection, privilege and server errors.
+    pub async fn capture_start(&self, capture: &CaptureOptions) -> Result<Position> {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(_) => self.current_position().await,
+            #[cfg(feature = "postgres")]
+            SourceKind::Postgres(s) => {
+                if let Some(lsn) = s.slot_position(&capture.slot).await.map_err(source_error)? {
+                    return Ok(Position::Lsn(lsn));
+                }
+                let tables = s
+                    .capturable_tables(capture.tables.as_ref())
+                    .await
+                    .map_err(source_error)?;
+                s.ensure_publication(&capture.slot, &tables)
+                    .await
+                    .map_err(source_error)?;
+                let lsn = s.create_slot(&capture.slot).await.map_err(source_error)?;
+                Ok(Position::Lsn(lsn))
+            }
+        }
+    }
+
+    /// Drops what change capture keeps on the source for a task: on PostgreSQL its
+    /// replication slot and publication named `slot` (ending the reader that still streams
+    /// from the slot). Returns the names of what it dropped.
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn drop_capture(&self, slot: &str) -> Result<Vec<String>> {
+        match &self.kind {
+            // The binlog is kept by the server's own rules: nothing to drop.
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(_) => {
+                let _ = slot;
+                Ok(Vec::new())
+            }
+            #[cfg(feature = "postgres")]
+            SourceKind::Postgres(s) => {
+                let mut out = Vec::new();
+                if s.drop_slot(slot).await.map_err(source_error)? {
+                    out.push(format!("replication slot {slot}"));
+                }
+                if s.drop_publication(slot).await.map_err(source_error)? {
+                    out.push(format!("publication {slot}"));
+                }
+                Ok(out)
             }
         }
     }
@@ -570,11 +735,46 @@ impl Source {
                 Ok((Box::new(AtEnd::source(source)), record))
             }
             #[cfg(feature = "postgres")]
-            SourceKind::Postgres(_) => {
-                let _ = (from, options);
-                Err(source_error(unsupported(
-                    "change capture from PostgreSQL".to_string(),
-                )))
+            SourceKind::Postgres(s) => {
+                let Position::Lsn(lsn) = from else {
+                    return Err(source_error(Error::config(format!(
+                        "a PostgreSQL source cannot resume at `{from}`, a position of another \
+                         kind of log"
+                    ))));
+                };
+                if s.slot_position(&options.slot)
+                    .await
+                    .map_err(source_error)?
+                    .is_none()
+                {
+                    return Err(source_error(Error::config(format!(
+                        "replication slot `{}` of the task does not exist on the source (it \
+                         was dropped, or never created): changes since `{from}` cannot be \
+                         read; run the task again from the start (after `dts cleanup`)",
+                        options.slot
+                    ))));
+                }
+                let source = PgChangeSource::start(
+                    s.options(),
+                    &options.slot,
+                    &options.slot,
+                    *lsn,
+                    options.tables.clone(),
+                )
+                .await
+                .map_err(source_error)?;
+                let pid = source.backend_pid();
+                let (user, host) = s
+                    .backend_identity(pid)
+                    .await
+                    .map_err(source_error)?
+                    .map_or((None, None), |(u, h)| (Some(u), Some(h)));
+                let record = ReaderRecord {
+                    connection_id: u64::from(pid),
+                    user,
+                    host,
+                };
+                Ok((Box::new(AtEnd::source(source)), record))
             }
         }
     }
@@ -600,9 +800,14 @@ impl Source {
                 .end_binlog_reader(record.connection_id, user, host)
                 .await
                 .map_err(source_error),
-            // No change reader of a PostgreSQL source exists yet.
             #[cfg(feature = "postgres")]
-            SourceKind::Postgres(_) => Ok(false),
+            SourceKind::Postgres(s) => match u32::try_from(record.connection_id) {
+                Ok(pid) => s
+                    .end_wal_sender(pid, user, host)
+                    .await
+                    .map_err(source_error),
+                Err(_) => Ok(false),
+            },
         }
     }
 }
@@ -963,6 +1168,31 @@ impl Target {
                     .with_cascade_logging(options.cascades);
                 Ok(Box::new(AtEnd::target(sink)))
             }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "postgres"))]
+mod tests {
+    use super::capture_slot_name;
+
+    #[test]
+    fn capture_slot_names_are_valid_and_distinct_per_task_and_database() {
+        let a = capture_slot_name("orders", "postgres://u@h/shop");
+        assert_eq!(
+            a,
+            capture_slot_name("orders", "postgres://other@elsewhere:6543/shop")
+        );
+        assert_ne!(a, capture_slot_name("orders", "postgres://u@h/crm"));
+        assert_ne!(a, capture_slot_name("Orders", "postgres://u@h/shop"));
+        let long = capture_slot_name(&"Ünïcode task name, long ".repeat(10), "postgres://u@h/d");
+        for name in [&a, &long] {
+            assert!(name.starts_with("dts_") && name.len() <= 63, "{name}");
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{name}"
+            );
         }
     }
 }

@@ -1126,6 +1126,8 @@ impl ChangeSource for GeneratedSource {
         self.next = end;
         Ok(out)
     }
+
+    fn acknowledge(&mut self, _: &dts_core::Position) {}
 }
 
 /// The sink, counting its parts and their largest size, failing the `fail_at`-th part
@@ -1378,6 +1380,8 @@ impl ChangeSource for VecSource {
         self.next = end;
         Ok(out)
     }
+
+    fn acknowledge(&mut self, _: &dts_core::Position) {}
 }
 
 /// Replicates `events` (starting after position 4) through the engine into the target;

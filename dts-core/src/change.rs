@@ -72,7 +72,10 @@ pub enum Change {
         table: TableName,
         /// The row before.
         before: RowImage,
-        /// The row after.
+        /// The row after. It may carry fewer columns than the row before: a source that
+        /// does not send values an update left as they were (PostgreSQL's unchanged
+        /// TOASTed values) leaves those columns out, and the target keeps its own values
+        /// of them.
         after: RowImage,
     },
     /// A row was deleted.
@@ -207,6 +210,13 @@ pub trait ChangeSource: Send {
         max: usize,
         timeout: std::time::Duration,
     ) -> Result<Vec<ChangeEvent>>;
+
+    /// Records that the target has committed everything up to `position`, a position the
+    /// sink recorded as applied (never one it has not committed). A source whose server
+    /// keeps its log for the reader (a PostgreSQL replication slot) confirms it, so the
+    /// server may release what comes before it; a source whose server keeps its log by its
+    /// own rules (the binlog) has nothing to do.
+    fn acknowledge(&mut self, position: &Position);
 }
 
 #[async_trait]
@@ -217,6 +227,10 @@ impl<S: ChangeSource + ?Sized> ChangeSource for Box<S> {
         timeout: std::time::Duration,
     ) -> Result<Vec<ChangeEvent>> {
         (**self).next_events(max, timeout).await
+    }
+
+    fn acknowledge(&mut self, position: &Position) {
+        (**self).acknowledge(position);
     }
 }
 

@@ -70,7 +70,7 @@ pub use ddl::plan_mysql_to_pg;
 pub use ident::{fit_identifier, quote_ident, quote_literal, IdentifierCase, MAX_IDENTIFIER_BYTES};
 pub use mapper::{short_sql, PlanRowMapper, TrackedChangeMapper};
 pub use options::SchemaOptions;
-pub use pg_to_pg::plan_pg_to_pg;
+pub use pg_to_pg::{plan_pg_to_pg, PgToPgChangeMapper};
 pub use plan::{ColumnPlan, Phase, Problem, SchemaPlan, Statement, StatementKind, TablePlan};
 pub use token::sql_in_default_mode;
 

@@ -423,6 +423,128 @@ fn comments(table: &Table, qualified: &str, out: &mut Vec<Statement>) {
     }
 }
 
+/// The change mapping of PostgreSQL → PostgreSQL replication: names and values pass as
+/// they are (the plan keeps every name and type), changes of tables not selected are
+/// dropped, and a row image whose columns are not those of the table in the recorded
+/// schema (generated columns left out) stops replication naming the table and both column
+/// lists: logical decoding carries no DDL, and a column added, dropped or renamed at the
+/// source is not applied to the target by this mapping.
+///
+/// An update's after image may carry fewer columns than the table has (values the update
+/// left as they were and the source did not send); its columns must be among the table's.
+pub struct PgToPgChangeMapper {
+    /// Per selected table, its replicated columns in order.
+    columns: BTreeMap<TableName, Vec<String>>,
+    selects: std::sync::Arc<dyn Fn(&TableName) -> bool + Send + Sync>,
+}
+
+impl std::fmt::Debug for PgToPgChangeMapper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgToPgChangeMapper")
+            .field("tables", &self.columns.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgToPgChangeMapper {
+    /// A mapping from the source schema `catalog` (as recorded at the stream's start) for
+    /// the tables `selects` selects.
+    pub fn new(
+        catalog: &Catalog,
+        selects: std::sync::Arc<dyn Fn(&TableName) -> bool + Send + Sync>,
+    ) -> Self {
+        let columns = catalog
+            .tables()
+            .filter(|t| selects(&t.name))
+            .map(|t| {
+                let names = t
+                    .columns
+                    .iter()
+                    .filter(|c| c.generated.is_none())
+                    .map(|c| c.name.clone())
+                    .collect();
+                (t.name.clone(), names)
+            })
+            .collect();
+        Self { columns, selects }
+    }
+
+    fn check(
+        &self,
+        table: &TableName,
+        image: &dts_core::RowImage,
+        whole: bool,
+    ) -> dts_core::Result<()> {
+        let expected = self.columns.get(table).ok_or_else(|| {
+            dts_core::Error::new(
+                dts_core::ErrorKind::Unsupported,
+                format!("a change of `{table}`, a table the recorded source schema does not hold"),
+            )
+        })?;
+        let fits = if whole {
+            *image.columns == *expected
+        } else {
+            image.columns.iter().all(|c| expected.contains(c))
+        };
+        if fits {
+            return Ok(());
+        }
+        Err(dts_core::Error::new(
+            dts_core::ErrorKind::Unsupported,
+            format!(
+                "the columns of `{table}` changed at the source ({} became {}): column \
+                 changes are not replicated from PostgreSQL yet; apply the same change to the \
+                 target table and to the task's recorded schema, or migrate the table again",
+                expected.join(", "),
+                image.columns.join(", ")
+            ),
+        ))
+    }
+}
+
+impl dts_core::ChangeMapper for PgToPgChangeMapper {
+    fn map(
+        &mut self,
+        event: dts_core::ChangeEvent,
+    ) -> dts_core::Result<Option<dts_core::ChangeEvent>> {
+        use dts_core::Change;
+        let table = match &event.change {
+            Change::Insert { table, .. }
+            | Change::Update { table, .. }
+            | Change::Delete { table, .. }
+            | Change::Truncate { table } => Some(table),
+            Change::Ddl { sql, .. } => {
+                return Err(dts_core::Error::new(
+                    dts_core::ErrorKind::Unsupported,
+                    format!("a DDL statement from a PostgreSQL source: {sql}"),
+                ))
+            }
+            _ => None,
+        };
+        let Some(table) = table else {
+            return Ok(Some(event));
+        };
+        if !(self.selects)(table) {
+            return Ok(None);
+        }
+        match &event.change {
+            Change::Insert { table, row } | Change::Delete { table, row } => {
+                self.check(table, row, true)?;
+            }
+            Change::Update {
+                table,
+                before,
+                after,
+            } => {
+                self.check(table, before, true)?;
+                self.check(table, after, false)?;
+            }
+            _ => {}
+        }
+        Ok(Some(event))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use dts_core::{Column, ForeignKey, Generated, Key, ReferentialAction, Schema, UserType};
@@ -493,6 +615,57 @@ mod tests {
                 comment: None,
             }],
         }
+    }
+
+    #[test]
+    fn change_mapping_passes_rows_and_stops_on_changed_columns() {
+        use dts_core::{
+            Change, ChangeEvent, ChangeMapper, ErrorKind, Lsn, Position, RowImage, Value,
+        };
+        use std::sync::Arc;
+
+        let selects: Arc<dyn Fn(&TableName) -> bool + Send + Sync> =
+            Arc::new(|t: &TableName| t.schema == "s");
+        let mut mapper = PgToPgChangeMapper::new(&catalog(), selects);
+        let image = |cols: &[&str]| RowImage {
+            columns: Arc::new(cols.iter().map(|c| (*c).to_string()).collect()),
+            values: cols.iter().map(|_| Value::Int(1)).collect(),
+        };
+        let event = |change| ChangeEvent {
+            change,
+            position: Position::Lsn(Lsn(1)),
+            timestamp: 0,
+        };
+        let t = TableName::new("s", "t");
+        // The generated column is not replicated; an update's after image may leave
+        // unchanged columns out.
+        let full = image(&["id", "seq", "Mood"]);
+        let update = event(Change::Update {
+            table: t.clone(),
+            before: full.clone(),
+            after: image(&["id", "Mood"]),
+        });
+        assert_eq!(mapper.map(update.clone()).unwrap(), Some(update));
+        let other = event(Change::Insert {
+            table: TableName::new("x", "t"),
+            row: full.clone(),
+        });
+        assert_eq!(mapper.map(other).unwrap(), None);
+        let commit = event(Change::Commit);
+        assert_eq!(mapper.map(commit.clone()).unwrap(), Some(commit));
+        // A column added at the source stops replication, naming both lists.
+        let err = mapper
+            .map(event(Change::Insert {
+                table: t,
+                row: image(&["id", "seq", "Mood", "added"]),
+            }))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert!(
+            err.to_string()
+                .contains("id, seq, Mood became id, seq, Mood, added"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -233,7 +233,16 @@ async fn copy_once(
     if !hold.is_empty() {
         tracing::info!(tables = ?hold, "locking non-transactional tables for their copy");
     }
-    let (snapshot, read_lock) = run.source.open_snapshot_holding(workers, &hold).await?;
+    let (snapshot, read_lock) = if config.runs(MigrationType::Incremental) {
+        // Change capture continues from this snapshot (on PostgreSQL through the task's
+        // slot, created with it).
+        let capture = crate::incremental::capture_options(config)?;
+        run.source
+            .open_snapshot_for_capture(workers, &hold, &capture)
+            .await?
+    } else {
+        run.source.open_snapshot_holding(workers, &hold).await?
+    };
     let position = snapshot.position.clone();
     let mut readers = snapshot.readers;
     store.record_snapshot(position.as_ref()).await?;

@@ -43,6 +43,21 @@ async fn end_stale_reader(store: &dyn StateStore, source: &Source) -> Result<()>
     Ok(())
 }
 
+/// Which changes the task captures, and the names its reader goes by on the source.
+pub(crate) fn capture_options(config: &crate::config::TaskConfig) -> Result<CaptureOptions> {
+    let selection = config.selection()?;
+    let tables: Arc<dyn Fn(&TableName) -> bool + Send + Sync> = {
+        let s = selection.clone();
+        Arc::new(move |t: &TableName| s.selects(t))
+    };
+    Ok(CaptureOptions {
+        tables,
+        schemas: Arc::new(move |d: &str| selection.selects_database(d)),
+        server_id: config.incremental.server_id(&config.name),
+        slot: dts_connectors::capture_slot_name(&config.name, &config.source.url),
+    })
+}
+
 /// What incremental migration did in this run.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IncrementalReport {
@@ -75,6 +90,10 @@ impl<S: ChangeSource> ChangeSource for OperationFilter<S> {
         });
         Ok(events)
     }
+
+    fn acknowledge(&mut self, position: &Position) {
+        self.inner.acknowledge(position);
+    }
 }
 
 /// Runs incremental migration until the run is stopped, or until everything the source had
@@ -91,6 +110,7 @@ pub(crate) async fn run_incremental(
     // Where to start: the applied position of an earlier run, else the (first) snapshot
     // position of the full load, else the source's current position.
     let snapshots = store.snapshot_positions().await?;
+    let capture = capture_options(config)?;
     if store.applied_position().await?.is_none() {
         let start = match snapshots.first() {
             Some(p) => p.clone(),
@@ -99,7 +119,7 @@ pub(crate) async fn run_incremental(
                     "the full load recorded no log position (is the source's change log off?)",
                 ))
             }
-            None => run.source.current_position().await?,
+            None => run.source.capture_start(&capture).await?,
         };
         store.start_position(&start).await?;
         // Replication tracks schema changes from the schema at its start position.
@@ -115,25 +135,13 @@ pub(crate) async fn run_incremental(
     let copied_at = keyless_copy_positions(store, &run.plan.schema).await?;
     end_stale_reader(store, &run.source).await?;
 
-    let selection = config.selection()?;
-    let selects: Arc<dyn Fn(&TableName) -> bool + Send + Sync> = {
-        let s = selection.clone();
-        Arc::new(move |t: &TableName| s.selects(t))
-    };
+    let selects = capture.tables.clone();
     let mapping = ChangeMapping {
         catalog: run.plan.catalog.clone(),
         schema: config.schema_options()?,
         values: config.mapping_options(),
         selects: selects.clone(),
         skip_unsupported_ddl: config.incremental.untranslatable_ddl == UntranslatableDdl::Skip,
-    };
-    let capture = CaptureOptions {
-        tables: selects,
-        schemas: {
-            let s = selection.clone();
-            Arc::new(move |d: &str| s.selects_database(d))
-        },
-        server_id: config.incremental.server_id(&task),
     };
     let until = if run.options.until_caught_up {
         Some(run.source.current_position().await?)

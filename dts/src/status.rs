@@ -510,6 +510,9 @@ pub struct Cleaned {
     pub schema_dropped: bool,
     /// The change reader ended on the source (its connection id), if one still ran.
     pub reader_ended: Option<u64>,
+    /// What change capture kept on the source and was dropped (a PostgreSQL source's
+    /// replication slot and publication).
+    pub capture_dropped: Vec<String>,
 }
 
 /// What `config`'s task left in the target's state and on the source.
@@ -542,11 +545,24 @@ pub async fn cleanup(config: &TaskConfig) -> Result<Cleaned> {
     // Holding the lock, no run can start while the state goes.
     store.lock_run().await?;
     let mut cleaned = Cleaned::default();
-    if let Some(reader) = store.reader().await? {
+    let reader = store.reader().await?;
+    // A PostgreSQL source keeps the task's replication slot, which holds its WAL for ever.
+    let slotted = ["postgres://", "postgresql://"]
+        .iter()
+        .any(|s| config.source.url.starts_with(s));
+    if reader.is_some() || slotted {
         let source = Source::connect(&config.source.url).await?;
-        if source.end_reader(&reader).await? {
-            cleaned.reader_ended = Some(reader.connection_id);
+        if let Some(reader) = reader {
+            if source.end_reader(&reader).await? {
+                cleaned.reader_ended = Some(reader.connection_id);
+            }
         }
+        cleaned.capture_dropped = source
+            .drop_capture(&dts_connectors::capture_slot_name(
+                &config.name,
+                &config.source.url,
+            ))
+            .await?;
     }
     let dropped = store.drop_task().await?;
     cleaned.rows = dropped.rows;

@@ -341,7 +341,10 @@ async fn cleanup(path: &Path, yes: bool) -> Result<ExitCode, Error> {
     }
     let cleaned = dts::status::cleanup(&config).await?;
     if let Some(id) = cleaned.reader_ended {
-        println!("ended the binlog reader on the source (connection {id})");
+        println!("ended the change reader on the source (connection {id})");
+    }
+    for dropped in &cleaned.capture_dropped {
+        println!("dropped the {dropped} on the source");
     }
     for (table, n) in &cleaned.rows {
         println!("dropped {n} rows of dts_meta.{table}");
@@ -349,7 +352,10 @@ async fn cleanup(path: &Path, yes: bool) -> Result<ExitCode, Error> {
     if cleaned.schema_dropped {
         println!("dropped the dts_meta schema (no task has state left in it)");
     }
-    if cleaned.rows.is_empty() && cleaned.reader_ended.is_none() {
+    if cleaned.rows.is_empty()
+        && cleaned.reader_ended.is_none()
+        && cleaned.capture_dropped.is_empty()
+    {
         println!("task `{name}` left nothing to clean up");
     } else {
         println!("task `{name}` is cleaned up");

@@ -39,9 +39,13 @@ impl PgPair {
     }
 
     fn task_file(&self, include: &str, extra: &str) -> String {
+        self.task_file_for("[\"schema\", \"full\"]", include, extra)
+    }
+
+    fn task_file_for(&self, migration: &str, include: &str, extra: &str) -> String {
         let pg = dts_testkit::postgres();
         let text = format!(
-            "name = \"t\"\nmigration = [\"schema\", \"full\"]\nsource.url = \"{}\"\n\
+            "name = \"t\"\nmigration = {migration}\nsource.url = \"{}\"\n\
              target.url = \"{}\"\nobjects.include = [{include}]\n{extra}",
             pg.url_for(&self.source_db),
             pg.url_for(&self.target_db),
@@ -336,4 +340,202 @@ async fn sigkill_mid_copy_resumes_exactly() {
         pair.target("SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'dts_snapshot_%' AND NOT active"),
         "0"
     );
+}
+
+/// Tables for the replication test: a keyed table with large TOASTed values, a keyless
+/// table with `REPLICA IDENTITY FULL`.
+const CDC_FIXTURE: &str = "
+    CREATE SCHEMA live;
+    CREATE TYPE live.mood AS ENUM ('sad', 'ok', 'happy');
+    CREATE TABLE live.items (
+        id bigint PRIMARY KEY, note text, big text, n numeric, ts timestamptz,
+        mood live.mood, raw bytea
+    );
+    ALTER TABLE live.items ALTER COLUMN big SET STORAGE EXTERNAL;
+    INSERT INTO live.items
+    SELECT g, 'row ' || g, CASE WHEN g <= 200 THEN repeat(md5(g::text), 200) END, g / 7.0,
+           '2000-01-01'::timestamptz + g * interval '1 min',
+           (ARRAY['sad', 'ok', 'happy'])[g % 3 + 1]::live.mood, decode(md5(g::text), 'hex')
+    FROM generate_series(1, 20000) g;
+    CREATE TABLE live.bag (a int, b text);
+    ALTER TABLE live.bag REPLICA IDENTITY FULL;
+    INSERT INTO live.bag SELECT g % 10, 'b' || g FROM generate_series(1, 100) g;
+";
+
+/// The `i`-th statement of the mixed write workload.
+fn cdc_statement(i: u64) -> String {
+    let k = i * 37 % 20_000 + 1;
+    match i % 8 {
+        _ if i % 25 == 24 => format!(
+            // Larger than logical_decoding_work_mem: streamed before it commits.
+            "BEGIN; INSERT INTO live.items (id, note, n) \
+             SELECT {} + g, md5(g::text), g FROM generate_series(1, 3000) g; \
+             UPDATE live.items SET n = n + 1, note = note || '+' WHERE id BETWEEN {k} AND {k} + 300; \
+             COMMIT",
+            1_000_000 + i * 10_000
+        ),
+        _ if i % 40 == 39 => "TRUNCATE live.bag".to_string(),
+        0 => format!("INSERT INTO live.items (id, note, n) VALUES ({}, 'w{i}', {i} / 3.0)", 100_000 + i),
+        // Rows with a large value: the update leaves it unchanged.
+        1 => format!("UPDATE live.items SET note = 'u{i}', mood = 'ok' WHERE id = {}", i % 200 + 1),
+        2 => format!("DELETE FROM live.items WHERE id = {}", i * 53 % 20_000 + 201),
+        3 => format!("INSERT INTO live.bag VALUES ({}, 'b{i}')", i % 10),
+        4 => format!(
+            "UPDATE live.bag SET b = b || 'x' \
+             WHERE ctid = (SELECT ctid FROM live.bag WHERE a = {} LIMIT 1)",
+            i % 10
+        ),
+        5 => format!(
+            "DELETE FROM live.bag WHERE ctid = (SELECT ctid FROM live.bag WHERE a = {} LIMIT 1)",
+            (i + 3) % 10
+        ),
+        6 => format!("UPDATE live.items SET id = id + 5000000 WHERE id = {k} + 200"),
+        _ => format!(
+            "UPDATE live.items SET big = repeat('n{i}', 3000), ts = now() WHERE id = {}",
+            i % 200 + 1
+        ),
+    }
+}
+
+#[tokio::test]
+async fn replication_under_writes_survives_sigkill_and_sigterm_and_catches_up() {
+    let pair = PgPair::new("pgpg_cdc", CDC_FIXTURE);
+    let pg = dts_testkit::postgres();
+    pg.exec(&format!(
+        "ALTER DATABASE {} SET logical_decoding_work_mem = '64kB'",
+        pair.source_db
+    ))
+    .unwrap();
+    let task = pair.task_file_for(
+        "[\"schema\", \"full\", \"incremental\"]",
+        "\"live\"",
+        "incremental.max_batch_rows = 500\n",
+    );
+    let pre = dts(&["precheck", "--config", &task]);
+    assert!(pre.status.success(), "{}", text(&pre));
+
+    // The workload runs all along, from before the snapshot to the end.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let db = pair.source_db.clone();
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                dts_testkit::postgres()
+                    .exec_in(&db, &cdc_statement(i))
+                    .unwrap();
+                i += 1;
+            }
+            i
+        })
+    };
+    let applied = || {
+        dts_testkit::postgres()
+            .query_in(
+                &pair.target_db,
+                "SELECT position->>'lsn' FROM dts_meta.cdc_position \
+                 WHERE task = 't' AND applied_at IS NOT NULL",
+            )
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    for round in 0..3 {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dts"))
+            .args(["run", "--config", &task])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Replication applies some batches, then the process is killed.
+        let first = applied();
+        let started = Instant::now();
+        let mut advanced = 0;
+        while advanced < 3 + round {
+            assert!(child.try_wait().unwrap().is_none(), "the run ended");
+            assert!(started.elapsed() < Duration::from_secs(180), "no progress");
+            let now = applied();
+            if !now.is_empty() && now != first {
+                advanced += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    // SIGTERM stops a run cleanly, under writes.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dts"))
+        .args(["run", "--config", &task])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = applied();
+    let started = Instant::now();
+    while applied() == first {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended");
+        assert!(started.elapsed() < Duration::from_secs(60), "no progress");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "SIGTERM did not stop the run"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status.code(), Some(0), "SIGTERM did not stop dts cleanly");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statements = writer.join().unwrap();
+    assert!(statements > 50, "{statements}");
+
+    let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = assert_same_data(&pair, "live").await;
+    assert!(rows > 1000, "{rows}");
+
+    // The task's slot is on the source until the task is cleaned up.
+    let slots = || {
+        pg.query_in(
+            &pair.source_db,
+            &format!(
+                "SELECT count(*) FROM pg_replication_slots WHERE database = '{}'",
+                pair.source_db
+            ),
+        )
+        .unwrap()
+        .trim()
+        .to_string()
+    };
+    assert_eq!(slots(), "1");
+    // Transactions larger than logical_decoding_work_mem came streamed.
+    let streamed: i64 = pg
+        .query_in(
+            &pair.source_db,
+            "SELECT coalesce(sum(stream_txns), 0) FROM pg_stat_replication_slots \
+             WHERE slot_name LIKE 'dts\\_t\\_%'",
+        )
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(streamed > 0, "no transaction was streamed");
+    let clean = dts(&["cleanup", "--config", &task, "--yes"]);
+    assert!(clean.status.success(), "{}", text(&clean));
+    assert!(
+        text(&clean).contains("replication slot"),
+        "{}",
+        text(&clean)
+    );
+    assert_eq!(slots(), "0");
 }

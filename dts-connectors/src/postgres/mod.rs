@@ -18,7 +18,10 @@ pub use copy::{is_supported_type, PgCopyColumn, PgCopyEncoder};
 pub use error::map_error;
 pub use options::PgConnectOptions;
 pub use sink::PgChunkSink;
-pub use source::{PgKeyProber, PgServerInfo, PgSnapshot, PgSnapshotReader, PgSource};
+pub use source::{
+    PgChangeSource, PgFeedback, PgKeyProber, PgServerInfo, PgSnapshot, PgSnapshotReader, PgSource,
+    SlotLifetime,
+};
 pub use state::{
     migrate, read_position, read_schema, record_position, record_schema, PgStateStore, META_SCHEMA,
     STATE_VERSION,

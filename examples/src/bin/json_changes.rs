@@ -211,6 +211,7 @@ async fn main() -> anyhow::Result<()> {
         tables: Arc::new(move |t| db.as_ref().is_none_or(|d| &t.schema == d)),
         schemas: Arc::new(move |s| database.as_ref().is_none_or(|d| s == d)),
         server_id: args.server_id.unwrap_or(0x4000_0000 | std::process::id()),
+        slot: dts_connectors::capture_slot_name("json_changes", &url),
     };
     eprintln!("reading changes from {from}");
 

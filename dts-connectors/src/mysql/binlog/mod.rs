@@ -436,6 +436,10 @@ impl ChangeSource for MySqlBinlogSource {
         }
         Ok(out)
     }
+
+    /// Nothing to do: the server keeps its binlog by its own rules (`binlog_expire_logs_seconds`),
+    /// not for its readers.
+    fn acknowledge(&mut self, _position: &Position) {}
 }
 
 #[cfg(test)]

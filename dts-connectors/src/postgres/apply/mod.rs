@@ -609,6 +609,17 @@ impl PgApplySink {
             }
             self.tables.insert(table.clone(), state);
         }
+        if let RowOp::Update(before, after) = &op {
+            if after.columns.len() != before.columns.len() {
+                // Columns left out of the after image keep the target's values.
+                self.flush_all().await?;
+                let Self { client, tables, .. } = self;
+                let state = tables
+                    .get_mut(table)
+                    .ok_or_else(|| Error::internal(format!("no apply plan for `{table}`")))?;
+                return state.keyed_partial_update(client, before, after).await;
+            }
+        }
         let acts = match self.tables.get_mut(table) {
             Some(state) => state.acts_on_others(&op)?,
             None => false,

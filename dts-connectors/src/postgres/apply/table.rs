@@ -1,5 +1,6 @@
 //! Planning the writes of one table (keyed or not) and routing its row changes.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -13,7 +14,7 @@ use super::{push_list, push_table};
 use crate::postgres::cascade::{with_actions, Referenced};
 use crate::postgres::copy::PgCopyEncoder;
 use crate::postgres::error::map_error;
-use crate::postgres::sink::target_columns;
+use crate::postgres::sink::{push_ident, target_columns};
 
 /// One row change.
 pub(super) enum RowOp<'a> {
@@ -234,6 +235,82 @@ impl TableState {
         params.extend(fields(&old_key));
         let rows = with_actions(client, update, &as_params(&params), &what).await?;
         Ok(rows > 0)
+    }
+
+    /// Applies an update whose after image carries only some of the table's columns (the
+    /// source left the others as they were and did not send them: PostgreSQL's unchanged
+    /// TOASTed values), setting by key only the columns it carries, so the target keeps
+    /// its own values of the others. The caller writes out everything pending first.
+    pub(super) async fn keyed_partial_update(
+        &mut self,
+        client: &Client,
+        before: &RowImage,
+        after: &RowImage,
+    ) -> Result<()> {
+        let old = self.values(before)?;
+        let Self {
+            target,
+            columns,
+            key_names,
+            encoder,
+            mode,
+            ..
+        } = self;
+        let Mode::Keyed(k) = mode else {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "an update of `{target}` leaves unchanged large values out, which a table \
+                     without a key cannot apply; set the source table's REPLICA IDENTITY to FULL"
+                ),
+            ));
+        };
+        let set = after
+            .columns
+            .iter()
+            .map(|name| {
+                columns.iter().position(|c| c == name).ok_or_else(|| {
+                    Error::internal(format!(
+                        "column `{name}` of an update is not a column of `{target}`"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        let old_key = k.key_bytes(&old, target, before, key_names)?;
+        let mut row = BytesMut::new();
+        for (&i, v) in set.iter().zip(&after.values) {
+            encoder.encode_field(i, v, &mut row).map_err(|e| {
+                e.context(format_args!(
+                    "table `{target}` at key {}",
+                    after.key_text(key_names)
+                ))
+            })?;
+        }
+        let mut sql = String::from("UPDATE ");
+        push_table(&mut sql, target);
+        sql.push_str(" SET ");
+        for (n, &i) in set.iter().enumerate() {
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            push_ident(&mut sql, &columns[i]);
+            let _ = write!(sql, " = ${}", n + 1);
+        }
+        sql.push_str(" WHERE ");
+        for (n, &i) in k.key.iter().enumerate() {
+            if n > 0 {
+                sql.push_str(" AND ");
+            }
+            push_ident(&mut sql, &columns[i]);
+            let _ = write!(sql, " = ${}", set.len() + n + 1);
+        }
+        let mut params = fields(&row);
+        params.extend(fields(&old_key));
+        client
+            .execute(sql.as_str(), &as_params(&params))
+            .await
+            .map_err(|e| map_error(e, format!("applying an update to `{target}`")))?;
+        Ok(())
     }
 
     /// Coalesces one change of a keyed table; returns the bytes it added. `in_window`:

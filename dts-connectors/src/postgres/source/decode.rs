@@ -173,6 +173,109 @@ impl Decoder {
     }
 }
 
+impl Decoder {
+    /// Decodes one non-NULL field in its type's text form, as logical decoding sends it
+    /// under the pinned session settings, into the same [`Value`] the binary form gives.
+    pub(crate) fn decode_text(self, raw: &[u8]) -> std::result::Result<Value, String> {
+        let t = std::str::from_utf8(raw).map_err(|_| "invalid UTF-8".to_string())?;
+        let int = || {
+            t.parse::<i64>()
+                .map_err(|_| format!("`{t}` is not an integer"))
+        };
+        let float = |t: &str| -> std::result::Result<f64, String> {
+            match t {
+                "NaN" => Ok(f64::NAN),
+                "Infinity" => Ok(f64::INFINITY),
+                "-Infinity" => Ok(f64::NEG_INFINITY),
+                _ => t.parse().map_err(|_| format!("`{t}` is not a number")),
+            }
+        };
+        let infinite = matches!(t, "infinity" | "-infinity");
+        Ok(match self {
+            Self::Bool => match t {
+                "t" => Value::Bool(true),
+                "f" => Value::Bool(false),
+                _ => return Err(format!("`{t}` is not a boolean")),
+            },
+            Self::Int2 | Self::Int4 | Self::Int8 => Value::Int(int()?),
+            Self::Oid => Value::UInt(t.parse().map_err(|_| format!("`{t}` is not an oid"))?),
+            Self::Float4 => Value::Float(match t {
+                "NaN" => f32::NAN,
+                "Infinity" => f32::INFINITY,
+                "-Infinity" => f32::NEG_INFINITY,
+                _ => t.parse().map_err(|_| format!("`{t}` is not a number"))?,
+            }),
+            Self::Float8 => Value::Double(float(t)?),
+            Self::Text | Self::Uuid => Value::Text(t.to_string()),
+            Self::Numeric => return self.decode(raw),
+            Self::Json | Self::Jsonb => Value::Json(t.to_string()),
+            Self::Bytea => {
+                let hex = t
+                    .strip_prefix("\\x")
+                    .ok_or_else(|| "bytea not in hex form".to_string())?;
+                if hex.len() % 2 != 0 {
+                    return Err("odd hex digits in bytea".into());
+                }
+                let mut out = Vec::with_capacity(hex.len() / 2);
+                for pair in hex.as_bytes().chunks(2) {
+                    let s = std::str::from_utf8(pair).map_err(|_| "bad hex".to_string())?;
+                    out.push(u8::from_str_radix(s, 16).map_err(|_| "bad hex".to_string())?);
+                }
+                Value::Bytes(out)
+            }
+            Self::Date | Self::Timestamp | Self::TimestampTz if infinite => {
+                Value::Text(t.to_string())
+            }
+            Self::Date => Value::Date(
+                t.parse::<Date>()
+                    .ok()
+                    .filter(Date::is_valid)
+                    .ok_or_else(|| "date outside years 1-9999".to_string())?,
+            ),
+            Self::Timestamp | Self::TimestampTz => {
+                let local = if self == Self::TimestampTz {
+                    t.strip_suffix("+00")
+                        .ok_or_else(|| format!("timestamptz `{t}` not in UTC"))?
+                } else {
+                    t
+                };
+                let d = local
+                    .parse::<DateTime>()
+                    .ok()
+                    .filter(|d| d.date.is_valid())
+                    .ok_or_else(|| "timestamp outside years 1-9999".to_string())?;
+                if self == Self::Timestamp {
+                    Value::DateTime(d)
+                } else {
+                    Value::Timestamp(d)
+                }
+            }
+            Self::Time => Value::Time(
+                t.parse::<Duration>()
+                    .map_err(|_| format!("`{t}` is not a time"))?,
+            ),
+            Self::Bits => {
+                let len = u8::try_from(t.len())
+                    .ok()
+                    .filter(|l| (1..=64).contains(l))
+                    .ok_or_else(|| format!("a bit string of {} bits", t.len()))?;
+                let mut bits = 0u64;
+                for c in t.bytes() {
+                    let bit = match c {
+                        b'0' => 0,
+                        b'1' => 1,
+                        _ => return Err("bad bit string".into()),
+                    };
+                    bits = (bits << 1) | bit;
+                }
+                Value::Bits(
+                    BitString::new(len, bits).ok_or_else(|| "invalid bit string".to_string())?,
+                )
+            }
+        })
+    }
+}
+
 fn date(days: i32) -> std::result::Result<Date, String> {
     Date::from_days_since_unix_epoch(i64::from(days) + PG_EPOCH_DAYS)
         .filter(Date::is_valid)
@@ -303,6 +406,45 @@ mod tests {
             assert!(p.is_finished());
             assert_eq!(rows, vec![vec![Some(vec![0, 0, 0, 7]), None]]);
         }
+    }
+
+    #[test]
+    fn text_forms_decode_as_the_binary_forms_do() {
+        let cases: [(Decoder, &[u8], &[u8]); 9] = [
+            (Decoder::Int2, b"-32768", &(-32768i16).to_be_bytes()),
+            (Decoder::Date, b"2000-01-01", &0i32.to_be_bytes()),
+            (Decoder::Date, b"infinity", &i32::MAX.to_be_bytes()),
+            (
+                Decoder::TimestampTz,
+                b"1970-01-01 00:00:00+00",
+                &(-PG_EPOCH_MICROS).to_be_bytes(),
+            ),
+            (
+                Decoder::Timestamp,
+                b"2000-01-01 00:00:00.000001",
+                &1i64.to_be_bytes(),
+            ),
+            (Decoder::Bits, b"101", &[0, 0, 0, 3, 0b1010_0000]),
+            (Decoder::Bytea, b"\\x00ff", &[0, 255]),
+            (Decoder::Bool, b"t", &[1]),
+            (Decoder::Float8, b"0.1", &0.1f64.to_be_bytes()),
+        ];
+        for (decoder, text, binary) in cases {
+            assert_eq!(
+                decoder.decode_text(text),
+                decoder.decode(binary),
+                "{decoder:?} {text:?}"
+            );
+        }
+        assert_eq!(
+            Decoder::Numeric.decode_text(b"-Infinity"),
+            Ok(Value::Text("-Infinity".into()))
+        );
+        assert!(Decoder::Date.decode_text(b"0044-03-15 BC").is_err());
+        assert!(Decoder::TimestampTz
+            .decode_text(b"2000-01-01 00:00:00+02")
+            .is_err());
+        assert!(matches!(Decoder::Float4.decode_text(b"NaN"), Ok(Value::Float(f)) if f.is_nan()));
     }
 
     #[test]

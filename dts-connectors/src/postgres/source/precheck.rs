@@ -160,19 +160,153 @@ impl PgSource {
         Ok(())
     }
 
-    /// The checks change capture needs. Change capture from PostgreSQL is not available
-    /// yet, so `source.wal` fails saying so.
+    /// The checks change capture needs: `source.wal` (`wal_level = logical`, the
+    /// `REPLICATION` attribute, a free slot and WAL sender, and the right to create the
+    /// task's publication: `CREATE` on the database and ownership of every selected table),
+    /// `source.replica_identity` (a table without a primary key needs `REPLICA IDENTITY
+    /// FULL`, or a unique index as its identity, for its updates and deletes to carry the
+    /// old row) and `source.wal_retention` (a warning when `max_slot_wal_keep_size` may
+    /// make the server drop WAL the slot still needs).
     ///
     /// # Errors
     ///
     /// Server errors.
-    pub async fn precheck_log(&self, r: &mut PrecheckReport) -> Result<()> {
-        r.push(
-            "source.wal",
-            CheckStatus::Fail,
-            "change capture from PostgreSQL is not available in this release",
-            "run schema and full migration only",
-        );
+    pub async fn precheck_log(&self, r: &mut PrecheckReport, tables: &[TableName]) -> Result<()> {
+        let rep = self.replication().await?;
+        let mut problems = Vec::new();
+        let mut fixes = Vec::new();
+        if rep.wal_level != "logical" {
+            problems.push(format!("wal_level is `{}`", rep.wal_level));
+            fixes.push("set wal_level = logical and restart the server".to_string());
+        }
+        if !rep.may_replicate {
+            problems.push("the source account has no REPLICATION attribute".to_string());
+            fixes.push("ALTER ROLE the source account WITH REPLICATION".to_string());
+        }
+        if rep.free_slots < 1 {
+            problems.push("no replication slot is free".to_string());
+            fixes.push("raise max_replication_slots or drop unused slots".to_string());
+        }
+        if rep.free_senders < 1 {
+            problems.push("no WAL sender is free".to_string());
+            fixes.push("raise max_wal_senders".to_string());
+        }
+        let names: Vec<String> = tables.iter().map(|t| t.schema.clone()).collect();
+        let relnames: Vec<String> = tables.iter().map(|t| t.name.clone()).collect();
+        let rows = self
+            .client()
+            .query(
+                "SELECT t.schema, t.name, c.relreplident::text, \
+                        EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid \
+                                AND i.indisprimary), \
+                        pg_has_role(current_user, c.relowner, 'USAGE') \
+                 FROM unnest($1::text[], $2::text[]) AS t(schema, name) \
+                 JOIN pg_namespace n ON n.nspname = t.schema \
+                 JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.name",
+                &[&names, &relnames],
+            )
+            .await
+            .map_err(|e| map_error(e, "reading the replica identity of the source tables"))?;
+        let may_create: bool = self
+            .client()
+            .query_one(
+                "SELECT has_database_privilege(current_database(), 'CREATE') \
+                        OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)",
+                &[],
+            )
+            .await
+            .map_err(|e| map_error(e, "reading the source account's privileges"))?
+            .get(0);
+        if !may_create {
+            problems.push("the source account may not create publications".to_string());
+            fixes.push("GRANT CREATE ON DATABASE the source database TO the source account".into());
+        }
+        let quoted = |schema: &str, name: &str| {
+            format!(
+                "\"{}\".\"{}\"",
+                schema.replace('"', "\"\""),
+                name.replace('"', "\"\"")
+            )
+        };
+        let not_owned: Vec<String> = rows
+            .iter()
+            .filter(|row| !row.get::<_, bool>(4))
+            .map(|row| quoted(row.get(0), row.get(1)))
+            .collect();
+        if !not_owned.is_empty() {
+            problems.push(format!(
+                "the source account does not own {} (a publication of a table needs its owner)",
+                not_owned.join(", ")
+            ));
+            fixes.push("run the task as the tables' owner, or a superuser".into());
+        }
+        if problems.is_empty() {
+            r.pass(
+                "source.wal",
+                "logical decoding through the task's replication slot and publication",
+            );
+        } else {
+            r.push(
+                "source.wal",
+                CheckStatus::Fail,
+                format!(
+                    "change capture needs logical decoding: {}",
+                    problems.join("; ")
+                ),
+                fixes.join("; "),
+            );
+        }
+        let lacking: Vec<String> = rows
+            .iter()
+            .filter(|row| {
+                let ident: String = row.get(2);
+                ident == "n" || (ident == "d" && !row.get::<_, bool>(3))
+            })
+            .map(|row| quoted(row.get(0), row.get(1)))
+            .collect();
+        if lacking.is_empty() {
+            r.pass(
+                "source.replica_identity",
+                "every selected table's updates and deletes carry its key or its old row",
+            );
+        } else {
+            r.push(
+                "source.replica_identity",
+                CheckStatus::Fail,
+                format!(
+                    "{} have neither a primary key nor a replica identity: their updates and \
+                     deletes cannot be replicated (the source refuses them once published)",
+                    lacking.join(", ")
+                ),
+                lacking
+                    .iter()
+                    .map(|t| format!("ALTER TABLE {t} REPLICA IDENTITY FULL;"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+        }
+        let keep: String = self
+            .client()
+            .query_one("SELECT current_setting('max_slot_wal_keep_size')", &[])
+            .await
+            .map_err(|e| map_error(e, "reading max_slot_wal_keep_size"))?
+            .get(0);
+        if keep == "-1" {
+            r.pass(
+                "source.wal_retention",
+                "the slot keeps the WAL until the target has applied it",
+            );
+        } else {
+            r.push(
+                "source.wal_retention",
+                CheckStatus::Warn,
+                format!(
+                    "max_slot_wal_keep_size is {keep}: if replication falls that far behind, \
+                     the server invalidates the slot and the task must start again"
+                ),
+                "set max_slot_wal_keep_size = -1, or keep replication running",
+            );
+        }
         Ok(())
     }
 }

@@ -5,13 +5,14 @@
 //! through `options`. So this is a small client over `postgres-protocol`: TLS through
 //! rustls as every other connection, authentication (trust, password, md5, SCRAM-SHA-256),
 //! and the simple query protocol, which is what replication commands
-//! (`CREATE_REPLICATION_SLOT`, `DROP_REPLICATION_SLOT`, `IDENTIFY_SYSTEM`) use. Streaming
-//! (`START_REPLICATION` and its CopyBoth sub-protocol) is the part change capture adds on
-//! this connection.
+//! (`CREATE_REPLICATION_SLOT`, `DROP_REPLICATION_SLOT`, `IDENTIFY_SYSTEM`) use, and
+//! streaming: `START_REPLICATION` and its CopyBoth sub-protocol (`XLogData`, primary
+//! keepalives, standby status updates), whose response `postgres-protocol` does not parse,
+//! so the stream's frames are split here.
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use dts_core::{Error, ErrorKind, Result};
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::md5_hash;
@@ -285,6 +286,143 @@ impl ReplicationConnection {
         }
     }
 
+    /// The next frame: CopyData and CopyBothResponse are split here (`postgres-protocol`
+    /// does not know the latter), everything else is parsed by `postgres-protocol`.
+    /// Cancel-safe: a frame is taken from the buffer only once it is whole.
+    async fn next_frame(&mut self, what: &str) -> Result<Frame> {
+        loop {
+            if self.read.len() >= 5 && matches!(self.read[0], b'd' | b'W') {
+                let len =
+                    u32::from_be_bytes([self.read[1], self.read[2], self.read[3], self.read[4]]);
+                let total = usize::try_from(len).unwrap_or(usize::MAX).saturating_add(1);
+                if self.read.len() >= total {
+                    let tag = self.read[0];
+                    let mut frame = self.read.split_to(total).freeze();
+                    frame.advance(5);
+                    return Ok(if tag == b'd' {
+                        Frame::CopyData(frame)
+                    } else {
+                        Frame::CopyBoth
+                    });
+                }
+            } else if let Some(message) = Message::parse(&mut self.read).map_err(io_error(what))? {
+                return Ok(Frame::Other(message));
+            }
+            let n = self
+                .stream
+                .read_buf(&mut self.read)
+                .await
+                .map_err(io_error(what))?;
+            if n == 0 {
+                return Err(protocol_error(format!(
+                    "{what}: the server closed the connection"
+                )));
+            }
+        }
+    }
+
+    /// Sends `command` (`START_REPLICATION …`) and waits until the server switches to
+    /// streaming.
+    ///
+    /// # Errors
+    ///
+    /// The server's error (an unknown slot or publication, a slot in use), classified by
+    /// SQLSTATE.
+    pub(crate) async fn start_streaming(&mut self, command: &str, what: &str) -> Result<()> {
+        frontend::query(command, &mut self.write).map_err(io_error(what))?;
+        self.flush(what).await?;
+        loop {
+            match self.next_frame(what).await? {
+                Frame::CopyBoth => return Ok(()),
+                Frame::Other(Message::ErrorResponse(body)) => {
+                    let error = server_error(&body, what);
+                    // The server ends the command with ReadyForQuery.
+                    while !matches!(
+                        self.next_frame(what).await?,
+                        Frame::Other(Message::ReadyForQuery(_))
+                    ) {}
+                    return Err(error);
+                }
+                Frame::Other(Message::NoticeResponse(_) | Message::ParameterStatus(_)) => {}
+                _ => {
+                    return Err(protocol_error(format!(
+                        "{what}: unexpected message starting replication"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// The next message of the replication stream. Cancel-safe.
+    ///
+    /// # Errors
+    ///
+    /// The server's error, or [`ErrorKind::Connection`] when the stream ends or breaks.
+    pub(crate) async fn next_stream_message(&mut self, what: &str) -> Result<StreamMessage> {
+        loop {
+            match self.next_frame(what).await? {
+                Frame::CopyData(mut data) => {
+                    let truncated = || protocol_error(format!("{what}: truncated stream message"));
+                    match data.first().copied() {
+                        Some(b'w') if data.len() >= 25 => {
+                            // Kind, WAL start, WAL end, send time: the message's own
+                            // positions are what the commits carry.
+                            data.advance(25);
+                            return Ok(StreamMessage::XLogData { data });
+                        }
+                        Some(b'k') if data.len() >= 18 => {
+                            data.advance(1);
+                            let end = data.get_u64();
+                            data.advance(8);
+                            let reply = data.get_u8() != 0;
+                            return Ok(StreamMessage::Keepalive { end, reply });
+                        }
+                        Some(b'w' | b'k') => return Err(truncated()),
+                        _ => {
+                            return Err(protocol_error(format!(
+                                "{what}: unknown replication stream message"
+                            )))
+                        }
+                    }
+                }
+                Frame::Other(Message::ErrorResponse(body)) => {
+                    return Err(server_error(&body, what))
+                }
+                Frame::Other(Message::NoticeResponse(_) | Message::ParameterStatus(_)) => {}
+                Frame::Other(Message::CopyDone) => {
+                    return Err(protocol_error(format!(
+                        "{what}: the server ended the replication stream"
+                    )))
+                }
+                _ => {
+                    return Err(protocol_error(format!(
+                        "{what}: unexpected message in the replication stream"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Sends a standby status update: WAL up to `lsn` is written, flushed and applied on
+    /// this side (the slot may release what comes before it).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Connection`] when the connection fails.
+    pub(crate) async fn send_status(&mut self, lsn: u64, what: &str) -> Result<()> {
+        let mut body = BytesMut::with_capacity(34);
+        body.put_u8(b'r');
+        body.put_u64(lsn);
+        body.put_u64(lsn);
+        body.put_u64(lsn);
+        body.put_i64(pg_now_micros());
+        body.put_u8(0);
+        frontend::CopyData::new(body.freeze())
+            .map_err(io_error(what))?
+            .write(&mut self.write);
+        self.flush(what).await
+    }
+
     /// Ends the connection politely.
     pub(crate) async fn close(mut self) {
         frontend::terminate(&mut self.write);
@@ -317,4 +455,31 @@ fn server_error(
         _ => ErrorKind::Database,
     };
     Error::new(kind, format!("{what}: {message} (SQLSTATE {code})"))
+}
+
+/// A frame of the backend protocol.
+enum Frame {
+    CopyData(Bytes),
+    CopyBoth,
+    Other(Message),
+}
+
+/// A message of the replication stream.
+#[derive(Debug)]
+pub(crate) enum StreamMessage {
+    /// WAL data: one output plugin message.
+    XLogData { data: Bytes },
+    /// The server's WAL end, and whether it wants a status update at once.
+    Keepalive { end: u64, reply: bool },
+}
+
+/// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
+pub(crate) const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// Now, in microseconds since 2000-01-01 UTC.
+fn pg_now_micros() -> i64 {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+    unix - PG_EPOCH_MICROS
 }

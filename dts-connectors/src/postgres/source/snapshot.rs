@@ -18,8 +18,9 @@
 //! The slot is created `TEMPORARY`: the server drops it when the replication connection
 //! ends, which this type does as soon as every reader has imported the snapshot (the
 //! imported snapshots stay valid in the readers' transactions). A killed run leaves no slot
-//! behind. Change capture, which must keep its slot across runs, will create a permanent
-//! slot the same way and keep the replication connection for streaming.
+//! behind. Change capture, which must keep its slot across runs, creates a permanent slot
+//! the same way ([`SlotLifetime::Permanent`]) and streams from it later on a replication
+//! connection of its own.
 
 use bytes::Bytes;
 use dts_core::{
@@ -53,6 +54,18 @@ const SELECT_COLUMN_TYPES: &str = "\
     JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END \
     WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped";
 
+/// How long the replication slot a snapshot is taken with lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SlotLifetime {
+    /// Dropped by the server as soon as every reader has imported the snapshot (or the
+    /// process dies): a full load alone.
+    Temporary,
+    /// Kept until dropped: change capture streams from it, starting at the snapshot's
+    /// position.
+    Permanent,
+}
+
 /// A consistent snapshot: its WAL position and the readers sharing it.
 #[derive(Debug)]
 pub struct PgSnapshot {
@@ -81,12 +94,32 @@ impl PgSnapshot {
         readers: usize,
         slot: &str,
     ) -> Result<(Self, Vec<PgSnapshotReader>)> {
+        Self::open_with(options, readers, slot, SlotLifetime::Temporary).await
+    }
+
+    /// Like [`PgSnapshot::open`], with a slot that lives as `lifetime` says: a permanent
+    /// slot stays after the readers imported the snapshot, so that change capture streams
+    /// from the snapshot's position (its consistent point) with no gap and no overlap.
+    ///
+    /// # Errors
+    ///
+    /// As [`PgSnapshot::open`]; the server's error when a slot of that name exists.
+    pub async fn open_with(
+        options: &PgConnectOptions,
+        readers: usize,
+        slot: &str,
+        lifetime: SlotLifetime,
+    ) -> Result<(Self, Vec<PgSnapshotReader>)> {
         let mut repl = ReplicationConnection::connect(options).await?;
         let rows = repl
             .simple_query(
                 &format!(
-                    "CREATE_REPLICATION_SLOT {} TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT",
-                    quote_ident(slot)
+                    "CREATE_REPLICATION_SLOT {}{} LOGICAL pgoutput EXPORT_SNAPSHOT",
+                    quote_ident(slot),
+                    match lifetime {
+                        SlotLifetime::Temporary => " TEMPORARY",
+                        SlotLifetime::Permanent => "",
+                    }
                 ),
                 &format!("creating replication slot `{slot}`"),
             )
@@ -115,8 +148,8 @@ impl PgSnapshot {
                 .map_err(|e| map_error(e, "importing the source snapshot"))?;
             out.push(PgSnapshotReader { client });
         }
-        // Every reader holds the snapshot now; ending the replication connection drops the
-        // temporary slot.
+        // Every reader holds the snapshot now; ending the replication connection drops a
+        // temporary slot (a permanent one stays).
         repl.close().await;
         Ok((
             Self {
