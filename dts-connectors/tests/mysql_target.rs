@@ -229,3 +229,61 @@ async fn one_run_per_task() {
     assert!(record.stop_requested);
     assert!(record.heartbeat.is_some());
 }
+
+#[tokio::test]
+async fn a_zero_in_an_auto_increment_column_stays_zero() {
+    // A binary column makes the load assign values in its `SET` clause, where MariaDB
+    // forgets that the AUTO_INCREMENT value was given; later table rebuilds keep the 0.
+    let (db, mut sink, table) = setup(
+        "mytgt_zero",
+        "CREATE TABLE t (id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, v INT, \
+         x TEXT, b VARBINARY(4)) AUTO_INCREMENT = 100",
+        &["id", "v", "b"],
+    )
+    .await;
+    let rows = vec![
+        vec![Value::UInt(0), Value::Int(1), Value::Bytes(vec![0])],
+        vec![Value::UInt(5), Value::Int(2), Value::Null],
+    ];
+    sink.write_chunk(&table, &chunk(0), batches(vec![Ok(batch(rows))]))
+        .await
+        .unwrap();
+    assert_eq!(
+        query(&format!(
+            "SELECT GROUP_CONCAT(id ORDER BY id) FROM `{db}`.t"
+        )),
+        "0,5"
+    );
+    let mut target = dts_connectors::mysql::MySqlTarget::connect(&dts_testkit::mariadb().url())
+        .await
+        .unwrap();
+    for (i, sql) in [
+        format!("ALTER TABLE `{db}`.t ADD INDEX v (v)"),
+        format!("ALTER TABLE `{db}`.t ADD CONSTRAINT s UNIQUE (v)"),
+        format!("ALTER TABLE `{db}`.t ADD FULLTEXT INDEX ft (x)"),
+        format!("ALTER TABLE `{db}`.t FORCE"),
+        format!("ALTER TABLE `{db}`.t ENGINE=InnoDB, ALGORITHM=COPY"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let st = dts_schema::Statement {
+            phase: dts_schema::Phase::PostData,
+            kind: dts_schema::StatementKind::Index,
+            table: None,
+            object: "t".into(),
+            sql,
+        };
+        target
+            .execute_once(&db, &format!("x:{i}"), &st)
+            .await
+            .unwrap();
+        assert_eq!(
+            query(&format!(
+                "SELECT GROUP_CONCAT(id ORDER BY id) FROM `{db}`.t"
+            )),
+            "0,5",
+            "after statement {i}"
+        );
+    }
+}

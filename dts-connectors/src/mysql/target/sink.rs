@@ -34,6 +34,11 @@ enum Load {
     /// As a decimal number into a user variable, stored with `CAST(… AS UNSIGNED)`: the
     /// server reads a `BIT` column's text as bytes, not as a number.
     Bit,
+    /// As text into a user variable, assigned as it is: an `AUTO_INCREMENT` column when
+    /// other columns are assigned. MariaDB forgets that a row's `AUTO_INCREMENT` value was
+    /// given once the `SET` clause is applied (a 0 then takes the next counter value,
+    /// whatever `NO_AUTO_VALUE_ON_ZERO` says), unless that column is assigned there too.
+    Assigned,
 }
 
 /// A target table's cached load plan: its columns, how each is written, and the statement.
@@ -109,19 +114,20 @@ impl MySqlChunkSink {
             return Ok(());
         }
         let name = &table.name;
-        let types: Vec<(String, String)> = self
+        let types: Vec<(String, (String, String))> = self
             .conn
-            .exec(
-                "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS \
+            .exec_map(
+                "SELECT COLUMN_NAME, DATA_TYPE, EXTRA FROM information_schema.COLUMNS \
                  WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
                 (name.schema.as_str(), name.name.as_str()),
+                |(column, data_type, extra): (String, String, String)| (column, (data_type, extra)),
             )
             .await
             .map_err(|e| map_error(e, format!("reading the columns of `{name}`")))?;
-        let types: HashMap<String, String> = types.into_iter().collect();
+        let types: HashMap<String, (String, String)> = types.into_iter().collect();
         let mut loads = Vec::with_capacity(table.columns.len());
         for column in &table.columns {
-            let data_type = types.get(column).ok_or_else(|| {
+            let (data_type, _) = types.get(column).ok_or_else(|| {
                 Error::new(
                     ErrorKind::Config,
                     format!("target table `{name}` has no column `{column}`"),
@@ -134,6 +140,16 @@ impl MySqlChunkSink {
                 "bit" => Load::Bit,
                 _ => Load::Text,
             });
+        }
+        if loads.iter().any(|l| *l != Load::Text) {
+            for (column, load) in table.columns.iter().zip(loads.iter_mut()) {
+                let auto = types.get(column).is_some_and(|(_, extra)| {
+                    extra.to_ascii_lowercase().contains("auto_increment")
+                });
+                if auto && *load == Load::Text {
+                    *load = Load::Assigned;
+                }
+            }
         }
         let sql = load_statement(name, &table.columns, &loads);
         self.tables.insert(
@@ -328,6 +344,10 @@ fn load_statement(name: &TableName, columns: &[String], loads: &[Load]) -> Strin
                     "{} = CAST(@v{i} AS UNSIGNED)",
                     quote_mysql_ident(column)
                 ));
+            }
+            Load::Assigned => {
+                targets.push(format!("@v{i}"));
+                sets.push(format!("{} = @v{i}", quote_mysql_ident(column)));
             }
         }
     }
