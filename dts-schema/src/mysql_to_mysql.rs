@@ -16,7 +16,8 @@
 //! The primary key is created with the table (InnoDB stores rows in key order, so the copy
 //! loads into it), as is an index an `AUTO_INCREMENT` column needs to be a key when the
 //! primary key does not start with it; the other indexes and the foreign keys come after the
-//! data.
+//! data, and then the `AUTO_INCREMENT` counter is set again (a table rebuilt to add an index
+//! may have moved it; the server keeps it past the copied maximum).
 
 use std::collections::BTreeSet;
 
@@ -72,7 +73,7 @@ fn idents(names: &[String]) -> String {
 ///
 /// Pre-data: databases (`CREATE DATABASE IF NOT EXISTS`), then each table with its columns,
 /// primary key, the `AUTO_INCREMENT` counter and comments. Post-data: secondary indexes,
-/// then foreign keys with their actions.
+/// then foreign keys with their actions, then the `AUTO_INCREMENT` counters again.
 ///
 /// Never panics: what cannot be planned (renames, a foreign key to a table that is not
 /// selected) is a [`Problem`].
@@ -100,6 +101,7 @@ pub fn plan_mysql_to_mysql(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPla
     let selected: BTreeSet<&TableName> = catalog.tables().map(|t| &t.name).collect();
     let mut indexes = Vec::new();
     let mut foreign_keys = Vec::new();
+    let mut counters = Vec::new();
     for table in catalog.tables() {
         let target = target_of(opts, &table.name);
         let q = qualified(&target);
@@ -153,6 +155,15 @@ pub fn plan_mysql_to_mysql(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPla
                 ),
             ));
         }
+        if let Some(n) = table.auto_increment {
+            counters.push(stmt(
+                Phase::PostData,
+                StatementKind::SequenceReset,
+                Some(&target),
+                target.to_string(),
+                format!("ALTER TABLE {q} AUTO_INCREMENT = {n}"),
+            ));
+        }
         plan.tables.push(TablePlan {
             source: table.name.clone(),
             target,
@@ -172,6 +183,7 @@ pub fn plan_mysql_to_mysql(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPla
     }
     plan.post_data.extend(indexes);
     plan.post_data.extend(foreign_keys);
+    plan.post_data.extend(counters);
     plan
 }
 
@@ -506,6 +518,7 @@ mod tests {
                 "ALTER TABLE `s`.`parent` ADD UNIQUE INDEX `name_idx` (`name`(5) DESC)",
                 "ALTER TABLE `s`.`child` ADD CONSTRAINT `fk_parent` FOREIGN KEY (`a`) \
                  REFERENCES `s`.`parent` (`id`) ON DELETE CASCADE ON UPDATE SET NULL",
+                "ALTER TABLE `s`.`parent` AUTO_INCREMENT = 42",
             ]
         );
     }
