@@ -591,7 +591,7 @@ impl StateStore for MySqlStateStore {
             )
             .await?;
         rows.into_iter()
-            .filter_map(|r| mysql_async::from_row::<Option<String>>(r))
+            .filter_map(mysql_async::from_row::<Option<String>>)
             .map(|text| parse_position(&self.task, &text))
             .next()
             .transpose()
@@ -1067,7 +1067,7 @@ impl StateStore for MySqlStateStore {
         Ok(rows
             .into_iter()
             .next()
-            .map_or(0, |r| mysql_async::from_row::<u64>(r)))
+            .map_or(0, mysql_async::from_row::<u64>))
     }
 
     async fn applied_age(&self) -> Result<Option<std::time::Duration>> {
@@ -1082,7 +1082,7 @@ impl StateStore for MySqlStateStore {
         Ok(rows
             .into_iter()
             .next()
-            .and_then(|r| mysql_async::from_row::<Option<i64>>(r))
+            .and_then(mysql_async::from_row::<Option<i64>>)
             .map(|us| std::time::Duration::from_micros(u64::try_from(us).unwrap_or(0))))
     }
 
