@@ -977,12 +977,13 @@ impl Target {
         }
     }
 
-    /// A reader of target tables for verification, on its own connection.
+    /// A reader of target tables for verification, on its own connection, returning
+    /// values in the form rows from a `source` engine take after the row mapping.
     ///
     /// # Errors
     ///
     /// Connection errors.
-    pub async fn target_reader(&self) -> Result<Box<dyn TargetReader>> {
+    pub async fn target_reader(&self, source: Engine) -> Result<Box<dyn TargetReader>> {
         match &self.kind {
             #[cfg(feature = "mysql")]
             TargetKind::MySql(_) => Err(target_error(crate::mysql::target::not_yet(
@@ -990,7 +991,7 @@ impl Target {
             ))),
             #[cfg(feature = "postgres")]
             TargetKind::Postgres(_) => Ok(Box::new(AtEnd::target(
-                PgTargetReader::connect(&self.url)
+                PgTargetReader::connect(&self.url, source)
                     .await
                     .map_err(target_error)?,
             ))),

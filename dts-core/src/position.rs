@@ -80,6 +80,9 @@ impl Position {
                     ..
                 },
             ) => {
+                if f1 == f2 {
+                    return Some(o1.cmp(o2));
+                }
                 let seq = |f: &str| -> Option<u64> { f.rsplit('.').next()?.parse().ok() };
                 let (s1, s2) = (seq(f1)?, seq(f2)?);
                 Some(s1.cmp(&s2).then(o1.cmp(o2)))

@@ -196,17 +196,29 @@ impl Shape {
     fn convert(&mut self, image: RowImage, options: &MappingOptions) -> Result<RowImage> {
         let map = self.image_map(&image)?;
         let mut values = vec![Value::Null; self.mappings.len()];
-        let key = image.key_text(&self.key);
-        for (slot, value) in map.iter().zip(image.values) {
+        let mut source = image;
+        for (j, slot) in map.iter().enumerate() {
             let Some(i) = *slot else { continue };
+            let value = std::mem::replace(&mut source.values[j], Value::Null);
             let (name, mapping) = &self.mappings[i];
             values[i] = match mapping {
-                Some(mapping) => convert_mysql_value(mapping, value, options).map_err(|e| {
-                    Error::from(e).context(format_args!(
-                        "column `{}`.`{name}` at key {key}",
-                        self.source
-                    ))
-                })?,
+                Some(mapping) => match convert_mysql_value(mapping, value, options) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        // The key, named only on failure: the values before this one are
+                        // converted already, so take them back from the target row.
+                        for (k, slot) in map.iter().enumerate().take(j) {
+                            if let Some(t) = *slot {
+                                source.values[k] = values[t].clone();
+                            }
+                        }
+                        let key = source.key_text(&self.key);
+                        return Err(Error::from(e).context(format_args!(
+                            "column `{}`.`{name}` at key {key}",
+                            self.source
+                        )));
+                    }
+                },
                 None => value,
             };
         }

@@ -198,6 +198,14 @@ pub struct FullOptions {
     /// waits for ever. Default 120.
     #[serde(default = "default_stall_timeout_seconds")]
     pub stall_timeout_seconds: u64,
+    /// Whether `dts run` verifies every copied table once the full load is done, as `dts
+    /// verify` does, and fails naming the differences when the target does not match (the
+    /// full load is then not recorded as done: repair with `dts verify --repair` and run
+    /// the task again). Default `false`. It compares with the source as it is after the
+    /// copy, so it needs a source nobody writes meanwhile; with incremental migration,
+    /// verify with `dts verify` while replication runs instead.
+    #[serde(default)]
+    pub verify: bool,
 }
 
 fn default_stall_timeout_seconds() -> u64 {
@@ -216,6 +224,7 @@ impl Default for FullOptions {
             precheck_values: false,
             stall_timeout_seconds: default_stall_timeout_seconds(),
             non_transactional: NonTransactional::default(),
+            verify: false,
         }
     }
 }
@@ -465,6 +474,13 @@ impl TaskConfig {
         }
         if self.full.rows_per_chunk == 0 {
             return Err(Error::config("`full.rows_per_chunk` must be at least 1"));
+        }
+        if self.full.verify && self.runs(MigrationType::Incremental) {
+            return Err(Error::config(
+                "`full.verify` compares with a source nobody writes: with incremental \
+                 migration, run `dts verify` while replication runs (it re-checks \
+                 differences once replication has caught up)",
+            ));
         }
         if self.objects.include.is_empty() {
             return Err(Error::config(

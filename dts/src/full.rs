@@ -37,6 +37,8 @@ pub struct FullReport {
     pub zero_dates: Vec<(String, u64)>,
     /// Transient failures the copy recovered from by copying the unfinished chunks again.
     pub retries: u64,
+    /// The verification after the copy (`full.verify`), when it ran.
+    pub verify: Option<dts_fullload::verify::VerifyReport>,
 }
 
 /// The first pause before retrying after a transient failure; it doubles up to
@@ -339,5 +341,6 @@ async fn copy_once(
         position,
         zero_dates: zero,
         retries: 0,
+        verify: None,
     })
 }

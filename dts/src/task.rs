@@ -44,6 +44,8 @@ pub enum TaskEvent {
     Progress(ProgressEvent),
     /// Progress of incremental migration: batches applied, lag, reconnections.
     Replication(CdcEvent),
+    /// Progress of the verification after the full load (`full.verify`).
+    Verification(dts_fullload::verify::VerifyEvent),
 }
 
 /// A step of a task.
@@ -244,7 +246,27 @@ impl Run<'_> {
                 let (ptx, forwarder) = forward_events(self.events.clone(), TaskEvent::Progress);
                 let result = crate::full::run_full_load(self, Some(ptx)).await;
                 let _ = forwarder.await;
-                self.report.full = Some(result?);
+                let mut full = result?;
+                if self.config.full.verify {
+                    let (vtx, forwarder) =
+                        forward_events(self.events.clone(), TaskEvent::Verification);
+                    let options = crate::verify::VerifyOptions::default();
+                    let result = crate::verify::verify(self.config, &options, Some(vtx)).await;
+                    let _ = forwarder.await;
+                    let report = result?;
+                    if !report.matches() {
+                        return Err(Error::new(
+                            ErrorKind::Conflict,
+                            format!(
+                                "the target does not match the source after the full load: {}; \
+                                 repair with `dts verify --repair`, then run the task again",
+                                crate::verify::summary(&report)
+                            ),
+                        ));
+                    }
+                    full.verify = Some(report);
+                }
+                self.report.full = Some(full);
                 Ok(())
             }
             Step::SchemaPostData => {

@@ -166,7 +166,7 @@ pub(crate) async fn verify(
     for reader in readers {
         workers.push(Worker {
             source: reader,
-            target: target.target_reader().await?,
+            target: target.target_reader(source.engine()).await?,
             repair: match options.repair {
                 Some(_) => Some(target.repair_sink().await?),
                 None => None,
@@ -195,4 +195,44 @@ pub(crate) async fn verify(
         recheck,
     };
     dts_fullload::verify::verify_tables(tables, workers, &engine_options, events).await
+}
+
+/// The differences of a report in one line: per differing table its counts and the first
+/// keys (with the columns that differ).
+pub(crate) fn summary(report: &VerifyReport) -> String {
+    const SHOWN: usize = 3;
+    let mut parts = Vec::new();
+    for t in report.tables.iter().filter(|t| !t.matches()) {
+        let mut firsts = Vec::new();
+        let rows = [
+            ("missing", &t.missing_rows),
+            ("extra", &t.extra_rows),
+            ("different", &t.different_rows),
+        ];
+        for (kind, rows) in rows {
+            for d in rows.iter().take(SHOWN) {
+                let key: Vec<String> = t
+                    .key_columns
+                    .iter()
+                    .zip(&d.key)
+                    .map(|(c, v)| format!("{c}={v}"))
+                    .collect();
+                let columns = if d.columns.is_empty() {
+                    String::new()
+                } else {
+                    format!(" in {}", d.columns.join(", "))
+                };
+                firsts.push(format!("{kind} ({}){columns}", key.join(", ")));
+            }
+        }
+        parts.push(format!(
+            "`{}`: {} missing, {} extra, {} different ({})",
+            t.target,
+            t.missing,
+            t.extra,
+            t.different,
+            firsts.join("; ")
+        ));
+    }
+    parts.join("; ")
 }

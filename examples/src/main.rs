@@ -418,6 +418,14 @@ async fn run_task(task: &Task, options: dts::RunOptions) -> Result<dts::RunRepor
                 full.copy.chunks_skipped
             );
         }
+        if let Some(v) = &full.verify {
+            println!(
+                "verified: {} rows in {} tables compared in {:.1} s, source and target match",
+                v.rows(),
+                v.tables.len(),
+                v.elapsed_ms as f64 / 1000.0
+            );
+        }
     }
     if let Some(inc) = &report.incremental {
         println!(

@@ -123,6 +123,18 @@ pub async fn display(mut rx: UnboundedReceiver<TaskEvent>) -> ProgressTracker {
                 print(format!("  created {kind:?} {object}"))
             }
             Some(TaskEvent::Skipped { object }) => print(format!("  skipped {object} (exists)")),
+            Some(TaskEvent::Verification(dts::VerifyEvent::TableDone(t))) => print(format!(
+                "  verified {}: {}",
+                t.source,
+                if t.matches() {
+                    format!("{} rows match", t.rows)
+                } else {
+                    format!(
+                        "DIFFERS ({} missing, {} extra, {} different)",
+                        t.missing, t.extra, t.different
+                    )
+                }
+            )),
             Some(TaskEvent::Replication(e)) => match e {
                 CdcEvent::Applied {
                     transactions,

@@ -45,7 +45,7 @@ fn a_bad_task_file_gets_one_clear_error_and_changes_nothing() {
     let task = env.dir.join("bad-url.toml");
     std::fs::write(
         &task,
-        "source.url = \"postgres://x\"\ntarget.url = \"postgres://y/z\"\nobjects.include = [\"a\"]\n",
+        "source.url = \"oracle://x\"\ntarget.url = \"postgres://y/z\"\nobjects.include = [\"a\"]\n",
     )
     .unwrap();
     let out = dts(&["run", "--config", task.to_str().unwrap()]);

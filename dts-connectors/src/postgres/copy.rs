@@ -423,6 +423,33 @@ impl PgCopyEncoder {
         Ok(())
     }
 
+    /// As [`PgCopyEncoder::encode_row`] for the row `row` followed by `last`, without
+    /// building that row: for a row with one more column than its source image.
+    pub(crate) fn encode_row_and(
+        &mut self,
+        row: &[Value],
+        last: &Value,
+        out: &mut BytesMut,
+    ) -> Result<()> {
+        if row.len() + 1 != self.columns.len() {
+            return Err(row_width(row.len() + 1, self.columns.len()));
+        }
+        if self.text {
+            let mut whole = row.to_vec();
+            whole.push(last.clone());
+            return self.encode_row(&whole, out);
+        }
+        let start = out.len();
+        out.put_i16(self.field_count);
+        for (column, value) in self.columns.iter().zip(row.iter().chain([last])) {
+            if let Err(e) = encode_value(column, value, &mut self.digits, out) {
+                out.truncate(start);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// Appends the field of column `index` alone — its `i32` length (`-1` for `NULL`) and its
     /// binary value — exactly as [`PgCopyEncoder::encode_row`] writes it within a row. The
     /// value part is also the binary parameter format of the extended query protocol.

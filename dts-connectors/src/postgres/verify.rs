@@ -1,12 +1,19 @@
 //! Verification and repair on PostgreSQL: reading a table's rows by key range into values
 //! of the form the type mapping writes ([`PgTargetReader`]), and running the statements
 //! that make a table match its source ([`PgRepairSink`]).
+//!
+//! What that form is depends on the source: from MySQL, the values the row mapping
+//! converts to (a MySQL `TIME` in an `interval` column is a duration); from PostgreSQL,
+//! whose rows pass the mapping unchanged, the values the PostgreSQL source's snapshot
+//! reader decodes, so the target is read with that reader's own decoders (an `interval`
+//! as its text, `numeric`'s `NaN` and the infinite dates as text, `oid` as an unsigned
+//! integer).
 
 use std::collections::HashMap;
 
 use dts_core::{
-    async_trait, BitString, Chunk, Date, DateTime, Decimal, Duration, Error, ErrorKind, Repair,
-    RepairMode, RepairSink, Result, RowBatch, TableName, TargetReader, TargetTable, Value,
+    async_trait, BitString, Chunk, Date, DateTime, Decimal, Duration, Engine, Error, ErrorKind,
+    Repair, RepairMode, RepairSink, Result, RowBatch, TableName, TargetReader, TargetTable, Value,
 };
 use dts_typemap::quote::{quote_bytea, quote_ident, quote_literal, quote_qualified};
 use futures::stream::BoxStream;
@@ -15,6 +22,7 @@ use tokio_postgres::Client;
 
 use super::error::map_error;
 use super::sink::SELECT_COLUMNS;
+use super::source::decode::Decoder;
 use super::target::connect_client;
 
 /// Rows fetched from the server per round trip: memory stays bounded whatever the table.
@@ -65,6 +73,45 @@ impl Decode {
             3802 => Decode::Jsonb,
             1560 | 1562 => Decode::Bit,
             _ => Decode::AsText,
+        }
+    }
+}
+
+/// How one target column is selected and decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ColumnRead {
+    /// Into the values the row mapping from MySQL writes.
+    Mapped(Decode),
+    /// As the PostgreSQL source's snapshot reader reads the same type; selected as
+    /// `::text` when the flag is set.
+    Source(Decoder, bool),
+}
+
+impl ColumnRead {
+    /// The reading of a column of base type `oid` (an enum's is `anyenum`) with modifier
+    /// `typmod`, for rows that came from `source`.
+    fn of(source: Engine, oid: u32, typmod: i32) -> Self {
+        if source == Engine::Postgres {
+            const ANYENUM: u32 = 3500;
+            let decoder = Decoder::of(oid, typmod);
+            let kind = if oid == ANYENUM { "e" } else { "b" };
+            ColumnRead::Source(decoder, decoder.selects_text(oid, kind))
+        } else {
+            ColumnRead::Mapped(Decode::of(oid))
+        }
+    }
+
+    fn as_text(self) -> bool {
+        match self {
+            ColumnRead::Mapped(d) => d == Decode::AsText,
+            ColumnRead::Source(_, text) => text,
+        }
+    }
+
+    fn decode(self, b: &[u8]) -> Option<Value> {
+        match self {
+            ColumnRead::Mapped(d) => decode(d, b),
+            ColumnRead::Source(d, _) => d.decode(b).ok(),
         }
     }
 }
@@ -253,12 +300,15 @@ fn qualified(t: &TableName) -> String {
 /// Reads target tables for verification, through one connection.
 ///
 /// Each chunk is read in a read-only transaction through a portal, [`FETCH_ROWS`] rows per
-/// round trip, in binary: integers, floats (bit-exact), `numeric` (with its scale), text,
-/// `bytea`, dates, timestamps, `time`, `interval`, `json`/`jsonb` and bit strings become the
-/// values the type mapping writes; other types are read as text.
+/// round trip, in binary. For rows from MySQL, integers, floats (bit-exact), `numeric`
+/// (with its scale), text, `bytea`, dates, timestamps, `time`, `interval`, `json`/`jsonb`
+/// and bit strings become the values the type mapping writes, and other types are read as
+/// text; for rows from PostgreSQL, every column is selected and decoded as the
+/// PostgreSQL source's snapshot reader does (the mapping passes those values unchanged).
 pub struct PgTargetReader {
     client: Client,
-    types: HashMap<TableName, Vec<Decode>>,
+    source: Engine,
+    types: HashMap<TableName, Vec<ColumnRead>>,
 }
 
 impl std::fmt::Debug for PgTargetReader {
@@ -268,20 +318,26 @@ impl std::fmt::Debug for PgTargetReader {
 }
 
 impl PgTargetReader {
-    /// Connects to the target at `url`.
+    /// Connects to the target at `url`, to read values in the form rows from a `source`
+    /// engine take after the row mapping.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::Config`] for a malformed URL; classified connection errors.
-    pub async fn connect(url: &str) -> Result<Self> {
+    pub async fn connect(url: &str, source: Engine) -> Result<Self> {
         Ok(Self {
             client: connect_client(url).await?,
+            source,
             types: HashMap::new(),
         })
     }
 }
 
-async fn column_types(client: &Client, table: &TargetTable) -> Result<Vec<Decode>> {
+async fn column_types(
+    client: &Client,
+    table: &TargetTable,
+    source: Engine,
+) -> Result<Vec<ColumnRead>> {
     let rows = client
         .query(
             SELECT_COLUMNS,
@@ -289,31 +345,39 @@ async fn column_types(client: &Client, table: &TargetTable) -> Result<Vec<Decode
         )
         .await
         .map_err(|e| map_error(e, format!("reading the columns of `{}`", table.name)))?;
-    let by_name: HashMap<String, u32> = rows
+    let by_name: HashMap<String, (u32, i32)> = rows
         .iter()
-        .map(|r| (r.get::<_, String>(0), r.get::<_, u32>(1)))
+        .map(|r| {
+            (
+                r.get::<_, String>(0),
+                (r.get::<_, u32>(1), r.get::<_, i32>(2)),
+            )
+        })
         .collect();
     table
         .columns
         .iter()
         .map(|c| {
-            by_name.get(c).map(|oid| Decode::of(*oid)).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Database,
-                    format!("column `{}.{c}` does not exist in the target", table.name),
-                )
-            })
+            by_name
+                .get(c)
+                .map(|(oid, typmod)| ColumnRead::of(source, *oid, *typmod))
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Database,
+                        format!("column `{}.{c}` does not exist in the target", table.name),
+                    )
+                })
         })
         .collect()
 }
 
-fn chunk_query(table: &TargetTable, types: &[Decode], chunk: &Chunk) -> String {
+fn chunk_query(table: &TargetTable, types: &[ColumnRead], chunk: &Chunk) -> String {
     let select: Vec<String> = table
         .columns
         .iter()
         .zip(types)
         .map(|(c, t)| {
-            if *t == Decode::AsText {
+            if t.as_text() {
                 format!("{}::text", quote_ident(c))
             } else {
                 quote_ident(c)
@@ -351,7 +415,7 @@ impl TargetReader for PgTargetReader {
             Reading(
                 tokio_postgres::Transaction<'a>,
                 tokio_postgres::Portal,
-                Vec<Decode>,
+                Vec<ColumnRead>,
             ),
             Done,
         }
@@ -365,7 +429,7 @@ impl TargetReader for PgTargetReader {
                         let types = match reader.types.get(&table.name) {
                             Some(t) => t.clone(),
                             None => {
-                                let t = column_types(&reader.client, table).await?;
+                                let t = column_types(&reader.client, table, reader.source).await?;
                                 reader.types.insert(table.name.clone(), t.clone());
                                 t
                             }
@@ -401,7 +465,7 @@ impl TargetReader for PgTargetReader {
                         let raw: Raw<'_> = r.try_get(i).map_err(|e| map_error(e, what()))?;
                         row.push(match raw.0 {
                             None => Value::Null,
-                            Some(b) => decode(*kind, b).ok_or_else(|| {
+                            Some(b) => kind.decode(b).ok_or_else(|| {
                                 Error::new(
                                     ErrorKind::Value,
                                     format!(
@@ -473,8 +537,10 @@ pub(crate) fn repair_statements(
     ];
     for r in repairs {
         out.push(match r {
+            // The source's values of identity columns too, `GENERATED ALWAYS` ones included
+            // (as the full load's `COPY` writes them).
             Repair::Insert(row) => format!(
-                "INSERT INTO {name} {} VALUES {}",
+                "INSERT INTO {name} {} OVERRIDING SYSTEM VALUE VALUES {}",
                 column_list(&table.columns),
                 row_literal(row)
             ),
@@ -503,7 +569,15 @@ pub(crate) fn repair_statements(
                     .columns
                     .iter()
                     .zip(row)
-                    .map(|(c, v)| format!("{} IS NOT DISTINCT FROM {}", quote_ident(c), literal(v)))
+                    .map(|(c, v)| match v {
+                        // `json` has no equality operator; its text is what was read.
+                        Value::Json(_) => format!(
+                            "{}::text IS NOT DISTINCT FROM {}",
+                            quote_ident(c),
+                            literal(v)
+                        ),
+                        _ => format!("{} IS NOT DISTINCT FROM {}", quote_ident(c), literal(v)),
+                    })
                     .collect();
                 format!(
                     "DELETE FROM {name} WHERE ctid = (SELECT ctid FROM {name} WHERE {} LIMIT 1)",
@@ -609,6 +683,31 @@ mod tests {
     }
 
     #[test]
+    fn rows_from_postgres_are_read_as_the_source_reader_reads_them() {
+        // interval, numeric, varbit(100), oid, an enum, bit(3), int4.
+        let pg = |oid, typmod| ColumnRead::of(Engine::Postgres, oid, typmod);
+        assert_eq!(pg(1186, -1), ColumnRead::Source(Decoder::Text, true));
+        assert_eq!(pg(1700, -1), ColumnRead::Source(Decoder::Numeric, true));
+        assert_eq!(pg(1562, 100), ColumnRead::Source(Decoder::Text, true));
+        assert_eq!(pg(26, -1), ColumnRead::Source(Decoder::Oid, false));
+        assert_eq!(pg(3500, -1), ColumnRead::Source(Decoder::Text, false));
+        assert_eq!(pg(1560, 3), ColumnRead::Source(Decoder::Bits, false));
+        assert!(!pg(23, -1).as_text());
+        // From MySQL, an interval holds a `TIME`: a duration.
+        let my = ColumnRead::of(Engine::MySql, 1186, -1);
+        assert_eq!(my, ColumnRead::Mapped(Decode::Interval));
+        let mut iv = Vec::new();
+        iv.extend(5_i64.to_be_bytes());
+        iv.extend(0_i32.to_be_bytes());
+        iv.extend(0_i32.to_be_bytes());
+        assert_eq!(my.decode(&iv), Some(Value::Time(Duration::from_micros(5))));
+        assert_eq!(
+            pg(1186, -1).decode(b"1 mon 00:00:05"),
+            Some(Value::Text("1 mon 00:00:05".into()))
+        );
+    }
+
+    #[test]
     fn literals_leave_the_type_to_the_column() {
         assert_eq!(literal(&Value::Float(0.1)), "'0.1'");
         assert_eq!(literal(&Value::Double(f64::NEG_INFINITY)), "'-Infinity'");
@@ -640,7 +739,7 @@ mod tests {
                 "SET LOCAL session_replication_role = replica",
                 r#"DELETE FROM "s"."t" WHERE "id" = 3"#,
                 r#"UPDATE "s"."t" SET "v" = 'a ' WHERE "id" = 1"#,
-                r#"INSERT INTO "s"."t" ("id", "v") VALUES (2, NULL)"#,
+                r#"INSERT INTO "s"."t" ("id", "v") OVERRIDING SYSTEM VALUE VALUES (2, NULL)"#,
                 "COMMIT",
             ]
         );

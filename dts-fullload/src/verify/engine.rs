@@ -189,22 +189,30 @@ impl KeyedDiff {
         }
     }
 
-    /// Keeps only the differences `newer` still shows (of the same kind); returns how many
-    /// settled.
+    /// Keeps only the differences `newer` still shows, of the same kind and with the same
+    /// values on both sides; returns how many settled.
+    ///
+    /// A row changed while it was compared shows other values when read again (or no
+    /// difference): a difference that reads the same in every round is one that replication
+    /// did not and will not make go away.
     fn intersect(&mut self, newer: KeyedDiff) -> u64 {
         let before = self.count();
         let mut newer = newer;
         self.missing = std::mem::take(&mut newer.missing)
             .into_iter()
-            .filter(|(k, _)| self.missing.contains_key(k))
+            .filter(|(k, e)| self.missing.get(k).is_some_and(|o| o.columns == e.columns))
             .collect();
         self.extra = std::mem::take(&mut newer.extra)
             .into_iter()
-            .filter(|(k, _)| self.extra.contains_key(k))
+            .filter(|(k, e)| self.extra.get(k).is_some_and(|o| o.columns == e.columns))
             .collect();
         self.different = std::mem::take(&mut newer.different)
             .into_iter()
-            .filter(|(k, _)| self.different.contains_key(k))
+            .filter(|(k, (t, s, _))| {
+                self.different
+                    .get(k)
+                    .is_some_and(|(ot, os, _)| ot.columns == t.columns && os.columns == s.columns)
+            })
             .collect();
         before - self.count()
     }
@@ -1002,5 +1010,60 @@ pub(crate) fn empty_stats(mode: RepairMode) -> RepairStats {
     RepairStats {
         applied: mode == RepairMode::Apply,
         ..RepairStats::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: i64, columns: &[u64]) -> (Vec<u8>, Entry) {
+        (
+            key.to_be_bytes().to_vec(),
+            Entry {
+                key: vec![Value::Int(key)],
+                columns: columns.to_vec(),
+                chunk: 0,
+            },
+        )
+    }
+
+    fn diff(missing: &[(i64, u64)], extra: &[(i64, u64)]) -> KeyedDiff {
+        let mut d = KeyedDiff::default();
+        d.add(
+            missing.iter().map(|(k, c)| entry(*k, &[*c])).collect(),
+            extra.iter().map(|(k, c)| entry(*k, &[*c])).collect(),
+        );
+        d
+    }
+
+    #[test]
+    fn only_differences_that_read_the_same_again_persist() {
+        // Key 1 differs, 2 is missing, 3 extra, 4 differs, 5 missing.
+        let mut first = diff(
+            &[(1, 10), (2, 20), (4, 40), (5, 50)],
+            &[(1, 11), (3, 30), (4, 41)],
+        );
+        assert_eq!(
+            (
+                first.different.len(),
+                first.missing.len(),
+                first.extra.len()
+            ),
+            (2, 2, 1)
+        );
+        // Read again: 1 reads the same; 2 still missing with the same values; 3 gone; 4
+        // differs with new target values (changed in flight); 5 missing with other values.
+        let again = diff(&[(1, 10), (2, 20), (4, 40), (5, 51)], &[(1, 11), (4, 42)]);
+        assert_eq!(first.intersect(again), 3);
+        assert_eq!(
+            first.different.keys().collect::<Vec<_>>(),
+            [&1i64.to_be_bytes().to_vec()]
+        );
+        assert_eq!(
+            first.missing.keys().collect::<Vec<_>>(),
+            [&2i64.to_be_bytes().to_vec()]
+        );
+        assert!(first.extra.is_empty());
     }
 }

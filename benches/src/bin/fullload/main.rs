@@ -37,7 +37,7 @@ use tools::{Bench, Outcome, Tool};
 
 const USAGE: &str = "\
 usage: fullload [--rows N] [--wide-rows N] [--only dts,pgloader,pipe] [--sets orders,wide,all]
-                [--repeat K] [--timeout SECS] [--pgloader-with OPTION]...
+                [--repeat K] [--timeout SECS] [--pgloader-with OPTION]... [--verify]
 
   --rows N        rows of `orders` (6 columns, primary key, one index); default 1000000
   --wide-rows N   rows of `wide` (text, blob, json, decimal, times, non-ASCII); default 100000
@@ -49,6 +49,8 @@ usage: fullload [--rows N] [--wide-rows N] [--only dts,pgloader,pipe] [--sets or
   --pgloader-with OPTION
                   a pgloader load option, passed as `--with OPTION` (repeatable), e.g.
                   \"prefetch rows = 10000\"; default none: pgloader's default settings
+  --verify        after each dts load, time `dts verify` of the same task (which must find
+                  the target equal to the source) and compare it with the load's time
 
 environment: DTS_BENCH_MYSQL_URL, DTS_BENCH_PG_URL name existing servers to use instead of
 private ones started from the installed binaries.";
@@ -67,6 +69,7 @@ struct Args {
     repeat: usize,
     timeout: Duration,
     pgloader_with: Vec<String>,
+    verify: bool,
 }
 
 impl Args {
@@ -80,6 +83,7 @@ impl Args {
             repeat: 1,
             timeout: Duration::from_secs(900),
             pgloader_with: Vec::new(),
+            verify: false,
         };
         while let Some(word) = words.next() {
             let (flag, inline) = match word.split_once('=') {
@@ -88,6 +92,10 @@ impl Args {
             };
             if flag == "--help" || flag == "-h" {
                 return Ok(None);
+            }
+            if flag == "--verify" {
+                args.verify = true;
+                continue;
             }
             let value = match inline.or_else(|| words.next()) {
                 Some(value) => value,
@@ -199,6 +207,7 @@ fn run(args: &Args) -> Result<bool> {
         timeout: args.timeout,
         source_rows: stats.iter().map(|s| (s.table, s.rows)).collect(),
         pgloader_with: args.pgloader_with.clone(),
+        verify: args.verify,
     };
 
     let mut outcomes: HashMap<(Set, Tool), Vec<Outcome>> = HashMap::new();
@@ -232,6 +241,9 @@ fn run(args: &Args) -> Result<bool> {
         pgloader: pgloader_version,
     };
     let all_ok = print_report(args, &tools, &stats, &outcomes, &versions, &skipped);
+    if args.verify {
+        print_verify_report(&args.sets, &stats, &outcomes);
+    }
     if all_ok {
         let _ = fs::remove_dir_all(&work_dir);
     } else {
@@ -266,10 +278,17 @@ fn describe(outcome: &Outcome) -> String {
         Outcome::Done {
             elapsed,
             peak_memory,
+            verify,
         } => format!(
-            "{:.2} s, peak {} MiB, row counts verified",
+            "{:.2} s, peak {} MiB, row counts verified{}",
             elapsed.as_secs_f64(),
-            report::mebibytes(*peak_memory)
+            report::mebibytes(*peak_memory),
+            verify
+                .map(|v| format!(
+                    "; dts verify {:.2} s: source and target match",
+                    v.as_secs_f64()
+                ))
+                .unwrap_or_default()
         ),
         Outcome::Failed(why) => format!("FAILED: {why}"),
         Outcome::LostRows(what) => format!("LOST ROWS: {what}"),
@@ -302,6 +321,7 @@ impl Summary {
                 Outcome::Done {
                     elapsed,
                     peak_memory: peak,
+                    ..
                 } => {
                     times.push(*elapsed);
                     peak_memory = peak_memory.max(*peak);
@@ -333,6 +353,80 @@ impl Summary {
     fn median(&self) -> Option<Duration> {
         report::median(&self.times)
     }
+}
+
+/// Per set, the time `dts verify` took against the time of the dts load it verified, in
+/// the same run: both medians, the verification's rows/s, and the median of the per-run
+/// ratios (below 1: verifying took less time than copying).
+fn print_verify_report(
+    sets: &[Set],
+    stats: &[TableStats],
+    outcomes: &HashMap<(Set, Tool), Vec<Outcome>>,
+) {
+    let mut table = Table::new([
+        "set",
+        "runs",
+        "load median s",
+        "verify median s",
+        "verify rows/s",
+        "verify ÷ load (median of runs)",
+    ]);
+    for &set in sets {
+        let runs: Vec<(Duration, Duration)> = outcomes
+            .get(&(set, Tool::Dts))
+            .into_iter()
+            .flatten()
+            .filter_map(|o| match o {
+                Outcome::Done {
+                    elapsed,
+                    verify: Some(v),
+                    ..
+                } => Some((*elapsed, *v)),
+                _ => None,
+            })
+            .collect();
+        if runs.is_empty() {
+            table.row(vec![
+                set.name().to_owned(),
+                "0".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "FAILED".into(),
+            ]);
+            continue;
+        }
+        let rows: u64 = stats
+            .iter()
+            .filter(|s| set.tables().contains(&s.table))
+            .map(|s| s.rows)
+            .sum();
+        let mut loads: Vec<Duration> = runs.iter().map(|r| r.0).collect();
+        let mut verifies: Vec<Duration> = runs.iter().map(|r| r.1).collect();
+        let mut ratios: Vec<f64> = runs
+            .iter()
+            .map(|(l, v)| v.as_secs_f64() / l.as_secs_f64())
+            .collect();
+        loads.sort();
+        verifies.sort();
+        ratios.sort_by(f64::total_cmp);
+        let median_ratio = if ratios.len() % 2 == 1 {
+            ratios[ratios.len() / 2]
+        } else {
+            (ratios[ratios.len() / 2 - 1] + ratios[ratios.len() / 2]) / 2.0
+        };
+        let load = report::median(&loads).unwrap_or_default();
+        let verify = report::median(&verifies).unwrap_or_default();
+        table.row(vec![
+            set.name().to_owned(),
+            runs.len().to_string(),
+            format!("{:.2}", load.as_secs_f64()),
+            format!("{:.2}", verify.as_secs_f64()),
+            per_second(rows, verify),
+            format!("{median_ratio:.2}"),
+        ]);
+    }
+    println!("\ndts verify after each dts load (same task, same run):\n{table}");
 }
 
 /// Prints the result tables; `true` if every measured run succeeded.
@@ -498,7 +592,9 @@ mod tests {
         let args = parse(&[]).unwrap().unwrap();
         assert_eq!(args.rows, 1_000_000);
         assert_eq!(args.tools, Tool::ALL);
+        assert!(!args.verify);
         let args = parse(&[
+            "--verify",
             "--rows",
             "2_000",
             "--wide-rows=10",
@@ -518,6 +614,7 @@ mod tests {
         assert_eq!(args.tools, [Tool::Pipe, Tool::Pgloader]);
         assert_eq!(args.sets, [Set::All]);
         assert_eq!(args.pgloader_with, ["prefetch rows = 10000", "workers = 2"]);
+        assert!(args.verify);
         assert!(parse(&["--help"]).unwrap().is_none());
         assert!(parse(&["--only", "mydumper"]).is_err());
         assert!(parse(&["--rows"]).is_err());
@@ -530,6 +627,7 @@ mod tests {
         let done = |s| Outcome::Done {
             elapsed: Duration::from_secs(s),
             peak_memory: 1 << 20,
+            verify: None,
         };
         let s = Summary::of(&[done(3), done(1), done(2)]);
         assert_eq!(s.best(), Some(Duration::from_secs(1)));

@@ -59,8 +59,13 @@ impl Tool {
 /// How one run ended.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    /// Every table arrived with the source's row count.
-    Done { elapsed: Duration, peak_memory: u64 },
+    /// Every table arrived with the source's row count; with `--verify`, `dts verify` then
+    /// found the target equal to the source in `verify`.
+    Done {
+        elapsed: Duration,
+        peak_memory: u64,
+        verify: Option<Duration>,
+    },
     /// The tool failed (exit status, timeout, missing table): not timed.
     Failed(String),
     /// The tool finished but a table's row count differs from the source's: not timed.
@@ -81,6 +86,8 @@ pub struct Bench<'a> {
     pub source_rows: HashMap<Table, u64>,
     /// pgloader load options, each passed as `--with OPTION`; empty for default settings.
     pub pgloader_with: Vec<String>,
+    /// After each dts load, time `dts verify` on the loaded target.
+    pub verify: bool,
 }
 
 /// A tool's run before verification.
@@ -111,10 +118,24 @@ impl Bench<'_> {
             Ran::Finished {
                 elapsed,
                 peak_memory,
-            } => self.verify(set, target).unwrap_or(Outcome::Done {
-                elapsed,
-                peak_memory,
-            }),
+            } => match self.verify(set, target) {
+                Some(problem) => problem,
+                None if tool == Tool::Dts && self.verify => {
+                    match self.run_dts_verify(target, label)? {
+                        Ran::Finished { elapsed: v, .. } => Outcome::Done {
+                            elapsed,
+                            peak_memory,
+                            verify: Some(v),
+                        },
+                        Ran::Failed(why) => Outcome::Failed(format!("dts verify: {why}")),
+                    }
+                }
+                None => Outcome::Done {
+                    elapsed,
+                    peak_memory,
+                    verify: None,
+                },
+            },
         };
         self.pg.drop_database(target)?;
         Ok(outcome)
@@ -146,6 +167,24 @@ impl Bench<'_> {
             .env("DTS_FULLLOAD_SOURCE_URL", self.mysql.url())
             .env("DTS_FULLLOAD_TARGET_URL", self.pg.url_for(target));
         self.run_one(command, label)
+    }
+
+    /// `dts verify` of the task `run_dts` ran as `label`: it must find the target equal to
+    /// the source (exit status 0).
+    fn run_dts_verify(&self, target: &str, label: &str) -> Result<Ran> {
+        let exe = self
+            .dts
+            .as_deref()
+            .context("the dts binary was not located")?;
+        let mut command = Command::new(exe);
+        command
+            .arg("verify")
+            .arg("--config")
+            .arg(self.work_dir.join(format!("{label}.toml")))
+            .arg("--json")
+            .env("DTS_FULLLOAD_SOURCE_URL", self.mysql.url())
+            .env("DTS_FULLLOAD_TARGET_URL", self.pg.url_for(target));
+        self.run_one(command, &format!("{label}-verify"))
     }
 
     fn run_pgloader(&self, target: &str, label: &str) -> Result<Ran> {

@@ -105,6 +105,12 @@ impl TableState {
 
     /// The values of a mapped image, checked against the table's columns.
     pub(super) fn values(&self, image: &RowImage) -> Result<Vec<Value>> {
+        self.check_width(image)?;
+        Ok(image.values.clone())
+    }
+
+    /// Fails unless `image` has a value for each column.
+    pub(super) fn check_width(&self, image: &RowImage) -> Result<()> {
         if image.values.len() != self.columns.len() {
             return Err(Error::internal(format!(
                 "a row image of `{}` has {} values for {} columns",
@@ -113,7 +119,7 @@ impl TableState {
                 self.columns.len()
             )));
         }
-        Ok(image.values.clone())
+        Ok(())
     }
 
     /// Whether the source's foreign key actions change other rows when it makes this change
@@ -238,45 +244,39 @@ impl TableState {
         }
         match op {
             RowOp::Insert(row) => {
-                let values = self.values(row)?;
-                self.stage_row(values, false, row)
+                self.check_width(row)?;
+                self.stage_row(false, row)
             }
             RowOp::Delete(row) => {
-                let values = self.values(row)?;
-                self.stage_row(values, true, row)
+                self.check_width(row)?;
+                self.stage_row(true, row)
             }
             RowOp::Update(before, after) => {
-                let old = self.values(before)?;
-                let new = self.values(after)?;
+                self.check_width(before)?;
+                self.check_width(after)?;
                 let Mode::Keyed(k) = &mut self.mode else {
                     return Err(Error::internal("staging a change of a table without key"));
                 };
-                let old_key = k.key_bytes(&old, &self.target, before, &self.key_names)?;
-                let new_key = k.key_bytes(&new, &self.target, after, &self.key_names)?;
+                let old_key = k.key_bytes(&before.values, &self.target, before, &self.key_names)?;
+                let new_key = k.key_bytes(&after.values, &self.target, after, &self.key_names)?;
                 let mut added = 0;
                 if old_key != new_key {
-                    added += self.stage_row(old, true, before)?;
+                    added += self.stage_row(true, before)?;
                 }
-                Ok(added + self.stage_row(new, false, after)?)
+                Ok(added + self.stage_row(false, after)?)
             }
         }
     }
 
-    /// Records the final state of the key of `values`: deleted, or this row.
-    pub(super) fn stage_row(
-        &mut self,
-        mut values: Vec<Value>,
-        deleted: bool,
-        image: &RowImage,
-    ) -> Result<usize> {
+    /// Records the final state of the key of `image`: deleted, or this row.
+    pub(super) fn stage_row(&mut self, deleted: bool, image: &RowImage) -> Result<usize> {
         let Mode::Keyed(k) = &mut self.mode else {
             return Err(Error::internal("staging a change of a table without key"));
         };
-        let key = k.key_bytes(&values, &self.target, image, &self.key_names)?;
-        values.push(Value::Bool(deleted));
+        let key = k.key_bytes(&image.values, &self.target, image, &self.key_names)?;
         k.scratch.clear();
         k.stage_encoder
-            .encode_row(&values, &mut k.scratch)
+            .encode_row_and(&image.values, &Value::Bool(deleted), &mut k.scratch)
             .map_err(|e| {
                 e.context(format_args!(
                     "table `{}` at key {}",

@@ -12,7 +12,7 @@
 //! `ONLY`, so a parent's rows do not include its children's.
 
 mod catalog;
-mod decode;
+pub(crate) mod decode;
 mod precheck;
 pub(crate) mod replication;
 mod snapshot;
