@@ -32,7 +32,8 @@ use dts_typemap::MappingOptions;
 use crate::end::{source_error, target_error, AtEnd};
 #[cfg(feature = "mysql")]
 use crate::mysql::{
-    BinlogFilter, MySqlBinlogSource, MySqlSnapshot, MySqlSnapshotReader, MySqlSource,
+    BinlogFilter, MySqlBinlogSource, MySqlChunkSink, MySqlSnapshot, MySqlSnapshotReader,
+    MySqlSource, MySqlStateStore, MySqlTarget,
 };
 #[cfg(feature = "postgres")]
 use crate::postgres::{
@@ -54,6 +55,7 @@ pub fn plan_schema(
     match (source, target) {
         (Engine::MySql, Engine::Postgres) => Ok(dts_schema::plan_mysql_to_pg(catalog, options)),
         (Engine::Postgres, Engine::Postgres) => Ok(dts_schema::plan_pg_to_pg(catalog, options)),
+        (Engine::MySql, Engine::MySql) => Ok(dts_schema::plan_mysql_to_mysql(catalog, options)),
         (s, t) => Err(unsupported(format!("migrating from {s} to {t}"))),
     }
 }
@@ -72,9 +74,9 @@ pub fn row_mapper(
     options: MappingOptions,
 ) -> Result<Arc<dyn RowMapper>> {
     match (source, target) {
-        // The PostgreSQL → PostgreSQL plan keeps every type: its columns have no mapping and
-        // their values pass unchanged.
-        (Engine::MySql | Engine::Postgres, Engine::Postgres) => {
+        // The same-engine plans keep every type: their columns have no mapping and their
+        // values pass unchanged.
+        (Engine::MySql | Engine::Postgres, Engine::Postgres) | (Engine::MySql, Engine::MySql) => {
             Ok(Arc::new(PlanRowMapper::new(plan, options)))
         }
         (s, t) => Err(unsupported(format!("migrating rows from {s} to {t}"))),
@@ -310,6 +312,8 @@ enum SourceKind {
 
 /// The target connectors, one variant per engine compiled in.
 enum TargetKind {
+    #[cfg(feature = "mysql")]
+    MySql(MySqlTarget),
     #[cfg(feature = "postgres")]
     Postgres(PgTarget),
 }
@@ -330,6 +334,8 @@ macro_rules! on_source {
 macro_rules! on_target {
     ($kind:expr, $c:ident => $body:expr) => {
         match $kind {
+            #[cfg(feature = "mysql")]
+            TargetKind::MySql($c) => $body,
             #[cfg(feature = "postgres")]
             TargetKind::Postgres($c) => $body,
         }
@@ -911,6 +917,8 @@ impl Target {
     /// names an engine this build cannot write to).
     pub async fn connect(url: &str) -> Result<Self> {
         let kind = match Engine::from_url(url)? {
+            #[cfg(feature = "mysql")]
+            Engine::MySql => MySqlTarget::connect(url).await.map(TargetKind::MySql),
             #[cfg(feature = "postgres")]
             Engine::Postgres => PgTarget::connect(url).await.map(TargetKind::Postgres),
             other => Err(unsupported(format!("{other} as a target"))),
@@ -926,18 +934,24 @@ impl Target {
     /// Names this connection, and every connection opened through this target from now on
     /// (sinks, state stores, [`Target::reconnect`]), as sessions of one run of task `task`,
     /// so that [`Target::end_earlier_runs`] can find what an earlier run left behind. On
-    /// PostgreSQL this is the `application_name` (it replaces one given in the URL).
+    /// PostgreSQL this is the `application_name` (it replaces one given in the URL); MySQL
+    /// sessions are not named.
     ///
     /// # Errors
     ///
     /// Server errors.
     pub async fn for_run(mut self, task: &str) -> Result<Self> {
         let sessions = RunSessions::new(task);
-        on_target!(&self.kind, t => {
-            t.set_application_name(&sessions.name).await?;
-            let sep = if self.url.contains('?') { '&' } else { '?' };
-            self.url = format!("{}{sep}application_name={}", self.url, sessions.name);
-        });
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            TargetKind::MySql(_) => {}
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(t) => {
+                t.set_application_name(&sessions.name).await?;
+                let sep = if self.url.contains('?') { '&' } else { '?' };
+                self.url = format!("{}{sep}application_name={}", self.url, sessions.name);
+            }
+        }
         self.sessions = Some(sessions);
         Ok(self)
     }
@@ -945,7 +959,9 @@ impl Target {
     /// Ends the sessions that earlier runs of this target's task left on the server (a
     /// killed process's index builds go on until they next talk to their client), and waits
     /// until they are gone, for at most `patience`. Returns how many there were. Does
-    /// nothing unless [`Target::for_run`] named this run.
+    /// nothing unless [`Target::for_run`] named this run; nothing on MySQL, whose sessions
+    /// are not named (a statement a killed run left running is waited for by the locks it
+    /// holds).
     ///
     /// Call it only while holding the task's run lock ([`StateStore::lock_run`]): then
     /// every other session of the task belongs to a run that has ended.
@@ -957,10 +973,18 @@ impl Target {
         let Some(sessions) = &self.sessions else {
             return Ok(0);
         };
-        on_target!(&self.kind, t => {
-            t.end_sessions(&sessions.task_prefix, &sessions.run_prefix, patience)
-                .await
-        })
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            TargetKind::MySql(_) => {
+                let _ = (sessions, patience);
+                Ok(0)
+            }
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(t) => {
+                t.end_sessions(&sessions.task_prefix, &sessions.run_prefix, patience)
+                    .await
+            }
+        }
     }
 
     /// Another connection to the same target.
@@ -977,6 +1001,8 @@ impl Target {
     /// The target's engine.
     pub fn engine(&self) -> Engine {
         match &self.kind {
+            #[cfg(feature = "mysql")]
+            TargetKind::MySql(_) => Engine::MySql,
             #[cfg(feature = "postgres")]
             TargetKind::Postgres(_) => Engine::Postgres,
         }
@@ -1016,7 +1042,15 @@ impl Target {
     ///
     /// Server errors.
     pub async fn precheck_apply(&self, r: &mut PrecheckReport) -> Result<()> {
-        on_target!(&self.kind, t => t.precheck_apply(r).await.map_err(target_error))
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            TargetKind::MySql(t) => {
+                t.precheck_apply(r);
+                Ok(())
+            }
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(t) => t.precheck_apply(r).await.map_err(target_error),
+        }
     }
 
     /// The tables that already exist in the named schemas.
@@ -1035,6 +1069,11 @@ impl Target {
     /// Connection errors.
     pub async fn state_store(&self, task: &str) -> Result<Box<dyn StateStore>> {
         match &self.kind {
+            #[cfg(feature = "mysql")]
+            TargetKind::MySql(t) => Ok(Box::new(AtEnd::target(MySqlStateStore::new(
+                t.opts().clone(),
+                task,
+            )))),
             #[cfg(feature = "postgres")]
             TargetKind::Postgres(_) => Ok(Box::new(AtEnd::target(
                 PgStateStore::connect(&self.url, task)
@@ -1057,10 +1096,18 @@ impl Target {
         statements: &[&Statement],
         kept: &BTreeSet<TableName>,
     ) -> Result<()> {
-        on_target!(&mut self.kind, t => t
+        match &mut self.kind {
+            #[cfg(feature = "mysql")]
+            TargetKind::MySql(t) => t
+                .execute_step(task, step, statements, kept)
+                .await
+                .map_err(target_error),
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(t) => t
                 .execute_step(task, step, &pg_statements(statements), kept)
                 .await
-                .map_err(target_error))
+                .map_err(target_error),
+        }
     }
 
     /// Runs `statement` and records step `step` done, in one transaction, unless the step
@@ -1075,10 +1122,18 @@ impl Target {
         step: &str,
         statement: &Statement,
     ) -> Result<bool> {
-        on_target!(&mut self.kind, t => {
-            let st = pg_statements(&[statement]).remove(0);
-            t.execute_once(task, step, &st).await.map_err(target_error)
-        })
+        match &mut self.kind {
+            #[cfg(feature = "mysql")]
+            TargetKind::MySql(t) => t
+                .execute_once(task, step, statement)
+                .await
+                .map_err(target_error),
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(t) => {
+                let st = pg_statements(&[statement]).remove(0);
+                t.execute_once(task, step, &st).await.map_err(target_error)
+            }
+        }
     }
 
     /// Prepares this connection for index builds.
@@ -1087,7 +1142,13 @@ impl Target {
     ///
     /// Server errors.
     pub async fn prepare_index_builds(&self) -> Result<()> {
-        on_target!(&self.kind, t => t.prepare_index_builds().await.map_err(target_error))
+        match &self.kind {
+            // Nothing to set per session.
+            #[cfg(feature = "mysql")]
+            TargetKind::MySql(_) => Ok(()),
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(t) => t.prepare_index_builds().await.map_err(target_error),
+        }
     }
 
     /// Updates the planner statistics of `tables`.
@@ -1106,6 +1167,12 @@ impl Target {
     /// Connection errors.
     pub async fn chunk_sink(&self, task: &str) -> Result<Box<dyn ChunkSink>> {
         match &self.kind {
+            #[cfg(feature = "mysql")]
+            TargetKind::MySql(t) => Ok(Box::new(AtEnd::target(
+                MySqlChunkSink::connect(t.opts().clone(), task)
+                    .await
+                    .map_err(target_error)?,
+            ))),
             #[cfg(feature = "postgres")]
             TargetKind::Postgres(_) => Ok(Box::new(AtEnd::target(
                 PgChunkSink::connect(&self.url, task)
@@ -1123,6 +1190,10 @@ impl Target {
     /// Connection errors.
     pub async fn target_reader(&self, source: Engine) -> Result<Box<dyn TargetReader>> {
         match &self.kind {
+            #[cfg(feature = "mysql")]
+            TargetKind::MySql(_) => Err(target_error(crate::mysql::target::not_yet(
+                "verification reads",
+            ))),
             #[cfg(feature = "postgres")]
             TargetKind::Postgres(_) => Ok(Box::new(AtEnd::target(
                 PgTargetReader::connect(&self.url, source)
@@ -1139,6 +1210,8 @@ impl Target {
     /// Connection errors.
     pub async fn repair_sink(&self) -> Result<Box<dyn RepairSink>> {
         match &self.kind {
+            #[cfg(feature = "mysql")]
+            TargetKind::MySql(_) => Err(target_error(crate::mysql::target::not_yet("repair"))),
             #[cfg(feature = "postgres")]
             TargetKind::Postgres(_) => Ok(Box::new(AtEnd::target(
                 PgRepairSink::connect(&self.url)
@@ -1159,6 +1232,13 @@ impl Target {
         options: &ApplyOptions,
     ) -> Result<Box<dyn ApplySink>> {
         match &self.kind {
+            #[cfg(feature = "mysql")]
+            TargetKind::MySql(_) => {
+                let _ = options;
+                Err(target_error(crate::mysql::target::not_yet(
+                    "applying replicated changes",
+                )))
+            }
             #[cfg(feature = "postgres")]
             TargetKind::Postgres(_) => {
                 let sink = PgApplySink::connect(&self.url, task, options.idempotent_until.clone())

@@ -47,9 +47,12 @@ async fn a_failing_connection_names_its_end() {
     assert!(e.is_retryable());
     assert!(e.report().starts_with("target: "), "{}", e.report());
 
-    // A source URL given as the target says so too.
-    let e = Target::connect(&my.url()).await.unwrap_err();
+    // A MySQL target too.
+    let url = with_port(&my.url(), my.port(), closed_port());
+    let e = Target::connect(&url).await.unwrap_err();
     assert_eq!(e.end(), Some(End::Target), "{}", e.report());
+    assert_eq!(e.kind(), ErrorKind::Connection, "{}", e.report());
+    assert!(e.report().starts_with("target: "), "{}", e.report());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,6 +52,10 @@
 //! object as it is (types, enums, domains, collations, defaults, identity, generated
 //! columns, indexes, foreign keys, comments), no value converted.
 //!
+//! A MySQL/MariaDB source into a MySQL/MariaDB target is planned by
+//! [`plan_mysql_to_mysql`]: every column type, character set, collation, default,
+//! `AUTO_INCREMENT`, generated column, index and foreign key as it is, no value converted.
+//!
 //! This crate has no features and does no I/O.
 
 mod change;
@@ -60,6 +64,7 @@ mod default;
 mod expr;
 mod ident;
 mod mapper;
+mod mysql_to_mysql;
 mod options;
 mod pg_to_pg;
 mod plan;
@@ -69,6 +74,7 @@ pub use change::{DdlError, DdlKind, DdlOutcome, SchemaTracker, SourceFlavor, Tab
 pub use ddl::plan_mysql_to_pg;
 pub use ident::{fit_identifier, quote_ident, quote_literal, IdentifierCase, MAX_IDENTIFIER_BYTES};
 pub use mapper::{short_sql, PlanRowMapper, TrackedChangeMapper};
+pub use mysql_to_mysql::{plan_mysql_to_mysql, quote_mysql_ident, quote_mysql_literal};
 pub use options::SchemaOptions;
 pub use pg_to_pg::{plan_pg_to_pg, PgToPgChangeMapper};
 pub use plan::{ColumnPlan, Phase, Problem, SchemaPlan, Statement, StatementKind, TablePlan};

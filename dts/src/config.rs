@@ -308,8 +308,8 @@ impl fmt::Display for MigrationType {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Endpoint {
-    /// `mysql://user:password@host:port` for the source, `postgres://user:password@host:port/db`
-    /// for the target. `${VAR}` is replaced by the environment variable `VAR`, so passwords
+    /// `mysql://user:password@host:port` or `postgres://user:password@host:port/db`, for the
+    /// source and for the target. `${VAR}` is replaced by the environment variable `VAR`, so passwords
     /// need not be written into the file.
     pub url: String,
 }
@@ -444,11 +444,12 @@ impl TaskConfig {
                 dts_core::error::redact_url(&self.source.url)
             )));
         }
-        if !self.target.url.starts_with("postgres://")
-            && !self.target.url.starts_with("postgresql://")
+        if !["mysql://", "mariadb://", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| self.target.url.starts_with(scheme))
         {
             return Err(Error::config(format!(
-                "target url `{}` must start with postgres://",
+                "target url `{}` must start with mysql://, mariadb://, postgres:// or postgresql://",
                 dts_core::error::redact_url(&self.target.url)
             )));
         }

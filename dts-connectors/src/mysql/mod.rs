@@ -6,6 +6,7 @@ mod options;
 mod precheck;
 mod snapshot;
 mod source;
+pub mod target;
 mod types;
 
 pub use crate::endpoint::SslMode;
@@ -17,3 +18,4 @@ pub use snapshot::{
     BATCH_BYTES, BATCH_ROWS, SNAPSHOT_LOCK_WAIT_SECONDS,
 };
 pub use source::{MySqlReadLock, MySqlServerInfo, MySqlSource};
+pub use target::{MySqlChunkSink, MySqlStateStore, MySqlTarget};

@@ -466,7 +466,7 @@ impl MySqlSource {
                 json_checked.contains(&(name.schema.clone(), name.name.clone(), col_name.clone()));
             table.columns.push(Column {
                 ordinal: u32::try_from(opt_u64(&row, 3).unwrap_or(0)).unwrap_or(u32::MAX),
-                source_type: text(&row, 7).to_ascii_lowercase(),
+                source_type: lowercase_outside_quotes(&text(&row, 7)),
                 nullable: text(&row, 5) == "YES",
                 default,
                 auto_increment: extra.contains("auto_increment"),
@@ -626,6 +626,21 @@ fn opt_u64(row: &Row, i: usize) -> Option<u64> {
     }
 }
 
+/// A column type in lowercase, except inside quotes: `ENUM`/`SET` members keep their case
+/// (`enum('A','b')`), which the stored values have.
+fn lowercase_outside_quotes(column_type: &str) -> String {
+    let mut out = String::with_capacity(column_type.len());
+    let mut quoted = false;
+    for c in column_type.chars() {
+        if c == '\'' {
+            // A doubled quote inside a member closes and reopens: the state comes back.
+            quoted = !quoted;
+        }
+        out.push(if quoted { c } else { c.to_ascii_lowercase() });
+    }
+    out
+}
+
 /// Interprets `information_schema.COLUMNS.COLUMN_DEFAULT`.
 ///
 /// MariaDB 10.2.7+ quotes literal strings (`'abc'`), prints `NULL` for an explicit `DEFAULT
@@ -703,6 +718,18 @@ fn unescape_mariadb_literal(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn column_types_keep_the_case_of_enum_members() {
+        assert_eq!(
+            lowercase_outside_quotes("ENUM('A','b''C','')"),
+            "enum('A','b''C','')"
+        );
+        assert_eq!(
+            lowercase_outside_quotes("INT(10) UNSIGNED"),
+            "int(10) unsigned"
+        );
+    }
 
     #[test]
     fn mariadb_defaults_are_classified() {

@@ -1,0 +1,342 @@
+//! MySQL/MariaDB → MySQL/MariaDB, schema and full load, through the `dts` command on real
+//! servers: two databases of the testkit's private MariaDB (or of the server named by
+//! `DTS_TEST_MYSQL_URL`), the target database a rename of the source one. Both sides are
+//! read with mysql_async in the binary protocol, independently of dts's readers and
+//! writers, and compared value for value; the tables' definitions are compared line for
+//! line as `SHOW CREATE TABLE` prints them.
+//!
+//! `cargo test -p dts-examples --test mysql_to_mysql`
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{dts, text};
+use mysql_async::prelude::*;
+
+const FIXTURE: &str = include_str!("../../fixtures/mysql/torture.sql");
+
+/// A loaded source database and the name of the target database it is copied into.
+struct MyPair {
+    source_db: String,
+    target_db: String,
+    dir: std::path::PathBuf,
+}
+
+impl MyPair {
+    fn new(prefix: &str, sql: &str) -> Self {
+        let my = dts_testkit::mariadb();
+        let source_db = my.create_unique_database(&format!("{prefix}_src")).unwrap();
+        my.exec_in(&source_db, sql).unwrap();
+        let target_db = dts_testkit::unique_name(&format!("{prefix}_dst"));
+        let dir = std::env::temp_dir().join(format!("dts-test-{source_db}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self {
+            source_db,
+            target_db,
+            dir,
+        }
+    }
+
+    /// The task's name: the state of every task lives in the server's one `dts_meta`.
+    fn task(&self) -> &str {
+        &self.target_db
+    }
+
+    fn task_file(&self, extra: &str) -> String {
+        let url = dts_testkit::mariadb().url();
+        let text = format!(
+            "name = \"{}\"\nmigration = [\"schema\", \"full\"]\nsource.url = \"{url}\"\n\
+             target.url = \"{url}\"\nobjects.include = [\"{}\"]\n\
+             objects.rename_databases = {{ \"{}\" = \"{}\" }}\n{extra}",
+            self.task(),
+            self.source_db,
+            self.source_db,
+            self.target_db,
+        );
+        let path = self.dir.join("task.toml");
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+
+    async fn conn(&self) -> mysql_async::Conn {
+        let mut conn = mysql_async::Conn::new(
+            mysql_async::Opts::from_url(&dts_testkit::mariadb().url()).unwrap(),
+        )
+        .await
+        .unwrap();
+        conn.query_drop("SET NAMES utf8mb4; SET time_zone = '+00:00'")
+            .await
+            .unwrap();
+        conn
+    }
+
+    fn query(&self, sql: &str) -> String {
+        dts_testkit::mariadb()
+            .query(sql)
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+}
+
+fn quote(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+async fn tables(conn: &mut mysql_async::Conn, db: &str) -> Vec<String> {
+    conn.exec(
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? \
+         ORDER BY TABLE_NAME",
+        (db,),
+    )
+    .await
+    .unwrap()
+}
+
+/// The binary protocol's kind of a value.
+fn kind(v: &mysql_async::Value) -> &'static str {
+    use mysql_async::Value as V;
+    match v {
+        V::NULL => "null",
+        V::Bytes(_) => "bytes",
+        V::Int(_) => "int",
+        V::UInt(_) => "uint",
+        V::Float(_) => "float",
+        V::Double(_) => "double",
+        V::Date(..) => "date",
+        V::Time(..) => "time",
+    }
+}
+
+/// Every row of `db.table` as the binary protocol delivers it, in a canonical order (each
+/// value's kind and its whole SQL literal: two rows differ in them exactly when a value
+/// differs).
+async fn rows(conn: &mut mysql_async::Conn, db: &str, table: &str) -> Vec<String> {
+    let rows: Vec<mysql_async::Row> = conn
+        .exec(format!("SELECT * FROM {}.{}", quote(db), quote(table)), ())
+        .await
+        .unwrap();
+    let mut out: Vec<String> = rows
+        .into_iter()
+        .map(|r| {
+            r.unwrap()
+                .iter()
+                .map(|v| format!("{}:{}", kind(v), v.as_sql(true)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The definition of `db.table` as `SHOW CREATE TABLE` prints it, one line per column,
+/// key, constraint and the table's options, sorted (the order of keys depends on when
+/// they were added).
+async fn definition(conn: &mut mysql_async::Conn, db: &str, table: &str) -> Vec<String> {
+    let (_, sql): (String, String) = conn
+        .query_first(format!("SHOW CREATE TABLE {}.{}", quote(db), quote(table)))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut lines: Vec<String> = sql
+        .lines()
+        .skip(1)
+        .map(|l| l.trim().trim_end_matches(',').to_string())
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Compares every table of the source database with the target's, definitions and rows;
+/// returns the number of rows.
+async fn assert_same(pair: &MyPair, check_definitions: bool) -> usize {
+    let mut conn = pair.conn().await;
+    let source = tables(&mut conn, &pair.source_db).await;
+    assert!(!source.is_empty());
+    assert_eq!(source, tables(&mut conn, &pair.target_db).await);
+    let mut total = 0;
+    for table in &source {
+        let expected = rows(&mut conn, &pair.source_db, table).await;
+        let actual = rows(&mut conn, &pair.target_db, table).await;
+        assert_eq!(expected.len(), actual.len(), "row count of {table}");
+        for (e, a) in expected.iter().zip(&actual) {
+            assert_eq!(e, a, "a row of {table}");
+        }
+        if check_definitions {
+            assert_eq!(
+                definition(&mut conn, &pair.source_db, table).await,
+                definition(&mut conn, &pair.target_db, table).await,
+                "definition of {table}"
+            );
+        }
+        total += expected.len();
+    }
+    total
+}
+
+#[tokio::test]
+async fn type_torture_fixture_is_copied_as_it_is() {
+    let pair = MyPair::new("mymy_torture", FIXTURE);
+    let task = pair.task_file("full.rows_per_chunk = 2\nfull.workers = 3\n");
+
+    let pre = dts(&["precheck", "--config", &task]);
+    assert!(pre.status.success(), "{}", text(&pre));
+
+    let out = dts(&["run", "--config", &task]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let copied = assert_same(&pair, true).await;
+    assert_eq!(copied, 4 + 7 + 3 + 4 + 4 + 5);
+
+    let target = &pair.target_db;
+    // The AUTO_INCREMENT counter is the source's (ahead of the copied rows), and an
+    // inserted 0 stays 0 (NO_AUTO_VALUE_ON_ZERO while loading).
+    assert_eq!(
+        pair.query(&format!(
+            "SELECT AUTO_INCREMENT FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = '{target}' AND TABLE_NAME = 'everything'"
+        )),
+        "1000"
+    );
+    assert_eq!(
+        pair.query(&format!(
+            "SELECT COUNT(*) FROM `{target}`.everything WHERE id = 0"
+        )),
+        "1"
+    );
+    // Foreign key actions hold in the target.
+    pair.query(&format!("DELETE FROM `{target}`.parent WHERE code = 'p2'"));
+    assert_eq!(
+        pair.query(&format!(
+            "SELECT COUNT(*) FROM `{target}`.child WHERE parent_id = 2"
+        )),
+        "0"
+    );
+    assert_eq!(
+        pair.query(&format!(
+            "SELECT COUNT(*) FROM `{target}`.child WHERE owner IS NULL"
+        )),
+        "2"
+    );
+
+    // The finished task does nothing when run again.
+    let again = dts(&["run", "--config", &task]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("already finished"),
+        "{}",
+        text(&again)
+    );
+}
+
+#[tokio::test]
+async fn column_renames_are_refused_before_anything_is_written() {
+    let pair = MyPair::new("mymy_rename", FIXTURE);
+    let task = pair.task_file(&format!(
+        "objects.rename_columns = {{ \"{}.pairs.v\" = \"value\" }}\n",
+        pair.source_db
+    ));
+    let out = dts(&["run", "--config", &task]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("keeps column names as they are"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        pair.query(&format!(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{}'",
+            pair.target_db
+        )),
+        "0"
+    );
+}
+
+/// Rows for the kill test: a composite key, a keyless table, blobs, bits and texts with
+/// the load file's special characters.
+const KILL_FIXTURE: &str = "
+    CREATE TABLE plain (
+        id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        n DECIMAL(20,6), t VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin,
+        ts DATETIME(6), b VARBINARY(32), f DOUBLE, bits BIT(12), e ENUM('red', 'green', 'blue')
+    );
+    INSERT INTO plain (n, t, ts, b, f, bits, e)
+    SELECT seq / 7, CONCAT('row ', seq, '\\t\\\\\\n'), '2000-01-01' + INTERVAL seq MINUTE,
+           UNHEX(MD5(seq)), seq / 3, seq % 4096, ELT(seq % 3 + 1, 'red', 'green', 'blue')
+    FROM seq_1_to_60000;
+    CREATE TABLE mixed (
+        a INT NOT NULL, b INT NOT NULL, tag VARCHAR(20), PRIMARY KEY (a, b)
+    );
+    INSERT INTO mixed SELECT seq % 97, seq, CONCAT('x', seq) FROM seq_1_to_60000;
+    CREATE TABLE keyless (v VARCHAR(20), w INT);
+    INSERT INTO keyless SELECT CONCAT('v', seq % 1000), seq FROM seq_1_to_30000;
+";
+
+#[tokio::test]
+async fn sigkill_mid_copy_resumes_exactly() {
+    let pair = MyPair::new("mymy_kill", KILL_FIXTURE);
+    // Throttled so the copy lasts long enough to be killed at chosen points.
+    let task = pair.task_file(
+        "full.rows_per_chunk = 3000\nfull.workers = 2\nfull.max_rows_per_second = 30000\n",
+    );
+    let count = |sql: &str| -> i64 {
+        dts_testkit::mariadb()
+            .query(sql)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let chunks_done = || {
+        count(&format!(
+            "SELECT COUNT(*) FROM dts_meta.chunk WHERE task = '{}'",
+            pair.task()
+        ))
+    };
+    let planned = || {
+        count(&format!(
+            "SELECT COALESCE(SUM(chunks), 0) FROM dts_meta.chunk_plan WHERE task = '{}'",
+            pair.task()
+        ))
+    };
+    let mut last_done = 0;
+    for percent in [10i64, 35, 65] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dts"))
+            .args(["run", "--config", &task])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        loop {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the copy finished before kill point {percent}%"
+            );
+            let total = planned();
+            if total > 0 && chunks_done() * 100 >= total * percent {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(180), "no progress");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let done = chunks_done();
+        assert!(done >= last_done, "checkpoints went backwards");
+        last_done = done;
+    }
+    assert!(
+        last_done < planned(),
+        "every chunk was done before the last kill"
+    );
+    let out = dts(&["run", "--config", &task]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("chunks were done by an earlier run"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(assert_same(&pair, true).await, 150_000);
+}
