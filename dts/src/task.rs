@@ -333,6 +333,30 @@ impl Run<'_> {
         }
     }
 
+    /// Records in the task record that `step` begins, reconnecting the state store and
+    /// retrying as [`Run::step_done`] does when its connection was lost.
+    async fn record_step_state(&mut self, step: Step) -> Result<()> {
+        let mut first_failure = None;
+        loop {
+            crate::full::restore_target(self).await?;
+            match self
+                .store
+                .record_state(crate::record::state_of(step), None)
+                .await
+            {
+                Err(e)
+                    if self.retries(
+                        &e,
+                        *first_failure.get_or_insert_with(std::time::Instant::now),
+                    ) =>
+                {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                written => return written,
+            }
+        }
+    }
+
     /// The post-data schema step; then, when this run did the full load, its record.
     async fn post_data(&mut self) -> Result<()> {
         crate::ddl::post_data(self).await?;
@@ -379,9 +403,7 @@ impl Run<'_> {
                 self.emit(TaskEvent::AlreadyDone(step));
                 continue;
             }
-            self.store
-                .record_state(crate::record::state_of(step), None)
-                .await?;
+            self.record_step_state(step).await?;
             self.emit(TaskEvent::StepStarted(step));
             self.step(step).await?;
             self.emit(TaskEvent::StepFinished(step));
