@@ -36,6 +36,8 @@ pub mod mysql;
 pub mod postgres;
 pub mod registry;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
+mod run_lock;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
 mod tls;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 mod url;

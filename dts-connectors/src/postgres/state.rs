@@ -180,8 +180,7 @@ const POSITION_MOVED: &str = "DTS01";
 /// PostgreSQL keeps apart from two-key ones.
 pub const RUN_LOCK_SPACE: i32 = 0x0064_7473;
 
-/// How often a run checks that its session still holds the run lock.
-const RUN_LOCK_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+use crate::run_lock::RUN_LOCK_CHECK;
 
 /// How long a lost run-lock session is reconnected before the run gives up.
 const RUN_LOCK_RETRY_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
@@ -808,41 +807,7 @@ impl StateStore for PgStateStore {
     }
 
     async fn run_lock_lost(&self) -> Error {
-        use std::sync::atomic::Ordering;
-        loop {
-            tokio::time::sleep(RUN_LOCK_CHECK).await;
-            if !self.locked.load(Ordering::SeqCst) {
-                continue;
-            }
-            let why = match self.holds_run_lock().await {
-                Ok(true) => continue,
-                Ok(false) => "the lock was released",
-                Err(e) if e.kind() == ErrorKind::Connection => "the connection holding it was lost",
-                // A check that failed otherwise (the session busy in a failed transaction)
-                // says nothing about the lock: ask again.
-                Err(_) => continue,
-            };
-            tracing::warn!(task = %self.task, why, "run lock lost; taking it again");
-            match self.relock().await {
-                Ok(()) => {
-                    tracing::info!(task = %self.task, "run lock taken again");
-                    continue;
-                }
-                Err(e) => {
-                    self.locked.store(false, Ordering::SeqCst);
-                    return Error::new(
-                        e.kind(),
-                        format!(
-                            "the run lock of task `{}` is no longer held ({why}) and could not \
-                             be taken again: the run stops so that no second run writes \
-                             alongside it; run the task again to resume",
-                            self.task
-                        ),
-                    )
-                    .with_source(e);
-                }
-            }
-        }
+        crate::run_lock::watch(self).await
     }
 
     async fn task_record(&self) -> Result<Option<TaskRecord>> {
@@ -1295,4 +1260,23 @@ fn host_name() -> String {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .or_else(|| std::env::var("COMPUTERNAME").ok())
         .unwrap_or_else(|| "unknown".to_string())
+}
+
+#[dts_core::async_trait]
+impl crate::run_lock::RunLockSession for PgStateStore {
+    fn task(&self) -> &str {
+        &self.task
+    }
+
+    fn locked(&self) -> &std::sync::atomic::AtomicBool {
+        &self.locked
+    }
+
+    async fn holds_run_lock(&self) -> Result<bool> {
+        PgStateStore::holds_run_lock(self).await
+    }
+
+    async fn relock(&self) -> Result<()> {
+        PgStateStore::relock(self).await
+    }
 }

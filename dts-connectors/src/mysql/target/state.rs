@@ -140,8 +140,7 @@ const TASK_TABLES: &[&str] = &[
 /// The named lock that serialises migrations and dropping the database.
 const MIGRATE_LOCK: &str = "dts_meta.migrate";
 
-/// How often a run checks that its session still holds the run lock.
-const RUN_LOCK_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+use crate::run_lock::RUN_LOCK_CHECK;
 
 /// How long a lost run-lock session is reconnected before the run gives up.
 const RUN_LOCK_RETRY_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
@@ -794,37 +793,7 @@ impl StateStore for MySqlStateStore {
     }
 
     async fn run_lock_lost(&self) -> Error {
-        loop {
-            tokio::time::sleep(RUN_LOCK_CHECK).await;
-            if !self.locked.load(Ordering::SeqCst) {
-                continue;
-            }
-            let why = match self.holds_run_lock().await {
-                Ok(true) => continue,
-                Ok(false) => "the lock was released",
-                Err(e) if e.kind() == ErrorKind::Connection => "the connection holding it was lost",
-                Err(_) => continue,
-            };
-            tracing::warn!(task = %self.task, why, "run lock lost; taking it again");
-            match self.relock().await {
-                Ok(()) => {
-                    tracing::info!(task = %self.task, "run lock taken again");
-                }
-                Err(e) => {
-                    self.locked.store(false, Ordering::SeqCst);
-                    return Error::new(
-                        e.kind(),
-                        format!(
-                            "the run lock of task `{}` is no longer held ({why}) and could not \
-                             be taken again: the run stops so that no second run writes \
-                             alongside it; run the task again to resume",
-                            self.task
-                        ),
-                    )
-                    .with_source(e);
-                }
-            }
-        }
+        crate::run_lock::watch(self).await
     }
 
     async fn task_record(&self) -> Result<Option<TaskRecord>> {
@@ -1149,6 +1118,25 @@ fn host_name() -> String {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .or_else(|| std::env::var("COMPUTERNAME").ok())
         .unwrap_or_else(|| "unknown".to_string())
+}
+
+#[dts_core::async_trait]
+impl crate::run_lock::RunLockSession for MySqlStateStore {
+    fn task(&self) -> &str {
+        &self.task
+    }
+
+    fn locked(&self) -> &std::sync::atomic::AtomicBool {
+        &self.locked
+    }
+
+    async fn holds_run_lock(&self) -> Result<bool> {
+        MySqlStateStore::holds_run_lock(self).await
+    }
+
+    async fn relock(&self) -> Result<()> {
+        MySqlStateStore::relock(self).await
+    }
 }
 
 #[cfg(test)]
