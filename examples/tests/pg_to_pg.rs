@@ -343,23 +343,28 @@ async fn sigkill_mid_copy_resumes_exactly() {
 }
 
 /// Tables for the replication test: a keyed table with large TOASTed values, a keyless
-/// table with `REPLICA IDENTITY FULL`.
+/// table with `REPLICA IDENTITY FULL`, both with columns of types that have no binary
+/// encoding in dts (arrays, `inet`, ranges, `money`, `timetz`).
 const CDC_FIXTURE: &str = "
     CREATE SCHEMA live;
     CREATE TYPE live.mood AS ENUM ('sad', 'ok', 'happy');
     CREATE TABLE live.items (
         id bigint PRIMARY KEY, note text, big text, n numeric, ts timestamptz,
-        mood live.mood, raw bytea
+        mood live.mood, raw bytea, tags text[], addr inet, span int4range, price money,
+        at timetz, days date[]
     );
     ALTER TABLE live.items ALTER COLUMN big SET STORAGE EXTERNAL;
     INSERT INTO live.items
     SELECT g, 'row ' || g, CASE WHEN g <= 200 THEN repeat(md5(g::text), 200) END, g / 7.0,
            '2000-01-01'::timestamptz + g * interval '1 min',
-           (ARRAY['sad', 'ok', 'happy'])[g % 3 + 1]::live.mood, decode(md5(g::text), 'hex')
+           (ARRAY['sad', 'ok', 'happy'])[g % 3 + 1]::live.mood, decode(md5(g::text), 'hex'),
+           ARRAY['t' || g, 'with \"quote', NULL], ('10.0.' || g % 256 || '.1/24')::inet,
+           int4range(g, g + 10), (g / 100.0)::money, '12:34:56.789+05:30'::timetz,
+           ARRAY['2024-02-29'::date + g, 'infinity']
     FROM generate_series(1, 20000) g;
-    CREATE TABLE live.bag (a int, b text);
+    CREATE TABLE live.bag (a int, b text, c int[]);
     ALTER TABLE live.bag REPLICA IDENTITY FULL;
-    INSERT INTO live.bag SELECT g % 10, 'b' || g FROM generate_series(1, 100) g;
+    INSERT INTO live.bag SELECT g % 10, 'b' || g, ARRAY[g, g % 3] FROM generate_series(1, 100) g;
 ";
 
 /// The `i`-th statement of the mixed write workload.
@@ -375,11 +380,21 @@ fn cdc_statement(i: u64) -> String {
             1_000_000 + i * 10_000
         ),
         _ if i % 40 == 39 => "TRUNCATE live.bag".to_string(),
-        0 => format!("INSERT INTO live.items (id, note, n) VALUES ({}, 'w{i}', {i} / 3.0)", 100_000 + i),
+        0 => format!(
+            "INSERT INTO live.items (id, note, n, tags, addr, span, price, at, days) \
+             VALUES ({}, 'w{i}', {i} / 3.0, '{{a,\"b c\",NULL}}', '::1', '[1,{}]', {i}.25, \
+             '23:59:59-11', '{{2000-01-01,-infinity}}')",
+            100_000 + i,
+            i + 1
+        ),
         // Rows with a large value: the update leaves it unchanged.
-        1 => format!("UPDATE live.items SET note = 'u{i}', mood = 'ok' WHERE id = {}", i % 200 + 1),
+        1 => format!(
+            "UPDATE live.items SET note = 'u{i}', mood = 'ok', tags = tags || 'u{i}'::text, \
+             span = int4range({i}, NULL) WHERE id = {}",
+            i % 200 + 1
+        ),
         2 => format!("DELETE FROM live.items WHERE id = {}", i * 53 % 20_000 + 201),
-        3 => format!("INSERT INTO live.bag VALUES ({}, 'b{i}')", i % 10),
+        3 => format!("INSERT INTO live.bag VALUES ({}, 'b{i}', '{{{i},7}}')", i % 10),
         4 => format!(
             "UPDATE live.bag SET b = b || 'x' \
              WHERE ctid = (SELECT ctid FROM live.bag WHERE a = {} LIMIT 1)",

@@ -465,7 +465,32 @@ impl PgCopyEncoder {
             Error::internal(format!("no column {index} among {}", self.columns.len()))
         })?;
         let start = out.len();
+        if column.encoding == Encoding::Other {
+            // No binary form: the value's text, for a parameter sent in text format (see
+            // [`PgCopyEncoder::is_text_column`]).
+            return match value {
+                Value::Null => {
+                    out.put_i32(-1);
+                    Ok(())
+                }
+                Value::Text(s) | Value::Json(s) => {
+                    check_text(column, s.as_bytes())?;
+                    put_len(column, s.len(), out)?;
+                    out.put_slice(s.as_bytes());
+                    Ok(())
+                }
+                other => Err(mismatch(column, Encoding::Other, other)),
+            };
+        }
         encode_value(column, value, &mut self.digits, out).inspect_err(|_| out.truncate(start))
+    }
+
+    /// Whether column `index` has no binary encoding here: [`PgCopyEncoder::encode_field`]
+    /// writes its value's text, to be sent as a text-format parameter.
+    pub(crate) fn is_text_column(&self, index: usize) -> bool {
+        self.columns
+            .get(index)
+            .is_some_and(|c| c.encoding == Encoding::Other)
     }
 
     /// One row in text format: fields separated by tabs, `\N` for `NULL`, a newline.

@@ -57,6 +57,8 @@ pub(super) struct Unique {
 pub(super) struct Keyed {
     /// Indexes of the key columns among the copied columns.
     pub(super) key: Vec<usize>,
+    /// Per copied column, whether it has no binary encoding (its values are sent as text).
+    pub(super) text: Vec<bool>,
     /// Encoder of the key columns (the coalescing map's keys).
     pub(super) key_encoder: PgCopyEncoder,
     /// Encoder of staging rows: the copied columns, then the deletion flag.
@@ -135,9 +137,21 @@ impl Keyed {
             .batch_execute(&create)
             .await
             .map_err(|e| map_error(e, format!("creating the staging table of `{target}`")))?;
+        let key_columns: Vec<PgCopyColumn> = key.iter().map(|&i| copy_columns[i].clone()).collect();
+        let mut stage_columns = copy_columns.to_vec();
+        stage_columns.push(PgCopyColumn::new(flag.clone(), BOOL_OID, -1));
+        let stage_encoder = PgCopyEncoder::for_any_types(&stage_columns)?;
+        let text: Vec<bool> = (0..copy_columns.len())
+            .map(|i| stage_encoder.is_text_column(i))
+            .collect();
+        let format = if stage_encoder.is_text() {
+            ""
+        } else {
+            " (FORMAT binary)"
+        };
         let copy = client
             .prepare(&format!(
-                "COPY {stage_table} ({cols}, {flag_sql}) FROM STDIN (FORMAT binary)"
+                "COPY {stage_table} ({cols}, {flag_sql}) FROM STDIN{format}"
             ))
             .await
             .map_err(|e| map_error(e, format!("preparing the staging copy of `{target}`")))?;
@@ -229,13 +243,11 @@ impl Keyed {
             ))
             .await
             .map_err(|e| map_error(e, format!("preparing the row changes of `{target}`")))?;
-        let key_columns: Vec<PgCopyColumn> = key.iter().map(|&i| copy_columns[i].clone()).collect();
-        let mut stage_columns = copy_columns.to_vec();
-        stage_columns.push(PgCopyColumn::new(flag, BOOL_OID, -1));
         Ok(Self {
             key,
-            key_encoder: PgCopyEncoder::new(&key_columns)?,
-            stage_encoder: PgCopyEncoder::new(&stage_columns)?,
+            text,
+            key_encoder: PgCopyEncoder::for_any_types(&key_columns)?,
+            stage_encoder,
             copy,
             delete,
             insert,
@@ -300,6 +312,11 @@ impl Keyed {
         Ok(out)
     }
 
+    /// Whether key column `n` (the `n`th of the key) is sent as text.
+    pub(super) fn key_text(&self, n: usize) -> bool {
+        self.key.get(n).is_some_and(|&i| self.text[i])
+    }
+
     /// The parameters of each unique index's conflict `DELETE` for a row (its encoded
     /// fields) and the key it keeps (its encoded key fields).
     pub(super) fn conflict_params<'a>(
@@ -313,8 +330,8 @@ impl Keyed {
                 let params = u
                     .columns
                     .iter()
-                    .map(|&i| Encoded(row.get(i).and_then(|f| f.0)))
-                    .chain(key.iter().map(|f| Encoded(f.0)))
+                    .map(|&i| row.get(i).copied().unwrap_or(Encoded(None, false)))
+                    .chain(key.iter().copied())
                     .collect();
                 (&u.delete, params)
             })
@@ -354,7 +371,9 @@ impl Keyed {
         }
         let what = || format!("applying changes to `{target}`");
         let resolve = std::mem::take(&mut self.window) && !self.uniques.is_empty();
-        if self.pending.len() <= SMALL_FLUSH_ROWS {
+        // Staging rows in text format (some column has no binary encoding) are not split
+        // into parameters: they always go through the staging table.
+        if self.pending.len() <= SMALL_FLUSH_ROWS && !self.stage_encoder.is_text() {
             return self.flush_small(client, resolve, &what).await;
         }
         if self.used {
@@ -365,9 +384,18 @@ impl Keyed {
         }
         let rows = self.pending.len() as u64;
         buffer.clear();
-        PgCopyEncoder::write_header(buffer);
+        self.stage_encoder.write_start(buffer);
         let pending = std::mem::take(&mut self.pending);
-        let copied = send_copy(client, &self.copy, buffer, pending.into_values(), &what).await?;
+        let text = self.stage_encoder.is_text();
+        let copied = send_copy(
+            client,
+            &self.copy,
+            buffer,
+            pending.into_values(),
+            text,
+            &what,
+        )
+        .await?;
         if copied != rows {
             return Err(Error::internal(format!(
                 "staging copy of `{target}` stored {copied} rows of {rows}"
@@ -403,13 +431,16 @@ impl Keyed {
         let mut inserts: Vec<Vec<Encoded<'_>>> = Vec::with_capacity(pending.len());
         let mut conflicts: Vec<(&Statement, Vec<Encoded<'_>>)> = Vec::new();
         for (key, row) in &pending {
-            deletes.push(fields(key));
+            deletes.push(fields(key, |n| self.key_text(n)));
             // A staging row: field count, the copied columns, the deletion flag.
-            let mut values = fields(row.get(2..).unwrap_or_default());
+            let mut values = fields(row.get(2..).unwrap_or_default(), |i| {
+                self.text.get(i).copied().unwrap_or(false)
+            });
             let deleted = values.pop().and_then(|f| f.0) != Some(&[0u8][..]);
             if !deleted {
                 if resolve {
-                    conflicts.extend(self.conflict_params(&values, &fields(key)));
+                    conflicts
+                        .extend(self.conflict_params(&values, &fields(key, |n| self.key_text(n))));
                 }
                 inserts.push(values);
             }

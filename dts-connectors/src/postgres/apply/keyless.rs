@@ -21,6 +21,8 @@ pub(super) struct Keyless {
     pub(super) inserts: BytesMut,
     pub(super) insert_rows: u64,
     pub(super) params: BytesMut,
+    /// Whether rows are copied in text format (some column has no binary encoding).
+    text: bool,
 }
 
 impl Keyless {
@@ -29,6 +31,7 @@ impl Keyless {
         target: &TableName,
         names: &[String],
         cols: &str,
+        text: bool,
     ) -> Result<Self> {
         let mut target_sql = String::new();
         push_table(&mut target_sql, target);
@@ -66,10 +69,8 @@ impl Keyless {
                 .await
                 .map_err(|e| map_error(e, format!("preparing the row changes of `{target}`")))
         };
-        let copy = prepare(format!(
-            "COPY {target_sql} ({cols}) FROM STDIN (FORMAT binary)"
-        ))
-        .await?;
+        let format = if text { "" } else { " (FORMAT binary)" };
+        let copy = prepare(format!("COPY {target_sql} ({cols}) FROM STDIN{format}")).await?;
         let delete = prepare(format!("DELETE FROM {target_sql} WHERE {}", one_row(0))).await?;
         let update = prepare(format!(
             "UPDATE {target_sql} SET {sets} WHERE {}",
@@ -83,6 +84,7 @@ impl Keyless {
             inserts: BytesMut::new(),
             insert_rows: 0,
             params: BytesMut::new(),
+            text,
         })
     }
 
@@ -100,8 +102,18 @@ impl Keyless {
         let rows = std::mem::take(&mut self.insert_rows);
         let data = self.inserts.split();
         buffer.clear();
-        PgCopyEncoder::write_header(buffer);
-        let copied = send_copy(client, &self.copy, buffer, std::iter::once(data), &what).await?;
+        if !self.text {
+            PgCopyEncoder::write_header(buffer);
+        }
+        let copied = send_copy(
+            client,
+            &self.copy,
+            buffer,
+            std::iter::once(data),
+            self.text,
+            &what,
+        )
+        .await?;
         if copied != rows {
             return Err(Error::internal(format!(
                 "copy into `{target}` stored {copied} rows of {rows}"

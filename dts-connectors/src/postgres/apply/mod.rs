@@ -201,8 +201,9 @@ impl PgApplySink {
         Self::from_client(client, task, idempotent_until).await
     }
 
-    /// A sink over an existing connection (its session settings do not matter: values are
-    /// sent in binary), creating `dts_meta.cdc_position` if needed.
+    /// A sink over an existing connection, creating `dts_meta.cdc_position` if needed. Its
+    /// session is set up as [`connect_client`] does it: values of types without a binary
+    /// encoding here are sent as their text, which `DateStyle` and `IntervalStyle` read.
     ///
     /// # Errors
     ///
@@ -212,6 +213,13 @@ impl PgApplySink {
         task: &str,
         idempotent_until: Option<Position>,
     ) -> Result<Self> {
+        client
+            .batch_execute(
+                "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; \
+                 SET IntervalStyle = 'postgres'; SET standard_conforming_strings = on",
+            )
+            .await
+            .map_err(|e| map_error(e, "setting up the apply session"))?;
         migrate(&client).await?;
         let select_position = client
             .prepare(SELECT_POSITION)
@@ -862,13 +870,15 @@ fn push_list<'a>(sql: &mut String, prefix: &str, names: impl IntoIterator<Item =
     }
 }
 
-/// Runs a binary `COPY` of `rows` (encoded rows, or runs of them), with `buffer` holding the
-/// header already; returns the rows the server stored.
+/// Runs a `COPY` of `rows` (encoded rows, or runs of them), with `buffer` holding the
+/// binary header already, or, with `text`, in text format (no header, no trailer); returns
+/// the rows the server stored.
 async fn send_copy(
     client: &Client,
     statement: &Statement,
     buffer: &mut BytesMut,
     rows: impl Iterator<Item = impl AsRef<[u8]>>,
+    text: bool,
     what: &(dyn Fn() -> String + Sync),
 ) -> Result<u64> {
     let sink = client
@@ -885,7 +895,9 @@ async fn send_copy(
                 .map_err(|e| map_error(e, what()))?;
         }
     }
-    PgCopyEncoder::write_trailer(buffer);
+    if !text {
+        PgCopyEncoder::write_trailer(buffer);
+    }
     sink.feed(buffer.split().freeze())
         .await
         .map_err(|e| map_error(e, what()))?;

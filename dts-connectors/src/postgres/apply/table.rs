@@ -67,8 +67,10 @@ impl TableState {
         columns: Arc<Vec<String>>,
         stage: String,
     ) -> Result<Self> {
-        let copy_columns = target_columns(client, target, &columns, false).await?;
-        let encoder = PgCopyEncoder::new(&copy_columns)?;
+        // A column of a type without a binary encoding here (arrays, `inet`, ranges,
+        // `money`, `timetz`, …) is written as its text, which its input function reads.
+        let copy_columns = target_columns(client, target, &columns, true).await?;
+        let encoder = PgCopyEncoder::for_any_types(&copy_columns)?;
         let mut qualified = String::new();
         push_table(&mut qualified, target);
         let key_names: Vec<String> = client
@@ -84,7 +86,9 @@ impl TableState {
         let mut cols = String::new();
         push_list(&mut cols, "", columns.iter().map(String::as_str));
         let mode = if key.is_empty() {
-            Mode::Keyless(Keyless::prepare(client, target, &columns, &cols).await?)
+            Mode::Keyless(
+                Keyless::prepare(client, target, &columns, &cols, encoder.is_text()).await?,
+            )
         } else {
             Mode::Keyed(Box::new(
                 Keyed::create(client, target, &columns, &cols, &copy_columns, key, &stage).await?,
@@ -170,6 +174,10 @@ impl TableState {
             _ => None,
         };
         let what = || format!("applying a change with foreign key actions to `{target}`");
+        let key_flags: Vec<bool> = (0..k.key.len()).map(|n| k.key_text(n)).collect();
+        let key_text = |n: usize| key_flags.get(n).copied().unwrap_or(false);
+        let text = k.text.clone();
+        let row_text = |i: usize| text.get(i).copied().unwrap_or(false);
         let mut encode = |values: &[Value], image: &RowImage, out: &mut BytesMut| {
             for (i, v) in values.iter().enumerate() {
                 encoder.encode_field(i, v, out).map_err(|e| {
@@ -184,14 +192,14 @@ impl TableState {
         if in_window {
             let mut row = BytesMut::new();
             encode(&old, before, &mut row)?;
-            let mut deletes = vec![fields(&old_key)];
+            let mut deletes = vec![fields(&old_key, key_text)];
             if let Some(new_key) = new_key.as_ref().filter(|n| **n != old_key) {
-                deletes.push(fields(new_key));
+                deletes.push(fields(new_key, key_text));
             }
-            let row = fields(&row);
+            let row = fields(&row, row_text);
             let delete_params: Vec<_> = deletes.iter().map(|p| as_params(p)).collect();
             // Rows copied under a later snapshot may hold the image's unique values.
-            let conflicts = k.conflict_params(&row, &fields(&old_key));
+            let conflicts = k.conflict_params(&row, &fields(&old_key, key_text));
             let conflict_params: Vec<_> =
                 conflicts.iter().map(|(s, p)| (*s, as_params(p))).collect();
             let insert_params = as_params(&row);
@@ -205,7 +213,13 @@ impl TableState {
                 .map_err(|e| map_error(e, what()))?;
         }
         let (Some(new), Some(after)) = (new, after) else {
-            with_actions(client, &k.delete, &as_params(&fields(&old_key)), &what).await?;
+            with_actions(
+                client,
+                &k.delete,
+                &as_params(&fields(&old_key, key_text)),
+                &what,
+            )
+            .await?;
             return Ok(true);
         };
         if let Lazy::Sql(sql) = &k.update {
@@ -221,8 +235,8 @@ impl TableState {
         let mut row = BytesMut::new();
         encode(&new, after, &mut row)?;
         if in_window {
-            let new_fields = fields(&row);
-            let conflicts = k.conflict_params(&new_fields, &fields(&old_key));
+            let new_fields = fields(&row, row_text);
+            let conflicts = k.conflict_params(&new_fields, &fields(&old_key, key_text));
             let requests = conflicts
                 .iter()
                 .map(|(s, p)| (*s, as_params(p)))
@@ -231,8 +245,8 @@ impl TableState {
                 .await
                 .map_err(|e| map_error(e, what()))?;
         }
-        let mut params = fields(&row);
-        params.extend(fields(&old_key));
+        let mut params = fields(&row, row_text);
+        params.extend(fields(&old_key, key_text));
         let rows = with_actions(client, update, &as_params(&params), &what).await?;
         Ok(rows > 0)
     }
@@ -304,8 +318,8 @@ impl TableState {
             push_ident(&mut sql, &columns[i]);
             let _ = write!(sql, " = ${}", set.len() + n + 1);
         }
-        let mut params = fields(&row);
-        params.extend(fields(&old_key));
+        let mut params = fields(&row, |n| set.get(n).is_some_and(|&i| k.text[i]));
+        params.extend(fields(&old_key, |n| k.key_text(n)));
         client
             .execute(sql.as_str(), &as_params(&params))
             .await
@@ -431,7 +445,7 @@ impl TableState {
                 .encode_field(i % width, v, &mut k.params)
                 .map_err(|e| e.context(context()))?;
         }
-        let params = fields(&k.params);
+        let params = fields(&k.params, |i| encoder.is_text_column(i % width));
         let refs = as_params(&params);
         let (statement, what) = if new.is_some() {
             (&k.update, "update")

@@ -38,8 +38,12 @@ fn fields_split_lengths_and_nulls() {
     b.put_slice(b"ab");
     b.put_i32(-1);
     b.put_i32(0);
-    let f = fields(&b);
+    let f = fields(&b, |i| i == 1);
     assert_eq!(f.len(), 3);
+    assert_eq!(
+        f.iter().map(|f| f.1).collect::<Vec<_>>(),
+        [false, true, false]
+    );
     assert_eq!(f[0].0, Some(&b"ab"[..]));
     assert_eq!(f[1].0, None);
     assert_eq!(f[2].0, Some(&b""[..]));
