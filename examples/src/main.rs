@@ -7,6 +7,7 @@
 //! ```text
 //! cargo build --release
 //! target/release/dts demo                          # a real migration, nothing to configure
+//! target/release/dts demo --direction pg-to-mysql  # … in another direction
 //! target/release/dts precheck --config task.toml   # every check, its status and its fix
 //! target/release/dts plan --config task.toml       # the DDL the task would run
 //! target/release/dts run --config task.toml        # run the task
@@ -24,7 +25,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 mod progress;
 
@@ -132,6 +133,9 @@ enum Command {
     /// Start private MariaDB and PostgreSQL servers, load a sample database, migrate it and
     /// show what was created.
     Demo {
+        /// Which engines: the source's sample database and the target it is migrated to.
+        #[arg(long, value_enum, default_value_t = DemoDirection::MysqlToPg)]
+        direction: DemoDirection,
         /// Keep the servers running until Ctrl-C, to look around.
         #[arg(long)]
         keep: bool,
@@ -188,7 +192,7 @@ fn main() -> ExitCode {
             } => status(&config, json, watch).await,
             Command::Stop { config, timeout } => stop(&config, timeout).await,
             Command::Cleanup { config, yes } => cleanup(&config, yes).await,
-            Command::Demo { keep } => demo(keep).await,
+            Command::Demo { direction, keep } => demo(direction, keep).await,
         }
     });
     match result {
@@ -506,38 +510,123 @@ impl StopSignals {
     }
 }
 
-const SAMPLE: &str = include_str!("../../fixtures/mysql/shop.sql");
+/// The sample database of a MySQL/MariaDB source.
+const MYSQL_SAMPLE: &str = include_str!("../../fixtures/mysql/shop.sql");
+/// The sample database of a PostgreSQL source.
+const PG_SAMPLE: &str = include_str!("../../fixtures/postgres/shop.sql");
 
-async fn demo(keep: bool) -> Result<ExitCode, Error> {
-    let io = |what: &'static str| {
-        move |e: dts_testkit::Error| Error::new(dts::core::ErrorKind::Io, what).with_source(e)
-    };
-    println!("starting private MariaDB and PostgreSQL servers…");
-    let (mysql, pg) = tokio::task::spawn_blocking(move || {
-        Ok::<_, Error>((
-            dts_testkit::MariaDb::start_owned().map_err(io("cannot start mariadb"))?,
-            dts_testkit::Postgres::start_owned().map_err(io("cannot start postgresql"))?,
-        ))
+/// The engines of a demo: the source with its sample database, the target it goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DemoDirection {
+    /// MariaDB → PostgreSQL (the sample of `fixtures/mysql/shop.sql`).
+    MysqlToPg,
+    /// PostgreSQL → PostgreSQL (the sample of `fixtures/postgres/shop.sql`).
+    PgToPg,
+    /// PostgreSQL → MariaDB.
+    PgToMysql,
+    /// MariaDB → MariaDB.
+    MysqlToMysql,
+}
+
+impl DemoDirection {
+    fn source_is_pg(self) -> bool {
+        matches!(self, Self::PgToPg | Self::PgToMysql)
+    }
+
+    fn target_is_pg(self) -> bool {
+        matches!(self, Self::MysqlToPg | Self::PgToPg)
+    }
+}
+
+/// The private servers of a demo; only those its direction needs are started.
+struct DemoServers {
+    mysql: Option<dts_testkit::MariaDb>,
+    pg: Option<dts_testkit::Postgres>,
+}
+
+impl DemoServers {
+    fn mysql(&self) -> &dts_testkit::MariaDb {
+        self.mysql.as_ref().expect("started for this direction")
+    }
+
+    fn pg(&self) -> &dts_testkit::Postgres {
+        self.pg.as_ref().expect("started for this direction")
+    }
+}
+
+fn demo_io(what: &'static str) -> impl Fn(dts_testkit::Error) -> Error {
+    move |e| Error::new(dts::core::ErrorKind::Io, what).with_source(e)
+}
+
+async fn demo(direction: DemoDirection, keep: bool) -> Result<ExitCode, Error> {
+    let io = demo_io;
+    let need_mysql = !direction.source_is_pg() || !direction.target_is_pg();
+    let need_pg = direction.source_is_pg() || direction.target_is_pg();
+    println!(
+        "starting {}…",
+        match (need_mysql, need_pg) {
+            (true, true) => "private MariaDB and PostgreSQL servers",
+            (true, false) => "a private MariaDB server",
+            _ => "a private PostgreSQL server",
+        }
+    );
+    let servers = tokio::task::spawn_blocking(move || {
+        Ok::<_, Error>(DemoServers {
+            mysql: need_mysql
+                .then(dts_testkit::MariaDb::start_owned)
+                .transpose()
+                .map_err(io("cannot start mariadb"))?,
+            pg: need_pg
+                .then(dts_testkit::Postgres::start_owned)
+                .transpose()
+                .map_err(io("cannot start postgresql"))?,
+        })
     })
     .await
     .map_err(|e| Error::internal("server start panicked").with_source(e))??;
-    println!("  mariadb    {}", mysql.url());
-    println!("  postgresql {}", pg.url());
+    if let Some(mysql) = &servers.mysql {
+        println!("  mariadb    {}", mysql.url());
+    }
+    if let Some(pg) = &servers.pg {
+        println!("  postgresql {}", pg.url());
+    }
 
-    mysql
-        .create_database("shop")
-        .map_err(io("cannot create the sample database"))?;
-    mysql
-        .exec_in("shop", SAMPLE)
-        .map_err(io("cannot load the sample database"))?;
-    pg.create_database("shop_copy")
-        .map_err(io("cannot create the target database"))?;
-    println!("loaded the sample database `shop` (fixtures/mysql/shop.sql) into mariadb");
+    // The source: database `shop` (its tables in schema `shop` in PostgreSQL).
+    let source_url = if direction.source_is_pg() {
+        let pg = servers.pg();
+        pg.create_database("shop")
+            .map_err(io("cannot create the sample database"))?;
+        pg.exec_in("shop", PG_SAMPLE)
+            .map_err(io("cannot load the sample database"))?;
+        println!("loaded the sample schema `shop` (fixtures/postgres/shop.sql) into postgresql");
+        pg.url_for("shop")
+    } else {
+        let mysql = servers.mysql();
+        mysql
+            .create_database("shop")
+            .map_err(io("cannot create the sample database"))?;
+        mysql
+            .exec_in("shop", MYSQL_SAMPLE)
+            .map_err(io("cannot load the sample database"))?;
+        println!("loaded the sample database `shop` (fixtures/mysql/shop.sql) into mariadb");
+        mysql.url()
+    };
+    // The target: schema `shop` in PostgreSQL's database `shop_copy`, or MariaDB's
+    // database `shop_copy`.
+    let (target_url, rename) = if direction.target_is_pg() {
+        let pg = servers.pg();
+        pg.create_database("shop_copy")
+            .map_err(io("cannot create the target database"))?;
+        (pg.url_for("shop_copy"), String::new())
+    } else {
+        (
+            servers.mysql().url(),
+            "rename_databases = { shop = \"shop_copy\" }\n".to_owned(),
+        )
+    };
 
     let config_text = format!(
-        "name = \"demo\"\nmigration = [\"schema\", \"full\", \"incremental\"]\n\n[source]\nurl = \"{}\"\n\n[target]\nurl = \"{}\"\n\n[objects]\ninclude = [\"shop\"]\n",
-        mysql.url(),
-        pg.url_for("shop_copy")
+        "name = \"demo\"\nmigration = [\"schema\", \"full\", \"incremental\"]\n\n[source]\nurl = \"{source_url}\"\n\n[target]\nurl = \"{target_url}\"\n\n[objects]\ninclude = [\"shop\"]\n{rename}",
     );
     println!("\ntask file:\n{config_text}");
     let task = Task::new(config_text.parse()?);
@@ -549,27 +638,61 @@ async fn demo(keep: bool) -> Result<ExitCode, Error> {
     let until_caught_up = dts::RunOptions::default().until_caught_up(true);
     run_task(&task, until_caught_up).await?;
 
-    // Changes after the snapshot reach the target through the binlog.
-    let changes = "INSERT INTO customers (email, first_name, last_name) \
-                   VALUES ('eve@example.com', 'Eve', 'Ng');
-                   UPDATE products SET price = price * 1.10 WHERE sku = 'SKU-1';
-                   DELETE FROM audit_log WHERE message = 'other';
-                   ALTER TABLE customers ADD COLUMN loyalty_points INT NOT NULL DEFAULT 0;
-                   UPDATE customers SET loyalty_points = 120 WHERE email = 'ann@example.com';";
-    println!("\nchanging the source after the full load:\n{changes}\n");
-    mysql
-        .exec_in("shop", changes)
-        .map_err(io("cannot change the sample database"))?;
+    // Changes after the snapshot reach the target through the binlog or the WAL.
+    if direction.source_is_pg() {
+        let changes = "INSERT INTO shop.customers (email, first_name, last_name) \
+                       VALUES ('eve@example.com', 'Eve', 'Ng');
+                       UPDATE shop.products SET price = price * 1.10 WHERE sku = 'SKU-1';
+                       DELETE FROM shop.audit_log WHERE message = 'other';
+                       DELETE FROM shop.customers WHERE email = 'bo@example.com';";
+        println!(
+            "\nchanging the source after the full load (the customer's orders and their items \
+             go with it, each cascaded row a change of its own in the WAL):\n{changes}\n"
+        );
+        servers
+            .pg()
+            .exec_in("shop", changes)
+            .map_err(io("cannot change the sample database"))?;
+    } else {
+        let changes = "INSERT INTO customers (email, first_name, last_name) \
+                       VALUES ('eve@example.com', 'Eve', 'Ng');
+                       UPDATE products SET price = price * 1.10 WHERE sku = 'SKU-1';
+                       DELETE FROM audit_log WHERE message = 'other';
+                       ALTER TABLE customers ADD COLUMN loyalty_points INT NOT NULL DEFAULT 0;
+                       UPDATE customers SET loyalty_points = 120 WHERE email = 'ann@example.com';";
+        println!("\nchanging the source after the full load:\n{changes}\n");
+        servers
+            .mysql()
+            .exec_in("shop", changes)
+            .map_err(io("cannot change the sample database"))?;
+    }
     run_task(&task, until_caught_up).await?;
+    if direction.target_is_pg() {
+        show_pg_target(servers.pg(), direction)?;
+    } else {
+        show_mysql_target(servers.mysql(), direction)?;
+    }
+    if keep {
+        println!("\nservers keep running; press Ctrl-C to stop them");
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what the demo left in its PostgreSQL target: the replicated customers, the
+/// columns with their types, the indexes and the row counts.
+fn show_pg_target(pg: &dts_testkit::Postgres, direction: DemoDirection) -> Result<(), Error> {
+    let io = demo_io;
+    let customers = if direction.source_is_pg() {
+        "SELECT format('%s %s %s', id, email, created_at) FROM shop.customers ORDER BY id"
+    } else {
+        "SELECT format('%s %s points=%s', id, email, loyalty_points) FROM shop.customers \
+         ORDER BY id"
+    };
     let replicated = pg
-        .query_in(
-            "shop_copy",
-            "SELECT format('%s %s points=%s', id, email, loyalty_points) FROM shop.customers \
-             ORDER BY id",
-        )
+        .query_in("shop_copy", customers)
         .map_err(io("cannot read the replicated rows"))?;
     println!("\nshop.customers in PostgreSQL after replication:\n{replicated}");
-
     let listing = pg
         .query_in(
             "shop_copy",
@@ -592,17 +715,81 @@ async fn demo(keep: bool) -> Result<ExitCode, Error> {
         )
         .map_err(io("cannot list the created indexes"))?;
     println!("\nindexes:\n{indexes}");
-    let counts = pg
+    let tables = pg
         .query_in(
             "shop_copy",
-            "SELECT format('%-14s %s rows', relname, n_live_tup) FROM pg_stat_user_tables \
-             WHERE schemaname = 'shop' ORDER BY relname",
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'shop' ORDER BY tablename",
         )
+        .map_err(io("cannot list the created tables"))?;
+    let count_all: Vec<String> = tables
+        .lines()
+        .map(|t| {
+            format!(
+                "SELECT format('%-14s %s rows', {}, count(*)) FROM shop.{}",
+                dts::typemap::quote::quote_literal(t),
+                dts::typemap::quote::quote_ident(t)
+            )
+        })
+        .collect();
+    let counts = pg
+        .query_in("shop_copy", &count_all.join(" UNION ALL "))
         .map_err(io("cannot count the copied rows"))?;
     println!("\nrows in PostgreSQL:\n{counts}");
-    if keep {
-        println!("\nservers keep running; press Ctrl-C to stop them");
-        let _ = tokio::signal::ctrl_c().await;
+    Ok(())
+}
+
+/// Prints what the demo left in its MariaDB target database `shop_copy`, as
+/// [`show_pg_target`] does.
+fn show_mysql_target(mysql: &dts_testkit::MariaDb, direction: DemoDirection) -> Result<(), Error> {
+    let io = demo_io;
+    let customers = if direction.source_is_pg() {
+        "SELECT CONCAT_WS(' ', id, email, created_at) FROM customers ORDER BY id"
+    } else {
+        "SELECT CONCAT(id, ' ', email, ' points=', loyalty_points) FROM customers ORDER BY id"
+    };
+    let replicated = mysql
+        .query_in("shop_copy", customers)
+        .map_err(io("cannot read the replicated rows"))?;
+    println!("\nshop_copy.customers in MariaDB after replication:\n{replicated}");
+    let listing = mysql
+        .query(
+            "SELECT CONCAT(table_name, '.', column_name, ' ', column_type, \
+                    IF(is_nullable = 'NO', ' not null', ''), \
+                    IF(collation_name IS NULL, '', CONCAT(' collate ', collation_name))) \
+             FROM information_schema.columns WHERE table_schema = 'shop_copy' \
+             ORDER BY table_name, ordinal_position",
+        )
+        .map_err(io("cannot list the created tables"))?;
+    println!("\ncreated in MariaDB (database `shop_copy`):\n{listing}");
+    let indexes = mysql
+        .query(
+            "SELECT CONCAT(table_name, ' ', IF(non_unique = 0, 'UNIQUE ', ''), index_name, ' (', \
+                    GROUP_CONCAT(column_name ORDER BY seq_in_index SEPARATOR ', '), ')') \
+             FROM information_schema.statistics WHERE table_schema = 'shop_copy' \
+             GROUP BY table_name, index_name, non_unique ORDER BY table_name, index_name",
+        )
+        .map_err(io("cannot list the created indexes"))?;
+    println!("\nindexes:\n{indexes}");
+    let tables = mysql
+        .query(
+            "SELECT table_name FROM information_schema.tables \
+             WHERE table_schema = 'shop_copy' ORDER BY table_name",
+        )
+        .map_err(io("cannot list the created tables"))?;
+    let count_all: Vec<String> = tables
+        .lines()
+        .map(|t| {
+            format!(
+                "SELECT CONCAT(RPAD('{t}', 14, ' '), ' ', COUNT(*), ' rows') FROM `{}`",
+                t.replace('`', "``")
+            )
+        })
+        .collect();
+    if !count_all.is_empty() {
+        let counts = mysql
+            .query_in("shop_copy", &count_all.join(" UNION ALL "))
+            .map_err(io("cannot count the copied rows"))?;
+        println!("\nrows in MariaDB:\n{counts}");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
