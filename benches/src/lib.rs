@@ -8,13 +8,15 @@
 //!
 //! - `fullload`: a full load of MariaDB tables into PostgreSQL by the `dts` binary,
 //!   `pgloader`, and a raw `mariadb --quick -B | psql -c "COPY …"` pipe.
+//! - `directions`: the other directions against their peers (`pgcopydb`, the raw client
+//!   pipes), and change capture from PostgreSQL.
 //! - `cdc`: incremental migration by the `dts` binary: how fast it applies a backlog of
 //!   single-row inserts and of updates and deletes, and how soon a row committed in the
 //!   source is visible in the target under a steady load.
 //!
 //! This library holds what the binaries share: [`cli`] turns arguments into a run and its
-//! result into an exit code, [`usage`] waits for child processes while
-//! sampling their peak memory, [`child`] finds, stops and diagnoses them, [`report`] prints
+//! result into an exit code, [`clients`] runs the servers' command-line clients, [`usage`]
+//! waits for child processes while sampling their peak memory, [`child`] finds, stops and diagnoses them, [`report`] prints
 //! result tables.
 //!
 //! ```no_run
@@ -40,5 +42,6 @@
 
 pub mod child;
 pub mod cli;
+pub mod clients;
 pub mod report;
 pub mod usage;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use dts_benches::child::telling_line;
+use dts_benches::clients::url_password;
 use dts_benches::report::thousands;
 use dts_benches::usage::{self, Usage};
 use dts_testkit::{MariaDb, Postgres};
@@ -423,30 +424,6 @@ fn pgloader_url(url: &str) -> String {
     }
 }
 
-/// The percent-decoded password of a `scheme://user:password@host…` URL.
-fn url_password(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let userinfo = authority.rsplit_once('@')?.0;
-    let password = userinfo.split_once(':')?.1;
-    let bytes = password.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let byte = password
-                .get(i + 1..i + 3)
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())?;
-            decoded.push(byte);
-            i += 3;
-        } else {
-            decoded.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(decoded).ok()
-}
-
 /// The pipe's target table, without keys (they are added after the load).
 fn pipe_table_ddl(table: Table) -> &'static str {
     match table {
@@ -492,17 +469,6 @@ fn pipe_select(table: Table) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_passwords_from_urls() {
-        assert_eq!(url_password("mysql://root@127.0.0.1:3306"), None);
-        assert_eq!(url_password("mysql://root:@h:1").as_deref(), Some(""));
-        assert_eq!(
-            url_password("postgres://u:p%40ss%3Aw@h:5432/db?x=1").as_deref(),
-            Some("p@ss:w")
-        );
-        assert_eq!(url_password("mysql://u:bad%4@h"), None);
-    }
 
     #[test]
     fn finds_the_telling_line_of_a_log() {
