@@ -16,8 +16,8 @@
 //!
 //! This library holds what the binaries share: [`cli`] turns arguments into a run and its
 //! result into an exit code, [`clients`] runs the servers' command-line clients, [`usage`]
-//! waits for child processes while sampling their peak memory, [`child`] finds, stops and diagnoses them, [`report`] prints
-//! result tables.
+//! waits for child processes while sampling their peak memory, [`child`] finds, stops and
+//! diagnoses them, [`report`] prints result tables.
 //!
 //! ```no_run
 //! use std::process::Command;
