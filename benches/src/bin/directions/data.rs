@@ -30,7 +30,7 @@ SELECT g, 1 + (g * 7919) % 100000,
   ((g * 104729) % 1000000) / 100.0,
   timestamp '2024-01-01' + ((g * 7727) % 31536000) * interval '1 second',
   'order ' || g || ' ' || left(md5(g::text), 16)
-FROM generate_series(1, {rows}) g;
+FROM generate_series(1::bigint, {rows}) g;
 CREATE INDEX orders_customer ON benchdb.orders (customer_id);
 VACUUM ANALYZE benchdb.orders;";
 
@@ -58,21 +58,23 @@ CREATE TABLE capture.events (id bigint PRIMARY KEY, account integer NOT NULL,
   kind varchar(16) NOT NULL, amount numeric(12,2) NOT NULL, note varchar(64) NOT NULL,
   created_at timestamp(6) NOT NULL);
 CREATE PROCEDURE capture.insert_rows(first bigint, n bigint) LANGUAGE plpgsql AS $$
+DECLARE i bigint := first;
 BEGIN
-  FOR i IN first .. first + n - 1 LOOP
+  WHILE i < first + n LOOP
     INSERT INTO capture.events VALUES (i, 1 + (i * 7919) % 10000,
       (ARRAY['deposit', 'withdrawal', 'transfer', 'fee'])[1 + i % 4],
       ((i * 104729) % 1000000) / 100.0, 'event ' || i || ' ' || left(md5(i::text), 16),
       timestamp '2024-01-01' + ((i * 7727) % 31536000) * interval '1 second'
         + (i % 1000000) * interval '1 microsecond');
     COMMIT;
+    i := i + 1;
   END LOOP;
 END $$;
 CREATE PROCEDURE capture.mix(n bigint, ids bigint, INOUT changed bigint DEFAULT 0)
 LANGUAGE plpgsql AS $$
-DECLARE r bigint;
+DECLARE r bigint; i bigint := 1;
 BEGIN
-  FOR i IN 1 .. n LOOP
+  WHILE i <= n LOOP
     IF i % 10 < 7 THEN
       UPDATE capture.events SET amount = amount + 1, note = 'updated ' || i
         WHERE id = 1 + (i * 7919) % ids;
@@ -82,6 +84,7 @@ BEGIN
     GET DIAGNOSTICS r = ROW_COUNT;
     changed := changed + r;
     COMMIT;
+    i := i + 1;
   END LOOP;
 END $$;";
 
