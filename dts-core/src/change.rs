@@ -103,8 +103,22 @@ pub enum Change {
         sql_mode: SqlMode,
     },
     /// Schema changes translated for the target (what a [`crate::ChangeMapper`] makes of a
-    /// [`Change::Ddl`]); ends a transaction as `Ddl` does.
+    /// [`Change::Ddl`] or of a [`Change::Relation`] that differs from the tracked schema);
+    /// ends a transaction as `Ddl` does, unless it comes from a relation description
+    /// ([`SchemaChange::within_transaction`]).
     Schema(Box<SchemaChange>),
+    /// A table's columns as the source's log describes them now, inside a transaction,
+    /// before that table's next row change: PostgreSQL's relation message, which logical
+    /// decoding sends instead of DDL (the first time a run meets the table, and after its
+    /// definition changed). It does not end the transaction. A change mapper compares it
+    /// with the tracked schema: the same columns pass as nothing, others become a
+    /// [`Change::Schema`] (or stop replication, naming what cannot be followed).
+    Relation {
+        /// The table.
+        table: crate::schema::TableName,
+        /// Its replicated columns, in order (generated columns are not replicated).
+        columns: Vec<RelationColumn>,
+    },
     /// A transaction committed; `position` is where reading resumes after it.
     Commit,
     /// A transaction rolled back: none of its changes happened (the source logs such a
@@ -159,13 +173,40 @@ impl std::ops::BitOr for SqlMode {
 
 impl Change {
     /// Whether this event ends a source transaction: a commit, or a schema change (which
-    /// commits implicitly).
+    /// commits implicitly) other than one made of a relation description.
     pub fn ends_transaction(&self) -> bool {
-        matches!(
-            self,
-            Change::Commit | Change::Rollback | Change::Ddl { .. } | Change::Schema(_)
-        )
+        match self {
+            Change::Commit | Change::Rollback | Change::Ddl { .. } => true,
+            Change::Schema(change) => !change.within_transaction,
+            _ => false,
+        }
     }
+}
+
+/// One column of a [`Change::Relation`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelationColumn {
+    /// The column's name.
+    pub name: String,
+    /// Its type as the source names it (PostgreSQL's `format_type`, e.g. `numeric(12,2)`,
+    /// `text[]`, `public.mood`).
+    pub data_type: String,
+    /// Whether it is part of the table's replica identity.
+    pub key: bool,
+    /// Its attribute number in the source's catalog when the description was read
+    /// (PostgreSQL's `attnum`, which a rename keeps and a new column does not reuse);
+    /// `None` when the column was no longer there.
+    pub ordinal: Option<u32>,
+    /// Whether it is declared `NOT NULL` (read with [`RelationColumn::ordinal`]).
+    pub not_null: bool,
+    /// Its default expression, as the source's catalog prints it (read with
+    /// [`RelationColumn::ordinal`]).
+    pub default: Option<String>,
+    /// For a column added with a default that was not evaluated per row (PostgreSQL's
+    /// "fast default", `atthasmissing`), the value the rows already there hold, as its
+    /// text; `None` otherwise. A column added with a volatile default was filled by a table
+    /// rewrite, which the log does not carry: it has a default and no such value.
+    pub missing: Option<String>,
 }
 
 /// A source schema change as the target applies it.
@@ -184,6 +225,11 @@ pub struct SchemaChange {
     pub tables: Vec<crate::schema::TableName>,
     /// The target tables the change creates, or renames tables to.
     pub created: Vec<crate::schema::TableName>,
+    /// Whether the change sits inside a source transaction (it follows a relation
+    /// description, [`Change::Relation`]): the target applies it in the open transaction,
+    /// which goes on. A target that cannot change its schema inside a transaction refuses
+    /// it, naming the change.
+    pub within_transaction: bool,
 }
 
 /// A change with where it sits in the source log.

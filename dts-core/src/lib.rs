@@ -36,8 +36,8 @@ pub mod verify;
 
 pub use async_trait::async_trait;
 pub use change::{
-    ApplySink, ApplyStats, CascadeLogging, Change, ChangeEvent, ChangeSource, RowImage,
-    SchemaChange, SqlMode,
+    ApplySink, ApplyStats, CascadeLogging, Change, ChangeEvent, ChangeSource, RelationColumn,
+    RowImage, SchemaChange, SqlMode,
 };
 pub use check::{CheckItem, CheckStatus, PrecheckReport};
 pub use connector::{

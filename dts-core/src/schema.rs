@@ -92,6 +92,14 @@ impl Catalog {
     pub fn table(&self, name: &TableName) -> Option<&Table> {
         self.tables().find(|t| &t.name == name)
     }
+
+    /// Looks up a table by name, to change it.
+    pub fn table_mut(&mut self, name: &TableName) -> Option<&mut Table> {
+        self.schemas
+            .iter_mut()
+            .flat_map(|s| s.tables.iter_mut())
+            .find(|t| &t.name == name)
+    }
 }
 
 /// One schema (a MySQL database).

@@ -50,7 +50,9 @@
 //!
 //! A PostgreSQL source into a PostgreSQL target is planned by [`plan_pg_to_pg`]: every
 //! object as it is (types, enums, domains, collations, defaults, identity, generated
-//! columns, indexes, foreign keys, comments), no value converted.
+//! columns, indexes, foreign keys, comments), no value converted. In replication,
+//! [`PgToPgChangeMapper`] follows the column changes PostgreSQL's relation descriptions
+//! show ([`relation_diff`]).
 //!
 //! A MySQL/MariaDB source into a MySQL/MariaDB target is planned by
 //! [`plan_mysql_to_mysql`]: every column type, character set, collation, default,
@@ -68,6 +70,7 @@ mod mysql_to_mysql;
 mod options;
 mod pg_to_pg;
 mod plan;
+mod relation;
 mod token;
 
 pub use change::{DdlError, DdlKind, DdlOutcome, SchemaTracker, SourceFlavor, TableFilter};
@@ -78,6 +81,7 @@ pub use mysql_to_mysql::{plan_mysql_to_mysql, quote_mysql_ident, quote_mysql_lit
 pub use options::SchemaOptions;
 pub use pg_to_pg::{plan_pg_to_pg, PgToPgChangeMapper};
 pub use plan::{ColumnPlan, Phase, Problem, SchemaPlan, Statement, StatementKind, TablePlan};
+pub use relation::{apply_relation_diff, relation_diff, RelationDiff};
 pub use token::sql_in_default_mode;
 
 #[cfg(test)]

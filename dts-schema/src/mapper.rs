@@ -309,6 +309,7 @@ impl TrackedChangeMapper {
                 let changed = !outcome.statements.is_empty() || !outcome.changed.is_empty();
                 let (tables, created) = self.touched(&before, &outcome.changed);
                 Ok(SchemaChange {
+                    within_transaction: false,
                     statements: outcome.statements,
                     catalog: changed.then(|| Arc::new(self.tracker.catalog().clone())),
                     source_sql: sql,
@@ -322,6 +323,7 @@ impl TrackedChangeMapper {
                     tracing::warn!(statement = %short_sql(&sql), error = %e.message(),
                         "skipping a source ddl statement that cannot be translated");
                     Ok(SchemaChange {
+                        within_transaction: false,
                         statements: Vec::new(),
                         catalog: None,
                         source_sql: sql,

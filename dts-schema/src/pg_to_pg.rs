@@ -424,15 +424,27 @@ fn comments(table: &Table, qualified: &str, out: &mut Vec<Statement>) {
 }
 
 /// The change mapping of PostgreSQL → PostgreSQL replication: names and values pass as
-/// they are (the plan keeps every name and type), changes of tables not selected are
-/// dropped, and a row image whose columns are not those of the table in the recorded
-/// schema (generated columns left out) stops replication naming the table and both column
-/// lists: logical decoding carries no DDL, and a column added, dropped or renamed at the
-/// source is not applied to the target by this mapping.
+/// they are (the plan keeps every name and type), and changes of tables not selected are
+/// dropped.
+///
+/// Logical decoding carries no DDL; the source's relation descriptions
+/// ([`dts_core::Change::Relation`]) show a table's replicated columns before its next row
+/// change. When they differ from the tracked schema, the mapping makes a
+/// [`dts_core::Change::Schema`] inside the transaction: `ALTER TABLE` adding the new
+/// columns (with their `NOT NULL`, default, and the value a default gave the rows already
+/// there, as the source's catalog has them when the description is read), dropping the
+/// columns gone, and changing the type of retyped columns (`USING column::type`: an
+/// expression the source used for its own conversion is not in the log); the tracked
+/// schema follows and is recorded with the applied position. A rename, or a change it
+/// cannot place, stops replication naming the table and both column lists
+/// ([`crate::relation_diff`]). A row image whose columns are not the table's (generated
+/// columns left out) also stops it.
 ///
 /// An update's after image may carry fewer columns than the table has (values the update
 /// left as they were and the source did not send); its columns must be among the table's.
 pub struct PgToPgChangeMapper {
+    /// The source schema as tracked (recorded at the stream's start, then followed).
+    catalog: Catalog,
     /// Per selected table, its replicated columns in order.
     columns: BTreeMap<TableName, Vec<String>>,
     selects: std::sync::Arc<dyn Fn(&TableName) -> bool + Send + Sync>,
@@ -446,6 +458,26 @@ impl std::fmt::Debug for PgToPgChangeMapper {
     }
 }
 
+/// The replicated columns of each selected table of `catalog`.
+fn replicated_columns(
+    catalog: &Catalog,
+    selects: &(dyn Fn(&TableName) -> bool + Send + Sync),
+) -> BTreeMap<TableName, Vec<String>> {
+    catalog
+        .tables()
+        .filter(|t| selects(&t.name))
+        .map(|t| {
+            let names = t
+                .columns
+                .iter()
+                .filter(|c| c.generated.is_none())
+                .map(|c| c.name.clone())
+                .collect();
+            (t.name.clone(), names)
+        })
+        .collect()
+}
+
 impl PgToPgChangeMapper {
     /// A mapping from the source schema `catalog` (as recorded at the stream's start) for
     /// the tables `selects` selects.
@@ -453,20 +485,11 @@ impl PgToPgChangeMapper {
         catalog: &Catalog,
         selects: std::sync::Arc<dyn Fn(&TableName) -> bool + Send + Sync>,
     ) -> Self {
-        let columns = catalog
-            .tables()
-            .filter(|t| selects(&t.name))
-            .map(|t| {
-                let names = t
-                    .columns
-                    .iter()
-                    .filter(|c| c.generated.is_none())
-                    .map(|c| c.name.clone())
-                    .collect();
-                (t.name.clone(), names)
-            })
-            .collect();
-        Self { columns, selects }
+        Self {
+            catalog: catalog.clone(),
+            columns: replicated_columns(catalog, &*selects),
+            selects,
+        }
     }
 
     fn check(
@@ -492,13 +515,83 @@ impl PgToPgChangeMapper {
         Err(dts_core::Error::new(
             dts_core::ErrorKind::Unsupported,
             format!(
-                "the columns of `{table}` changed at the source ({} became {}): column \
-                 changes are not replicated from PostgreSQL yet; apply the same change to the \
-                 target table and to the task's recorded schema, or migrate the table again",
+                "the columns of `{table}` changed at the source ({} became {}) without a \
+                 relation description saying so; migrate the table again",
                 expected.join(", "),
                 image.columns.join(", ")
             ),
         ))
+    }
+
+    /// The schema change a relation description of `table` makes, if it differs from the
+    /// tracked table.
+    fn relation(
+        &mut self,
+        table: &TableName,
+        described: &[dts_core::RelationColumn],
+    ) -> dts_core::Result<Option<dts_core::SchemaChange>> {
+        let Some(tracked) = self.catalog.table(table) else {
+            return Err(dts_core::Error::new(
+                dts_core::ErrorKind::Unsupported,
+                format!("a change of `{table}`, a table the recorded source schema does not hold"),
+            ));
+        };
+        let diff = crate::relation_diff(tracked, described)?;
+        if diff.is_empty() {
+            return Ok(None);
+        }
+        let qualified = quote_qualified(&table.schema, &table.name);
+        let mut actions: Vec<String> = Vec::new();
+        for name in &diff.dropped {
+            actions.push(format!("DROP COLUMN {}", quote_ident(name)));
+        }
+        for (name, _, new) in &diff.retyped {
+            let column = quote_ident(name);
+            actions.push(format!(
+                "ALTER COLUMN {column} TYPE {new} USING {column}::{new}"
+            ));
+        }
+        let mut after = Vec::new();
+        for c in &diff.added {
+            let column = quote_ident(&c.name);
+            let mut action = format!("ADD COLUMN {column} {}", c.data_type);
+            if let Some(missing) = &c.missing {
+                // The rows already there hold this value; new rows come with theirs.
+                action.push_str(&format!(
+                    " DEFAULT {}::{}",
+                    quote_literal(missing),
+                    c.data_type
+                ));
+                after.push(match &c.default {
+                    Some(expr) => format!("ALTER COLUMN {column} SET DEFAULT {expr}"),
+                    None => format!("ALTER COLUMN {column} DROP DEFAULT"),
+                });
+            } else if let Some(expr) = &c.default {
+                action.push_str(&format!(" DEFAULT {expr}"));
+            }
+            if c.not_null {
+                action.push_str(" NOT NULL");
+            }
+            actions.push(action);
+        }
+        actions.extend(after);
+        let statement = format!("ALTER TABLE {qualified} {}", actions.join(", "));
+        let mut catalog = self.catalog.clone();
+        if let Some(t) = catalog.table_mut(table) {
+            crate::apply_relation_diff(t, &diff);
+        }
+        tracing::info!(table = %table, statement = %statement,
+            "following a column change the source's relation description shows");
+        self.columns = replicated_columns(&catalog, &*self.selects);
+        self.catalog = catalog;
+        Ok(Some(dts_core::SchemaChange {
+            source_sql: format!("(relation description of `{table}`)"),
+            statements: vec![statement],
+            catalog: Some(std::sync::Arc::new(self.catalog.clone())),
+            tables: vec![table.clone()],
+            created: Vec::new(),
+            within_transaction: true,
+        }))
     }
 }
 
@@ -512,7 +605,8 @@ impl dts_core::ChangeMapper for PgToPgChangeMapper {
             Change::Insert { table, .. }
             | Change::Update { table, .. }
             | Change::Delete { table, .. }
-            | Change::Truncate { table } => Some(table),
+            | Change::Truncate { table }
+            | Change::Relation { table, .. } => Some(table),
             Change::Ddl { sql, .. } => {
                 return Err(dts_core::Error::new(
                     dts_core::ErrorKind::Unsupported,
@@ -538,6 +632,16 @@ impl dts_core::ChangeMapper for PgToPgChangeMapper {
             } => {
                 self.check(table, before, true)?;
                 self.check(table, after, false)?;
+            }
+            Change::Relation { table, columns } => {
+                let table = table.clone();
+                return Ok(self
+                    .relation(&table, columns)?
+                    .map(|change| dts_core::ChangeEvent {
+                        change: Change::Schema(Box::new(change)),
+                        position: event.position.clone(),
+                        timestamp: event.timestamp,
+                    }));
             }
             _ => {}
         }
@@ -666,6 +770,58 @@ mod tests {
                 .contains("id, seq, Mood became id, seq, Mood, added"),
             "{err}"
         );
+
+        // A relation description like the tracked table passes as nothing; one with a
+        // new column becomes an ALTER TABLE inside the transaction, and rows then carry it.
+        let column = |name: &str, ty: &str, ordinal| dts_core::RelationColumn {
+            name: name.into(),
+            data_type: ty.into(),
+            key: name == "id",
+            ordinal: Some(ordinal),
+            not_null: false,
+            default: None,
+            missing: None,
+        };
+        let same = vec![
+            column("id", "integer", 1),
+            column("seq", "bigint", 1),
+            column("Mood", "s.mood", 1),
+        ];
+        let relation = |columns| {
+            event(Change::Relation {
+                table: TableName::new("s", "t"),
+                columns,
+            })
+        };
+        assert_eq!(mapper.map(relation(same.clone())).unwrap(), None);
+        let mut added = same;
+        added.push(column("added", "text[]", 9));
+        let Some(ChangeEvent {
+            change: Change::Schema(change),
+            ..
+        }) = mapper.map(relation(added)).unwrap()
+        else {
+            panic!("no schema change")
+        };
+        assert!(change.within_transaction);
+        assert_eq!(
+            change.statements,
+            ["ALTER TABLE \"s\".\"t\" ADD COLUMN \"added\" text[]"]
+        );
+        assert!(change
+            .catalog
+            .unwrap()
+            .table(&TableName::new("s", "t"))
+            .unwrap()
+            .column("added")
+            .is_some());
+        assert!(mapper
+            .map(event(Change::Insert {
+                table: TableName::new("s", "t"),
+                row: image(&["id", "seq", "Mood", "added"]),
+            }))
+            .unwrap()
+            .is_some());
     }
 
     #[test]

@@ -367,9 +367,28 @@ const CDC_FIXTURE: &str = "
     INSERT INTO live.bag SELECT g % 10, 'b' || g, ARRAY[g, g % 3] FROM generate_series(1, 100) g;
 ";
 
-/// The `i`-th statement of the mixed write workload.
+/// The `i`-th statement of the mixed write workload: rows changes, with column changes
+/// (which logical decoding shows only as relation descriptions) at a few points.
 fn cdc_statement(i: u64) -> String {
     let k = i * 37 % 20_000 + 1;
+    match i {
+        // A fast default: the rows already there hold 'fast' without a logged change.
+        20 => return "ALTER TABLE live.items ADD COLUMN extra text DEFAULT 'fast'".into(),
+        45 => return "ALTER TABLE live.items ADD COLUMN tally int".into(),
+        46 => return "UPDATE live.items SET tally = id % 7 WHERE id <= 300".into(),
+        60 => return "ALTER TABLE live.bag ADD COLUMN d int".into(),
+        70 => return "ALTER TABLE live.items DROP COLUMN extra".into(),
+        90 => return "ALTER TABLE live.items ALTER COLUMN n TYPE numeric(40,12)".into(),
+        // Rows before and after a column change in one transaction.
+        110 => {
+            return "BEGIN; INSERT INTO live.items (id, note) VALUES (7000001, 'before'); \
+                    ALTER TABLE live.items ADD COLUMN late int NOT NULL DEFAULT 3; \
+                    INSERT INTO live.items (id, note, late) VALUES (7000002, 'after', 9); \
+                    UPDATE live.bag SET d = a WHERE a < 5; COMMIT"
+                .into()
+        }
+        _ => {}
+    }
     match i % 8 {
         _ if i % 25 == 24 => format!(
             // Larger than logical_decoding_work_mem: streamed before it commits.
@@ -431,8 +450,10 @@ async fn replication_under_writes_survives_sigkill_and_sigterm_and_catches_up() 
 
     // The workload runs all along, from before the snapshot to the end.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let writer = {
         let stop = stop.clone();
+        let written = written.clone();
         let db = pair.source_db.clone();
         std::thread::spawn(move || {
             let mut i = 0;
@@ -441,6 +462,7 @@ async fn replication_under_writes_survives_sigkill_and_sigterm_and_catches_up() 
                     .exec_in(&db, &cdc_statement(i))
                     .unwrap();
                 i += 1;
+                written.store(i, std::sync::atomic::Ordering::Relaxed);
             }
             i
         })
@@ -510,12 +532,38 @@ async fn replication_under_writes_survives_sigkill_and_sigterm_and_catches_up() 
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(status.code(), Some(0), "SIGTERM did not stop dts cleanly");
+    // Every column change of the workload is made.
+    let started = Instant::now();
+    while written.load(std::sync::atomic::Ordering::Relaxed) < 130 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the workload stalled"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let statements = writer.join().unwrap();
-    assert!(statements > 50, "{statements}");
+    assert!(statements >= 130, "{statements}");
 
     let out = dts(&["run", "--config", &task, "--until-caught-up"]);
     assert!(out.status.success(), "{}", text(&out));
+    // The column changes were followed: same columns, types and NOT NULL on both sides.
+    let columns = "SELECT string_agg(format('%s.%s %s%s', attrelid::regclass, attname, \
+                   format_type(atttypid, atttypmod), CASE WHEN attnotnull THEN ' not null' END), \
+                   ', ' ORDER BY attrelid::regclass::text, attnum) FROM pg_attribute \
+                   WHERE attrelid IN ('live.items'::regclass, 'live.bag'::regclass) \
+                   AND attnum > 0 AND NOT attisdropped";
+    let source_columns = pg.query_in(&pair.source_db, columns).unwrap();
+    assert_eq!(source_columns, pair.target(columns));
+    assert!(
+        source_columns.contains("n numeric(40,12)"),
+        "{source_columns}"
+    );
+    assert!(
+        source_columns.contains("late integer not null"),
+        "{source_columns}"
+    );
+    assert!(!source_columns.contains("extra"), "{source_columns}");
     let rows = assert_same_data(&pair, "live").await;
     assert!(rows > 1000, "{rows}");
 

@@ -45,6 +45,7 @@ usage: directions [--directions pg-to-pg,pg-to-mysql,mysql-to-mysql] [--rows N] 
                      (pg-to-pg and pg-to-mysql); 0 skips capture; default 100000
   --initial-rows N   rows of the capture table copied by the full load first; default 100000
   --timeout SECS     a run still going after this long is killed and fails; default 900
+  --keep-logs        keep the tools' logs and task files even when every run succeeded
 
 environment: DTS_BENCH_MYSQL_URL, DTS_BENCH_PG_URL name existing servers to use instead of
 private ones started from the installed binaries; the benchmark drops and recreates its
@@ -60,6 +61,7 @@ struct Args {
     capture_rows: u64,
     initial_rows: u64,
     timeout: Duration,
+    keep_logs: bool,
 }
 
 impl Args {
@@ -72,6 +74,7 @@ impl Args {
             capture_rows: 100_000,
             initial_rows: 100_000,
             timeout: Duration::from_secs(900),
+            keep_logs: false,
         };
         while let Some(word) = words.next() {
             let (flag, inline) = match word.split_once('=') {
@@ -80,6 +83,10 @@ impl Args {
             };
             if flag == "--help" || flag == "-h" {
                 return Ok(None);
+            }
+            if flag == "--keep-logs" {
+                args.keep_logs = true;
+                continue;
             }
             let Some(value) = inline.or_else(|| words.next()) else {
                 bail!("`{flag}` needs a value");
@@ -378,7 +385,7 @@ fn run(args: &Args) -> Result<bool> {
          every tool; every run's target is compared with the source (row count, sums and \
          extremes of every column). Quote the ratios: the machine may be shared and noisy."
     );
-    if all_ok {
+    if all_ok && !args.keep_logs {
         let _ = fs::remove_dir_all(&work_dir);
     } else {
         println!("logs and task files: {}", work_dir.display());

@@ -84,6 +84,39 @@ impl PgFeedback {
     }
 }
 
+/// What the source's catalog says of a column when its relation description is read.
+struct ColumnFacts {
+    ordinal: Option<u32>,
+    not_null: bool,
+    default: Option<String>,
+    missing: Option<String>,
+}
+
+/// The one element of a one-element array's text (`{x}`, `{"a \"b\""}`), unquoted; `None`
+/// for anything else (`NULL` included).
+fn single_array_element(text: &str) -> Option<String> {
+    let inner = text.strip_prefix('{')?.strip_suffix('}')?;
+    if let Some(quoted) = inner.strip_prefix('"') {
+        let body = quoted.strip_suffix('"')?;
+        let mut out = String::with_capacity(body.len());
+        let mut chars = body.chars();
+        while let Some(c) = chars.next() {
+            if c == '\\' {
+                out.push(chars.next()?);
+            } else if c == '"' {
+                return None;
+            } else {
+                out.push(c);
+            }
+        }
+        return Some(out);
+    }
+    if inner.is_empty() || inner.eq_ignore_ascii_case("NULL") || inner.contains(',') {
+        return None;
+    }
+    Some(inner.to_string())
+}
+
 /// One table as the relation message last described it.
 #[derive(Debug)]
 struct RelationState {
@@ -284,6 +317,8 @@ pub struct PgChangeSource {
     /// Types that are not built in: the base type a domain is over (with its modifier), or
     /// the type itself.
     types: HashMap<u32, (u32, Option<i32>)>,
+    /// Type names by type and modifier, for relation descriptions.
+    type_names: HashMap<(u32, i32), String>,
     open: Option<Open>,
     in_stream: Option<u32>,
     streams: HashMap<u32, Spool>,
@@ -354,6 +389,7 @@ impl PgChangeSource {
             tables,
             relations: HashMap::new(),
             types: HashMap::new(),
+            type_names: HashMap::new(),
             open: None,
             in_stream: None,
             streams: HashMap::new(),
@@ -417,15 +453,69 @@ impl PgChangeSource {
         Ok(Decoder::of(base, domain_mod.unwrap_or(typmod)))
     }
 
-    async fn relation(&mut self, relation: Relation) -> Result<()> {
+    /// Takes in a relation description; for a selected table, the [`Change::Relation`] that
+    /// tells the change mapper its columns as they are now.
+    async fn relation(&mut self, relation: Relation) -> Result<Option<Change>> {
         let table = TableName::new(relation.schema, relation.name);
         let mut decoders = Vec::with_capacity(relation.columns.len());
         for c in &relation.columns {
             decoders.push(self.base_type(c.type_oid, c.typmod).await?);
         }
+        let selected = (self.tables)(&table);
+        let described = if selected {
+            // Attribute numbers tell a renamed column from a dropped and an added one; a
+            // new column's default and the value of the rows already there say what those
+            // rows hold.
+            let facts: HashMap<String, ColumnFacts> = self
+                .client
+                .query(
+                    "SELECT a.attname::text, a.attnum::int4, a.attnotnull, \
+                            pg_get_expr(d.adbin, d.adrelid), \
+                            CASE WHEN a.atthasmissing THEN a.attmissingval::text END \
+                     FROM pg_attribute a \
+                     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+                     WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped",
+                    &[&relation.oid],
+                )
+                .await
+                .map_err(|e| map_error(e, format!("reading the columns of `{table}`")))?
+                .iter()
+                .map(|r| {
+                    let missing: Option<String> = r.get(4);
+                    (
+                        r.get(0),
+                        ColumnFacts {
+                            ordinal: u32::try_from(r.get::<_, i32>(1)).ok(),
+                            not_null: r.get(2),
+                            default: r.get(3),
+                            missing: missing.as_deref().and_then(single_array_element),
+                        },
+                    )
+                })
+                .collect();
+            let mut columns = Vec::with_capacity(relation.columns.len());
+            for c in &relation.columns {
+                let facts = facts.get(&c.name);
+                columns.push(dts_core::RelationColumn {
+                    name: c.name.clone(),
+                    data_type: self.type_name(c.type_oid, c.typmod).await?,
+                    key: c.key,
+                    ordinal: facts.and_then(|f| f.ordinal),
+                    not_null: facts.is_some_and(|f| f.not_null),
+                    default: facts.and_then(|f| f.default.clone()),
+                    missing: facts.and_then(|f| f.missing.clone()),
+                });
+            }
+            Some(Change::Relation {
+                table: table.clone(),
+                columns,
+            })
+        } else {
+            None
+        };
         let columns: Vec<String> = relation.columns.into_iter().map(|c| c.name).collect();
         let state = RelationState {
-            selected: (self.tables)(&table),
+            selected,
             table,
             columns: Arc::new(columns),
             decoders,
@@ -436,7 +526,23 @@ impl PgChangeSource {
             }
         }
         self.relations.insert(relation.oid, state);
-        Ok(())
+        Ok(described)
+    }
+
+    /// A type as `format_type` names it in the source's schema (qualified outside
+    /// `pg_catalog`, as the catalog reader names it).
+    async fn type_name(&mut self, oid: u32, typmod: i32) -> Result<String> {
+        if let Some(name) = self.type_names.get(&(oid, typmod)) {
+            return Ok(name.clone());
+        }
+        let name: String = self
+            .client
+            .query_one("SELECT format_type($1::oid, $2::int4)", &[&oid, &typmod])
+            .await
+            .map_err(|e| map_error(e, format!("reading the type {oid} of the source")))?
+            .get(0);
+        self.type_names.insert((oid, typmod), name.clone());
+        Ok(name)
     }
 
     fn state(&self, oid: u32) -> Result<&RelationState> {
@@ -515,8 +621,7 @@ impl PgChangeSource {
     async fn row_change(&mut self, message: PgOutput) -> Result<Vec<Change>> {
         Ok(match message {
             PgOutput::Relation { relation, .. } => {
-                self.relation(relation).await?;
-                Vec::new()
+                self.relation(relation).await?.into_iter().collect()
             }
             PgOutput::Insert { relation, new, .. } => {
                 let state = self.state(relation)?;
@@ -649,7 +754,14 @@ impl PgChangeSource {
             return spool.push(xid, &raw);
         }
         match message {
-            PgOutput::Relation { relation, .. } => self.relation(relation).await?,
+            PgOutput::Relation { relation, .. } => {
+                if let Some(change) = self.relation(relation).await? {
+                    // Inside the transaction whose next change it describes.
+                    if let Some(open) = self.open.clone() {
+                        self.push(change, open.position, open.timestamp);
+                    }
+                }
+            }
             PgOutput::Type { .. } | PgOutput::Origin | PgOutput::Message { .. } => {}
             PgOutput::Begin {
                 final_lsn,
@@ -813,5 +925,28 @@ impl ChangeSource for PgChangeSource {
     /// the next read returns).
     fn acknowledge(&mut self, position: &Position) {
         self.feedback.confirm(position);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::single_array_element;
+
+    #[test]
+    fn reads_the_one_element_of_an_array_text() {
+        assert_eq!(single_array_element("{d}").as_deref(), Some("d"));
+        assert_eq!(single_array_element("{42}").as_deref(), Some("42"));
+        assert_eq!(
+            single_array_element(r#"{"a \"b\" \\ c, d"}"#).as_deref(),
+            Some(r#"a "b" \ c, d"#)
+        );
+        assert_eq!(
+            single_array_element(r#"{"2024-01-01 00:00:00+00"}"#).as_deref(),
+            Some("2024-01-01 00:00:00+00")
+        );
+        assert_eq!(single_array_element("{NULL}"), None);
+        assert_eq!(single_array_element("{1,2}"), None);
+        assert_eq!(single_array_element("{{1,2}}"), None);
+        assert_eq!(single_array_element("x"), None);
     }
 }
