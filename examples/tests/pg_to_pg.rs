@@ -602,3 +602,45 @@ async fn replication_under_writes_survives_sigkill_and_sigterm_and_catches_up() 
     );
     assert_eq!(slots(), "0");
 }
+
+/// What a relation description cannot show is refused by name, and the slot keeps the
+/// changes: a renamed column (which a drop and an add would empty in the target), and a
+/// column added with a volatile default (the table rewrite that fills it is not logged).
+#[tokio::test]
+async fn column_changes_the_log_cannot_show_stop_replication_naming_them() {
+    for (change, expected) in [
+        (
+            "ALTER TABLE r.t RENAME COLUMN b TO bee",
+            "column `b` was renamed to `bee`",
+        ),
+        (
+            "ALTER TABLE r.t ADD COLUMN u uuid DEFAULT gen_random_uuid()",
+            "new column `u` has a default",
+        ),
+    ] {
+        let pair = PgPair::new(
+            "pgpg_relation",
+            "CREATE SCHEMA r; CREATE TABLE r.t (id int PRIMARY KEY, b text); \
+             INSERT INTO r.t SELECT g, 'b' || g FROM generate_series(1, 10) g;",
+        );
+        let task =
+            pair.task_file_for("[\"schema\", \"full\", \"incremental\"]", "\"r\"", "");
+        let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+        assert!(out.status.success(), "{}", text(&out));
+        dts_testkit::postgres()
+            .exec_in(
+                &pair.source_db,
+                &format!("{change}; INSERT INTO r.t (id) VALUES (11)"),
+            )
+            .unwrap();
+        let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let said = text(&out);
+        assert!(said.contains(expected), "{said}");
+        assert!(said.contains("`r.t`"), "{said}");
+        // Nothing of the change was applied.
+        assert_eq!(pair.target("SELECT count(*) FROM r.t"), "10");
+        let clean = dts(&["cleanup", "--config", &task, "--yes"]);
+        assert!(clean.status.success(), "{}", text(&clean));
+    }
+}
