@@ -182,10 +182,7 @@ pub(crate) async fn read_plan(
     let all = source.list_schemas().await?;
     let databases: Vec<String> = selection.databases(&all).into_iter().cloned().collect();
     let mut catalog = source.read_catalog(&databases).await?;
-    for schema in &mut catalog.schemas {
-        schema.tables.retain(|t| selection.selects(&t.name));
-    }
-    catalog.schemas.retain(|s| !s.tables.is_empty());
+    catalog.retain_tables(|t| selection.selects(t));
     let schema =
         dts_connectors::plan_schema(source.engine(), target, &catalog, &config.schema_options()?)?;
     Ok(TaskPlan { catalog, schema })
