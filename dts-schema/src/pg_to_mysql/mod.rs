@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use dts_core::{Catalog, Column, ColumnDefault, ReferentialAction, Table, TableName};
 use dts_typemap::mysql::MySqlType;
-use dts_typemap::pg_to_mysql::{map_pg_type, notes, resolve_pg_type, MySqlFlavor};
+use dts_typemap::pg_to_mysql::{map_pg_type, notes, resolve_pg_type, Charset, MySqlFlavor};
 use dts_typemap::PgToMySqlMapping;
 
 use crate::mysql_to_mysql::{quote_mysql_ident, quote_mysql_literal};
@@ -147,6 +147,25 @@ impl<'a> Planner<'a> {
             self.fit_keys(t);
             self.fit_row(t);
             t.auto_increment = self.auto_increment(t);
+        }
+
+        let mut texts = BTreeSet::new();
+        for t in &tables {
+            let utf8 = t.columns.iter().any(|c| {
+                c.mapping
+                    .as_ref()
+                    .is_some_and(|m| m.charset == Some(Charset::Utf8mb4))
+            });
+            if utf8 && texts.insert(t.source.name.schema.clone()) {
+                self.problems.push(Problem::note(
+                    t.source.name.schema.clone(),
+                    format!(
+                        "text columns of `{}` use the binary NO PAD collation `{}`: values distinct in PostgreSQL stay distinct in keys and comparisons ('a'/'A', 'é'/'e', 'a'/'a '); sorting follows code points, not the source's collation",
+                        t.source.name.schema,
+                        self.flavor.text_collation()
+                    ),
+                ));
+            }
         }
 
         let mut plan = SchemaPlan::default();
@@ -458,8 +477,20 @@ impl<'a> Planner<'a> {
             }
         }
         for (c, cap) in caps {
-            if let Some(m) = t.columns[c].mapping.as_mut() {
-                *m = m.within_key_bytes(cap);
+            let column = &mut t.columns[c];
+            if let Some(m) = column.mapping.as_mut() {
+                let fitted = m.within_key_bytes(cap);
+                if fitted.target != m.target {
+                    let object = format!("{}.{}", t.source.name, column.source.name);
+                    self.problems.push(Problem::note(
+                        object.clone(),
+                        format!(
+                            "column `{object}` ({}) is in a key, which MySQL indexes whole only within InnoDB's 3072-byte limit: it becomes `{}`; the precheck reports longer values",
+                            m.source_type, fitted.target
+                        ),
+                    ));
+                }
+                *m = fitted;
             }
         }
     }

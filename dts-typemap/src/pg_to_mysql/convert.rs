@@ -64,12 +64,16 @@ pub fn convert_pg_value(mapping: &PgToMySqlMapping, value: Value) -> Result<Valu
             Value::UInt(n) => Err(out_of_range(n, target)),
             v => Err(mismatch("an oid", &v)),
         },
+        // MySQL stores -0 as 0 (the two compare equal in both engines): written as 0, and
+        // counted (see `is_special_pg_value`).
         PgSourceType::Real => match value {
+            Value::Float(f) if f == 0.0 => Ok(Value::Float(0.0)),
             Value::Float(f) if f.is_finite() => Ok(Value::Float(f)),
             Value::Float(f) => nan(mapping, float_name(f.is_nan(), f < 0.0)),
             v => Err(mismatch("a real", &v)),
         },
         PgSourceType::Double => match value {
+            Value::Double(f) if f == 0.0 => Ok(Value::Double(0.0)),
             Value::Double(f) if f.is_finite() => Ok(Value::Double(f)),
             Value::Double(f) => nan(mapping, float_name(f.is_nan(), f < 0.0)),
             v => Err(mismatch("a double", &v)),
@@ -166,10 +170,15 @@ pub fn convert_pg_value(mapping: &PgToMySqlMapping, value: Value) -> Result<Valu
             }
             (v, _) => Err(mismatch("a bit string", &v)),
         },
+        // `"char"`'s binary form of the empty value is a zero byte; its text form is empty.
+        PgSourceType::SingleChar => {
+            let s = text_of(value)?;
+            let s = if s == "\0" { String::new() } else { s };
+            fit_text(s, target).map(Value::Text)
+        }
         PgSourceType::VarChar(_)
         | PgSourceType::Text
         | PgSourceType::Name
-        | PgSourceType::SingleChar
         | PgSourceType::Money
         | PgSourceType::TimeTz
         | PgSourceType::Xml
@@ -178,13 +187,13 @@ pub fn convert_pg_value(mapping: &PgToMySqlMapping, value: Value) -> Result<Valu
     }
 }
 
-/// Whether `value` of a column mapped by `mapping` is one of the values the options replace
-/// (`NaN`, infinities, infinite dates): the copy counts those it writes as `NULL` or
-/// clamped.
+/// Whether `value` of a column mapped by `mapping` is one of the values written otherwise
+/// (`NaN`, infinities and infinite dates written as `NULL` or clamped as the options say,
+/// `-0` written as `0`): the copy counts them.
 pub fn is_special_pg_value(mapping: &PgToMySqlMapping, value: &Value) -> bool {
     match (value, &mapping.source) {
-        (Value::Float(f), _) => !f.is_finite(),
-        (Value::Double(f), _) => !f.is_finite(),
+        (Value::Float(f), _) => !f.is_finite() || (*f == 0.0 && f.is_sign_negative()),
+        (Value::Double(f), _) => !f.is_finite() || (*f == 0.0 && f.is_sign_negative()),
         (
             Value::Text(t),
             PgSourceType::Date | PgSourceType::Timestamp(_) | PgSourceType::TimestampTz(_),
@@ -510,7 +519,10 @@ mod tests {
         assert_eq!(e.to_string(), "NaN cannot be stored in `decimal(65,30)`");
         assert!(conv("double precision", Value::Double(f64::INFINITY)).is_err());
         assert!(conv("real", Value::Float(f32::NAN)).is_err());
-        assert_eq!(conv("real", Value::Float(-0.0)), Ok(Value::Float(-0.0)));
+        let zero = conv("real", Value::Float(-0.0)).unwrap();
+        assert!(matches!(zero, Value::Float(f) if f == 0.0 && f.is_sign_positive()));
+        assert!(is_special_pg_value(&mapping("real"), &Value::Float(-0.0)));
+        assert!(!is_special_pg_value(&mapping("real"), &Value::Float(0.0)));
         let text = PgToMySqlOptions {
             unbounded_numeric: UnboundedNumeric::Text,
             ..PgToMySqlOptions::default()
@@ -561,6 +573,10 @@ mod tests {
         assert_eq!(
             conv("timestamp with time zone", Value::Timestamp(dt)),
             Ok(Value::DateTime(dt))
+        );
+        assert_eq!(
+            conv("\"char\"", Value::Text("\0".into())),
+            Ok(Value::Text(String::new()))
         );
         assert_eq!(
             conv("character(5)", Value::Text("ab   ".into())),

@@ -13,7 +13,7 @@
 //! | `boolean` | `tinyint(1)` (`BOOLEAN`) | |
 //! | `smallint`, `integer`, `bigint` | `smallint`, `int`, `bigint` | serial and identity columns: `AUTO_INCREMENT` |
 //! | `oid` | `int unsigned` | |
-//! | `real`, `double precision` | `float`, `double` | `NaN` and infinities blocked ([`NanPolicy`]) |
+//! | `real`, `double precision` | `float`, `double` | `NaN` and infinities blocked ([`NanPolicy`]); `-0` written as `0` |
 //! | `numeric(p,s)` | `decimal(p,s)` | when MySQL can declare it (p ≤ 65, s ≤ 30); else as `numeric` |
 //! | `numeric` | `decimal(65,30)`, values checked | or text ([`UnboundedNumeric`]); `NaN`, infinities blocked |
 //! | `money` | `varchar(64)` | its text form (the source's `lc_monetary`) |
@@ -214,6 +214,9 @@ pub mod notes {
     /// `numeric` as text.
     pub const NUMERIC_TEXT: &str =
         "numeric mapped to text (unbounded_numeric_as = text): exact, NaN included, no arithmetic";
+    /// `-0`.
+    pub const NEGATIVE_ZERO: &str =
+        "MySQL stores -0 as 0 (they compare equal in both engines): written as 0 and counted";
     /// `NaN` and infinities.
     pub const NAN: &str =
         "NaN and infinities have no MySQL number: reported, or written as NULL per the nan option";
@@ -446,10 +449,12 @@ pub fn map_pg_type(
         PgSourceType::Oid => MySqlType::Int { unsigned: true },
         PgSourceType::Real => {
             notes.push(n::NAN);
+            notes.push(n::NEGATIVE_ZERO);
             MySqlType::Float
         }
         PgSourceType::Double => {
             notes.push(n::NAN);
+            notes.push(n::NEGATIVE_ZERO);
             MySqlType::Double
         }
         PgSourceType::Numeric { precision, scale } => {
