@@ -225,7 +225,12 @@ async fn indexes_the_model_cannot_hold_are_listed_by_name() {
             false,
             "INCLUDE",
         ),
-        ("CREATE INDEX nf ON t (id NULLS FIRST)", "nf", false, "NULLS"),
+        (
+            "CREATE INDEX nf ON t (id NULLS FIRST)",
+            "nf",
+            false,
+            "NULLS",
+        ),
     ] {
         let (_db, url) = database(
             "pgsrc_index",
@@ -241,7 +246,11 @@ async fn indexes_the_model_cannot_hold_are_listed_by_name() {
         assert_eq!(omitted.name, name);
         assert_eq!(omitted.unique, unique);
         assert!(omitted.reason.contains(why), "{}", omitted.reason);
-        assert!(omitted.definition.starts_with("CREATE"), "{}", omitted.definition);
+        assert!(
+            omitted.definition.starts_with("CREATE"),
+            "{}",
+            omitted.definition
+        );
     }
 }
 
