@@ -67,13 +67,14 @@ pub fn convert_pg_value(mapping: &PgToMySqlMapping, value: Value) -> Result<Valu
         // MySQL stores -0 as 0 (the two compare equal in both engines): written as 0, and
         // counted (see `is_special_pg_value`).
         PgSourceType::Real => match value {
-            Value::Float(f) if f == 0.0 => Ok(Value::Float(0.0)),
+            // The pattern matches -0 too (float patterns compare with `==`).
+            Value::Float(0.0) => Ok(Value::Float(0.0)),
             Value::Float(f) if f.is_finite() => Ok(Value::Float(f)),
             Value::Float(f) => nan(mapping, float_name(f.is_nan(), f < 0.0)),
             v => Err(mismatch("a real", &v)),
         },
         PgSourceType::Double => match value {
-            Value::Double(f) if f == 0.0 => Ok(Value::Double(0.0)),
+            Value::Double(0.0) => Ok(Value::Double(0.0)),
             Value::Double(f) if f.is_finite() => Ok(Value::Double(f)),
             Value::Double(f) => nan(mapping, float_name(f.is_nan(), f < 0.0)),
             v => Err(mismatch("a double", &v)),

@@ -9,6 +9,9 @@ use super::snapshot::quote_ident;
 use super::PgSource;
 use crate::postgres::error::map_error;
 
+/// A table and its columns' data checks.
+type TableChecks<'a> = (&'a TableName, Vec<(String, DataCheck)>);
+
 /// Counts, in one scan of `table` (with its partitions, without inheritance children), the
 /// rows each of `predicates` holds for.
 async fn count_many(client: &Client, table: &TableName, predicates: &[&str]) -> Result<Vec<u64>> {
@@ -204,7 +207,7 @@ impl PgSource {
         scan: bool,
         stop_on_bad_rows: bool,
     ) -> Result<()> {
-        let scans: Vec<(&TableName, Vec<(String, DataCheck)>)> = plan
+        let scans: Vec<TableChecks<'_>> = plan
             .tables
             .iter()
             .map(|tp| {
@@ -243,8 +246,7 @@ impl PgSource {
         for _ in 0..workers {
             clients.push(super::connect_source(self.options()).await?);
         }
-        let mut shares: Vec<Vec<&(&TableName, Vec<(String, DataCheck)>)>> =
-            vec![Vec::new(); workers];
+        let mut shares: Vec<Vec<&TableChecks<'_>>> = vec![Vec::new(); workers];
         for (i, s) in scans.iter().enumerate() {
             shares[i % workers].push(s);
         }
