@@ -435,3 +435,40 @@ fn changes_are_renamed_converted_and_checked() {
         "{err}"
     );
 }
+
+#[test]
+fn wide_rows_store_their_widest_varchars_as_text() {
+    let mut columns: Vec<Column> = (0..20)
+        .map(|i| column(&format!("c{i}"), "character varying(1000)"))
+        .collect();
+    columns.push(not_null(column("id", "character varying(1000)")));
+    let mut t = table("wide", columns, &["id"]);
+    t.indexes.push(index("wide_c0", false, &["c0"]));
+    let c = Catalog {
+        schemas: vec![Schema {
+            name: "s".into(),
+            tables: vec![t],
+        }],
+        types: vec![],
+        omitted_indexes: vec![],
+    };
+    let plan = plan_pg_to_mysql(&c, &SchemaOptions::default());
+    let tp = &plan.tables[0];
+    let ty = |name: &str| {
+        let m = tp.column(name).unwrap().pg_to_mysql.as_ref().unwrap();
+        m.target.to_string()
+    };
+    // 21 × 4,002 bytes exceed the row limit: the key column and the indexed one stay
+    // varchar, enough of the others become text (values are the same).
+    assert_eq!(ty("id"), "varchar(768)");
+    assert_eq!(ty("c0"), "varchar(1000)");
+    let texts = (1..20).filter(|i| ty(&format!("c{i}")) == "text").count();
+    let varchars = (1..20)
+        .filter(|i| ty(&format!("c{i}")) == "varchar(1000)")
+        .count();
+    assert_eq!(texts + varchars, 19);
+    assert!(
+        varchars * 4002 + 4002 + 3074 <= 65_000 && texts > 0,
+        "{varchars} {texts}"
+    );
+}

@@ -8,7 +8,9 @@ use super::PgSourceType;
 /// compact JSON array nested per dimension: `NULL` → `null`, numbers (of number element
 /// types, when they are JSON numbers) as numbers, booleans as `true`/`false`, `json` and
 /// `jsonb` elements as the JSON they hold, every other element as a string of its text
-/// form. The result is what PostgreSQL's `to_json` gives for these element types.
+/// form. For text, enum, boolean and number elements the result is what PostgreSQL's
+/// `to_json` gives (which prints timestamps in ISO 8601 with a `T`, where this keeps the
+/// elements' text form, as the scalar columns have it).
 ///
 /// # Errors
 ///
