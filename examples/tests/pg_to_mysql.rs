@@ -650,3 +650,51 @@ async fn sigkill_mid_copy_resumes_exactly() {
     );
     assert_eq!(assert_same(&pair).await, 150_000);
 }
+
+#[tokio::test]
+async fn type_options_change_the_lossy_cases() {
+    let pair = PgMy::new(
+        "pgmy_opts",
+        "CREATE SCHEMA tort;
+         CREATE TABLE tort.opts (id uuid PRIMARY KEY, iv interval, n numeric,
+             f double precision, ts timestamp(3), d date, tz timestamptz);
+         INSERT INTO tort.opts VALUES
+             ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '1 day 02:03:04.5', 'NaN', 'NaN',
+              'infinity', '-infinity', 'infinity'),
+             ('00000000-0000-0000-0000-000000000001', '-838:59:59', '1.50', '-0',
+              '2000-01-01', '2000-01-01', '2038-01-19 03:14:08+00');",
+    );
+    let task = pair.task_file(
+        "[types]\nuuid_as = \"binary\"\ninterval_as = \"time\"\n\
+         unbounded_numeric_as = \"text\"\nnan = \"null\"\ninfinity = \"clamp\"\n",
+    );
+    let pre = dts(&["precheck", "--config", &task]);
+    assert!(pre.status.success(), "{}", text(&pre));
+    let out = dts(&["run", "--config", &task]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for column in [
+        "tort.opts.f: 2 values",
+        "tort.opts.ts: 1 values",
+        "tort.opts.tz: 1 values",
+    ] {
+        assert!(stdout.contains(column), "{column}\n{}", text(&out));
+    }
+    let db = &pair.target_db;
+    assert_eq!(
+        pair.query(&format!(
+            "SELECT HEX(id), iv, n, COALESCE(f, 'NULL'), ts, d, tz FROM `{db}`.opts ORDER BY id"
+        )),
+        "00000000000000000000000000000001\t-838:59:59.000000\t1.50\t0\t\
+         2000-01-01 00:00:00.000\t2000-01-01\t2038-01-19 03:14:08.000000\n\
+         A0EEBC999C0B4EF8BB6D6BB9BD380A11\t26:03:04.500000\tNaN\tNULL\t\
+         9999-12-31 23:59:59.999\t0001-01-01\t9999-12-31 23:59:59.999999"
+    );
+    assert_eq!(
+        pair.query(&format!(
+            "SELECT GROUP_CONCAT(COLUMN_TYPE ORDER BY ORDINAL_POSITION) FROM \
+             information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = 'opts'"
+        )),
+        "binary(16),time(6),longtext,double,datetime(3),date,datetime(6)"
+    );
+}
