@@ -24,8 +24,8 @@ use dts_core::{
     SnapshotReader, StateStore, Table, TableName, TargetReader,
 };
 use dts_schema::{
-    PgToPgChangeMapper, PlanRowMapper, SchemaOptions, SchemaPlan, SchemaTracker, Statement,
-    TablePlan, TrackedChangeMapper,
+    PgToMySqlChangeMapper, PgToMySqlRowMapper, PgToPgChangeMapper, PlanRowMapper, SchemaOptions,
+    SchemaPlan, SchemaTracker, Statement, TablePlan, TrackedChangeMapper,
 };
 use dts_typemap::MappingOptions;
 
@@ -56,6 +56,7 @@ pub fn plan_schema(
         (Engine::MySql, Engine::Postgres) => Ok(dts_schema::plan_mysql_to_pg(catalog, options)),
         (Engine::Postgres, Engine::Postgres) => Ok(dts_schema::plan_pg_to_pg(catalog, options)),
         (Engine::MySql, Engine::MySql) => Ok(dts_schema::plan_mysql_to_mysql(catalog, options)),
+        (Engine::Postgres, Engine::MySql) => Ok(dts_schema::plan_pg_to_mysql(catalog, options)),
         (s, t) => Err(unsupported(format!("migrating from {s} to {t}"))),
     }
 }
@@ -79,6 +80,8 @@ pub fn row_mapper(
         (Engine::MySql | Engine::Postgres, Engine::Postgres) | (Engine::MySql, Engine::MySql) => {
             Ok(Arc::new(PlanRowMapper::new(plan, options)))
         }
+        // The plan's columns carry their PostgreSQL → MySQL mappings, options included.
+        (Engine::Postgres, Engine::MySql) => Ok(Arc::new(PgToMySqlRowMapper::new(plan))),
         (s, t) => Err(unsupported(format!("migrating rows from {s} to {t}"))),
     }
 }
@@ -128,6 +131,13 @@ pub fn change_mapper(
         // Names and values pass as they are; the recorded schema checks the columns.
         (Engine::Postgres, Engine::Postgres) => Ok(Box::new(PgToPgChangeMapper::new(
             &mapping.catalog,
+            mapping.selects,
+        ))),
+        // Names and values as the schema migration planned them; the recorded schema
+        // checks the columns.
+        (Engine::Postgres, Engine::MySql) => Ok(Box::new(PgToMySqlChangeMapper::new(
+            &mapping.catalog,
+            &mapping.schema,
             mapping.selects,
         ))),
         (s, t) => Err(unsupported(format!("replicating from {s} to {t}"))),
@@ -481,7 +491,10 @@ impl Source {
                 .await
                 .map_err(source_error),
             #[cfg(feature = "postgres")]
-            SourceKind::Postgres(s) => s.precheck_values(r).await.map_err(source_error),
+            SourceKind::Postgres(s) => s
+                .precheck_values(r, plan, workers, scan, stop_on_bad_rows)
+                .await
+                .map_err(source_error),
         }
     }
 

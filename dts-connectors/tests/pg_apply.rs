@@ -107,6 +107,7 @@ impl Target {
         pg.create_database(&db).unwrap();
         let catalog = Catalog {
             types: Vec::new(),
+            omitted_indexes: Vec::new(),
             schemas: vec![Schema {
                 name: SCHEMA.into(),
                 tables,

@@ -205,22 +205,52 @@ async fn reads_the_schema_from_the_catalogs() {
 }
 
 #[tokio::test]
-async fn indexes_the_model_cannot_hold_are_refused_by_name() {
-    for (index, why) in [
-        ("CREATE INDEX lower_name ON t (lower(name))", "expression"),
-        ("CREATE INDEX part ON t (id) WHERE id > 0", "partial"),
-        ("CREATE INDEX inc ON t (id) INCLUDE (name)", "INCLUDE"),
-        ("CREATE INDEX nf ON t (id NULLS FIRST)", "NULLS"),
+async fn indexes_the_model_cannot_hold_are_listed_by_name() {
+    for (index, name, unique, why) in [
+        (
+            "CREATE INDEX lower_name ON t (lower(name))",
+            "lower_name",
+            false,
+            "expression",
+        ),
+        (
+            "CREATE UNIQUE INDEX part ON t (id) WHERE id > 0",
+            "part",
+            true,
+            "partial",
+        ),
+        (
+            "CREATE INDEX inc ON t (id) INCLUDE (name)",
+            "inc",
+            false,
+            "INCLUDE",
+        ),
+        (
+            "CREATE INDEX nf ON t (id NULLS FIRST)",
+            "nf",
+            false,
+            "NULLS",
+        ),
     ] {
         let (_db, url) = database(
             "pgsrc_index",
             &format!("CREATE TABLE t (id int, name text); {index}"),
         );
         let source = PgSource::connect(&url).await.unwrap();
-        let err = source.read_catalog(&["public".into()]).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
-        let text = err.to_string();
-        assert!(text.contains("public.t") && text.contains(why), "{text}");
+        let catalog = source.read_catalog(&["public".into()]).await.unwrap();
+        assert!(catalog.tables().all(|t| t.indexes.is_empty()), "{index}");
+        let [omitted] = catalog.omitted_indexes.as_slice() else {
+            panic!("{index}: {:?}", catalog.omitted_indexes);
+        };
+        assert_eq!(omitted.table, TableName::new("public", "t"));
+        assert_eq!(omitted.name, name);
+        assert_eq!(omitted.unique, unique);
+        assert!(omitted.reason.contains(why), "{}", omitted.reason);
+        assert!(
+            omitted.definition.starts_with("CREATE"),
+            "{}",
+            omitted.definition
+        );
     }
 }
 

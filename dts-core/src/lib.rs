@@ -50,7 +50,7 @@ pub use mapping::{ChangeMapper, ConvertFailure, RowMapper};
 pub use position::{Lsn, Position};
 pub use schema::{
     Catalog, Column, ColumnDefault, ForeignKey, Generated, Index, IndexColumn, IndexKind, Key,
-    ReferentialAction, Schema, Table, TableName, UserType, UserTypeKind,
+    OmittedIndex, ReferentialAction, Schema, Table, TableName, UserType, UserTypeKind,
 };
 pub use state::{
     CopiedChunks, DroppedState, Heartbeat, PublishedProgress, ReaderRecord, ReplicationProgress,

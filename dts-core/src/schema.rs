@@ -42,6 +42,28 @@ pub struct Catalog {
     /// before types were read.
     #[serde(default)]
     pub types: Vec<UserType>,
+    /// Indexes and constraints of the selected tables that the schema model cannot
+    /// describe (PostgreSQL expression, partial and `INCLUDE` indexes, access methods other
+    /// than B-tree and hash, exclusion constraints): read, left out of the tables, and
+    /// named here so each planner decides (refused between PostgreSQL servers, left out
+    /// with a warning into MySQL). Empty for MySQL sources.
+    #[serde(default)]
+    pub omitted_indexes: Vec<OmittedIndex>,
+}
+
+/// An index or constraint a source has that the schema model cannot describe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OmittedIndex {
+    /// The table it is on.
+    pub table: TableName,
+    /// Its name.
+    pub name: String,
+    /// Whether it enforces uniqueness (a unique index or an exclusion constraint).
+    pub unique: bool,
+    /// Why the model cannot describe it (`partial indexes are not supported`).
+    pub reason: String,
+    /// Its definition as the source prints it.
+    pub definition: String,
 }
 
 /// A user-defined type (PostgreSQL).
@@ -99,6 +121,16 @@ impl Catalog {
             .iter_mut()
             .flat_map(|s| s.tables.iter_mut())
             .find(|t| &t.name == name)
+    }
+
+    /// Keeps the tables `keep` selects (and the omitted indexes of those), dropping
+    /// schemas left without tables.
+    pub fn retain_tables(&mut self, mut keep: impl FnMut(&TableName) -> bool) {
+        for schema in &mut self.schemas {
+            schema.tables.retain(|t| keep(&t.name));
+        }
+        self.schemas.retain(|s| !s.tables.is_empty());
+        self.omitted_indexes.retain(|o| keep(&o.table));
     }
 }
 
@@ -366,6 +398,13 @@ mod tests {
                     labels: vec!["a".into()],
                 },
                 comment: None,
+            }],
+            omitted_indexes: vec![OmittedIndex {
+                table: TableName::new("s", "t"),
+                name: "t_part".into(),
+                unique: false,
+                reason: "partial indexes are not supported".into(),
+                definition: "CREATE INDEX t_part ON s.t USING btree (a) WHERE (a > 0)".into(),
             }],
         };
         let back: Catalog = serde_json::from_str(&serde_json::to_string(&with).unwrap()).unwrap();

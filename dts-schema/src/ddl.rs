@@ -300,6 +300,7 @@ impl<'a> Planner<'a> {
                         target_name: c.target.clone(),
                         target_type: c.mapping.target.to_string(),
                         mapping: Some(c.mapping.clone()),
+                        pg_to_mysql: None,
                         copied: c.source.generated.is_none(),
                     })
                     .collect(),

@@ -58,6 +58,12 @@
 //! [`plan_mysql_to_mysql`]: every column type, character set, collation, default,
 //! `AUTO_INCREMENT`, generated column, index and foreign key as it is, no value converted.
 //!
+//! A PostgreSQL source into a MySQL/MariaDB target is planned by [`plan_pg_to_mysql`]: each
+//! schema a database, types mapped by [`dts_typemap::pg_to_mysql`] (binary `NO PAD`
+//! collations, keys fitted into InnoDB's index limit), defaults, `AUTO_INCREMENT`, indexes
+//! and foreign keys; rows and changes are converted by [`PgToMySqlRowMapper`] and
+//! [`PgToMySqlChangeMapper`].
+//!
 //! This crate has no features and does no I/O.
 
 mod change;
@@ -68,6 +74,7 @@ mod ident;
 mod mapper;
 mod mysql_to_mysql;
 mod options;
+mod pg_to_mysql;
 mod pg_to_pg;
 mod plan;
 mod relation;
@@ -79,6 +86,9 @@ pub use ident::{fit_identifier, quote_ident, quote_literal, IdentifierCase, MAX_
 pub use mapper::{short_sql, PlanRowMapper, TrackedChangeMapper};
 pub use mysql_to_mysql::{plan_mysql_to_mysql, quote_mysql_ident, quote_mysql_literal};
 pub use options::SchemaOptions;
+pub use pg_to_mysql::{
+    plan_pg_to_mysql, PgToMySqlChangeMapper, PgToMySqlRowMapper, MYSQL_MAX_IDENTIFIER_CHARS,
+};
 pub use pg_to_pg::{plan_pg_to_pg, PgToPgChangeMapper};
 pub use plan::{ColumnPlan, Phase, Problem, SchemaPlan, Statement, StatementKind, TablePlan};
 pub use relation::{apply_relation_diff, relation_diff, RelationDiff};

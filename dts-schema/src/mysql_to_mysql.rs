@@ -175,6 +175,7 @@ pub fn plan_mysql_to_mysql(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPla
                     target_name: c.name.clone(),
                     target_type: c.source_type.clone(),
                     mapping: None,
+                    pg_to_mysql: None,
                     copied: c.generated.is_none(),
                 })
                 .collect(),
@@ -471,6 +472,7 @@ mod tests {
                 tables: vec![child, parent],
             }],
             types: vec![],
+            omitted_indexes: Vec::new(),
         }
     }
 

@@ -33,6 +33,11 @@ pub struct SchemaOptions {
     /// in `CREATE TABLE`. Faster when a full load follows; the copy's checkpoints already
     /// guarantee no row is written twice.
     pub primary_keys_after_data: bool,
+    /// The target server's version (`SELECT VERSION()`), when known. Plans into MySQL and
+    /// MariaDB spell a few things per server family ([`dts_typemap::MySqlFlavor`]): the
+    /// binary `NO PAD` collation is `utf8mb4_nopad_bin` on MariaDB and `utf8mb4_0900_bin`
+    /// on MySQL 8. Unknown, MariaDB's spellings are used.
+    pub target_version: Option<String>,
 }
 
 impl SchemaOptions {
@@ -75,6 +80,21 @@ impl SchemaOptions {
     pub fn with_mapping(mut self, mapping: MappingOptions) -> Self {
         self.mapping = mapping;
         self
+    }
+
+    /// Sets the target server's version.
+    #[must_use]
+    pub fn with_target_version(mut self, version: impl Into<String>) -> Self {
+        self.target_version = Some(version.into());
+        self
+    }
+
+    /// The MySQL server family of the target, from [`SchemaOptions::target_version`].
+    pub fn mysql_flavor(&self) -> dts_typemap::MySqlFlavor {
+        self.target_version
+            .as_deref()
+            .map(dts_typemap::MySqlFlavor::from_version)
+            .unwrap_or_default()
     }
 
     /// The target name of a source schema.

@@ -33,6 +33,15 @@ use crate::plan::{ColumnPlan, Phase, Problem, SchemaPlan, Statement, StatementKi
 pub fn plan_pg_to_pg(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPlan {
     let mut plan = SchemaPlan::default();
     renames(opts, &mut plan.problems);
+    for o in &catalog.omitted_indexes {
+        plan.problems.push(Problem::blocking(
+            format!("{}.{}", o.table, o.name),
+            format!(
+                "index `{}` on table `{}` cannot be migrated: {} (`{}`)",
+                o.name, o.table, o.reason, o.definition
+            ),
+        ));
+    }
 
     let mut schemas = BTreeSet::new();
     for name in catalog
@@ -197,6 +206,7 @@ pub fn plan_pg_to_pg(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPlan {
                     target_name: c.name.clone(),
                     target_type: c.source_type.clone(),
                     mapping: None,
+                    pg_to_mysql: None,
                     copied: c.generated.is_none(),
                 })
                 .collect(),
@@ -718,6 +728,7 @@ mod tests {
                 },
                 comment: None,
             }],
+            omitted_indexes: Vec::new(),
         }
     }
 
@@ -855,6 +866,21 @@ mod tests {
         // A foreign key to a table that is not selected blocks.
         assert_eq!(plan.blocking_problems().count(), 1);
         assert!(plan.problems[0].message.contains("not selected"));
+
+        // So does an index the model cannot describe.
+        let mut c = catalog();
+        c.omitted_indexes.push(dts_core::OmittedIndex {
+            table: TableName::new("s", "t"),
+            name: "t_part".into(),
+            unique: false,
+            reason: "partial indexes are not supported".into(),
+            definition: "CREATE INDEX t_part ON s.t USING btree (id) WHERE (id > 0)".into(),
+        });
+        let plan = plan_pg_to_pg(&c, &SchemaOptions::default());
+        assert!(plan.problems.iter().any(|p| p.blocking
+            && p.message
+                == "index `t_part` on table `s.t` cannot be migrated: partial indexes are not \
+                    supported (`CREATE INDEX t_part ON s.t USING btree (id) WHERE (id > 0)`)"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use dts_core::TableName;
-use dts_typemap::ColumnMapping;
+use dts_typemap::{ColumnMapping, PgToMySqlMapping};
 
 /// A translated schema: what to create before the bulk copy, what to create after it, and
 /// everything that could not be translated.
@@ -109,6 +109,10 @@ pub struct ColumnPlan {
     /// engines; `None` when the target keeps the source's type as it is (same engine), and
     /// values pass unchanged.
     pub mapping: Option<ColumnMapping>,
+    /// The PostgreSQL → MySQL/MariaDB type mapping, in a plan of that direction (and then
+    /// [`ColumnPlan::mapping`] is `None`): values are converted by
+    /// [`dts_typemap::convert_pg_value`].
+    pub pg_to_mysql: Option<PgToMySqlMapping>,
     /// Whether values are copied; `false` for generated columns, which the target computes.
     pub copied: bool,
 }

@@ -48,6 +48,7 @@ fn hostile_comment_and_default_stay_literals() {
     id.nullable = false;
     let catalog = Catalog {
         types: Vec::new(),
+        omitted_indexes: Vec::new(),
         schemas: vec![Schema {
             name: db.clone(),
             tables: vec![Table {

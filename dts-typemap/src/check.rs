@@ -11,9 +11,11 @@ use crate::pg::PgType;
 pub struct DataCheck {
     /// A stable code for reports and tests, e.g. `zero_date`.
     pub code: &'static str,
-    /// A MySQL `WHERE` predicate, true for the offending rows (it is parenthesised, so it
-    /// can be combined with other predicates). It does not depend on `sql_mode` or on the
-    /// column's character set and collation.
+    /// A `WHERE` predicate in the source's dialect, true for the offending rows (it is
+    /// parenthesised, so it can be combined with other predicates). MySQL predicates
+    /// ([`mysql_data_checks`]) do not depend on `sql_mode` or on the column's character
+    /// set and collation; PostgreSQL ones
+    /// ([`pg_data_checks`](crate::pg_to_mysql::pg_data_checks)) expect `TimeZone = UTC`.
     pub predicate: String,
     /// What goes wrong with those rows, without naming the table.
     pub problem: String,

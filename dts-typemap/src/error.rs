@@ -148,6 +148,15 @@ pub enum ConvertError {
         /// The kind of value received ([`dts_core::Value::kind`]).
         found: &'static str,
     },
+    /// A value the target has no equivalent for: `NaN`, an infinite date, an array's lower
+    /// bounds.
+    #[error("{what} cannot be stored in `{target}`")]
+    Unrepresentable {
+        /// What the value is (`NaN`, `infinity`, …; never the contents of a text).
+        what: String,
+        /// The target type or form.
+        target: String,
+    },
     /// A mapping whose target cannot take values of its source type.
     #[error("cannot convert `{source_type}` values to `{target}`")]
     Unmapped {

@@ -1,4 +1,5 @@
-//! Type mapping and value conversion from MySQL/MariaDB to PostgreSQL, lossless by default.
+//! Type mapping and value conversion between engines, lossless by default: MySQL/MariaDB to
+//! PostgreSQL, and PostgreSQL to MySQL/MariaDB ([`pg_to_mysql`]).
 //!
 //! The mapping is split into *check* and *convert*:
 //!
@@ -33,6 +34,11 @@
 //! }
 //! ```
 //!
+//! The PostgreSQL → MySQL/MariaDB direction lives in [`pg_to_mysql`]: [`map_pg_type`] maps
+//! a (domain-resolved) PostgreSQL type, [`convert_pg_value`] converts the values the
+//! PostgreSQL readers produce, [`pg_data_checks`] gives the PostgreSQL predicates the
+//! precheck counts, with the lossy choices in [`PgToMySqlOptions`].
+//!
 //! This crate has no features.
 
 mod check;
@@ -42,6 +48,7 @@ mod json;
 mod mapping;
 pub mod mysql;
 pub mod pg;
+pub mod pg_to_mysql;
 pub mod quote;
 
 pub use check::{mysql_data_checks, DataCheck};
@@ -52,4 +59,8 @@ pub use mapping::{
 };
 pub use mysql::MySqlType;
 pub use pg::PgType;
+pub use pg_to_mysql::{
+    convert_pg_value, map_pg_type, pg_data_checks, MySqlFlavor, PgSourceType, PgToMySqlMapping,
+    PgToMySqlOptions,
+};
 pub use quote::{quote_ident, quote_literal, quote_qualified};

@@ -20,6 +20,8 @@ pub struct MappingOptions {
     /// What to do with zero and partial-zero dates (`0000-00-00`, month or day 0, year 0),
     /// which PostgreSQL cannot hold. Default [`ZeroDatePolicy::Null`].
     pub zero_date: ZeroDatePolicy,
+    /// The choices of the PostgreSQL → MySQL/MariaDB mapping.
+    pub pg_to_mysql: crate::pg_to_mysql::PgToMySqlOptions,
 }
 
 /// What becomes of MySQL zero dates (`0000-00-00`, `2024-00-10`, `2024-05-00`, year 0) and

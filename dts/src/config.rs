@@ -397,6 +397,92 @@ pub struct TypeOptions {
     /// `error` (the precheck and the copy stop).
     #[serde(default)]
     pub zero_date: ZeroDate,
+    /// PostgreSQL `uuid` into MySQL: `char` (default: `char(36)`, the text) or `binary`
+    /// (`binary(16)`, the bytes).
+    #[serde(default)]
+    pub uuid_as: UuidAs,
+    /// PostgreSQL `interval` into MySQL: `text` (default: PostgreSQL's own text form,
+    /// lossless) or `time` (`time(6)`, days as 24 hours; intervals with years or months or
+    /// beyond ±838:59:59 block).
+    #[serde(default)]
+    pub interval_as: IntervalAs,
+    /// PostgreSQL `numeric` without a precision MySQL can declare (none, more than 65
+    /// digits or more than 30 fraction digits) into MySQL: `decimal` (default:
+    /// `decimal(65,30)`; values that do not fit block, naming the column) or `text` (exact,
+    /// `NaN` included).
+    #[serde(default)]
+    pub unbounded_numeric_as: UnboundedNumericAs,
+    /// PostgreSQL `infinity`/`-infinity` dates and timestamps into MySQL: `error` (default:
+    /// the precheck and the copy stop naming the column), `null` (counted and reported) or
+    /// `clamp` (the type's last or first value, counted and reported).
+    #[serde(default)]
+    pub infinity: Infinity,
+    /// PostgreSQL `NaN` and infinite numbers into MySQL: `error` (default) or `null`
+    /// (counted and reported).
+    #[serde(default)]
+    pub nan: Nan,
+}
+
+/// Target type for PostgreSQL `uuid` in MySQL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum UuidAs {
+    /// `char(36)`: the canonical text.
+    #[default]
+    Char,
+    /// `binary(16)`: the bytes.
+    Binary,
+}
+
+/// Target type for PostgreSQL `interval` in MySQL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum IntervalAs {
+    /// PostgreSQL's text form.
+    #[default]
+    Text,
+    /// `time(6)`, checked.
+    Time,
+}
+
+/// Target type for PostgreSQL `numeric` without a precision MySQL can declare.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum UnboundedNumericAs {
+    /// `decimal(65,30)`, checked.
+    #[default]
+    Decimal,
+    /// Text.
+    Text,
+}
+
+/// What becomes of infinite PostgreSQL dates and timestamps in MySQL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Infinity {
+    /// Stop, naming the column.
+    #[default]
+    Error,
+    /// Write NULL, count and report.
+    Null,
+    /// Write the type's last or first value, count and report.
+    Clamp,
+}
+
+/// What becomes of PostgreSQL `NaN` and infinite numbers in MySQL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Nan {
+    /// Stop, naming the column.
+    #[default]
+    Error,
+    /// Write NULL, count and report.
+    Null,
 }
 
 /// Target type for MySQL `TIME`.
@@ -552,6 +638,36 @@ impl TaskConfig {
             zero_date: match self.types.zero_date {
                 ZeroDate::Null => dts_typemap::ZeroDatePolicy::Null,
                 ZeroDate::Error => dts_typemap::ZeroDatePolicy::Error,
+            },
+            pg_to_mysql: self.pg_to_mysql_options(),
+        }
+    }
+
+    /// The PostgreSQL → MySQL type-mapping options for this task.
+    fn pg_to_mysql_options(&self) -> dts_typemap::PgToMySqlOptions {
+        use dts_typemap::pg_to_mysql as m;
+        let t = &self.types;
+        dts_typemap::PgToMySqlOptions {
+            uuid: match t.uuid_as {
+                UuidAs::Char => m::UuidMapping::Char36,
+                UuidAs::Binary => m::UuidMapping::Binary16,
+            },
+            interval: match t.interval_as {
+                IntervalAs::Text => m::IntervalMapping::Text,
+                IntervalAs::Time => m::IntervalMapping::Time,
+            },
+            unbounded_numeric: match t.unbounded_numeric_as {
+                UnboundedNumericAs::Decimal => m::UnboundedNumeric::Decimal,
+                UnboundedNumericAs::Text => m::UnboundedNumeric::Text,
+            },
+            infinity: match t.infinity {
+                Infinity::Error => m::InfinityPolicy::Error,
+                Infinity::Null => m::InfinityPolicy::Null,
+                Infinity::Clamp => m::InfinityPolicy::Clamp,
+            },
+            nan: match t.nan {
+                Nan::Error => m::NanPolicy::Error,
+                Nan::Null => m::NanPolicy::Null,
             },
         }
     }
@@ -815,6 +931,33 @@ mod tests {
         assert_eq!(cfg.full.workers(), 2);
         assert_eq!(cfg.incremental.operations.len(), 5);
         assert_eq!(cfg.source.url, "mysql://root:example@127.0.0.1:3306");
+    }
+
+    #[test]
+    fn postgres_to_mysql_type_options() {
+        let cfg: TaskConfig = format!(
+            "{GOOD}\n[types]\nuuid_as = \"binary\"\ninterval_as = \"time\"\n\
+             unbounded_numeric_as = \"text\"\ninfinity = \"clamp\"\nnan = \"null\"\n"
+        )
+        .parse()
+        .unwrap();
+        use dts_typemap::pg_to_mysql as m;
+        let o = cfg.mapping_options().pg_to_mysql;
+        assert_eq!(o.uuid, m::UuidMapping::Binary16);
+        assert_eq!(o.interval, m::IntervalMapping::Time);
+        assert_eq!(o.unbounded_numeric, m::UnboundedNumeric::Text);
+        assert_eq!(o.infinity, m::InfinityPolicy::Clamp);
+        assert_eq!(o.nan, m::NanPolicy::Null);
+        let default: TaskConfig = GOOD.parse().unwrap();
+        assert_eq!(
+            default.mapping_options().pg_to_mysql,
+            dts_typemap::PgToMySqlOptions::default()
+        );
+        let e = GOOD
+            .replace("[objects]", "[types]\nnan = \"zero\"\n[objects]")
+            .parse::<TaskConfig>()
+            .unwrap_err();
+        assert!(e.message().contains("unknown variant `zero`"), "{e}");
     }
 
     #[test]

@@ -33,7 +33,9 @@ pub struct FullReport {
     pub copy: CopySummary,
     /// The snapshot's log position, where incremental migration starts.
     pub position: Option<Position>,
-    /// Zero dates written as NULL, per `table.column`.
+    /// Values written as the type options say, per `table.column`: zero dates written as
+    /// NULL (from MySQL); NaN and infinities written as NULL or clamped, -0 as 0 (from
+    /// PostgreSQL into MySQL).
     pub zero_dates: Vec<(String, u64)>,
     /// Transient failures the copy recovered from by copying the unfinished chunks again.
     pub retries: u64,

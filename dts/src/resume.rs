@@ -70,12 +70,10 @@ fn plan_of(
     target: &Target,
     catalog: Catalog,
 ) -> Result<TaskPlan> {
-    let schema = dts_connectors::plan_schema(
-        source.engine(),
-        target.engine(),
-        &catalog,
-        &config.schema_options()?,
-    )?;
+    let options = config
+        .schema_options()?
+        .with_target_version(target.version());
+    let schema = dts_connectors::plan_schema(source.engine(), target.engine(), &catalog, &options)?;
     Ok(TaskPlan { catalog, schema })
 }
 

@@ -172,22 +172,22 @@ pub struct Task {
     config: TaskConfig,
 }
 
-/// Reads the selected source schema and translates it for the target engine.
+/// Reads the selected source schema and translates it for the target engine (whose server
+/// version, when known, picks version-specific spellings).
 pub(crate) async fn read_plan(
     config: &TaskConfig,
     source: &Source,
     target: Engine,
+    target_version: Option<&str>,
 ) -> Result<TaskPlan> {
     let selection = config.selection()?;
     let all = source.list_schemas().await?;
     let databases: Vec<String> = selection.databases(&all).into_iter().cloned().collect();
     let mut catalog = source.read_catalog(&databases).await?;
-    for schema in &mut catalog.schemas {
-        schema.tables.retain(|t| selection.selects(&t.name));
-    }
-    catalog.schemas.retain(|s| !s.tables.is_empty());
-    let schema =
-        dts_connectors::plan_schema(source.engine(), target, &catalog, &config.schema_options()?)?;
+    catalog.retain_tables(|t| selection.selects(t));
+    let mut options = config.schema_options()?;
+    options.target_version = target_version.map(str::to_string);
+    let schema = dts_connectors::plan_schema(source.engine(), target, &catalog, &options)?;
     Ok(TaskPlan { catalog, schema })
 }
 
@@ -446,11 +446,20 @@ impl Task {
         &self.config
     }
 
-    /// Reads the selected source schema and translates it, without writing anything.
+    /// Reads the selected source schema and translates it, without writing anything. A
+    /// MySQL target is asked for its version (its server family spells collations its own
+    /// way); when it cannot be reached, MariaDB's spellings are used.
     pub async fn plan(&self) -> Result<TaskPlan> {
         let source = Source::connect(&self.config.source.url).await?;
         let target = Engine::from_url(&self.config.target.url)?;
-        read_plan(&self.config, &source, target).await
+        let version = match target {
+            Engine::MySql => Target::connect(&self.config.target.url)
+                .await
+                .ok()
+                .map(|t| t.version().to_string()),
+            _ => None,
+        };
+        read_plan(&self.config, &source, target, version.as_deref()).await
     }
 
     /// Compares every selected table of the source with the target, through the task's

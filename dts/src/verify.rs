@@ -99,7 +99,8 @@ pub(crate) async fn verify(
 ) -> Result<VerifyReport> {
     let source = Source::connect(&config.source.url).await?;
     let target = Target::connect(&config.target.url).await?;
-    let plan = crate::task::read_plan(config, &source, target.engine()).await?;
+    let plan =
+        crate::task::read_plan(config, &source, target.engine(), Some(target.version())).await?;
     let store = target.state_store(&config.name).await?;
     let snapshot = source.open_snapshot(config.full.workers()).await?;
     let mut readers = snapshot.readers;

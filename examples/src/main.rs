@@ -406,8 +406,17 @@ async fn run_task(task: &Task, options: dts::RunOptions) -> Result<dts::RunRepor
         if let Some(p) = &full.position {
             println!("snapshot position: {p}");
         }
+        let from_postgres = dts::core::Engine::from_url(&task.config().source.url)
+            .is_ok_and(|e| e == dts::core::Engine::Postgres);
         for (column, n) in &full.zero_dates {
-            println!("note: {column}: {n} zero dates written as NULL");
+            if from_postgres {
+                println!(
+                    "note: {column}: {n} values written as the type options say (NaN and \
+                     infinities as NULL or clamped, -0 as 0)"
+                );
+            } else {
+                println!("note: {column}: {n} zero dates written as NULL");
+            }
         }
         if full.copy.rejected > 0 {
             println!(

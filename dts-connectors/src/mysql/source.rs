@@ -586,6 +586,7 @@ impl MySqlSource {
         }
         Ok(Catalog {
             types: Vec::new(),
+            omitted_indexes: Vec::new(),
             schemas: by_schema
                 .into_iter()
                 .map(|(name, tables)| Schema { name, tables })

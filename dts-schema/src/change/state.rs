@@ -33,6 +33,7 @@ pub(super) struct State {
 pub(super) fn one(table: Table) -> Catalog {
     Catalog {
         types: Vec::new(),
+        omitted_indexes: Vec::new(),
         schemas: vec![Schema {
             name: table.name.schema.clone(),
             tables: vec![table],

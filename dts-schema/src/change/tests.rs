@@ -64,6 +64,7 @@ fn catalog(tables: Vec<Table>) -> Catalog {
     Catalog {
         schemas,
         types: Vec::new(),
+        omitted_indexes: Vec::new(),
     }
 }
 

@@ -55,7 +55,7 @@ pub(crate) async fn run(
         return Ok((r, None));
     };
 
-    let plan = source::selection(&mut r, config, &source, target.engine()).await?;
+    let plan = source::selection(&mut r, config, &source, &target).await?;
     source::privileges(&mut r, config, &source, &plan).await?;
     let existing = target::privileges(&mut r, &target, &plan).await?;
     source::translation(&mut r, &plan);

@@ -1,8 +1,8 @@
 //! Checks of the source: the selection, privileges, and whether the selected schema
 //! translates.
 
-use dts_connectors::Source;
-use dts_core::{CheckStatus, Engine, PrecheckReport, Result, TableName};
+use dts_connectors::{Source, Target};
+use dts_core::{CheckStatus, PrecheckReport, Result, TableName};
 
 use crate::config::TaskConfig;
 use crate::task::{read_plan, TaskPlan};
@@ -13,12 +13,12 @@ pub(super) async fn selection(
     r: &mut PrecheckReport,
     config: &TaskConfig,
     source: &Source,
-    target: Engine,
+    target: &Target,
 ) -> Result<TaskPlan> {
     let selection = config.selection()?;
     let all = dts_core::SchemaSource::list_schemas(source).await?;
     let unmatched = selection.unmatched_databases(&all);
-    let plan = read_plan(config, source, target).await?;
+    let plan = read_plan(config, source, target.engine(), Some(target.version())).await?;
     let table_count = plan.catalog.tables().count();
     if !unmatched.is_empty() {
         r.push(

@@ -71,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
     table.foreign_keys.clear();
     let catalog = Catalog {
         types: Vec::new(),
+        omitted_indexes: Vec::new(),
         schemas: vec![Schema {
             name: name.schema.clone(),
             tables: vec![table.clone()],

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use dts_core::{
-    Catalog, Column, ColumnDefault, Error, ErrorKind, ForeignKey, Generated, Index, IndexColumn,
-    IndexKind, Key, ReferentialAction, Result, Schema, Table, TableName, UserType, UserTypeKind,
+    Catalog, Column, ColumnDefault, ForeignKey, Generated, Index, IndexColumn, IndexKind, Key,
+    OmittedIndex, ReferentialAction, Result, Schema, Table, TableName, UserType, UserTypeKind,
 };
 use tokio_postgres::Client;
 
@@ -131,13 +131,14 @@ async fn read_types(client: &Client, schemas: &[String]) -> Result<Vec<UserType>
 }
 
 /// Reads every table of `schemas` into a [`Catalog`]; schemas that do not exist are absent.
+/// Indexes the schema model cannot describe (expression, partial, `INCLUDE`, access methods
+/// other than B-tree and hash, `NULLS FIRST` on ascending or `NULLS LAST` on descending
+/// columns) and exclusion constraints are left out of their tables and listed in
+/// [`Catalog::omitted_indexes`].
 ///
 /// # Errors
 ///
-/// Server errors; [`ErrorKind::Unsupported`] naming an index the schema model cannot
-/// describe (expression, partial, `INCLUDE`, access methods other than B-tree and hash,
-/// `NULLS FIRST` on ascending or `NULLS LAST` on descending columns) or an exclusion
-/// constraint.
+/// Server errors.
 pub(crate) async fn read_catalog(client: &Client, schemas: &[String]) -> Result<Catalog> {
     let err = |e| map_error(e, "reading the source schema");
     let mut tables: BTreeMap<u32, Table> = BTreeMap::new();
@@ -200,6 +201,7 @@ pub(crate) async fn read_catalog(client: &Client, schemas: &[String]) -> Result<
         table.columns.push(column);
     }
 
+    let mut omitted = Vec::new();
     for row in client.query(SELECT_INDEXES, &[&oids]).await.map_err(err)? {
         let Some(table) = tables.get_mut(&row.get::<_, u32>(0)) else {
             continue;
@@ -220,16 +222,16 @@ pub(crate) async fn read_catalog(client: &Client, schemas: &[String]) -> Result<
             constraint_type: row.get(13),
         };
         let definition: String = row.get(14);
-        let unsupported = |why: &str| {
-            Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "index `{name}` on table `{}` cannot be migrated: {why} (`{definition}`)",
-                    table.name
-                ),
-            )
-        };
-        index.check().map_err(unsupported)?;
+        if let Err(why) = index.check() {
+            omitted.push(OmittedIndex {
+                table: table.name.clone(),
+                name,
+                unique: index.unique || index.constraint_type.as_deref() == Some("x"),
+                reason: why.to_string(),
+                definition,
+            });
+            continue;
+        }
         let columns: Vec<IndexColumn> = index
             .names
             .iter()
@@ -311,6 +313,7 @@ pub(crate) async fn read_catalog(client: &Client, schemas: &[String]) -> Result<
     }
     Ok(Catalog {
         types: read_types(client, schemas).await?,
+        omitted_indexes: omitted,
         schemas: by_schema
             .into_iter()
             .map(|(name, mut tables)| {

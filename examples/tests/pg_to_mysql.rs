@@ -1,0 +1,700 @@
+//! PostgreSQL → MySQL/MariaDB, schema and full load, through the `dts` command on real
+//! servers: a database of the testkit's private PostgreSQL (or `DTS_TEST_PG_URL`) into a
+//! database of its private MariaDB (or `DTS_TEST_MYSQL_URL`). PostgreSQL is read with
+//! tokio-postgres and MySQL with mysql_async in the binary protocol, independently of dts's
+//! readers and writers, and every value is compared through the documented conversions.
+//!
+//! `cargo test -p dts-examples --test pg_to_mysql`
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{dts, text};
+use mysql_async::prelude::*;
+use tokio_postgres::NoTls;
+
+const FIXTURE: &str = include_str!("../../fixtures/postgres/torture_to_mysql.sql");
+
+/// A loaded PostgreSQL source database and the MySQL database its schema `tort` becomes.
+struct PgMy {
+    source_db: String,
+    target_db: String,
+    dir: std::path::PathBuf,
+}
+
+impl PgMy {
+    fn new(prefix: &str, sql: &str) -> Self {
+        let pg = dts_testkit::postgres();
+        let source_db = dts_testkit::unique_name(&format!("{prefix}_src"));
+        pg.create_database(&source_db).unwrap();
+        pg.exec_in(&source_db, sql).unwrap();
+        let target_db = dts_testkit::unique_name(&format!("{prefix}_dst"));
+        let dir = std::env::temp_dir().join(format!("dts-test-{source_db}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self {
+            source_db,
+            target_db,
+            dir,
+        }
+    }
+
+    /// The task's name: every task's state lives in the MySQL server's one `dts_meta`.
+    fn task(&self) -> &str {
+        &self.target_db
+    }
+
+    fn task_file(&self, extra: &str) -> String {
+        let text = format!(
+            "name = \"{}\"\nmigration = [\"schema\", \"full\"]\nsource.url = \"{}\"\n\
+             target.url = \"{}\"\nobjects.include = [\"tort\"]\n\
+             objects.rename_databases = {{ \"tort\" = \"{}\" }}\n{extra}",
+            self.task(),
+            dts_testkit::postgres().url_for(&self.source_db),
+            dts_testkit::mariadb().url(),
+            self.target_db,
+        );
+        let path = self.dir.join("task.toml");
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+
+    async fn pg(&self) -> tokio_postgres::Client {
+        let (client, conn) =
+            tokio_postgres::connect(&dts_testkit::postgres().url_for(&self.source_db), NoTls)
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute(
+                "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; \
+                 SET IntervalStyle = 'postgres'; SET extra_float_digits = 3",
+            )
+            .await
+            .unwrap();
+        client
+    }
+
+    async fn my(&self) -> mysql_async::Conn {
+        let mut conn = mysql_async::Conn::new(
+            mysql_async::Opts::from_url(&dts_testkit::mariadb().url()).unwrap(),
+        )
+        .await
+        .unwrap();
+        conn.query_drop("SET NAMES utf8mb4; SET time_zone = '+00:00'")
+            .await
+            .unwrap();
+        conn
+    }
+
+    fn query(&self, sql: &str) -> String {
+        dts_testkit::mariadb()
+            .query(sql)
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+}
+
+fn quote_my(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+fn quote_pg(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// How a column's values are compared, from its PostgreSQL base type.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    /// `boolean`: `1`/`0`.
+    Bool,
+    /// `real`: the bits.
+    Float4,
+    /// `double precision`: the bits.
+    Float8,
+    /// `numeric`: the number, trailing fraction zeros aside.
+    Numeric,
+    /// `bytea`: hexadecimal.
+    Bytes,
+    /// `timestamp`, `timestamptz` (UTC), `time`: trailing fraction zeros aside.
+    Temporal,
+    /// `date`.
+    Date,
+    /// Arrays: as `to_jsonb` prints them, the MySQL side read back through `jsonb`.
+    Array,
+    /// `bit(n)`, n ≤ 64: a bit string of n characters.
+    Bit(usize),
+    /// Everything else: PostgreSQL's text form, equal to MySQL's text.
+    Text,
+}
+
+struct PgColumn {
+    name: String,
+    kind: Kind,
+}
+
+/// The columns of `tort.<table>`, their base types resolved through domains.
+async fn pg_columns(pg: &tokio_postgres::Client, table: &str) -> Vec<PgColumn> {
+    let rows = pg
+        .query(
+            "SELECT a.attname::text, b.typname::text, b.typcategory::text, \
+                    CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END \
+             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+             JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END \
+             WHERE a.attrelid = ('tort.' || quote_ident($1))::regclass AND a.attnum > 0 \
+               AND NOT a.attisdropped ORDER BY a.attnum",
+            &[&table],
+        )
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| {
+            let typname: String = r.get(1);
+            let category: String = r.get(2);
+            let typmod: i32 = r.get(3);
+            let kind = match typname.as_str() {
+                _ if category == "A" => Kind::Array,
+                "bool" => Kind::Bool,
+                "float4" => Kind::Float4,
+                "float8" => Kind::Float8,
+                "numeric" => Kind::Numeric,
+                "bytea" => Kind::Bytes,
+                "timestamp" | "timestamptz" | "time" => Kind::Temporal,
+                "date" => Kind::Date,
+                "bit" if (1..=64).contains(&typmod) => Kind::Bit(usize::try_from(typmod).unwrap()),
+                _ => Kind::Text,
+            };
+            PgColumn {
+                name: r.get(0),
+                kind,
+            }
+        })
+        .collect()
+}
+
+fn strip_fraction_zeros(s: &str) -> String {
+    match s.split_once('.') {
+        Some((head, frac)) if frac.bytes().all(|b| b.is_ascii_digit()) => {
+            let f = frac.trim_end_matches('0');
+            if f.is_empty() {
+                head.to_string()
+            } else {
+                format!("{head}.{f}")
+            }
+        }
+        _ => s.to_string(),
+    }
+}
+
+/// A PostgreSQL value (selected as text by [`pg_select`]) in the compared form.
+fn pg_canonical(kind: Kind, v: Option<String>) -> Option<String> {
+    let v = v?;
+    Some(match kind {
+        // MySQL stores -0 as 0 (documented): compared as 0.
+        Kind::Float4 => format!("{:08x}", (v.parse::<f32>().unwrap() + 0.0).to_bits()),
+        Kind::Float8 => format!("{:016x}", (v.parse::<f64>().unwrap() + 0.0).to_bits()),
+        Kind::Numeric => {
+            let s = strip_fraction_zeros(&v);
+            if s == "-0" {
+                "0".into()
+            } else {
+                s
+            }
+        }
+        Kind::Temporal => strip_fraction_zeros(v.trim_end_matches("+00")),
+        _ => v,
+    })
+}
+
+fn pg_select(c: &PgColumn) -> String {
+    let q = quote_pg(&c.name);
+    match c.kind {
+        Kind::Bool => format!("CASE WHEN {q} THEN '1' WHEN NOT {q} THEN '0' END"),
+        Kind::Bytes => format!("encode({q}, 'hex')"),
+        Kind::Array => format!("to_jsonb({q})::text"),
+        _ => format!("{q}::text"),
+    }
+}
+
+/// A MySQL value, read in the binary protocol, in the compared form.
+async fn my_canonical(
+    kind: Kind,
+    v: mysql_async::Value,
+    pg: &tokio_postgres::Client,
+) -> Option<String> {
+    use mysql_async::Value as V;
+    let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+    Some(match (kind, v) {
+        (_, V::NULL) => return None,
+        (Kind::Float4, V::Float(f)) => format!("{:08x}", f.to_bits()),
+        (Kind::Float8, V::Double(f)) => format!("{:016x}", f.to_bits()),
+        (Kind::Bool, V::Int(n)) => n.to_string(),
+        (Kind::Bytes, V::Bytes(b)) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        (Kind::Bit(n), V::Bytes(b)) => {
+            let bits: String = b.iter().map(|x| format!("{x:08b}")).collect();
+            bits[bits.len() - n..].to_string()
+        }
+        (Kind::Numeric, V::Bytes(b)) => {
+            let s = strip_fraction_zeros(&text(&b));
+            if s == "-0" {
+                "0".into()
+            } else {
+                s
+            }
+        }
+        (Kind::Array, V::Bytes(b)) => pg
+            .query_one("SELECT $1::text::jsonb::text", &[&text(&b)])
+            .await
+            .unwrap()
+            .get(0),
+        (Kind::Date, V::Date(y, m, d, ..)) => format!("{y:04}-{m:02}-{d:02}"),
+        (Kind::Temporal, V::Date(y, mo, d, h, mi, s, us)) => strip_fraction_zeros(&format!(
+            "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}"
+        )),
+        (Kind::Temporal, V::Time(neg, days, h, mi, s, us)) => strip_fraction_zeros(&format!(
+            "{}{:02}:{mi:02}:{s:02}.{us:06}",
+            if neg { "-" } else { "" },
+            days * 24 + u32::from(h)
+        )),
+        (_, V::Int(n)) => n.to_string(),
+        (_, V::UInt(n)) => n.to_string(),
+        (_, V::Bytes(b)) => text(&b),
+        (kind, other) => panic!("unexpected MySQL value {other:?} for {kind:?}"),
+    })
+}
+
+/// Compares every table of the source's `tort` schema with the target database, value for
+/// value (rows as multisets); returns the number of rows compared.
+async fn assert_same(pair: &PgMy) -> usize {
+    let pg = pair.pg().await;
+    let mut my = pair.my().await;
+    let tables: Vec<String> = pg
+        .query(
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = 'tort' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let target_tables: Vec<String> = my
+        .exec(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? \
+             ORDER BY TABLE_NAME",
+            (&pair.target_db,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(tables, target_tables);
+    let mut total = 0;
+    for table in &tables {
+        let columns = pg_columns(&pg, table).await;
+        let select: Vec<String> = columns.iter().map(pg_select).collect();
+        let mut expected: Vec<Vec<Option<String>>> = pg
+            .query(
+                &format!("SELECT {} FROM tort.{}", select.join(", "), quote_pg(table)),
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| pg_canonical(c.kind, r.get(i)))
+                    .collect()
+            })
+            .collect();
+        let names: Vec<String> = columns.iter().map(|c| quote_my(&c.name)).collect();
+        let rows: Vec<mysql_async::Row> = my
+            .exec(
+                format!(
+                    "SELECT {} FROM {}.{}",
+                    names.join(", "),
+                    quote_my(&pair.target_db),
+                    quote_my(table)
+                ),
+                (),
+            )
+            .await
+            .unwrap();
+        let mut actual = Vec::new();
+        for row in rows {
+            let values = row.unwrap();
+            let mut out = Vec::new();
+            for (c, v) in columns.iter().zip(values) {
+                out.push(my_canonical(c.kind, v, &pg).await);
+            }
+            actual.push(out);
+        }
+        expected.sort();
+        actual.sort();
+        assert_eq!(expected.len(), actual.len(), "row count of {table}");
+        for (e, a) in expected.iter().zip(&actual) {
+            for (i, (x, y)) in e.iter().zip(a).enumerate() {
+                assert_eq!(
+                    x, y,
+                    "table `{table}` column `{}` differs\nsource row {e:?}\ntarget row {a:?}",
+                    columns[i].name
+                );
+            }
+        }
+        total += expected.len();
+    }
+    total
+}
+
+#[tokio::test]
+async fn type_torture_fixture_is_copied_value_for_value() {
+    let pair = PgMy::new("pgmy_torture", FIXTURE);
+    let task = pair.task_file("full.rows_per_chunk = 3\nfull.workers = 3\n");
+
+    let pre = dts(&["precheck", "--config", &task]);
+    assert!(pre.status.success(), "{}", text(&pre));
+    let report = String::from_utf8_lossy(&pre.stdout);
+    // The indexes MySQL cannot have are named as left out.
+    for index in ["texts_lower", "texts_partial"] {
+        assert!(report.contains(&format!("index `{index}`")), "{report}");
+    }
+
+    let out = dts(&["run", "--config", &task]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let copied = assert_same(&pair).await;
+    assert_eq!(copied, 12 + 10 + 7 + 7 + 34 + 20 + 6 + 4);
+
+    let db = &pair.target_db;
+    let mut my = pair.my().await;
+    // Unique keys are whole-value B-tree indexes (no prefix, no hidden hash), and text
+    // uses the binary NO PAD collation.
+    for table in ["texts", "misc", "numbers", "parent", "times", "child"] {
+        let (_, ddl): (String, String) = my
+            .query_first(format!("SHOW CREATE TABLE {}.{table}", quote_my(db)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!ddl.contains("USING HASH"), "{ddl}");
+        assert!(!ddl.contains("utf8mb4_general_ci"), "{ddl}");
+    }
+    assert_eq!(
+        pair.query(&format!(
+            "SELECT COLUMN_TYPE, COLLATION_NAME FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = 'texts' AND COLUMN_NAME = 't'"
+        )),
+        "varchar(763)\tutf8mb4_nopad_bin"
+    );
+    // timestamptz past 2038 is a DATETIME holding UTC.
+    assert_eq!(
+        pair.query(&format!(
+            "SELECT DATA_TYPE FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = 'times' AND COLUMN_NAME = 'tstz'"
+        )),
+        "datetime"
+    );
+    // Values distinct only by case, accent or trailing space stay distinct, and a lookup
+    // finds exactly one of them.
+    assert_eq!(
+        pair.query(&format!(
+            "SELECT COUNT(*) FROM `{db}`.texts WHERE t IN ('a', 'A', 'a ', 'e', _utf8mb4 x'C3A9', _utf8mb4 x'65CC81')"
+        )),
+        "6"
+    );
+    assert_eq!(
+        pair.query(&format!("SELECT id FROM `{db}`.texts WHERE t = 'a '")),
+        "3"
+    );
+    // The identity counter continues past the source's (1000), the serial past the rows.
+    assert_eq!(
+        pair.query(&format!(
+            "SELECT AUTO_INCREMENT FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = 'parent'"
+        )),
+        "1001"
+    );
+    pair.query(&format!(
+        "INSERT INTO `{db}`.parent (code) VALUES ('new'); \
+         INSERT INTO `{db}`.times () VALUES ()"
+    ));
+    assert_eq!(
+        pair.query(&format!("SELECT id FROM `{db}`.parent WHERE code = 'new'")),
+        "1001"
+    );
+    // Defaults: the domain's, the enum's, now() in UTC.
+    assert_eq!(
+        pair.query(&format!(
+            "SELECT id > 7, made > UTC_TIMESTAMP() - INTERVAL 1 MINUTE AND made <= UTC_TIMESTAMP(6), \
+                    day = UTC_DATE() OR day = CURRENT_DATE FROM `{db}`.times WHERE ts IS NULL AND tstz IS NULL AND id > 7"
+        )),
+        "1\t1\t1"
+    );
+    // Foreign key actions hold: deleting a parent cascades and sets null.
+    pair.query(&format!("DELETE FROM `{db}`.parent WHERE id = 3"));
+    assert_eq!(
+        pair.query(&format!(
+            "SELECT COUNT(*), SUM(other IS NULL) FROM `{db}`.child WHERE parent = 3 OR other IS NULL"
+        )),
+        "18\t18"
+    );
+    // The domain's NOT NULL holds, and enums keep labels that differ only in case.
+    let refused = dts_testkit::mariadb().query(&format!(
+        "INSERT INTO `{db}`.misc (id, lbl) VALUES ('x', NULL)"
+    ));
+    assert!(refused.is_err());
+    assert_eq!(
+        pair.query(&format!(
+            "SELECT COUNT(*) FROM `{db}`.misc WHERE mood = 'Sad' OR mood = 'sad'"
+        )),
+        "2"
+    );
+
+    // The finished task does nothing when run again.
+    let again = dts(&["run", "--config", &task]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("already finished"),
+        "{}",
+        text(&again)
+    );
+}
+
+/// Values MySQL cannot hold, each in a column of its own.
+const BAD_VALUES: &str = "
+    CREATE SCHEMA tort;
+    CREATE TABLE tort.bad (
+        id int PRIMARY KEY, n numeric, f double precision, ts timestamptz, d date,
+        k text, note text
+    );
+    CREATE UNIQUE INDEX bad_k ON tort.bad (k);
+    INSERT INTO tort.bad VALUES
+        (1, 'NaN', 1, '2000-01-01', '2000-01-01', 'a', 'x'),
+        (2, 1, 'Infinity', 'infinity', '2000-01-01', 'b', 'x'),
+        (3, 1e40, 1, '2000-01-01', '10000-01-01', repeat('k', 800), 'x'),
+        (4, 1, 1, '2000-01-01', '0044-03-15 BC', 'd', 'x');
+";
+
+#[tokio::test]
+async fn values_mysql_cannot_hold_block_naming_table_and_column() {
+    let pair = PgMy::new("pgmy_bad", BAD_VALUES);
+    let task = pair.task_file("");
+    let out = dts(&["precheck", "--config", &task]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "`tort.bad`.`n`: 1 rows: NaN and infinities",
+        "`tort.bad`.`n`: 1 rows: values with more than 35 integer digits",
+        "`tort.bad`.`f`: 1 rows: NaN and infinities",
+        "`tort.bad`.`ts`: 1 rows: infinity and -infinity",
+        "`tort.bad`.`d`: 2 rows: dates before year 1 or after 9999",
+        "`tort.bad`.`k`: 1 rows: values longer than 768",
+    ] {
+        assert!(report.contains(expected), "{expected}\n{}", text(&out));
+    }
+    // `dts run` scanning the values first writes nothing.
+    let scanning = pair.task_file("full.precheck_values = true\n");
+    let run = dts(&["run", "--config", &scanning]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    assert_eq!(
+        pair.query(&format!(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{}'",
+            pair.target_db
+        )),
+        "0"
+    );
+
+    // With the values fixed but for one, the copy itself refuses it naming table, column
+    // and key (full.precheck_values is off, so only the copy sees it).
+    dts_testkit::postgres()
+        .exec_in(
+            &pair.source_db,
+            "UPDATE tort.bad SET n = 1, f = 1, ts = '2000-01-01', d = '2000-01-01', \
+             k = 'c' || id WHERE id <> 2; UPDATE tort.bad SET f = 1 WHERE id = 2",
+        )
+        .unwrap();
+    let task = pair.task_file("");
+    let run = dts(&["run", "--config", &task]);
+    let all = text(&run);
+    assert_eq!(run.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("tort.bad") && all.contains("`ts`") && all.contains("id=2"),
+        "{all}"
+    );
+    assert!(
+        all.contains("infinity cannot be stored in `datetime(6)`"),
+        "{all}"
+    );
+
+    // The options turn it into NULL, counted.
+    let task = pair.task_file("types.infinity = \"null\"\n");
+    let run = dts(&["run", "--config", &task]);
+    assert!(run.status.success(), "{}", text(&run));
+    assert_eq!(
+        pair.query(&format!(
+            "SELECT COUNT(*) FROM `{}`.bad WHERE ts IS NULL",
+            pair.target_db
+        )),
+        "1"
+    );
+}
+
+#[tokio::test]
+async fn identifiers_mysql_cannot_hold_are_blocked_by_name() {
+    let pair = PgMy::new(
+        "pgmy_names",
+        "CREATE SCHEMA tort; CREATE TABLE tort.t (id int PRIMARY KEY, \"Name\" text, name text);",
+    );
+    let long = "t".repeat(65);
+    let task = pair.task_file(&format!(
+        "objects.rename_tables = {{ \"tort.t\" = \"{long}\" }}\n"
+    ));
+    let out = dts(&["precheck", "--config", &task]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains(&format!(
+            "table name `{long}` is 65 characters long, more than MySQL's 64: rename it with objects.rename_tables"
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains("columns `Name` and `name` of `tort.t` both become `name`"),
+        "{report}"
+    );
+}
+
+/// Rows for the kill test: a uuid key, a composite key with text, a keyless table, values
+/// with the load file's special characters.
+const KILL_FIXTURE: &str = "
+    CREATE SCHEMA tort;
+    CREATE TABLE tort.plain (
+        id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+        n numeric, t text, ts timestamptz, b bytea, f double precision, bits bit(12),
+        arr int[], u uuid
+    );
+    INSERT INTO tort.plain (n, t, ts, b, f, bits, arr, u)
+    SELECT g / 7.0, 'row ' || g || E'\\t\\\\\\n', '2000-01-01'::timestamptz + g * interval '1 minute',
+           decode(md5(g::text), 'hex'), g / 3.0, (g % 4096)::bit(12), ARRAY[g, -g],
+           md5(g::text)::uuid
+    FROM generate_series(1, 60000) g;
+    CREATE TABLE tort.mixed (a int, b text, tag varchar(20), PRIMARY KEY (a, b));
+    INSERT INTO tort.mixed SELECT g % 97, 'k' || g, 'x' || g FROM generate_series(1, 60000) g;
+    CREATE TABLE tort.keyless (v text, w int);
+    INSERT INTO tort.keyless SELECT 'v' || (g % 1000), g FROM generate_series(1, 30000) g;
+";
+
+#[tokio::test]
+async fn sigkill_mid_copy_resumes_exactly() {
+    let pair = PgMy::new("pgmy_kill", KILL_FIXTURE);
+    // Throttled so the copy lasts long enough to be killed at chosen points.
+    let task = pair.task_file(
+        "full.rows_per_chunk = 3000\nfull.workers = 2\nfull.max_rows_per_second = 30000\n",
+    );
+    let count = |sql: &str| -> i64 {
+        dts_testkit::mariadb()
+            .query(sql)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let chunks_done = || {
+        count(&format!(
+            "SELECT COUNT(*) FROM dts_meta.chunk WHERE task = '{}'",
+            pair.task()
+        ))
+    };
+    let planned = || {
+        count(&format!(
+            "SELECT COALESCE(SUM(chunks), 0) FROM dts_meta.chunk_plan WHERE task = '{}'",
+            pair.task()
+        ))
+    };
+    let mut last_done = 0;
+    for percent in [10i64, 35, 65] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dts"))
+            .args(["run", "--config", &task])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        loop {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the copy finished before kill point {percent}%"
+            );
+            let total = planned();
+            if total > 0 && chunks_done() * 100 >= total * percent {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(180), "no progress");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let done = chunks_done();
+        assert!(done >= last_done, "checkpoints went backwards");
+        last_done = done;
+    }
+    assert!(
+        last_done < planned(),
+        "every chunk was done before the last kill"
+    );
+    let out = dts(&["run", "--config", &task]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("chunks were done by an earlier run"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(assert_same(&pair).await, 150_000);
+}
+
+#[tokio::test]
+async fn type_options_change_the_lossy_cases() {
+    let pair = PgMy::new(
+        "pgmy_opts",
+        "CREATE SCHEMA tort;
+         CREATE TABLE tort.opts (id uuid PRIMARY KEY, iv interval, n numeric,
+             f double precision, ts timestamp(3), d date, tz timestamptz);
+         INSERT INTO tort.opts VALUES
+             ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '1 day 02:03:04.5', 'NaN', 'NaN',
+              'infinity', '-infinity', 'infinity'),
+             ('00000000-0000-0000-0000-000000000001', '-838:59:59', '1.50', '-0',
+              '2000-01-01', '2000-01-01', '2038-01-19 03:14:08+00');",
+    );
+    let task = pair.task_file(
+        "[types]\nuuid_as = \"binary\"\ninterval_as = \"time\"\n\
+         unbounded_numeric_as = \"text\"\nnan = \"null\"\ninfinity = \"clamp\"\n",
+    );
+    let pre = dts(&["precheck", "--config", &task]);
+    assert!(pre.status.success(), "{}", text(&pre));
+    let out = dts(&["run", "--config", &task]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for column in [
+        "tort.opts.f: 2 values",
+        "tort.opts.ts: 1 values",
+        "tort.opts.tz: 1 values",
+    ] {
+        assert!(stdout.contains(column), "{column}\n{}", text(&out));
+    }
+    let db = &pair.target_db;
+    assert_eq!(
+        pair.query(&format!(
+            "SELECT HEX(id), iv, n, COALESCE(f, 'NULL'), ts, d, tz FROM `{db}`.opts ORDER BY id"
+        )),
+        "00000000000000000000000000000001\t-838:59:59.000000\t1.50\t0\t\
+         2000-01-01 00:00:00.000\t2000-01-01\t2038-01-19 03:14:08.000000\n\
+         A0EEBC999C0B4EF8BB6D6BB9BD380A11\t26:03:04.500000\tNaN\tNULL\t\
+         9999-12-31 23:59:59.999\t0001-01-01\t9999-12-31 23:59:59.999999"
+    );
+    assert_eq!(
+        pair.query(&format!(
+            "SELECT GROUP_CONCAT(COLUMN_TYPE ORDER BY ORDINAL_POSITION) FROM \
+             information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = 'opts'"
+        )),
+        "binary(16),time(6),longtext,double,datetime(3),date,datetime(6)"
+    );
+}
