@@ -46,5 +46,5 @@ mod url;
 pub use endpoint::SslMode;
 pub use registry::{
     capture_slot_name, change_mapper, plan_schema, row_mapper, ApplyOptions, CaptureOptions,
-    ChangeMapping, Snapshot, Source, TableReadLock, Target,
+    ChangeMapping, Snapshot, Source, TableReadLock, Target, TargetBinlog,
 };

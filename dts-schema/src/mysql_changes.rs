@@ -444,13 +444,15 @@ fn target_statement(
             .map(|t| format!("TRUNCATE TABLE {}", qualified(t)))),
         _ => {
             let toks = tokenize(sql).map_err(|e| e.message)?;
-            let resolve = |name: (Option<String>, String)| match name {
+            let resolve = |name: (Option<String>, String)| {
+                match name {
                 (Some(schema), table) => Ok(TableName::new(schema, table)),
                 (None, table) => default_schema
                     .map(|s| TableName::new(s, table.clone()))
                     .ok_or_else(|| {
                         format!("table `{table}` is not qualified and the statement ran without a default database")
                     }),
+            }
             };
             if toks.first().is_some_and(|t| t.is_kw("RENAME")) {
                 return rename_tables(&toks, before, resolve, qualified).map(Some);
@@ -482,11 +484,15 @@ fn rename_tables(
     let mut pairs = Vec::new();
     for part in token::split_commas(c.rest()) {
         let mut p = Cursor::new(part);
-        let from = p.object_name().ok_or("expected `old TO new` in RENAME TABLE")?;
+        let from = p
+            .object_name()
+            .ok_or("expected `old TO new` in RENAME TABLE")?;
         if !p.eat_kw("TO") {
             return Err("expected `old TO new` in RENAME TABLE".into());
         }
-        let to = p.object_name().ok_or("expected `old TO new` in RENAME TABLE")?;
+        let to = p
+            .object_name()
+            .ok_or("expected `old TO new` in RENAME TABLE")?;
         let (from, to) = (resolve(from)?, resolve(to)?);
         if let Some(i) = at.iter().position(|t| *t == from) {
             at[i] = to.clone();
@@ -512,7 +518,11 @@ fn name_edits(
     let name_at = |c: &mut Cursor<'_>, edits: &mut Vec<Edit>| {
         let start = c.peek().map(|t| t.start);
         let name = c.object_name();
-        let end = c.pos().checked_sub(1).and_then(|i| toks.get(i)).map(|t| t.end);
+        let end = c
+            .pos()
+            .checked_sub(1)
+            .and_then(|i| toks.get(i))
+            .map(|t| t.end);
         match (start, name, end) {
             (Some(start), Some(name), Some(end)) => {
                 edits.push((start, end, qualified(&resolve(name)?)));
@@ -544,7 +554,9 @@ fn name_edits(
             // `CREATE TABLE t LIKE u`, `CREATE TABLE t (LIKE u)`.
             if c.eat_kw("LIKE") {
                 name_at(&mut c, &mut edits)?;
-            } else if c.peek().is_some_and(|t| t.token == sqlparser::tokenizer::Token::LParen)
+            } else if c
+                .peek()
+                .is_some_and(|t| t.token == sqlparser::tokenizer::Token::LParen)
                 && c.peek_at(1).is_some_and(|t| t.is_kw("LIKE"))
             {
                 c.next();

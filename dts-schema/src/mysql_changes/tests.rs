@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use dts_core::{
-    Catalog, Change, ChangeEvent, ChangeMapper, Column, Generated, Key, Position, RowImage,
-    Schema, SqlMode, Table, TableName, Value,
+    Catalog, Change, ChangeEvent, ChangeMapper, Column, Generated, Key, Position, RowImage, Schema,
+    SqlMode, Table, TableName, Value,
 };
 
 use super::*;
@@ -153,7 +153,11 @@ fn rows_name_the_target_table_without_generated_columns() {
 #[test]
 fn ddl_is_kept_with_the_target_names_and_the_source_mode() {
     let mut m = mapper();
-    let change = ddl(&mut m, "ALTER TABLE items ADD COLUMN extra INT DEFAULT 7 AFTER n").unwrap();
+    let change = ddl(
+        &mut m,
+        "ALTER TABLE items ADD COLUMN extra INT DEFAULT 7 AFTER n",
+    )
+    .unwrap();
     assert_eq!(change.statements[0], "SET SESSION sql_mode = ''");
     assert_eq!(
         statement(&change),
@@ -195,8 +199,12 @@ fn ddl_is_kept_with_the_target_names_and_the_source_mode() {
     // The source's quoting and mode: ANSI_QUOTES names become backquoted, the flags both
     // engines know are carried.
     let mode = SqlMode::ANSI_QUOTES | SqlMode::from_bits((1 << 21) | (1 << 24) | (1 << 1));
-    let change = ddl_in_mode(&mut m, r#"ALTER TABLE "shop"."items" DROP COLUMN "extra""#, mode)
-        .unwrap();
+    let change = ddl_in_mode(
+        &mut m,
+        r#"ALTER TABLE "shop"."items" DROP COLUMN "extra""#,
+        mode,
+    )
+    .unwrap();
     assert_eq!(
         change.statements[0],
         "SET SESSION sql_mode = 'PIPES_AS_CONCAT,STRICT_TRANS_TABLES,NO_ZERO_DATE'"
@@ -230,7 +238,11 @@ fn referenced_like_and_renamed_tables_are_renamed_too() {
         "CREATE TABLE `store`.`copy` LIKE `store`.`goods`"
     );
 
-    let change = ddl(&mut m, "ALTER TABLE copy RENAME TO shop.copy2, ADD INDEX (n)").unwrap();
+    let change = ddl(
+        &mut m,
+        "ALTER TABLE copy RENAME TO shop.copy2, ADD INDEX (n)",
+    )
+    .unwrap();
     assert_eq!(
         statement(&change),
         "ALTER TABLE `store`.`copy` RENAME TO `store`.`copy2`, ADD INDEX (n)"
@@ -245,7 +257,10 @@ fn referenced_like_and_renamed_tables_are_renamed_too() {
     );
 
     let change = ddl(&mut m, "CREATE UNIQUE INDEX u ON copy2 (m)").unwrap();
-    assert_eq!(statement(&change), "CREATE UNIQUE INDEX u ON `store`.`copy2` (m)");
+    assert_eq!(
+        statement(&change),
+        "CREATE UNIQUE INDEX u ON `store`.`copy2` (m)"
+    );
     let change = ddl(&mut m, "DROP INDEX u ON copy2").unwrap();
     assert_eq!(statement(&change), "DROP INDEX u ON `store`.`copy2`");
 
@@ -283,7 +298,11 @@ fn statements_about_nothing_selected_need_no_target_statement() {
         "GRANT SELECT ON shop.* TO someone",
     ] {
         let change = ddl(&mut m, sql).unwrap();
-        assert!(change.statements.is_empty(), "{sql}: {:?}", change.statements);
+        assert!(
+            change.statements.is_empty(),
+            "{sql}: {:?}",
+            change.statements
+        );
         assert!(change.catalog.is_none(), "{sql}");
     }
 }
@@ -302,5 +321,8 @@ fn what_cannot_be_followed_stops_or_is_skipped() {
     let mut m = mapper().with_skip_unsupported_ddl(true);
     let change = ddl(&mut m, "RENAME TABLE items TO tmp_items").unwrap();
     assert!(change.statements.is_empty());
-    assert!(m.catalog().table(&TableName::new("shop", "items")).is_some());
+    assert!(m
+        .catalog()
+        .table(&TableName::new("shop", "items"))
+        .is_some());
 }
