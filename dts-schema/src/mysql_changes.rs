@@ -57,6 +57,10 @@ pub fn mysql_session_mode(mode: SqlMode) -> String {
     format!("SET SESSION sql_mode = '{}'", names.join(","))
 }
 
+/// Where each column of a row image goes: its index among the written columns, or `None`
+/// for a generated column.
+type ImageMap = Arc<[Option<usize>]>;
+
 /// A table's mapping for replication: its target name and the columns written.
 struct Shape {
     source: TableName,
@@ -67,7 +71,7 @@ struct Shape {
     /// generated one.
     by_source: HashMap<String, Option<usize>>,
     /// The last image layout seen, and where its columns go.
-    image: Option<(Arc<Vec<String>>, Arc<[Option<usize>]>)>,
+    image: Option<(Arc<Vec<String>>, ImageMap)>,
 }
 
 impl Shape {
@@ -92,7 +96,7 @@ impl Shape {
     }
 
     /// Where each column of `image` goes among the written columns.
-    fn image_map(&mut self, image: &RowImage) -> Result<Arc<[Option<usize>]>> {
+    fn image_map(&mut self, image: &RowImage) -> Result<ImageMap> {
         if image.values.len() != image.columns.len() {
             return Err(Error::internal(format!(
                 "a row image of `{}` has {} values for {} columns",
@@ -135,7 +139,7 @@ impl Shape {
                 ),
             ));
         }
-        let map: Arc<[Option<usize>]> = map.into();
+        let map: ImageMap = map.into();
         self.image = Some((image.columns.clone(), map.clone()));
         Ok(map)
     }

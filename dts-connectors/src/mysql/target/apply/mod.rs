@@ -525,12 +525,21 @@ impl MySqlApplySink {
         for event in events {
             let copied = |table: &TableName| self.copied_at.get(table).cloned();
             let (skip, in_window) = match &event.change {
+                // Committed with the record of the schema change that follows them.
+                Change::Insert { .. }
+                | Change::Update { .. }
+                | Change::Delete { .. }
+                | Change::Truncate { .. }
+                    if resumed.is_some() =>
+                {
+                    (true, false)
+                }
                 Change::Insert { table, .. }
                 | Change::Update { table, .. }
                 | Change::Delete { table, .. }
                 | Change::Truncate { table } => match copied(table) {
                     Some(at) => (at_or_before(judge, &at), false),
-                    None => (resumed.is_some(), in_window),
+                    None => (false, in_window),
                 },
                 _ => (false, in_window),
             };

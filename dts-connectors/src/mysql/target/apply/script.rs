@@ -140,6 +140,11 @@ impl Batch {
         }
     }
 
+    /// The size a statement of many rows is cut at: well within a script.
+    pub(super) fn statement_bytes(&self) -> usize {
+        (self.limit / 2).min(1 << 20)
+    }
+
     /// The script the next statement goes to.
     pub(super) fn current(&mut self) -> &mut Script {
         if self.scripts.last().is_none_or(|s| s.len() >= self.limit) {

@@ -12,8 +12,6 @@ use super::literal::{push_ident, push_literal};
 use super::script::{Batch, Meta};
 use crate::mysql::error::map_error;
 
-/// Rows of one `INSERT`/`REPLACE` statement are cut at about this many bytes.
-const STATEMENT_BYTES: usize = 1 << 20;
 /// Keys of one `DELETE … IN (…)` statement (the range optimizer's memory stays small).
 const DELETE_KEYS: usize = 1000;
 
@@ -604,8 +602,9 @@ impl TableState {
     }
 
     /// `INSERT`/`REPLACE` statements of `rows` (key literal, tuple literal), cut at
-    /// [`STATEMENT_BYTES`].
+    /// [`Batch::statement_bytes`].
     fn write_rows(&self, batch: &mut Batch, verb: &str, rows: Vec<(String, String)>) {
+        let cut = batch.statement_bytes();
         let mut rows = rows.into_iter().peekable();
         while rows.peek().is_some() {
             let script = batch.current();
@@ -619,8 +618,8 @@ impl TableState {
             let prefix = start..script.sql.len();
             let mut ranges = Vec::new();
             let mut keys = Vec::new();
-            while let Some((key, row)) = rows
-                .next_if(|_| ranges.is_empty() || script.sql.len() - prefix.end < STATEMENT_BYTES)
+            while let Some((key, row)) =
+                rows.next_if(|_| ranges.is_empty() || script.sql.len() - prefix.end < cut)
             {
                 if !ranges.is_empty() {
                     script.sql.push(',');
