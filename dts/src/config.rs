@@ -849,6 +849,32 @@ mod tests {
     }
 
     #[test]
+    fn the_target_binlog_may_be_turned_off_for_a_mysql_target_only() {
+        let cfg: TaskConfig = GOOD.parse().unwrap();
+        assert_eq!(
+            cfg.incremental.target_binlog(),
+            dts_connectors::TargetBinlog::On
+        );
+        let off = GOOD.replace(
+            "[objects]",
+            "[incremental]\n        target_binlog = false\n        [objects]",
+        );
+        let e = off.parse::<TaskConfig>().unwrap_err();
+        assert!(e.message().contains("target_binlog = false"), "{e}");
+        let cfg: TaskConfig = off
+            .replace(
+                "postgres://postgres@127.0.0.1:5432/postgres",
+                "mysql://root@127.0.0.1:3307",
+            )
+            .parse()
+            .unwrap();
+        assert_eq!(
+            cfg.incremental.target_binlog(),
+            dts_connectors::TargetBinlog::Off
+        );
+    }
+
+    #[test]
     fn wildcards() {
         assert!(wildcard_match("a*c", "abbbc"));
         assert!(wildcard_match("*", ""));
