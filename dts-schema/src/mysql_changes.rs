@@ -185,8 +185,10 @@ impl Shape {
 ///   become a `DROP TABLE IF EXISTS` of the selected tables only, `RENAME TABLE` a rename of
 ///   the selected tables only. The change carries the source schema after it.
 /// - **Refused**: what the tracker cannot follow (a statement it cannot parse, `CREATE TABLE
-///   … SELECT`, a rename out of the selection or into it, a definition it does not know,
-///   and the schema changes it refuses for every target) stops replication naming the
+///   … SELECT`, a rename out of the selection or into it, a definition it does not know, a
+///   new `AUTO_INCREMENT` column or one added with a non-constant default, whose values the
+///   target would give the existing rows in its own way, a type the PostgreSQL mapping does
+///   not know) stops replication naming the
 ///   statement, or with [`MySqlToMySqlChangeMapper::with_skip_unsupported_ddl`] is skipped
 ///   with a warning (the target then lacks the change: later rows of the table may no
 ///   longer fit it).
@@ -211,7 +213,7 @@ impl MySqlToMySqlChangeMapper {
     /// `selects`.
     pub fn new(catalog: Catalog, opts: SchemaOptions, selects: TableFilter) -> Self {
         Self {
-            tracker: SchemaTracker::new(catalog, opts, selects.clone()),
+            tracker: SchemaTracker::new(catalog, opts, selects.clone()).for_same_engine(),
             selects,
             skip_unsupported_ddl: false,
             shapes: HashMap::new(),

@@ -326,3 +326,25 @@ fn what_cannot_be_followed_stops_or_is_skipped() {
         .table(&TableName::new("shop", "items"))
         .is_some());
 }
+
+#[test]
+fn changes_only_postgresql_would_convert_otherwise_are_followed() {
+    let mut m = mapper();
+    let ddl_sql = "ALTER TABLE items MODIFY note DATETIME(3), \
+                   MODIFY twice BIGINT AS (`n` * 3) VIRTUAL";
+    let change = ddl(&mut m, ddl_sql).unwrap();
+    assert_eq!(
+        statement(&change),
+        "ALTER TABLE `store`.`goods` MODIFY note DATETIME(3), \
+         MODIFY twice BIGINT AS (`n` * 3) VIRTUAL"
+    );
+    let items = m.catalog().table(&TableName::new("shop", "items")).unwrap();
+    assert_eq!(items.columns[3].source_type, "datetime(3)");
+    // The PostgreSQL translation refuses the same statement.
+    let mut pg = SchemaTracker::new(
+        mapper().catalog().clone(),
+        SchemaOptions::default(),
+        Arc::new(|_: &TableName| true),
+    );
+    assert!(pg.apply_mysql_ddl(Some("shop"), ddl_sql).is_err());
+}
