@@ -254,7 +254,7 @@ impl MySqlTarget {
     }
 
     /// `target.binlog`: whether the applied changes go to the target's binlog as the task
-    /// asks. With [`TargetBinlog::Off`] the account must be allowed to turn its session's
+    /// asks. With [`crate::TargetBinlog::Off`] the account must be allowed to turn its session's
     /// binlog off (`SET SESSION sql_log_bin = 0`, which needs `SUPER` or `BINLOG ADMIN` on
     /// MariaDB, `SYSTEM_VARIABLES_ADMIN` or `SESSION_VARIABLES_ADMIN` on MySQL).
     ///
