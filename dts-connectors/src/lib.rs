@@ -3,7 +3,9 @@
 //!
 //! Each backend is one module: `mysql` has `source` (server info, schema, precheck probes),
 //! `snapshot` (consistent snapshot readers and the key prober), `binlog` (change capture
-//! from the binlog, MariaDB and MySQL 8 events) and `error`; `postgres` has `source` (schema
+//! from the binlog, MariaDB and MySQL 8 events), `target` (MySQL/MariaDB as a target: DDL,
+//! the `dts_meta` state store, the `LOAD DATA LOCAL` chunk sink and the apply sink of
+//! replication) and `error`; `postgres` has `source` (schema
 //! from the catalogs, a snapshot exported by a temporary logical replication slot and shared
 //! by parallel readers, chunk reads through binary `COPY`, source prechecks), `target`
 //! (connections and DDL), `copy` (binary `COPY` encoding), `sink` (checkpointed chunk
@@ -46,5 +48,5 @@ mod url;
 pub use endpoint::SslMode;
 pub use registry::{
     capture_slot_name, change_mapper, plan_schema, row_mapper, ApplyOptions, CaptureOptions,
-    ChangeMapping, Snapshot, Source, TableReadLock, Target,
+    ChangeMapping, Snapshot, Source, TableReadLock, Target, TargetBinlog,
 };

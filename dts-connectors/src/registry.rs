@@ -24,16 +24,17 @@ use dts_core::{
     SnapshotReader, StateStore, Table, TableName, TargetReader,
 };
 use dts_schema::{
-    PgToMySqlChangeMapper, PgToMySqlRowMapper, PgToPgChangeMapper, PlanRowMapper, SchemaOptions,
-    SchemaPlan, SchemaTracker, Statement, TablePlan, TrackedChangeMapper,
+    MySqlToMySqlChangeMapper, PgToMySqlChangeMapper, PgToMySqlRowMapper, PgToPgChangeMapper,
+    PlanRowMapper, SchemaOptions, SchemaPlan, SchemaTracker, Statement, TablePlan,
+    TrackedChangeMapper,
 };
 use dts_typemap::MappingOptions;
 
 use crate::end::{source_error, target_error, AtEnd};
 #[cfg(feature = "mysql")]
 use crate::mysql::{
-    BinlogFilter, MySqlBinlogSource, MySqlChunkSink, MySqlSnapshot, MySqlSnapshotReader,
-    MySqlSource, MySqlStateStore, MySqlTarget,
+    BinlogFilter, MySqlApplySink, MySqlBinlogSource, MySqlChunkSink, MySqlSnapshot,
+    MySqlSnapshotReader, MySqlSource, MySqlStateStore, MySqlTarget,
 };
 #[cfg(feature = "postgres")]
 use crate::postgres::{
@@ -140,6 +141,11 @@ pub fn change_mapper(
             &mapping.schema,
             mapping.selects,
         ))),
+        // Rows pass with their tables renamed; DDL is kept, with the target's names.
+        (Engine::MySql, Engine::MySql) => Ok(Box::new(
+            MySqlToMySqlChangeMapper::new(mapping.catalog, mapping.schema, mapping.selects)
+                .with_skip_unsupported_ddl(mapping.skip_unsupported_ddl),
+        )),
         (s, t) => Err(unsupported(format!("replicating from {s} to {t}"))),
     }
 }
@@ -223,6 +229,20 @@ pub struct ApplyOptions {
     /// Whether the change log carries the rows foreign key actions changed (the source's
     /// [`Source::cascade_logging`]); when it does not, the target performs the actions.
     pub cascades: CascadeLogging,
+    /// Whether the applied changes go to the target's own change log (a MySQL/MariaDB
+    /// target's binlog, so that its replicas follow); a PostgreSQL target always logs them.
+    pub binlog: TargetBinlog,
+}
+
+/// Whether the changes an apply sink writes go to the target's binlog (MySQL/MariaDB).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TargetBinlog {
+    /// Written to the binlog, as any session's writes: the target's replicas follow.
+    #[default]
+    On,
+    /// Kept out of it (`SET SESSION sql_log_bin = 0`, which needs a privilege).
+    Off,
 }
 
 /// A consistent snapshot of a source: readers that all see the same data, and the log
@@ -1049,20 +1069,21 @@ impl Target {
                 .map_err(target_error))
     }
 
-    /// The checks applying replicated changes needs.
+    /// The checks applying replicated changes needs, the applied changes going to the
+    /// target's binlog or not as `binlog` says.
     ///
     /// # Errors
     ///
     /// Server errors.
-    pub async fn precheck_apply(&self, r: &mut PrecheckReport) -> Result<()> {
+    pub async fn precheck_apply(&self, r: &mut PrecheckReport, binlog: TargetBinlog) -> Result<()> {
         match &self.kind {
             #[cfg(feature = "mysql")]
-            TargetKind::MySql(t) => {
-                t.precheck_apply(r);
-                Ok(())
-            }
+            TargetKind::MySql(t) => t.precheck_apply(r, binlog).await.map_err(target_error),
             #[cfg(feature = "postgres")]
-            TargetKind::Postgres(t) => t.precheck_apply(r).await.map_err(target_error),
+            TargetKind::Postgres(t) => {
+                let _ = binlog;
+                t.precheck_apply(r).await.map_err(target_error)
+            }
         }
     }
 
@@ -1246,11 +1267,18 @@ impl Target {
     ) -> Result<Box<dyn ApplySink>> {
         match &self.kind {
             #[cfg(feature = "mysql")]
-            TargetKind::MySql(_) => {
-                let _ = options;
-                Err(target_error(crate::mysql::target::not_yet(
-                    "applying replicated changes",
-                )))
+            TargetKind::MySql(t) => {
+                let sink = MySqlApplySink::connect(
+                    t.opts().clone(),
+                    task,
+                    options.idempotent_until.clone(),
+                    options.binlog,
+                )
+                .await
+                .map_err(target_error)?
+                .with_copied_at(options.copied_at.clone())
+                .with_cascade_logging(options.cascades);
+                Ok(Box::new(AtEnd::target(sink)))
             }
             #[cfg(feature = "postgres")]
             TargetKind::Postgres(_) => {

@@ -57,6 +57,8 @@
 //! A MySQL/MariaDB source into a MySQL/MariaDB target is planned by
 //! [`plan_mysql_to_mysql`]: every column type, character set, collation, default,
 //! `AUTO_INCREMENT`, generated column, index and foreign key as it is, no value converted.
+//! Its replication is mapped by [`MySqlToMySqlChangeMapper`]: rows pass with their tables
+//! renamed, and DDL is kept as the source ran it, with the target's table names.
 //!
 //! A PostgreSQL source into a MySQL/MariaDB target is planned by [`plan_pg_to_mysql`]: each
 //! schema a database, types mapped by [`dts_typemap::pg_to_mysql`] (binary `NO PAD`
@@ -72,6 +74,7 @@ mod default;
 mod expr;
 mod ident;
 mod mapper;
+mod mysql_changes;
 mod mysql_to_mysql;
 mod options;
 mod pg_to_mysql;
@@ -84,6 +87,7 @@ pub use change::{DdlError, DdlKind, DdlOutcome, SchemaTracker, SourceFlavor, Tab
 pub use ddl::plan_mysql_to_pg;
 pub use ident::{fit_identifier, quote_ident, quote_literal, IdentifierCase, MAX_IDENTIFIER_BYTES};
 pub use mapper::{short_sql, PlanRowMapper, TrackedChangeMapper};
+pub use mysql_changes::{mysql_session_mode, MySqlToMySqlChangeMapper};
 pub use mysql_to_mysql::{plan_mysql_to_mysql, quote_mysql_ident, quote_mysql_literal};
 pub use options::SchemaOptions;
 pub use pg_to_mysql::{

@@ -205,7 +205,7 @@ fn stmt(
 }
 
 /// The target name of a source table: renamed as the options say, else as it is.
-fn target_of(opts: &SchemaOptions, table: &TableName) -> TableName {
+pub(crate) fn target_of(opts: &SchemaOptions, table: &TableName) -> TableName {
     TableName::new(
         opts.schema_renames
             .get(&table.schema)

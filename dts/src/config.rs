@@ -56,10 +56,17 @@ pub struct IncrementalOptions {
     /// Default: all.
     #[serde(default = "default_operations")]
     pub operations: Vec<Operation>,
-    /// DDL that cannot be translated to PostgreSQL: `stop` (default: the task stops with an
-    /// error naming the statement) or `skip` (logged and skipped).
+    /// DDL that cannot be translated for the target: `stop` (default: the task stops with
+    /// an error naming the statement) or `skip` (logged and skipped).
     #[serde(default)]
     pub untranslatable_ddl: UntranslatableDdl,
+    /// MySQL/MariaDB target: whether the applied changes are written to the target's
+    /// binlog, so that the target's own replicas follow (default `true`). `false` keeps
+    /// them out (`SET SESSION sql_log_bin = 0`, which needs `BINLOG ADMIN` on MariaDB,
+    /// `SYSTEM_VARIABLES_ADMIN` on MySQL; the precheck says). Refused for a PostgreSQL
+    /// target.
+    #[serde(default = "default_true")]
+    pub target_binlog: bool,
     /// Most source rows applied in one target transaction. Default 20,000.
     #[serde(default = "default_batch_rows")]
     pub max_batch_rows: usize,
@@ -80,6 +87,7 @@ impl Default for IncrementalOptions {
             server_id: None,
             operations: default_operations(),
             untranslatable_ddl: UntranslatableDdl::default(),
+            target_binlog: true,
             max_batch_rows: default_batch_rows(),
             max_batch_delay_ms: default_batch_delay_ms(),
             retry_window_seconds: default_retry_window(),
@@ -95,6 +103,10 @@ fn default_operations() -> Vec<Operation> {
         Operation::Truncate,
         Operation::Ddl,
     ]
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_batch_rows() -> usize {
@@ -139,6 +151,15 @@ pub enum UntranslatableDdl {
 }
 
 impl IncrementalOptions {
+    /// Whether the applied changes go to a MySQL/MariaDB target's binlog.
+    pub fn target_binlog(&self) -> dts_connectors::TargetBinlog {
+        if self.target_binlog {
+            dts_connectors::TargetBinlog::On
+        } else {
+            dts_connectors::TargetBinlog::Off
+        }
+    }
+
     /// The server id to read the binlog with.
     pub fn server_id(&self, task: &str) -> u32 {
         self.server_id.unwrap_or_else(|| {
@@ -553,6 +574,16 @@ impl TaskConfig {
         if self.incremental.server_id == Some(0) {
             return Err(Error::config("`incremental.server_id` must not be 0"));
         }
+        if !self.incremental.target_binlog
+            && ["postgres://", "postgresql://"]
+                .iter()
+                .any(|scheme| self.target.url.starts_with(scheme))
+        {
+            return Err(Error::config(
+                "`incremental.target_binlog = false` is for MySQL/MariaDB targets: a \
+                 PostgreSQL target always logs the changes it applies",
+            ));
+        }
         if self.incremental.max_batch_rows == 0 {
             return Err(Error::config(
                 "`incremental.max_batch_rows` must be at least 1",
@@ -958,6 +989,32 @@ mod tests {
             .parse::<TaskConfig>()
             .unwrap_err();
         assert!(e.message().contains("unknown variant `zero`"), "{e}");
+    }
+
+    #[test]
+    fn the_target_binlog_may_be_turned_off_for_a_mysql_target_only() {
+        let cfg: TaskConfig = GOOD.parse().unwrap();
+        assert_eq!(
+            cfg.incremental.target_binlog(),
+            dts_connectors::TargetBinlog::On
+        );
+        let off = GOOD.replace(
+            "[objects]",
+            "[incremental]\n        target_binlog = false\n        [objects]",
+        );
+        let e = off.parse::<TaskConfig>().unwrap_err();
+        assert!(e.message().contains("target_binlog = false"), "{e}");
+        let cfg: TaskConfig = off
+            .replace(
+                "postgres://postgres@127.0.0.1:5432/postgres",
+                "mysql://root@127.0.0.1:3307",
+            )
+            .parse()
+            .unwrap();
+        assert_eq!(
+            cfg.incremental.target_binlog(),
+            dts_connectors::TargetBinlog::Off
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Incremental migration: binlog change capture applied to PostgreSQL, starting exactly at
-//! the snapshot position of the full load, with the applied position committed together
-//! with the data it covers.
+//! Incremental migration: change capture from the source's log (binlog or WAL) applied to
+//! the target, starting exactly at the snapshot position of the full load, with the
+//! applied position committed together with the data it covers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -160,6 +160,7 @@ pub(crate) async fn run_incremental(
         idempotent_until,
         copied_at,
         cascades: run.source.cascade_logging(),
+        binlog: config.incremental.target_binlog(),
     };
     let (source, target) = (&run.source, &run.target);
     let engines = (source.engine(), target.engine());

@@ -623,8 +623,7 @@ async fn column_changes_the_log_cannot_show_stop_replication_naming_them() {
             "CREATE SCHEMA r; CREATE TABLE r.t (id int PRIMARY KEY, b text); \
              INSERT INTO r.t SELECT g, 'b' || g FROM generate_series(1, 10) g;",
         );
-        let task =
-            pair.task_file_for("[\"schema\", \"full\", \"incremental\"]", "\"r\"", "");
+        let task = pair.task_file_for("[\"schema\", \"full\", \"incremental\"]", "\"r\"", "");
         let out = dts(&["run", "--config", &task, "--until-caught-up"]);
         assert!(out.status.success(), "{}", text(&out));
         dts_testkit::postgres()

@@ -12,8 +12,9 @@ pub fn map_error(e: mysql_async::Error, what: impl std::fmt::Display) -> Error {
             // lock wait timeout, deadlock; a binlog reader with our server id is still
             // registered (the server drops it once it notices its connection is gone)
             1205 | 1213 | 4052 => ErrorKind::Transient,
-            // server shutdown in progress, too many connections
-            1053 | 1040 => ErrorKind::Connection,
+            // server shutdown in progress, too many connections, the session was killed
+            // (MariaDB)
+            1053 | 1040 | 1927 => ErrorKind::Connection,
             1049 | 1146 | 1054 => ErrorKind::Config,
             _ => ErrorKind::Database,
         },

@@ -116,6 +116,7 @@ pub(super) fn alter_table(
         renames_only: !list.is_empty(),
         trigger_before,
         lower_case_table_names: run.lower_case_table_names,
+        same_engine: run.same_engine,
     };
     for clause in list {
         a.clause(clause)?;
@@ -161,6 +162,8 @@ struct Alter<'a> {
     /// The trigger's statements before the change, if the table has one.
     trigger_before: Option<Vec<String>>,
     lower_case_table_names: u8,
+    /// The target runs the source's statements (see [`super::SchemaTracker::for_same_engine`]).
+    same_engine: bool,
 }
 
 impl Alter<'_> {
@@ -724,7 +727,7 @@ impl Alter<'_> {
             let same = before.generated == after.generated
                 && before.source_type == after.source_type
                 && before.nullable == after.nullable;
-            if !same {
+            if !same && !self.same_engine {
                 return Err(Fail::Unsupported(format!(
                     "{label} changes generated column `{}`; PostgreSQL cannot change a generation expression in place",
                     before.name
@@ -886,17 +889,22 @@ impl Alter<'_> {
             default_dropped = true;
         }
         if type_changed || !bytes_kept(&old_mapping, &new_mapping) {
-            if !bytes_kept(&old_mapping, &new_mapping) {
+            if !bytes_kept(&old_mapping, &new_mapping) && !self.same_engine {
                 return Err(Fail::Unsupported(format!(
                     "{label}: binary(n) pads values with zero bytes, which the target cannot reproduce"
                 )));
             }
-            let using = conversion(&old_mapping, &new_mapping, &col).map_err(|why| {
-                Fail::Unsupported(format!(
-                    "{label} changes column `{}` from `{}` to `{}`: {why}",
-                    before.name, before.source_type, after.source_type
-                ))
-            })?;
+            let using = match conversion(&old_mapping, &new_mapping, &col) {
+                Ok(using) => using,
+                // The target converts the values itself, as the source did.
+                Err(_) if self.same_engine => None,
+                Err(why) => {
+                    return Err(Fail::Unsupported(format!(
+                        "{label} changes column `{}` from `{}` to `{}`: {why}",
+                        before.name, before.source_type, after.source_type
+                    )))
+                }
+            };
             if let Some(using) = using {
                 // PostgreSQL cannot retype a column a generated column uses: those are
                 // dropped first and added again after (the source recomputes them too).

@@ -210,6 +210,9 @@ pub struct SchemaTracker {
     selects: TableFilter,
     flavor: SourceFlavor,
     lower_case_table_names: u8,
+    /// Whether the target is of the source's engine (see
+    /// [`SchemaTracker::for_same_engine`]).
+    same_engine: bool,
 }
 
 impl fmt::Debug for SchemaTracker {
@@ -236,7 +239,20 @@ impl SchemaTracker {
             selects,
             flavor: SourceFlavor::default(),
             lower_case_table_names: 0,
+            same_engine: false,
         }
+    }
+
+    /// Follows the DDL for a target of the source's own engine, which runs the source's
+    /// statements itself: the tracked schema is what matters, not the PostgreSQL
+    /// statements, so changes that only PostgreSQL would perform differently from the
+    /// source are not refused (a column type change it would convert otherwise, a change
+    /// to `binary(n)`, a generated column changed in place). The PostgreSQL statements of
+    /// such a change are then incomplete: do not run them.
+    #[must_use]
+    pub fn for_same_engine(mut self) -> Self {
+        self.same_engine = true;
+        self
     }
 
     /// Sets the source's `lower_case_table_names` (default 0): with 1 the server stores
@@ -338,6 +354,7 @@ impl SchemaTracker {
             sql,
             table: None,
             lower_case_table_names: self.lower_case_table_names,
+            same_engine: self.same_engine,
         };
         match run.statement(&toks) {
             Ok(outcome) => {
@@ -362,6 +379,7 @@ struct Run<'r> {
     /// The table the statement concerns, for errors.
     table: Option<TableName>,
     lower_case_table_names: u8,
+    same_engine: bool,
 }
 
 /// The statements and notes of one translation.

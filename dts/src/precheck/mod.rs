@@ -63,7 +63,14 @@ pub(crate) async fn run(
         data::check(&mut r, config, &source, &plan, scan_values).await?;
     }
     if config.runs(MigrationType::Incremental) {
-        log::check(&mut r, &source, &target, &plan.catalog).await?;
+        log::check(
+            &mut r,
+            &source,
+            &target,
+            &plan.catalog,
+            config.incremental.target_binlog(),
+        )
+        .await?;
     }
     target::conflicts(&mut r, config, &target, &plan, &existing).await?;
     Ok((

@@ -1,6 +1,7 @@
 //! MySQL/MariaDB as a target: connections, what exists, prechecks, DDL with its step
-//! records (`ddl`), the task state in a `dts_meta` database ([`MySqlStateStore`]) and the
-//! chunk sink writing with `LOAD DATA LOCAL INFILE` ([`MySqlChunkSink`]).
+//! records (`ddl`), the task state in a `dts_meta` database ([`MySqlStateStore`]), the
+//! chunk sink writing with `LOAD DATA LOCAL INFILE` ([`MySqlChunkSink`]) and the apply sink
+//! of replication ([`MySqlApplySink`]).
 //!
 //! Every target session is set up the same way: `utf8mb4`, UTC time zone, long network
 //! timeouts and `sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'`:
@@ -8,6 +9,7 @@
 //! accepted as the source has them, an `AUTO_INCREMENT` column's 0 kept as 0, backslash
 //! escapes on (the DDL's literals are quoted for them).
 
+mod apply;
 mod sink;
 mod state;
 
@@ -21,15 +23,20 @@ use mysql_async::{Conn, Opts, OptsBuilder};
 use super::error::map_error;
 use super::options::MySqlConnectOptions;
 
+pub use apply::MySqlApplySink;
 pub use sink::MySqlChunkSink;
 pub use state::{migrate, MySqlStateStore, META_DATABASE, STATE_VERSION};
+
+/// The `sql_mode` of every target session.
+pub(crate) const SQL_MODE: &str =
+    "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'";
 
 /// The session set-up of every target connection.
 const SETUP: &[&str] = &[
     "SET NAMES utf8mb4",
     "SET time_zone = '+00:00'",
     "SET SESSION net_read_timeout = 3600, net_write_timeout = 3600",
-    "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
+    SQL_MODE,
 ];
 
 /// Driver options for target sessions at `url`: TLS settled by one connection (as
@@ -246,14 +253,52 @@ impl MySqlTarget {
         Ok(())
     }
 
-    /// The checks applying replicated changes needs: not possible into MySQL yet.
-    pub fn precheck_apply(&self, r: &mut PrecheckReport) {
-        r.push(
-            "target.apply",
-            CheckStatus::Fail,
-            "replicating changes into a MySQL/MariaDB target is not supported yet",
-            "run the task with migration = [\"schema\", \"full\"]",
-        );
+    /// `target.binlog`: whether the applied changes go to the target's binlog as the task
+    /// asks. With [`crate::TargetBinlog::Off`] the account must be allowed to turn its session's
+    /// binlog off (`SET SESSION sql_log_bin = 0`, which needs `SUPER` or `BINLOG ADMIN` on
+    /// MariaDB, `SYSTEM_VARIABLES_ADMIN` or `SESSION_VARIABLES_ADMIN` on MySQL).
+    ///
+    /// # Errors
+    ///
+    /// Classified server errors other than the missing privilege.
+    pub async fn precheck_apply(
+        &self,
+        r: &mut PrecheckReport,
+        binlog: crate::TargetBinlog,
+    ) -> Result<()> {
+        let mut conn = self.conn.lock().await;
+        let log_bin: Option<(String, String)> = conn
+            .query_first("SHOW GLOBAL VARIABLES LIKE 'log\\_bin'")
+            .await
+            .map_err(|e| map_error(e, "reading variable `log_bin`"))?;
+        let logging = log_bin.is_some_and(|(_, v)| v.eq_ignore_ascii_case("ON") || v == "1");
+        match binlog {
+            _ if !logging => r.pass(
+                "target.binlog",
+                "the target keeps no binlog: applied changes are not logged there",
+            ),
+            crate::TargetBinlog::On => r.pass(
+                "target.binlog",
+                "applied changes are written to the target's binlog (its replicas follow)",
+            ),
+            crate::TargetBinlog::Off => match apply::binlog_off_refused(&mut conn).await? {
+                None => r.pass(
+                    "target.binlog",
+                    "applied changes are kept out of the target's binlog",
+                ),
+                Some(refusal) => r.push(
+                    "target.binlog",
+                    CheckStatus::Fail,
+                    format!(
+                        "the target account may not keep the applied changes out of the \
+                         target's binlog (SET SESSION sql_log_bin = 0: {refusal})"
+                    ),
+                    "GRANT BINLOG ADMIN (MariaDB) or SYSTEM_VARIABLES_ADMIN (MySQL) ON *.* to \
+                     the target account, or set incremental.target_binlog = true",
+                ),
+            },
+        }
+        Ok(())
     }
 
     /// Runs `statements`, each recorded as `step:<hash>` once it ran, then records step

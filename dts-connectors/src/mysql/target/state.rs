@@ -14,6 +14,7 @@
 //! | `cdc_position` | the applied replication position |
 //! | `cdc_schema` | the tracked source schema at the applied position |
 //! | `cdc_source` | the change reader of the last run on the source (id, account, address) |
+//! | `cdc_ddl` | a replicated DDL statement being run: its position, step, session, and the touched tables' definitions before it (version 2) |
 //! | `run` | who holds the task's run lock (host, process id, its connection, since when) |
 //! | `built_catalog` | the source schema the target tables were built from |
 //! | `task` | the task record: state, failure, heartbeat, published progress, stop request |
@@ -35,6 +36,7 @@ use dts_core::{
     PublishedProgress, ReaderRecord, Result, RunHolder, StateStore, TableName, TaskFailure,
     TaskRecord, TaskState,
 };
+use dts_schema::quote_mysql_literal;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, Pool, Row};
 
@@ -44,23 +46,24 @@ use crate::mysql::error::map_error;
 pub const META_DATABASE: &str = "dts_meta";
 
 /// The schema version this release writes.
-pub const STATE_VERSION: u32 = 1;
+pub const STATE_VERSION: u32 = 2;
 
 /// The migrations, in order: entry `i` brings the database from version `i` to `i + 1`.
 /// Each entry is a list of statements (MySQL DDL commits on its own, so each is idempotent).
-const MIGRATIONS: &[&[&str]] = &[&[
-    "CREATE TABLE IF NOT EXISTS dts_meta.step ( \
+const MIGRATIONS: &[&[&str]] = &[
+    &[
+        "CREATE TABLE IF NOT EXISTS dts_meta.step ( \
         task VARCHAR(190) NOT NULL, \
         step VARCHAR(500) NOT NULL, \
         done_at DATETIME(6) NOT NULL, \
         PRIMARY KEY (task, step)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-    "CREATE TABLE IF NOT EXISTS dts_meta.snapshot ( \
+        "CREATE TABLE IF NOT EXISTS dts_meta.snapshot ( \
         id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, \
         task VARCHAR(190) NOT NULL, \
         taken_at DATETIME(6) NOT NULL, \
         position LONGTEXT NULL, \
         KEY (task, id)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-    "CREATE TABLE IF NOT EXISTS dts_meta.chunk_plan ( \
+        "CREATE TABLE IF NOT EXISTS dts_meta.chunk_plan ( \
         task VARCHAR(190) NOT NULL, \
         schema_name VARCHAR(64) NOT NULL, \
         table_name VARCHAR(64) NOT NULL, \
@@ -68,7 +71,7 @@ const MIGRATIONS: &[&[&str]] = &[&[
         plan LONGTEXT NOT NULL, \
         PRIMARY KEY (task, schema_name, table_name)) \
         ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-    "CREATE TABLE IF NOT EXISTS dts_meta.chunk ( \
+        "CREATE TABLE IF NOT EXISTS dts_meta.chunk ( \
         task VARCHAR(190) NOT NULL, \
         schema_name VARCHAR(64) NOT NULL, \
         table_name VARCHAR(64) NOT NULL, \
@@ -77,37 +80,37 @@ const MIGRATIONS: &[&[&str]] = &[&[
         done_at DATETIME(6) NOT NULL, \
         PRIMARY KEY (task, schema_name, table_name, chunk)) \
         ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-    "CREATE TABLE IF NOT EXISTS dts_meta.cdc_position ( \
+        "CREATE TABLE IF NOT EXISTS dts_meta.cdc_position ( \
         task VARCHAR(190) NOT NULL PRIMARY KEY, \
         position LONGTEXT NOT NULL, \
         applied_at DATETIME(6) NULL) \
         ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-    "CREATE TABLE IF NOT EXISTS dts_meta.cdc_schema ( \
+        "CREATE TABLE IF NOT EXISTS dts_meta.cdc_schema ( \
         task VARCHAR(190) NOT NULL PRIMARY KEY, \
         catalog LONGTEXT NOT NULL, \
         position LONGTEXT NOT NULL, \
         changed_at DATETIME(6) NULL) \
         ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-    "CREATE TABLE IF NOT EXISTS dts_meta.cdc_source ( \
+        "CREATE TABLE IF NOT EXISTS dts_meta.cdc_source ( \
         task VARCHAR(190) NOT NULL PRIMARY KEY, \
         connection_id BIGINT UNSIGNED NOT NULL, \
         user_name VARCHAR(255) NULL, \
         host VARCHAR(255) NULL, \
         started_at DATETIME(6) NULL) \
         ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-    "CREATE TABLE IF NOT EXISTS dts_meta.run ( \
+        "CREATE TABLE IF NOT EXISTS dts_meta.run ( \
         task VARCHAR(190) NOT NULL PRIMARY KEY, \
         host VARCHAR(255) NOT NULL, \
         pid BIGINT NOT NULL, \
         connection_id BIGINT UNSIGNED NOT NULL, \
         started_at DATETIME(6) NOT NULL) \
         ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-    "CREATE TABLE IF NOT EXISTS dts_meta.built_catalog ( \
+        "CREATE TABLE IF NOT EXISTS dts_meta.built_catalog ( \
         task VARCHAR(190) NOT NULL PRIMARY KEY, \
         catalog LONGTEXT NOT NULL, \
         recorded_at DATETIME(6) NOT NULL) \
         ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-    "CREATE TABLE IF NOT EXISTS dts_meta.task ( \
+        "CREATE TABLE IF NOT EXISTS dts_meta.task ( \
         task VARCHAR(190) NOT NULL PRIMARY KEY, \
         state VARCHAR(32) NOT NULL, \
         created_at DATETIME(6) NOT NULL, \
@@ -121,7 +124,18 @@ const MIGRATIONS: &[&[&str]] = &[&[
         switchover_position LONGTEXT NULL, \
         progress LONGTEXT NOT NULL) \
         ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-]];
+    ],
+    // 2: the replicated DDL statement being run, so that a run killed while it ran neither
+    // runs it twice nor loses it.
+    &["CREATE TABLE IF NOT EXISTS dts_meta.cdc_ddl ( \
+        task VARCHAR(190) NOT NULL PRIMARY KEY, \
+        position LONGTEXT NOT NULL, \
+        step INT NOT NULL, \
+        connection_id BIGINT UNSIGNED NOT NULL, \
+        definitions LONGTEXT NOT NULL, \
+        started_at DATETIME(6) NOT NULL) \
+        ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"],
+];
 
 /// The state tables keyed by task, in the order [`StateStore::drop_task`] empties them.
 const TASK_TABLES: &[&str] = &[
@@ -133,6 +147,7 @@ const TASK_TABLES: &[&str] = &[
     "cdc_position",
     "cdc_schema",
     "cdc_source",
+    "cdc_ddl",
     "run",
     "built_catalog",
 ];
@@ -184,8 +199,123 @@ macro_rules! encode {
     };
 }
 
-fn parse_position(task: &str, json: &str) -> Result<Position> {
+pub(crate) fn parse_position(task: &str, json: &str) -> Result<Position> {
     serde_json::from_str(json).map_err(|e| corrupt(format_args!("position of task `{task}`"), e))
+}
+
+/// The applied position of a task: task.
+pub(crate) const SELECT_POSITION: &str =
+    "SELECT position FROM dts_meta.cdc_position WHERE task = ?";
+
+/// The replicated DDL statement a run of a task was running: task. Position, step, the
+/// session that ran it, the definitions before it.
+pub(crate) const SELECT_DDL: &str = "SELECT position, step, connection_id, definitions \
+    FROM dts_meta.cdc_ddl WHERE task = ?";
+
+/// The statement that moves task `task`'s applied position from `expected` (the position the
+/// writer last read or wrote; `None`: none recorded yet) to `position`, in the writer's
+/// transaction, as SQL text (for a script of statements sent at once; literals quoted for a
+/// session without `NO_BACKSLASH_ESCAPES`).
+///
+/// The move is compare-and-set: when the recorded position is not `expected` (another run
+/// moved it, or a second writer would move it backwards) the statement fails — error 1048
+/// (the new position turns NULL), or 1062 (a position exists where none was expected) — and
+/// [`position_conflict`] names the task.
+pub(crate) fn advance_position_sql(
+    task: &str,
+    expected: Option<&Position>,
+    position: &Position,
+) -> Result<String> {
+    let task = quote_mysql_literal(task);
+    let new = quote_mysql_literal(&encode!(position, "a position")?);
+    Ok(match expected {
+        None => format!(
+            "INSERT INTO dts_meta.cdc_position (task, position, applied_at) \
+             VALUES ({task}, {new}, UTC_TIMESTAMP(6))"
+        ),
+        Some(expected) => {
+            let expected = quote_mysql_literal(&encode!(expected, "a position")?);
+            format!(
+                "INSERT INTO dts_meta.cdc_position (task, position, applied_at) \
+                 VALUES ({task}, {new}, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE \
+                 position = IF(position = {expected}, {new}, NULL), \
+                 applied_at = UTC_TIMESTAMP(6)"
+            )
+        }
+    })
+}
+
+/// Whether a failed [`advance_position_sql`] statement failed its compare-and-set.
+pub(crate) fn is_position_conflict(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if s.code == 1048 || s.code == 1062)
+}
+
+/// The error for a position the compare-and-set refused: [`ErrorKind::Conflict`] naming the
+/// task, the position found (`found`, read after the refusal) and the one expected.
+pub(crate) fn position_conflict(
+    e: mysql_async::Error,
+    task: &str,
+    found: Option<&Position>,
+    expected: Option<&Position>,
+    position: &Position,
+) -> Error {
+    let found = found.map_or("none".to_string(), |p| format!("`{p}`"));
+    let expected = expected.map_or("none".to_string(), |p| format!("`{p}`"));
+    Error::new(
+        ErrorKind::Conflict,
+        format!(
+            "the applied position of task `{task}` is {found}, not {expected} as this run \
+             last recorded it: another run of the task is writing it; stop it (position \
+             `{position}` not recorded, nothing committed)"
+        ),
+    )
+    .with_source(e)
+}
+
+/// The statement recording the tracked source schema `catalog` of task `task` at
+/// `position`, as SQL text.
+pub(crate) fn upsert_schema_sql(
+    task: &str,
+    catalog: &Catalog,
+    position: &Position,
+) -> Result<String> {
+    Ok(format!(
+        "INSERT INTO dts_meta.cdc_schema (task, catalog, position, changed_at) \
+         VALUES ({}, {}, {}, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE \
+         catalog = VALUES(catalog), position = VALUES(position), \
+         changed_at = VALUES(changed_at)",
+        quote_mysql_literal(task),
+        quote_mysql_literal(&encode!(catalog, "a catalog")?),
+        quote_mysql_literal(&encode!(position, "a position")?),
+    ))
+}
+
+/// The statement recording that step `step` of the replicated DDL statement at `position`
+/// is about to run on session `connection_id`, with the definitions of the tables it
+/// touches (`definitions`, JSON), as SQL text.
+pub(crate) fn record_ddl_sql(
+    task: &str,
+    position: &Position,
+    step: usize,
+    connection_id: u64,
+    definitions: &str,
+) -> Result<String> {
+    Ok(format!(
+        "REPLACE INTO dts_meta.cdc_ddl \
+         (task, position, step, connection_id, definitions, started_at) \
+         VALUES ({}, {}, {step}, {connection_id}, {}, UTC_TIMESTAMP(6))",
+        quote_mysql_literal(task),
+        quote_mysql_literal(&encode!(position, "a position")?),
+        quote_mysql_literal(definitions),
+    ))
+}
+
+/// The statement forgetting task `task`'s replicated DDL statement, as SQL text.
+pub(crate) fn clear_ddl_sql(task: &str) -> String {
+    format!(
+        "DELETE FROM dts_meta.cdc_ddl WHERE task = {}",
+        quote_mysql_literal(task)
+    )
 }
 
 /// The schema version recorded in `dts_meta`, or `None` when nothing is there yet.
