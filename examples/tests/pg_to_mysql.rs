@@ -125,6 +125,8 @@ enum Kind {
     Array,
     /// `bit(n)`, n ≤ 64: a bit string of n characters.
     Bit(usize),
+    /// `inet`, `cidr`: as their output function prints them (a cast to text adds `/32`).
+    Network,
     /// Everything else: PostgreSQL's text form, equal to MySQL's text.
     Text,
 }
@@ -162,6 +164,7 @@ async fn pg_columns(pg: &tokio_postgres::Client, table: &str) -> Vec<PgColumn> {
                 "bytea" => Kind::Bytes,
                 "timestamp" | "timestamptz" | "time" => Kind::Temporal,
                 "date" => Kind::Date,
+                "inet" | "cidr" => Kind::Network,
                 "bit" if (1..=64).contains(&typmod) => Kind::Bit(usize::try_from(typmod).unwrap()),
                 _ => Kind::Text,
             };
@@ -213,6 +216,7 @@ fn pg_select(c: &PgColumn) -> String {
         Kind::Bool => format!("CASE WHEN {q} THEN '1' WHEN NOT {q} THEN '0' END"),
         Kind::Bytes => format!("encode({q}, 'hex')"),
         Kind::Array => format!("to_jsonb({q})::text"),
+        Kind::Network => format!("CASE WHEN {q} IS NULL THEN NULL ELSE format('%s', {q}) END"),
         _ => format!("{q}::text"),
     }
 }
@@ -697,4 +701,156 @@ async fn type_options_change_the_lossy_cases() {
         )),
         "binary(16),time(6),longtext,double,datetime(3),date,datetime(6)"
     );
+}
+
+/// The `i`-th statement of the replication workload over the torture fixture: every type
+/// through row copies with new keys, deletes cascading from `parent` to `child` (and
+/// setting `child.other` to NULL), updates leaving large values unchanged, a keyless table
+/// changed row by row, a rolled-back transaction, a transaction of many rows.
+fn pg_my_statement(i: u64) -> String {
+    // A row copied with new values in its unique columns.
+    let copy = |table: &str, fresh: &str| {
+        format!(
+            "INSERT INTO tort.{table} SELECT (jsonb_populate_record(NULL::tort.{table}, \
+             to_jsonb(r) || jsonb_build_object({fresh}))).* FROM tort.{table} r \
+             ORDER BY r.id::text LIMIT 1 OFFSET {}",
+            i % 5
+        )
+    };
+    match i % 12 {
+        0 => copy("numbers", &format!("'id', {0}, 'n', {0}", 100_000 + i)),
+        1 => copy("times", &format!("'id', {}", 100_000 + i)),
+        2 => copy("misc", "'id', gen_random_uuid(), 'u', gen_random_uuid()"),
+        3 => format!(
+            "WITH p AS (INSERT INTO tort.parent (code) VALUES ('w{i}') RETURNING id) \
+             INSERT INTO tort.child SELECT {i}, 'c' || g, p.id, p.id, 'w' || g \
+             FROM p, generate_series(1, 3) g"
+        ),
+        4 => format!(
+            "DELETE FROM tort.parent WHERE code = 'w{}'",
+            i.saturating_sub(13)
+        ),
+        5 => format!(
+            "UPDATE tort.texts SET vc = left('u{i}', 5) WHERE id = {}",
+            i % 10 + 1
+        ),
+        6 => format!("INSERT INTO tort.keyless VALUES ('k{i}', {i}, '{{a,b}}')"),
+        7 => format!(
+            "DELETE FROM tort.keyless WHERE ctid = (SELECT ctid FROM tort.keyless \
+             WHERE n IS NOT NULL ORDER BY n LIMIT 1)"
+        ),
+        8 => format!("BEGIN; INSERT INTO tort.serials (note) VALUES ('gone {i}'); ROLLBACK"),
+        9 => format!(
+            "INSERT INTO tort.texts (t, vc, big) VALUES ('w{i}', 'A', repeat('x', {}))",
+            i % 3 * 5000
+        ),
+        10 if i % 48 == 10 => format!(
+            "INSERT INTO tort.numbers (id, i4, n, n2) SELECT 200000 + {i} * 1000 + g, g, \
+             200000 + {i} * 1000 + g / 7.0, g FROM generate_series(1, 800) g"
+        ),
+        _ => format!(
+            "UPDATE tort.serials SET note = 'n{i}' WHERE id = {}",
+            i % 5 + 1
+        ),
+    }
+}
+
+#[tokio::test]
+async fn replication_under_writes_survives_sigkill_and_catches_up() {
+    let pair = PgMy::new(
+        "pgmy_cdc",
+        &format!("{FIXTURE}\nALTER TABLE tort.keyless REPLICA IDENTITY FULL;"),
+    );
+    let task = pair.task_file("incremental.max_batch_rows = 300\n");
+    let text_of_task = std::fs::read_to_string(&task).unwrap().replace(
+        "migration = [\"schema\", \"full\"]",
+        "migration = [\"schema\", \"full\", \"incremental\"]",
+    );
+    std::fs::write(&task, text_of_task).unwrap();
+    let pre = dts(&["precheck", "--config", &task]);
+    assert!(pre.status.success(), "{}", text(&pre));
+
+    // The workload runs all along, from before the snapshot to the end.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let db = pair.source_db.clone();
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let sql = pg_my_statement(i);
+                if let Err(e) = dts_testkit::postgres().exec_in(&db, &sql) {
+                    panic!("workload statement {i} `{sql}`: {e}");
+                }
+                i += 1;
+            }
+            i
+        })
+    };
+    let applied = || {
+        dts_testkit::mariadb()
+            .query(&format!(
+                "SELECT position FROM dts_meta.cdc_position WHERE task = '{}'",
+                pair.task()
+            ))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    for round in 0..3 {
+        let log = pair.dir.join(format!("run-{round}.log"));
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dts"))
+            .args(["run", "--config", &task])
+            .stdout(std::fs::File::create(pair.dir.join("run.out")).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        // Replication applies some batches, then the process is killed.
+        let first = applied();
+        let started = Instant::now();
+        let mut advanced = 0;
+        let mut last = first.clone();
+        while advanced < 2 + round {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            assert!(started.elapsed() < Duration::from_secs(180), "no progress");
+            let now = applied();
+            if !now.is_empty() && now != last {
+                advanced += 1;
+                last = now;
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statements = writer.join().unwrap();
+    assert!(statements > 50, "{statements}");
+
+    let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = assert_same(&pair).await;
+    assert!(rows > 300, "{rows}");
+
+    // A column change the log shows stops replication by name, applying nothing.
+    dts_testkit::postgres()
+        .exec_in(
+            &pair.source_db,
+            "ALTER TABLE tort.serials ADD COLUMN extra int; \
+             INSERT INTO tort.serials (note, extra) VALUES ('after', 1)",
+        )
+        .unwrap();
+    let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("column `extra` added"),
+        "{}",
+        text(&out)
+    );
+    let clean = dts(&["cleanup", "--config", &task, "--yes"]);
+    assert!(clean.status.success(), "{}", text(&clean));
 }

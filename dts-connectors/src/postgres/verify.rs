@@ -48,7 +48,7 @@ enum Decode {
     Json,
     Jsonb,
     Bit,
-    /// Any other type, selected as `::text`.
+    /// Any other type, selected as its output function prints it.
     AsText,
 }
 
@@ -378,7 +378,9 @@ fn chunk_query(table: &TargetTable, types: &[ColumnRead], chunk: &Chunk) -> Stri
         .zip(types)
         .map(|(c, t)| {
             if t.as_text() {
-                format!("{}::text", quote_ident(c))
+                // The output function, as the snapshot reader reads it.
+                let c = quote_ident(c);
+                format!("CASE WHEN {c} IS NULL THEN NULL ELSE format('%s', {c}) END")
             } else {
                 quote_ident(c)
             }

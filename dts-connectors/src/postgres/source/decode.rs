@@ -2,7 +2,7 @@
 //!
 //! Each column is read with a decoder chosen from its base type (a domain resolved to the
 //! type it is over). Types with a binary form the value model holds exactly are decoded
-//! from it; every other type is selected as `::text` (its canonical text form under the
+//! from it; every other type is selected as its output function prints it (`format('%s', c)`, the form logical decoding sends; its canonical text form under the
 //! pinned session settings, which its input function reads back unchanged) and arrives as
 //! [`Value::Text`]; `numeric` is selected as text and parsed as an exact [`Decimal`].
 //!
@@ -71,7 +71,8 @@ impl Decoder {
         }
     }
 
-    /// Whether the column is selected as `::text` rather than in its own binary form.
+    /// Whether the column is selected as text (its output function) rather than in its own
+    /// binary form.
     pub(crate) fn selects_text(self, oid: u32, typtype: &str) -> bool {
         match self {
             Self::Numeric => true,

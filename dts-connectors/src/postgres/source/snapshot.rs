@@ -244,7 +244,11 @@ fn select_list(columns: &[ReadColumn]) -> String {
         .iter()
         .map(|c| {
             if c.as_text {
-                format!("{}::text", quote_ident(&c.name))
+                // The type's output function, as logical decoding sends values (a cast to
+                // `text` differs for some: `inet` adds the mask length).
+                // `format` prints NULL as an empty string: NULL stays NULL.
+                let c = quote_ident(&c.name);
+                format!("CASE WHEN {c} IS NULL THEN NULL ELSE format('%s', {c}) END")
             } else {
                 quote_ident(&c.name)
             }
