@@ -735,10 +735,9 @@ fn pg_my_statement(i: u64) -> String {
             i % 10 + 1
         ),
         6 => format!("INSERT INTO tort.keyless VALUES ('k{i}', {i}, '{{a,b}}')"),
-        7 => format!(
-            "DELETE FROM tort.keyless WHERE ctid = (SELECT ctid FROM tort.keyless \
-             WHERE n IS NOT NULL ORDER BY n LIMIT 1)"
-        ),
+        7 => "DELETE FROM tort.keyless WHERE ctid = (SELECT ctid FROM tort.keyless \
+              WHERE n IS NOT NULL ORDER BY n LIMIT 1)"
+            .to_string(),
         8 => format!("BEGIN; INSERT INTO tort.serials (note) VALUES ('gone {i}'); ROLLBACK"),
         9 => format!(
             "INSERT INTO tort.texts (t, vc, big) VALUES ('w{i}', 'A', repeat('x', {}))",
