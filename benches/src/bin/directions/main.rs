@@ -46,6 +46,8 @@ usage: directions [--directions pg-to-pg,pg-to-mysql,mysql-to-mysql] [--rows N] 
   --initial-rows N   rows of the capture table copied by the full load first; default 100000
   --timeout SECS     a run still going after this long is killed and fails; default 900
   --keep-logs        keep the tools' logs and task files even when every run succeeded
+  --dts-with LINE    a line added to dts's task files (repeatable), e.g. \"full.workers = 1\";
+                     default none: dts's defaults
 
 environment: DTS_BENCH_MYSQL_URL, DTS_BENCH_PG_URL name existing servers to use instead of
 private ones started from the installed binaries; the benchmark drops and recreates its
@@ -62,6 +64,7 @@ struct Args {
     initial_rows: u64,
     timeout: Duration,
     keep_logs: bool,
+    dts_with: Vec<String>,
 }
 
 impl Args {
@@ -75,6 +78,7 @@ impl Args {
             initial_rows: 100_000,
             timeout: Duration::from_secs(900),
             keep_logs: false,
+            dts_with: Vec::new(),
         };
         while let Some(word) = words.next() {
             let (flag, inline) = match word.split_once('=') {
@@ -105,6 +109,7 @@ impl Args {
                 "--capture-rows" => args.capture_rows = number()?,
                 "--initial-rows" => args.initial_rows = number()?,
                 "--timeout" => args.timeout = Duration::from_secs(number()?),
+                "--dts-with" => args.dts_with.push(value),
                 _ => bail!("unknown option `{flag}`"),
             }
         }
@@ -209,6 +214,7 @@ fn run(args: &Args) -> Result<bool> {
         dts,
         work_dir: work_dir.clone(),
         timeout: args.timeout,
+        dts_with: args.dts_with.clone(),
     };
 
     if args.directions.iter().any(|d| d.source_is_pg()) {
@@ -265,6 +271,9 @@ fn run(args: &Args) -> Result<bool> {
     );
     if let Some(v) = &pgcopydb {
         println!("pgcopydb: {v}, default settings");
+    }
+    if !args.dts_with.is_empty() {
+        println!("dts: NOT default settings: {}", args.dts_with.join("; "));
     }
     for why in &skipped {
         println!("{why}");

@@ -115,6 +115,8 @@ pub struct Bench<'a> {
     pub dts: Option<PathBuf>,
     pub work_dir: PathBuf,
     pub timeout: Duration,
+    /// Lines added to dts's task files.
+    pub dts_with: Vec<String>,
 }
 
 impl Bench<'_> {
@@ -243,8 +245,9 @@ impl Bench<'_> {
             format!(
                 "name = \"bench_{}\"\nmigration = [\"schema\", \"full\"]\n\
                  source.url = \"${{DTS_BENCH_SOURCE}}\"\ntarget.url = \"${{DTS_BENCH_TARGET}}\"\n\
-                 objects.include = [\"{SCHEMA}\"]\n{rename}",
-                label.replace('-', "_")
+                 objects.include = [\"{SCHEMA}\"]\n{rename}{}\n",
+                label.replace('-', "_"),
+                self.dts_with.join("\n")
             ),
         )?;
         let mut command = Command::new(exe);
