@@ -1,7 +1,8 @@
 //! Verification and repair end to end, through the `dts` command, on real servers, in
-//! every supported direction (MySQL → PostgreSQL, PostgreSQL → PostgreSQL): a migrated
-//! database verifies clean; single-cell corruptions made directly in the target are each
-//! reported with table, key and column; `--repair` fixes them. A verification during a
+//! every supported direction (MySQL → PostgreSQL, PostgreSQL → PostgreSQL, MySQL → MySQL,
+//! PostgreSQL → MySQL): a migrated database verifies clean; single-cell corruptions made
+//! directly in the target are each reported with table, key and column; `--repair` fixes
+//! them. A verification during a
 //! write load reports nothing false; `full.verify = true` makes `dts run` verify.
 //!
 //! `cargo test -p dts-examples --test verify`
@@ -664,8 +665,7 @@ async fn mysql_to_mysql_corruptions_are_reported_and_repaired() {
     // Corruptions made directly in the target: values differing only in case or a trailing
     // space under case- and pad-insensitive collations, the last digit of a decimal, one
     // microsecond, one byte (`changed = changed` keeps the ON UPDATE column); a missing and
-    // an extra row; a duplicated keyless row and
-    // one whose copy differs only in case.
+    // an extra row; a duplicated keyless row and one whose copy differs only in case.
     my.exec_in(
         &target_db,
         "SET foreign_key_checks = 0;

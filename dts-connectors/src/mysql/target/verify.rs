@@ -24,6 +24,7 @@ use super::apply::literal::{push_ident, push_literal, push_quoted};
 use super::session_opts;
 use crate::mysql::error::map_error;
 use crate::mysql::snapshot::read_chunk_on;
+use crate::mysql::source::lowercase_outside_quotes;
 
 /// Reads target tables for verification, through one connection of the target's session
 /// set-up (UTC time zone, `utf8mb4`).
@@ -142,7 +143,8 @@ async fn describe(conn: &mut Conn, table: &TargetTable) -> Result<Table> {
                 format!("column `{}.{c}` does not exist in the target", table.name),
             )
         })?;
-        let mut column = Column::new(c.clone(), ty.to_ascii_lowercase());
+        // Typed as the source's schema reader types a column (`ENUM` labels kept).
+        let mut column = Column::new(c.clone(), lowercase_outside_quotes(ty));
         column.ordinal = u32::try_from(ordinal + 1).unwrap_or(u32::MAX);
         column.nullable = nullable == "YES";
         column.json_checked = json.contains(&c);
