@@ -499,7 +499,7 @@ mod tests {
 
     #[test]
     fn booleans_only_from_postgres_tinyint1() {
-        let mut table = Table {
+        let table = Table {
             name: TableName::new("s", "t"),
             columns: vec![
                 Column::new("b", "tinyint(1)"),
@@ -518,7 +518,6 @@ mod tests {
             [true, false, false]
         );
         assert_eq!(boolean_columns(&table, Engine::MySql), [false; 3]);
-        table.columns.clear();
         assert_eq!(as_boolean(Value::Int(1)), Value::Bool(true));
         assert_eq!(as_boolean(Value::Int(0)), Value::Bool(false));
         assert_eq!(as_boolean(Value::Int(2)), Value::Int(2));
