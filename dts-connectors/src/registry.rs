@@ -33,8 +33,9 @@ use dts_typemap::MappingOptions;
 use crate::end::{source_error, target_error, AtEnd};
 #[cfg(feature = "mysql")]
 use crate::mysql::{
-    BinlogFilter, MySqlApplySink, MySqlBinlogSource, MySqlChunkSink, MySqlSnapshot,
-    MySqlSnapshotReader, MySqlSource, MySqlStateStore, MySqlTarget,
+    BinlogFilter, MySqlApplySink, MySqlBinlogSource, MySqlChunkSink, MySqlRepairSink,
+    MySqlSnapshot, MySqlSnapshotReader, MySqlSource, MySqlStateStore, MySqlTarget,
+    MySqlTargetReader,
 };
 #[cfg(feature = "postgres")]
 use crate::postgres::{
@@ -1225,8 +1226,10 @@ impl Target {
     pub async fn target_reader(&self, source: Engine) -> Result<Box<dyn TargetReader>> {
         match &self.kind {
             #[cfg(feature = "mysql")]
-            TargetKind::MySql(_) => Err(target_error(crate::mysql::target::not_yet(
-                "verification reads",
+            TargetKind::MySql(_) => Ok(Box::new(AtEnd::target(
+                MySqlTargetReader::connect(&self.url, source)
+                    .await
+                    .map_err(target_error)?,
             ))),
             #[cfg(feature = "postgres")]
             TargetKind::Postgres(_) => Ok(Box::new(AtEnd::target(
@@ -1245,7 +1248,11 @@ impl Target {
     pub async fn repair_sink(&self) -> Result<Box<dyn RepairSink>> {
         match &self.kind {
             #[cfg(feature = "mysql")]
-            TargetKind::MySql(_) => Err(target_error(crate::mysql::target::not_yet("repair"))),
+            TargetKind::MySql(_) => Ok(Box::new(AtEnd::target(
+                MySqlRepairSink::connect(&self.url)
+                    .await
+                    .map_err(target_error)?,
+            ))),
             #[cfg(feature = "postgres")]
             TargetKind::Postgres(_) => Ok(Box::new(AtEnd::target(
                 PgRepairSink::connect(&self.url)

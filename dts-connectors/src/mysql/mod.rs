@@ -18,4 +18,7 @@ pub use snapshot::{
     BATCH_BYTES, BATCH_ROWS, SNAPSHOT_LOCK_WAIT_SECONDS,
 };
 pub use source::{MySqlReadLock, MySqlServerInfo, MySqlSource};
-pub use target::{MySqlApplySink, MySqlChunkSink, MySqlStateStore, MySqlTarget};
+pub use target::{
+    MySqlApplySink, MySqlChunkSink, MySqlRepairSink, MySqlStateStore, MySqlTarget,
+    MySqlTargetReader,
+};

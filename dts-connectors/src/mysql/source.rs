@@ -629,7 +629,7 @@ fn opt_u64(row: &Row, i: usize) -> Option<u64> {
 
 /// A column type in lowercase, except inside quotes: `ENUM`/`SET` members keep their case
 /// (`enum('A','b')`), which the stored values have.
-fn lowercase_outside_quotes(column_type: &str) -> String {
+pub(crate) fn lowercase_outside_quotes(column_type: &str) -> String {
     let mut out = String::with_capacity(column_type.len());
     let mut quoted = false;
     for c in column_type.chars() {

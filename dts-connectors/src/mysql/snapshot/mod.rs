@@ -57,6 +57,7 @@ mod tests;
 
 pub use param::mysql_param;
 pub use prober::MySqlKeyProber;
+pub(crate) use reader::read_chunk_on;
 
 /// Most rows in one [`RowBatch`](dts_core::RowBatch) produced by [`MySqlSnapshotReader`].
 pub const BATCH_ROWS: usize = 4096;

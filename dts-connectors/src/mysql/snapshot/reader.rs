@@ -82,16 +82,25 @@ impl SnapshotReader for MySqlSnapshotReader {
         table: &'a Table,
         chunk: &'a Chunk,
     ) -> BoxStream<'a, Result<RowBatch>> {
-        let plan = match ChunkRead::plan(table, chunk) {
-            Ok(plan) => plan,
-            Err(e) => return stream::once(async move { Err(e) }).boxed(),
-        };
-        let state = ReadState::Start {
-            conn: &mut self.conn,
-            plan,
-        };
-        stream::unfold(state, |state| async move { state.step().await }).boxed()
+        read_chunk_on(&mut self.conn, table, chunk)
     }
+}
+
+/// Streams the rows of `chunk` of `table` through `conn`, as a snapshot reader reads them:
+/// the table's columns without the generated ones, each decoded by its declared type, in
+/// bounded batches. The verification reader of a MySQL target reads with it too, so both
+/// sides of MySQL → MySQL decode alike.
+pub(crate) fn read_chunk_on<'a>(
+    conn: &'a mut Conn,
+    table: &'a Table,
+    chunk: &'a Chunk,
+) -> BoxStream<'a, Result<RowBatch>> {
+    let plan = match ChunkRead::plan(table, chunk) {
+        Ok(plan) => plan,
+        Err(e) => return stream::once(async move { Err(e) }).boxed(),
+    };
+    let state = ReadState::Start { conn, plan };
+    stream::unfold(state, |state| async move { state.step().await }).boxed()
 }
 
 /// How to read one chunk: the statement, its parameters and the column decoders.

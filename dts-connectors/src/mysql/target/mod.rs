@@ -1,7 +1,8 @@
 //! MySQL/MariaDB as a target: connections, what exists, prechecks, DDL with its step
 //! records (`ddl`), the task state in a `dts_meta` database ([`MySqlStateStore`]), the
-//! chunk sink writing with `LOAD DATA LOCAL INFILE` ([`MySqlChunkSink`]) and the apply sink
-//! of replication ([`MySqlApplySink`]).
+//! chunk sink writing with `LOAD DATA LOCAL INFILE` ([`MySqlChunkSink`]), the apply sink
+//! of replication ([`MySqlApplySink`]), and verification's reader and repair sink
+//! ([`MySqlTargetReader`], [`MySqlRepairSink`]).
 //!
 //! Every target session is set up the same way: `utf8mb4`, UTC time zone, long network
 //! timeouts and `sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'`:
@@ -12,10 +13,11 @@
 mod apply;
 mod sink;
 mod state;
+mod verify;
 
 use std::collections::BTreeSet;
 
-use dts_core::{CheckStatus, Error, ErrorKind, PrecheckReport, Result, TableName};
+use dts_core::{CheckStatus, PrecheckReport, Result, TableName};
 use dts_schema::Statement;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
@@ -26,6 +28,7 @@ use super::options::MySqlConnectOptions;
 pub use apply::MySqlApplySink;
 pub use sink::MySqlChunkSink;
 pub use state::{migrate, MySqlStateStore, META_DATABASE, STATE_VERSION};
+pub use verify::{MySqlRepairSink, MySqlTargetReader};
 
 /// The `sql_mode` of every target session.
 pub(crate) const SQL_MODE: &str =
@@ -424,12 +427,4 @@ fn statement_key(s: &Statement) -> String {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{h:016x}")
-}
-
-/// The error for a capability a MySQL target does not have yet.
-pub(crate) fn not_yet(what: &str) -> Error {
-    Error::new(
-        ErrorKind::Unsupported,
-        format!("{what} into a MySQL/MariaDB target is not supported yet"),
-    )
 }

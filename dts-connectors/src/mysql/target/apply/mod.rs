@@ -23,7 +23,7 @@ use super::SQL_MODE;
 use crate::mysql::error::map_error;
 use crate::TargetBinlog;
 
-mod literal;
+pub(super) mod literal;
 mod script;
 mod table;
 #[cfg(test)]
