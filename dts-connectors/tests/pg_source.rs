@@ -458,7 +458,8 @@ async fn values_at_their_edges_decode_exactly() {
         text("happy"),
         text("1 year 2 mons -3 days +04:05:06.7"),
         text("{{1,2},{3,NULL}}"),
-        text("::1/128"),
+        // The output function, as logical decoding sends it (no `/128` for a host).
+        text("::1"),
         text(&format!("1{}", "0".repeat(69))),
         Value::UInt(4_294_967_295),
     ];
