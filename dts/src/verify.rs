@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use dts_connectors::{Source, Target};
 use dts_core::{
-    async_trait, Chunk, Error, Position, RepairMode, Result, SnapshotReader, StateStore,
+    async_trait, Chunk, Error, ErrorKind, Position, RepairMode, Result, SnapshotReader, StateStore,
     TargetTable,
 };
 use dts_fullload::verify::{Recheck, RepairOptions, TableCheck, VerifyEvent, VerifyReport, Worker};
@@ -102,6 +102,22 @@ pub(crate) async fn verify(
     let plan =
         crate::task::read_plan(config, &source, target.engine(), Some(target.version())).await?;
     let store = target.state_store(&config.name).await?;
+    if matches!(&options.repair, Some((mode, _)) if *mode != RepairMode::DryRun) {
+        // A repair writes rows the running apply may be writing too: it could put back an
+        // older value over a newer change.
+        if let Some(h) = store.run_holder().await? {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "task `{}` is running (pid {} on host `{}`, since {} UTC): a repair \
+                     while it applies changes could overwrite newer ones; stop it with \
+                     `dts stop`, repair, then run the task again (replication resumes where \
+                     it stopped), or verify without --repair",
+                    config.name, h.pid, h.host, h.since
+                ),
+            ));
+        }
+    }
     let snapshot = source.open_snapshot(config.full.workers()).await?;
     let mut readers = snapshot.readers;
 
