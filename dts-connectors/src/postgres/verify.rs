@@ -82,9 +82,10 @@ impl Decode {
 enum ColumnRead {
     /// Into the values the row mapping from MySQL writes.
     Mapped(Decode),
-    /// As the PostgreSQL source's snapshot reader reads the same type; selected as
-    /// `::text` when the flag is set.
-    Source(Decoder, bool),
+    /// As the PostgreSQL source's snapshot reader reads the same type; selected as text
+    /// when the flag is set (as [`Decoder::text_select`] says for the base type, the
+    /// third field).
+    Source(Decoder, bool, u32),
 }
 
 impl ColumnRead {
@@ -95,7 +96,7 @@ impl ColumnRead {
             const ANYENUM: u32 = 3500;
             let decoder = Decoder::of(oid, typmod);
             let kind = if oid == ANYENUM { "e" } else { "b" };
-            ColumnRead::Source(decoder, decoder.selects_text(oid, kind))
+            ColumnRead::Source(decoder, decoder.selects_text(oid, kind), oid)
         } else {
             ColumnRead::Mapped(Decode::of(oid))
         }
@@ -104,14 +105,14 @@ impl ColumnRead {
     fn as_text(self) -> bool {
         match self {
             ColumnRead::Mapped(d) => d == Decode::AsText,
-            ColumnRead::Source(_, text) => text,
+            ColumnRead::Source(_, text, _) => text,
         }
     }
 
     fn decode(self, b: &[u8]) -> Option<Value> {
         match self {
             ColumnRead::Mapped(d) => decode(d, b),
-            ColumnRead::Source(d, _) => d.decode(b).ok(),
+            ColumnRead::Source(d, _, _) => d.decode(b).ok(),
         }
     }
 }
@@ -378,9 +379,12 @@ fn chunk_query(table: &TargetTable, types: &[ColumnRead], chunk: &Chunk) -> Stri
         .zip(types)
         .map(|(c, t)| {
             if t.as_text() {
-                // The output function, as the snapshot reader reads it.
-                let c = quote_ident(c);
-                format!("CASE WHEN {c} IS NULL THEN NULL ELSE format('%s', {c}) END")
+                // As the snapshot reader selects it.
+                let oid = match t {
+                    ColumnRead::Source(_, _, oid) => *oid,
+                    ColumnRead::Mapped(_) => 0,
+                };
+                Decoder::text_select(&quote_ident(c), oid)
             } else {
                 quote_ident(c)
             }
@@ -688,12 +692,15 @@ mod tests {
     fn rows_from_postgres_are_read_as_the_source_reader_reads_them() {
         // interval, numeric, varbit(100), oid, an enum, bit(3), int4.
         let pg = |oid, typmod| ColumnRead::of(Engine::Postgres, oid, typmod);
-        assert_eq!(pg(1186, -1), ColumnRead::Source(Decoder::Text, true));
-        assert_eq!(pg(1700, -1), ColumnRead::Source(Decoder::Numeric, true));
-        assert_eq!(pg(1562, 100), ColumnRead::Source(Decoder::Text, true));
-        assert_eq!(pg(26, -1), ColumnRead::Source(Decoder::Oid, false));
-        assert_eq!(pg(3500, -1), ColumnRead::Source(Decoder::Text, false));
-        assert_eq!(pg(1560, 3), ColumnRead::Source(Decoder::Bits, false));
+        assert_eq!(pg(1186, -1), ColumnRead::Source(Decoder::Text, true, 1186));
+        assert_eq!(
+            pg(1700, -1),
+            ColumnRead::Source(Decoder::Numeric, true, 1700)
+        );
+        assert_eq!(pg(1562, 100), ColumnRead::Source(Decoder::Text, true, 1562));
+        assert_eq!(pg(26, -1), ColumnRead::Source(Decoder::Oid, false, 26));
+        assert_eq!(pg(3500, -1), ColumnRead::Source(Decoder::Text, false, 3500));
+        assert_eq!(pg(1560, 3), ColumnRead::Source(Decoder::Bits, false, 1560));
         assert!(!pg(23, -1).as_text());
         // From MySQL, an interval holds a `TIME`: a duration.
         let my = ColumnRead::of(Engine::MySql, 1186, -1);

@@ -2,8 +2,10 @@
 //!
 //! Each column is read with a decoder chosen from its base type (a domain resolved to the
 //! type it is over). Types with a binary form the value model holds exactly are decoded
-//! from it; every other type is selected as its output function prints it (`format('%s', c)`, the form logical decoding sends; its canonical text form under the
-//! pinned session settings, which its input function reads back unchanged) and arrives as
+//! from it; every other type is selected as text (`::text`; `inet` and `cidr` with `format('%s', c)`,
+//! whose text is the output function's: the form logical decoding sends), its canonical
+//! text form under the pinned session settings, which its input function reads back
+//! unchanged, and arrives as
 //! [`Value::Text`]; `numeric` is selected as text and parsed as an exact [`Decimal`].
 //!
 //! Values the value model has no place for arrive as their text: `numeric`'s `NaN`,
@@ -73,6 +75,19 @@ impl Decoder {
 
     /// Whether the column is selected as text (its output function) rather than in its own
     /// binary form.
+    /// How a column selected as text (see [`Decoder::selects_text`]) of base type `oid` is
+    /// written in the select list: `c::text`, the output function's text, except for the
+    /// types whose cast to `text` prints otherwise than their output function and than
+    /// logical decoding sends them (`inet`, `cidr`: the cast adds the mask length), read
+    /// with `format('%s', c)` (NULL kept).
+    pub(crate) fn text_select(column: &str, oid: u32) -> String {
+        if matches!(oid, 869 | 650) {
+            format!("CASE WHEN {column} IS NULL THEN NULL ELSE format('%s', {column}) END")
+        } else {
+            format!("{column}::text")
+        }
+    }
+
     pub(crate) fn selects_text(self, oid: u32, typtype: &str) -> bool {
         match self {
             Self::Numeric => true,

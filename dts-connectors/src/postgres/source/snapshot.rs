@@ -190,6 +190,8 @@ struct ReadColumn {
     name: String,
     decoder: Decoder,
     as_text: bool,
+    /// The base type.
+    oid: u32,
 }
 
 /// The columns `names` of `table` as they are selected and decoded, and the `FROM` clause
@@ -233,6 +235,7 @@ async fn read_columns(
                 name: (*name).to_string(),
                 decoder,
                 as_text: decoder.selects_text(oid, &typtype),
+                oid,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -244,11 +247,7 @@ fn select_list(columns: &[ReadColumn]) -> String {
         .iter()
         .map(|c| {
             if c.as_text {
-                // The type's output function, as logical decoding sends values (a cast to
-                // `text` differs for some: `inet` adds the mask length).
-                // `format` prints NULL as an empty string: NULL stays NULL.
-                let c = quote_ident(&c.name);
-                format!("CASE WHEN {c} IS NULL THEN NULL ELSE format('%s', {c}) END")
+                Decoder::text_select(&quote_ident(&c.name), c.oid)
             } else {
                 quote_ident(&c.name)
             }
