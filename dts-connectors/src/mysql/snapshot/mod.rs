@@ -227,6 +227,15 @@ impl MySqlSnapshot {
             Ok(_) => lock_and_start(&mut control, &mut conns, &facts).await,
             Err(_) => Ok(None),
         };
+        // On MariaDB, each reader's snapshot position, read while no write can commit: the
+        // status is the snapshot's, and under the lock it is also the current position, so
+        // a reader whose status fell back to the current position cannot read a later one.
+        let mut positions = Vec::with_capacity(conns.len());
+        if under_lock.is_ok() && held.is_ok() && facts.is_mariadb && facts.log_bin {
+            for conn in &mut conns {
+                positions.push(binlog_snapshot_status(conn).await);
+            }
+        }
         let unlocked = control
             .query_drop("UNLOCK TABLES")
             .await
@@ -238,10 +247,7 @@ impl MySqlSnapshot {
         unlocked?;
 
         let position = if facts.is_mariadb && facts.log_bin {
-            let mut positions = Vec::with_capacity(conns.len());
-            for conn in &mut conns {
-                positions.push(binlog_snapshot_status(conn).await?);
-            }
+            let positions = positions.into_iter().collect::<Result<Vec<_>>>()?;
             if positions.windows(2).any(|w| w[0] != w[1]) {
                 return Err(Error::internal(format!(
                     "snapshot readers disagree on the binlog position: {positions:?}"
