@@ -29,6 +29,8 @@
 //! Features: `mysql` (MySQL/MariaDB through `mysql_async`), `postgres` (PostgreSQL through
 //! `tokio-postgres`); both on by default.
 
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+mod apply;
 mod end;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 mod endpoint;

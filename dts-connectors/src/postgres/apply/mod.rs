@@ -10,6 +10,7 @@
 //! target. Replaying a batch gives the same table. Tables without a key are changed one row
 //! at a time, in order, touching exactly one matching row per change.
 
+use crate::apply::{at_or_before, split_transactions};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -47,11 +48,6 @@ const FLUSH_ROWS: usize = 10_000;
 const FLUSH_BYTES: usize = 8 << 20;
 /// Encoded `COPY` data is handed to the connection in pieces of about this size.
 const SEND_BYTES: usize = 512 << 10;
-
-/// Whether `a` is at or before `b` in the same log.
-fn at_or_before(a: &Position, b: &Position) -> bool {
-    a.log_cmp(b).is_some_and(|o| o.is_le())
-}
 
 /// An [`ApplySink`] writing mapped changes into PostgreSQL through one connection.
 ///
@@ -834,24 +830,6 @@ struct Partial {
     first: Position,
     /// Whether it is already applied: its parts and rest are ignored.
     skip: bool,
-}
-
-/// Splits a batch into transactions, each ending with a commit or DDL event.
-fn split_transactions(events: &[ChangeEvent]) -> Result<Vec<&[ChangeEvent]>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for (i, e) in events.iter().enumerate() {
-        if e.change.ends_transaction() {
-            out.push(&events[start..=i]);
-            start = i + 1;
-        }
-    }
-    if start != events.len() {
-        return Err(Error::internal(
-            "a batch of changes ends inside a transaction",
-        ));
-    }
-    Ok(out)
 }
 
 fn push_table(sql: &mut String, table: &TableName) {

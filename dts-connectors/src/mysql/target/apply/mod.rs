@@ -3,6 +3,7 @@
 //! transaction, through the text protocol in batched statements. Changes arrive mapped
 //! (target tables, target column names, target values, target DDL): the sink only writes.
 
+use crate::apply::{at_or_before, split_transactions};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,11 +57,6 @@ const VALUE_ERRORS: &[u16] = &[
     3819, // CHECK constraint violated (MySQL)
     1062, // duplicate entry
 ];
-
-/// Whether `a` is at or before `b` in the same log.
-fn at_or_before(a: &Position, b: &Position) -> bool {
-    a.log_cmp(b).is_some_and(|o| o.is_le())
-}
 
 /// An [`ApplySink`] writing mapped changes into MySQL/MariaDB through one connection.
 ///
@@ -1288,22 +1284,4 @@ impl ApplySink for MySqlApplySink {
     async fn applied_position(&mut self) -> Result<Option<Position>> {
         self.read_applied().await
     }
-}
-
-/// Splits a batch into transactions, each ending with a commit or DDL event.
-fn split_transactions(events: &[ChangeEvent]) -> Result<Vec<&[ChangeEvent]>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for (i, e) in events.iter().enumerate() {
-        if e.change.ends_transaction() {
-            out.push(&events[start..=i]);
-            start = i + 1;
-        }
-    }
-    if start != events.len() {
-        return Err(Error::internal(
-            "a batch of changes ends inside a transaction",
-        ));
-    }
-    Ok(out)
 }
