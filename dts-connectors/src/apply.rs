@@ -25,3 +25,80 @@ pub(crate) fn split_transactions(events: &[ChangeEvent]) -> Result<Vec<&[ChangeE
     }
     Ok(out)
 }
+
+/// How long a new apply session waits for a statement still running in an earlier
+/// session of the same task (a killed run's last `COMMIT`, which the server finishes after
+/// the client is gone) before it gives up.
+pub(crate) const EARLIER_SESSION_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How long an earlier session of the same task may sit idle inside a transaction before a
+/// new apply session ends it (its client is gone or cut off: no `COMMIT` will come, and it
+/// holds the row locks of what it wrote).
+pub(crate) const EARLIER_SESSION_IDLE_LIMIT: std::time::Duration =
+    std::time::Duration::from_secs(5);
+
+/// What an earlier apply session of the same task is doing, as the server shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EarlierSession {
+    /// None holds the task's apply tag (this session has it now).
+    None,
+    /// It is idle outside a transaction, or cannot be seen: nothing of it is in flight.
+    Idle,
+    /// It is running a statement (a killed run's last `COMMIT`, say): wait for it.
+    Busy,
+    /// It is idle inside a transaction, for this long.
+    IdleInTransaction(std::time::Duration),
+}
+
+/// A target engine's view of the sessions applying a task's changes, for
+/// [`wait_for_earlier_session`].
+pub(crate) trait ApplySessions {
+    /// Tags this session as the task's apply session if no other session has the tag, and
+    /// otherwise says what the session holding it does, and names it (for the log and for
+    /// [`ApplySessions::end`]).
+    async fn look(&mut self) -> Result<(EarlierSession, String)>;
+    /// Ends the session `holder` names (its transaction is rolled back).
+    async fn end(&mut self, holder: &str) -> Result<()>;
+}
+
+/// The barrier every apply sink passes before it reads the applied position: an earlier
+/// session of the task whose last transaction is still being committed (a run killed just
+/// after sending `COMMIT`: the server commits it after the client is gone) would move the
+/// position after it was read, and its rows would then be applied a second time (for a
+/// table without a key, twice over). Waits while the session holding the task's apply tag
+/// runs a statement, ends it when it sits idle inside a transaction for longer than
+/// [`EARLIER_SESSION_IDLE_LIMIT`] (no `COMMIT` will come from it), and returns once it is
+/// gone or idle.
+pub(crate) async fn wait_for_earlier_session(
+    task: &str,
+    sessions: &mut impl ApplySessions,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        let (state, holder) = sessions.look().await?;
+        match state {
+            EarlierSession::None | EarlierSession::Idle => return Ok(()),
+            EarlierSession::IdleInTransaction(idle) if idle >= EARLIER_SESSION_IDLE_LIMIT => {
+                tracing::warn!(
+                    task,
+                    session = %holder,
+                    "ending an earlier apply session of the task left idle inside a transaction"
+                );
+                sessions.end(&holder).await?;
+            }
+            EarlierSession::Busy | EarlierSession::IdleInTransaction(_) => {}
+        }
+        if started.elapsed() > EARLIER_SESSION_PATIENCE {
+            return Err(Error::new(
+                dts_core::ErrorKind::Conflict,
+                format!(
+                    "an earlier session of task `{task}` ({holder}) is still writing to the \
+                     target after {} s: another process may be running the task; stop it \
+                     (`dts status` shows who runs it)",
+                    EARLIER_SESSION_PATIENCE.as_secs()
+                ),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -1176,3 +1176,35 @@ async fn apply_speed() {
         secs * 1000.0 / SMALL as f64
     );
 }
+
+/// A run killed just after sending its last `COMMIT` leaves the server committing it after
+/// the client is gone: the next run's sink waits for that commit before it reads the
+/// applied position, so the batch is not applied a second time.
+#[tokio::test]
+async fn a_new_sink_waits_for_an_earlier_sessions_commit_in_flight() {
+    let t = Target::new(
+        "myapply_late",
+        "CREATE TABLE kv (k INT PRIMARY KEY, v TEXT)",
+    )
+    .await;
+    let mut first = t.sink(None).await;
+    let late = format!(
+        "BEGIN; INSERT INTO `{}`.kv VALUES (1, 'late'); \
+         UPDATE dts_meta.cdc_position SET applied_at = UTC_TIMESTAMP(6) WHERE task = '{}'; \
+         DO SLEEP(2); COMMIT",
+        t.db, t.task
+    );
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        let second = t.sink(None).await;
+        (second, started.elapsed(), t.rows("kv", "k"))
+    };
+    let (committed, (_second, waited, rows)) = tokio::join!(first.conn().query_drop(late), second);
+    committed.unwrap();
+    assert!(
+        waited >= Duration::from_millis(1000),
+        "the sink did not wait: {waited:?}"
+    );
+    assert_eq!(rows, "1\tlate");
+}

@@ -1590,3 +1590,65 @@ async fn a_second_writer_of_the_task_cannot_move_its_position() {
     assert_eq!(t.rows("kv", "k"), "1|first\n2|second");
     assert_eq!(read_position(first.client(), TASK).await.unwrap(), Some(pb));
 }
+
+/// A run killed just after sending its last `COMMIT` leaves the server committing it after
+/// the client is gone. The next run's sink waits for that commit before it reads the
+/// applied position (otherwise it would read the position before it and apply the batch a
+/// second time); and an earlier session left idle inside a transaction (its client cut
+/// off: no `COMMIT` will come) is ended, its transaction rolled back.
+#[tokio::test]
+async fn a_new_sink_waits_for_an_earlier_sessions_commit_in_flight() {
+    let t = Target::new(
+        "apply_late",
+        vec![table(
+            "kv",
+            &[("k", "int(11)"), ("v", "varchar(20)")],
+            &["k"],
+        )],
+    )
+    .await;
+    let first = t.sink(None).await;
+    // The earlier session's last transaction: its rows and position written, its COMMIT
+    // still running (a slow commit, here made slow by a sleep) when the next sink starts.
+    let late = format!(
+        "BEGIN; INSERT INTO {SCHEMA}.kv VALUES (1, 'late'); \
+         UPDATE dts_meta.cdc_position SET applied_at = now() WHERE task = '{TASK}'; \
+         SELECT pg_sleep(2); COMMIT"
+    );
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        let second = t.sink(None).await;
+        let waited = started.elapsed();
+        // When it has read the position, the earlier transaction has committed.
+        (second, waited, t.rows("kv", "k"))
+    };
+    let (committed, (second, waited, rows)) =
+        tokio::join!(first.client().batch_execute(&late), second);
+    committed.unwrap();
+    assert!(
+        waited >= Duration::from_millis(1000),
+        "the sink did not wait: {waited:?}"
+    );
+    assert_eq!(rows, "1|late");
+    drop(second);
+
+    // Idle inside a transaction: ended after a few seconds, its rows rolled back.
+    first
+        .client()
+        .batch_execute(&format!(
+            "BEGIN; INSERT INTO {SCHEMA}.kv VALUES (2, 'abandoned')"
+        ))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut third = t.sink(None).await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(first.client().is_closed() || first.client().simple_query("SELECT 1").await.is_err());
+    assert_eq!(t.rows("kv", "k"), "1|late");
+    assert_eq!(third.applied_position().await.unwrap(), Some(binlog(4)));
+}

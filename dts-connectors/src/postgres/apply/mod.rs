@@ -10,7 +10,9 @@
 //! target. Replaying a batch gives the same table. Tables without a key are changed one row
 //! at a time, in order, touching exactly one matching row per change.
 
-use crate::apply::{at_or_before, split_transactions};
+use crate::apply::{
+    at_or_before, split_transactions, wait_for_earlier_session, ApplySessions, EarlierSession,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -48,6 +50,84 @@ const FLUSH_ROWS: usize = 10_000;
 const FLUSH_BYTES: usize = 8 << 20;
 /// Encoded `COPY` data is handed to the connection in pieces of about this size.
 const SEND_BYTES: usize = 512 << 10;
+
+/// The first key of the two-key advisory lock that tags the session applying a task's
+/// changes (the second is `hashtext(task)`): `dtsa` in ASCII, apart from the run locks.
+const APPLY_TAG_SPACE: i32 = 0x6474_7361;
+
+/// The sessions applying a task's changes into PostgreSQL, tagged by a session-level
+/// advisory lock (released when the session ends).
+struct PgApplySessions<'a> {
+    client: &'a Client,
+    task: &'a str,
+}
+
+impl ApplySessions for PgApplySessions<'_> {
+    async fn look(&mut self) -> Result<(EarlierSession, String)> {
+        let what = || {
+            format!(
+                "looking for an earlier apply session of task `{}`",
+                self.task
+            )
+        };
+        let tagged: bool = self
+            .client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                &[&APPLY_TAG_SPACE, &self.task],
+            )
+            .await
+            .map_err(|e| map_error(e, what()))?
+            .get(0);
+        if tagged {
+            return Ok((EarlierSession::None, String::new()));
+        }
+        let row = self
+            .client
+            .query_opt(
+                "SELECT a.pid, a.state, \
+                        extract(epoch FROM now() - a.state_change)::float8 \
+                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 \
+                   AND l.classid = $1::int::oid AND l.objid = hashtext($2)::oid \
+                   AND l.database = \
+                       (SELECT oid FROM pg_database WHERE datname = current_database())",
+                &[&APPLY_TAG_SPACE, &self.task],
+            )
+            .await
+            .map_err(|e| map_error(e, what()))?;
+        // Gone between the two statements: the next look takes the tag.
+        let Some(row) = row else {
+            return Ok((EarlierSession::Busy, "a session that just ended".into()));
+        };
+        let pid: i32 = row.get(0);
+        let state: Option<String> = row.get(1);
+        let idle: Option<f64> = row.get(2);
+        let session = format!("server process {pid}");
+        let state = match state.as_deref() {
+            // Not ours to see (another role): nothing to wait for that we could tell.
+            None | Some("idle") => EarlierSession::Idle,
+            Some(s) if s.starts_with("idle in transaction") => EarlierSession::IdleInTransaction(
+                std::time::Duration::from_secs_f64(idle.unwrap_or(0.0).max(0.0)),
+            ),
+            Some(_) => EarlierSession::Busy,
+        };
+        Ok((state, session))
+    }
+
+    async fn end(&mut self, holder: &str) -> Result<()> {
+        let pid: i32 = holder
+            .rsplit(' ')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| Error::internal(format!("no process id in `{holder}`")))?;
+        self.client
+            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .await
+            .map_err(|e| map_error(e, format!("ending the earlier apply session {holder}")))?;
+        Ok(())
+    }
+}
 
 /// An [`ApplySink`] writing mapped changes into PostgreSQL through one connection.
 ///
@@ -217,6 +297,14 @@ impl PgApplySink {
             .await
             .map_err(|e| map_error(e, "setting up the apply session"))?;
         migrate(&client).await?;
+        wait_for_earlier_session(
+            task,
+            &mut PgApplySessions {
+                client: &client,
+                task,
+            },
+        )
+        .await?;
         let select_position = client
             .prepare(SELECT_POSITION)
             .await

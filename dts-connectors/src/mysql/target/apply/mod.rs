@@ -3,7 +3,9 @@
 //! transaction, through the text protocol in batched statements. Changes arrive mapped
 //! (target tables, target column names, target values, target DDL): the sink only writes.
 
-use crate::apply::{at_or_before, split_transactions};
+use crate::apply::{
+    at_or_before, split_transactions, wait_for_earlier_session, ApplySessions, EarlierSession,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +34,79 @@ mod tests;
 
 use script::{Batch, Failed, Meta, Script};
 use table::{shortened, RowOp, TableState};
+
+/// The sessions applying a task's changes into MySQL/MariaDB, tagged by a named lock
+/// (`GET_LOCK`, released when the session ends).
+struct MySqlApplySessions<'a> {
+    conn: &'a mut Conn,
+    task: &'a str,
+}
+
+/// The named lock that tags the session applying `task`'s changes (lock names are limited
+/// to 64 characters: a hash of the task).
+fn apply_tag(task: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in task.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("dts.apply.{h:016x}")
+}
+
+impl ApplySessions for MySqlApplySessions<'_> {
+    async fn look(&mut self) -> Result<(EarlierSession, String)> {
+        let what = || {
+            format!(
+                "looking for an earlier apply session of task `{}`",
+                self.task
+            )
+        };
+        let tag = apply_tag(self.task);
+        let tagged: Option<Option<i64>> = self
+            .conn
+            .exec_first("SELECT GET_LOCK(?, 0)", (tag.as_str(),))
+            .await
+            .map_err(|e| map_error(e, what()))?;
+        if tagged.flatten() == Some(1) {
+            return Ok((EarlierSession::None, String::new()));
+        }
+        // A session sees its own account's sessions without the PROCESS privilege; one
+        // it cannot see is taken as idle.
+        let holder: Option<(Option<u64>, Option<String>)> = self
+            .conn
+            .exec_first(
+                "SELECT l.id, p.COMMAND FROM (SELECT IS_USED_LOCK(?) AS id) l \
+                 LEFT JOIN information_schema.PROCESSLIST p ON p.ID = l.id",
+                (tag.as_str(),),
+            )
+            .await
+            .map_err(|e| map_error(e, what()))?;
+        match holder {
+            Some((Some(id), command)) => {
+                let session = format!("connection {id}");
+                let state = match command.as_deref() {
+                    None | Some("Sleep") => EarlierSession::Idle,
+                    Some(_) => EarlierSession::Busy,
+                };
+                Ok((state, session))
+            }
+            // Released between the two statements: the next look takes the tag.
+            _ => Ok((EarlierSession::Busy, "a session that just ended".into())),
+        }
+    }
+
+    async fn end(&mut self, holder: &str) -> Result<()> {
+        let id: u64 = holder
+            .rsplit(' ')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| Error::internal(format!("no connection id in `{holder}`")))?;
+        self.conn
+            .query_drop(format!("KILL CONNECTION {id}"))
+            .await
+            .map_err(|e| map_error(e, format!("ending the earlier apply session {holder}")))
+    }
+}
 
 /// Pending row changes (across tables) that make the sink write them out mid-batch.
 const FLUSH_ROWS: usize = 10_000;
@@ -218,6 +293,14 @@ impl MySqlApplySink {
             .await
             .map_err(|e| map_error(e, "cannot connect to target"))?;
         migrate(&mut conn).await?;
+        wait_for_earlier_session(
+            task,
+            &mut MySqlApplySessions {
+                conn: &mut conn,
+                task,
+            },
+        )
+        .await?;
         conn.query_drop("SET SESSION foreign_key_checks = 0")
             .await
             .map_err(|e| map_error(e, "setting up the apply session"))?;
