@@ -19,6 +19,7 @@
 mod capture;
 mod data;
 mod tools;
+mod verify;
 
 use std::collections::HashMap;
 use std::process::{Command, ExitCode};
@@ -30,11 +31,12 @@ use dts_benches::report::{self, per_second, thousands, Table};
 use dts_testkit::{MariaDb, Postgres};
 
 use tools::{Bench, Direction, Outcome, Tool};
+use verify::Verifications;
 
 const USAGE: &str = "\
 usage: directions [--directions pg-to-pg,pg-to-mysql,mysql-to-mysql] [--rows N] [--repeat K]
                   [--only dts,pgcopydb,pipe] [--capture-rows N] [--initial-rows N]
-                  [--timeout SECS]
+                  [--timeout SECS] [--verify]
 
   --directions LIST  directions to measure; default all three
   --rows N           rows of `orders` (6 columns, primary key, one index); default 1000000
@@ -45,6 +47,9 @@ usage: directions [--directions pg-to-pg,pg-to-mysql,mysql-to-mysql] [--rows N] 
                      (pg-to-pg and pg-to-mysql); 0 skips capture; default 100000
   --initial-rows N   rows of the capture table copied by the full load first; default 100000
   --timeout SECS     a run still going after this long is killed and fails; default 900
+  --verify           after each dts run, time `dts verify` of its task and, in pg-to-pg,
+                     `pgcopydb compare data` of the same databases (a pgcopydb with a
+                     `compare` command, 0.11 or later: DTS_BENCH_PGCOPYDB or on PATH)
   --keep-logs        keep the tools' logs and task files even when every run succeeded
   --dts-with LINE    a line added to dts's task files (repeatable), e.g. \"full.workers = 1\";
                      default none: dts's defaults
@@ -65,6 +70,7 @@ struct Args {
     timeout: Duration,
     keep_logs: bool,
     dts_with: Vec<String>,
+    verify: bool,
 }
 
 impl Args {
@@ -79,6 +85,7 @@ impl Args {
             timeout: Duration::from_secs(900),
             keep_logs: false,
             dts_with: Vec::new(),
+            verify: false,
         };
         while let Some(word) = words.next() {
             let (flag, inline) = match word.split_once('=') {
@@ -90,6 +97,10 @@ impl Args {
             }
             if flag == "--keep-logs" {
                 args.keep_logs = true;
+                continue;
+            }
+            if flag == "--verify" {
+                args.verify = true;
                 continue;
             }
             let Some(value) = inline.or_else(|| words.next()) else {
@@ -208,6 +219,16 @@ fn run(args: &Args) -> Result<bool> {
     );
     let work_dir = env::temp_dir().join(format!("dts-directions-{}", std::process::id()));
     fs::create_dir_all(&work_dir)?;
+    let verifications = args.verify.then(Verifications::new);
+    if let Some(v) = &verifications {
+        if v.pgcopydb.is_none() && args.directions.contains(&Direction::PgToPg) {
+            skipped.push(
+                "pgcopydb compare skipped: no pgcopydb with a `compare` command (0.11 or \
+                 later) at DTS_BENCH_PGCOPYDB or on PATH; benches/README.md says how to build one"
+                    .into(),
+            );
+        }
+    }
     let bench = Bench {
         mysql: mysql.as_ref(),
         pg: pg.as_ref(),
@@ -215,6 +236,7 @@ fn run(args: &Args) -> Result<bool> {
         work_dir: work_dir.clone(),
         timeout: args.timeout,
         dts_with: args.dts_with.clone(),
+        verify: verifications.as_ref(),
     };
 
     if args.directions.iter().any(|d| d.source_is_pg()) {
@@ -355,6 +377,9 @@ fn run(args: &Args) -> Result<bool> {
             println!("  dts rows/s ÷ {} rows/s: {ratio}", peer.name());
         }
     }
+    if let Some(v) = &verifications {
+        report_verifications(v);
+    }
     for (direction, result) in &captures {
         println!(
             "\ncapture from PostgreSQL, {} ({} initial rows copied first):",
@@ -400,6 +425,64 @@ fn run(args: &Args) -> Result<bool> {
         println!("logs and task files: {}", work_dir.display());
     }
     Ok(all_ok)
+}
+
+/// The verification times against the full load's, per direction: medians over the runs.
+fn report_verifications(verifications: &Verifications) {
+    let runs = verifications.runs.borrow();
+    println!("\nverification of each dts copy (`orders`), same run:");
+    let mut table = Table::new([
+        "direction",
+        "tool",
+        "runs ok",
+        "median s",
+        "median load s",
+        "verify ÷ load",
+    ])
+    .left_align(0)
+    .left_align(1);
+    for direction in Direction::ALL {
+        let mine: Vec<_> = runs.iter().filter(|r| r.direction == direction).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let mut loads: Vec<Duration> = mine.iter().map(|r| r.load).collect();
+        loads.sort();
+        let load = report::median(&loads).unwrap_or_default();
+        let tools: [(&str, Vec<&Result<Duration, String>>); 2] = [
+            ("dts verify", mine.iter().map(|r| &r.dts).collect()),
+            (
+                "pgcopydb compare data",
+                mine.iter().filter_map(|r| r.pgcopydb.as_ref()).collect(),
+            ),
+        ];
+        for (tool, results) in tools {
+            if results.is_empty() {
+                continue;
+            }
+            let mut times: Vec<Duration> = results
+                .iter()
+                .filter_map(|r| r.as_ref().ok().copied())
+                .collect();
+            times.sort();
+            let median = report::median(&times);
+            table.row([
+                direction.name().to_owned(),
+                tool.to_owned(),
+                format!("{}/{}", times.len(), results.len()),
+                median.map_or_else(|| "-".into(), |d| format!("{:.2}", d.as_secs_f64())),
+                format!("{:.2}", load.as_secs_f64()),
+                median.map_or_else(
+                    || "-".into(),
+                    |d| format!("{:.2}", d.as_secs_f64() / load.as_secs_f64()),
+                ),
+            ]);
+            if let Some(Err(why)) = results.iter().find(|r| r.is_err()) {
+                println!("  {tool} FAILED: {why}");
+            }
+        }
+    }
+    print!("{table}");
 }
 
 /// The first line of `PROGRAM --version`, or `None` if it is not on `PATH`.

@@ -13,6 +13,7 @@ use dts_benches::usage::{self, Usage};
 use dts_testkit::{MariaDb, Postgres};
 
 use crate::data::{self, PG_SOURCE_DB, SCHEMA};
+use crate::verify::{self, Verifications};
 
 /// A source → target pair of engines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -117,6 +118,8 @@ pub struct Bench<'a> {
     pub timeout: Duration,
     /// Lines added to dts's task files.
     pub dts_with: Vec<String>,
+    /// With `--verify`: each dts run's target is verified, and the times kept here.
+    pub verify: Option<&'a Verifications>,
 }
 
 impl Bench<'_> {
@@ -162,10 +165,22 @@ impl Bench<'_> {
                     data::mariadb_orders_fingerprint(self.mysql(), target, "orders")
                 };
                 match found {
-                    Ok(found) if found == expected => Outcome::Done {
-                        elapsed,
-                        peak_memory,
-                    },
+                    Ok(found) if found == expected => {
+                        if let (Tool::Dts, Some(verifications)) = (tool, self.verify) {
+                            verify::measure(
+                                self,
+                                verifications,
+                                direction,
+                                target,
+                                label,
+                                elapsed,
+                            )?;
+                        }
+                        Outcome::Done {
+                            elapsed,
+                            peak_memory,
+                        }
+                    }
                     Ok(found) => Outcome::Failed(format!(
                         "the target differs from the source: {found} instead of {expected} \
                          (count|sum(id)|sum(customer_id)|sum(amount)|…)"
@@ -202,7 +217,7 @@ impl Bench<'_> {
         Ok(())
     }
 
-    fn source_url(&self, direction: Direction) -> String {
+    pub fn source_url(&self, direction: Direction) -> String {
         if direction.source_is_pg() {
             self.pg().url_for(PG_SOURCE_DB)
         } else {
@@ -210,7 +225,7 @@ impl Bench<'_> {
         }
     }
 
-    fn target_url(&self, direction: Direction, target: &str) -> String {
+    pub fn target_url(&self, direction: Direction, target: &str) -> String {
         if direction.target_is_pg() {
             self.pg().url_for(target)
         } else {
@@ -351,7 +366,7 @@ impl Bench<'_> {
 
     /// Runs `commands` (a pipe when two: the first's output is the second's input) and
     /// times them from now.
-    fn timed(
+    pub fn timed(
         &self,
         commands: Vec<Command>,
         label: &str,
