@@ -658,6 +658,46 @@ mod tests {
     }
 
     #[test]
+    fn the_task_file_checks_metrics_and_alerts() {
+        let base = "source.url = \"mysql://root:pw@127.0.0.1:3306\"\n\
+                    target.url = \"postgres://postgres@127.0.0.1:5432/postgres\"\n\
+                    objects.include = [\"shop\"]\n";
+        let parse = |extra: &str| format!("{base}{extra}").parse::<crate::TaskConfig>();
+        std::env::set_var("DTS_TEST_HOOK_TOKEN", "tok123");
+        let cfg = parse(
+            "[metrics]\nlabels = { env = \"prod\" }\n\
+             [[alerts]]\non = \"lag\"\nlag_seconds = 5\n\
+             webhook = \"https://h.example/x/${DTS_TEST_HOOK_TOKEN}\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.metrics.labels["env"], "prod");
+        assert_eq!(
+            cfg.alerts[0].webhook.as_deref(),
+            Some("https://h.example/x/tok123")
+        );
+        for (extra, says) in [
+            ("[metrics]\nlabel = {}\n", "unknown field `label`"),
+            (
+                "[metrics]\nlabels = { task = \"x\" }\n",
+                "metrics label `task`",
+            ),
+            (
+                "[[alerts]]\non = \"lag\"\ncommand = \"true\"\n",
+                "alerts[0]",
+            ),
+            (
+                "[[alerts]]\non = \"failed\"\ncommand = \"true\"\n\
+                 [[alerts]]\non = \"failed\"\nwebhook = \"gopher://x\"\n",
+                "alerts[1]",
+            ),
+        ] {
+            let e = parse(extra).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+            assert!(e.report().contains(says), "{extra}: {}", e.report());
+        }
+    }
+
+    #[test]
     fn secrets_stay_out_of_logs_and_payloads() {
         assert_eq!(
             webhook_origin("https://hooks.example/services/T0/B0/SECRET?x=1"),
