@@ -19,7 +19,8 @@
 //! (then it may fire again). A failure alert fires when a run ends with an error (not when
 //! it is stopped).
 //!
-//! The payload is one JSON object:
+//! The payload is one JSON object (`state` is the step the run is in, for `failed` the one
+//! it failed in; `error` and `error_kind` are the run's error, for `failed`):
 //!
 //! ```json
 //! {"task": "shop", "alert": "lag", "status": "firing", "state": "incremental",
@@ -329,11 +330,14 @@ impl Shared {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let lag = self.live.lag();
+            // Outside replication nothing is measured: nothing fires or resolves.
+            let Some(lag) = self.live.lag() else {
+                continue;
+            };
             for (slot, &i) in above.iter_mut().zip(lag_alerts) {
                 let a = &self.alerts[i];
                 let threshold = a.lag_seconds.unwrap_or(f64::INFINITY);
-                let over = lag.is_some_and(|l| l.as_secs_f64() > threshold);
+                let over = lag.as_secs_f64() > threshold;
                 if over {
                     let since = *slot.0.get_or_insert_with(Instant::now);
                     let hold = Duration::from_secs(a.for_seconds.unwrap_or(0));
@@ -359,7 +363,7 @@ impl Shared {
             task: self.task.clone(),
             alert: a.on.as_str(),
             status,
-            state: self.live.state().map(|s| s.as_str()),
+            state: self.live.step().map(|s| s.as_str()),
             lag_seconds: lag,
             threshold_seconds: a.lag_seconds,
             for_seconds: match a.on {

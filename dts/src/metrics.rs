@@ -328,7 +328,12 @@ pub(crate) struct Live {
 
 #[derive(Debug, Default)]
 struct LiveInner {
+    /// The state of the run, final once it ended.
     state: Option<TaskState>,
+    /// The state of the step the run was in last (never a final state).
+    step: Option<TaskState>,
+    /// Whether the run ended (events still on their way change nothing).
+    ended: bool,
     replicating: bool,
     /// The source commit time of the oldest change handed to the target and not applied.
     oldest_unapplied: Option<SystemTime>,
@@ -343,9 +348,15 @@ impl Live {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The state the run is in, once it began.
+    /// The state the run is in (its final state once it ended), once it began.
+    #[cfg(test)]
     pub(crate) fn state(&self) -> Option<TaskState> {
         self.lock().state
+    }
+
+    /// The state of the step the run is in, or was in when it ended.
+    pub(crate) fn step(&self) -> Option<TaskState> {
+        self.lock().step
     }
 
     /// The replication lag now, while replication runs.
@@ -364,7 +375,13 @@ impl Live {
     }
 
     fn set_state(&self, state: TaskState) {
-        self.lock().state = Some(state);
+        {
+            let mut inner = self.lock();
+            inner.state = Some(state);
+            if !state.is_final() {
+                inner.step = Some(state);
+            }
+        }
         for s in STATES {
             metrics::gauge!(TASK_STATE, "state" => s.as_str()).set(if s == state {
                 1.0
@@ -382,6 +399,9 @@ impl Live {
 
     /// Takes in one event of the run.
     fn on_event(&self, event: &TaskEvent) {
+        if self.lock().ended {
+            return;
+        }
         match event {
             TaskEvent::StepStarted(step) => {
                 if *step == Step::Incremental {
@@ -433,7 +453,11 @@ impl Live {
 
     /// Records how the run ended.
     pub(crate) fn finish<T>(&self, result: &Result<T>, incremental: bool) {
-        self.lock().replicating = false;
+        {
+            let mut inner = self.lock();
+            inner.replicating = false;
+            inner.ended = true;
+        }
         let state = match result {
             Ok(_) if incremental => TaskState::Stopped,
             Ok(_) => TaskState::Finished,
@@ -562,5 +586,10 @@ mod tests {
         live.finish(&Ok(()), true);
         assert_eq!(live.lag(), None);
         assert_eq!(live.state(), Some(TaskState::Stopped));
+        assert_eq!(live.step(), Some(TaskState::Incremental));
+        // An event still on its way when the run ended changes nothing.
+        live.on_event(&TaskEvent::StepStarted(Step::Incremental));
+        assert_eq!(live.state(), Some(TaskState::Stopped));
+        assert_eq!(live.lag(), None);
     }
 }

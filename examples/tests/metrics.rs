@@ -661,8 +661,8 @@ async fn a_stalled_target_fires_the_lag_alert_and_its_resolution() {
         "[\"schema\", \"full\", \"incremental\"]",
         &format!(
             "[metrics]\nlabels = {{ env = \"test\" }}\n\
-             [[alerts]]\non = \"lag\"\nlag_seconds = 2\nfor_seconds = 1\nwebhook = \"{hook}\"\n\
-             [[alerts]]\non = \"lag\"\nlag_seconds = 2\n\
+             [[alerts]]\non = \"lag\"\nlag_seconds = 3\nfor_seconds = 1\nwebhook = \"{hook}\"\n\
+             [[alerts]]\non = \"lag\"\nlag_seconds = 3\n\
              command = \"cat >> '{out}'; echo >> '{out}'; echo \\\"$DTS_ALERT $DTS_ALERT_STATUS\\\" >> '{out}.env'\"\n",
             hook = hook.url(),
             out = out.display()
@@ -704,14 +704,14 @@ async fn a_stalled_target_fires_the_lag_alert_and_its_resolution() {
         "no alert while caught up"
     );
 
-    // The target stalls: nothing goes through the proxy, the lag grows past 2 s.
+    // The target stalls: nothing goes through the proxy, the lag grows past 3 s.
     proxy.stall();
     let stalled_at = Instant::now();
     let (lagging, _) = scrape_until(&mut run, "a growing lag", Duration::from_secs(30), |s| {
-        value_of(s, "dts_replication_lag_seconds", &[]).is_some_and(|l| l > 3.0)
+        value_of(s, "dts_replication_lag_seconds", &[]).is_some_and(|l| l > 4.0)
     })
     .await;
-    assert!(value_of(&lagging, "dts_replication_lag_seconds", &[]).unwrap() > 3.0);
+    assert!(value_of(&lagging, "dts_replication_lag_seconds", &[]).unwrap() > 4.0);
     hook.wait_for("the lag alert", Duration::from_secs(30), |b| {
         b.iter().any(|b| b["status"] == "firing")
     })
@@ -721,9 +721,9 @@ async fn a_stalled_target_fires_the_lag_alert_and_its_resolution() {
     assert_eq!(firing["task"], "t", "{firing}");
     assert_eq!(firing["alert"], "lag", "{firing}");
     assert_eq!(firing["state"], "incremental", "{firing}");
-    assert_eq!(firing["threshold_seconds"], 2.0, "{firing}");
+    assert_eq!(firing["threshold_seconds"], 3.0, "{firing}");
     assert_eq!(firing["for_seconds"], 1, "{firing}");
-    assert!(firing["lag_seconds"].as_f64().unwrap() > 2.0, "{firing}");
+    assert!(firing["lag_seconds"].as_f64().unwrap() > 3.0, "{firing}");
     assert_eq!(firing["labels"]["env"], "test", "{firing}");
     assert!(firing["time"].as_str().unwrap().ends_with('Z'), "{firing}");
     // The first post was refused and retried.
@@ -760,7 +760,7 @@ async fn a_stalled_target_fires_the_lag_alert_and_its_resolution() {
         &mut run,
         "the lag back down",
         Duration::from_secs(30),
-        |s| value_of(s, "dts_replication_lag_seconds", &[]).is_some_and(|l| l < 2.0),
+        |s| value_of(s, "dts_replication_lag_seconds", &[]).is_some_and(|l| l < 3.0),
     )
     .await;
     assert_eq!(
@@ -822,6 +822,7 @@ async fn a_failed_task_fires_the_failure_alert() {
     assert_eq!(failed["status"], "firing", "{failed}");
     assert_eq!(failed["task"], "t", "{failed}");
     assert_eq!(failed["error_kind"], "value", "{failed}");
+    assert_eq!(failed["state"], "full", "{failed}");
     let error = failed["error"].as_str().unwrap();
     assert!(
         error.contains(&format!("`{}.notes`.`body`", env.db)) && error.contains("id=321"),
@@ -846,6 +847,7 @@ async fn a_failed_task_fires_the_failure_alert() {
     assert_eq!(delivered.len(), 2, "{delivered:?}\n{log}");
     let refused = &delivered[1];
     assert_eq!(refused["alert"], "failed", "{refused}");
+    assert_eq!(refused["state"], "prechecking", "{refused}");
     assert!(!refused["error"].as_str().unwrap().is_empty(), "{refused}");
     assert_no_secret("the failure alert", &refused.to_string());
     assert_no_secret("the failure alert", &std::fs::read_to_string(&out).unwrap());
