@@ -147,15 +147,15 @@ pub struct Exporter {
 
 impl Exporter {
     /// Installs the Prometheus recorder for the process, with the task's labels (`task` and
-    /// those of its `[metrics]` table) on every metric, and serves it on `addr` (port 0:
-    /// one the system picks, see [`Exporter::local_addr`]). Must be called within a Tokio
-    /// runtime, which then serves the scrapes.
+    /// those of its `[metrics]` table) on every metric, and serves it on `addr`, `HOST:PORT`
+    /// (port 0: one the system picks, see [`Exporter::local_addr`]). Must be called within
+    /// a Tokio runtime, which then serves the scrapes.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::Config`] when the labels are invalid or a recorder is installed
     /// already; [`ErrorKind::Io`] naming the address when it cannot be listened on.
-    pub async fn serve(addr: SocketAddr, config: &crate::TaskConfig) -> Result<Exporter> {
+    pub async fn serve(addr: &str, config: &crate::TaskConfig) -> Result<Exporter> {
         config.metrics.validate()?;
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             Error::new(
@@ -311,6 +311,10 @@ fn describe() {
         "Errors met (transient failures retried, and the error ending a run), by kind"
     );
     describe_counter!(ALERTS, "Alerts sent, by alert and status");
+    // Shown from the first scrape, so that a rate over them starts at zero.
+    for phase in ["full", "incremental", "runner"] {
+        metrics::counter!(RETRIES, "phase" => phase).absolute(0);
+    }
 }
 
 /// Counts a retry after `error` in `phase`.

@@ -63,7 +63,7 @@ enum Command {
         /// Serve Prometheus metrics on this address (`127.0.0.1:9187`; port 0 picks a free
         /// one, printed on standard error) at `/metrics` while the task runs.
         #[arg(long, value_name = "HOST:PORT")]
-        metrics_addr: Option<std::net::SocketAddr>,
+        metrics_addr: Option<String>,
     },
     /// Run the prechecks and print each with its status and fix.
     Precheck {
@@ -375,11 +375,11 @@ async fn cleanup(path: &Path, yes: bool) -> Result<ExitCode, Error> {
 async fn run(
     path: &Path,
     until_caught_up: bool,
-    metrics_addr: Option<std::net::SocketAddr>,
+    metrics_addr: Option<String>,
 ) -> Result<ExitCode, Error> {
     let task = load(path)?;
     if let Some(addr) = metrics_addr {
-        let exporter = dts::Exporter::serve(addr, task.config()).await?;
+        let exporter = dts::Exporter::serve(&addr, task.config()).await?;
         eprintln!("metrics: http://{}/metrics", exporter.local_addr());
     }
     run_task(

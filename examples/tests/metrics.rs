@@ -449,6 +449,11 @@ async fn metrics_move_during_a_full_load_and_replication() {
         value_of(&first, "dts_task_state", &[("state", "incremental")]),
         Some(0.0)
     );
+    assert_eq!(
+        value_of(&first, "dts_retries_total", &[("phase", "incremental")]),
+        Some(0.0),
+        "retries are shown from the start"
+    );
     // Every sample carries the task's name and the task file's labels, escaped.
     for s in &first {
         assert_eq!(s.labels.get("task").map(String::as_str), Some("t"), "{s:?}");
@@ -861,5 +866,35 @@ async fn a_failed_task_fires_the_failure_alert() {
         hook.delivered().len(),
         2,
         "no alert for a run that succeeded"
+    );
+}
+
+#[test]
+fn a_metrics_address_in_use_is_a_clear_error() {
+    let env = Env::new("metrics_addr", "CREATE TABLE t (id INT PRIMARY KEY);");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let task = write_task(
+        &env,
+        &dts_testkit::mariadb().url(),
+        &env.pg_url(),
+        "[\"schema\"]",
+        "",
+    );
+    let out = common::dts(&["run", "--config", &task, "--metrics-addr", &addr]);
+    assert_eq!(out.status.code(), Some(1), "{}", common::text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen for metrics scrapes on {addr}")),
+        "{}",
+        common::text(&out)
+    );
+    assert_eq!(
+        env.pg(&format!(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = '{}'",
+            env.db
+        )),
+        "0",
+        "nothing was run"
     );
 }
