@@ -8,8 +8,8 @@
 //! transactions only, flushed by size, by age, or as soon as the source has nothing more;
 //! large transactions in parts), the stop position ([`CdcOptions::until`]), stopping on
 //! request, reconnection with backoff after transient failures within a retry window, and
-//! progress reports ([`CdcEvent`]: applied batches with lag and rate, idle, catching up,
-//! reconnecting).
+//! progress reports ([`CdcEvent`]: batches being applied, applied batches with lag and rate,
+//! idle, catching up, reconnecting) and metrics through the `metrics` facade ([`metrics`]).
 //!
 //! Delivery is at-least-once and made exact by the sink: after a failure both ends are
 //! reconnected and the source resumes from the sink's applied position, so nothing is lost,
@@ -55,6 +55,7 @@
 
 mod batch;
 pub mod mapped;
+pub mod metrics;
 pub mod pipeline;
 
 pub use mapped::MappedSource;

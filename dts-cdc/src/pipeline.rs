@@ -72,6 +72,15 @@ pub enum CdcEvent {
         /// Rows applied per second since the previous report (or the start).
         rows_per_second: f64,
     },
+    /// A batch (or a part of a large transaction) is being handed to the sink: until it is
+    /// applied (or a reconnection is reported), its oldest change waits, and the lag grows
+    /// from its source commit time even when the target does not answer.
+    Applying {
+        /// Row changes in the batch.
+        rows: u64,
+        /// The source timestamp of the batch's first event.
+        oldest: SystemTime,
+    },
     /// The source had nothing new for [`CdcOptions::idle_ack`]; everything read is applied
     /// (the lag is zero).
     Idle {
@@ -213,6 +222,7 @@ where
         last_report: Instant::now(),
         caught_up: false,
         healthy: false,
+        counts: crate::metrics::RowCounts::default(),
     };
     let mut streak: Option<Instant> = None;
     let mut attempt: u32 = 0;
@@ -242,6 +252,9 @@ where
         attempt += 1;
         tracing::warn!(attempt, pause_ms = backoff.as_millis(), error = %error.report(),
             "replication interrupted; reconnecting");
+        metrics::counter!(crate::metrics::RETRIES, "phase" => "incremental").increment(1);
+        metrics::counter!(crate::metrics::ERRORS, "kind" => crate::metrics::kind_label(error.kind()))
+            .increment(1);
         engine.emit(CdcEvent::Reconnecting {
             error: error.report(),
             attempt,
@@ -297,6 +310,8 @@ struct Engine<'o> {
     caught_up: bool,
     /// Whether the current session made progress (ends a streak of failures).
     healthy: bool,
+    /// Row changes of the transaction applied in parts, counted when it commits.
+    counts: crate::metrics::RowCounts,
 }
 
 impl Engine<'_> {
@@ -304,6 +319,21 @@ impl Engine<'_> {
         if let Some(tx) = &self.events {
             let _ = tx.send(event);
         }
+    }
+
+    /// Reports [`CdcEvent::Applying`] for `events`, about to be handed to the sink.
+    fn emit_applying(&self, events: &[ChangeEvent]) {
+        let Some(first) = events.first() else {
+            return;
+        };
+        let rows = events
+            .iter()
+            .filter(|e| crate::metrics::is_row(&e.change))
+            .count();
+        self.emit(CdcEvent::Applying {
+            rows: rows as u64,
+            oldest: UNIX_EPOCH + Duration::from_secs(u64::from(first.timestamp)),
+        });
     }
 
     /// Whether `position` has reached [`CdcOptions::until`].
@@ -345,6 +375,8 @@ impl Engine<'_> {
         FK: FnMut() -> FKF + Send,
         FKF: Future<Output = Result<K>> + Send,
     {
+        // Parts applied by an earlier session were rolled back with it.
+        self.counts.clear();
         let mut sink = connect_sink().await?;
         let start = sink.applied_position().await?.ok_or_else(|| {
             Error::config(
@@ -525,6 +557,8 @@ impl Engine<'_> {
             .ok_or_else(|| Error::internal("flushing an empty batch"))?;
         let position = last.position.clone();
         let lag = lag_of(last);
+        self.emit_applying(&batch);
+        let started = Instant::now();
         let mut stats = sink.apply(&batch, &position).await.map_err(|e| {
             if e.kind() == ErrorKind::Internal {
                 e
@@ -535,6 +569,9 @@ impl Engine<'_> {
         if let Some(parts) = parts {
             stats += parts;
         }
+        metrics::histogram!(crate::metrics::BATCH_APPLY_SECONDS).record(started.elapsed());
+        self.counts.add(&batch);
+        self.counts.commit(stats.transactions);
         self.healthy = true;
         self.summary.transactions += stats.transactions;
         self.summary.rows += stats.rows;
@@ -574,6 +611,7 @@ impl Engine<'_> {
         let Some(last) = part.last() else {
             return Ok(());
         };
+        self.emit_applying(&part);
         let stats = sink.apply_part(&part).await.map_err(|e| {
             if e.kind() == ErrorKind::Internal {
                 e
@@ -586,6 +624,7 @@ impl Engine<'_> {
         })?;
         // Not progress yet (nothing is committed): a failure streak goes on.
         pending.add_part(stats);
+        self.counts.add(&part);
         tracing::debug!(rows = stats.rows, position = %last.position,
             "part of a large transaction applied");
         Ok(())

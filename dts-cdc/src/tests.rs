@@ -760,6 +760,15 @@ async fn idle_and_lag_are_reported() {
     };
     let ((result, events), ()) = tokio::join!(run, stopper);
     assert_eq!(result.unwrap().rows, 1);
+    assert!(
+        matches!(events.first(), Some(CdcEvent::Applying { rows: 1, oldest })
+            if *oldest == std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+        "{events:?}"
+    );
+    let events: Vec<_> = events
+        .into_iter()
+        .filter(|e| !matches!(e, CdcEvent::Applying { .. }))
+        .collect();
     let Some(CdcEvent::Applied { lag, rows, .. }) = events.first() else {
         panic!("first event: {:?}", events.first());
     };
@@ -1059,4 +1068,75 @@ async fn a_large_transaction_read_again_is_dropped_without_being_held() {
     assert_eq!(sink.parts, [10, 10, 10]);
     assert_eq!(sink.skipped_parts, 0);
     assert_eq!(applied_rows(&events).iter().sum::<u64>(), 32);
+}
+
+/// The metrics count committed row changes exactly, per table and operation, even when a
+/// large transaction applied in parts fails part-way and is read again; batch latencies and
+/// retries are recorded.
+#[test]
+fn metrics_count_committed_rows_once_per_table_and_operation() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use metrics_util::MetricKind;
+
+    const MAX: usize = 20;
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let mut log = Log::default();
+    for _ in 0..5 {
+        log.transaction(3);
+    }
+    log.transaction(5 * MAX);
+    log.transaction(2);
+    let end = log.end();
+    let want = log.rows();
+    let h = Harness::new(log, 7, AtEnd::Wait);
+    h.sink.lock().unwrap().fail_parts = vec![3];
+    let options = CdcOptions {
+        max_batch_rows: MAX,
+        ..until(end.clone())
+    };
+    let result = metrics::with_local_recorder(&recorder, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(h.run(options, never_stop()))
+            .0
+    });
+    assert_eq!(result.unwrap().position, Some(end));
+    assert_eq!(h.committed_rows(), want);
+    let mut rows = None;
+    let mut transactions = None;
+    let mut retries = None;
+    let mut latencies = 0;
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let labels: Vec<String> = key
+            .key()
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        match (key.kind(), key.key().name(), value) {
+            (MetricKind::Counter, crate::metrics::ROWS_APPLIED, DebugValue::Counter(n)) => {
+                assert_eq!(labels, ["table=s.t", "operation=insert"]);
+                rows = Some(n);
+            }
+            (MetricKind::Counter, crate::metrics::TRANSACTIONS_APPLIED, DebugValue::Counter(n)) => {
+                transactions = Some(n);
+            }
+            (MetricKind::Counter, crate::metrics::RETRIES, DebugValue::Counter(n)) => {
+                assert_eq!(labels, ["phase=incremental"]);
+                retries = Some(n);
+            }
+            (
+                MetricKind::Histogram,
+                crate::metrics::BATCH_APPLY_SECONDS,
+                DebugValue::Histogram(v),
+            ) => latencies = v.len(),
+            _ => {}
+        }
+    }
+    assert_eq!(rows, Some(want.len() as u64), "every committed row once");
+    assert_eq!(transactions, Some(7));
+    assert_eq!(retries, Some(1));
+    assert!(latencies >= 3, "{latencies} batch latencies");
 }

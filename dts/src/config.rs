@@ -42,6 +42,12 @@ pub struct TaskConfig {
     /// Incremental migration settings.
     #[serde(default)]
     pub incremental: IncrementalOptions,
+    /// Labels added to every metric (see [`crate::metrics`]).
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsConfig,
+    /// Alerts: when to run a command or post to a webhook (see [`crate::alerts`]).
+    #[serde(default)]
+    pub alerts: Vec<crate::alerts::AlertConfig>,
 }
 
 /// Incremental migration settings.
@@ -542,6 +548,8 @@ impl TaskConfig {
 
     /// Checks what parsing cannot: URL schemes, selection patterns, rename keys.
     pub fn validate(&self) -> Result<()> {
+        self.metrics.validate()?;
+        crate::alerts::validate(&self.alerts)?;
         if !["mysql://", "mariadb://", "postgres://", "postgresql://"]
             .iter()
             .any(|scheme| self.source.url.starts_with(scheme))
@@ -722,6 +730,7 @@ impl std::str::FromStr for TaskConfig {
         })?;
         cfg.source.url = expand_env(&cfg.source.url)?;
         cfg.target.url = expand_env(&cfg.target.url)?;
+        crate::alerts::expand(&mut cfg.alerts, expand_env)?;
         cfg.validate()?;
         Ok(cfg)
     }

@@ -118,6 +118,7 @@ pub(crate) async fn run_full_load(
             .with_source(e));
         }
         report.retries += 1;
+        crate::metrics::count_retry("full", &e);
         tracing::warn!(error = %e.report(), retry = report.retries, "retrying the full load's unfinished chunks");
         let mut stop = run.stop.clone();
         tokio::select! {

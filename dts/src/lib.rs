@@ -23,10 +23,12 @@
 //! This crate has no optional features; the connectors it uses are MySQL/MariaDB and
 //! PostgreSQL.
 
+pub mod alerts;
 pub mod config;
 mod ddl;
 pub mod full;
 pub mod incremental;
+pub mod metrics;
 mod precheck;
 pub mod record;
 mod resume;
@@ -39,6 +41,7 @@ pub use dts_core::check::{CheckItem, CheckStatus, PrecheckReport};
 pub use dts_fullload::verify::{VerifyEvent, VerifyReport};
 pub use full::FullReport;
 pub use incremental::IncrementalReport;
+pub use metrics::Exporter;
 pub use task::{RunOptions, RunReport, Step, Task, TaskEvent, TaskPlan};
 pub use verify::VerifyOptions;
 

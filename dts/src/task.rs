@@ -381,6 +381,7 @@ impl Run<'_> {
         let window = std::time::Duration::from_secs(self.config.incremental.retry_window_seconds);
         let retry = e.is_retryable() && !*self.stop.borrow() && started.elapsed() < window;
         if retry {
+            crate::metrics::count_retry("runner", e);
             tracing::warn!(error = %e.report(), "retrying after a transient failure");
         }
         retry
@@ -508,7 +509,22 @@ impl Task {
         self.run_inner(events, stop, RunOptions::default()).await
     }
 
+    /// Runs the task with its metrics and alerts watching.
     async fn run_inner(
+        &self,
+        events: Option<UnboundedSender<TaskEvent>>,
+        stop: watch::Receiver<bool>,
+        options: RunOptions,
+    ) -> Result<RunReport> {
+        let (events, live) = crate::metrics::observe(events);
+        let alerts = crate::alerts::Alerts::start(&self.config, std::sync::Arc::clone(&live));
+        let result = self.run_steps(Some(events), stop, options).await;
+        live.finish(&result, self.config.runs(MigrationType::Incremental));
+        alerts.finish(&result).await;
+        result
+    }
+
+    async fn run_steps(
         &self,
         events: Option<UnboundedSender<TaskEvent>>,
         stop: watch::Receiver<bool>,

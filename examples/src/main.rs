@@ -60,6 +60,10 @@ enum Command {
         /// exit 0.
         #[arg(long)]
         until_caught_up: bool,
+        /// Serve Prometheus metrics on this address (`127.0.0.1:9187`; port 0 picks a free
+        /// one, printed on standard error) at `/metrics` while the task runs.
+        #[arg(long, value_name = "HOST:PORT")]
+        metrics_addr: Option<String>,
     },
     /// Run the prechecks and print each with its status and fix.
     Precheck {
@@ -163,7 +167,8 @@ fn main() -> ExitCode {
             Command::Run {
                 config,
                 until_caught_up,
-            } => run(&config, until_caught_up).await,
+                metrics_addr,
+            } => run(&config, until_caught_up, metrics_addr).await,
             Command::Precheck { config } => precheck(&config).await,
             Command::Plan { config } => plan(&config).await,
             Command::Verify {
@@ -367,8 +372,16 @@ async fn cleanup(path: &Path, yes: bool) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run(path: &Path, until_caught_up: bool) -> Result<ExitCode, Error> {
+async fn run(
+    path: &Path,
+    until_caught_up: bool,
+    metrics_addr: Option<String>,
+) -> Result<ExitCode, Error> {
     let task = load(path)?;
+    if let Some(addr) = metrics_addr {
+        let exporter = dts::Exporter::serve(&addr, task.config()).await?;
+        eprintln!("metrics: http://{}/metrics", exporter.local_addr());
+    }
     run_task(
         &task,
         dts::RunOptions::default().until_caught_up(until_caught_up),
