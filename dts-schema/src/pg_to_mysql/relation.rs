@@ -96,7 +96,10 @@ pub(crate) fn relation_statements(
             continue;
         };
         let (Some(om), Some(nm)) = (&old[o].mapping, &new[n].mapping) else {
-            return Err(refuse(name, format!("its type `{from}` has no MySQL mapping")));
+            return Err(refuse(
+                name,
+                format!("its type `{from}` has no MySQL mapping"),
+            ));
         };
         if let Some(why) = conversion_refused(om, nm) {
             return Err(refuse(
@@ -111,8 +114,12 @@ pub(crate) fn relation_statements(
         }
     }
     for d in &diff.added {
-        let Some(n) = find(&new, &d.name) else { continue };
-        let Some(a) = find(&added, &d.name) else { continue };
+        let Some(n) = find(&new, &d.name) else {
+            continue;
+        };
+        let Some(a) = find(&added, &d.name) else {
+            continue;
+        };
         if let (Some(missing), Some(mapping)) = (&d.missing, &new[n].mapping) {
             match default::translate_default(&quote_pg_literal(missing), mapping) {
                 Ok(_) => {}
@@ -180,7 +187,11 @@ fn family(m: &PgToMySqlMapping) -> Family {
     use PgSourceType as P;
     let integer_target = matches!(
         m.target,
-        M::TinyInt { .. } | M::SmallInt { .. } | M::MediumInt { .. } | M::Int { .. } | M::BigInt { .. }
+        M::TinyInt { .. }
+            | M::SmallInt { .. }
+            | M::MediumInt { .. }
+            | M::Int { .. }
+            | M::BigInt { .. }
     );
     let text_target = matches!(
         m.target,
@@ -276,7 +287,10 @@ mod tests {
             "timestamp without time zone",
             "timestamp with time zone"
         ));
-        assert!(!ok("timestamp(6) without time zone", "timestamp(0) without time zone"));
+        assert!(!ok(
+            "timestamp(6) without time zone",
+            "timestamp(0) without time zone"
+        ));
         let why = conversion_refused(&mapping("text"), &mapping("integer")).unwrap();
         assert!(why.contains("`longtext`") && why.contains("`int`"), "{why}");
     }
