@@ -64,6 +64,12 @@ pub(crate) fn relation_statements(
         if let Some(p) = problems.iter().find(|p| p.blocking && p.object == object) {
             return Err(refuse(column, p.message.clone()));
         }
+        for p in problems
+            .iter()
+            .filter(|p| !p.blocking && p.object == object)
+        {
+            tracing::warn!(column = %object, note = %p.message, "following a column change");
+        }
         let mapped = find(&new, column).and_then(|i| new[i].definition.as_ref());
         if mapped.is_none() {
             return Err(refuse(column, "its type has no MySQL mapping".into()));

@@ -130,6 +130,17 @@ const VALUE_ERRORS: &[u16] = &[
 /// one, the statement took effect and is not run again; otherwise it runs. A statement
 /// touching no known table is run again.
 ///
+/// A schema change **inside a source transaction** ([`SchemaChange::within_transaction`]:
+/// a PostgreSQL relation description between the transaction's rows) splits it the same
+/// way: the rows before it (of earlier parts too) commit with the record, which also holds
+/// the change's position and how many of the transaction's events came before it; the
+/// statements run, each recorded first; the record is then marked done (its step past the
+/// last statement), and the position, the schema after the change and the record's
+/// removal commit with the end of the source transaction. The rows before the change are
+/// visible in between. A run that finds such a record skips the events of that
+/// transaction it counts, applies (or judges, as above) the change's remaining statements,
+/// and goes on with the rest of the transaction: nothing of it is applied twice or lost.
+///
 /// **Transactions in parts** ([`ApplySink::apply_part`]) are applied as on PostgreSQL
 /// ([`crate::postgres::PgApplySink`]): in the open target transaction, written out at the
 /// same thresholds, judged by their first event; a failure rolls the whole transaction
