@@ -508,7 +508,16 @@ fn relation_descriptions_become_mysql_column_changes() {
     let selects: Arc<dyn Fn(&TableName) -> bool + Send + Sync> = Arc::new(|_: &TableName| true);
     let opts = SchemaOptions::default().rename_schema("s", "d");
     let mut mapper = PgToMySqlChangeMapper::new(&catalog, &opts, selects);
-    let described = |columns: &[(&str, &str, u32, bool, Option<&str>, Option<&str>)]| {
+    // Name, type, attribute number, NOT NULL, default, stored value.
+    type Described<'a> = (
+        &'a str,
+        &'a str,
+        u32,
+        bool,
+        Option<&'a str>,
+        Option<&'a str>,
+    );
+    let described = |columns: &[Described<'_>]| {
         let columns = columns
             .iter()
             .map(
