@@ -3,7 +3,8 @@
 //! and duplicate rows, foreign key checks off (and the target's actions for a source that
 //! does not log them), the binlog kept out on request (and refused without the
 //! privilege), values the target cannot hold, truncation, DDL (exactly once after a kill
-//! while it ran), transactions in parts, and the compare-and-set position. Change events
+//! while it ran), schema changes inside a source transaction (split there, resumed exactly
+//! after a kill), transactions in parts, and the compare-and-set position. Change events
 //! are built by hand.
 //!
 //! Runs on the testkit's private MariaDB (or the server named by `DTS_TEST_MYSQL_URL`):
@@ -1093,6 +1094,43 @@ async fn a_schema_change_inside_a_transaction_splits_it_and_resumes_exactly() {
     let stats = third.apply(&events, &lsn(400)).await.unwrap();
     assert_eq!(stats.transactions, 0);
     assert_eq!(t.query("SELECT COUNT(*) FROM kv WHERE k < 1000"), "5");
+}
+
+/// A schema change inside a transaction that values the target holds do not fit stops
+/// naming the table and the column; the rows before it stay committed with its record,
+/// and the change is tried again (and refused again) by the next run.
+#[tokio::test]
+async fn a_change_the_values_do_not_fit_names_table_and_column() {
+    let t = Target::new(
+        "myapply_within_value",
+        "CREATE TABLE kv (k INT PRIMARY KEY, v INT); INSERT INTO kv VALUES (1000, 1000)",
+    )
+    .await;
+    let store = MySqlStateStore::connect(&t.url, &t.task).await.unwrap();
+    store.drop_task().await.unwrap();
+    let store = MySqlStateStore::connect(&t.url, &t.task).await.unwrap();
+    assert!(store.start_position(&lsn(10)).await.unwrap());
+    let modify = format!("ALTER TABLE `{}`.kv MODIFY COLUMN v TINYINT", t.db);
+    let events = pg_transaction(
+        &t,
+        100,
+        200,
+        vec![
+            kv_insert(&t, &["k", "v"], vec![int(1), int(1)]),
+            within(&modify, t.table("kv"), lsn(0)).change,
+            kv_insert(&t, &["k", "v"], vec![int(2), int(2)]),
+        ],
+    );
+    for _ in 0..2 {
+        let mut sink = t.sink(None).await;
+        let err = sink.apply(&events, &lsn(200)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Value, "{err}");
+        let said = err.to_string();
+        assert!(said.contains("column `v`"), "{said}");
+        assert!(said.contains(&format!("`{}.kv`", t.db)), "{said}");
+        assert_eq!(t.query("SELECT COUNT(*) FROM kv"), "2");
+        assert_eq!(ddl_records(&t), "1");
+    }
 }
 
 /// A transaction in parts commits once, with the rest in the closing apply, and is skipped

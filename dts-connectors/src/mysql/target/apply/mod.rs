@@ -1220,7 +1220,7 @@ impl MySqlApplySink {
             self.conn
                 .query_drop(statement.as_str())
                 .await
-                .map_err(|e| map_error(e, what()))?;
+                .map_err(|e| ddl_error(e, &change.tables, what()))?;
         }
 
         if let Some(events) = within {
@@ -1275,6 +1275,31 @@ impl MySqlApplySink {
         self.begin();
         Ok(())
     }
+}
+
+/// The error of a DDL statement: [`ErrorKind::Value`] naming the table and the column when
+/// a value the target holds does not fit a changed column (strict mode), else classified.
+fn ddl_error(error: mysql_async::Error, tables: &[TableName], what: String) -> Error {
+    let named = match &error {
+        mysql_async::Error::Server(s) if VALUE_ERRORS.contains(&s.code) && s.code != 1062 => {
+            column_named(&s.message).map(|c| (c, s.message.clone()))
+        }
+        _ => None,
+    };
+    let Some((column, message)) = named else {
+        return map_error(error, what);
+    };
+    let table = tables
+        .first()
+        .map_or_else(|| "the table".to_string(), |t| format!("`{t}`"));
+    Error::new(
+        ErrorKind::Value,
+        format!(
+            "the target cannot hold the values of column `{column}` of {table} after the \
+             change: {message} ({what})"
+        ),
+    )
+    .with_source(error)
 }
 
 /// Whether a target statement only sets session variables (run again by every run).
