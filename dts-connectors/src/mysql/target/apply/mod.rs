@@ -606,6 +606,16 @@ impl MySqlApplySink {
                         continue;
                     }
                     within_resumed = self.resume.take().filter(|_| seq == n);
+                    let is_within =
+                        matches!(&event.change, Change::Schema(c) if c.within_transaction);
+                    if within_resumed.is_some() != is_within || seq > n {
+                        return Err(Error::internal(format!(
+                            "the schema change an earlier run recorded inside the source \
+                             transaction at `{}` (after {n} of its events) is not where it was \
+                             recorded: the changes are not delivered as they were",
+                            event.position
+                        )));
+                    }
                 }
             }
             let copied = |table: &TableName| self.copied_at.get(table).cloned();
