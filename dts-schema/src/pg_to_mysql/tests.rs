@@ -617,3 +617,51 @@ fn relation_descriptions_become_mysql_column_changes() {
         "{err}"
     );
 }
+
+#[test]
+fn added_columns_follow_the_type_options() {
+    let catalog = Catalog {
+        schemas: vec![Schema {
+            name: "s".into(),
+            tables: vec![table("t", vec![not_null(column("id", "bigint"))], &["id"])],
+        }],
+        ..Catalog::default()
+    };
+    let selects: Arc<dyn Fn(&TableName) -> bool + Send + Sync> = Arc::new(|_: &TableName| true);
+    let mut mapping = dts_typemap::MappingOptions::default();
+    mapping.pg_to_mysql.uuid = dts_typemap::pg_to_mysql::UuidMapping::Binary16;
+    mapping.pg_to_mysql.interval = dts_typemap::pg_to_mysql::IntervalMapping::Time;
+    let opts = SchemaOptions::default().with_mapping(mapping);
+    let mut mapper = PgToMySqlChangeMapper::new(&catalog, &opts, selects);
+    let column = |name: &str, ty: &str, ordinal| dts_core::RelationColumn {
+        name: name.into(),
+        data_type: ty.into(),
+        key: name == "id",
+        ordinal: Some(ordinal),
+        not_null: name == "id",
+        default: None,
+        missing: None,
+    };
+    let out = mapper
+        .map(ChangeEvent {
+            change: Change::Relation {
+                table: TableName::new("s", "t"),
+                columns: vec![
+                    column("id", "bigint", 1),
+                    column("u", "uuid", 2),
+                    column("i", "interval", 3),
+                ],
+            },
+            position: Position::Lsn(Lsn(1)),
+            timestamp: 0,
+        })
+        .unwrap()
+        .unwrap();
+    let Change::Schema(change) = out.change else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        change.statements,
+        ["ALTER TABLE `s`.`t` ADD COLUMN `u` binary(16) NULL, ADD COLUMN `i` time(6) NULL"]
+    );
+}
