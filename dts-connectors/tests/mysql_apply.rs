@@ -3,7 +3,8 @@
 //! and duplicate rows, foreign key checks off (and the target's actions for a source that
 //! does not log them), the binlog kept out on request (and refused without the
 //! privilege), values the target cannot hold, truncation, DDL (exactly once after a kill
-//! while it ran), transactions in parts, and the compare-and-set position. Change events
+//! while it ran), schema changes inside a source transaction (split there, resumed exactly
+//! after a kill), transactions in parts, and the compare-and-set position. Change events
 //! are built by hand.
 //!
 //! Runs on the testkit's private MariaDB (or the server named by `DTS_TEST_MYSQL_URL`):
@@ -940,7 +941,7 @@ async fn ddl_applies_once_even_when_a_run_is_killed_around_it() {
     let definitions = serde_json::json!({ format!("{}.kv", t.db): definition }).to_string();
     dts_testkit::mariadb()
         .exec(&format!(
-            "INSERT INTO dts_meta.cdc_ddl VALUES ('{}', '{}', 1, 0, '{}', UTC_TIMESTAMP(6))",
+            "INSERT INTO dts_meta.cdc_ddl VALUES ('{}', '{}', 1, 0, '{}', UTC_TIMESTAMP(6), NULL)",
             t.task,
             serde_json::to_string(&events[0].position).unwrap(),
             definitions.replace('\\', "\\\\").replace('\'', "''")
@@ -952,6 +953,184 @@ async fn ddl_applies_once_even_when_a_run_is_killed_around_it() {
         t.rows("kv", "k LIMIT 3"),
         "1\t1\t7\tNULL\n2\t2\t8\tNULL\n3\t3\t3\t3"
     );
+}
+
+fn lsn(n: u64) -> Position {
+    Position::Lsn(dts_core::Lsn(n))
+}
+
+/// A schema change inside a source transaction (as PostgreSQL's relation descriptions
+/// make them), at `position` with the transaction's other events.
+fn within(statement: &str, table: TableName, position: Position) -> ChangeEvent {
+    ChangeEvent {
+        change: Change::Schema(Box::new(dts_core::SchemaChange {
+            source_sql: "(relation description)".into(),
+            statements: vec![statement.into()],
+            catalog: None,
+            tables: vec![table],
+            created: Vec::new(),
+            within_transaction: true,
+        })),
+        position,
+        timestamp: 1_700_000_000,
+    }
+}
+
+/// One source transaction as PostgreSQL's are delivered: every event at `commit + 1` but
+/// the commit, at `end`.
+fn pg_transaction(t: &Target, commit: u64, end: u64, changes: Vec<Change>) -> Vec<ChangeEvent> {
+    let event = |change, position| ChangeEvent {
+        change,
+        position,
+        timestamp: 1_700_000_000,
+    };
+    let mut events = vec![event(Change::Begin, lsn(commit + 1))];
+    for c in changes {
+        let c = match c {
+            Change::Schema(s) => within(&s.statements[0], t.table("kv"), lsn(commit + 1)).change,
+            other => other,
+        };
+        events.push(event(c, lsn(commit + 1)));
+    }
+    events.push(event(Change::Commit, lsn(end)));
+    events
+}
+
+fn kv_insert(t: &Target, columns: &[&str], values: Vec<Value>) -> Change {
+    Change::Insert {
+        table: t.table("kv"),
+        row: RowImage {
+            columns: Arc::new(columns.iter().map(|c| c.to_string()).collect()),
+            values,
+        },
+    }
+}
+
+fn ddl_records(t: &Target) -> String {
+    dts_testkit::mariadb()
+        .query(&format!(
+            "SELECT COUNT(*) FROM dts_meta.cdc_ddl WHERE task = '{}'",
+            t.task
+        ))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// A schema change inside a source transaction splits the target transaction at it: the
+/// rows before it commit with a record of it, the statement runs, and the rest commits
+/// with the transaction's end. A run killed while the statement runs, or after it and
+/// before the transaction's end, resumes at the change: nothing twice, nothing lost.
+#[tokio::test]
+async fn a_schema_change_inside_a_transaction_splits_it_and_resumes_exactly() {
+    let t = Target::new(
+        "myapply_within",
+        "CREATE TABLE kv (k INT PRIMARY KEY, v INT); \
+         INSERT INTO kv SELECT seq, seq FROM seq_1000_to_400000",
+    )
+    .await;
+    let store = MySqlStateStore::connect(&t.url, &t.task).await.unwrap();
+    store.drop_task().await.unwrap();
+    let store = MySqlStateStore::connect(&t.url, &t.task).await.unwrap();
+    assert!(store.start_position(&lsn(10)).await.unwrap());
+    let schema = |sql: &str| within(sql, t.table("kv"), lsn(0)).change;
+    let events = pg_transaction(
+        &t,
+        100,
+        200,
+        vec![
+            kv_insert(&t, &["k", "v"], vec![int(1), int(1)]),
+            schema(&format!(
+                "ALTER TABLE `{}`.kv ADD COLUMN extra INT DEFAULT 7, ALGORITHM=COPY",
+                t.db
+            )),
+            kv_insert(&t, &["k", "v", "extra"], vec![int(2), int(2), int(8)]),
+        ],
+    );
+    // Killed while the statement runs.
+    let mut sink = t.sink(None).await;
+    let cut =
+        tokio::time::timeout(Duration::from_millis(300), sink.apply(&events, &lsn(200))).await;
+    assert!(
+        cut.is_err(),
+        "the statement ended too soon to be cut: {cut:?}"
+    );
+    drop(sink);
+    assert_eq!(t.query("SELECT v FROM kv WHERE k = 1"), "1");
+    assert_eq!(ddl_records(&t), "1");
+    // Delivered again, whole: the row before it is not written twice (it would collide).
+    let mut again = t.sink(None).await;
+    assert_eq!(again.applied_position().await.unwrap(), Some(lsn(10)));
+    let stats = again.apply(&events, &lsn(200)).await.unwrap();
+    assert_eq!(stats.transactions, 1);
+    assert_eq!(t.rows("kv", "k LIMIT 2"), "1\t1\t7\n2\t2\t8");
+    assert_eq!(t.query("SELECT COUNT(*) FROM kv WHERE extra = 7"), "399002");
+    assert_eq!(ddl_records(&t), "0");
+    assert_eq!(again.applied_position().await.unwrap(), Some(lsn(200)));
+
+    // Killed after the statement, before the transaction's end (delivered in parts).
+    let events = pg_transaction(
+        &t,
+        300,
+        400,
+        vec![
+            kv_insert(&t, &["k", "v", "extra"], vec![int(3), int(3), int(3)]),
+            schema(&format!("ALTER TABLE `{}`.kv DROP COLUMN extra", t.db)),
+            kv_insert(&t, &["k", "v"], vec![int(4), int(4)]),
+            kv_insert(&t, &["k", "v"], vec![int(5), int(5)]),
+        ],
+    );
+    again.apply_part(&events[..4]).await.unwrap();
+    drop(again);
+    assert_eq!(t.query("SELECT COUNT(*) FROM kv WHERE k IN (3, 4, 5)"), "1");
+    assert_eq!(ddl_records(&t), "1");
+    let mut third = t.sink(None).await;
+    third.apply_part(&events[..3]).await.unwrap();
+    let stats = third.apply(&events[3..], &lsn(400)).await.unwrap();
+    assert_eq!(stats.transactions, 1);
+    assert_eq!(t.rows("kv", "k LIMIT 5"), "1\t1\n2\t2\n3\t3\n4\t4\n5\t5");
+    assert_eq!(ddl_records(&t), "0");
+    // Read again after its end: skipped.
+    let stats = third.apply(&events, &lsn(400)).await.unwrap();
+    assert_eq!(stats.transactions, 0);
+    assert_eq!(t.query("SELECT COUNT(*) FROM kv WHERE k < 1000"), "5");
+}
+
+/// A schema change inside a transaction that values the target holds do not fit stops
+/// naming the table and the column; the rows before it stay committed with its record,
+/// and the change is tried again (and refused again) by the next run.
+#[tokio::test]
+async fn a_change_the_values_do_not_fit_names_table_and_column() {
+    let t = Target::new(
+        "myapply_within_value",
+        "CREATE TABLE kv (k INT PRIMARY KEY, v INT); INSERT INTO kv VALUES (1000, 1000)",
+    )
+    .await;
+    let store = MySqlStateStore::connect(&t.url, &t.task).await.unwrap();
+    store.drop_task().await.unwrap();
+    let store = MySqlStateStore::connect(&t.url, &t.task).await.unwrap();
+    assert!(store.start_position(&lsn(10)).await.unwrap());
+    let modify = format!("ALTER TABLE `{}`.kv MODIFY COLUMN v TINYINT", t.db);
+    let events = pg_transaction(
+        &t,
+        100,
+        200,
+        vec![
+            kv_insert(&t, &["k", "v"], vec![int(1), int(1)]),
+            within(&modify, t.table("kv"), lsn(0)).change,
+            kv_insert(&t, &["k", "v"], vec![int(2), int(2)]),
+        ],
+    );
+    for _ in 0..2 {
+        let mut sink = t.sink(None).await;
+        let err = sink.apply(&events, &lsn(200)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Value, "{err}");
+        let said = err.to_string();
+        assert!(said.contains("column `v`"), "{said}");
+        assert!(said.contains(&format!("`{}.kv`", t.db)), "{said}");
+        assert_eq!(t.query("SELECT COUNT(*) FROM kv"), "2");
+        assert_eq!(ddl_records(&t), "1");
+    }
 }
 
 /// A transaction in parts commits once, with the rest in the closing apply, and is skipped

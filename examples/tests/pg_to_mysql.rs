@@ -835,21 +835,353 @@ async fn replication_under_writes_survives_sigkill_and_catches_up() {
     let rows = assert_same(&pair).await;
     assert!(rows > 300, "{rows}");
 
-    // A column change the log shows stops replication by name, applying nothing.
+    // A column change the log cannot show stops replication by name, applying nothing.
     dts_testkit::postgres()
         .exec_in(
             &pair.source_db,
-            "ALTER TABLE tort.serials ADD COLUMN extra int; \
-             INSERT INTO tort.serials (note, extra) VALUES ('after', 1)",
+            "ALTER TABLE tort.serials RENAME COLUMN note TO remark; \
+             INSERT INTO tort.serials (remark) VALUES ('after')",
         )
         .unwrap();
     let out = dts(&["run", "--config", &task, "--until-caught-up"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        text(&out).contains("column `extra` added"),
+        text(&out).contains("column `note` was renamed to `remark`"),
         "{}",
         text(&out)
     );
     let clean = dts(&["cleanup", "--config", &task, "--yes"]);
     assert!(clean.status.success(), "{}", text(&clean));
+}
+
+/// Tables for the column change test: a keyed table and a keyless one (`REPLICA IDENTITY
+/// FULL`).
+const COLUMNS_FIXTURE: &str = "
+    CREATE SCHEMA tort;
+    CREATE TABLE tort.items (
+        id bigint PRIMARY KEY, note text, n numeric, small integer, raw bytea,
+        vc character varying(10), day date
+    );
+    INSERT INTO tort.items
+    SELECT g, 'row ' || g, g / 7.0, g, decode(md5(g::text), 'hex'), left(md5(g::text), 10),
+           '2024-02-29'::date + g
+    FROM generate_series(1, 3000) g;
+    CREATE TABLE tort.bag (a integer, b text, c text);
+    ALTER TABLE tort.bag REPLICA IDENTITY FULL;
+    INSERT INTO tort.bag SELECT g % 10, 'b' || g, 'c' || g FROM generate_series(1, 100) g;
+";
+
+/// The `i`-th statement of the column change workload: row changes of both tables, with
+/// columns added (a stored default, none, `NOT NULL`), dropped and retyped at a few points,
+/// one transaction with rows before and after its column changes (large enough to be
+/// streamed before it commits), and other streamed transactions.
+fn column_statement(i: u64) -> String {
+    match i {
+        // Retypes that rewrite the table come first: a rewrite stores the value of every
+        // column, after which PostgreSQL's catalog no longer says what a stored default
+        // gave the rows already there (a column added with one is then refused).
+        12 => return "ALTER TABLE tort.items ALTER COLUMN small TYPE bigint".into(),
+        13 => return "UPDATE tort.items SET small = small * 10000000000 WHERE id <= 50".into(),
+        24 => {
+            return "ALTER TABLE tort.items ALTER COLUMN day TYPE timestamp(3) without time zone"
+                .into()
+        }
+        36 => return "ALTER TABLE tort.items ALTER COLUMN n TYPE numeric(40,12)".into(),
+        // A stored ("fast") default: the rows already there hold 'fast' unlogged.
+        48 => return "ALTER TABLE tort.items ADD COLUMN extra text DEFAULT 'fast'".into(),
+        60 => return "ALTER TABLE tort.items ADD COLUMN tally integer".into(),
+        61 => return "UPDATE tort.items SET tally = id % 7 WHERE id <= 300".into(),
+        66 => return "ALTER TABLE tort.bag ADD COLUMN d integer DEFAULT 5".into(),
+        72 => return "ALTER TABLE tort.items DROP COLUMN raw".into(),
+        78 => return "ALTER TABLE tort.items ALTER COLUMN vc TYPE character varying(40)".into(),
+        79 => return "UPDATE tort.items SET vc = repeat('v', 40) WHERE id <= 20".into(),
+        // Rows before and after column changes of both tables in one transaction (added
+        // with a stored default, retyped, dropped).
+        84 => {
+            return "BEGIN; \
+                INSERT INTO tort.items (id, note) \
+                SELECT 8000000 + g, md5(g::text) FROM generate_series(1, 2000) g; \
+                INSERT INTO tort.bag (a, b) VALUES (77, 'before'); \
+                UPDATE tort.items SET note = 'before' WHERE id = 7; \
+                ALTER TABLE tort.items ADD COLUMN late integer NOT NULL DEFAULT 3; \
+                ALTER TABLE tort.bag ADD COLUMN e numeric(8,2) DEFAULT 1.5; \
+                ALTER TABLE tort.items ALTER COLUMN vc TYPE text; \
+                INSERT INTO tort.items (id, note, late, vc) \
+                VALUES (7000002, 'after', 9, repeat('w', 100)); \
+                UPDATE tort.items SET late = 4 WHERE id = 8; \
+                UPDATE tort.bag SET e = 2.25 WHERE a = 77; \
+                INSERT INTO tort.bag (a, b, e) VALUES (78, 'after', 3); \
+                ALTER TABLE tort.bag DROP COLUMN c; \
+                INSERT INTO tort.bag (a, b) VALUES (79, 'last'); \
+                COMMIT"
+                .into()
+        }
+        // The rows already there hold 3; new rows get 4.
+        90 => {
+            return "ALTER TABLE tort.bag ADD COLUMN f integer DEFAULT 3; \
+                    ALTER TABLE tort.bag ALTER COLUMN f SET DEFAULT 4; \
+                    INSERT INTO tort.bag (a, b) VALUES (90, 'f')"
+                .into()
+        }
+        _ => {}
+    }
+    let k = i * 37 % 3000 + 1;
+    match i % 6 {
+        _ if i % 20 == 19 => format!(
+            // Larger than logical_decoding_work_mem: streamed before it commits.
+            "BEGIN; INSERT INTO tort.items (id, note) \
+             SELECT {} + g, md5(g::text) FROM generate_series(1, 1500) g; \
+             UPDATE tort.items SET note = note || '+' WHERE id BETWEEN {k} AND {k} + 100; \
+             COMMIT",
+            1_000_000 + i * 10_000
+        ),
+        0 => format!(
+            "INSERT INTO tort.items (id, note) VALUES ({}, 'w{i}')",
+            100_000 + i
+        ),
+        1 => format!("UPDATE tort.items SET note = 'u{i}' WHERE id = {k}"),
+        2 => format!("DELETE FROM tort.items WHERE id = {}", i * 53 % 3000 + 1),
+        3 => format!("INSERT INTO tort.bag (a, b) VALUES ({}, 'b{i}')", i % 10),
+        4 => format!(
+            "UPDATE tort.bag SET b = b || 'x' \
+             WHERE ctid = (SELECT ctid FROM tort.bag WHERE a = {} LIMIT 1)",
+            i % 10
+        ),
+        _ => format!(
+            "DELETE FROM tort.bag WHERE ctid = (SELECT ctid FROM tort.bag WHERE a = {} LIMIT 1)",
+            (i + 3) % 10
+        ),
+    }
+}
+
+/// The columns of a MySQL table: name, type, nullability and default, in order.
+fn my_columns(pair: &PgMy, table: &str) -> String {
+    pair.query(&format!(
+        "SELECT GROUP_CONCAT(CONCAT_WS(' ', COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, \
+         IFNULL(COLUMN_DEFAULT, '-')) ORDER BY ORDINAL_POSITION SEPARATOR ', ') \
+         FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{}' AND TABLE_NAME = '{table}'",
+        pair.target_db
+    ))
+}
+
+/// A number from the clock, for kill points that differ from run to run.
+fn jitter(below: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    u64::from(nanos) % below
+}
+
+#[tokio::test]
+async fn column_changes_under_writes_survive_sigkill_and_are_followed() {
+    let pair = PgMy::new("pgmy_cols", COLUMNS_FIXTURE);
+    dts_testkit::postgres()
+        .exec(&format!(
+            "ALTER DATABASE {} SET logical_decoding_work_mem = '64kB'",
+            pair.source_db
+        ))
+        .unwrap();
+    let task = pair.task_file("incremental.max_batch_rows = 300\n");
+    let text_of_task = std::fs::read_to_string(&task).unwrap().replace(
+        "migration = [\"schema\", \"full\"]",
+        "migration = [\"schema\", \"full\", \"incremental\"]",
+    );
+    std::fs::write(&task, text_of_task).unwrap();
+
+    // The workload runs all along, from before the snapshot to the end, paced so that the
+    // kills fall among its column changes.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // Column changes wait for the full load to end: a table rewrite (`ALTER COLUMN …
+    // TYPE`) is not MVCC-safe, so a snapshot taken before it sees the table empty.
+    let replicating = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let written = written.clone();
+        let replicating = replicating.clone();
+        let db = pair.source_db.clone();
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if i == 12 {
+                    while !replicating.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+                let sql = column_statement(i);
+                if let Err(e) = dts_testkit::postgres().exec_in(&db, &sql) {
+                    panic!("workload statement {i} `{sql}`: {e}");
+                }
+                i += 1;
+                written.store(i, std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(40));
+            }
+            i
+        })
+    };
+    let applied = || {
+        dts_testkit::mariadb()
+            .query(&format!(
+                "SELECT position FROM dts_meta.cdc_position WHERE task = '{}'",
+                pair.task()
+            ))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let mut kills = 0;
+    for round in 0..5 {
+        let log = pair.dir.join(format!("run-{round}.log"));
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dts"))
+            .args(["run", "--config", &task])
+            .env("DTS_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        // Replication applies batches until the workload is past a point among its column
+        // changes, then the process is killed at a random moment.
+        let started = Instant::now();
+        let mut last = applied();
+        let mut advanced = 0;
+        let past = 12 + 18 * round + jitter(10);
+        while advanced < 1 || written.load(std::sync::atomic::Ordering::Relaxed) < past {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            assert!(started.elapsed() < Duration::from_secs(180), "no progress");
+            let now = applied();
+            if !now.is_empty() {
+                replicating.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            if !now.is_empty() && now != last {
+                advanced += 1;
+                last = now;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(jitter(400))).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        eprintln!(
+            "killed after workload statement {} at applied position {}",
+            written.load(std::sync::atomic::Ordering::Relaxed),
+            applied()
+        );
+    }
+    assert!(kills >= 3);
+    // Every column change of the workload is made.
+    let started = Instant::now();
+    while written.load(std::sync::atomic::Ordering::Relaxed) < 100 {
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "the workload stalled"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statements = writer.join().unwrap();
+    assert!(statements >= 100, "{statements}");
+
+    let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = assert_same(&pair).await;
+    assert!(rows > 3000, "{rows}");
+    // The MySQL tables have the columns PostgreSQL has, typed by the task's mapping, with
+    // their NOT NULL and defaults.
+    assert_eq!(
+        my_columns(&pair, "items"),
+        "id bigint(20) NO -, note longtext YES NULL, n decimal(40,12) YES NULL, \
+         small bigint(20) YES NULL, vc longtext YES NULL, day datetime(3) YES NULL, \
+         extra longtext YES 'fast', tally int(11) YES NULL, late int(11) NO 3"
+    );
+    assert_eq!(
+        my_columns(&pair, "bag"),
+        "a int(11) YES NULL, b longtext YES NULL, d int(11) YES 5, e decimal(8,2) YES 1.50, \
+         f int(11) YES 4"
+    );
+    // The rows already there and those written before the change in its transaction hold
+    // the stored default.
+    let target = |sql: &str| pair.query(&sql.replace("{db}", &quote_my(&pair.target_db)));
+    assert_eq!(
+        target("SELECT late FROM {db}.items WHERE id IN (8000001, 7000002) ORDER BY id"),
+        "9\n3"
+    );
+    assert_eq!(
+        target("SELECT a, e FROM {db}.bag WHERE a BETWEEN 77 AND 79 ORDER BY a"),
+        "77\t2.25\n78\t3.00\n79\t1.50"
+    );
+    assert_eq!(
+        target("SELECT a, f FROM {db}.bag WHERE a IN (77, 90) ORDER BY a"),
+        "77\t3\n90\t4"
+    );
+    let clean = dts(&["cleanup", "--config", &task, "--yes"]);
+    assert!(clean.status.success(), "{}", text(&clean));
+}
+
+/// What cannot be followed stops replication naming the table and the column, and nothing
+/// of it is applied: a renamed column, a column added with a volatile default, a retype
+/// MySQL would convert otherwise than PostgreSQL did, a stored default the target cannot
+/// hold.
+#[tokio::test]
+async fn column_changes_that_cannot_be_followed_stop_naming_table_and_column() {
+    for (change, expected) in [
+        (
+            "ALTER TABLE tort.t RENAME COLUMN b TO bee",
+            "column `b` was renamed to `bee`",
+        ),
+        (
+            "ALTER TABLE tort.t ADD COLUMN u uuid DEFAULT gen_random_uuid()",
+            "new column `u` has a default",
+        ),
+        (
+            "ALTER TABLE tort.t ALTER COLUMN b TYPE integer USING length(b)",
+            "column `b` of `tort.t` changed at the source",
+        ),
+        (
+            "ALTER TABLE tort.t ADD COLUMN f real DEFAULT 'NaN'",
+            "column `f` of `tort.t` changed at the source",
+        ),
+    ] {
+        let pair = PgMy::new(
+            "pgmy_refused",
+            "CREATE SCHEMA tort; CREATE TABLE tort.t (id int PRIMARY KEY, b text); \
+             INSERT INTO tort.t SELECT g, 'b' || g FROM generate_series(1, 10) g;",
+        );
+        let task = pair.task_file("");
+        let text_of_task = std::fs::read_to_string(&task).unwrap().replace(
+            "migration = [\"schema\", \"full\"]",
+            "migration = [\"schema\", \"full\", \"incremental\"]",
+        );
+        std::fs::write(&task, text_of_task).unwrap();
+        let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let before = my_columns(&pair, "t");
+        dts_testkit::postgres()
+            .exec_in(
+                &pair.source_db,
+                &format!("{change}; INSERT INTO tort.t (id) VALUES (11)"),
+            )
+            .unwrap();
+        let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let said = text(&out);
+        assert!(said.contains(expected), "{said}");
+        assert!(said.contains("tort.t"), "{said}");
+        // Nothing of the change was applied.
+        assert_eq!(my_columns(&pair, "t"), before);
+        assert_eq!(
+            pair.query(&format!(
+                "SELECT COUNT(*) FROM {}.t",
+                quote_my(&pair.target_db)
+            )),
+            "10"
+        );
+        let clean = dts(&["cleanup", "--config", &task, "--yes"]);
+        assert!(clean.status.success(), "{}", text(&clean));
+    }
 }

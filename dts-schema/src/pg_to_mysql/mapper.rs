@@ -80,6 +80,42 @@ impl RowMapper for PgToMySqlRowMapper {
     }
 }
 
+/// The replication shapes of the tables of `catalog` that `selects` selects.
+fn shapes(
+    catalog: &Catalog,
+    options: &SchemaOptions,
+    selects: &(dyn Fn(&TableName) -> bool + Send + Sync),
+) -> BTreeMap<TableName, Shape> {
+    let plan = plan_pg_to_mysql(catalog, options);
+    plan.tables
+        .iter()
+        .filter(|t| selects(&t.source))
+        .map(|t| {
+            let columns: Vec<(String, String, PgToMySqlMapping)> = t
+                .copied_columns()
+                .filter_map(|c| {
+                    Some((
+                        c.source_name.clone(),
+                        c.target_name.clone(),
+                        c.pg_to_mysql.clone()?,
+                    ))
+                })
+                .collect();
+            let names = columns.iter().map(|(s, _, _)| s.clone()).collect();
+            (
+                t.source.clone(),
+                Shape {
+                    target: t.target.clone(),
+                    columns,
+                    names,
+                    key: t.chunk_key.clone().unwrap_or_default(),
+                    layout: None,
+                },
+            )
+        })
+        .collect()
+}
+
 /// An image layout: its columns, their target names, where they go, whether whole.
 type Layout = (Arc<Vec<String>>, Arc<Vec<String>>, Vec<usize>, bool);
 
@@ -146,10 +182,8 @@ impl Shape {
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(
-                    "the columns of `{table}` changed at the source ({} became {}): column \
-                     changes are not replicated from PostgreSQL yet; apply the same change to \
-                     the target table and to the task's recorded schema, or migrate the table \
-                     again",
+                    "the columns of `{table}` changed at the source ({} became {}) without a \
+                     relation description saying so; migrate the table again",
                     self.names.join(", "),
                     image.columns.join(", ")
                 ),
@@ -178,16 +212,22 @@ impl Shape {
 /// dropped. An update's after image may carry fewer columns than the table has (values the
 /// update left as they were and the source did not send): only those are mapped, so the
 /// target keeps its own values of the others. A row image whose columns are not those of
-/// the table in the recorded schema stops replication naming the table and both column
-/// lists: logical decoding carries no DDL.
+/// the table in the tracked schema stops replication naming the table and both column
+/// lists.
 ///
-/// A relation description ([`Change::Relation`]) that matches the recorded table passes as
-/// nothing; one that shows changed columns stops replication naming the table and what
-/// changed: MySQL commits a schema change on its own, so it cannot be applied inside the
-/// source transaction that shows it.
+/// A relation description ([`Change::Relation`]) that matches the tracked table passes as
+/// nothing; one that shows changed columns (added, dropped, retyped:
+/// [`crate::relation_diff`]) becomes a [`Change::Schema`] inside the source transaction
+/// ([`dts_core::SchemaChange::within_transaction`]) with the MySQL statements that follow it
+/// (see `relation_statements`: columns defined as the planner defines them with the task's
+/// type mapping and options, `NOT NULL` and defaults as the source's catalog has them, the
+/// value a stored default gave the rows already there, retypes only where MySQL converts
+/// the values as PostgreSQL did), and the tracked schema follows. What it cannot follow
+/// stops replication naming the table and the column.
 pub struct PgToMySqlChangeMapper {
-    /// The source schema as recorded at the stream's start.
+    /// The source schema as tracked (recorded at the stream's start, then followed).
     catalog: Catalog,
+    options: SchemaOptions,
     shapes: BTreeMap<TableName, Shape>,
     selects: Arc<dyn Fn(&TableName) -> bool + Send + Sync>,
 }
@@ -209,45 +249,21 @@ impl PgToMySqlChangeMapper {
         options: &SchemaOptions,
         selects: Arc<dyn Fn(&TableName) -> bool + Send + Sync>,
     ) -> Self {
-        let plan = plan_pg_to_mysql(catalog, options);
-        let shapes = plan
-            .tables
-            .iter()
-            .filter(|t| selects(&t.source))
-            .map(|t| {
-                let columns: Vec<(String, String, PgToMySqlMapping)> = t
-                    .copied_columns()
-                    .filter_map(|c| {
-                        Some((
-                            c.source_name.clone(),
-                            c.target_name.clone(),
-                            c.pg_to_mysql.clone()?,
-                        ))
-                    })
-                    .collect();
-                let names = columns.iter().map(|(s, _, _)| s.clone()).collect();
-                (
-                    t.source.clone(),
-                    Shape {
-                        target: t.target.clone(),
-                        columns,
-                        names,
-                        key: t.chunk_key.clone().unwrap_or_default(),
-                        layout: None,
-                    },
-                )
-            })
-            .collect();
         Self {
             catalog: catalog.clone(),
-            shapes,
+            options: options.clone(),
+            shapes: shapes(catalog, options, &*selects),
             selects,
         }
     }
 
-    /// Passes a relation description of `table` that matches the recorded table; stops on
-    /// one that shows a change.
-    fn relation(&self, table: &TableName, columns: &[dts_core::RelationColumn]) -> Result<()> {
+    /// The schema change a relation description of `table` makes, if it differs from the
+    /// tracked table.
+    fn relation(
+        &mut self,
+        table: &TableName,
+        columns: &[dts_core::RelationColumn],
+    ) -> Result<Option<dts_core::SchemaChange>> {
         let tracked = self.catalog.table(table).ok_or_else(|| {
             Error::new(
                 ErrorKind::Unsupported,
@@ -256,30 +272,33 @@ impl PgToMySqlChangeMapper {
         })?;
         let diff = crate::relation_diff(tracked, columns)?;
         if diff.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        let mut what: Vec<String> = diff
-            .added
-            .iter()
-            .map(|c| format!("column `{}` added", c.name))
-            .collect();
-        what.extend(diff.dropped.iter().map(|c| format!("column `{c}` dropped")));
-        what.extend(
-            diff.retyped
-                .iter()
-                .map(|(c, old, new)| format!("column `{c}` changed from {old} to {new}")),
-        );
-        Err(Error::new(
-            ErrorKind::Unsupported,
-            format!(
-                "the columns of `{table}` changed at the source ({}): column changes are not \
-                 replicated from PostgreSQL into MySQL/MariaDB yet (MySQL commits a schema \
-                 change on its own, so it cannot be applied inside the source transaction \
-                 that shows it); apply the same change to the target table and migrate the \
-                 table again",
-                what.join(", ")
-            ),
-        ))
+        let target = self.shape(table)?.target.clone();
+        let mut after = self.catalog.clone();
+        if let Some(t) = after.table_mut(table) {
+            crate::apply_relation_diff(t, &diff);
+        }
+        let statements = super::relation::relation_statements(
+            &self.catalog,
+            &after,
+            &self.options,
+            table,
+            &target,
+            &diff,
+        )?;
+        tracing::info!(table = %table, statements = %statements.join("; "),
+            "following a column change the source's relation description shows");
+        self.shapes = shapes(&after, &self.options, &*self.selects);
+        self.catalog = after;
+        Ok(Some(dts_core::SchemaChange {
+            source_sql: format!("(relation description of `{table}`)"),
+            statements,
+            catalog: Some(Arc::new(self.catalog.clone())),
+            tables: vec![target],
+            created: Vec::new(),
+            within_transaction: true,
+        }))
     }
 
     fn shape(&mut self, table: &TableName) -> Result<&mut Shape> {
@@ -348,10 +367,10 @@ impl ChangeMapper for PgToMySqlChangeMapper {
             Change::Truncate { table } => Change::Truncate {
                 table: self.shape(&table)?.target.clone(),
             },
-            Change::Relation { table, columns } => {
-                self.relation(&table, &columns)?;
-                return Ok(None);
-            }
+            Change::Relation { table, columns } => match self.relation(&table, &columns)? {
+                Some(change) => Change::Schema(Box::new(change)),
+                None => return Ok(None),
+            },
             other => other,
         };
         Ok(Some(ChangeEvent {

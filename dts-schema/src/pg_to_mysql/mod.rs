@@ -27,6 +27,7 @@
 mod default;
 mod keys;
 mod mapper;
+mod relation;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -827,6 +828,52 @@ impl<'a> Planner<'a> {
 
 /// `base`, or `base_2`, `base_3`, … : the first name not in `taken` (compared in lowercase,
 /// as MySQL compares index and constraint names), which it joins.
+/// A column of one table as the planner defines it in the target.
+pub(crate) struct ColumnDdl {
+    /// The source column's name.
+    pub source: String,
+    /// The target column's name.
+    pub target: String,
+    /// Its mapping, `None` when it cannot be mapped (a problem says why).
+    pub mapping: Option<PgToMySqlMapping>,
+    /// Its definition in `CREATE TABLE` (name, type, `NULL`, default, `CHECK`, comment).
+    pub definition: Option<String>,
+}
+
+/// The columns of `table` as [`plan_pg_to_mysql`] defines them within `catalog` (keys
+/// fitted, foreign key columns widened), and the problems of the table's objects.
+pub(crate) fn column_ddl(
+    catalog: &Catalog,
+    opts: &SchemaOptions,
+    table: &TableName,
+) -> (Vec<ColumnDdl>, Vec<Problem>) {
+    let mut planner = Planner::new(catalog, opts);
+    let mut tables: Vec<PlannedTable<'_>> = catalog.tables().map(|t| planner.resolve(t)).collect();
+    planner.widen_foreign_keys(&mut tables);
+    let Some(t) = tables.iter_mut().find(|t| t.source.name == *table) else {
+        return (Vec::new(), Vec::new());
+    };
+    planner.fit_keys(t);
+    planner.fit_row(t);
+    t.auto_increment = planner.auto_increment(t);
+    let t = &*t;
+    let columns = (0..t.columns.len())
+        .map(|i| ColumnDdl {
+            source: t.columns[i].source.name.clone(),
+            target: t.columns[i].target.clone(),
+            mapping: t.columns[i].mapping.clone(),
+            definition: planner.column_definition(t, i),
+        })
+        .collect();
+    let prefix = format!("{table}.");
+    let problems = planner
+        .problems
+        .into_iter()
+        .filter(|p| p.object.starts_with(&prefix))
+        .collect();
+    (columns, problems)
+}
+
 fn claim(taken: &mut BTreeSet<String>, base: &str) -> String {
     if taken.insert(base.to_lowercase()) {
         return base.to_string();

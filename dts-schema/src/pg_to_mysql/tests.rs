@@ -472,3 +472,196 @@ fn wide_rows_store_their_widest_varchars_as_text() {
         "{varchars} {texts}"
     );
 }
+
+#[test]
+fn relation_descriptions_become_mysql_column_changes() {
+    let t = Table {
+        name: TableName::new("s", "t"),
+        columns: vec![
+            Column {
+                ordinal: 1,
+                nullable: false,
+                ..Column::new("id", "bigint")
+            },
+            Column {
+                ordinal: 2,
+                ..Column::new("gone", "text")
+            },
+            Column {
+                ordinal: 3,
+                ..Column::new("small", "integer")
+            },
+            Column {
+                ordinal: 4,
+                ..Column::new("b", "text")
+            },
+        ],
+        ..table("t", vec![], &["id"])
+    };
+    let catalog = Catalog {
+        schemas: vec![Schema {
+            name: "s".into(),
+            tables: vec![t],
+        }],
+        ..Catalog::default()
+    };
+    let selects: Arc<dyn Fn(&TableName) -> bool + Send + Sync> = Arc::new(|_: &TableName| true);
+    let opts = SchemaOptions::default().rename_schema("s", "d");
+    let mut mapper = PgToMySqlChangeMapper::new(&catalog, &opts, selects);
+    // Name, type, attribute number, NOT NULL, default, stored value.
+    type Described<'a> = (
+        &'a str,
+        &'a str,
+        u32,
+        bool,
+        Option<&'a str>,
+        Option<&'a str>,
+    );
+    let described = |columns: &[Described<'_>]| {
+        let columns = columns
+            .iter()
+            .map(
+                |(name, ty, ordinal, not_null, default, missing)| dts_core::RelationColumn {
+                    name: (*name).into(),
+                    data_type: (*ty).into(),
+                    key: *name == "id",
+                    ordinal: Some(*ordinal),
+                    not_null: *not_null,
+                    default: default.map(str::to_string),
+                    missing: missing.map(str::to_string),
+                },
+            )
+            .collect();
+        ChangeEvent {
+            change: Change::Relation {
+                table: TableName::new("s", "t"),
+                columns,
+            },
+            position: Position::Lsn(Lsn(1)),
+            timestamp: 0,
+        }
+    };
+    // The same columns pass as nothing.
+    let same = described(&[
+        ("id", "bigint", 1, true, None, None),
+        ("gone", "text", 2, false, None, None),
+        ("small", "integer", 3, false, None, None),
+        ("b", "text", 4, false, None, None),
+    ]);
+    assert_eq!(mapper.map(same).unwrap(), None);
+    // Dropped, retyped, added with a stored default that differs from its own default.
+    let changed = described(&[
+        ("id", "bigint", 1, true, None, None),
+        ("small", "bigint", 3, false, None, None),
+        ("b", "text", 4, false, None, None),
+        ("late", "integer", 5, true, Some("4"), Some("3")),
+        ("note", "character varying(20)", 6, false, None, None),
+    ]);
+    let out = mapper.map(changed).unwrap().unwrap();
+    let Change::Schema(change) = out.change else {
+        panic!("{out:?}")
+    };
+    assert!(change.within_transaction);
+    assert_eq!(change.tables, [TableName::new("d", "t")]);
+    assert_eq!(
+        change.statements,
+        [
+            "ALTER TABLE `d`.`t` DROP COLUMN `gone`, MODIFY COLUMN `small` bigint NULL, \
+             ADD COLUMN `late` int NOT NULL DEFAULT 3, ADD COLUMN `note` varchar(20) \
+             CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NULL",
+            "ALTER TABLE `d`.`t` MODIFY COLUMN `late` int NOT NULL DEFAULT 4",
+        ]
+    );
+    let tracked = change.catalog.as_ref().unwrap();
+    let names: Vec<&str> = tracked
+        .table(&TableName::new("s", "t"))
+        .unwrap()
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, ["id", "small", "b", "late", "note"]);
+    // Rows now map with the new columns.
+    let row = ChangeEvent {
+        change: Change::Insert {
+            table: TableName::new("s", "t"),
+            row: RowImage {
+                columns: Arc::new(names.iter().map(|c| (*c).to_string()).collect()),
+                values: vec![
+                    Value::Int(1),
+                    Value::Int(2),
+                    Value::Null,
+                    Value::Int(3),
+                    Value::Text("n".into()),
+                ],
+            },
+        },
+        position: Position::Lsn(Lsn(1)),
+        timestamp: 0,
+    };
+    assert!(mapper.map(row).unwrap().is_some());
+    // A retype MySQL would convert otherwise is refused, naming table and column.
+    let retyped = described(&[
+        ("id", "bigint", 1, true, None, None),
+        ("small", "bigint", 3, false, None, None),
+        ("b", "integer", 4, false, None, None),
+        ("late", "integer", 5, true, Some("4"), None),
+        ("note", "character varying(20)", 6, false, None, None),
+    ]);
+    let err = mapper.map(retyped).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert!(
+        err.to_string().contains(
+            "column `b` of `s.t` changed at the source: its type changed from `text` to `integer`"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn added_columns_follow_the_type_options() {
+    let catalog = Catalog {
+        schemas: vec![Schema {
+            name: "s".into(),
+            tables: vec![table("t", vec![not_null(column("id", "bigint"))], &["id"])],
+        }],
+        ..Catalog::default()
+    };
+    let selects: Arc<dyn Fn(&TableName) -> bool + Send + Sync> = Arc::new(|_: &TableName| true);
+    let mut mapping = dts_typemap::MappingOptions::default();
+    mapping.pg_to_mysql.uuid = dts_typemap::pg_to_mysql::UuidMapping::Binary16;
+    mapping.pg_to_mysql.interval = dts_typemap::pg_to_mysql::IntervalMapping::Time;
+    let opts = SchemaOptions::default().with_mapping(mapping);
+    let mut mapper = PgToMySqlChangeMapper::new(&catalog, &opts, selects);
+    let column = |name: &str, ty: &str, ordinal| dts_core::RelationColumn {
+        name: name.into(),
+        data_type: ty.into(),
+        key: name == "id",
+        ordinal: Some(ordinal),
+        not_null: name == "id",
+        default: None,
+        missing: None,
+    };
+    let out = mapper
+        .map(ChangeEvent {
+            change: Change::Relation {
+                table: TableName::new("s", "t"),
+                columns: vec![
+                    column("id", "bigint", 1),
+                    column("u", "uuid", 2),
+                    column("i", "interval", 3),
+                ],
+            },
+            position: Position::Lsn(Lsn(1)),
+            timestamp: 0,
+        })
+        .unwrap()
+        .unwrap();
+    let Change::Schema(change) = out.change else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        change.statements,
+        ["ALTER TABLE `s`.`t` ADD COLUMN `u` binary(16) NULL, ADD COLUMN `i` time(6) NULL"]
+    );
+}

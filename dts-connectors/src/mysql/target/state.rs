@@ -14,7 +14,7 @@
 //! | `cdc_position` | the applied replication position |
 //! | `cdc_schema` | the tracked source schema at the applied position |
 //! | `cdc_source` | the change reader of the last run on the source (id, account, address) |
-//! | `cdc_ddl` | a replicated DDL statement being run: its position, step, session, and the touched tables' definitions before it (version 2) |
+//! | `cdc_ddl` | a replicated DDL statement being run: its position, step, session, and the touched tables' definitions before it (version 2); for a change inside a source transaction, how many of the transaction's events were committed before it (version 3) |
 //! | `run` | who holds the task's run lock (host, process id, its connection, since when) |
 //! | `built_catalog` | the source schema the target tables were built from |
 //! | `task` | the task record: state, failure, heartbeat, published progress, stop request |
@@ -46,7 +46,7 @@ use crate::mysql::error::map_error;
 pub const META_DATABASE: &str = "dts_meta";
 
 /// The schema version this release writes.
-pub const STATE_VERSION: u32 = 2;
+pub const STATE_VERSION: u32 = 3;
 
 /// The migrations, in order: entry `i` brings the database from version `i` to `i + 1`.
 /// Each entry is a list of statements (MySQL DDL commits on its own, so each is idempotent).
@@ -135,6 +135,9 @@ const MIGRATIONS: &[&[&str]] = &[
         definitions LONGTEXT NOT NULL, \
         started_at DATETIME(6) NOT NULL) \
         ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"],
+    // 3: a schema change inside a source transaction (a PostgreSQL relation description)
+    // is recorded with the number of the transaction's events committed before it.
+    &["ALTER TABLE dts_meta.cdc_ddl ADD COLUMN events BIGINT UNSIGNED NULL"],
 ];
 
 /// The state tables keyed by task, in the order [`StateStore::drop_task`] empties them.
@@ -209,7 +212,7 @@ pub(crate) const SELECT_POSITION: &str =
 
 /// The replicated DDL statement a run of a task was running: task. Position, step, the
 /// session that ran it, the definitions before it.
-pub(crate) const SELECT_DDL: &str = "SELECT position, step, connection_id, definitions \
+pub(crate) const SELECT_DDL: &str = "SELECT position, step, connection_id, definitions, events \
     FROM dts_meta.cdc_ddl WHERE task = ?";
 
 /// The statement that moves task `task`'s applied position from `expected` (the position the
@@ -292,21 +295,24 @@ pub(crate) fn upsert_schema_sql(
 
 /// The statement recording that step `step` of the replicated DDL statement at `position`
 /// is about to run on session `connection_id`, with the definitions of the tables it
-/// touches (`definitions`, JSON), as SQL text.
+/// touches (`definitions`, JSON), as SQL text. `events` is, for a change inside a source
+/// transaction, how many of the transaction's events were committed before it.
 pub(crate) fn record_ddl_sql(
     task: &str,
     position: &Position,
     step: usize,
     connection_id: u64,
     definitions: &str,
+    events: Option<u64>,
 ) -> Result<String> {
     Ok(format!(
         "REPLACE INTO dts_meta.cdc_ddl \
-         (task, position, step, connection_id, definitions, started_at) \
-         VALUES ({}, {}, {step}, {connection_id}, {}, UTC_TIMESTAMP(6))",
+         (task, position, step, connection_id, definitions, started_at, events) \
+         VALUES ({}, {}, {step}, {connection_id}, {}, UTC_TIMESTAMP(6), {})",
         quote_mysql_literal(task),
         quote_mysql_literal(&encode!(position, "a position")?),
         quote_mysql_literal(definitions),
+        events.map_or_else(|| "NULL".to_string(), |n| n.to_string()),
     ))
 }
 
@@ -396,7 +402,11 @@ async fn migrate_locked(conn: &mut Conn) -> Result<()> {
         .skip(usize::try_from(version).unwrap_or(0))
     {
         for sql in *statements {
-            conn.query_drop(*sql).await.map_err(db(what))?;
+            match conn.query_drop(*sql).await {
+                // A column added by a run killed before it recorded the version.
+                Err(mysql_async::Error::Server(e)) if e.code == 1060 => {}
+                other => other.map_err(db(what))?,
+            }
         }
         let to = u32::try_from(i + 1).unwrap_or(u32::MAX);
         conn.exec_drop(

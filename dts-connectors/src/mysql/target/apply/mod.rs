@@ -205,6 +205,17 @@ const VALUE_ERRORS: &[u16] = &[
 /// one, the statement took effect and is not run again; otherwise it runs. A statement
 /// touching no known table is run again.
 ///
+/// A schema change **inside a source transaction** ([`SchemaChange::within_transaction`]:
+/// a PostgreSQL relation description between the transaction's rows) splits it the same
+/// way: the rows before it (of earlier parts too) commit with the record, which also holds
+/// the change's position and how many of the transaction's events came before it; the
+/// statements run, each recorded first; the record is then marked done (its step past the
+/// last statement), and the position, the schema after the change and the record's
+/// removal commit with the end of the source transaction. The rows before the change are
+/// visible in between. A run that finds such a record skips the events of that
+/// transaction it counts, applies (or judges, as above) the change's remaining statements,
+/// and goes on with the rest of the transaction: nothing of it is applied twice or lost.
+///
 /// **Transactions in parts** ([`ApplySink::apply_part`]) are applied as on PostgreSQL
 /// ([`crate::postgres::PgApplySink`]): in the open target transaction, written out at the
 /// same thresholds, judged by their first event; a failure rolls the whole transaction
@@ -239,6 +250,19 @@ pub struct MySqlApplySink {
     busy: bool,
     /// The source transaction arriving in parts, if one is.
     partial: Option<Partial>,
+    /// How many events of the source transaction being applied were seen.
+    seq: u64,
+    /// A schema change inside a source transaction that a killed (or failed) run recorded:
+    /// the events of that transaction before it are committed.
+    resume: Option<Unfinished>,
+    /// Whether [`MySqlApplySink::resume`] was read since the session's last failure.
+    resume_read: bool,
+    /// The source schema after schema changes inside the source transaction being applied
+    /// (recorded only with the end of that transaction).
+    tx_schema: Option<Arc<Catalog>>,
+    /// Whether a schema change inside a source transaction is recorded in `dts_meta.cdc_ddl`
+    /// and must be forgotten when that transaction's end commits.
+    tx_record: bool,
 }
 
 impl std::fmt::Debug for MySqlApplySink {
@@ -267,6 +291,8 @@ struct Unfinished {
     step: usize,
     connection_id: u64,
     definitions: String,
+    /// For a change inside a source transaction: the transaction's events before it.
+    events: Option<u64>,
 }
 
 /// Definitions of tables, by `db.table`: `SHOW CREATE TABLE`, or `None` when absent.
@@ -333,6 +359,11 @@ impl MySqlApplySink {
             open: false,
             busy: false,
             partial: None,
+            seq: 0,
+            resume: None,
+            resume_read: false,
+            tx_schema: None,
+            tx_record: false,
         };
         sink.applied = sink.read_applied().await?;
         Ok(sink)
@@ -407,6 +438,11 @@ impl MySqlApplySink {
         self.partial = None;
         self.schema = None;
         self.last_end = None;
+        self.seq = 0;
+        self.resume = None;
+        self.resume_read = false;
+        self.tx_schema = None;
+        self.tx_record = false;
         self.batch.clear();
         self.tables.clear();
         self.pending_rows = 0;
@@ -438,6 +474,9 @@ impl MySqlApplySink {
             return Ok(ApplyStats::default());
         };
         let applied = self.applied.as_ref();
+        if self.partial.is_none() {
+            self.seq = 0;
+        }
         let partial = self.partial.get_or_insert_with(|| Partial {
             first: first.position.clone(),
             skip: applied.is_some_and(|a| at_or_before(&first.position, a)),
@@ -448,6 +487,7 @@ impl MySqlApplySink {
         let judge = partial.first.clone();
         self.busy = true;
         let result = async {
+            self.read_resume().await?;
             self.begin();
             let mut stats = ApplyStats::default();
             self.apply_transaction(events, &judge, None, &mut stats)
@@ -508,7 +548,11 @@ impl MySqlApplySink {
             return Ok(ApplyStats::default());
         }
         self.busy = true;
-        match self.apply_in_transaction(continued, &fresh, position).await {
+        let result = match self.read_resume().await {
+            Ok(()) => self.apply_in_transaction(continued, &fresh, position).await,
+            Err(e) => Err(e),
+        };
+        match result {
             Ok(stats) => {
                 self.busy = false;
                 tracing::debug!(task = %self.task, %position, transactions = stats.transactions,
@@ -534,18 +578,40 @@ impl MySqlApplySink {
             let end = rest[rest.len() - 1].position.clone();
             self.apply_transaction(rest, &first, Some(&end), &mut stats)
                 .await?;
+            self.transaction_ended(end);
             stats.transactions += 1;
-            self.last_end = Some(end);
         }
         for transaction in transactions {
             let end = transaction[transaction.len() - 1].position.clone();
+            self.seq = 0;
             self.apply_transaction(transaction, &end, Some(&end), &mut stats)
                 .await?;
+            self.transaction_ended(end);
             stats.transactions += 1;
-            self.last_end = Some(end);
         }
         self.commit(position).await?;
         Ok(stats)
+    }
+
+    /// Notes the end of a whole source transaction applied in the open target transaction:
+    /// the schema its changes made is recorded with the next commit.
+    fn transaction_ended(&mut self, end: Position) {
+        if let Some(catalog) = self.tx_schema.take() {
+            self.schema = Some(catalog);
+        }
+        self.seq = 0;
+        self.last_end = Some(end);
+    }
+
+    /// Reads the schema change inside a source transaction a killed or failed run
+    /// recorded, once per session and failure.
+    async fn read_resume(&mut self) -> Result<()> {
+        if !self.resume_read {
+            self.resume = self.unfinished().await?.filter(|u| u.events.is_some());
+            self.tx_record = self.resume.is_some();
+            self.resume_read = true;
+        }
+        Ok(())
     }
 
     /// Writes out everything pending, records the schema and the position, and commits.
@@ -562,12 +628,20 @@ impl MySqlApplySink {
                 .current()
                 .push(&sql, Meta::Plain("recording the source schema".into()));
         }
+        if self.tx_record {
+            // The source transaction a schema change inside it was recorded for has ended.
+            self.batch.current().push(
+                &clear_ddl_sql(&self.task),
+                Meta::Plain("recording the schema change".into()),
+            );
+        }
         let cas = advance_position_sql(&self.task, self.applied.as_ref(), position)?;
         let script = self.batch.current();
         script.push(&cas, Meta::Position);
         script.push("COMMIT", Meta::Plain("committing".into()));
         self.send(Some(position)).await?;
         self.open = false;
+        self.tx_record = false;
         self.applied = Some(position.clone());
         self.last_end = None;
         self.pending_rows = 0;
@@ -593,15 +667,40 @@ impl MySqlApplySink {
         // A schema change a killed run was applying: the rows before it were committed with
         // its record.
         let mut resumed: Option<Unfinished> = None;
-        let has_ddl = events
-            .iter()
-            .any(|e| matches!(&e.change, Change::Schema(c) if !c.statements.is_empty()));
+        let has_ddl = events.iter().any(|e| {
+            matches!(&e.change, Change::Schema(c)
+                if !c.statements.is_empty() && !c.within_transaction)
+        });
         if has_ddl {
             if let Some(end) = end {
                 resumed = self.unfinished().await?.filter(|u| u.position == *end);
             }
         }
         for event in events {
+            let seq = self.seq;
+            self.seq += 1;
+            // Events of a source transaction committed with the record of a schema change
+            // inside it, by a run that did not get to the transaction's end.
+            let mut within_resumed = None;
+            if let Some(r) = &self.resume {
+                if r.position == event.position {
+                    let n = r.events.unwrap_or(0);
+                    if seq < n {
+                        continue;
+                    }
+                    within_resumed = self.resume.take().filter(|_| seq == n);
+                    let is_within =
+                        matches!(&event.change, Change::Schema(c) if c.within_transaction);
+                    if within_resumed.is_some() != is_within || seq > n {
+                        return Err(Error::internal(format!(
+                            "the schema change an earlier run recorded inside the source \
+                             transaction at `{}` (after {n} of its events) is not where it was \
+                             recorded: the changes are not delivered as they were",
+                            event.position
+                        )));
+                    }
+                }
+            }
             let copied = |table: &TableName| self.copied_at.get(table).cloned();
             let (skip, in_window) = match &event.change {
                 // Committed with the record of the schema change that follows them.
@@ -647,19 +746,17 @@ impl MySqlApplySink {
                         .await?;
                 }
                 Change::Truncate { table } => self.truncate(table),
-                Change::Schema(change)
-                    if change.within_transaction && !change.statements.is_empty() =>
-                {
-                    // MySQL commits a schema change on its own: it cannot sit inside the
-                    // source transaction's target transaction.
-                    return Err(Error::new(
-                        ErrorKind::Unsupported,
-                        format!(
-                            "a schema change inside a source transaction ({}) cannot be \
-                             applied to MySQL/MariaDB, which commits DDL on its own",
-                            short_sql(&change.source_sql)
-                        ),
-                    ));
+                Change::Schema(change) if change.within_transaction => {
+                    // MySQL commits a schema change on its own: the source transaction is
+                    // split at it, and resumed there after a kill.
+                    if self.schema_change_copied(change, judge)? || change.statements.is_empty() {
+                        if let Some(catalog) = &change.catalog {
+                            self.tx_schema = Some(catalog.clone());
+                        }
+                        continue;
+                    }
+                    self.schema_change(change, &event.position, Some(seq), within_resumed)
+                        .await?;
                 }
                 Change::Schema(change) => {
                     if self.schema_change_copied(change, judge)? {
@@ -671,7 +768,8 @@ impl MySqlApplySink {
                         continue;
                     }
                     let at = end.unwrap_or(&event.position).clone();
-                    self.schema_change(change, &at, resumed.take()).await?;
+                    self.schema_change(change, &at, None, resumed.take())
+                        .await?;
                 }
                 Change::Rollback => {
                     return Err(Error::internal(format!(
@@ -1027,17 +1125,18 @@ impl MySqlApplySink {
 
     /// The schema change a killed run of the task was applying, if one is recorded.
     async fn unfinished(&mut self) -> Result<Option<Unfinished>> {
-        let row: Option<(String, i64, u64, String)> = self
+        let row: Option<(String, i64, u64, String, Option<u64>)> = self
             .conn
             .exec_first(SELECT_DDL, (self.task.as_str(),))
             .await
             .map_err(|e| map_error(e, "reading the schema change being applied"))?;
-        row.map(|(position, step, connection_id, definitions)| {
+        row.map(|(position, step, connection_id, definitions, events)| {
             Ok(Unfinished {
                 position: parse_position(&self.task, &position)?,
                 step: usize::try_from(step).unwrap_or(0),
                 connection_id,
                 definitions,
+                events,
             })
         })
         .transpose()
@@ -1096,12 +1195,14 @@ impl MySqlApplySink {
     }
 
     /// Applies a schema change with statements, at `at` (the end of its source
-    /// transaction); see the type docs. `resumed` is the record of a killed run that was
-    /// applying it.
+    /// transaction; for a change inside a source transaction, its own position, with
+    /// `within` the number of the transaction's events before it); see the type docs.
+    /// `resumed` is the record of a killed run that was applying it.
     async fn schema_change(
         &mut self,
         change: &SchemaChange,
         at: &Position,
+        within: Option<u64>,
         resumed: Option<Unfinished>,
     ) -> Result<()> {
         if change.statements.is_empty() {
@@ -1139,7 +1240,14 @@ impl MySqlApplySink {
             None => self.definitions(change).await?,
         };
         if resumed.is_none() {
-            let sql = record_ddl_sql(&self.task, at, from_step, self.connection_id, &definitions)?;
+            let sql = record_ddl_sql(
+                &self.task,
+                at,
+                from_step,
+                self.connection_id,
+                &definitions,
+                within,
+            )?;
             self.batch
                 .current()
                 .push(&sql, Meta::Plain("recording the schema change".into()));
@@ -1160,6 +1268,9 @@ impl MySqlApplySink {
         }
         self.last_end = None;
         self.tables.clear();
+        if within.is_some() {
+            self.tx_record = true;
+        }
 
         // 2. The statements: session settings always, each DDL statement recorded first.
         if let Some(u) = &resumed {
@@ -1192,7 +1303,7 @@ impl MySqlApplySink {
                 }
             } else {
                 let now = self.definitions(change).await?;
-                let sql = record_ddl_sql(&self.task, at, i, self.connection_id, &now)?;
+                let sql = record_ddl_sql(&self.task, at, i, self.connection_id, &now, within)?;
                 self.conn
                     .query_drop(sql)
                     .await
@@ -1202,7 +1313,30 @@ impl MySqlApplySink {
             self.conn
                 .query_drop(statement.as_str())
                 .await
-                .map_err(|e| map_error(e, what()))?;
+                .map_err(|e| ddl_error(e, &change.tables, what()))?;
+        }
+
+        if let Some(events) = within {
+            // 3. Inside a source transaction: recorded as done; the schema, the position
+            // and the record's removal commit with the transaction's end.
+            let now = self.definitions(change).await?;
+            let sql = record_ddl_sql(
+                &self.task,
+                at,
+                change.statements.len(),
+                self.connection_id,
+                &now,
+                Some(events),
+            )?;
+            self.conn
+                .query_drop(sql)
+                .await
+                .map_err(|e| map_error(e, "recording the schema change"))?;
+            if let Some(catalog) = &change.catalog {
+                self.tx_schema = Some(catalog.clone());
+            }
+            self.begin();
+            return Ok(());
         }
 
         // 3. The session's own mode again; the schema, the position and the record's
@@ -1234,6 +1368,31 @@ impl MySqlApplySink {
         self.begin();
         Ok(())
     }
+}
+
+/// The error of a DDL statement: [`ErrorKind::Value`] naming the table and the column when
+/// a value the target holds does not fit a changed column (strict mode), else classified.
+fn ddl_error(error: mysql_async::Error, tables: &[TableName], what: String) -> Error {
+    let named = match &error {
+        mysql_async::Error::Server(s) if VALUE_ERRORS.contains(&s.code) && s.code != 1062 => {
+            column_named(&s.message).map(|c| (c, s.message.clone()))
+        }
+        _ => None,
+    };
+    let Some((column, message)) = named else {
+        return map_error(error, what);
+    };
+    let table = tables
+        .first()
+        .map_or_else(|| "the table".to_string(), |t| format!("`{t}`"));
+    Error::new(
+        ErrorKind::Value,
+        format!(
+            "the target cannot hold the values of column `{column}` of {table} after the \
+             change: {message} ({what})"
+        ),
+    )
+    .with_source(error)
 }
 
 /// Whether a target statement only sets session variables (run again by every run).
