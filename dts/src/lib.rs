@@ -31,6 +31,7 @@ mod precheck;
 pub mod record;
 mod resume;
 pub mod status;
+pub mod switchover;
 pub mod task;
 pub mod verify;
 
@@ -40,6 +41,7 @@ pub use dts_fullload::verify::{VerifyEvent, VerifyReport};
 pub use full::FullReport;
 pub use incremental::IncrementalReport;
 pub use task::{RunOptions, RunReport, Step, Task, TaskEvent, TaskPlan};
+pub use switchover::{SwitchoverOptions, SwitchoverReport};
 pub use verify::VerifyOptions;
 
 pub use dts_cdc as cdc;
