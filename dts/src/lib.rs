@@ -40,8 +40,8 @@ pub use dts_core::check::{CheckItem, CheckStatus, PrecheckReport};
 pub use dts_fullload::verify::{VerifyEvent, VerifyReport};
 pub use full::FullReport;
 pub use incremental::IncrementalReport;
-pub use task::{RunOptions, RunReport, Step, Task, TaskEvent, TaskPlan};
 pub use switchover::{SwitchoverOptions, SwitchoverReport};
+pub use task::{RunOptions, RunReport, Step, Task, TaskEvent, TaskPlan};
 pub use verify::VerifyOptions;
 
 pub use dts_cdc as cdc;

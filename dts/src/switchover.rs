@@ -420,7 +420,10 @@ async fn stop_writes(
                 "`{redacted}` is read-only: ran `{}`{}; {}. To undo: `{}`",
                 lock.statements.join("; "),
                 if lock.ended_sessions > 0 {
-                    format!(", ended {} session(s) that could write", lock.ended_sessions)
+                    format!(
+                        ", ended {} session(s) that could write",
+                        lock.ended_sessions
+                    )
                 } else {
                     String::new()
                 },
@@ -759,9 +762,8 @@ pub async fn switchover(
     let reverse_start = reverse_source.capture_start(&capture).await?;
     let target_engine = Engine::from_url(&reverse.target.url)?;
     let version = mysql_version(&reverse.target.url).await?;
-    let plan =
-        crate::task::read_plan(&reverse, &reverse_source, target_engine, version.as_deref())
-            .await?;
+    let plan = crate::task::read_plan(&reverse, &reverse_source, target_engine, version.as_deref())
+        .await?;
     reverse_store.migrate().await?;
     reverse_store.start_position(&reverse_start).await?;
     reverse_store
@@ -895,4 +897,69 @@ pub async fn rollback(
         sequences,
         verified,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TASK: &str = r#"
+name = "shop"
+migration = ["schema", "full", "incremental"]
+source.url = "postgres://dts:${DTS_SWITCH_TEST_PW}@db2/shop"
+target.url = "mysql://root@db1:3306"
+objects.include = ["Shop"]
+objects.exclude = ["Shop.Log*"]
+incremental.server_id = 77
+incremental.target_binlog = false
+incremental.max_batch_rows = 500
+"#;
+
+    #[test]
+    fn reverse_task_swaps_the_ends_and_replicates_only() {
+        std::env::set_var("DTS_SWITCH_TEST_PW", "secret");
+        let text = reverse_task_text(TASK).unwrap();
+        let reverse: TaskConfig = text.parse().unwrap();
+        assert_eq!(reverse.name, "shop-reverse");
+        assert_eq!(
+            reverse.migration,
+            vec![crate::config::MigrationType::Incremental]
+        );
+        assert_eq!(reverse.source.url, "mysql://root@db1:3306");
+        assert_eq!(reverse.target.url, "postgres://dts:secret@db2/shop");
+        // The variable is kept, not its value; `target_binlog` is for a MySQL target only.
+        assert!(
+            text.contains("postgres://dts:${DTS_SWITCH_TEST_PW}@db2/shop"),
+            "{text}"
+        );
+        assert!(!text.contains("target_binlog"), "{text}");
+        assert!(!text.contains("secret"), "{text}");
+        assert_eq!(reverse.objects.include, vec!["shop".to_string()]);
+        assert_eq!(reverse.objects.exclude, vec!["shop.log*".to_string()]);
+        assert_eq!(reverse.incremental.server_id, None);
+        assert_eq!(reverse.incremental.max_batch_rows, 500);
+        assert_eq!(
+            reverse.policy.conflicting_tables,
+            crate::config::ConflictPolicy::Ignore
+        );
+    }
+
+    #[test]
+    fn reverse_task_refuses_renames_and_long_names() {
+        std::env::set_var("DTS_SWITCH_TEST_PW", "secret");
+        let renamed = format!("{TASK}objects.rename_databases = {{ Shop = \"store\" }}\n");
+        let e = reverse_task_text(&renamed).unwrap_err();
+        assert!(e.to_string().contains("rename"), "{e}");
+        let long = TASK.replace("name = \"shop\"", &format!("name = \"{}\"", "x".repeat(55)));
+        let e = reverse_task_text(&long).unwrap_err();
+        assert!(e.to_string().contains("too long"), "{e}");
+    }
+
+    #[test]
+    fn reverse_file_sits_next_to_the_task_file() {
+        assert_eq!(
+            reverse_file(Path::new("/etc/dts/shop.toml")),
+            PathBuf::from("/etc/dts/shop.reverse.toml")
+        );
+    }
 }

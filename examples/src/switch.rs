@@ -94,7 +94,9 @@ pub async fn switchover(args: SwitchoverArgs) -> Result<ExitCode, Error> {
     let reverse = shown(&report.reverse_file);
     let run_line = format!("dts run --config {reverse}");
     if args.no_reverse {
-        println!("(g) reverse: start the reverse task now, before the application writes the target:");
+        println!(
+            "(g) reverse: start the reverse task now, before the application writes the target:"
+        );
         println!("    {run_line}");
     } else {
         let log = report.reverse_file.with_extension("log");

@@ -139,7 +139,12 @@ impl Writer {
         let ok = Arc::new(AtomicU64::new(0));
         let refused = Arc::new(AtomicU64::new(0));
         let last_error = Arc::new(std::sync::Mutex::new(String::new()));
-        let (s, o, r, l) = (stop.clone(), ok.clone(), refused.clone(), last_error.clone());
+        let (s, o, r, l) = (
+            stop.clone(),
+            ok.clone(),
+            refused.clone(),
+            last_error.clone(),
+        );
         let handle = tokio::spawn(async move {
             let t = db.table().to_string();
             let mut conn = None;
@@ -150,7 +155,10 @@ impl Writer {
                     conn = db.connect().await.ok();
                 }
                 let sql = match i % 10 {
-                    3 => format!("UPDATE {t} SET v = v + 1, note = 'u{i}' WHERE id = {}", i / 2),
+                    3 => format!(
+                        "UPDATE {t} SET v = v + 1, note = 'u{i}' WHERE id = {}",
+                        i / 2
+                    ),
                     7 => format!("DELETE FROM {t} WHERE id = {}", i / 3),
                     _ => format!("INSERT INTO {t} (v, note) VALUES ({i}, '{tag}{i}')"),
                 };
@@ -272,6 +280,28 @@ async fn switch_and_back(
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
+    // Without --lock-source the source must fall quiet: the application still writes, so the
+    // switchover gives up, says why, and leaves the task replicating.
+    let out = run_cmd(
+        [
+            "switchover",
+            "--config",
+            &task,
+            "--quiet-seconds",
+            "2",
+            "--timeout",
+            "4",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("never stayed quiet for 2 s"), "{shown}");
+    assert_eq!(status(&task).1["record"]["state"], "incremental", "{shown}");
+    assert!(run.try_wait().unwrap().is_none(), "dts run ended: {shown}");
+
     let started = Instant::now();
     let out = run_cmd(
         [
@@ -305,11 +335,21 @@ async fn switch_and_back(
         if let Some(s) = run.try_wait().unwrap() {
             break s;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "dts run still runs");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "dts run still runs"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(code.success(), "dts run exited with {code}");
     assert_eq!(status(&task).1["record"]["state"], "switched");
+    let again = dts(&["switchover", "--config", &task, "--lock-source"]);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    assert!(
+        text(&again).contains("is not replicating (its state is `switched`"),
+        "{}",
+        text(&again)
+    );
     let rows = wait_equal(&source, &target, "after switchover").await;
     assert!(rows.len() > 100, "{} rows", rows.len());
 
@@ -329,9 +369,14 @@ async fn switch_and_back(
     let writer = Writer::start(app_target.clone(), "t");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (written, refused_t, _) = writer.finish().await;
-    assert!(written > 50, "{written} writes into the target, {refused_t} refused");
+    assert!(
+        written > 50,
+        "{written} writes into the target, {refused_t} refused"
+    );
     let rows = wait_equal(&target, &source, "through the reverse task").await;
-    assert!(rows.iter().any(|r| r.2.as_deref() == Some("first on the target")));
+    assert!(rows
+        .iter()
+        .any(|r| r.2.as_deref() == Some("first on the target")));
 
     // Rollback: the reverse task ends, the old source takes the application back.
     let writer = Writer::start(app_target.clone(), "r");
@@ -353,14 +398,19 @@ async fn switch_and_back(
     assert!(out.status.success(), "rollback failed: {shown}");
     let (_, refused, _) = writer.finish().await;
     println!("{name}: rollback\n{shown}");
-    assert!(refused > 0, "the target's lock never refused a write: {shown}");
+    assert!(
+        refused > 0,
+        "the target's lock never refused a write: {shown}"
+    );
     assert!(shown.contains("point the application back"), "{shown}");
     let (_, rev) = status(&reverse);
     assert_eq!(rev["record"]["state"], "switched", "{rev}");
     assert!(rev["running"].is_null(), "{rev}");
     let rows = wait_equal(&target, &source, "after rollback").await;
     // Nothing lost either way: the last rows written on the target are in the source.
-    assert!(rows.iter().any(|r| r.2.as_deref().is_some_and(|n| n.starts_with('r'))));
+    assert!(rows
+        .iter()
+        .any(|r| r.2.as_deref().is_some_and(|n| n.starts_with('r'))));
     let max_before = rows.iter().map(|r| r.0).max().unwrap();
     app_source
         .run(&format!(
