@@ -595,6 +595,7 @@ async fn verify(
         return Ok(None);
     }
     steps.say(SwitchStep::Verify, "comparing every selected table");
+    let started = Instant::now();
     let report =
         crate::verify::verify(config, &crate::verify::VerifyOptions::default(), None).await?;
     let summary = crate::verify::summary(&report);
@@ -611,10 +612,34 @@ async fn verify(
     let summary = format!(
         "{} table(s), {rows} rows, in {:.1} s",
         report.tables.len(),
-        Duration::from_millis(report.elapsed_ms).as_secs_f64()
+        started.elapsed().as_secs_f64()
     );
     steps.say(SwitchStep::Verify, format!("no difference: {summary}"));
     Ok(Some(summary))
+}
+
+/// Runs the reverse task's prechecks; a failed check is an error naming it.
+async fn precheck_reverse(reverse: &TaskConfig, steps: &Steps) -> Result<()> {
+    let (report, _) = crate::precheck::run(reverse, false).await?;
+    if !report.passed() {
+        let failed: Vec<String> = report
+            .failures()
+            .map(|i| format!("{}: {}", i.code, i.message))
+            .collect();
+        return Err(Error::new(
+            ErrorKind::Precheck,
+            format!(
+                "the reverse task `{}` would not run: {}",
+                reverse.name,
+                failed.join("; ")
+            ),
+        ));
+    }
+    steps.say(
+        SwitchStep::Verify,
+        format!("the reverse task `{}` passes its prechecks", reverse.name),
+    );
+    Ok(())
 }
 
 /// (f) Ends `config`'s running replication (as `dts stop` does) and records it `switched` at
@@ -626,20 +651,19 @@ async fn end_replication(
     options: &SwitchoverOptions,
     steps: &Steps,
 ) -> Result<Position> {
-    match crate::status::stop(config, options.patience).await? {
-        crate::status::StopOutcome::StillRunning(h) => {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                format!(
-                    "task `{}` still runs (pid {} on host `{}`) {} s after it was asked to stop",
-                    config.name,
-                    h.pid,
-                    h.host,
-                    options.patience.as_secs()
-                ),
-            ))
-        }
-        _ => {}
+    if let crate::status::StopOutcome::StillRunning(h) =
+        crate::status::stop(config, options.patience).await?
+    {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "task `{}` still runs (pid {} on host `{}`) {} s after it was asked to stop",
+                config.name,
+                h.pid,
+                h.host,
+                options.patience.as_secs()
+            ),
+        ));
     }
     let applied = store.applied_position().await?.unwrap_or(position.clone());
     if applied.log_cmp(position) == Some(std::cmp::Ordering::Less) {
@@ -749,6 +773,8 @@ pub async fn switchover(
         let position = catch_up(&config.name, &source, store, options, &steps).await?;
         let sequences = move_sequences(&config, &source, &steps).await?;
         let verified = verify(&config, options, &steps).await?;
+        // The reverse task must be able to run before the forward one ends.
+        precheck_reverse(&reverse, &steps).await?;
         Ok::<_, Error>((position, sequences, verified))
     };
     let (position, sequences, verified) =
