@@ -435,9 +435,44 @@ async fn switch_and_back(
 }
 
 /// What the tasks leave on the servers: replication slots and publications named `dts_…`
-/// for `names`, binlog readers.
-async fn assert_nothing_left(pg_dbs: &[&str], slots: &[String]) {
+/// for `names`, binlog readers, rows of the task record in `dts_meta` (on the MariaDB server
+/// and in the PostgreSQL databases `pg_dbs`).
+async fn assert_nothing_left(pg_dbs: &[&str], slots: &[String], names: &[String]) {
     let pg = dts_testkit::postgres();
+    let my = dts_testkit::mariadb();
+    let list = names
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let exists = my
+        .query(
+            "SELECT COUNT(*) FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = 'dts_meta' AND TABLE_NAME = 'task'",
+        )
+        .unwrap();
+    if exists.trim() == "1" {
+        let n = my
+            .query(&format!(
+                "SELECT COUNT(*) FROM dts_meta.task WHERE task IN ({list})"
+            ))
+            .unwrap();
+        assert_eq!(n.trim(), "0", "task records left in MariaDB");
+    }
+    for db in pg_dbs {
+        let n = pg
+            .query_in(
+                db,
+                &format!(
+                    "SELECT CASE WHEN to_regclass('dts_meta.task') IS NULL THEN 0 ELSE \
+                     (xpath('/row/c/text()', query_to_xml('SELECT count(*) AS c FROM \
+                     dts_meta.task WHERE task IN ({})', false, true, '')))[1]::text::int END",
+                    list.replace('\'', "''")
+                ),
+            )
+            .unwrap();
+        assert_eq!(n.trim(), "0", "task records left in {db}");
+    }
     for slot in slots {
         let n = pg
             .query(&format!(
@@ -557,7 +592,12 @@ async fn mysql_to_postgres_switchover_and_rollback() {
     let forward_slot = dts::connectors::capture_slot_name(&name, &my.url());
     let reverse_slot =
         dts::connectors::capture_slot_name(&format!("{name}-reverse"), &pg.url_for(&target_db));
-    assert_nothing_left(&[&target_db], &[forward_slot, reverse_slot]).await;
+    assert_nothing_left(
+        &[&target_db],
+        &[forward_slot, reverse_slot],
+        &[name.clone(), format!("{name}-reverse")],
+    )
+    .await;
     // The rollback left the target read-only for the application: undo for the next test.
     pg.exec(&format!(
         "ALTER DATABASE \"{target_db}\" RESET default_transaction_read_only"
@@ -631,5 +671,10 @@ async fn postgres_to_mysql_switchover_and_rollback() {
     result.unwrap();
     let forward_slot = dts::connectors::capture_slot_name(&name, &pg.url_for(&source_db));
     let reverse_slot = dts::connectors::capture_slot_name(&format!("{name}-reverse"), &my.url());
-    assert_nothing_left(&[&source_db], &[forward_slot, reverse_slot]).await;
+    assert_nothing_left(
+        &[&source_db],
+        &[forward_slot, reverse_slot],
+        &[name.clone(), format!("{name}-reverse")],
+    )
+    .await;
 }
