@@ -288,6 +288,29 @@ async fn open_store(config: &TaskConfig) -> Result<Box<dyn StateStore>> {
         .await
 }
 
+/// Refuses to run a task that was switched over: its replication would write into the side
+/// the application now writes (and, with the reverse task running, each task would send the
+/// other's changes back).
+pub(crate) async fn refuse_switched(config: &TaskConfig, store: &dyn StateStore) -> Result<()> {
+    let Some(record) = store.task_record().await? else {
+        return Ok(());
+    };
+    if record.state != TaskState::Switched {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Conflict,
+        format!(
+            "task `{}` was switched over{}: running it again would replicate into the side \
+             the application now writes; `dts cleanup` it (and run it afresh) to migrate again",
+            config.name,
+            record
+                .switchover_position
+                .map_or_else(String::new, |p| format!(" at {p}"))
+        ),
+    ))
+}
+
 /// Checks that `config`'s task is replicating in a running process.
 async fn expect_replicating(config: &TaskConfig, store: &dyn StateStore) -> Result<()> {
     let name = &config.name;
@@ -297,6 +320,17 @@ async fn expect_replicating(config: &TaskConfig, store: &dyn StateStore) -> Resu
         (Some(r), Some(_)) if matches!(r.state, TaskState::Incremental | TaskState::Switching) => {
             Ok(())
         }
+        (Some(r), _) if r.state == TaskState::Switched => Err(Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "task `{name}` is not replicating (its state is `switched`{}): it was switched \
+                 over already; `dts rollback` goes back, `dts status` on its reverse task file \
+                 shows the reverse replication",
+                r.switchover_position
+                    .as_ref()
+                    .map_or_else(String::new, |p| format!(" at {p}"))
+            ),
+        )),
         (Some(r), _) => Err(Error::new(
             ErrorKind::Conflict,
             format!(

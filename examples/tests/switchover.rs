@@ -350,6 +350,16 @@ async fn switch_and_back(
         "{}",
         text(&again)
     );
+    // Running the switched task again would replicate into the side the application now
+    // writes: refused, and the record stays.
+    let rerun = dts(&["run", "--config", &task]);
+    assert_eq!(rerun.status.code(), Some(1), "{}", text(&rerun));
+    assert!(
+        text(&rerun).contains("was switched over at"),
+        "{}",
+        text(&rerun)
+    );
+    assert_eq!(status(&task).1["record"]["state"], "switched");
     let rows = wait_equal(&source, &target, "after switchover").await;
     assert!(rows.len() > 100, "{} rows", rows.len());
 
