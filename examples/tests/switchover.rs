@@ -263,6 +263,7 @@ async fn switch_and_back(
     target: Db,
     app_source: Db,
     app_target: Db,
+    lock_rollback: bool,
 ) {
     let task_path = dir.join("task.toml");
     std::fs::write(&task_path, task_text).unwrap();
@@ -388,30 +389,39 @@ async fn switch_and_back(
         .iter()
         .any(|r| r.2.as_deref() == Some("first on the target")));
 
-    // Rollback: the reverse task ends, the old source takes the application back.
+    // Rollback: the reverse task ends, the old source takes the application back. Locked:
+    // the application writes until the lock refuses it. Quiet: the application stops, and
+    // the rollback waits until the target's log stays still.
     let writer = Writer::start(app_target.clone(), "r");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let out = run_cmd(
-        [
-            "rollback",
-            "--config",
-            &task,
-            "--lock-source",
-            "--timeout",
-            "120",
-        ]
-        .map(String::from)
-        .to_vec(),
-    )
-    .await;
+    let writer = if lock_rollback {
+        Some(writer)
+    } else {
+        writer.finish().await;
+        None
+    };
+    let mut args = vec!["rollback", "--config", &task, "--timeout", "120"];
+    if lock_rollback {
+        args.push("--lock-source");
+    } else {
+        args.extend(["--quiet-seconds", "2"]);
+    }
+    let out = run_cmd(args.into_iter().map(String::from).collect()).await;
     let shown = text(&out);
     assert!(out.status.success(), "rollback failed: {shown}");
-    let (_, refused, _) = writer.finish().await;
     println!("{name}: rollback\n{shown}");
-    assert!(
-        refused > 0,
-        "the target's lock never refused a write: {shown}"
-    );
+    if let Some(writer) = writer {
+        let (_, refused, _) = writer.finish().await;
+        assert!(
+            refused > 0,
+            "the target's lock never refused a write: {shown}"
+        );
+    } else {
+        assert!(
+            shown.contains("is quiet: its position stayed at"),
+            "{shown}"
+        );
+    }
     assert!(shown.contains("point the application back"), "{shown}");
     let (_, rev) = status(&reverse);
     assert_eq!(rev["record"]["state"], "switched", "{rev}");
@@ -586,6 +596,7 @@ async fn mysql_to_postgres_switchover_and_rollback() {
         target.clone(),
         app_source,
         app_target,
+        true,
     );
     // Grants are given while the task replicates (the schema exists then).
     let granting = async {
@@ -683,6 +694,7 @@ async fn postgres_to_mysql_switchover_and_rollback() {
         target,
         app_source,
         app_target,
+        true,
     ));
     let result = outcome.await;
     // The rollback left the MariaDB server read-only (global): undo it whatever happened.
@@ -782,6 +794,7 @@ async fn postgres_to_postgres_switchover_and_rollback() {
         target,
         app_source,
         app_target,
+        true,
     );
     tokio::join!(flow, grant_when_created(&target_db, &schema, &app));
     let forward_slot = dts::connectors::capture_slot_name(&name, &pg.url_for(&source_db));
@@ -843,6 +856,7 @@ async fn mysql_to_mysql_switchover_and_rollback() {
         target,
         app_source,
         app_target,
+        false,
     ))
     .await;
     my.exec("SET GLOBAL read_only = OFF").unwrap();
