@@ -255,7 +255,8 @@ async fn run_cmd(args: Vec<String>) -> std::process::Output {
 
 /// The whole procedure for one direction. `source`/`target` are dts's view (the tables'
 /// qualified names included), `app_source`/`app_target` the application's account.
-async fn switch_and_back(
+/// One direction's run of the procedure.
+struct Case {
     name: &'static str,
     dir: std::path::PathBuf,
     task_text: String,
@@ -263,8 +264,21 @@ async fn switch_and_back(
     target: Db,
     app_source: Db,
     app_target: Db,
+    /// Whether the rollback locks the target (else it waits until the target is quiet).
     lock_rollback: bool,
-) {
+}
+
+async fn switch_and_back(case: Case) {
+    let Case {
+        name,
+        dir,
+        task_text,
+        source,
+        target,
+        app_source,
+        app_target,
+        lock_rollback,
+    } = case;
     let task_path = dir.join("task.toml");
     std::fs::write(&task_path, task_text).unwrap();
     let task = task_path.to_str().unwrap().to_string();
@@ -570,55 +584,20 @@ async fn mysql_to_postgres_switchover_and_rollback() {
         my.url(),
         pg.url_for(&target_db)
     );
-    // The application account may write the target's tables once they exist.
-    let grant_target = {
-        let target = target.clone();
-        let db = db.clone();
-        let app = app.clone();
-        move || async move {
-            target
-                .run(&format!(
-                    "GRANT USAGE ON SCHEMA \"{db}\" TO {app}; \
-                     GRANT ALL ON ALL TABLES IN SCHEMA \"{db}\" TO {app}; \
-                     GRANT ALL ON ALL SEQUENCES IN SCHEMA \"{db}\" TO {app}"
-                ))
-                .await
-                .unwrap();
-        }
-    };
     let app_source = source.as_user(&app);
     let app_target = target.as_user(&app);
-    let flow = switch_and_back(
-        "mysql → postgres",
-        dir.clone(),
+    let flow = switch_and_back(Case {
+        name: "mysql → postgres",
+        dir: dir.clone(),
         task_text,
-        source.clone(),
-        target.clone(),
+        source: source.clone(),
+        target: target.clone(),
         app_source,
         app_target,
-        true,
-    );
-    // Grants are given while the task replicates (the schema exists then).
-    let granting = async {
-        let started = Instant::now();
-        loop {
-            if pg
-                .query_in(
-                    &target_db,
-                    &format!("SELECT count(*) FROM pg_tables WHERE schemaname = '{db}'"),
-                )
-                .map(|n| n.trim() == "1")
-                .unwrap_or(false)
-            {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                grant_target().await;
-                return;
-            }
-            assert!(started.elapsed() < Duration::from_secs(120));
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    tokio::join!(flow, granting);
+        lock_rollback: true,
+    });
+    // Grants are given once the task has created the schema.
+    tokio::join!(flow, grant_when_created(&target_db, &db, &app));
     let forward_slot = dts::connectors::capture_slot_name(&name, &my.url());
     let reverse_slot =
         dts::connectors::capture_slot_name(&format!("{name}-reverse"), &pg.url_for(&target_db));
@@ -686,16 +665,16 @@ async fn postgres_to_mysql_switchover_and_rollback() {
         url: format!("mysql://{app}:pw@{}:{}/{schema}", my.host(), my.port()),
         table: format!("`{schema}`.items"),
     };
-    let outcome = tokio::spawn(switch_and_back(
-        "postgres → mysql",
-        dir.clone(),
+    let outcome = tokio::spawn(switch_and_back(Case {
+        name: "postgres → mysql",
+        dir: dir.clone(),
         task_text,
         source,
         target,
         app_source,
         app_target,
-        true,
-    ));
+        lock_rollback: true,
+    }));
     let result = outcome.await;
     // The rollback left the MariaDB server read-only (global): undo it whatever happened.
     my.exec("SET GLOBAL read_only = OFF").unwrap();
@@ -786,16 +765,16 @@ async fn postgres_to_postgres_switchover_and_rollback() {
     );
     let app_source = source.as_user(&app);
     let app_target = target.as_user(&app);
-    let flow = switch_and_back(
-        "postgres → postgres",
-        dir.clone(),
+    let flow = switch_and_back(Case {
+        name: "postgres → postgres",
+        dir: dir.clone(),
         task_text,
         source,
         target,
         app_source,
         app_target,
-        true,
-    );
+        lock_rollback: true,
+    });
     tokio::join!(flow, grant_when_created(&target_db, &schema, &app));
     let forward_slot = dts::connectors::capture_slot_name(&name, &pg.url_for(&source_db));
     let reverse_slot =
@@ -848,16 +827,16 @@ async fn mysql_to_mysql_switchover_and_rollback() {
         url: format!("mysql://{app}:pw@{}:{}/{db}", other.host(), other.port()),
         table: format!("`{db}`.items"),
     };
-    let result = tokio::spawn(switch_and_back(
-        "mysql → mysql",
-        dir.clone(),
+    let result = tokio::spawn(switch_and_back(Case {
+        name: "mysql → mysql",
+        dir: dir.clone(),
         task_text,
         source,
         target,
         app_source,
         app_target,
-        false,
-    ))
+        lock_rollback: false,
+    }))
     .await;
     my.exec("SET GLOBAL read_only = OFF").unwrap();
     result.unwrap();
