@@ -7,6 +7,8 @@
 //!   `CONNECTION_ADMIN`; replication threads and temporary tables are not stopped either
 //!   (verified on MariaDB 10.11: an account with `SUPER` only, or with every privilege on the
 //!   database only, is refused; `root` and an account with `READ_ONLY ADMIN` still write).
+//!   On MariaDB 10.11 setting `read_only` itself needs `READ_ONLY ADMIN` (`SUPER` is refused),
+//!   so the locking account always keeps writing; on MySQL it may not.
 //! - **PostgreSQL**: `ALTER DATABASE … SET default_transaction_read_only = on`, which new
 //!   sessions take, with the locking account exempted (`ALTER ROLE CURRENT_USER IN DATABASE …
 //!   SET default_transaction_read_only = off`, which wins over the database's setting) so
@@ -64,8 +66,8 @@ pub async fn lock_writes(url: &str) -> Result<WriteLock> {
                 statements: vec![sql.to_string()],
                 undo: vec!["SET GLOBAL read_only = OFF".to_string()],
                 exempt: "accounts with READ_ONLY ADMIN (MariaDB; `ALL PRIVILEGES ON *.*` \
-                         includes it, SUPER alone does not on MariaDB 10.11) or SUPER \
-                         (MySQL), and replication threads, can still write"
+                         includes it, SUPER alone does not on MariaDB 10.11) or SUPER / \
+                         CONNECTION_ADMIN (MySQL), and replication threads, can still write"
                     .to_string(),
                 self_exempt,
                 ended_sessions: 0,
@@ -136,18 +138,18 @@ async fn mysql_self_exempt(conn: &mut mysql_async::Conn) -> Result<bool> {
         .query_first("SELECT VERSION()")
         .await
         .map_err(|e| crate::mysql::map_error(e, "reading the server version"))?;
-    let privilege = if version.unwrap_or_default().contains("MariaDB") {
-        "READ_ONLY ADMIN"
+    let (a, b) = if version.unwrap_or_default().contains("MariaDB") {
+        ("READ_ONLY ADMIN", "READ_ONLY ADMIN")
     } else {
-        "SUPER"
+        ("SUPER", "CONNECTION_ADMIN")
     };
     let n: Option<i64> = conn
         .exec_first(
             "SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES \
-             WHERE PRIVILEGE_TYPE = ? AND GRANTEE = CONCAT('''', \
+             WHERE PRIVILEGE_TYPE IN (?, ?) AND GRANTEE = CONCAT('''', \
              SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', \
              SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')",
-            (privilege,),
+            (a, b),
         )
         .await
         .map_err(|e| crate::mysql::map_error(e, "reading the account's privileges"))?;

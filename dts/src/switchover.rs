@@ -815,6 +815,16 @@ pub async fn switchover(
         or_restore(store, TaskState::Incremental, lock.as_ref(), prepared).await?;
     let position = end_replication(&config, store, &position, options, &steps).await?;
 
+    // The reverse task writes into the source (its state, then the application's changes):
+    // an account the lock does not exempt needs it writable, now that the forward task has
+    // ended.
+    let mut unlocked = false;
+    if let Some(l) = &lock {
+        if !l.self_exempt {
+            dts_connectors::switchover::unlock_writes(&config.source.url).await?;
+            unlocked = true;
+        }
+    }
     // (g) The reverse task starts at the target's position now, while nothing writes it:
     // the forward task has ended and the application is not pointed at the target yet.
     let reverse_source = Source::connect(&reverse.source.url).await?;
@@ -836,13 +846,6 @@ pub async fn switchover(
         ))
         .with_source(e)
     })?;
-    let mut unlocked = false;
-    if let Some(l) = &lock {
-        if !l.self_exempt {
-            dts_connectors::switchover::unlock_writes(&config.source.url).await?;
-            unlocked = true;
-        }
-    }
     steps.say(
         SwitchStep::Reverse,
         format!(
