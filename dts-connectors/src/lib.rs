@@ -42,6 +42,8 @@ pub mod registry;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 mod run_lock;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
+pub mod switchover;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
 mod tls;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 mod url;

@@ -33,6 +33,7 @@ mod precheck;
 pub mod record;
 mod resume;
 pub mod status;
+pub mod switchover;
 pub mod task;
 pub mod verify;
 
@@ -42,6 +43,7 @@ pub use dts_fullload::verify::{VerifyEvent, VerifyReport};
 pub use full::FullReport;
 pub use incremental::IncrementalReport;
 pub use metrics::Exporter;
+pub use switchover::{SwitchoverOptions, SwitchoverReport};
 pub use task::{RunOptions, RunReport, Step, Task, TaskEvent, TaskPlan};
 pub use verify::VerifyOptions;
 

@@ -540,6 +540,7 @@ impl Task {
         // going on); a first run writes nothing until its checks pass.
         let earlier = crate::record::earlier_record(&self.config).await;
         if let Some(store) = &earlier {
+            crate::switchover::refuse_switched(&self.config, store.as_ref()).await?;
             crate::record::note(store.record_state(TaskState::Prechecking, None).await);
         }
         let checked = crate::precheck::run(&self.config, self.config.full.precheck_values)

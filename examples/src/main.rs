@@ -14,6 +14,8 @@
 //! target/release/dts verify --config task.toml     # compare source and target
 //! target/release/dts verify --config task.toml --repair   # and make the target match
 //! target/release/dts status --config task.toml     # state and progress, from any machine
+//! target/release/dts switchover --config task.toml --lock-source  # move the application over
+//! target/release/dts rollback --config task.toml   # … and back, through the reverse task
 //! target/release/dts stop --config task.toml       # stop the run, wherever it runs
 //! target/release/dts cleanup --config task.toml --yes  # drop what the task left
 //! ```
@@ -28,6 +30,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod progress;
+mod switch;
 
 // The copy allocates and frees many small values per row; mimalloc does that markedly faster
 // than the system allocator.
@@ -134,6 +137,14 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Switch the application over to the target of the running task, with a rollback path:
+    /// wait for the lag, stop the source's writes, wait until the target applied them, move
+    /// identity counters, verify, end the replication and start the reverse task
+    /// (TASK.reverse.toml, target → source).
+    Switchover(switch::SwitchoverArgs),
+    /// Go back to the source after a switchover: the reverse task catches up, the source's
+    /// identity counters move, the reverse task ends and the source is writable again.
+    Rollback(switch::SwitchArgs),
     /// Start private MariaDB and PostgreSQL servers, load a sample database, migrate it and
     /// show what was created.
     Demo {
@@ -198,6 +209,8 @@ fn main() -> ExitCode {
             Command::Stop { config, timeout } => stop(&config, timeout).await,
             Command::Cleanup { config, yes } => cleanup(&config, yes).await,
             Command::Demo { direction, keep } => demo(direction, keep).await,
+            Command::Switchover(args) => switch::switchover(args).await,
+            Command::Rollback(args) => switch::rollback(args).await,
         }
     });
     match result {
