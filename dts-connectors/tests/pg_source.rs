@@ -609,3 +609,72 @@ async fn the_registry_opens_a_postgres_source_and_leaves_no_slot() {
     let err = source.open_snapshot(1).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Privilege, "{err}");
 }
+
+/// PostgreSQL's table rewrites are not MVCC-safe: a snapshot taken before an `ALTER TABLE`
+/// that changes a column's type sees the rewritten table empty. A reader finding a table
+/// (or one of its partitions) rewritten since the snapshot stops naming it, rather than
+/// copying nothing; a table read once is locked, so it cannot be rewritten later on.
+#[tokio::test]
+async fn a_table_rewritten_after_the_snapshot_stops_the_read_naming_it() {
+    let (db, url) = database(
+        "pgsrc_rewrite",
+        "CREATE TABLE t (id int PRIMARY KEY, v int);
+         INSERT INTO t SELECT g, g FROM generate_series(1, 100) g;
+         CREATE TABLE kept (id int PRIMARY KEY, v int);
+         INSERT INTO kept SELECT g, g FROM generate_series(1, 100) g;
+         CREATE TABLE parts (id int, v int) PARTITION BY RANGE (id);
+         CREATE TABLE parts_1 PARTITION OF parts FOR VALUES FROM (0) TO (100);
+         CREATE TABLE parts_2 PARTITION OF parts FOR VALUES FROM (100) TO (200);
+         INSERT INTO parts SELECT g, g FROM generate_series(0, 199) g",
+    );
+    let pg = dts_testkit::postgres();
+    let source = PgSource::connect(&url).await.unwrap();
+    let catalog = source.read_catalog(&["public".into()]).await.unwrap();
+    let table = |name: &str| catalog.table(&TableName::new("public", name)).unwrap();
+    let whole = |key: &str| dts_core::Chunk {
+        index: 0,
+        key: vec![key.into()],
+        lower: None,
+        upper: None,
+    };
+    let (_snapshot, mut readers) = PgSnapshot::open(source.options(), 1, "dts_test_rewrite")
+        .await
+        .unwrap();
+    // Read before the rewrites: locked from here on.
+    assert_eq!(
+        read_all(&mut readers[0], table("kept"), &[whole("id")])
+            .await
+            .len(),
+        100
+    );
+    pg.exec_in(&db, "ALTER TABLE t ALTER COLUMN v TYPE bigint")
+        .unwrap();
+    pg.exec_in(&db, "ALTER TABLE parts ALTER COLUMN v TYPE bigint")
+        .unwrap();
+    for (name, named) in [
+        ("t", "(public.t:"),
+        ("parts", "(public.parts_1, public.parts_2:"),
+    ] {
+        let chunk = whole("id");
+        let mut stream = readers[0].read_chunk(table(name), &chunk);
+        let err = stream.next().await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("table `public.{name}` was rewritten"))
+                && err.to_string().contains(named),
+            "{err}"
+        );
+    }
+    // The table read first could not be rewritten meanwhile: the ALTER waits for the lock.
+    let blocked = std::process::Command::new("timeout")
+        .args(["3", "psql", "-X", "-q", &url, "-c"])
+        .arg("SET lock_timeout = '1s'; ALTER TABLE kept ALTER COLUMN v TYPE bigint")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&blocked.stderr).contains("lock timeout"),
+        "{}",
+        String::from_utf8_lossy(&blocked.stderr)
+    );
+}

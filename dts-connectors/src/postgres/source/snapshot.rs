@@ -22,10 +22,12 @@
 //! the same way ([`SlotLifetime::Permanent`]) and streams from it later on a replication
 //! connection of its own.
 
+use std::collections::HashSet;
+
 use bytes::Bytes;
 use dts_core::{
     Chunk, Error, ErrorKind, KeyProber, Lsn, Position, Result, RowBatch, SnapshotReader, Table,
-    Value,
+    TableName, Value,
 };
 use futures::stream::{self, BoxStream, StreamExt};
 use futures::TryStreamExt;
@@ -146,7 +148,10 @@ impl PgSnapshot {
                 ))
                 .await
                 .map_err(|e| map_error(e, "importing the source snapshot"))?;
-            out.push(PgSnapshotReader { client });
+            out.push(PgSnapshotReader {
+                client,
+                checked: HashSet::new(),
+            });
         }
         // Every reader holds the snapshot now; ending the replication connection drops a
         // temporary slot (a permanent one stays).
@@ -164,6 +169,9 @@ impl PgSnapshot {
 /// Reads chunks of tables from one imported snapshot, through binary `COPY`.
 pub struct PgSnapshotReader {
     client: Client,
+    /// Tables this reader's transaction has locked and found not rewritten since the
+    /// snapshot (the lock keeps them so until the transaction ends).
+    checked: HashSet<TableName>,
 }
 
 impl std::fmt::Debug for PgSnapshotReader {
@@ -240,6 +248,53 @@ async fn read_columns(
         })
         .collect::<Result<Vec<_>>>()?;
     Ok((columns, from))
+}
+
+/// Locks `table` (and its partitions) for this reader's transaction, as every read does,
+/// and checks that no `ALTER TABLE` rewrote it since the snapshot: PostgreSQL's table
+/// rewrites are not MVCC-safe, so a snapshot taken before one sees the rewritten table
+/// empty, and its rows would be missing from the target without a word (logical decoding
+/// does not carry them either). The lock held from here keeps it so until the copy ends.
+async fn check_not_rewritten(client: &Client, table: &Table) -> Result<()> {
+    let what = || format!("locking `{}` for the copy", table.name);
+    let name = format!(
+        "{}.{}",
+        quote_ident(&table.name.schema),
+        quote_ident(&table.name.name)
+    );
+    client
+        .batch_execute(&format!("LOCK TABLE {name} IN ACCESS SHARE MODE"))
+        .await
+        .map_err(|e| map_error(e, what()))?;
+    // Read under the snapshot, `relfilenode` is the table's storage then;
+    // `pg_relation_filenode` is its storage now.
+    let rewritten: Option<String> = client
+        .query_one(
+            "SELECT string_agg(c.oid::regclass::text, ', ') FROM pg_class c \
+             WHERE (c.oid = $1::text::regclass \
+                    OR c.oid IN (SELECT relid FROM pg_partition_tree($1::text::regclass) \
+                                 WHERE isleaf)) \
+               AND c.relkind = 'r' \
+               AND c.relfilenode IS DISTINCT FROM pg_relation_filenode(c.oid)",
+            &[&name],
+        )
+        .await
+        .map_err(|e| map_error(e, what()))?
+        .get(0);
+    match rewritten {
+        None => Ok(()),
+        Some(tables) => Err(Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "table `{}` was rewritten on the source after the full load's snapshot was \
+                 taken ({tables}: an ALTER TABLE that rewrites it, such as a column type \
+                 change; TRUNCATE, VACUUM FULL and CLUSTER also give it new storage): the snapshot cannot see a rewritten table's rows, so \
+                 it cannot be copied from it. Run the task again: the chunks already \
+                 copied are kept, and the rest is copied from a new snapshot",
+                table.name
+            ),
+        )),
+    }
 }
 
 fn select_list(columns: &[ReadColumn]) -> String {
@@ -390,8 +445,13 @@ impl SnapshotReader for PgSnapshotReader {
         chunk: &'a Chunk,
     ) -> BoxStream<'a, Result<RowBatch>> {
         let context = format!("reading chunk {} of `{}`", chunk.index, table.name);
-        let client = &self.client;
+        let Self { client, checked } = self;
+        let client = &*client;
         let plan = async move {
+            if !checked.contains(&table.name) {
+                check_not_rewritten(client, table).await?;
+                checked.insert(table.name.clone());
+            }
             let names: Vec<&str> = PgSnapshotReader::columns_read(table)
                 .iter()
                 .map(|c| c.name.as_str())
