@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use dts_core::{
-    Chunk, ChunkSink, Error, ErrorKind, Result, Row, RowBatch, RowMapper, SnapshotReader, Table,
-    TargetTable, Value,
+    Chunk, ChunkSink, Error, ErrorKind, Result, Row, RowBatch, RowEncoding, RowMapper,
+    SnapshotReader, Table, TargetTable, Value,
 };
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
@@ -80,6 +80,12 @@ pub struct TableJob {
     pub done: BTreeSet<u32>,
     /// The server's row estimate, for progress.
     pub estimated_rows: u64,
+    /// The encoding the table's rows travel in from reader to sink without becoming values
+    /// (see [`RowEncoding`]), or `None` to read and write values. Set it only when the
+    /// mapper converts nothing, the reader gave it ([`SnapshotReader::row_encoding`]) and a
+    /// sink of the target accepted it ([`ChunkSink::accepts_encoding`]): the rows then skip
+    /// the mapper and the bad-row policy.
+    pub encoding: Option<RowEncoding>,
 }
 
 impl std::fmt::Debug for TableJob {
@@ -89,6 +95,7 @@ impl std::fmt::Debug for TableJob {
             .field("target", &self.target)
             .field("chunks", &self.chunks.len())
             .field("done", &self.done.len())
+            .field("encoding", &self.encoding)
             .finish_non_exhaustive()
     }
 }
@@ -343,6 +350,23 @@ where
     R: SnapshotReader + 'static,
     S: ChunkSink + 'static,
 {
+    // Every sink is asked, as the one the plan asked: a sink that refuses a table's
+    // encoding would get rows it cannot write.
+    for job in &shared.jobs {
+        if let Some(encoding) = &job.encoding {
+            let accepted = sink.accepts_encoding(&job.target, encoding).await;
+            if !matches!(accepted, Ok(true)) {
+                let e = accepted.err().unwrap_or_else(|| {
+                    Error::internal(format!(
+                        "a sink refuses the encoded rows of `{}` another sink accepted",
+                        job.source.name
+                    ))
+                });
+                shared.fail(e.context(format!("preparing the copy of `{}`", job.source.name)));
+                return CopySummary::default();
+            }
+        }
+    }
     // Reader task: streams chunks into per-chunk bounded queues, one chunk ahead.
     let (feed_tx, mut feed_rx) = mpsc::channel::<ChunkFeed>(1);
     let rshared = shared.clone();
@@ -354,7 +378,10 @@ where
             }
             let job = &rshared.jobs[t];
             let chunk = &job.chunks[c];
-            let mut stream = reader.read_chunk(&job.source, chunk);
+            let mut stream = match &job.encoding {
+                Some(encoding) => reader.read_chunk_encoded(&job.source, chunk, encoding),
+                None => reader.read_chunk(&job.source, chunk),
+            };
             while let Some(batch) = stream.next().await {
                 let failed = batch.is_err();
                 if tx.send(batch).await.is_err() || failed {
@@ -469,6 +496,16 @@ fn convert_stream(
 
 fn convert_batch(shared: &Shared, table: usize, mut batch: RowBatch) -> Result<RowBatch> {
     let job = &shared.jobs[table];
+    if batch.encoded.is_some() {
+        // Rows that need no conversion, left encoded (see `TableJob::encoding`).
+        if job.encoding.is_none() || !batch.rows.is_empty() {
+            return Err(Error::internal(format!(
+                "encoded rows of `{}` the copy did not ask for",
+                job.source.name
+            )));
+        }
+        return Ok(batch);
+    }
     let mut rejected_any = false;
     let mut keep = vec![true; batch.rows.len()];
     for (i, row) in batch.rows.iter_mut().enumerate() {
@@ -573,6 +610,7 @@ mod tests {
                 Ok(RowBatch {
                     rows: vec![vec![Value::Null]],
                     size_bytes: 1,
+                    encoded: None,
                 })
             };
             let all = self.all.clone();
@@ -645,6 +683,7 @@ mod tests {
             chunks: vec![Chunk::whole_table()],
             done: BTreeSet::new(),
             estimated_rows: 1,
+            encoding: None,
         }
     }
 
