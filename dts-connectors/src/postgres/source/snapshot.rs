@@ -44,8 +44,12 @@ const BATCH_ROWS: usize = 2048;
 const BATCH_BYTES: usize = 4 << 20;
 
 /// Bytes of encoded rows a reader yields at most per batch (a batch ends after the row that
-/// crosses it): small enough that reading and writing a chunk overlap closely.
-const ENCODED_BATCH_BYTES: usize = 256 << 10;
+/// crosses it): small enough that reading and writing a chunk overlap closely and that the
+/// batches queued between them hold little memory.
+const ENCODED_BATCH_BYTES: usize = 64 << 10;
+/// Room a batch's buffer starts with: the batch and the row that crosses its end (a longer
+/// row grows it).
+const ENCODED_BUFFER_BYTES: usize = ENCODED_BATCH_BYTES + (16 << 10);
 
 /// The signature, flags and extension length opening binary `COPY` output.
 const COPY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
@@ -461,7 +465,7 @@ struct EncodedSplitter {
 impl EncodedSplitter {
     fn new(columns: usize) -> Self {
         Self {
-            pending: Vec::with_capacity(ENCODED_BATCH_BYTES + (64 << 10)),
+            pending: Vec::with_capacity(ENCODED_BUFFER_BYTES),
             scanned: 0,
             rows: 0,
             columns,
@@ -553,7 +557,12 @@ impl EncodedSplitter {
         if self.rows == 0 || self.scanned < min_bytes {
             return None;
         }
-        let rest = self.pending.split_off(self.scanned);
+        // The partial row after the whole ones starts the next buffer, which has its full
+        // room from the start (no growing by doubling).
+        let mut rest =
+            Vec::with_capacity(ENCODED_BUFFER_BYTES.max(self.pending.len() - self.scanned));
+        rest.extend_from_slice(&self.pending[self.scanned..]);
+        self.pending.truncate(self.scanned);
         let data = std::mem::replace(&mut self.pending, rest);
         let rows = std::mem::take(&mut self.rows);
         self.scanned = 0;
