@@ -503,10 +503,7 @@ impl EncodedSplitter {
     fn scan(&mut self) -> std::result::Result<(), String> {
         let buf = &self.pending;
         let mut at = self.scanned;
-        loop {
-            let Some(count) = buf.get(at..at + 2) else {
-                break;
-            };
+        while let Some(count) = buf.get(at..at + 2) {
             let count = i16::from_be_bytes([count[0], count[1]]);
             if count == -1 {
                 if at + 2 != buf.len() {
