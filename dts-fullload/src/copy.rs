@@ -754,4 +754,110 @@ mod tests {
             "database error: copying chunk 0 of `shop.a`: writing into `shop.a`"
         );
     }
+
+    /// Reads every chunk as two encoded rows, and values otherwise.
+    struct EncodedReader;
+
+    impl SnapshotReader for EncodedReader {
+        fn read_chunk<'a>(
+            &'a mut self,
+            _: &'a Table,
+            _: &'a Chunk,
+        ) -> BoxStream<'a, Result<RowBatch>> {
+            futures::stream::once(async { Ok(RowBatch::default()) }).boxed()
+        }
+
+        fn key_prober<'a>(
+            &'a mut self,
+            _: &'a Table,
+            _: &'a [String],
+        ) -> Result<Box<dyn KeyProber + 'a>> {
+            Err(Error::internal("no prober"))
+        }
+
+        fn read_chunk_encoded<'a>(
+            &'a mut self,
+            _: &'a Table,
+            _: &'a Chunk,
+            _: &'a RowEncoding,
+        ) -> BoxStream<'a, Result<RowBatch>> {
+            futures::stream::once(async { Ok(RowBatch::encoded(2, vec![1, 2, 3])) }).boxed()
+        }
+    }
+
+    /// Takes the encoding when `accepts`, and records the bytes it got.
+    struct EncodedSink {
+        accepts: bool,
+        got: Vec<u8>,
+    }
+
+    #[dts_core::async_trait]
+    impl ChunkSink for EncodedSink {
+        async fn write_chunk<'a>(
+            &'a mut self,
+            _: &'a TargetTable,
+            _: &'a Chunk,
+            mut batches: BoxStream<'a, Result<RowBatch>>,
+        ) -> Result<ChunkStats> {
+            let mut stats = ChunkStats::default();
+            while let Some(batch) = batches.next().await {
+                let batch = batch?;
+                stats.rows += batch.len() as u64;
+                self.got
+                    .extend(batch.encoded.map(|e| e.data).unwrap_or_default());
+            }
+            Ok(stats)
+        }
+
+        async fn done_chunks(&mut self, _: &TargetTable) -> Result<Vec<u32>> {
+            Ok(Vec::new())
+        }
+
+        async fn accepts_encoding(&mut self, _: &TargetTable, _: &RowEncoding) -> Result<bool> {
+            Ok(self.accepts)
+        }
+    }
+
+    #[tokio::test]
+    async fn encoded_rows_pass_untouched_only_to_sinks_that_accept_them() {
+        let mut encoded = job("a");
+        encoded.encoding = Some(RowEncoding::PgBinaryCopy {
+            types: vec![(20, -1)],
+        });
+        let (_stop_tx, stop) = watch::channel(false);
+        let summary = copy_tables(
+            vec![encoded.clone()],
+            vec![EncodedReader],
+            vec![EncodedSink {
+                accepts: true,
+                got: Vec::new(),
+            }],
+            CopyOptions::default(),
+            None,
+            stop.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(summary.rows, 2);
+
+        // A sink that refuses the encoding is never given encoded rows.
+        let e = copy_tables(
+            vec![encoded],
+            vec![EncodedReader],
+            vec![EncodedSink {
+                accepts: false,
+                got: Vec::new(),
+            }],
+            CopyOptions::default(),
+            None,
+            stop,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            e.report().contains("preparing the copy of `shop.a`"),
+            "{}",
+            e.report()
+        );
+    }
 }
