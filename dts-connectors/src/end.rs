@@ -14,8 +14,10 @@ use dts_core::{
     StateStore, Table, TableName, TargetTable, Value,
 };
 use dts_core::{
-    CopiedChunks, DroppedState, PublishedProgress, RunHolder, TaskFailure, TaskRecord, TaskState,
+    CopiedChunks, DroppedState, PublishedProgress, RowEncoding, RunHolder, TaskFailure, TaskRecord,
+    TaskState,
 };
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 
@@ -102,6 +104,27 @@ impl<R: SnapshotReader> SnapshotReader for AtEnd<R> {
             Err(e) => Err(e.with_end(end)),
         }
     }
+
+    fn row_encoding<'a>(
+        &'a mut self,
+        table: &'a Table,
+    ) -> BoxFuture<'a, Result<Option<RowEncoding>>> {
+        let end = self.end;
+        let inner = self.inner.row_encoding(table);
+        Box::pin(async move { inner.await.map_err(|e| e.with_end(end)) })
+    }
+
+    fn read_chunk_encoded<'a>(
+        &'a mut self,
+        table: &'a Table,
+        chunk: &'a Chunk,
+        encoding: &'a RowEncoding,
+    ) -> BoxStream<'a, Result<RowBatch>> {
+        marked(
+            self.end,
+            self.inner.read_chunk_encoded(table, chunk, encoding),
+        )
+    }
 }
 
 #[async_trait]
@@ -118,6 +141,15 @@ impl<S: ChunkSink> ChunkSink for AtEnd<S> {
 
     async fn done_chunks(&mut self, table: &TargetTable) -> Result<Vec<u32>> {
         let r = self.inner.done_chunks(table).await;
+        self.mark(r)
+    }
+
+    async fn accepts_encoding(
+        &mut self,
+        table: &TargetTable,
+        encoding: &RowEncoding,
+    ) -> Result<bool> {
+        let r = self.inner.accepts_encoding(table, encoding).await;
         self.mark(r)
     }
 }

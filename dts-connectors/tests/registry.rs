@@ -95,6 +95,7 @@ async fn the_objects_handed_out_name_their_end() {
     let rows = RowBatch {
         rows: vec![vec![Value::Int(1)]],
         size_bytes: 8,
+        encoded: None,
     };
     let e = sink
         .write_chunk(&into, &chunk, futures::stream::iter([Ok(rows)]).boxed())

@@ -9,6 +9,7 @@
 //! and handed to the engines as boxes; a box of a connector is a connector too.
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 use crate::error::Result;
@@ -19,12 +20,52 @@ use crate::value::Value;
 pub type Row = Vec<Value>;
 
 /// An owned batch of rows with an estimate of the memory it holds.
+///
+/// A batch holds values ([`RowBatch::rows`]), or, when the reader was asked for a
+/// [`RowEncoding`] ([`SnapshotReader::read_chunk_encoded`]), rows still in that encoding
+/// ([`RowBatch::encoded`]), which a sink that accepted the encoding writes as they are.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RowBatch {
     /// The rows.
     pub rows: Vec<Row>,
     /// Approximate bytes held by the values, for memory bounds and throttling.
     pub size_bytes: usize,
+    /// Rows in an encoding reader and sink agreed on, not decoded into values.
+    pub encoded: Option<EncodedRows>,
+}
+
+/// A form in which rows travel from a snapshot reader to a chunk sink without becoming
+/// [`Value`]s, when both ends store them alike: nothing is decoded and encoded again, and
+/// the target's own input functions check every value.
+///
+/// The engine asks the reader which encoding it can deliver a table in
+/// ([`SnapshotReader::row_encoding`]) and the sink whether it writes it into the target
+/// table ([`ChunkSink::accepts_encoding`]); only then does it read the table's chunks
+/// encoded, and only when the table's rows need no conversion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RowEncoding {
+    /// Tuples of PostgreSQL's binary `COPY` format, without its header and trailer: per row
+    /// a 16-bit field count, then per field a 32-bit length (-1 for NULL) and the value in
+    /// its type's binary form.
+    PgBinaryCopy {
+        /// Each column's type and type modifier (`-1` for none), as they fix the binary
+        /// form and what the column holds: the OID of a built-in base type (a domain
+        /// counts as the type it is over, with its modifier), or `anyenum` (3500) for
+        /// every enum, whose binary form is its label. A sink accepts only columns of
+        /// exactly these types and modifiers, so that the target neither reinterprets nor
+        /// rounds a value.
+        types: Vec<(u32, i32)>,
+    },
+}
+
+/// Rows in a [`RowEncoding`], as one piece of bytes holding whole rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EncodedRows {
+    /// How many rows `data` holds.
+    pub rows: u64,
+    /// The rows, each whole.
+    pub data: Vec<u8>,
 }
 
 impl RowBatch {
@@ -33,6 +74,16 @@ impl RowBatch {
         Self {
             rows: Vec::with_capacity(rows),
             size_bytes: 0,
+            encoded: None,
+        }
+    }
+
+    /// A batch of `rows` rows held encoded in `data`.
+    pub fn encoded(rows: u64, data: Vec<u8>) -> Self {
+        Self {
+            rows: Vec::new(),
+            size_bytes: data.len(),
+            encoded: Some(EncodedRows { rows, data }),
         }
     }
 
@@ -42,14 +93,18 @@ impl RowBatch {
         self.rows.push(row);
     }
 
-    /// Number of rows.
+    /// Number of rows, values and encoded ones.
     pub fn len(&self) -> usize {
         self.rows.len()
+            + self
+                .encoded
+                .as_ref()
+                .map_or(0, |e| usize::try_from(e.rows).unwrap_or(usize::MAX))
     }
 
     /// Whether the batch has no rows.
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.len() == 0
     }
 }
 
@@ -148,6 +203,39 @@ pub trait SnapshotReader: Send {
         table: &'a Table,
         key: &'a [String],
     ) -> Result<Box<dyn KeyProber + 'a>>;
+
+    /// The encoding this reader can deliver the rows of `table` in without decoding them
+    /// (see [`RowEncoding`]), or `None` when it delivers the table only as values.
+    ///
+    /// The default answers `None`: a reader that implements no encoding says so, and the
+    /// engine reads values through [`SnapshotReader::read_chunk`].
+    fn row_encoding<'a>(
+        &'a mut self,
+        table: &'a Table,
+    ) -> BoxFuture<'a, Result<Option<RowEncoding>>> {
+        let _ = table;
+        Box::pin(futures::future::ready(Ok(None)))
+    }
+
+    /// Like [`SnapshotReader::read_chunk`], with the rows left in `encoding` (one that
+    /// [`SnapshotReader::row_encoding`] gave for `table`): every batch holds
+    /// [`RowBatch::encoded`] rows and no values.
+    ///
+    /// The default fails with [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported):
+    /// a reader without encodings is never asked for one.
+    fn read_chunk_encoded<'a>(
+        &'a mut self,
+        table: &'a Table,
+        chunk: &'a Chunk,
+        encoding: &'a RowEncoding,
+    ) -> BoxStream<'a, Result<RowBatch>> {
+        let _ = (chunk, encoding);
+        let e = crate::Error::new(
+            crate::ErrorKind::Unsupported,
+            format!("this reader cannot read `{}` encoded", table.name),
+        );
+        Box::pin(futures::stream::once(futures::future::ready(Err(e))))
+    }
 }
 
 impl<R: SnapshotReader + ?Sized> SnapshotReader for Box<R> {
@@ -165,6 +253,22 @@ impl<R: SnapshotReader + ?Sized> SnapshotReader for Box<R> {
         key: &'a [String],
     ) -> Result<Box<dyn KeyProber + 'a>> {
         (**self).key_prober(table, key)
+    }
+
+    fn row_encoding<'a>(
+        &'a mut self,
+        table: &'a Table,
+    ) -> BoxFuture<'a, Result<Option<RowEncoding>>> {
+        (**self).row_encoding(table)
+    }
+
+    fn read_chunk_encoded<'a>(
+        &'a mut self,
+        table: &'a Table,
+        chunk: &'a Chunk,
+        encoding: &'a RowEncoding,
+    ) -> BoxStream<'a, Result<RowBatch>> {
+        (**self).read_chunk_encoded(table, chunk, encoding)
     }
 }
 
@@ -205,6 +309,22 @@ pub trait ChunkSink: Send {
 
     /// The indexes of the chunks of `table` recorded as done by earlier runs.
     async fn done_chunks(&mut self, table: &TargetTable) -> Result<Vec<u32>>;
+
+    /// Whether [`ChunkSink::write_chunk`] writes rows of `table` given in `encoding`
+    /// ([`RowBatch::encoded`]) as they are: the target columns must store what the
+    /// encoding describes exactly as the source does. Once it answered `true`, a chunk of
+    /// `table` may come as encoded batches only (or as values only, as always).
+    ///
+    /// The default answers `false`: a sink that implements no encoding says so, and is
+    /// given values.
+    async fn accepts_encoding(
+        &mut self,
+        table: &TargetTable,
+        encoding: &RowEncoding,
+    ) -> Result<bool> {
+        let _ = (table, encoding);
+        Ok(false)
+    }
 }
 
 #[async_trait]
@@ -220,5 +340,13 @@ impl<S: ChunkSink + ?Sized> ChunkSink for Box<S> {
 
     async fn done_chunks(&mut self, table: &TargetTable) -> Result<Vec<u32>> {
         (**self).done_chunks(table).await
+    }
+
+    async fn accepts_encoding(
+        &mut self,
+        table: &TargetTable,
+        encoding: &RowEncoding,
+    ) -> Result<bool> {
+        (**self).accepts_encoding(table, encoding).await
     }
 }

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use dts_core::{
-    Chunk, ChunkSink, Error, ErrorKind, Result, Row, RowBatch, RowMapper, SnapshotReader, Table,
-    TargetTable, Value,
+    Chunk, ChunkSink, Error, ErrorKind, Result, Row, RowBatch, RowEncoding, RowMapper,
+    SnapshotReader, Table, TargetTable, Value,
 };
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
@@ -80,6 +80,12 @@ pub struct TableJob {
     pub done: BTreeSet<u32>,
     /// The server's row estimate, for progress.
     pub estimated_rows: u64,
+    /// The encoding the table's rows travel in from reader to sink without becoming values
+    /// (see [`RowEncoding`]), or `None` to read and write values. Set it only when the
+    /// mapper converts nothing, the reader gave it ([`SnapshotReader::row_encoding`]) and a
+    /// sink of the target accepted it ([`ChunkSink::accepts_encoding`]): the rows then skip
+    /// the mapper and the bad-row policy.
+    pub encoding: Option<RowEncoding>,
 }
 
 impl std::fmt::Debug for TableJob {
@@ -89,6 +95,7 @@ impl std::fmt::Debug for TableJob {
             .field("target", &self.target)
             .field("chunks", &self.chunks.len())
             .field("done", &self.done.len())
+            .field("encoding", &self.encoding)
             .finish_non_exhaustive()
     }
 }
@@ -343,6 +350,23 @@ where
     R: SnapshotReader + 'static,
     S: ChunkSink + 'static,
 {
+    // Every sink is asked, as the one the plan asked: a sink that refuses a table's
+    // encoding would get rows it cannot write.
+    for job in &shared.jobs {
+        if let Some(encoding) = &job.encoding {
+            let accepted = sink.accepts_encoding(&job.target, encoding).await;
+            if !matches!(accepted, Ok(true)) {
+                let e = accepted.err().unwrap_or_else(|| {
+                    Error::internal(format!(
+                        "a sink refuses the encoded rows of `{}` another sink accepted",
+                        job.source.name
+                    ))
+                });
+                shared.fail(e.context(format!("preparing the copy of `{}`", job.source.name)));
+                return CopySummary::default();
+            }
+        }
+    }
     // Reader task: streams chunks into per-chunk bounded queues, one chunk ahead.
     let (feed_tx, mut feed_rx) = mpsc::channel::<ChunkFeed>(1);
     let rshared = shared.clone();
@@ -354,7 +378,10 @@ where
             }
             let job = &rshared.jobs[t];
             let chunk = &job.chunks[c];
-            let mut stream = reader.read_chunk(&job.source, chunk);
+            let mut stream = match &job.encoding {
+                Some(encoding) => reader.read_chunk_encoded(&job.source, chunk, encoding),
+                None => reader.read_chunk(&job.source, chunk),
+            };
             while let Some(batch) = stream.next().await {
                 let failed = batch.is_err();
                 if tx.send(batch).await.is_err() || failed {
@@ -469,6 +496,16 @@ fn convert_stream(
 
 fn convert_batch(shared: &Shared, table: usize, mut batch: RowBatch) -> Result<RowBatch> {
     let job = &shared.jobs[table];
+    if batch.encoded.is_some() {
+        // Rows that need no conversion, left encoded (see `TableJob::encoding`).
+        if job.encoding.is_none() || !batch.rows.is_empty() {
+            return Err(Error::internal(format!(
+                "encoded rows of `{}` the copy did not ask for",
+                job.source.name
+            )));
+        }
+        return Ok(batch);
+    }
     let mut rejected_any = false;
     let mut keep = vec![true; batch.rows.len()];
     for (i, row) in batch.rows.iter_mut().enumerate() {
@@ -573,6 +610,7 @@ mod tests {
                 Ok(RowBatch {
                     rows: vec![vec![Value::Null]],
                     size_bytes: 1,
+                    encoded: None,
                 })
             };
             let all = self.all.clone();
@@ -645,6 +683,7 @@ mod tests {
             chunks: vec![Chunk::whole_table()],
             done: BTreeSet::new(),
             estimated_rows: 1,
+            encoding: None,
         }
     }
 
@@ -713,6 +752,112 @@ mod tests {
         assert_eq!(
             e.report(),
             "database error: copying chunk 0 of `shop.a`: writing into `shop.a`"
+        );
+    }
+
+    /// Reads every chunk as two encoded rows, and values otherwise.
+    struct EncodedReader;
+
+    impl SnapshotReader for EncodedReader {
+        fn read_chunk<'a>(
+            &'a mut self,
+            _: &'a Table,
+            _: &'a Chunk,
+        ) -> BoxStream<'a, Result<RowBatch>> {
+            futures::stream::once(async { Ok(RowBatch::default()) }).boxed()
+        }
+
+        fn key_prober<'a>(
+            &'a mut self,
+            _: &'a Table,
+            _: &'a [String],
+        ) -> Result<Box<dyn KeyProber + 'a>> {
+            Err(Error::internal("no prober"))
+        }
+
+        fn read_chunk_encoded<'a>(
+            &'a mut self,
+            _: &'a Table,
+            _: &'a Chunk,
+            _: &'a RowEncoding,
+        ) -> BoxStream<'a, Result<RowBatch>> {
+            futures::stream::once(async { Ok(RowBatch::encoded(2, vec![1, 2, 3])) }).boxed()
+        }
+    }
+
+    /// Takes the encoding when `accepts`, and records the bytes it got.
+    struct EncodedSink {
+        accepts: bool,
+        got: Vec<u8>,
+    }
+
+    #[dts_core::async_trait]
+    impl ChunkSink for EncodedSink {
+        async fn write_chunk<'a>(
+            &'a mut self,
+            _: &'a TargetTable,
+            _: &'a Chunk,
+            mut batches: BoxStream<'a, Result<RowBatch>>,
+        ) -> Result<ChunkStats> {
+            let mut stats = ChunkStats::default();
+            while let Some(batch) = batches.next().await {
+                let batch = batch?;
+                stats.rows += batch.len() as u64;
+                self.got
+                    .extend(batch.encoded.map(|e| e.data).unwrap_or_default());
+            }
+            Ok(stats)
+        }
+
+        async fn done_chunks(&mut self, _: &TargetTable) -> Result<Vec<u32>> {
+            Ok(Vec::new())
+        }
+
+        async fn accepts_encoding(&mut self, _: &TargetTable, _: &RowEncoding) -> Result<bool> {
+            Ok(self.accepts)
+        }
+    }
+
+    #[tokio::test]
+    async fn encoded_rows_pass_untouched_only_to_sinks_that_accept_them() {
+        let mut encoded = job("a");
+        encoded.encoding = Some(RowEncoding::PgBinaryCopy {
+            types: vec![(20, -1)],
+        });
+        let (_stop_tx, stop) = watch::channel(false);
+        let summary = copy_tables(
+            vec![encoded.clone()],
+            vec![EncodedReader],
+            vec![EncodedSink {
+                accepts: true,
+                got: Vec::new(),
+            }],
+            CopyOptions::default(),
+            None,
+            stop.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(summary.rows, 2);
+
+        // A sink that refuses the encoding is never given encoded rows.
+        let e = copy_tables(
+            vec![encoded],
+            vec![EncodedReader],
+            vec![EncodedSink {
+                accepts: false,
+                got: Vec::new(),
+            }],
+            CopyOptions::default(),
+            None,
+            stop,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            e.report().contains("preparing the copy of `shop.a`"),
+            "{}",
+            e.report()
         );
     }
 }

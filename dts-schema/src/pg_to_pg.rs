@@ -114,7 +114,7 @@ pub fn plan_pg_to_pg(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPlan {
                 StatementKind::PrimaryKey,
                 Some(&table.name),
                 table.name.to_string(),
-                format!("ALTER TABLE {qualified} ADD {}", primary_key(pk)),
+                primary_key_after_data(pk, &qualified),
             ));
         }
         for index in &table.indexes {
@@ -364,6 +364,22 @@ fn primary_key(pk: &dts_core::Key) -> String {
         .map(|n| format!("CONSTRAINT {} ", quote_ident(n)))
         .unwrap_or_default();
     format!("{name}PRIMARY KEY ({})", idents(&pk.columns))
+}
+
+/// The primary key added after the data. A named key's index is built first, under a share
+/// lock, so that it is built at the same time as the table's other indexes (adding the key
+/// directly takes an exclusive lock, which waits for them and makes them wait); attaching
+/// it as the primary key is then instant, its columns being `NOT NULL` already.
+fn primary_key_after_data(pk: &dts_core::Key, qualified: &str) -> String {
+    match &pk.name {
+        Some(name) => format!(
+            "CREATE UNIQUE INDEX IF NOT EXISTS {name} ON {qualified} ({}); \
+             ALTER TABLE {qualified} ADD CONSTRAINT {name} PRIMARY KEY USING INDEX {name}",
+            idents(&pk.columns),
+            name = quote_ident(name)
+        ),
+        None => format!("ALTER TABLE {qualified} ADD {}", primary_key(pk)),
+    }
 }
 
 /// `CREATE TABLE` with every column as the source declares it, in source order.
@@ -894,7 +910,8 @@ mod tests {
         assert!(plan
             .statements_of(StatementKind::PrimaryKey)
             .any(|s| s.sql
-                == "ALTER TABLE \"s\".\"t\" ADD CONSTRAINT \"t_pkey\" PRIMARY KEY (\"id\")"));
+                == "CREATE UNIQUE INDEX IF NOT EXISTS \"t_pkey\" ON \"s\".\"t\" (\"id\"); \
+                    ALTER TABLE \"s\".\"t\" ADD CONSTRAINT \"t_pkey\" PRIMARY KEY USING INDEX \"t_pkey\""));
         assert!(plan
             .problems
             .iter()

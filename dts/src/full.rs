@@ -17,7 +17,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dts_core::{Chunk, ChunkSink, Error, ErrorKind, Position, Result, TableName, TargetTable};
+use dts_core::{
+    Chunk, ChunkSink, Error, ErrorKind, Position, Result, SnapshotReader, TableName, TargetTable,
+};
 use dts_fullload::{
     copy_tables, plan_chunks, BadRowPolicy, CopyOptions, CopySummary, ProgressEvent, TableJob,
 };
@@ -305,6 +307,17 @@ async fn copy_once(
             }
         };
         let done: BTreeSet<u32> = sinks[0].done_chunks(&target).await?.into_iter().collect();
+        // Rows that need no conversion (every column keeps its type) travel as the source
+        // encodes them when the reader offers an encoding and the target's sink takes it.
+        let mut encoding = None;
+        if copied.iter().all(|c| c.mapping.is_none()) {
+            if let Some(offered) = readers[0].row_encoding(table).await? {
+                if sinks[0].accepts_encoding(&target, &offered).await? {
+                    encoding = Some(offered);
+                }
+            }
+        }
+        tracing::debug!(table = %tp.source, encoded = encoding.is_some(), "copy planned");
         jobs.push(TableJob {
             source: Arc::new(table.clone()),
             source_columns,
@@ -318,6 +331,7 @@ async fn copy_once(
             chunks,
             done,
             estimated_rows: table.estimated_rows,
+            encoding,
         });
     }
     let options = CopyOptions {

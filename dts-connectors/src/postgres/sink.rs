@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use bytes::{Bytes, BytesMut};
 use dts_core::{
-    Chunk, ChunkSink, ChunkStats, Error, ErrorKind, Result, RowBatch, TableName, TargetTable,
+    Chunk, ChunkSink, ChunkStats, Error, ErrorKind, Result, RowBatch, RowEncoding, TableName,
+    TargetTable,
 };
 use futures::stream::BoxStream;
 use futures::{SinkExt, StreamExt};
@@ -39,8 +40,13 @@ pub(crate) const SELECT_COLUMNS: &str = "\
 /// A target table's cached copy plan: its columns, the prepared `COPY` and the encoder.
 struct TablePlan {
     columns: Vec<String>,
+    /// Each column's type and typmod, as [`RowEncoding::PgBinaryCopy`] names them.
+    types: Vec<(u32, i32)>,
     copy: Statement,
     encoder: PgCopyEncoder,
+    /// The binary `COPY` taking rows encoded as the source sent them, once an encoding was
+    /// accepted ([`ChunkSink::accepts_encoding`]).
+    pass: Option<Statement>,
 }
 
 /// A [`ChunkSink`] writing into PostgreSQL through one connection.
@@ -156,6 +162,7 @@ impl PgChunkSink {
         }
         let name = &table.name;
         let columns = target_columns(&self.client, name, &table.columns, true).await?;
+        let types = columns.iter().map(|c| (c.type_oid, c.typmod)).collect();
         let encoder = PgCopyEncoder::for_any_types(&columns)?;
         if encoder.is_text() && !self.text_session {
             // Text input of dates and intervals as a PostgreSQL source prints them.
@@ -165,22 +172,7 @@ impl PgChunkSink {
                 .map_err(|e| map_error(e, "setting up the target session for text copy"))?;
             self.text_session = true;
         }
-        let mut sql = String::from("COPY ");
-        push_ident(&mut sql, &name.schema);
-        sql.push('.');
-        push_ident(&mut sql, &name.name);
-        sql.push_str(" (");
-        for (i, column) in table.columns.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            push_ident(&mut sql, column);
-        }
-        sql.push_str(if encoder.is_text() {
-            ") FROM STDIN"
-        } else {
-            ") FROM STDIN (FORMAT binary)"
-        });
+        let sql = copy_sql(table, !encoder.is_text());
         let copy = self
             .client
             .prepare(&sql)
@@ -190,18 +182,45 @@ impl PgChunkSink {
             name.clone(),
             TablePlan {
                 columns: table.columns.clone(),
+                types,
                 copy,
                 encoder,
+                pass: None,
             },
         );
         Ok(())
+    }
+
+    /// Whether rows of `table` in `encoding` can be written as they are: the target
+    /// columns have exactly the types and modifiers the source's binary form holds.
+    async fn accepts(&mut self, table: &TargetTable, encoding: &RowEncoding) -> Result<bool> {
+        let RowEncoding::PgBinaryCopy { types } = encoding else {
+            return Ok(false);
+        };
+        self.plan(table).await?;
+        let plan = self
+            .tables
+            .get_mut(&table.name)
+            .ok_or_else(|| Error::internal(format!("no copy plan for `{}`", table.name)))?;
+        if &plan.types != types {
+            return Ok(false);
+        }
+        if plan.pass.is_none() {
+            let pass = self
+                .client
+                .prepare(&copy_sql(table, true))
+                .await
+                .map_err(|e| map_error(e, format!("preparing the copy into `{}`", table.name)))?;
+            plan.pass = Some(pass);
+        }
+        Ok(true)
     }
 
     async fn write(
         &mut self,
         table: &TargetTable,
         chunk: &Chunk,
-        mut batches: BoxStream<'_, Result<RowBatch>>,
+        batches: BoxStream<'_, Result<RowBatch>>,
     ) -> Result<ChunkStats> {
         self.plan(table).await?;
         let name = &table.name;
@@ -220,19 +239,39 @@ impl PgChunkSink {
             .ok_or_else(|| Error::internal(format!("no copy plan for `{name}`")))?;
         let copy_what = || format!("copying chunk {} into `{name}`", chunk.index);
 
+        // A chunk comes all encoded or all as values: its first batch says which.
+        let mut batches = batches.peekable();
+        let encoded = matches!(
+            std::pin::Pin::new(&mut batches).peek().await,
+            Some(Ok(b)) if b.encoded.is_some()
+        );
+        let statement = if encoded {
+            plan.pass.as_ref().ok_or_else(|| {
+                Error::internal(format!(
+                    "encoded rows for `{name}`, whose encoding was not accepted"
+                ))
+            })?
+        } else {
+            &plan.copy
+        };
+
         let tx = client
             .transaction()
             .await
             .map_err(|e| map_error(e, "starting a target transaction"))?;
         let copy = tx
-            .copy_in::<_, Bytes>(&plan.copy)
+            .copy_in::<_, Bytes>(statement)
             .await
             .map_err(|e| map_error(e, copy_what()))?;
         // Boxed, so that dropping it aborts the COPY.
         let mut copy = Box::pin(copy);
 
         buffer.clear();
-        plan.encoder.write_start(buffer);
+        if encoded {
+            PgCopyEncoder::write_header(buffer);
+        } else {
+            plan.encoder.write_start(buffer);
+        }
         let mut rows: u64 = 0;
         let mut bytes: u64 = 0;
         let mut failure: Option<Error> = None;
@@ -244,6 +283,30 @@ impl PgChunkSink {
                     break;
                 }
             };
+            if encoded != batch.encoded.is_some() || (encoded && !batch.rows.is_empty()) {
+                failure = Some(Error::internal(format!(
+                    "chunk {} of `{name}` mixes encoded rows and values",
+                    chunk.index
+                )));
+                break;
+            }
+            if let Some(data) = batch.encoded {
+                // Rows as the source sent them: handed on whole, after what is buffered.
+                rows += data.rows;
+                bytes += data.data.len() as u64;
+                if !buffer.is_empty() {
+                    bytes += buffer.len() as u64;
+                    if let Err(e) = copy.feed(buffer.split().freeze()).await {
+                        failure = Some(map_error(e, copy_what()));
+                        break;
+                    }
+                }
+                if let Err(e) = copy.feed(Bytes::from(data.data)).await {
+                    failure = Some(map_error(e, copy_what()));
+                    break;
+                }
+                continue;
+            }
             for row in &batch.rows {
                 if let Err(e) = plan.encoder.encode_row(row, buffer) {
                     failure =
@@ -273,7 +336,11 @@ impl PgChunkSink {
             return Err(e);
         }
 
-        plan.encoder.write_end(buffer);
+        if encoded {
+            PgCopyEncoder::write_trailer(buffer);
+        } else {
+            plan.encoder.write_end(buffer);
+        }
         bytes += buffer.len() as u64;
         let sent = async {
             copy.feed(buffer.split().freeze()).await?;
@@ -346,6 +413,38 @@ impl ChunkSink for PgChunkSink {
     async fn done_chunks(&mut self, table: &TargetTable) -> Result<Vec<u32>> {
         self.done(table).await
     }
+
+    /// [`RowEncoding::PgBinaryCopy`], when every target column has exactly the type and
+    /// modifier the encoding names (so the server reads each value back as the source
+    /// stored it, and its input functions check it).
+    async fn accepts_encoding(
+        &mut self,
+        table: &TargetTable,
+        encoding: &RowEncoding,
+    ) -> Result<bool> {
+        self.accepts(table, encoding).await
+    }
+}
+
+/// `COPY schema.table (columns) FROM STDIN`, in binary format when `binary`.
+fn copy_sql(table: &TargetTable, binary: bool) -> String {
+    let mut sql = String::from("COPY ");
+    push_ident(&mut sql, &table.name.schema);
+    sql.push('.');
+    push_ident(&mut sql, &table.name.name);
+    sql.push_str(" (");
+    for (i, column) in table.columns.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        push_ident(&mut sql, column);
+    }
+    sql.push_str(if binary {
+        ") FROM STDIN (FORMAT binary)"
+    } else {
+        ") FROM STDIN"
+    });
+    sql
 }
 
 /// Appends `ident` as a quoted identifier: in double quotes, embedded quotes doubled.

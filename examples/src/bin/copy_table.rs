@@ -146,6 +146,8 @@ async fn main() -> anyhow::Result<()> {
         chunks,
         done,
         estimated_rows: table.estimated_rows,
+        // Values, converted by the mapping; `dts::run` lets same-engine rows pass encoded.
+        encoding: None,
     };
 
     // Ctrl-C stops after the chunks in flight; a rerun copies the rest.

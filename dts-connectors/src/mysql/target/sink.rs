@@ -204,6 +204,17 @@ impl MySqlChunkSink {
                         break;
                     }
                 };
+                if batch.encoded.is_some() {
+                    // This sink accepts no encoding: it never asked for encoded rows.
+                    failure = Some(Error::new(
+                        ErrorKind::Unsupported,
+                        format!(
+                            "chunk {}: encoded rows cannot be written into MySQL",
+                            chunk.index
+                        ),
+                    ));
+                    break;
+                }
                 for row in &batch.rows {
                     if let Err(e) = encode_row(row, &plan.loads, &mut buffer) {
                         failure = Some(e.context(format_args!(

@@ -26,9 +26,10 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 use dts_core::{
-    Chunk, Error, ErrorKind, KeyProber, Lsn, Position, Result, RowBatch, SnapshotReader, Table,
-    TableName, Value,
+    Chunk, Error, ErrorKind, KeyProber, Lsn, Position, Result, RowBatch, RowEncoding,
+    SnapshotReader, Table, TableName, Value,
 };
+use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt};
 use futures::TryStreamExt;
 use tokio_postgres::Client;
@@ -43,6 +44,39 @@ use crate::postgres::options::PgConnectOptions;
 const BATCH_ROWS: usize = 2048;
 /// Bytes per batch a reader yields at most (a batch ends after the row that crosses it).
 const BATCH_BYTES: usize = 4 << 20;
+
+/// Bytes of encoded rows a reader yields at most per batch (a batch ends after the row that
+/// crosses it): small enough that reading and writing a chunk overlap closely and that the
+/// batches queued between them hold little memory.
+const ENCODED_BATCH_BYTES: usize = 64 << 10;
+/// Room a batch's buffer starts with: the batch and the row that crosses its end (a longer
+/// row grows it).
+const ENCODED_BUFFER_BYTES: usize = ENCODED_BATCH_BYTES + (16 << 10);
+
+/// The signature, flags and extension length opening binary `COPY` output.
+const COPY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+
+/// Each column's type as its binary form names it (see [`RowEncoding::PgBinaryCopy`]), and
+/// whether the binary form can pass from this server to another unchanged: an enum, or a
+/// built-in base, range or multirange type (an array of one) that has a binary form and
+/// holds no server-specific OID (the `reg*` types); not a composite, nor an array of a
+/// user-defined type (their binary forms carry the element type's OID, which differs
+/// between servers), nor an extension's type.
+const SELECT_ENCODED_TYPES: &str = "\
+    SELECT a.attname::text, \
+           CASE WHEN b.typtype = 'e' THEN 3500::oid ELSE b.oid END, \
+           CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END, \
+           b.typtype = 'e' OR (b.oid < 16384 AND b.typtype IN ('b', 'r', 'm') \
+             AND b.typsend <> 0 AND b.typreceive <> 0 AND b.typname !~ '^_?reg' \
+             AND (b.typcategory <> 'A' OR (e.oid < 16384 AND e.typtype IN ('b', 'r', 'm')))), \
+           c.relkind = 'p' \
+    FROM pg_attribute a \
+    JOIN pg_class c ON c.oid = a.attrelid \
+    JOIN pg_namespace n ON n.oid = c.relnamespace \
+    JOIN pg_type t ON t.oid = a.atttypid \
+    JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END \
+    LEFT JOIN pg_type e ON e.oid = b.typelem \
+    WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped";
 
 /// The base types of a table's columns, a domain resolved to the type it is over.
 const SELECT_COLUMN_TYPES: &str = "\
@@ -215,12 +249,7 @@ async fn read_columns(
         .await
         .map_err(|e| map_error(e, format!("reading the column types of `{}`", table.name)))?;
     let partitioned = rows.first().is_some_and(|r| r.get::<_, bool>(4));
-    let from = format!(
-        "{}{}.{}",
-        if partitioned { "" } else { "ONLY " },
-        quote_ident(&table.name.schema),
-        quote_ident(&table.name.name)
-    );
+    let from = from_clause(table, partitioned);
     let columns = names
         .iter()
         .map(|name| {
@@ -288,13 +317,24 @@ async fn check_not_rewritten(client: &Client, table: &Table) -> Result<()> {
             format!(
                 "table `{}` was rewritten on the source after the full load's snapshot was \
                  taken ({tables}: an ALTER TABLE that rewrites it, such as a column type \
-                 change; TRUNCATE, VACUUM FULL and CLUSTER also give it new storage): the snapshot cannot see a rewritten table's rows, so \
-                 it cannot be copied from it. Run the task again: the chunks already \
+                 change; TRUNCATE, VACUUM FULL and CLUSTER also give it new storage): the \
+                 snapshot cannot see a rewritten table's rows, so it cannot be copied from it. Run the task again: the chunks already \
                  copied are kept, and the rest is copied from a new snapshot",
                 table.name
             ),
         )),
     }
+}
+
+/// `ONLY` the table itself (not its inheritance children), or, for a partitioned table, the
+/// table with all its partitions.
+fn from_clause(table: &Table, partitioned: bool) -> String {
+    format!(
+        "{}{}.{}",
+        if partitioned { "" } else { "ONLY " },
+        quote_ident(&table.name.schema),
+        quote_ident(&table.name.name)
+    )
 }
 
 fn select_list(columns: &[ReadColumn]) -> String {
@@ -408,6 +448,245 @@ fn copy_rows<'a>(
         .boxed()
 }
 
+/// The `WHERE` clause selecting the rows of `chunk` (empty for a whole table).
+fn chunk_filter(table: &Table, chunk: &Chunk) -> Result<String> {
+    let mut conditions = Vec::new();
+    if let Some(lower) = &chunk.lower {
+        conditions.push(key_condition(table, &chunk.key, ">=", lower)?);
+    }
+    if let Some(upper) = &chunk.upper {
+        conditions.push(key_condition(table, &chunk.key, "<", upper)?);
+    }
+    Ok(if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    })
+}
+
+/// The types the columns `names` of `table` pass encoded as, if every one of them can (see
+/// [`SELECT_ENCODED_TYPES`]), and the `FROM` clause that reads the table (as
+/// [`read_columns`] gives it).
+async fn encoded_types(
+    client: &Client,
+    table: &Table,
+    names: &[&str],
+) -> Result<(Option<Vec<(u32, i32)>>, String)> {
+    let rows = client
+        .query(
+            SELECT_ENCODED_TYPES,
+            &[&table.name.schema, &table.name.name],
+        )
+        .await
+        .map_err(|e| map_error(e, format!("reading the column types of `{}`", table.name)))?;
+    let partitioned = rows.first().is_some_and(|r| r.get::<_, bool>(4));
+    let from = from_clause(table, partitioned);
+    let mut types = Vec::with_capacity(names.len());
+    for name in names {
+        let Some(row) = rows.iter().find(|r| r.get::<_, &str>(0) == *name) else {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "column `{}.{name}` does not exist in the snapshot",
+                    table.name
+                ),
+            ));
+        };
+        if !row.get::<_, bool>(3) {
+            return Ok((None, from));
+        }
+        types.push((row.get::<_, u32>(1), row.get::<_, i32>(2)));
+    }
+    Ok((Some(types), from))
+}
+
+/// Splits binary `COPY` output into batches of whole rows, left encoded: the header and
+/// the trailer are checked and dropped, each row's fields are counted and their lengths
+/// followed, and nothing is decoded.
+#[derive(Debug)]
+struct EncodedSplitter {
+    /// Bytes received and not yet handed out; rows start at 0 (the header once dropped).
+    pending: Vec<u8>,
+    /// Where the first row not yet seen whole starts in `pending`.
+    scanned: usize,
+    /// Rows whole in `pending[..scanned]`.
+    rows: u64,
+    /// Fields of each row.
+    columns: usize,
+    header_done: bool,
+    trailer_seen: bool,
+}
+
+impl EncodedSplitter {
+    fn new(columns: usize) -> Self {
+        Self {
+            pending: Vec::with_capacity(ENCODED_BUFFER_BYTES),
+            scanned: 0,
+            rows: 0,
+            columns,
+            header_done: false,
+            trailer_seen: false,
+        }
+    }
+
+    /// Takes in more output and follows the rows it completes.
+    fn push(&mut self, data: &[u8]) -> std::result::Result<(), String> {
+        if self.trailer_seen {
+            return Err("data after the end of the copy".into());
+        }
+        self.pending.extend_from_slice(data);
+        if !self.header_done {
+            let fixed = COPY_SIGNATURE.len() + 8;
+            let Some(head) = self.pending.get(..fixed) else {
+                return Ok(());
+            };
+            if &head[..COPY_SIGNATURE.len()] != COPY_SIGNATURE {
+                return Err("not binary copy output".into());
+            }
+            let ext = read_i32(&head[fixed - 4..]);
+            let ext = usize::try_from(ext).map_err(|_| "a bad header extension length")?;
+            if self.pending.len() < fixed + ext {
+                return Ok(());
+            }
+            self.pending.drain(..fixed + ext);
+            self.header_done = true;
+        }
+        self.scan()
+    }
+
+    /// Follows whole rows from `scanned` on.
+    fn scan(&mut self) -> std::result::Result<(), String> {
+        let buf = &self.pending;
+        let mut at = self.scanned;
+        while let Some(count) = buf.get(at..at + 2) {
+            let count = i16::from_be_bytes([count[0], count[1]]);
+            if count == -1 {
+                if at + 2 != buf.len() {
+                    return Err("data after the end of the copy".into());
+                }
+                self.pending.truncate(at);
+                self.trailer_seen = true;
+                break;
+            }
+            if usize::try_from(count).ok() != Some(self.columns) {
+                return Err(format!(
+                    "a row of {count} fields for {} columns",
+                    self.columns
+                ));
+            }
+            let mut end = at + 2;
+            let mut whole = true;
+            for _ in 0..self.columns {
+                let Some(len) = buf.get(end..end + 4) else {
+                    whole = false;
+                    break;
+                };
+                let len = read_i32(len);
+                end += 4;
+                if len == -1 {
+                    continue;
+                }
+                let len = usize::try_from(len).map_err(|_| format!("a field of {len} bytes"))?;
+                end += len;
+                if end > buf.len() {
+                    whole = false;
+                    break;
+                }
+            }
+            if !whole {
+                break;
+            }
+            at = end;
+            self.rows += 1;
+        }
+        self.scanned = at;
+        Ok(())
+    }
+
+    /// The whole rows received, if there are at least `min_bytes` of them (or any, when
+    /// `min_bytes` is 0).
+    fn take(&mut self, min_bytes: usize) -> Option<RowBatch> {
+        if self.rows == 0 || self.scanned < min_bytes {
+            return None;
+        }
+        // The partial row after the whole ones starts the next buffer, which has its full
+        // room from the start (no growing by doubling).
+        let mut rest =
+            Vec::with_capacity(ENCODED_BUFFER_BYTES.max(self.pending.len() - self.scanned));
+        rest.extend_from_slice(&self.pending[self.scanned..]);
+        self.pending.truncate(self.scanned);
+        let data = std::mem::replace(&mut self.pending, rest);
+        let rows = std::mem::take(&mut self.rows);
+        self.scanned = 0;
+        Some(RowBatch::encoded(rows, data))
+    }
+
+    /// Checks that the output ended where it should: after the trailer, at a row's end.
+    fn finish(&self) -> std::result::Result<(), String> {
+        if !self.trailer_seen || self.scanned != self.pending.len() {
+            return Err("the copy output ended in the middle".into());
+        }
+        Ok(())
+    }
+}
+
+fn read_i32(b: &[u8]) -> i32 {
+    i32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// Runs a binary `COPY` of `sql` and yields its rows left encoded, in batches.
+fn copy_encoded<'a>(
+    client: &'a Client,
+    sql: String,
+    columns: usize,
+    context: String,
+) -> BoxStream<'a, Result<RowBatch>> {
+    let start = async move {
+        let copy = client
+            .copy_out(&sql)
+            .await
+            .map_err(|e| map_error(e, context.clone()))?;
+        Ok::<_, Error>((copy, context))
+    };
+    stream::once(start)
+        .map_ok(move |(copy, context)| {
+            let state = (
+                Box::pin(copy),
+                EncodedSplitter::new(columns),
+                context,
+                false,
+            );
+            stream::try_unfold(
+                state,
+                |(mut copy, mut rows, context, mut done)| async move {
+                    loop {
+                        if let Some(batch) = rows.take(if done { 0 } else { ENCODED_BATCH_BYTES }) {
+                            return Ok(Some((batch, (copy, rows, context, done))));
+                        }
+                        if done {
+                            rows.finish().map_err(|m| {
+                                Error::new(ErrorKind::Database, format!("{context}: {m}"))
+                            })?;
+                            return Ok(None);
+                        }
+                        match copy.as_mut().try_next().await {
+                            Ok(Some(data)) => {
+                                let data: Bytes = data;
+                                rows.push(&data).map_err(|m| {
+                                    Error::new(ErrorKind::Database, format!("{context}: {m}"))
+                                })?;
+                            }
+                            Ok(None) => done = true,
+                            Err(e) => return Err(map_error(e, context.clone())),
+                        }
+                    }
+                },
+            )
+        })
+        .try_flatten()
+        .boxed()
+}
+
 fn decode_row(
     columns: &[ReadColumn],
     fields: Vec<Option<Vec<u8>>>,
@@ -457,18 +736,7 @@ impl SnapshotReader for PgSnapshotReader {
                 .map(|c| c.name.as_str())
                 .collect();
             let (columns, from) = read_columns(client, table, &names).await?;
-            let mut conditions = Vec::new();
-            if let Some(lower) = &chunk.lower {
-                conditions.push(key_condition(table, &chunk.key, ">=", lower)?);
-            }
-            if let Some(upper) = &chunk.upper {
-                conditions.push(key_condition(table, &chunk.key, "<", upper)?);
-            }
-            let filter = if conditions.is_empty() {
-                String::new()
-            } else {
-                format!(" WHERE {}", conditions.join(" AND "))
-            };
+            let filter = chunk_filter(table, chunk)?;
             let sql = format!(
                 "COPY (SELECT {} FROM {}{filter}) TO STDOUT (FORMAT binary)",
                 select_list(&columns),
@@ -478,6 +746,76 @@ impl SnapshotReader for PgSnapshotReader {
         };
         stream::once(plan)
             .map_ok(move |(sql, columns)| copy_rows(client, sql, columns, context.clone()))
+            .try_flatten()
+            .boxed()
+    }
+
+    /// [`RowEncoding::PgBinaryCopy`] when every column read has a binary form another
+    /// PostgreSQL server reads back unchanged (see [`SELECT_ENCODED_TYPES`]).
+    fn row_encoding<'a>(
+        &'a mut self,
+        table: &'a Table,
+    ) -> BoxFuture<'a, Result<Option<RowEncoding>>> {
+        let client = &self.client;
+        Box::pin(async move {
+            let names: Vec<&str> = PgSnapshotReader::columns_read(table)
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            Ok(encoded_types(client, table, &names)
+                .await?
+                .0
+                .map(|types| RowEncoding::PgBinaryCopy { types }))
+        })
+    }
+
+    /// The chunk's rows as `COPY (SELECT …) TO STDOUT (FORMAT binary)` sends them, the
+    /// columns selected as they are; the column types are checked against `encoding` first
+    /// (a table altered since the encoding was agreed stops the copy, naming it).
+    fn read_chunk_encoded<'a>(
+        &'a mut self,
+        table: &'a Table,
+        chunk: &'a Chunk,
+        encoding: &'a RowEncoding,
+    ) -> BoxStream<'a, Result<RowBatch>> {
+        let context = format!("reading chunk {} of `{}`", chunk.index, table.name);
+        let Self { client, checked } = self;
+        let client = &*client;
+        let plan = async move {
+            if !checked.contains(&table.name) {
+                check_not_rewritten(client, table).await?;
+                checked.insert(table.name.clone());
+            }
+            let names: Vec<&str> = PgSnapshotReader::columns_read(table)
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            let RowEncoding::PgBinaryCopy { types } = encoding else {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    format!("cannot read `{}` in {encoding:?}", table.name),
+                ));
+            };
+            let (found, from) = encoded_types(client, table, &names).await?;
+            if found.as_ref() != Some(types) {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "the column types of `{}` changed during the copy",
+                        table.name
+                    ),
+                ));
+            }
+            let list: Vec<String> = names.iter().map(|n| quote_ident(n)).collect();
+            let sql = format!(
+                "COPY (SELECT {} FROM {from}{}) TO STDOUT (FORMAT binary)",
+                list.join(", "),
+                chunk_filter(table, chunk)?
+            );
+            Ok::<_, Error>((sql, names.len()))
+        };
+        stream::once(plan)
+            .map_ok(move |(sql, columns)| copy_encoded(client, sql, columns, context.clone()))
             .try_flatten()
             .boxed()
     }
@@ -595,5 +933,109 @@ impl KeyProber for PgKeyProber<'_> {
             .await?
             .unwrap_or_else(|| min.clone());
         Ok(Some((min, max)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Binary `COPY` output of two-column rows: `(1, 'ab')`, `(NULL, '')`, `(7, NULL)`.
+    fn output() -> Vec<u8> {
+        let mut out = COPY_SIGNATURE.to_vec();
+        out.extend_from_slice(&0i32.to_be_bytes());
+        out.extend_from_slice(&4i32.to_be_bytes());
+        out.extend_from_slice(b"ext!");
+        for row in rows() {
+            out.extend_from_slice(&row);
+        }
+        out.extend_from_slice(&(-1i16).to_be_bytes());
+        out
+    }
+
+    fn rows() -> Vec<Vec<u8>> {
+        let field = |v: Option<&[u8]>| -> Vec<u8> {
+            match v {
+                None => (-1i32).to_be_bytes().to_vec(),
+                Some(v) => {
+                    let mut f = i32::try_from(v.len()).unwrap().to_be_bytes().to_vec();
+                    f.extend_from_slice(v);
+                    f
+                }
+            }
+        };
+        [
+            (Some(&1i32.to_be_bytes()[..]), Some(&b"ab"[..])),
+            (None, Some(&b""[..])),
+            (Some(&7i32.to_be_bytes()[..]), None),
+        ]
+        .into_iter()
+        .map(|(a, b)| {
+            let mut row = 2i16.to_be_bytes().to_vec();
+            row.extend(field(a));
+            row.extend(field(b));
+            row
+        })
+        .collect()
+    }
+
+    #[test]
+    fn rows_are_split_whole_whatever_the_pieces() {
+        let all = output();
+        let expected: Vec<u8> = rows().concat();
+        for piece in [1, 2, 3, 5, 7, 11, all.len()] {
+            let mut splitter = EncodedSplitter::new(2);
+            let mut got = Vec::new();
+            let mut count = 0;
+            for part in all.chunks(piece) {
+                splitter.push(part).unwrap();
+                // A batch as soon as one row is whole: every cut is at a row's end.
+                if let Some(batch) = splitter.take(1) {
+                    let encoded = batch.encoded.unwrap();
+                    count += encoded.rows;
+                    got.extend(encoded.data);
+                    assert!(
+                        rows()
+                            .iter()
+                            .scan(0, |end, r| {
+                                *end += r.len();
+                                Some(*end)
+                            })
+                            .any(|end| end == got.len()),
+                        "cut inside a row with pieces of {piece}"
+                    );
+                }
+            }
+            if let Some(batch) = splitter.take(0) {
+                let encoded = batch.encoded.unwrap();
+                count += encoded.rows;
+                got.extend(encoded.data);
+            }
+            splitter.finish().unwrap();
+            assert_eq!(count, 3, "pieces of {piece}");
+            assert_eq!(got, expected, "pieces of {piece}");
+        }
+    }
+
+    #[test]
+    fn broken_output_is_refused() {
+        let all = output();
+        // Cut short: no trailer.
+        let mut splitter = EncodedSplitter::new(2);
+        splitter.push(&all[..all.len() - 5]).unwrap();
+        assert!(splitter.finish().is_err());
+        // Rows of another width.
+        let mut splitter = EncodedSplitter::new(3);
+        assert!(splitter
+            .push(&all)
+            .unwrap_err()
+            .contains("2 fields for 3 columns"));
+        // Not binary copy output.
+        let mut splitter = EncodedSplitter::new(2);
+        assert!(splitter.push(b"1\tab\n2\tcd\n3\tef\n4\tgh\n\\.\n").is_err());
+        // Data after the trailer.
+        let mut splitter = EncodedSplitter::new(2);
+        splitter.push(&all).unwrap();
+        assert!(splitter.push(&[0]).is_err());
     }
 }
