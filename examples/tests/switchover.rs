@@ -288,12 +288,36 @@ async fn switch_and_back(case: Case) {
     // The application writes while the task copies, then replicates.
     let writer = Writer::start(app_source.clone(), "s");
     let mut run = spawn_run(&task);
+    // Step 3 of the procedure: `dts status` shows each phase with moving numbers: the full
+    // load's rows done (throttled to 100 rows/s here), then replication's rows applied.
+    let mut copied = Vec::new();
     wait_for("replication", Duration::from_secs(120), || {
         assert!(run.try_wait().unwrap().is_none(), "dts run ended early");
-        status(&task).1["record"]["state"] == "incremental"
+        let (code, s) = status(&task);
+        if s["record"]["state"] == "full" {
+            assert_eq!(code, Some(0), "{s}");
+            let rows: u64 = s["tables"]
+                .as_array()
+                .map(|t| t.iter().filter_map(|t| t["rows_done"].as_u64()).sum())
+                .unwrap_or(0);
+            copied.push(rows);
+        }
+        s["record"]["state"] == "incremental"
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    copied.dedup();
+    assert!(
+        copied.len() >= 2 && copied.windows(2).all(|w| w[0] < w[1]),
+        "the full load's rows done did not move in `dts status`: {copied:?}"
+    );
+    let applied = || status(&task).1["replication"]["rows"].as_u64().unwrap_or(0);
+    let first = applied();
+    wait_for(
+        "rows applied to move in `dts status`",
+        Duration::from_secs(60),
+        || applied() > first,
+    )
+    .await;
 
     // Without --lock-source the source must fall quiet: the application still writes, so the
     // switchover gives up, says why, and leaves the task replicating.
@@ -580,6 +604,7 @@ async fn mysql_to_postgres_switchover_and_rollback() {
     };
     let task_text = format!(
         "name = \"{name}\"\nmigration = [\"schema\", \"full\", \"incremental\"]\n\
+         full.max_rows_per_second = 100\nfull.rows_per_chunk = 40\n\
          source.url = \"{}\"\ntarget.url = \"{}\"\nobjects.include = [\"{db}\"]\n",
         my.url(),
         pg.url_for(&target_db)
@@ -656,6 +681,7 @@ async fn postgres_to_mysql_switchover_and_rollback() {
     };
     let task_text = format!(
         "name = \"{name}\"\nmigration = [\"schema\", \"full\", \"incremental\"]\n\
+         full.max_rows_per_second = 100\nfull.rows_per_chunk = 40\n\
          source.url = \"{}\"\ntarget.url = \"{}\"\nobjects.include = [\"{schema}\"]\n",
         pg.url_for(&source_db),
         my.url()
@@ -759,6 +785,7 @@ async fn postgres_to_postgres_switchover_and_rollback() {
     };
     let task_text = format!(
         "name = \"{name}\"\nmigration = [\"schema\", \"full\", \"incremental\"]\n\
+         full.max_rows_per_second = 100\nfull.rows_per_chunk = 40\n\
          source.url = \"{}\"\ntarget.url = \"{}\"\nobjects.include = [\"{schema}\"]\n",
         pg.url_for(&source_db),
         pg.url_for(&target_db)
@@ -818,6 +845,7 @@ async fn mysql_to_mysql_switchover_and_rollback() {
     };
     let task_text = format!(
         "name = \"{name}\"\nmigration = [\"schema\", \"full\", \"incremental\"]\n\
+         full.max_rows_per_second = 100\nfull.rows_per_chunk = 40\n\
          source.url = \"{}\"\ntarget.url = \"{}\"\nobjects.include = [\"{db}\"]\n",
         my.url(),
         other.url()
