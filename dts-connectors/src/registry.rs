@@ -537,6 +537,38 @@ impl Source {
         }
     }
 
+    /// `source.leftovers`: what earlier dts tasks left on the source server (a PostgreSQL
+    /// source's inactive replication slots and publications, other than those of the task
+    /// named `task`): a warning naming them. A MySQL/MariaDB source keeps nothing of a task
+    /// between runs (a killed run's binlog reader is ended by the next run).
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn precheck_leftovers(
+        &self,
+        r: &mut PrecheckReport,
+        task: &str,
+        source_url: &str,
+    ) -> Result<()> {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(_) => {
+                let _ = (task, source_url);
+                r.pass(
+                    "source.leftovers",
+                    "a MySQL/MariaDB source keeps nothing of a task between runs",
+                );
+                Ok(())
+            }
+            #[cfg(feature = "postgres")]
+            SourceKind::Postgres(s) => s
+                .precheck_leftovers(r, &capture_slot_name(task, source_url))
+                .await
+                .map_err(source_error),
+        }
+    }
+
     /// The columns a snapshot reader delivers for `table`, in order.
     pub fn read_columns(&self, table: &Table) -> Vec<String> {
         match &self.kind {

@@ -719,3 +719,48 @@ async fn column_changes_the_log_cannot_show_stop_replication_naming_them() {
         assert!(clean.status.success(), "{}", text(&clean));
     }
 }
+
+/// The precheck warns about replication slots and publications an earlier task left on the
+/// source (an inactive slot holds back WAL until the disk fills), naming them and how to
+/// drop them; this task's own are not listed.
+#[tokio::test]
+async fn the_precheck_warns_about_slots_and_publications_earlier_tasks_left() {
+    let pair = PgPair::new(
+        "pgpg_left",
+        "CREATE SCHEMA r; CREATE TABLE r.t (id int PRIMARY KEY);",
+    );
+    let pg = dts_testkit::postgres();
+    let gone = dts_testkit::unique_name("dts_gone");
+    pg.exec_in(
+        &pair.source_db,
+        &format!(
+            "SELECT pg_create_logical_replication_slot('{gone}', 'pgoutput'); \
+             CREATE PUBLICATION {gone} FOR TABLE r.t"
+        ),
+    )
+    .unwrap();
+    let task = pair.task_file_for("[\"schema\"]", "\"r\"", "");
+    let out = dts(&["precheck", "--config", &task]);
+    // Dropped before asserting: slots are server-wide and hold back WAL.
+    pg.exec_in(
+        &pair.source_db,
+        &format!("SELECT pg_drop_replication_slot('{gone}'); DROP PUBLICATION {gone}"),
+    )
+    .unwrap();
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    let line = shown
+        .lines()
+        .find(|l| l.contains("source.leftovers"))
+        .unwrap_or_else(|| panic!("no source.leftovers check: {shown}"));
+    assert!(
+        line.contains(&format!("inactive replication slots {gone} (database"))
+            && line.contains(&format!("publications in this database {gone}")),
+        "{shown}"
+    );
+    assert!(shown.contains("pg_drop_replication_slot"), "{shown}");
+    // Once dropped, nothing is listed.
+    let out = dts(&["precheck", "--config", &task]);
+    let shown = text(&out);
+    assert!(!shown.contains(&gone), "{shown}");
+}

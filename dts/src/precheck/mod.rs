@@ -56,6 +56,9 @@ pub(crate) async fn run(
     };
 
     let plan = source::selection(&mut r, config, &source, &target).await?;
+    source
+        .precheck_leftovers(&mut r, &config.name, &config.source.url)
+        .await?;
     source::privileges(&mut r, config, &source, &plan).await?;
     let existing = target::privileges(&mut r, &target, &plan).await?;
     source::translation(&mut r, &plan);

@@ -118,6 +118,68 @@ impl PgSource {
         Ok(())
     }
 
+    /// `source.leftovers`: a warning naming the replication slots (and publications) an
+    /// earlier dts task left on the source server, other than `own` (this task's), with the
+    /// WAL each holds back: an inactive slot keeps every WAL segment since its position, until
+    /// the disk fills.
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn precheck_leftovers(&self, r: &mut PrecheckReport, own: &str) -> Result<()> {
+        let what = "looking for replication slots and publications of earlier tasks";
+        let slots = self
+            .client()
+            .query(
+                "SELECT format('%s (database %s, %s of WAL held back)', slot_name, \
+                               coalesce(database, '-'), \
+                               pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), \
+                                                              restart_lsn))) \
+                 FROM pg_replication_slots \
+                 WHERE slot_name LIKE 'dts\\_%' AND slot_name <> $1 \
+                   AND NOT active AND NOT temporary ORDER BY slot_name",
+                &[&own],
+            )
+            .await
+            .map_err(|e| map_error(e, what))?;
+        let publications = self
+            .client()
+            .query(
+                "SELECT pubname::text FROM pg_publication \
+                 WHERE pubname LIKE 'dts\\_%' AND pubname <> $1 ORDER BY pubname",
+                &[&own],
+            )
+            .await
+            .map_err(|e| map_error(e, what))?;
+        let slots: Vec<String> = slots.iter().map(|row| row.get(0)).collect();
+        let publications: Vec<String> = publications.iter().map(|row| row.get(0)).collect();
+        if slots.is_empty() && publications.is_empty() {
+            r.pass(
+                "source.leftovers",
+                "no replication slot or publication of another dts task",
+            );
+            return Ok(());
+        }
+        let mut found = Vec::new();
+        if !slots.is_empty() {
+            found.push(format!("inactive replication slots {}", slots.join(", ")));
+        }
+        if !publications.is_empty() {
+            found.push(format!(
+                "publications in this database {}",
+                publications.join(", ")
+            ));
+        }
+        r.push(
+            "source.leftovers",
+            CheckStatus::Warn,
+            format!("earlier dts tasks left {}", found.join("; ")),
+            "run `dts cleanup --config TASK.toml --yes` with the task file that made them, or \
+             drop them: SELECT pg_drop_replication_slot('…'); DROP PUBLICATION …",
+        );
+        Ok(())
+    }
+
     async fn replication(&self) -> Result<Replication> {
         let row = self
             .client()
