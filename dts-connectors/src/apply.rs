@@ -37,6 +37,11 @@ pub(crate) const EARLIER_SESSION_PATIENCE: std::time::Duration = std::time::Dura
 pub(crate) const EARLIER_SESSION_IDLE_LIMIT: std::time::Duration =
     std::time::Duration::from_secs(5);
 
+/// How long a new apply session waits for an earlier one that holds the task's tag while
+/// idle outside a transaction (a connection being closed) to go, before it goes on without
+/// the tag.
+pub(crate) const EARLIER_SESSION_IDLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What an earlier apply session of the same task is doing, as the server shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EarlierSession {
@@ -67,17 +72,33 @@ pub(crate) trait ApplySessions {
 /// position after it was read, and its rows would then be applied a second time (for a
 /// table without a key, twice over). Waits while the session holding the task's apply tag
 /// runs a statement, ends it when it sits idle inside a transaction for longer than
-/// [`EARLIER_SESSION_IDLE_LIMIT`] (no `COMMIT` will come from it), and returns once it is
-/// gone or idle.
+/// [`EARLIER_SESSION_IDLE_LIMIT`] (no `COMMIT` will come from it), and returns once this
+/// session has the tag, or the holder stayed idle outside a transaction for
+/// [`EARLIER_SESSION_IDLE_WAIT`].
 pub(crate) async fn wait_for_earlier_session(
     task: &str,
     sessions: &mut impl ApplySessions,
 ) -> Result<()> {
     let started = std::time::Instant::now();
+    let mut idle_since = None;
     loop {
         let (state, holder) = sessions.look().await?;
+        if state != EarlierSession::Idle {
+            idle_since = None;
+        }
         match state {
-            EarlierSession::None | EarlierSession::Idle => return Ok(()),
+            EarlierSession::None => return Ok(()),
+            // A session closing (a sink just dropped) still holds the tag for a moment; one
+            // that stays idle is another live sink of the task, with nothing in flight.
+            EarlierSession::Idle => {
+                if idle_since
+                    .get_or_insert_with(std::time::Instant::now)
+                    .elapsed()
+                    >= EARLIER_SESSION_IDLE_WAIT
+                {
+                    return Ok(());
+                }
+            }
             EarlierSession::IdleInTransaction(idle) if idle >= EARLIER_SESSION_IDLE_LIMIT => {
                 tracing::warn!(
                     task,
