@@ -23,6 +23,7 @@
 //! This crate has no optional features; the connectors it uses are MySQL/MariaDB and
 //! PostgreSQL.
 
+pub mod checks;
 pub mod config;
 mod ddl;
 pub mod full;
@@ -34,6 +35,7 @@ pub mod status;
 pub mod task;
 pub mod verify;
 
+pub use checks::SampleEvent;
 pub use config::TaskConfig;
 pub use dts_core::check::{CheckItem, CheckStatus, PrecheckReport};
 pub use dts_fullload::verify::{VerifyEvent, VerifyReport};

@@ -397,10 +397,12 @@ fn chunk_query(table: &TargetTable, types: &[ColumnRead], chunk: &Chunk) -> Stri
     );
     let key = column_list(&chunk.key);
     let mut conds = Vec::new();
-    if let Some(lower) = &chunk.lower {
+    if let (true, Some(point)) = (chunk.is_point(), &chunk.lower) {
+        conds.push(format!("{key} = {}", row_literal(point)));
+    } else if let Some(lower) = &chunk.lower {
         conds.push(format!("{key} >= {}", row_literal(lower)));
     }
-    if let Some(upper) = &chunk.upper {
+    if let (false, Some(upper)) = (chunk.is_point(), &chunk.upper) {
         conds.push(format!("{key} < {}", row_literal(upper)));
     }
     if !conds.is_empty() {

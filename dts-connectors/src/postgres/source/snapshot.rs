@@ -398,10 +398,12 @@ impl SnapshotReader for PgSnapshotReader {
                 .collect();
             let (columns, from) = read_columns(client, table, &names).await?;
             let mut conditions = Vec::new();
-            if let Some(lower) = &chunk.lower {
+            if let (true, Some(point)) = (chunk.is_point(), &chunk.lower) {
+                conditions.push(key_condition(table, &chunk.key, "=", point)?);
+            } else if let Some(lower) = &chunk.lower {
                 conditions.push(key_condition(table, &chunk.key, ">=", lower)?);
             }
-            if let Some(upper) = &chunk.upper {
+            if let (false, Some(upper)) = (chunk.is_point(), &chunk.upper) {
                 conditions.push(key_condition(table, &chunk.key, "<", upper)?);
             }
             let filter = if conditions.is_empty() {
