@@ -157,6 +157,16 @@ pub(crate) fn table_shape(
     }))
 }
 
+/// Opens source readers in snapshots taken at the call.
+struct FreshSource(Source);
+
+#[async_trait]
+impl dts_fullload::verify::FreshReader for FreshSource {
+    async fn reader(&self) -> Result<Box<dyn SnapshotReader>> {
+        self.0.open_reader().await
+    }
+}
+
 /// Verifies (and repairs, if asked) every table the task selects.
 pub(crate) async fn verify(
     config: &TaskConfig,
@@ -168,20 +178,29 @@ pub(crate) async fn verify(
     let plan =
         crate::task::read_plan(config, &source, target.engine(), Some(target.version())).await?;
     let store = target.state_store(&config.name).await?;
+    // A repair while a process runs the task goes beside its apply: each chunk's repair
+    // holds the apply, and writes the source's rows as of a snapshot taken meanwhile.
+    let mut beside_apply = None;
     if matches!(&options.repair, Some((mode, _)) if *mode != RepairMode::DryRun) {
-        // A repair writes rows the running apply may be writing too: it could put back an
-        // older value over a newer change.
         if let Some(h) = store.run_holder().await? {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                format!(
-                    "task `{}` is running (pid {} on host `{}`, since {} UTC): a repair \
-                     while it applies changes could overwrite newer ones; stop it with \
-                     `dts stop`, repair, then run the task again (replication resumes where \
-                     it stopped), or verify without --repair",
-                    config.name, h.pid, h.host, h.since
-                ),
-            ));
+            if target.engine() != dts_core::Engine::Postgres {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "task `{}` is running (pid {} on host `{}`, since {} UTC): a repair \
+                         beside its apply needs a PostgreSQL target (the MySQL apply could \
+                         stop on a row the repair inserted); stop it with `dts stop`, \
+                         repair, then run the task again (replication resumes where it \
+                         stopped), or verify without --repair",
+                        config.name, h.pid, h.host, h.since
+                    ),
+                ));
+            }
+            tracing::info!(pid = h.pid, host = %h.host, "repairing beside the running apply");
+            beside_apply = Some(dts_fullload::verify::BesideApply {
+                task: config.name.clone(),
+                source: Arc::new(FreshSource(Source::connect(&config.source.url).await?)),
+            });
         }
     }
     let snapshot = source.open_snapshot(config.full.workers()).await?;
@@ -248,6 +267,7 @@ pub(crate) async fn verify(
         repair: options.repair.as_ref().map(|(mode, file)| RepairOptions {
             mode: *mode,
             file: file.clone(),
+            beside_apply: beside_apply.clone(),
         }),
         recheck,
     };

@@ -331,10 +331,14 @@ impl PgApplySink {
             return Ok(());
         }
         self.open = true;
+        // The position record is locked first: a repair beside the apply locks it too, so
+        // the two never interleave (and never wait for each other's rows).
         self.client
-            .batch_execute(
-                "BEGIN; SET LOCAL session_replication_role = replica; SET LOCAL dts.applying = on",
-            )
+            .batch_execute(&format!(
+                "BEGIN; SET LOCAL session_replication_role = replica; SET LOCAL dts.applying = on; \
+                 SELECT 1 FROM dts_meta.cdc_position WHERE task = {} FOR UPDATE",
+                dts_typemap::pg::quote_literal(&self.task)
+            ))
             .await
             .map_err(|e| map_error(e, "starting a target transaction in replica mode"))
     }

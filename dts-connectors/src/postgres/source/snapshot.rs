@@ -173,6 +173,21 @@ impl std::fmt::Debug for PgSnapshotReader {
 }
 
 impl PgSnapshotReader {
+    /// A reader in a snapshot of its own (`REPEATABLE READ`, taken at its first read),
+    /// without a log position and without a replication slot: for reads that need a
+    /// snapshot taken after some moment, not its exact position.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors.
+    pub async fn open_plain(options: &PgConnectOptions) -> Result<Self> {
+        let client = connect_source(options).await?;
+        client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(|e| map_error(e, "opening a source snapshot"))?;
+        Ok(Self { client })
+    }
     /// The columns a reader delivers for `table`, in order: every column but generated
     /// ones (the target computes those).
     pub fn columns_read(table: &Table) -> Vec<&dts_core::Column> {
