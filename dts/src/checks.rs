@@ -284,7 +284,9 @@ impl Checks {
             let (tx, rx) = mpsc::channel(QUEUE);
             let seed = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0x2545_f491_4f6c_dd1d, |d| d.as_nanos() as u64)
+                .map_or(0x2545_f491_4f6c_dd1d, |d| {
+                    u64::from(d.subsec_nanos()) ^ d.as_secs().rotate_left(32)
+                })
                 | 1;
             let rate = f64::from(config.incremental.verify_max_rows_per_second);
             let g = Arc::new(Gate {

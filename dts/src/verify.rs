@@ -183,15 +183,31 @@ pub(crate) async fn verify(
     let mut beside_apply = None;
     if matches!(&options.repair, Some((mode, _)) if *mode != RepairMode::DryRun) {
         if let Some(h) = store.run_holder().await? {
-            if target.engine() != dts_core::Engine::Postgres {
+            let replicating = store
+                .task_record()
+                .await?
+                .is_some_and(|r| r.state == dts_core::TaskState::Incremental)
+                && store.applied_position().await?.is_some();
+            let why = if !replicating {
+                Some(
+                    "it is not replicating yet, and a repair while it copies or creates \
+                     tables could overwrite newer ones",
+                )
+            } else if target.engine() != dts_core::Engine::Postgres {
+                Some(
+                    "a repair beside its apply needs a PostgreSQL target (the MySQL apply \
+                     could stop on a row the repair inserted)",
+                )
+            } else {
+                None
+            };
+            if let Some(why) = why {
                 return Err(Error::new(
                     ErrorKind::Conflict,
                     format!(
-                        "task `{}` is running (pid {} on host `{}`, since {} UTC): a repair \
-                         beside its apply needs a PostgreSQL target (the MySQL apply could \
-                         stop on a row the repair inserted); stop it with `dts stop`, \
-                         repair, then run the task again (replication resumes where it \
-                         stopped), or verify without --repair",
+                        "task `{}` is running (pid {} on host `{}`, since {} UTC): {why}; \
+                         stop it with `dts stop`, repair, then run the task again \
+                         (replication resumes where it stopped), or verify without --repair",
                         config.name, h.pid, h.host, h.since
                     ),
                 ));

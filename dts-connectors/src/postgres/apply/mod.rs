@@ -76,6 +76,9 @@ const SEND_BYTES: usize = 512 << 10;
 ///   Before `idempotent_until`, where the target may already hold later rows, the row's
 ///   image before the change is written back first, so the actions meet the same rows.
 ///
+/// - **First**, the task's row of `dts_meta.cdc_position` is locked (`FOR UPDATE`): a
+///   repair beside the apply ([`dts_core::RepairSink::hold_apply`]) locks it too, so the
+///   two never interleave and never wait for each other's rows.
 /// - A table is planned from the first image's columns: their types are read from the
 ///   target, and its key is the primary key, else the smallest unique index over `NOT NULL`
 ///   columns (every column of it written). A value that cannot be encoded is an error naming
