@@ -4,7 +4,10 @@
 //! replicating `dts run` with `incremental.verify_sample` compares sampled applied rows
 //! under a write load and reports exactly the rows the target changed by itself (an
 //! `ALWAYS` trigger on the target stands for an apply that writes a wrong value), through
-//! the log and `dts status`.
+//! the log and `dts status`; `dts verify --repair` while the task replicates repairs
+//! corruptions beside the apply under a write load on the same rows, after which the apply
+//! goes on, catches up and the tables compare equal value for value (into a MySQL target it
+//! is refused, naming why).
 //!
 //! `cargo test -p dts-examples --test verify_live`
 
@@ -573,4 +576,58 @@ async fn postgres_to_postgres_repairs_beside_the_apply() {
     }
     let out = dts(&["cleanup", "--config", task, "--yes"]);
     assert!(out.status.success(), "{}", text(&out));
+}
+
+#[tokio::test]
+async fn a_repair_beside_the_apply_of_a_mysql_target_is_refused_naming_why() {
+    let my = dts_testkit::mariadb();
+    let source_db = my.create_unique_database("vbeside_my").unwrap();
+    my.exec_in(
+        &source_db,
+        "CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(10));
+         INSERT INTO a SELECT seq, CONCAT('v', seq) FROM seq_1_to_20;",
+    )
+    .unwrap();
+    let target_db = dts_testkit::unique_name("vbeside_my_dst");
+    let dir = std::env::temp_dir().join(format!("dts-test-{source_db}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let task = dir.join("task.toml");
+    std::fs::write(
+        &task,
+        format!(
+            "name = \"{target_db}\"\nmigration = [\"schema\", \"full\", \"incremental\"]\n\
+             source.url = \"{}\"\ntarget.url = \"{}\"\nobjects.include = [\"{source_db}\"]\n\
+             objects.rename_databases = {{ \"{source_db}\" = \"{target_db}\" }}\n",
+            my.url(),
+            my.url()
+        ),
+    )
+    .unwrap();
+    let task = task.to_str().unwrap();
+    let out = dts(&["run", "--config", task, "--until-caught-up"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut run = replicate(task, &dir.join("run.log"));
+    // Once the run replicates, a repair is refused, naming the process and why.
+    let started = Instant::now();
+    loop {
+        let s = status(task);
+        if s["record"]["state"] == "incremental" && s["running"].is_object() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{s}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, _, out) = verify_repair(task, &dir.join("r.sql"));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("is running (pid {}", run.id()))
+            && out.contains("needs a PostgreSQL target"),
+        "{out}"
+    );
+    let stopped = dts(&["stop", "--config", task]);
+    assert!(stopped.status.success(), "{}", text(&stopped));
+    run.wait().unwrap();
+    // Stopped, the repair runs.
+    let (code, _, out) = verify_repair(task, &dir.join("r.sql"));
+    assert_eq!(code, 0, "{out}");
 }
