@@ -319,6 +319,11 @@ impl<R: dts_core::TargetReader> dts_core::TargetReader for AtEnd<R> {
 
 #[async_trait]
 impl<S: dts_core::RepairSink> dts_core::RepairSink for AtEnd<S> {
+    async fn hold_apply(&mut self, task: &str) -> Result<Option<Position>> {
+        let r = self.inner.hold_apply(task).await;
+        self.mark(r)
+    }
+
     async fn repair(
         &mut self,
         table: &TargetTable,

@@ -595,6 +595,34 @@ impl Source {
         Ok(self.open_snapshot_holding(readers, &[]).await?.0)
     }
 
+    /// Opens one reader in a consistent snapshot taken now, without a log position: it
+    /// sees every transaction committed before the call. Cheaper than
+    /// [`Source::open_snapshot`] on PostgreSQL (no replication slot, so it never waits for
+    /// running transactions).
+    ///
+    /// # Errors
+    ///
+    /// Connection, privilege and server errors.
+    pub async fn open_reader(&self) -> Result<Box<dyn SnapshotReader>> {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(_) => self
+                .open_snapshot(1)
+                .await?
+                .readers
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::internal("a source snapshot without a reader")),
+            #[cfg(feature = "postgres")]
+            SourceKind::Postgres(s) => {
+                let reader = crate::postgres::PgSnapshotReader::open_plain(s.options())
+                    .await
+                    .map_err(source_error)?;
+                Ok(Box::new(AtEnd::source(reader)))
+            }
+        }
+    }
+
     /// Like [`Source::open_snapshot`], and also locks `hold` (tables a snapshot does not
     /// hold still: non-transactional engines) against writes from before the snapshot's
     /// position is fixed until the returned lock is released: copied while it is held,

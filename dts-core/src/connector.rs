@@ -110,7 +110,9 @@ impl RowBatch {
 
 /// A key range of one table: rows with `lower <= key < upper` in the key's row-value order.
 /// `None` bounds are open. A table without a usable key is one chunk with no key and no
-/// bounds.
+/// bounds. A chunk whose two bounds are equal (an empty range otherwise, which no planner
+/// makes) holds exactly the row whose key equals them: [`Chunk::point`], read by the
+/// verification of sampled keys.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Chunk {
     /// 0-based chunk number within the table; stable across runs of the same plan.
@@ -132,6 +134,21 @@ impl Chunk {
             lower: None,
             upper: None,
         }
+    }
+
+    /// The chunk holding only the row whose `key` columns equal `values`.
+    pub fn point(index: u32, key: Vec<String>, values: Vec<Value>) -> Self {
+        Self {
+            index,
+            key,
+            lower: Some(values.clone()),
+            upper: Some(values),
+        }
+    }
+
+    /// Whether this is a [`Chunk::point`]: both bounds present and equal.
+    pub fn is_point(&self) -> bool {
+        matches!((&self.lower, &self.upper), (Some(l), Some(u)) if l == u)
     }
 }
 

@@ -54,7 +54,7 @@ pub use schema::{
 };
 pub use state::{
     CopiedChunks, DroppedState, Heartbeat, PublishedProgress, ReaderRecord, ReplicationProgress,
-    RunHolder, StateStore, TableLoad, TaskFailure, TaskRecord, TaskState,
+    RunHolder, SampleProgress, StateStore, TableLoad, TaskFailure, TaskRecord, TaskState,
 };
 pub use value::{BitString, Date, DateTime, Decimal, Duration, ParseValueError, Short, Value};
 pub use verify::{Repair, RepairMode, RepairSink, TargetReader};

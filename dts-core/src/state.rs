@@ -180,6 +180,24 @@ pub struct ReplicationProgress {
     pub reconnections: u64,
 }
 
+/// The sampled verification of a replicating run (`incremental.verify_sample`), as it
+/// publishes it for `dts status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SampleProgress {
+    /// Sampled rows compared, source against target.
+    pub rows: u64,
+    /// Differences that persisted when read again.
+    pub differences: u64,
+    /// Differences that settled when read again (changes in flight).
+    pub settled: u64,
+    /// Samples dropped because the queue of keys to compare was full.
+    pub dropped: u64,
+    /// Rounds skipped (a lost connection, a table changed by DDL).
+    pub skipped: u64,
+    /// The last differences (kind, table, key, columns), at most 10.
+    pub last: Vec<String>,
+}
+
 /// What a running process publishes in its task record for `dts status`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PublishedProgress {
@@ -191,6 +209,9 @@ pub struct PublishedProgress {
     pub tables: Vec<TableLoad>,
     /// Replication, once it runs.
     pub replication: Option<ReplicationProgress>,
+    /// Sampled verification during replication, when the task asks for it.
+    #[serde(default)]
+    pub sampled: Option<SampleProgress>,
 }
 
 /// A task's record: its state, the running process's heartbeat, the progress it publishes.

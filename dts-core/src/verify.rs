@@ -92,8 +92,28 @@ pub enum RepairMode {
 /// are complete SQL a user could run again by hand, and the returned list is exactly what
 /// ran. Calls on one sink are sequential; several sinks may run concurrently on different
 /// key ranges.
+///
+/// **Beside a running apply.** [`RepairSink::hold_apply`] opens the repair transaction and
+/// locks the task's applied-position record in it, which the task's apply locks at the
+/// start of each of its transactions: no apply transaction runs until the repair commits,
+/// and the position it returns is the one the target holds meanwhile. The caller then reads
+/// the source rows from a snapshot at a position at or after it, and the next
+/// [`RepairSink::repair`] call runs in that transaction and commits it (a delete that finds
+/// no row is then not an error: every key is written as the source held it). The apply
+/// afterwards replays the changes between the two positions; it must write each keyed
+/// row's whole final state (delete by key, insert), so the replay ends in the source's
+/// state and never stops on a row the repair already wrote.
 #[async_trait]
 pub trait RepairSink: Send {
+    /// Opens a repair transaction that holds the apply of task `task` (see the trait's
+    /// documentation) and returns the task's applied position, `None` when it has none.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::ErrorKind::Unsupported`] for a target whose apply cannot be held; database
+    /// errors.
+    async fn hold_apply(&mut self, task: &str) -> Result<Option<crate::Position>>;
+
     /// Builds the statements for `repairs` of `table`, whose key columns are `key` (empty
     /// for a table without a key), and runs them in one transaction unless `mode` is
     /// [`RepairMode::DryRun`]. Returns the statements, transaction control included.
@@ -108,6 +128,10 @@ pub trait RepairSink: Send {
 
 #[async_trait]
 impl<S: RepairSink + ?Sized> RepairSink for Box<S> {
+    async fn hold_apply(&mut self, task: &str) -> Result<Option<crate::Position>> {
+        (**self).hold_apply(task).await
+    }
+
     async fn repair(
         &mut self,
         table: &TargetTable,

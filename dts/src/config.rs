@@ -85,6 +85,18 @@ pub struct IncrementalOptions {
     /// post-data steps and replication. Default 60.
     #[serde(default = "default_retry_window")]
     pub retry_window_seconds: u64,
+    /// Sampled verification during replication: the share of applied row changes (0 to 1)
+    /// whose rows are compared, source against target, once applied. Default `0` (off).
+    #[serde(default)]
+    pub verify_sample: f64,
+    /// Most sampled rows compared per second (the rest of the sample is skipped).
+    /// Default 100.
+    #[serde(default = "default_verify_rate")]
+    pub verify_max_rows_per_second: u32,
+}
+
+fn default_verify_rate() -> u32 {
+    100
 }
 
 impl Default for IncrementalOptions {
@@ -97,6 +109,8 @@ impl Default for IncrementalOptions {
             max_batch_rows: default_batch_rows(),
             max_batch_delay_ms: default_batch_delay_ms(),
             retry_window_seconds: default_retry_window(),
+            verify_sample: 0.0,
+            verify_max_rows_per_second: default_verify_rate(),
         }
     }
 }
@@ -228,9 +242,9 @@ pub struct FullOptions {
     /// Whether `dts run` verifies every copied table once the full load is done, as `dts
     /// verify` does, and fails naming the differences when the target does not match (the
     /// full load is then not recorded as done: repair with `dts verify --repair` and run
-    /// the task again). Default `false`. It compares with the source as it is after the
-    /// copy, so it needs a source nobody writes meanwhile; with incremental migration,
-    /// verify with `dts verify` while replication runs instead.
+    /// the task again). Default `false`. With incremental migration the tables are verified
+    /// while replication runs, differences re-checked once the target has applied past the
+    /// source position they were read at, and a difference that persists fails the task.
     #[serde(default)]
     pub verify: bool,
 }
@@ -600,11 +614,15 @@ impl TaskConfig {
         if self.full.rows_per_chunk == 0 {
             return Err(Error::config("`full.rows_per_chunk` must be at least 1"));
         }
-        if self.full.verify && self.runs(MigrationType::Incremental) {
+        if !(0.0..=1.0).contains(&self.incremental.verify_sample) {
             return Err(Error::config(
-                "`full.verify` compares with a source nobody writes: with incremental \
-                 migration, run `dts verify` while replication runs (it re-checks \
-                 differences once replication has caught up)",
+                "`incremental.verify_sample` must be between 0 and 1 (the share of applied \
+                 row changes compared)",
+            ));
+        }
+        if self.incremental.verify_max_rows_per_second == 0 {
+            return Err(Error::config(
+                "`incremental.verify_max_rows_per_second` must be at least 1",
             ));
         }
         if self.objects.include.is_empty() {

@@ -164,8 +164,18 @@ pub(crate) async fn run_incremental(
     };
     let (source, target) = (&run.source, &run.target);
     let engines = (source.engine(), target.engine());
+    let checks = crate::checks::Checks::start(run).await?;
+    let options = if checks.holds_until {
+        CdcOptions {
+            until: None,
+            ..options
+        }
+    } else {
+        options
+    };
+    let checks_ref = &checks;
 
-    let summary: CdcSummary = replicate(
+    let summary: Result<CdcSummary> = replicate(
         |from: Position| {
             let operations = operations.clone();
             let capture = capture.clone();
@@ -184,7 +194,7 @@ pub(crate) async fn run_incremental(
                 // killed.
                 state.record_reader(&reader).await?;
                 Ok(MappedSource::new(
-                    OperationFilter { inner, operations },
+                    checks_ref.tap(OperationFilter { inner, operations }),
                     mapper,
                 ))
             }
@@ -196,9 +206,12 @@ pub(crate) async fn run_incremental(
         },
         options,
         events,
-        run.stop.clone(),
+        checks.stop(),
     )
-    .await?;
+    .await;
+    let checks_done = checks.finish().await;
+    let summary = summary?;
+    checks_done?;
     Ok(IncrementalReport {
         transactions: summary.transactions,
         rows: summary.rows,

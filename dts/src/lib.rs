@@ -24,6 +24,7 @@
 //! PostgreSQL.
 
 pub mod alerts;
+pub mod checks;
 pub mod config;
 mod ddl;
 pub mod full;
@@ -37,6 +38,7 @@ pub mod switchover;
 pub mod task;
 pub mod verify;
 
+pub use checks::SampleEvent;
 pub use config::TaskConfig;
 pub use dts_core::check::{CheckItem, CheckStatus, PrecheckReport};
 pub use dts_fullload::verify::{VerifyEvent, VerifyReport};

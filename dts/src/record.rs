@@ -266,6 +266,10 @@ fn update(
             }
             true
         }
+        TaskEvent::Sampled(e) => {
+            crate::checks::publish(progress.sampled.get_or_insert_with(Default::default), e);
+            true
+        }
         _ => false,
     }
 }

@@ -378,6 +378,9 @@ impl fmt::Display for TaskStatus {
             }
             writeln!(f)?;
         }
+        if let Some(s) = &record.progress.sampled {
+            crate::checks::show(f, s)?;
+        }
         if let Some(e) = &record.failure {
             writeln!(f, "last error ({}):", e.kind)?;
             for line in e.message.lines() {

@@ -46,6 +46,8 @@ pub enum TaskEvent {
     Replication(CdcEvent),
     /// Progress of the verification after the full load (`full.verify`).
     Verification(dts_fullload::verify::VerifyEvent),
+    /// The sampled verification during replication (`incremental.verify_sample`).
+    Sampled(crate::checks::SampleEvent),
 }
 
 /// A step of a task.
@@ -247,7 +249,9 @@ impl Run<'_> {
                 let result = crate::full::run_full_load(self, Some(ptx)).await;
                 let _ = forwarder.await;
                 let mut full = result?;
-                if self.config.full.verify {
+                // With incremental migration the tables are verified beside replication
+                // (`crate::checks`), where changes in flight are re-checked.
+                if self.config.full.verify && !self.config.runs(MigrationType::Incremental) {
                     let (vtx, forwarder) =
                         forward_events(self.events.clone(), TaskEvent::Verification);
                     let options = crate::verify::VerifyOptions::default();
@@ -687,7 +691,7 @@ impl Task {
 
 /// A channel whose events are forwarded, wrapped by `wrap`, to the task's event channel (if
 /// any) until the sender is dropped; await the handle to drain it.
-fn forward_events<E: Send + 'static>(
+pub(crate) fn forward_events<E: Send + 'static>(
     events: Option<UnboundedSender<TaskEvent>>,
     wrap: fn(E) -> TaskEvent,
 ) -> (UnboundedSender<E>, tokio::task::JoinHandle<()>) {

@@ -59,10 +59,10 @@ impl VerifyOptions {
 }
 
 /// Re-reads the source in a new snapshot and waits for the target's applied position.
-struct LiveRecheck {
-    source: Source,
-    store: Box<dyn StateStore>,
-    patience: Duration,
+pub(crate) struct LiveRecheck {
+    pub(crate) source: Source,
+    pub(crate) store: Box<dyn StateStore>,
+    pub(crate) patience: Duration,
 }
 
 #[async_trait]
@@ -91,6 +91,82 @@ impl Recheck for LiveRecheck {
     }
 }
 
+/// What verifying one table needs besides its chunks: the source table, the target
+/// columns, the row mapping and the key.
+#[derive(Clone)]
+pub(crate) struct TableShape {
+    pub(crate) source: Arc<dts_core::Table>,
+    pub(crate) target: TargetTable,
+    pub(crate) mapper: Arc<dyn dts_core::RowMapper>,
+    /// Positions of the key columns in a row; empty when the table is compared whole.
+    pub(crate) key: Vec<usize>,
+    /// The source names of the key columns (empty likewise).
+    pub(crate) key_names: Vec<String>,
+}
+
+impl TableShape {
+    /// The table to verify in `chunks`.
+    pub(crate) fn check(&self, chunks: Vec<Chunk>) -> TableCheck {
+        TableCheck {
+            source: self.source.clone(),
+            target: self.target.clone(),
+            mapper: self.mapper.clone(),
+            key: self.key.clone(),
+            chunks,
+        }
+    }
+}
+
+/// The shape of the task's table `tp` (`None` when the source no longer has it).
+pub(crate) fn table_shape(
+    config: &TaskConfig,
+    source: &Source,
+    target: dts_core::Engine,
+    plan: &crate::TaskPlan,
+    tp: &dts_schema::TablePlan,
+) -> Result<Option<TableShape>> {
+    let Some(table) = plan.catalog.table(&tp.source) else {
+        return Ok(None);
+    };
+    let copied: Vec<&dts_schema::ColumnPlan> = tp.columns.iter().filter(|c| c.copied).collect();
+    let source_columns: Vec<String> = copied.iter().map(|c| c.source_name.clone()).collect();
+    if source.read_columns(table) != source_columns {
+        return Err(Error::internal(format!(
+            "column order of `{}` differs between reader and plan",
+            tp.source
+        )));
+    }
+    let key_names = tp.chunk_key.clone().unwrap_or_default();
+    let key: Option<Vec<usize>> = key_names
+        .iter()
+        .map(|k| source_columns.iter().position(|c| c == k))
+        .collect();
+    let (key, key_names) = match key {
+        Some(key) if !key.is_empty() => (key, key_names),
+        _ => (Vec::new(), Vec::new()),
+    };
+    Ok(Some(TableShape {
+        source: Arc::new(table.clone()),
+        target: TargetTable {
+            name: tp.target.clone(),
+            columns: copied.iter().map(|c| c.target_name.clone()).collect(),
+        },
+        mapper: dts_connectors::row_mapper(source.engine(), target, tp, config.mapping_options())?,
+        key,
+        key_names,
+    }))
+}
+
+/// Opens source readers in snapshots taken at the call.
+struct FreshSource(Source);
+
+#[async_trait]
+impl dts_fullload::verify::FreshReader for FreshSource {
+    async fn reader(&self) -> Result<Box<dyn SnapshotReader>> {
+        self.0.open_reader().await
+    }
+}
+
 /// Verifies (and repairs, if asked) every table the task selects.
 pub(crate) async fn verify(
     config: &TaskConfig,
@@ -102,20 +178,45 @@ pub(crate) async fn verify(
     let plan =
         crate::task::read_plan(config, &source, target.engine(), Some(target.version())).await?;
     let store = target.state_store(&config.name).await?;
+    // A repair while a process runs the task goes beside its apply: each chunk's repair
+    // holds the apply, and writes the source's rows as of a snapshot taken meanwhile.
+    let mut beside_apply = None;
     if matches!(&options.repair, Some((mode, _)) if *mode != RepairMode::DryRun) {
-        // A repair writes rows the running apply may be writing too: it could put back an
-        // older value over a newer change.
         if let Some(h) = store.run_holder().await? {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                format!(
-                    "task `{}` is running (pid {} on host `{}`, since {} UTC): a repair \
-                     while it applies changes could overwrite newer ones; stop it with \
-                     `dts stop`, repair, then run the task again (replication resumes where \
-                     it stopped), or verify without --repair",
-                    config.name, h.pid, h.host, h.since
-                ),
-            ));
+            let replicating = store
+                .task_record()
+                .await?
+                .is_some_and(|r| r.state == dts_core::TaskState::Incremental)
+                && store.applied_position().await?.is_some();
+            let why = if !replicating {
+                Some(
+                    "it is not replicating yet, and a repair while it copies or creates \
+                     tables could overwrite newer ones",
+                )
+            } else if target.engine() != dts_core::Engine::Postgres {
+                Some(
+                    "a repair beside its apply needs a PostgreSQL target (the MySQL apply \
+                     could stop on a row the repair inserted)",
+                )
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "task `{}` is running (pid {} on host `{}`, since {} UTC): {why}; \
+                         stop it with `dts stop`, repair, then run the task again \
+                         (replication resumes where it stopped), or verify without --repair",
+                        config.name, h.pid, h.host, h.since
+                    ),
+                ));
+            }
+            tracing::info!(pid = h.pid, host = %h.host, "repairing beside the running apply");
+            beside_apply = Some(dts_fullload::verify::BesideApply {
+                task: config.name.clone(),
+                source: Arc::new(FreshSource(Source::connect(&config.source.url).await?)),
+            });
         }
     }
     let snapshot = source.open_snapshot(config.full.workers()).await?;
@@ -123,60 +224,34 @@ pub(crate) async fn verify(
 
     let mut tables = Vec::new();
     for tp in &plan.schema.tables {
-        let Some(table) = plan.catalog.table(&tp.source) else {
+        let Some(shape) = table_shape(config, &source, target.engine(), &plan, tp)? else {
             continue;
         };
-        let copied: Vec<&dts_schema::ColumnPlan> = tp.columns.iter().filter(|c| c.copied).collect();
-        let source_columns: Vec<String> = copied.iter().map(|c| c.source_name.clone()).collect();
-        if source.read_columns(table) != source_columns {
-            return Err(Error::internal(format!(
-                "column order of `{}` differs between reader and plan",
-                tp.source
-            )));
-        }
-        let key_names = tp.chunk_key.clone().unwrap_or_default();
-        let key: Option<Vec<usize>> = key_names
-            .iter()
-            .map(|k| source_columns.iter().position(|c| c == k))
-            .collect();
         // A key column the target does not hold cannot bound target ranges: compare the
         // table whole, by key still when it has one.
-        let (key, chunks) = match key {
-            Some(key) if !key.is_empty() => {
-                let stored = store.chunk_plan(&tp.source).await?;
-                let chunks = match stored {
-                    Some(c) if c.iter().all(|c| c.key == key_names) => c,
-                    _ => {
-                        let mut prober =
-                            SnapshotReader::key_prober(&mut readers[0], table, &key_names)?;
-                        dts_fullload::plan_chunks(
-                            &mut prober,
-                            &key_names,
-                            config.full.rows_per_chunk,
-                            table.estimated_rows,
-                        )
-                        .await?
-                    }
-                };
-                (key, chunks)
+        let chunks = if shape.key.is_empty() {
+            vec![Chunk::whole_table()]
+        } else {
+            let stored = store.chunk_plan(&tp.source).await?;
+            match stored {
+                Some(c) if c.iter().all(|c| c.key == shape.key_names) => c,
+                _ => {
+                    let mut prober = SnapshotReader::key_prober(
+                        &mut readers[0],
+                        &shape.source,
+                        &shape.key_names,
+                    )?;
+                    dts_fullload::plan_chunks(
+                        &mut prober,
+                        &shape.key_names,
+                        config.full.rows_per_chunk,
+                        shape.source.estimated_rows,
+                    )
+                    .await?
+                }
             }
-            _ => (Vec::new(), vec![Chunk::whole_table()]),
         };
-        tables.push(TableCheck {
-            source: Arc::new(table.clone()),
-            target: TargetTable {
-                name: tp.target.clone(),
-                columns: copied.iter().map(|c| c.target_name.clone()).collect(),
-            },
-            mapper: dts_connectors::row_mapper(
-                source.engine(),
-                target.engine(),
-                tp,
-                config.mapping_options(),
-            )?,
-            key,
-            chunks,
-        });
+        tables.push(shape.check(chunks));
     }
 
     let mut workers = Vec::with_capacity(readers.len());
@@ -208,6 +283,7 @@ pub(crate) async fn verify(
         repair: options.repair.as_ref().map(|(mode, file)| RepairOptions {
             mode: *mode,
             file: file.clone(),
+            beside_apply: beside_apply.clone(),
         }),
         recheck,
     };

@@ -162,6 +162,20 @@ pub async fn display(mut rx: UnboundedReceiver<TaskEvent>) -> ProgressTracker {
                 )),
                 _ => {}
             },
+            Some(TaskEvent::Sampled(dts::SampleEvent::Difference {
+                table,
+                kind,
+                key,
+                columns,
+            })) => print(format!(
+                "  sampled verification: {kind} row in {table} ({}){}",
+                key.join(", "),
+                if columns.is_empty() {
+                    String::new()
+                } else {
+                    format!(" in {}", columns.join(", "))
+                }
+            )),
             Some(_) => {}
             None => {}
         }

@@ -173,8 +173,8 @@ async fn status_follows_a_run_which_dts_stop_ends_and_cleanup_removes() {
         "cleanup dropped state while the task ran"
     );
 
-    // A repair refuses too (it could overwrite changes the apply writes); verifying
-    // without repairing is allowed.
+    // A repair while the task replicates runs beside the apply (a PostgreSQL target):
+    // here nothing differs, so it writes nothing.
     let out = dts(&[
         "verify",
         "--config",
@@ -183,13 +183,7 @@ async fn status_follows_a_run_which_dts_stop_ends_and_cleanup_removes() {
         "--sql-file",
         env.dir.join("repair.sql").to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains(&format!("is running (pid {}", run.id()))
-            && String::from_utf8_lossy(&out.stderr).contains("could overwrite newer ones"),
-        "{}",
-        text(&out)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     // `dts stop` from another process ends the run at a clean point, and waits for it.
     let started = Instant::now();

@@ -455,19 +455,6 @@ async fn full_verify_makes_the_run_fail_naming_the_differences() {
         "{}",
         text(&out)
     );
-
-    // With incremental migration the task file is refused (exit 2), naming the setting.
-    let task = env.task_file(
-        "[\"schema\", \"full\", \"incremental\"]",
-        "full.verify = true\n",
-    );
-    let out = dts(&["run", "--config", task.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("full.verify"),
-        "{}",
-        text(&out)
-    );
 }
 
 /// A writer changing rows `1..=HOT` of `hot` (updates, deletes, inserts of new keys) until

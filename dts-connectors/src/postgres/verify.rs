@@ -397,10 +397,12 @@ fn chunk_query(table: &TargetTable, types: &[ColumnRead], chunk: &Chunk) -> Stri
     );
     let key = column_list(&chunk.key);
     let mut conds = Vec::new();
-    if let Some(lower) = &chunk.lower {
+    if let (true, Some(point)) = (chunk.is_point(), &chunk.lower) {
+        conds.push(format!("{key} = {}", row_literal(point)));
+    } else if let Some(lower) = &chunk.lower {
         conds.push(format!("{key} >= {}", row_literal(lower)));
     }
-    if let Some(upper) = &chunk.upper {
+    if let (false, Some(upper)) = (chunk.is_point(), &chunk.upper) {
         conds.push(format!("{key} < {}", row_literal(upper)));
     }
     if !conds.is_empty() {
@@ -500,6 +502,8 @@ impl TargetReader for PgTargetReader {
 /// foreign keys off (`session_replication_role = replica`, as the replication apply does).
 pub struct PgRepairSink {
     client: Client,
+    /// The task whose apply an open repair transaction holds ([`RepairSink::hold_apply`]).
+    held: Option<String>,
 }
 
 impl std::fmt::Debug for PgRepairSink {
@@ -517,6 +521,7 @@ impl PgRepairSink {
     pub async fn connect(url: &str) -> Result<Self> {
         Ok(Self {
             client: connect_client(url).await?,
+            held: None,
         })
     }
 }
@@ -602,8 +607,60 @@ pub(crate) fn repair_statements(
     Ok(out)
 }
 
+/// Locks task `task`'s applied-position record, which the apply locks at the start of each
+/// of its transactions.
+fn hold_statement(task: &str) -> String {
+    format!(
+        "SELECT position::text FROM dts_meta.cdc_position WHERE task = {} FOR UPDATE",
+        dts_typemap::pg::quote_literal(task)
+    )
+}
+
+impl PgRepairSink {
+    /// Runs `statements` (after the transaction's opening ones) in the transaction the sink
+    /// holds, and commits it.
+    async fn repair_held(&mut self, table: &TargetTable, statements: &[String]) -> Result<()> {
+        let what = || format!("repairing `{}` beside the running apply", table.name);
+        for s in statements {
+            if let Err(e) = self.client.execute(s.as_str(), &[]).await {
+                let _ = self.client.batch_execute("ROLLBACK").await;
+                return Err(map_error(e, what()));
+            }
+        }
+        self.client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| map_error(e, what()))
+    }
+}
+
 #[async_trait]
 impl RepairSink for PgRepairSink {
+    async fn hold_apply(&mut self, task: &str) -> Result<Option<dts_core::Position>> {
+        if self.held.take().is_some() {
+            let _ = self.client.batch_execute("ROLLBACK").await;
+        }
+        let what = || format!("holding the apply of task `{task}` for a repair");
+        self.client
+            .batch_execute("BEGIN; SET LOCAL session_replication_role = replica")
+            .await
+            .map_err(|e| map_error(e, what()))?;
+        let row = self
+            .client
+            .query_opt(hold_statement(task).as_str(), &[])
+            .await;
+        let row = match row {
+            Ok(row) => row,
+            Err(e) => {
+                let _ = self.client.batch_execute("ROLLBACK").await;
+                return Err(map_error(e, what()));
+            }
+        };
+        self.held = Some(task.to_string());
+        row.map(|r| super::state::parse_position(task, r.get(0)))
+            .transpose()
+    }
+
     async fn repair(
         &mut self,
         table: &TargetTable,
@@ -611,7 +668,15 @@ impl RepairSink for PgRepairSink {
         repairs: &[Repair],
         mode: RepairMode,
     ) -> Result<Vec<String>> {
-        let statements = repair_statements(table, key, repairs)?;
+        let mut statements = repair_statements(table, key, repairs)?;
+        if let Some(task) = self.held.take() {
+            // Opened by `hold_apply`: the held transaction writes every key as the source
+            // holds it (a delete may find no row).
+            statements.insert(2, hold_statement(&task));
+            self.repair_held(table, &statements[3..statements.len() - 1])
+                .await?;
+            return Ok(statements);
+        }
         if mode == RepairMode::Apply {
             let what = || format!("repairing `{}`", table.name);
             let tx = self

@@ -69,6 +69,38 @@ pub struct RepairOptions {
     pub mode: RepairMode,
     /// The SQL file every statement is written to (created or truncated).
     pub file: PathBuf,
+    /// Repair beside the task's running apply (see [`BesideApply`]).
+    pub beside_apply: Option<BesideApply>,
+}
+
+/// A repair beside a running apply: each chunk's repair transaction holds the task's apply
+/// ([`dts_core::RepairSink::hold_apply`]), reads the chunk's rows from a new source
+/// snapshot, taken once the apply is held, and writes every differing key as that snapshot
+/// holds it (deleted where the source has no row). Every change the target holds was
+/// committed on the source before the snapshot, so the repair never writes a value older
+/// than the target's; once it committed, the apply replays the changes the snapshot holds
+/// beyond the applied position, idempotently.
+#[derive(Clone)]
+pub struct BesideApply {
+    /// The task whose apply is held.
+    pub task: String,
+    /// Opens the new source snapshots.
+    pub source: Arc<dyn FreshReader>,
+}
+
+/// Opens a source reader in a snapshot taken at the call (see [`BesideApply`]).
+#[async_trait]
+pub trait FreshReader: Send + Sync {
+    /// A reader that sees every transaction the source committed before the call.
+    async fn reader(&self) -> Result<Box<dyn SnapshotReader>>;
+}
+
+impl std::fmt::Debug for BesideApply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BesideApply")
+            .field("task", &self.task)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Re-checks differences while replication runs: a difference read at source position `P`
@@ -850,7 +882,7 @@ pub(crate) struct RepairPlan {
 /// The keys one chunk's repair touches, by canonical key bytes.
 #[derive(Debug, Default)]
 pub(crate) struct ChunkRepairs {
-    pub(crate) insert: HashSet<Vec<u8>>,
+    pub(crate) insert: HashMap<Vec<u8>, Vec<Value>>,
     pub(crate) update: HashMap<Vec<u8>, Vec<Value>>,
     pub(crate) delete: Vec<Vec<Value>>,
 }
@@ -870,7 +902,7 @@ fn diffs_view(diffs: &[(TableDiff, u64, u64, u64)]) -> Vec<RepairPlan> {
                         .entry(e.chunk)
                         .or_default()
                         .insert
-                        .insert(key.clone());
+                        .insert(key.clone(), e.key.clone());
                 }
                 for e in k.extra.values() {
                     chunks
@@ -953,6 +985,15 @@ pub(crate) async fn source_rows_by_key(
         Ok(())
     })
     .await
+}
+
+/// The canonical bytes of a key's values, as rows' keys are compared.
+pub(crate) fn key_bytes(values: &[Value]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in values {
+        encode_value(v, &mut out);
+    }
+    out
 }
 
 fn cmp_key(a: &[Value], b: &[Value]) -> std::cmp::Ordering {

@@ -38,6 +38,7 @@ mod repair;
 pub mod report;
 
 pub use engine::{
-    verify_tables, Recheck, RepairOptions, TableCheck, VerifyEvent, VerifyOptions, Worker,
+    verify_tables, BesideApply, FreshReader, Recheck, RepairOptions, TableCheck, VerifyEvent,
+    VerifyOptions, Worker,
 };
 pub use report::{Difference, RepairStats, TableReport, VerifyReport};

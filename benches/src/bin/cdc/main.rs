@@ -60,6 +60,7 @@ const USAGE: &str = "\
 usage: cdc [--rows N] [--initial-rows N] [--rate R] [--seconds S] [--connections C]
            [--only inserts,mixed,latency] [--poll-ms MS] [--timeout SECS]
            [--max-batch-rows N] [--max-batch-delay-ms MS]
+           [--verify-sample SHARE] [--verify-max-rows-per-second N]
 
   --rows N              single-row transactions of each throughput workload; default 100000
   --initial-rows N      rows of `events` before the full load; default 200000
@@ -73,6 +74,8 @@ usage: cdc [--rows N] [--initial-rows N] [--rate R] [--seconds S] [--connections
   --max-batch-rows N, --max-batch-delay-ms MS
                         written to the task's [incremental] section; default: not written,
                         dts's defaults apply
+  --verify-sample SHARE, --verify-max-rows-per-second N
+                        sampled verification during replication (written likewise)
 
 environment: DTS_BENCH_MYSQL_URL, DTS_BENCH_PG_URL name existing servers to use instead of
 private ones started from the installed binaries.";
@@ -179,6 +182,19 @@ impl Args {
                 "--timeout" => args.timeout = Duration::from_secs(number()?),
                 "--max-batch-rows" => args.incremental.max_batch_rows = Some(number()?),
                 "--max-batch-delay-ms" => args.incremental.max_batch_delay_ms = Some(number()?),
+                "--verify-max-rows-per-second" => {
+                    args.incremental.verify_max_rows_per_second = Some(number()?);
+                }
+                "--verify-sample" => {
+                    let share: f64 = value
+                        .parse()
+                        .ok()
+                        .filter(|s| (0.0..=1.0).contains(s))
+                        .with_context(|| {
+                            format!("`{flag}` needs a share between 0 and 1, not `{value}`")
+                        })?;
+                    args.incremental.verify_sample = Some(share);
+                }
                 "--only" => {
                     let mut chosen = Vec::new();
                     for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -785,6 +801,12 @@ fn incremental_settings(i: Incremental) -> String {
     }
     if let Some(n) = i.max_batch_delay_ms {
         set.push(format!("max_batch_delay_ms = {n}"));
+    }
+    if let Some(s) = i.verify_sample {
+        set.push(format!("verify_sample = {s}"));
+    }
+    if let Some(n) = i.verify_max_rows_per_second {
+        set.push(format!("verify_max_rows_per_second = {n}"));
     }
     if set.is_empty() {
         "defaults".to_owned()

@@ -25,6 +25,10 @@ const TARGET_URL_VAR: &str = "DTS_CDC_TARGET_URL";
 pub struct Incremental {
     pub max_batch_rows: Option<u64>,
     pub max_batch_delay_ms: Option<u64>,
+    /// `verify_sample`: the share of applied rows compared during replication.
+    pub verify_sample: Option<f64>,
+    /// `verify_max_rows_per_second`.
+    pub verify_max_rows_per_second: Option<u64>,
 }
 
 /// The task file for `migration = ["schema", "full", "incremental"]` of database [`DB`].
@@ -37,13 +41,20 @@ pub fn task_file(incremental: Incremental) -> String {
          [target]\nurl = \"${{{TARGET_URL_VAR}}}\"\n\n\
          [objects]\ninclude = [\"{DB}\"]\n"
     );
-    let keys: Vec<String> = [
+    let mut keys: Vec<String> = [
         ("max_batch_rows", incremental.max_batch_rows),
         ("max_batch_delay_ms", incremental.max_batch_delay_ms),
+        (
+            "verify_max_rows_per_second",
+            incremental.verify_max_rows_per_second,
+        ),
     ]
     .into_iter()
     .filter_map(|(key, value)| value.map(|v| format!("{key} = {v}\n")))
     .collect();
+    if let Some(share) = incremental.verify_sample {
+        keys.push(format!("verify_sample = {share:?}\n"));
+    }
     if !keys.is_empty() {
         text.push_str("\n[incremental]\n");
         text.extend(keys);
@@ -246,7 +257,7 @@ mod tests {
         assert!(!text.contains("[incremental]"));
         let text = task_file(Incremental {
             max_batch_rows: Some(5000),
-            max_batch_delay_ms: None,
+            ..Incremental::default()
         });
         assert!(text.ends_with("\n[incremental]\nmax_batch_rows = 5000\n"));
     }

@@ -290,6 +290,31 @@ impl KeyColumns {
     /// The expanded row comparison `key <cmp> bound`, e.g. for `(a, b) >= (x, y)`:
     /// `a >= x AND (a > x OR (a = x AND b >= y))`. The leading single-column term lets the
     /// range optimizer bound the scan even where it gives up on the disjunction.
+    /// `key = bound`, column by column (a [`dts_core::Chunk::point`]).
+    pub(super) fn equal(
+        &self,
+        bound: &[Value],
+        params: &mut Vec<mysql_async::Value>,
+    ) -> Result<String> {
+        if bound.len() != self.columns.len() {
+            return Err(Error::internal(format!(
+                "chunk bound has {} values for a key of {} columns",
+                bound.len(),
+                self.columns.len()
+            )));
+        }
+        let terms: Vec<String> = self
+            .columns
+            .iter()
+            .zip(bound)
+            .map(|(c, v)| {
+                params.push(mysql_param(v));
+                format!("{} = {}", quote_ident(&c.name), c.placeholder)
+            })
+            .collect();
+        Ok(terms.join(" AND "))
+    }
+
     pub(super) fn compare(
         &self,
         bound: &[Value],

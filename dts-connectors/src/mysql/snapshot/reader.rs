@@ -143,13 +143,18 @@ impl<'a> ChunkRead<'a> {
                 let _ = write!(sql, " FORCE INDEX ({})", quote_ident(index));
             }
             let mut terms = Vec::new();
-            if let Some(lower) = &chunk.lower {
+            if let (true, Some(point)) = (chunk.is_point(), &chunk.lower) {
+                terms.push(
+                    key.equal(point, &mut params)
+                        .map_err(|e| e.context(ctx()))?,
+                );
+            } else if let Some(lower) = &chunk.lower {
                 terms.push(
                     key.compare(lower, Cmp::Ge, &mut params)
                         .map_err(|e| e.context(ctx()))?,
                 );
             }
-            if let Some(upper) = &chunk.upper {
+            if let (false, Some(upper)) = (chunk.is_point(), &chunk.upper) {
                 terms.push(
                     key.compare(upper, Cmp::Lt, &mut params)
                         .map_err(|e| e.context(ctx()))?,

@@ -384,6 +384,18 @@ pub(crate) fn repair_statements(
 
 #[async_trait]
 impl RepairSink for MySqlRepairSink {
+    async fn hold_apply(&mut self, task: &str) -> Result<Option<dts_core::Position>> {
+        // The MySQL apply writes a key first inserted in its batch without deleting it
+        // first: a row the repair inserted would stop it with a duplicate key.
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "a repair beside the running apply of task `{task}` needs a PostgreSQL \
+                 target; stop the task with `dts stop`, repair, then run it again"
+            ),
+        ))
+    }
+
     async fn repair(
         &mut self,
         table: &TargetTable,

@@ -156,6 +156,9 @@ impl ApplySessions for PgApplySessions<'_> {
 ///   Before `idempotent_until`, where the target may already hold later rows, the row's
 ///   image before the change is written back first, so the actions meet the same rows.
 ///
+/// - **First**, the task's row of `dts_meta.cdc_position` is locked (`FOR UPDATE`): a
+///   repair beside the apply ([`dts_core::RepairSink::hold_apply`]) locks it too, so the
+///   two never interleave and never wait for each other's rows.
 /// - A table is planned from the first image's columns: their types are read from the
 ///   target, and its key is the primary key, else the smallest unique index over `NOT NULL`
 ///   columns (every column of it written). A value that cannot be encoded is an error naming
@@ -419,10 +422,14 @@ impl PgApplySink {
             return Ok(());
         }
         self.open = true;
+        // The position record is locked first: a repair beside the apply locks it too, so
+        // the two never interleave (and never wait for each other's rows).
         self.client
-            .batch_execute(
-                "BEGIN; SET LOCAL session_replication_role = replica; SET LOCAL dts.applying = on",
-            )
+            .batch_execute(&format!(
+                "BEGIN; SET LOCAL session_replication_role = replica; SET LOCAL dts.applying = on; \
+                 SELECT 1 FROM dts_meta.cdc_position WHERE task = {} FOR UPDATE",
+                dts_typemap::pg::quote_literal(&self.task)
+            ))
             .await
             .map_err(|e| map_error(e, "starting a target transaction in replica mode"))
     }

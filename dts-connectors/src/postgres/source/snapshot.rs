@@ -215,6 +215,24 @@ impl std::fmt::Debug for PgSnapshotReader {
 }
 
 impl PgSnapshotReader {
+    /// A reader in a snapshot of its own (`REPEATABLE READ`, taken at its first read),
+    /// without a log position and without a replication slot: for reads that need a
+    /// snapshot taken after some moment, not its exact position.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors.
+    pub async fn open_plain(options: &PgConnectOptions) -> Result<Self> {
+        let client = connect_source(options).await?;
+        client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(|e| map_error(e, "opening a source snapshot"))?;
+        Ok(Self {
+            client,
+            checked: HashSet::new(),
+        })
+    }
     /// The columns a reader delivers for `table`, in order: every column but generated
     /// ones (the target computes those).
     pub fn columns_read(table: &Table) -> Vec<&dts_core::Column> {
@@ -448,13 +466,16 @@ fn copy_rows<'a>(
         .boxed()
 }
 
-/// The `WHERE` clause selecting the rows of `chunk` (empty for a whole table).
+/// The `WHERE` clause selecting the rows of `chunk` (one key for a point chunk; empty for a
+/// whole table).
 fn chunk_filter(table: &Table, chunk: &Chunk) -> Result<String> {
     let mut conditions = Vec::new();
-    if let Some(lower) = &chunk.lower {
+    if let (true, Some(point)) = (chunk.is_point(), &chunk.lower) {
+        conditions.push(key_condition(table, &chunk.key, "=", point)?);
+    } else if let Some(lower) = &chunk.lower {
         conditions.push(key_condition(table, &chunk.key, ">=", lower)?);
     }
-    if let Some(upper) = &chunk.upper {
+    if let (false, Some(upper)) = (chunk.is_point(), &chunk.upper) {
         conditions.push(key_condition(table, &chunk.key, "<", upper)?);
     }
     Ok(if conditions.is_empty() {
