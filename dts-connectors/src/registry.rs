@@ -1246,6 +1246,16 @@ impl Target {
         }
     }
 
+    /// Empties (`TRUNCATE`) or drops (`drop`) the existing target `tables` a task's
+    /// `policy.conflicting_tables` says to prepare.
+    ///
+    /// # Errors
+    ///
+    /// Server errors, naming the tables (a table another one references is refused).
+    pub async fn prepare_tables(&self, tables: &[TableName], drop: bool) -> Result<()> {
+        on_target!(&self.kind, t => t.prepare_tables(tables, drop).await.map_err(target_error))
+    }
+
     /// Updates the planner statistics of `tables`.
     ///
     /// # Errors

@@ -389,8 +389,9 @@ pub struct Objects {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
-    /// What to do when a target table already exists: `fail` (default: the precheck fails)
-    /// or `ignore` (keep the existing table and proceed).
+    /// What to do when a target table already exists: `fail` (default: the precheck fails),
+    /// `ignore` (keep the existing table and proceed), `truncate` (keep it, emptied before
+    /// the copy) or `drop` (drop it and create it as planned).
     #[serde(default)]
     pub conflicting_tables: ConflictPolicy,
     /// How identifiers are spelled in the target: `lower` (default) or `keep`.
@@ -408,6 +409,12 @@ pub enum ConflictPolicy {
     Fail,
     /// Existing tables are kept as they are; their creation is skipped.
     Ignore,
+    /// Existing tables are kept, emptied (`TRUNCATE`) before the copy on the task's first
+    /// run; their creation is skipped. The precheck names them.
+    Truncate,
+    /// Existing tables are dropped on the task's first run and created as the task plans
+    /// them. The precheck names them.
+    Drop,
 }
 
 /// How identifiers are spelled in the target.

@@ -16,6 +16,41 @@ use dts_schema::{Phase, SchemaPlan, Statement, StatementKind};
 
 use crate::task::{Run, Step};
 
+/// On a task's first run (before its pre-data step is recorded), prepares the target tables
+/// that already exist as `policy.conflicting_tables` says (`truncate`: emptied; `drop`:
+/// dropped, to be created as planned) and returns the tables to keep as they are. A run
+/// killed before the pre-data step is recorded prepares again: the dropped tables no longer
+/// exist, the emptied ones are emptied again, before anything is copied.
+pub(crate) async fn prepare_existing(
+    config: &crate::config::TaskConfig,
+    target: &dts_connectors::Target,
+    plan: &crate::task::TaskPlan,
+    found: BTreeSet<TableName>,
+) -> Result<BTreeSet<TableName>> {
+    use crate::config::ConflictPolicy;
+    let conflicting: Vec<TableName> = plan
+        .schema
+        .tables
+        .iter()
+        .filter(|t| found.contains(&t.target))
+        .map(|t| t.target.clone())
+        .collect();
+    match config.policy.conflicting_tables {
+        ConflictPolicy::Truncate => {
+            target.prepare_tables(&conflicting, false).await?;
+            Ok(found)
+        }
+        ConflictPolicy::Drop => {
+            target.prepare_tables(&conflicting, true).await?;
+            Ok(found
+                .into_iter()
+                .filter(|t| !conflicting.contains(t))
+                .collect())
+        }
+        _ => Ok(found),
+    }
+}
+
 /// Runs the pre-data statements in one transaction recorded as done inside it.
 pub(crate) async fn pre_data(run: &mut Run<'_>) -> Result<()> {
     let (todo, skipped) = select_statements(&run.plan.schema, Phase::PreData, &run.existing);

@@ -594,9 +594,10 @@ impl Task {
             let existing = if store.is_done(Step::SchemaPreData.key()).await? {
                 store.kept_tables().await?
             } else {
-                target
+                let found = target
                     .existing_tables(&crate::precheck::target_schemas(&ready.plan))
-                    .await?
+                    .await?;
+                crate::ddl::prepare_existing(&self.config, &target, &ready.plan, found).await?
             };
             // A resumed run works from the source schema the target was built from, after
             // checking the source against it; a first run records the schema it builds from.

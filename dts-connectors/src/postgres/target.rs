@@ -376,6 +376,38 @@ impl PgTarget {
             .map_err(|e| map_error(e, "setting up an index build"))
     }
 
+    /// Empties (`TRUNCATE`) or drops (`drop`) the existing target `tables` a task is told to
+    /// prepare, in one statement (tables referencing each other go together); a table
+    /// another table references is refused by the server, naming the constraint.
+    ///
+    /// # Errors
+    ///
+    /// Server errors, naming the tables.
+    pub async fn prepare_tables(&self, tables: &[TableName], drop: bool) -> Result<()> {
+        if tables.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = tables
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}.{}",
+                    dts_schema::quote_ident(&t.schema),
+                    dts_schema::quote_ident(&t.name)
+                )
+            })
+            .collect();
+        let (sql, what) = if drop {
+            ("DROP TABLE", "dropping")
+        } else {
+            ("TRUNCATE", "emptying")
+        };
+        self.client
+            .batch_execute(&format!("{sql} {}", names.join(", ")))
+            .await
+            .map_err(|e| map_error(e, format!("{what} target tables {}", names.join(", "))))
+    }
+
     /// Updates the planner statistics of `tables`.
     ///
     /// # Errors

@@ -60,14 +60,22 @@ pub(super) async fn conflicts(
     } else if conflicts.is_empty() {
         r.pass("target.conflicting_tables", "no target table exists yet");
     } else {
-        let status = match config.policy.conflicting_tables {
-            ConflictPolicy::Fail => CheckStatus::Fail,
-            ConflictPolicy::Ignore => CheckStatus::Warn,
+        let (status, then) = match config.policy.conflicting_tables {
+            ConflictPolicy::Fail => (CheckStatus::Fail, ""),
+            ConflictPolicy::Ignore => (CheckStatus::Warn, ": kept as they are"),
+            ConflictPolicy::Truncate => (
+                CheckStatus::Warn,
+                ": they will be EMPTIED (TRUNCATE) before the copy",
+            ),
+            ConflictPolicy::Drop => (
+                CheckStatus::Warn,
+                ": they will be DROPPED and created as the task plans them",
+            ),
         };
         r.push(
             "target.conflicting_tables",
             status,
-            format!("target already has {}", conflicts.join(", ")),
+            format!("target already has {}{then}", conflicts.join(", ")),
             "drop or rename them in the target, rename them in the task \
              (objects.rename_*), or set policy.conflicting_tables = \"ignore\"",
         );

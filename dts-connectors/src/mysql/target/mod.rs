@@ -357,6 +357,43 @@ impl MySqlTarget {
         run_recorded(conn, task, step, statement).await
     }
 
+    /// Empties (`TRUNCATE TABLE`, one table a statement) or drops (`drop`, one statement)
+    /// the existing target `tables` a task is told to prepare; a table another table
+    /// references is refused by the server, naming it.
+    ///
+    /// # Errors
+    ///
+    /// Server errors, naming the tables.
+    pub async fn prepare_tables(&self, tables: &[TableName], drop: bool) -> Result<()> {
+        let names: Vec<String> = tables
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}.{}",
+                    dts_schema::quote_mysql_ident(&t.schema),
+                    dts_schema::quote_mysql_ident(&t.name)
+                )
+            })
+            .collect();
+        let statements: Vec<String> = if names.is_empty() {
+            Vec::new()
+        } else if drop {
+            vec![format!("DROP TABLE {}", names.join(", "))]
+        } else {
+            names
+                .iter()
+                .map(|n| format!("TRUNCATE TABLE {n}"))
+                .collect()
+        };
+        let mut conn = self.conn.lock().await;
+        for sql in statements {
+            conn.query_drop(&sql)
+                .await
+                .map_err(|e| map_error(e, format!("preparing target tables: `{sql}`")))?;
+        }
+        Ok(())
+    }
+
     /// Updates the optimizer statistics of `tables`.
     ///
     /// # Errors
