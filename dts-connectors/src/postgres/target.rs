@@ -387,16 +387,7 @@ impl PgTarget {
         if tables.is_empty() {
             return Ok(());
         }
-        let names: Vec<String> = tables
-            .iter()
-            .map(|t| {
-                format!(
-                    "{}.{}",
-                    dts_schema::quote_ident(&t.schema),
-                    dts_schema::quote_ident(&t.name)
-                )
-            })
-            .collect();
+        let names = qualified_names(tables);
         let (sql, what) = if drop {
             ("DROP TABLE", "dropping")
         } else {
@@ -417,19 +408,24 @@ impl PgTarget {
         if tables.is_empty() {
             return Ok(());
         }
-        let names: Vec<String> = tables
-            .iter()
-            .map(|t| {
-                format!(
-                    "{}.{}",
-                    dts_schema::quote_ident(&t.schema),
-                    dts_schema::quote_ident(&t.name)
-                )
-            })
-            .collect();
+        let names = qualified_names(tables);
         self.client
             .batch_execute(&format!("ANALYZE {}", names.join(", ")))
             .await
             .map_err(|e| map_error(e, "analysing target tables"))
     }
+}
+
+/// `tables` as qualified, quoted names.
+fn qualified_names(tables: &[TableName]) -> Vec<String> {
+    tables
+        .iter()
+        .map(|t| {
+            format!(
+                "{}.{}",
+                dts_schema::quote_ident(&t.schema),
+                dts_schema::quote_ident(&t.name)
+            )
+        })
+        .collect()
 }

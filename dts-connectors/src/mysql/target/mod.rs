@@ -365,16 +365,7 @@ impl MySqlTarget {
     ///
     /// Server errors, naming the tables.
     pub async fn prepare_tables(&self, tables: &[TableName], drop: bool) -> Result<()> {
-        let names: Vec<String> = tables
-            .iter()
-            .map(|t| {
-                format!(
-                    "{}.{}",
-                    dts_schema::quote_mysql_ident(&t.schema),
-                    dts_schema::quote_mysql_ident(&t.name)
-                )
-            })
-            .collect();
+        let names = qualified_names(tables);
         let statements: Vec<String> = if names.is_empty() {
             Vec::new()
         } else if drop {
@@ -403,16 +394,7 @@ impl MySqlTarget {
         if tables.is_empty() {
             return Ok(());
         }
-        let names: Vec<String> = tables
-            .iter()
-            .map(|t| {
-                format!(
-                    "{}.{}",
-                    dts_schema::quote_mysql_ident(&t.schema),
-                    dts_schema::quote_mysql_ident(&t.name)
-                )
-            })
-            .collect();
+        let names = qualified_names(tables);
         self.conn
             .lock()
             .await
@@ -420,6 +402,20 @@ impl MySqlTarget {
             .await
             .map_err(|e| map_error(e, "analysing target tables"))
     }
+}
+
+/// `tables` as qualified, quoted names.
+fn qualified_names(tables: &[TableName]) -> Vec<String> {
+    tables
+        .iter()
+        .map(|t| {
+            format!(
+                "{}.{}",
+                dts_schema::quote_mysql_ident(&t.schema),
+                dts_schema::quote_mysql_ident(&t.name)
+            )
+        })
+        .collect()
 }
 
 /// Runs `statement` unless `step` of `task` is recorded, then records it.

@@ -344,6 +344,23 @@ async fn check_not_rewritten(client: &Client, table: &Table) -> Result<()> {
     }
 }
 
+/// The columns read of `table`, after checking (on this reader's first read of the table)
+/// that it was not rewritten since the snapshot.
+async fn first_read<'t>(
+    client: &Client,
+    checked: &mut HashSet<TableName>,
+    table: &'t Table,
+) -> Result<Vec<&'t str>> {
+    if !checked.contains(&table.name) {
+        check_not_rewritten(client, table).await?;
+        checked.insert(table.name.clone());
+    }
+    Ok(PgSnapshotReader::columns_read(table)
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect())
+}
+
 /// `ONLY` the table itself (not its inheritance children), or, for a partitioned table, the
 /// table with all its partitions.
 fn from_clause(table: &Table, partitioned: bool) -> String {
@@ -748,14 +765,7 @@ impl SnapshotReader for PgSnapshotReader {
         let Self { client, checked } = self;
         let client = &*client;
         let plan = async move {
-            if !checked.contains(&table.name) {
-                check_not_rewritten(client, table).await?;
-                checked.insert(table.name.clone());
-            }
-            let names: Vec<&str> = PgSnapshotReader::columns_read(table)
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect();
+            let names = first_read(client, checked, table).await?;
             let (columns, from) = read_columns(client, table, &names).await?;
             let filter = chunk_filter(table, chunk)?;
             let sql = format!(
@@ -803,14 +813,7 @@ impl SnapshotReader for PgSnapshotReader {
         let Self { client, checked } = self;
         let client = &*client;
         let plan = async move {
-            if !checked.contains(&table.name) {
-                check_not_rewritten(client, table).await?;
-                checked.insert(table.name.clone());
-            }
-            let names: Vec<&str> = PgSnapshotReader::columns_read(table)
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect();
+            let names = first_read(client, checked, table).await?;
             let RowEncoding::PgBinaryCopy { types } = encoding else {
                 return Err(Error::new(
                     ErrorKind::Unsupported,
