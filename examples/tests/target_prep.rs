@@ -100,3 +100,77 @@ fn a_referenced_table_is_refused_naming_it() {
     );
     assert_eq!(env.pg(&format!("SELECT count(*) FROM {db}.a")), "2");
 }
+
+/// The same into a MySQL/MariaDB target (MySQL → MySQL, the source database renamed to a
+/// target database holding the table already); a referenced table cannot be emptied.
+#[test]
+fn into_mysql_truncate_empties_and_drop_recreates_and_a_referenced_table_is_refused() {
+    let my = dts_testkit::mariadb();
+    for policy in ["truncate", "drop", "refused"] {
+        let source_db = my.create_unique_database("prep_my_src").unwrap();
+        my.exec_in(&source_db, FIXTURE).unwrap();
+        let target_db = my.create_unique_database("prep_my_dst").unwrap();
+        my.exec_in(
+            &target_db,
+            "CREATE TABLE a (id int PRIMARY KEY, v text, old int);
+             INSERT INTO a VALUES (1, 'stale', 7), (1000, 'extra', 8);",
+        )
+        .unwrap();
+        if policy == "refused" {
+            my.exec_in(
+                &target_db,
+                "CREATE TABLE keeper (id int PRIMARY KEY, FOREIGN KEY (id) REFERENCES a (id));
+                 INSERT INTO keeper VALUES (1000);",
+            )
+            .unwrap();
+        }
+        let dir = std::env::temp_dir().join(format!("dts-test-{target_db}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let task = dir.join("task.toml");
+        std::fs::write(
+            &task,
+            format!(
+                "name = \"{target_db}\"\nmigration = [\"schema\", \"full\"]\n\
+                 source.url = \"{url}\"\ntarget.url = \"{url}\"\n\
+                 objects.include = [\"{source_db}\"]\n\
+                 objects.rename_databases = {{ \"{source_db}\" = \"{target_db}\" }}\n\
+                 [policy]\nconflicting_tables = \"{}\"\n",
+                if policy == "drop" { "drop" } else { "truncate" },
+                url = my.url()
+            ),
+        )
+        .unwrap();
+        let task = task.to_str().unwrap();
+        let rows = || {
+            my.query_in(
+                &target_db,
+                "SELECT GROUP_CONCAT(CONCAT(id, ':', v) ORDER BY id) FROM a",
+            )
+            .unwrap()
+            .trim()
+            .to_string()
+        };
+        let out = dts(&["run", "--config", task]);
+        if policy == "refused" {
+            assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains(&format!("`{target_db}`.`a`")),
+                "{}",
+                text(&out)
+            );
+            assert_eq!(rows(), "1:stale,1000:extra");
+            continue;
+        }
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(rows(), "1:one,2:two,3:three");
+        let columns = my
+            .query(&format!(
+                "SELECT GROUP_CONCAT(column_name ORDER BY ordinal_position) \
+                 FROM information_schema.columns \
+                 WHERE table_schema = '{target_db}' AND table_name = 'a'"
+            ))
+            .unwrap();
+        let expected = if policy == "drop" { "id,v" } else { "id,v,old" };
+        assert_eq!(columns.trim(), expected);
+    }
+}
