@@ -764,3 +764,93 @@ async fn the_precheck_warns_about_slots_and_publications_earlier_tasks_left() {
     let shown = text(&out);
     assert!(!shown.contains(&gone), "{shown}");
 }
+
+/// A table truncated (or rewritten) on the source after the full load's snapshot, before
+/// its copy: the snapshot would see it empty while replication replays changes to rows it
+/// never copied. The reader notices, the full load copies it from a new snapshot, and the
+/// target ends exactly as the source, keyless table included.
+#[tokio::test]
+async fn a_table_truncated_after_the_snapshot_is_copied_from_a_new_one() {
+    let pair = PgPair::new(
+        "pgpg_trunc",
+        "CREATE SCHEMA w;
+         CREATE TABLE w.aaa (id int PRIMARY KEY, v text);
+         INSERT INTO w.aaa SELECT g, 'a' || g FROM generate_series(1, 20000) g;
+         CREATE TABLE w.zzz (a int, b text);
+         ALTER TABLE w.zzz REPLICA IDENTITY FULL;
+         INSERT INTO w.zzz SELECT g % 7, 'z' || g FROM generate_series(1, 300) g;",
+    );
+    let task = pair.task_file_for(
+        "[\"schema\", \"full\", \"incremental\"]",
+        "\"w\"",
+        "full.workers = 1\nfull.rows_per_chunk = 1000\nfull.max_rows_per_second = 4000\n",
+    );
+    let log = pair.dir.join("run.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dts"))
+        .args(["run", "--config", &task])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // Once the first chunk of `aaa` is in, the snapshot is taken and `zzz` not read yet
+    // (one worker, tables in order, `aaa` throttled to about five seconds).
+    let started = Instant::now();
+    loop {
+        let done = dts_testkit::postgres()
+            .query_in(
+                &pair.target_db,
+                "SELECT count(*) FROM dts_meta.chunk WHERE table_name = 'aaa'",
+            )
+            .unwrap_or_default();
+        if done.trim().parse::<u32>().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run ended");
+        assert!(started.elapsed() < Duration::from_secs(60), "no chunk");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pg = dts_testkit::postgres();
+    pg.exec_in(
+        &pair.source_db,
+        "INSERT INTO w.zzz VALUES (1, 'before'); DELETE FROM w.zzz WHERE b = 'z7'; \
+         TRUNCATE w.zzz; INSERT INTO w.zzz VALUES (2, 'after'), (2, 'after'), (3, NULL); \
+         DELETE FROM w.zzz WHERE a = 3; UPDATE w.aaa SET v = 'changed' WHERE id = 20000",
+    )
+    .unwrap();
+    // Replication applies what came after; then the run stops and catches up.
+    let started = Instant::now();
+    while pair.target("SELECT count(*) FROM dts_meta.cdc_position WHERE applied_at IS NOT NULL")
+        != "1"
+    {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no replication"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        logged.contains("table `w.zzz` was rewritten"),
+        "the copy did not notice the truncation: {logged}"
+    );
+    assert_eq!(
+        pair.target("SELECT string_agg(a || ':' || b, ',' ORDER BY a, b) FROM w.zzz"),
+        "2:after,2:after"
+    );
+    assert_eq!(
+        pair.target("SELECT v FROM w.aaa WHERE id = 20000"),
+        "changed"
+    );
+    assert_same_data(&pair, "w").await;
+    let clean = dts(&["cleanup", "--config", &task, "--yes"]);
+    assert!(clean.status.success(), "{}", text(&clean));
+}

@@ -301,7 +301,10 @@ async fn read_columns(
 /// and checks that no `ALTER TABLE` rewrote it since the snapshot: PostgreSQL's table
 /// rewrites are not MVCC-safe, so a snapshot taken before one sees the rewritten table
 /// empty, and its rows would be missing from the target without a word (logical decoding
-/// does not carry them either). The lock held from here keeps it so until the copy ends.
+/// does not carry them either); after a `TRUNCATE` the snapshot sees it empty too, while
+/// replication would replay changes to rows it never copied. Either is a retryable error:
+/// the full load copies what is left from a new snapshot. The lock held from here keeps the
+/// table so until the copy ends.
 async fn check_not_rewritten(client: &Client, table: &Table) -> Result<()> {
     let what = || format!("locking `{}` for the copy", table.name);
     let name = format!(
@@ -330,14 +333,17 @@ async fn check_not_rewritten(client: &Client, table: &Table) -> Result<()> {
         .get(0);
     match rewritten {
         None => Ok(()),
+        // Retryable: the copy starts again from a new snapshot, which sees the table as it
+        // is now (a truncated table empty, a rewritten one with its rows), and replication
+        // skips, for this table, the changes that snapshot already holds.
         Some(tables) => Err(Error::new(
-            ErrorKind::Conflict,
+            ErrorKind::Transient,
             format!(
                 "table `{}` was rewritten on the source after the full load's snapshot was \
-                 taken ({tables}: an ALTER TABLE that rewrites it, such as a column type \
-                 change; TRUNCATE, VACUUM FULL and CLUSTER also give it new storage): the \
-                 snapshot cannot see a rewritten table's rows, so it cannot be copied from it. Run the task again: the chunks already \
-                 copied are kept, and the rest is copied from a new snapshot",
+                 taken ({tables}: TRUNCATE, or an ALTER TABLE that rewrites it, such as a \
+                 column type change; VACUUM FULL and CLUSTER also give it new storage): the \
+                 snapshot cannot see its rows, so the chunks not yet copied are copied again \
+                 from a new snapshot",
                 table.name
             ),
         )),
