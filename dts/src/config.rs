@@ -42,6 +42,13 @@ pub struct TaskConfig {
     /// Incremental migration settings.
     #[serde(default)]
     pub incremental: IncrementalOptions,
+    /// Per-table settings, keyed by a `database.table` pattern (`*` and `?` wildcards, as in
+    /// `objects.include`): which columns, which rows (`where`) and which replicated
+    /// operations. A table matched by an exact key takes that key's settings; otherwise at
+    /// most one wildcard key may set a given setting for it (two that do are an error
+    /// naming both).
+    #[serde(default)]
+    pub tables: BTreeMap<String, TableOptions>,
     /// Labels added to every metric (see [`crate::metrics`]).
     #[serde(default)]
     pub metrics: crate::metrics::MetricsConfig,
@@ -73,6 +80,13 @@ pub struct IncrementalOptions {
     /// target.
     #[serde(default = "default_true")]
     pub target_binlog: bool,
+    /// Task-wide limit on row changes applied per second (replication throttle). Default:
+    /// none.
+    #[serde(default)]
+    pub max_rows_per_second: Option<u64>,
+    /// Task-wide limit on bytes of row changes applied per second. Default: none.
+    #[serde(default)]
+    pub max_bytes_per_second: Option<u64>,
     /// Most source rows applied in one target transaction. Default 20,000.
     #[serde(default = "default_batch_rows")]
     pub max_batch_rows: usize,
@@ -106,6 +120,8 @@ impl Default for IncrementalOptions {
             operations: default_operations(),
             untranslatable_ddl: UntranslatableDdl::default(),
             target_binlog: true,
+            max_rows_per_second: None,
+            max_bytes_per_second: None,
             max_batch_rows: default_batch_rows(),
             max_batch_delay_ms: default_batch_delay_ms(),
             retry_window_seconds: default_retry_window(),
@@ -385,6 +401,48 @@ pub struct Objects {
     pub rename_columns: BTreeMap<String, String>,
 }
 
+/// Settings of the tables a `[tables."pattern"]` key matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableOptions {
+    /// Which columns are migrated (created, copied, replicated).
+    #[serde(default)]
+    pub columns: ColumnSelection,
+    /// A row filter: a SQL condition on the source table's columns, in the source's
+    /// dialect (`region = 'eu' AND deleted_at IS NULL`). The full load copies the rows it
+    /// holds for; replication applies the changes of rows it holds for, and an update that
+    /// moves a row out of (into) the filter becomes a delete (an insert) in the target.
+    #[serde(default, rename = "where")]
+    pub filter: Option<String>,
+    /// The replicated operations for these tables, replacing `incremental.operations`:
+    /// any of `insert`, `update`, `delete`, `truncate`, `ddl`.
+    #[serde(default)]
+    pub operations: Option<Vec<Operation>>,
+}
+
+/// Column selection of a table: at most one of the two lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSelection {
+    /// The columns to migrate; the others are left out.
+    #[serde(default)]
+    pub include: Option<Vec<String>>,
+    /// The columns to leave out.
+    #[serde(default)]
+    pub exclude: Option<Vec<String>>,
+}
+
+/// The per-table settings that apply to one table, resolved from the `[tables]` patterns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolvedTableOptions {
+    /// The columns to migrate, when the task selects columns.
+    pub columns: ColumnSelection,
+    /// The row filter, when the table has one.
+    pub filter: Option<String>,
+    /// The replicated operations, when they differ from `incremental.operations`.
+    pub operations: Option<Vec<Operation>>,
+}
+
 /// Task policies.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -643,10 +701,90 @@ impl TaskConfig {
         for key in self.objects.rename_tables.keys() {
             parse_qualified(key, 2, "objects.rename_tables")?;
         }
+        for (key, options) in &self.tables {
+            let pattern =
+                TablePattern::parse(key).map_err(|e| e.context(format!("`[tables.\"{key}\"]`")))?;
+            if pattern.table == "*" && !key.contains('.') {
+                return Err(Error::config(format!(
+                    "`[tables.\"{key}\"]` must name tables as `database.table` (wildcards \
+                     allowed)"
+                )));
+            }
+            match (&options.columns.include, &options.columns.exclude) {
+                (Some(_), Some(_)) => {
+                    return Err(Error::config(format!(
+                        "`[tables.\"{key}\"]` sets both `columns.include` and \
+                         `columns.exclude`: choose one"
+                    )))
+                }
+                (Some(list), None) if list.is_empty() => {
+                    return Err(Error::config(format!(
+                        "`[tables.\"{key}\"]` `columns.include` must name at least one column"
+                    )))
+                }
+                _ => {}
+            }
+            if options
+                .filter
+                .as_deref()
+                .is_some_and(|f| f.trim().is_empty())
+            {
+                return Err(Error::config(format!(
+                    "`[tables.\"{key}\"]` `where` is empty"
+                )));
+            }
+        }
         for key in self.objects.rename_columns.keys() {
             parse_qualified(key, 3, "objects.rename_columns")?;
         }
         Ok(())
+    }
+
+    /// The `[tables]` settings that apply to table `t` (named as in the source).
+    ///
+    /// # Errors
+    ///
+    /// Two wildcard keys that both match `t` set the same setting (an exact key wins).
+    pub fn table_options(&self, t: &TableName) -> Result<ResolvedTableOptions> {
+        let mut matching: Vec<(&String, &TableOptions)> = self
+            .tables
+            .iter()
+            .filter(|(k, _)| TablePattern::parse(k).is_ok_and(|p| p.matches(t)))
+            .collect();
+        // An exact key first: it wins over wildcard ones.
+        matching.sort_by_key(|(k, _)| k.contains(['*', '?']));
+        let mut out = ResolvedTableOptions::default();
+        let mut set_by: [Option<&String>; 3] = [None; 3];
+        for (key, options) in matching {
+            let exact = !key.contains(['*', '?']);
+            let sets = [
+                options.columns.include.is_some() || options.columns.exclude.is_some(),
+                options.filter.is_some(),
+                options.operations.is_some(),
+            ];
+            for (i, name) in ["columns", "where", "operations"].iter().enumerate() {
+                if !sets[i] {
+                    continue;
+                }
+                if let Some(earlier) = set_by[i] {
+                    if !exact && earlier.contains(['*', '?']) {
+                        return Err(Error::config(format!(
+                            "table `{t}`: both `[tables.\"{earlier}\"]` and \
+                             `[tables.\"{key}\"]` set `{name}`; name the table exactly to \
+                             choose"
+                        )));
+                    }
+                    continue;
+                }
+                set_by[i] = Some(key);
+                match i {
+                    0 => out.columns = options.columns.clone(),
+                    1 => out.filter = options.filter.clone(),
+                    _ => out.operations = options.operations.clone(),
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The selection as compiled patterns.
@@ -944,6 +1082,45 @@ mod tests {
             opts.table_renames[&TableName::new("shop", "orders")],
             "purchase_orders"
         );
+    }
+
+    #[test]
+    fn per_table_settings_resolve_exact_keys_first_and_refuse_ambiguity() {
+        let text = format!(
+            "{GOOD}\n[tables.\"shop.orders\"]\ncolumns.exclude = [\"note\"]\n\
+             where = \"region = 'eu'\"\n\
+             [tables.\"shop.*\"]\noperations = [\"insert\"]\nwhere = \"id > 0\"\n\
+             [tables.\"shop.o*\"]\ncolumns.include = [\"id\"]\n"
+        );
+        let cfg: TaskConfig = text.parse().unwrap();
+        let orders = cfg
+            .table_options(&TableName::new("shop", "orders"))
+            .unwrap();
+        assert_eq!(orders.columns.exclude, Some(vec!["note".to_string()]));
+        assert_eq!(orders.columns.include, None);
+        assert_eq!(orders.filter.as_deref(), Some("region = 'eu'"));
+        assert_eq!(orders.operations, Some(vec![Operation::Insert]));
+        let items = cfg.table_options(&TableName::new("shop", "items")).unwrap();
+        assert_eq!(items.filter.as_deref(), Some("id > 0"));
+        assert_eq!(items.columns, ColumnSelection::default());
+        // `shop.*` and `shop.o*` both match `shop.other`, only one sets columns: fine.
+        let other = cfg.table_options(&TableName::new("shop", "other")).unwrap();
+        assert_eq!(other.columns.include, Some(vec!["id".to_string()]));
+        let clash = text.replace("columns.include = [\"id\"]", "where = \"id < 9\"");
+        let cfg: TaskConfig = clash.parse().unwrap();
+        let e = cfg
+            .table_options(&TableName::new("shop", "other"))
+            .unwrap_err();
+        assert!(
+            e.message().contains("shop.*") && e.message().contains("shop.o*"),
+            "{e}"
+        );
+        let both = text.replace(
+            "columns.exclude",
+            "columns.include = [\"id\"]\ncolumns.exclude",
+        );
+        let e = both.parse::<TaskConfig>().unwrap_err();
+        assert!(e.message().contains("choose one"), "{e}");
     }
 
     #[test]
