@@ -26,6 +26,102 @@ pub(crate) fn split_transactions(events: &[ChangeEvent]) -> Result<Vec<&[ChangeE
     Ok(out)
 }
 
+/// A source transaction arriving in parts (`ApplySink::apply_part`).
+#[derive(Debug)]
+pub(crate) struct Partial {
+    /// The position of its first event, which it is judged by: the applied position, the
+    /// copy positions and the idempotence window all lie between transactions, so it is at
+    /// or before one of them exactly when its end is.
+    pub(crate) first: Position,
+    /// Whether it is already applied: its parts and rest are ignored.
+    pub(crate) skip: bool,
+}
+
+/// For a part of a source transaction (`events`, none of which ends it): the position the
+/// part is judged by, or `None` when there is nothing to apply (no events, or a
+/// transaction the target already holds, as of `applied`). Starts `partial` with the first
+/// part.
+///
+/// # Errors
+///
+/// A part that holds the end of a transaction.
+pub(crate) fn part_judge(
+    events: &[ChangeEvent],
+    partial: &mut Option<Partial>,
+    applied: Option<&Position>,
+) -> Result<Option<Position>> {
+    if let Some(end) = events.iter().find(|e| e.change.ends_transaction()) {
+        return Err(Error::internal(format!(
+            "a part of a transaction holds the end of a transaction (at `{}`)",
+            end.position
+        )));
+    }
+    let Some(first) = events.first() else {
+        return Ok(None);
+    };
+    let partial = partial.get_or_insert_with(|| Partial {
+        first: first.position.clone(),
+        skip: applied.is_some_and(|a| at_or_before(&first.position, a)),
+    });
+    Ok((!partial.skip).then(|| partial.first.clone()))
+}
+
+/// What of a batch is to be applied.
+#[derive(Debug, Default)]
+pub(crate) struct Fresh<'a> {
+    /// The rest of a transaction applied in parts, with the position it is judged by.
+    pub(crate) continued: Option<(&'a [ChangeEvent], Position)>,
+    /// The whole transactions the target does not hold yet.
+    pub(crate) transactions: Vec<&'a [ChangeEvent]>,
+    /// Whether the parts of a transaction applied so far are to be rolled back: the
+    /// target held it after all (its parts were applied only if the source's positions
+    /// are out of order), so nothing of it stays.
+    pub(crate) abandon_parts: bool,
+}
+
+impl Fresh<'_> {
+    /// Whether nothing is to be applied.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.continued.is_none() && self.transactions.is_empty()
+    }
+}
+
+/// Splits a batch into transactions and keeps those the target does not hold yet (as of
+/// `applied`), taking the transaction applied in parts (`partial`) with its rest.
+///
+/// # Errors
+///
+/// A batch that ends inside a transaction, or one with no rest for the transaction in
+/// parts.
+pub(crate) fn fresh_transactions<'a>(
+    events: &'a [ChangeEvent],
+    partial: &mut Option<Partial>,
+    applied: Option<&Position>,
+) -> Result<Fresh<'a>> {
+    let transactions = split_transactions(events)?;
+    if transactions.is_empty() && partial.is_some() {
+        return Err(Error::internal(
+            "no rest given for a transaction applied in parts",
+        ));
+    }
+    let is_fresh = |t: &&[ChangeEvent]| {
+        let end = &t[t.len() - 1].position;
+        !applied.is_some_and(|a| at_or_before(end, a))
+    };
+    let mut transactions = transactions.into_iter();
+    let mut out = Fresh::default();
+    if let Some(partial) = partial.take() {
+        let rest = transactions.next().unwrap_or_default();
+        if !partial.skip && is_fresh(&rest) {
+            out.continued = Some((rest, partial.first));
+        } else {
+            out.abandon_parts = true;
+        }
+    }
+    out.transactions = transactions.filter(is_fresh).collect();
+    Ok(out)
+}
+
 /// How long a new apply session waits for a statement still running in an earlier
 /// session of the same task (a killed run's last `COMMIT`, which the server finishes after
 /// the client is gone) before it gives up.

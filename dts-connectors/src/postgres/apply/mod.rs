@@ -11,7 +11,8 @@
 //! at a time, in order, touching exactly one matching row per change.
 
 use crate::apply::{
-    at_or_before, split_transactions, wait_for_earlier_session, ApplySessions, EarlierSession,
+    at_or_before, fresh_transactions, part_judge, wait_for_earlier_session, ApplySessions,
+    EarlierSession, Partial,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -436,25 +437,14 @@ impl PgApplySink {
 
     async fn apply_part_events(&mut self, events: &[ChangeEvent]) -> Result<ApplyStats> {
         self.end_abandoned().await;
-        if let Some(end) = events.iter().find(|e| e.change.ends_transaction()) {
-            self.rollback().await;
-            return Err(Error::internal(format!(
-                "a part of a transaction holds the end of a transaction (at `{}`)",
-                end.position
-            )));
-        }
-        let Some(first) = events.first() else {
-            return Ok(ApplyStats::default());
+        let judge = match part_judge(events, &mut self.partial, self.applied.as_ref()) {
+            Ok(Some(judge)) => judge,
+            Ok(None) => return Ok(ApplyStats::default()),
+            Err(e) => {
+                self.rollback().await;
+                return Err(e);
+            }
         };
-        let applied = self.applied.as_ref();
-        let partial = self.partial.get_or_insert_with(|| Partial {
-            first: first.position.clone(),
-            skip: applied.is_some_and(|a| at_or_before(&first.position, a)),
-        });
-        if partial.skip {
-            return Ok(ApplyStats::default());
-        }
-        let judge = partial.first.clone();
         self.busy = true;
         match self.apply_part_in_transaction(events, &judge).await {
             Ok(stats) => {
@@ -487,44 +477,24 @@ impl PgApplySink {
         position: &Position,
     ) -> Result<ApplyStats> {
         self.end_abandoned().await;
-        let transactions = match split_transactions(events) {
-            Ok(t) if !t.is_empty() || self.partial.is_none() => t,
-            Ok(_) => {
-                self.rollback().await;
-                return Err(Error::internal(
-                    "no rest given for a transaction applied in parts",
-                ));
-            }
+        let fresh = match fresh_transactions(events, &mut self.partial, self.applied.as_ref()) {
+            Ok(fresh) => fresh,
             Err(e) => {
                 self.rollback().await;
                 return Err(e);
             }
         };
-        let applied = self.applied.clone();
-        let is_fresh = |t: &&[ChangeEvent]| {
-            let end = &t[t.len() - 1].position;
-            !applied.as_ref().is_some_and(|a| at_or_before(end, a))
-        };
-        let mut transactions = transactions.into_iter();
-        // The rest of the transaction in parts, with the position it is judged by.
-        let mut continued = None;
-        if let Some(partial) = self.partial.take() {
-            let rest = transactions.next().unwrap_or_default();
-            if !partial.skip && is_fresh(&rest) {
-                continued = Some((rest, partial.first));
-            } else if self.open {
-                // Applied before after all (its parts were applied only if the source's
-                // positions are out of order): nothing of it stays.
-                self.rollback().await;
-            }
+        if fresh.abandon_parts && self.open {
+            self.rollback().await;
         }
-        // Skip the transactions the target already holds.
-        let fresh: Vec<&[ChangeEvent]> = transactions.filter(is_fresh).collect();
-        if continued.is_none() && fresh.is_empty() {
+        if fresh.is_empty() {
             return Ok(ApplyStats::default());
         }
         self.busy = true;
-        match self.apply_in_transaction(continued, &fresh, position).await {
+        match self
+            .apply_in_transaction(fresh.continued, &fresh.transactions, position)
+            .await
+        {
             Ok(stats) => {
                 self.busy = false;
                 self.applied = Some(position.clone());
@@ -914,17 +884,6 @@ impl ApplySink for PgApplySink {
     async fn applied_position(&mut self) -> Result<Option<Position>> {
         self.read_applied().await
     }
-}
-
-/// A source transaction arriving in parts ([`ApplySink::apply_part`]).
-#[derive(Debug)]
-struct Partial {
-    /// The position of its first event, which it is judged by: the applied position, the
-    /// copy positions and the idempotence window all lie between transactions, so it is at
-    /// or before one of them exactly when its end is.
-    first: Position,
-    /// Whether it is already applied: its parts and rest are ignored.
-    skip: bool,
 }
 
 fn push_table(sql: &mut String, table: &TableName) {

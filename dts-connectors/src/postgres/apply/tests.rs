@@ -2,6 +2,7 @@
 
 use super::params::fields;
 use super::*;
+use crate::apply::split_transactions;
 use dts_core::{Lsn, RowImage, Value};
 
 fn ev(change: Change, lsn: u64) -> ChangeEvent {

@@ -4,7 +4,8 @@
 //! (target tables, target column names, target values, target DDL): the sink only writes.
 
 use crate::apply::{
-    at_or_before, split_transactions, wait_for_earlier_session, ApplySessions, EarlierSession,
+    at_or_before, fresh_transactions, part_judge, wait_for_earlier_session, ApplySessions,
+    EarlierSession, Partial,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -275,15 +276,6 @@ impl std::fmt::Debug for MySqlApplySink {
     }
 }
 
-/// A source transaction arriving in parts ([`ApplySink::apply_part`]).
-#[derive(Debug)]
-struct Partial {
-    /// The position of its first event, which it is judged by.
-    first: Position,
-    /// Whether it is already applied: its parts and rest are ignored.
-    skip: bool,
-}
-
 /// A schema change a killed run was applying, as recorded in `dts_meta.cdc_ddl`.
 #[derive(Debug)]
 struct Unfinished {
@@ -463,28 +455,17 @@ impl MySqlApplySink {
 
     async fn apply_part_events(&mut self, events: &[ChangeEvent]) -> Result<ApplyStats> {
         self.end_abandoned().await;
-        if let Some(end) = events.iter().find(|e| e.change.ends_transaction()) {
-            self.rollback().await;
-            return Err(Error::internal(format!(
-                "a part of a transaction holds the end of a transaction (at `{}`)",
-                end.position
-            )));
-        }
-        let Some(first) = events.first() else {
-            return Ok(ApplyStats::default());
-        };
-        let applied = self.applied.as_ref();
         if self.partial.is_none() {
             self.seq = 0;
         }
-        let partial = self.partial.get_or_insert_with(|| Partial {
-            first: first.position.clone(),
-            skip: applied.is_some_and(|a| at_or_before(&first.position, a)),
-        });
-        if partial.skip {
-            return Ok(ApplyStats::default());
-        }
-        let judge = partial.first.clone();
+        let judge = match part_judge(events, &mut self.partial, self.applied.as_ref()) {
+            Ok(Some(judge)) => judge,
+            Ok(None) => return Ok(ApplyStats::default()),
+            Err(e) => {
+                self.rollback().await;
+                return Err(e);
+            }
+        };
         self.busy = true;
         let result = async {
             self.read_resume().await?;
@@ -515,41 +496,25 @@ impl MySqlApplySink {
         position: &Position,
     ) -> Result<ApplyStats> {
         self.end_abandoned().await;
-        let transactions = match split_transactions(events) {
-            Ok(t) if !t.is_empty() || self.partial.is_none() => t,
-            Ok(_) => {
-                self.rollback().await;
-                return Err(Error::internal(
-                    "no rest given for a transaction applied in parts",
-                ));
-            }
+        let fresh = match fresh_transactions(events, &mut self.partial, self.applied.as_ref()) {
+            Ok(fresh) => fresh,
             Err(e) => {
                 self.rollback().await;
                 return Err(e);
             }
         };
-        let applied = self.applied.clone();
-        let is_fresh = |t: &&[ChangeEvent]| {
-            let end = &t[t.len() - 1].position;
-            !applied.as_ref().is_some_and(|a| at_or_before(end, a))
-        };
-        let mut transactions = transactions.into_iter();
-        let mut continued = None;
-        if let Some(partial) = self.partial.take() {
-            let rest = transactions.next().unwrap_or_default();
-            if !partial.skip && is_fresh(&rest) {
-                continued = Some((rest, partial.first));
-            } else if self.open {
-                self.rollback().await;
-            }
+        if fresh.abandon_parts && self.open {
+            self.rollback().await;
         }
-        let fresh: Vec<&[ChangeEvent]> = transactions.filter(is_fresh).collect();
-        if continued.is_none() && fresh.is_empty() {
+        if fresh.is_empty() {
             return Ok(ApplyStats::default());
         }
         self.busy = true;
         let result = match self.read_resume().await {
-            Ok(()) => self.apply_in_transaction(continued, &fresh, position).await,
+            Ok(()) => {
+                self.apply_in_transaction(fresh.continued, &fresh.transactions, position)
+                    .await
+            }
             Err(e) => Err(e),
         };
         match result {
