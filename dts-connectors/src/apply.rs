@@ -1,7 +1,9 @@
 //! What the apply sinks of every target engine share: reading a batch as source
 //! transactions, and comparing positions in one log.
 
-use dts_core::{ChangeEvent, Error, Position, Result};
+use std::collections::HashMap;
+
+use dts_core::{Change, ChangeEvent, Error, ErrorKind, Position, Result, RowImage, TableName};
 
 /// Whether `a` is at or before `b` in the same log.
 pub(crate) fn at_or_before(a: &Position, b: &Position) -> bool {
@@ -24,6 +26,75 @@ pub(crate) fn split_transactions(events: &[ChangeEvent]) -> Result<Vec<&[ChangeE
         ));
     }
     Ok(out)
+}
+
+/// One row change, as the sinks write it.
+pub(crate) enum RowOp<'a> {
+    Insert(&'a RowImage),
+    Update(&'a RowImage, &'a RowImage),
+    Delete(&'a RowImage),
+}
+
+impl<'a> RowOp<'a> {
+    /// The row change `change` is, with its table; `None` for every other change.
+    pub(crate) fn of(change: &'a Change) -> Option<(&'a TableName, Self)> {
+        match change {
+            Change::Insert { table, row } => Some((table, Self::Insert(row))),
+            Change::Update {
+                table,
+                before,
+                after,
+            } => Some((table, Self::Update(before, after))),
+            Change::Delete { table, row } => Some((table, Self::Delete(row))),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a row change or truncate of a transaction judged by `judge` is skipped because
+/// the full load's copy of its table (copied at `copied_at`) is later and holds it, and
+/// whether it is applied idempotently (`in_window`: the transaction lies in the window in
+/// which a resumed full load's later snapshot may already hold it; a table copied whole
+/// never is). Other changes pass as they are.
+pub(crate) fn judge_copied(
+    change: &Change,
+    judge: &Position,
+    copied_at: &HashMap<TableName, Position>,
+    in_window: bool,
+) -> (bool, bool) {
+    match change {
+        Change::Insert { table, .. }
+        | Change::Update { table, .. }
+        | Change::Delete { table, .. }
+        | Change::Truncate { table } => match copied_at.get(table) {
+            Some(at) => (at_or_before(judge, at), false),
+            None => (false, in_window),
+        },
+        _ => (false, in_window),
+    }
+}
+
+/// The error for a change no sink applies: a rolled-back transaction, DDL that did not
+/// pass through the change mapper, a kind of change this version does not know.
+pub(crate) fn unexpected_change(event: &ChangeEvent) -> Error {
+    match &event.change {
+        Change::Rollback => Error::internal(format!(
+            "a rolled-back source transaction reached the sink (at `{}`)",
+            event.position
+        )),
+        Change::Ddl { sql, .. } => Error::internal(format!(
+            "source ddl `{}` reached the sink untranslated: changes must pass through the \
+             task's change mapper",
+            dts_schema::short_sql(sql)
+        )),
+        _ => Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "a change of an unsupported kind at position `{}`",
+                event.position
+            ),
+        ),
+    }
 }
 
 /// A source transaction arriving in parts (`ApplySink::apply_part`).

@@ -11,8 +11,8 @@
 //! at a time, in order, touching exactly one matching row per change.
 
 use crate::apply::{
-    at_or_before, fresh_transactions, part_judge, wait_for_earlier_session, ApplySessions,
-    EarlierSession, Partial,
+    at_or_before, fresh_transactions, judge_copied, part_judge, unexpected_change,
+    wait_for_earlier_session, ApplySessions, EarlierSession, Partial,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -561,41 +561,17 @@ impl PgApplySink {
             .as_ref()
             .is_some_and(|u| at_or_before(judge, u));
         for event in events {
-            let copied = |table: &TableName| self.copied_at.get(table).cloned();
-            let (skip, in_window) = match &event.change {
-                Change::Insert { table, .. }
-                | Change::Update { table, .. }
-                | Change::Delete { table, .. }
-                | Change::Truncate { table } => match copied(table) {
-                    Some(at) => (at_or_before(judge, &at), false),
-                    None => (false, in_window),
-                },
-                _ => (false, in_window),
-            };
+            let (skip, in_window) = judge_copied(&event.change, judge, &self.copied_at, in_window);
             if skip {
+                continue;
+            }
+            if let Some((table, op)) = RowOp::of(&event.change) {
+                stats.rows += 1;
+                self.row_change(table, op, in_window).await?;
                 continue;
             }
             match &event.change {
                 Change::Begin | Change::Commit => {}
-                Change::Insert { table, row } => {
-                    stats.rows += 1;
-                    self.row_change(table, RowOp::Insert(row), in_window)
-                        .await?;
-                }
-                Change::Update {
-                    table,
-                    before,
-                    after,
-                } => {
-                    stats.rows += 1;
-                    self.row_change(table, RowOp::Update(before, after), in_window)
-                        .await?;
-                }
-                Change::Delete { table, row } => {
-                    stats.rows += 1;
-                    self.row_change(table, RowOp::Delete(row), in_window)
-                        .await?;
-                }
                 Change::Truncate { table } => self.truncate(table).await?,
                 Change::Schema(change) => {
                     if self.schema_change_copied(change, judge)? {
@@ -608,28 +584,7 @@ impl PgApplySink {
                     }
                     self.schema_change(change).await?;
                 }
-                Change::Rollback => {
-                    return Err(Error::internal(format!(
-                        "a rolled-back source transaction reached the sink (at `{}`)",
-                        event.position
-                    )))
-                }
-                Change::Ddl { sql, .. } => {
-                    return Err(Error::internal(format!(
-                        "source ddl `{}` reached the sink untranslated: changes must pass \
-                         through the task's change mapper",
-                        short_sql(sql)
-                    )))
-                }
-                _ => {
-                    return Err(Error::new(
-                        ErrorKind::Unsupported,
-                        format!(
-                            "a change of an unsupported kind at position `{}`",
-                            event.position
-                        ),
-                    ))
-                }
+                _ => return Err(unexpected_change(event)),
             }
         }
         Ok(())

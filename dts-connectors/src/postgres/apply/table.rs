@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+pub(super) use crate::apply::RowOp;
 use bytes::BytesMut;
 use dts_core::{Error, ErrorKind, Result, RowImage, TableName, Value};
 use tokio_postgres::Client;
@@ -15,13 +16,6 @@ use crate::postgres::cascade::{with_actions, Referenced};
 use crate::postgres::copy::PgCopyEncoder;
 use crate::postgres::error::map_error;
 use crate::postgres::sink::{push_ident, target_columns};
-
-/// One row change.
-pub(super) enum RowOp<'a> {
-    Insert(&'a RowImage),
-    Update(&'a RowImage, &'a RowImage),
-    Delete(&'a RowImage),
-}
 
 /// How the changes of one table are written.
 pub(super) struct TableState {

@@ -4,8 +4,8 @@
 //! (target tables, target column names, target values, target DDL): the sink only writes.
 
 use crate::apply::{
-    at_or_before, fresh_transactions, part_judge, wait_for_earlier_session, ApplySessions,
-    EarlierSession, Partial,
+    at_or_before, fresh_transactions, judge_copied, part_judge, unexpected_change,
+    wait_for_earlier_session, ApplySessions, EarlierSession, Partial,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -666,50 +666,30 @@ impl MySqlApplySink {
                     }
                 }
             }
-            let copied = |table: &TableName| self.copied_at.get(table).cloned();
-            let (skip, in_window) = match &event.change {
-                // Committed with the record of the schema change that follows them.
-                Change::Insert { .. }
-                | Change::Update { .. }
-                | Change::Delete { .. }
-                | Change::Truncate { .. }
-                    if resumed.is_some() =>
-                {
-                    (true, false)
-                }
-                Change::Insert { table, .. }
-                | Change::Update { table, .. }
-                | Change::Delete { table, .. }
-                | Change::Truncate { table } => match copied(table) {
-                    Some(at) => (at_or_before(judge, &at), false),
-                    None => (false, in_window),
-                },
-                _ => (false, in_window),
+            // Committed with the record of the schema change that follows them.
+            let resumed_rows = resumed.is_some()
+                && matches!(
+                    event.change,
+                    Change::Insert { .. }
+                        | Change::Update { .. }
+                        | Change::Delete { .. }
+                        | Change::Truncate { .. }
+                );
+            let (skip, in_window) = if resumed_rows {
+                (true, false)
+            } else {
+                judge_copied(&event.change, judge, &self.copied_at, in_window)
             };
             if skip {
                 continue;
             }
+            if let Some((table, op)) = RowOp::of(&event.change) {
+                stats.rows += 1;
+                self.row_change(table, op, in_window).await?;
+                continue;
+            }
             match &event.change {
                 Change::Begin | Change::Commit => {}
-                Change::Insert { table, row } => {
-                    stats.rows += 1;
-                    self.row_change(table, RowOp::Insert(row), in_window)
-                        .await?;
-                }
-                Change::Update {
-                    table,
-                    before,
-                    after,
-                } => {
-                    stats.rows += 1;
-                    self.row_change(table, RowOp::Update(before, after), in_window)
-                        .await?;
-                }
-                Change::Delete { table, row } => {
-                    stats.rows += 1;
-                    self.row_change(table, RowOp::Delete(row), in_window)
-                        .await?;
-                }
                 Change::Truncate { table } => self.truncate(table),
                 Change::Schema(change) if change.within_transaction => {
                     // MySQL commits a schema change on its own: the source transaction is
@@ -736,28 +716,7 @@ impl MySqlApplySink {
                     self.schema_change(change, &at, None, resumed.take())
                         .await?;
                 }
-                Change::Rollback => {
-                    return Err(Error::internal(format!(
-                        "a rolled-back source transaction reached the sink (at `{}`)",
-                        event.position
-                    )))
-                }
-                Change::Ddl { sql, .. } => {
-                    return Err(Error::internal(format!(
-                        "source ddl `{}` reached the sink untranslated: changes must pass \
-                         through the task's change mapper",
-                        short_sql(sql)
-                    )))
-                }
-                _ => {
-                    return Err(Error::new(
-                        ErrorKind::Unsupported,
-                        format!(
-                            "a change of an unsupported kind at position `{}`",
-                            event.position
-                        ),
-                    ))
-                }
+                _ => return Err(unexpected_change(event)),
             }
         }
         Ok(())

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub(super) use crate::apply::RowOp;
 use dts_core::{Error, ErrorKind, Result, RowImage, TableName};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -14,13 +15,6 @@ use crate::mysql::error::map_error;
 
 /// Keys of one `DELETE … IN (…)` statement (the range optimizer's memory stays small).
 const DELETE_KEYS: usize = 1000;
-
-/// One row change.
-pub(super) enum RowOp<'a> {
-    Insert(&'a RowImage),
-    Update(&'a RowImage, &'a RowImage),
-    Delete(&'a RowImage),
-}
 
 /// How a column is compared with a literal to find a row of a table without a key.
 #[derive(Debug, Clone)]
