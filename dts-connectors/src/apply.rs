@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use dts_core::{Change, ChangeEvent, Error, ErrorKind, Position, Result, RowImage, TableName};
+use dts_core::{
+    Change, ChangeEvent, Error, ErrorKind, Position, Result, RowImage, SchemaChange, TableName,
+};
 
 /// Whether `a` is at or before `b` in the same log.
 pub(crate) fn at_or_before(a: &Position, b: &Position) -> bool {
@@ -72,6 +74,73 @@ pub(crate) fn judge_copied(
         },
         _ => (false, in_window),
     }
+}
+
+/// Whether a schema change at `judge` is already in the copy of the tables it touches:
+/// it touches a table copied (`copied_at`: the full load's snapshot position of each table
+/// copied whole) from a snapshot at or after `judge`. Such a change is skipped, as that
+/// table's row changes are: the copy holds the table as the source had it at the copy's
+/// snapshot (a resumed run stops when the schema of a table still to be copied differs
+/// from the one the target was built from), so the statements, which change the table's
+/// definition or its data, must not run on it. The tracked source schema still follows the
+/// change. Tables the change creates (or renames to) are then treated as copied at the
+/// latest of those snapshots, so what the log does to them before it is skipped too.
+///
+/// # Errors
+///
+/// A change that also touches a table without such a copy: it cannot be applied in part.
+pub(crate) fn schema_change_copied(
+    copied_at: &mut HashMap<TableName, Position>,
+    change: &SchemaChange,
+    judge: &Position,
+) -> Result<bool> {
+    let inside = |copied_at: &HashMap<TableName, Position>, t: &TableName| {
+        copied_at
+            .get(t)
+            .filter(|at| at_or_before(judge, at))
+            .cloned()
+    };
+    let copies: Vec<Position> = change
+        .tables
+        .iter()
+        .chain(&change.created)
+        .filter_map(|t| inside(copied_at, t))
+        .collect();
+    let Some(last) = copies
+        .iter()
+        .max_by(|a, b| a.log_cmp(b).unwrap_or(std::cmp::Ordering::Equal))
+        .cloned()
+    else {
+        return Ok(false);
+    };
+    let outside: Vec<String> = change
+        .tables
+        .iter()
+        .filter(|t| inside(copied_at, t).is_none())
+        .map(|t| format!("`{t}`"))
+        .collect();
+    if !outside.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "source ddl `{}` at `{judge}` changes tables copied after it and {}, copied \
+                 before it: it can be neither applied nor skipped; run it as separate \
+                 statements, or migrate again from the start",
+                dts_schema::short_sql(&change.source_sql),
+                outside.join(", ")
+            ),
+        ));
+    }
+    let created: Vec<TableName> = change
+        .created
+        .iter()
+        .filter(|t| inside(copied_at, t).is_none())
+        .cloned()
+        .collect();
+    for t in created {
+        copied_at.insert(t, last.clone());
+    }
+    Ok(true)
 }
 
 /// The error for a change no sink applies: a rolled-back transaction, DDL that did not

@@ -34,10 +34,11 @@ mod apply;
 mod end;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 mod endpoint;
-#[cfg(feature = "mysql")]
 pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "mysql")]
+mod precheck;
 pub mod registry;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 mod run_lock;

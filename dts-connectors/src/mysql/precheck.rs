@@ -172,49 +172,14 @@ impl MySqlSource {
             .buffer_unordered(workers)
             .collect::<Vec<_>>()
             .await;
-        let mut failures = Vec::new();
-        let mut warnings = Vec::new();
-        for result in results {
-            let (tp, checks, counts) = result?;
-            for ((column, check), n) in checks.iter().zip(counts) {
-                if n == 0 {
-                    continue;
-                }
-                let line = format!(
-                    "`{}`.`{column}`: {n} rows: {} ({})",
-                    tp.source, check.problem, check.fix
-                );
-                if check.blocking && stop_on_bad_rows {
-                    failures.push(line);
-                } else {
-                    warnings.push(line);
-                }
-            }
-        }
-        failures.sort();
-        warnings.sort();
-        if !failures.is_empty() {
-            r.push(
-                "source.values",
-                CheckStatus::Fail,
-                failures
-                    .into_iter()
-                    .chain(warnings)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                "fix the values in the source, exclude the columns' tables, change the type \
-                 options, or set full.bad_rows = \"reject\"",
-            );
-        } else if !warnings.is_empty() {
-            r.push(
-                "source.values",
-                CheckStatus::Warn,
-                warnings.join("; "),
-                "review: these values are converted as the task's type options say",
-            );
-        } else {
-            r.pass("source.values", "every value fits its target type");
-        }
+        let scanned = results.into_iter().collect::<Result<Vec<_>>>()?;
+        crate::precheck::push_value_findings(
+            r,
+            scanned
+                .iter()
+                .map(|(tp, checks, counts)| (tp.source.to_string(), &checks[..], counts.clone())),
+            stop_on_bad_rows,
+        );
         Ok(())
     }
 

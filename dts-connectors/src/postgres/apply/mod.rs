@@ -11,17 +11,15 @@
 //! at a time, in order, touching exactly one matching row per change.
 
 use crate::apply::{
-    at_or_before, fresh_transactions, judge_copied, part_judge, unexpected_change,
-    wait_for_earlier_session, ApplySessions, EarlierSession, Partial,
+    at_or_before, fresh_transactions, judge_copied, part_judge, schema_change_copied,
+    unexpected_change, wait_for_earlier_session, ApplySessions, EarlierSession, Partial,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use dts_core::{ApplySink, ApplyStats, CascadeLogging};
-use dts_core::{
-    Catalog, Change, ChangeEvent, Error, ErrorKind, Position, Result, SchemaChange, TableName,
-};
+use dts_core::{Catalog, Change, ChangeEvent, Error, Position, Result, SchemaChange, TableName};
 use dts_schema::short_sql;
 use futures::SinkExt;
 use tokio_postgres::{Client, Statement};
@@ -740,63 +738,10 @@ impl PgApplySink {
             .map_err(|e| map_error(e, format!("truncating `{table}`")))
     }
 
-    /// Whether a schema change at `judge` is already in the copy of the tables it touches:
-    /// it touches a table copied (see [`PgApplySink::with_copied_at`]) from a snapshot at or
-    /// after `judge`. Such a change is skipped, as that table's row changes are: the copy
-    /// holds the table as the source had it at the copy's snapshot (a resumed run stops
-    /// when the schema of a table still to be copied differs from the one the target was
-    /// built from), so the statements, which change the table's definition or its data,
-    /// must not run on it. The tracked source schema still follows the change. Tables the
-    /// change creates (or renames to) are then treated as copied at the latest of those
-    /// snapshots, so what the log does to them before it is skipped too. A change that
-    /// also touches a table without such a copy is refused: it cannot be applied in part.
+    /// Whether a schema change at `judge` is already in the copy of the tables it touches
+    /// (see [`crate::apply::schema_change_copied`]).
     fn schema_change_copied(&mut self, change: &SchemaChange, judge: &Position) -> Result<bool> {
-        let copied_at = &self.copied_at;
-        let inside = |t: &TableName| {
-            copied_at
-                .get(t)
-                .filter(|at| at_or_before(judge, at))
-                .cloned()
-        };
-        let copies: Vec<Position> = change
-            .tables
-            .iter()
-            .chain(&change.created)
-            .filter_map(inside)
-            .collect();
-        let Some(last) = copies
-            .iter()
-            .max_by(|a, b| a.log_cmp(b).unwrap_or(std::cmp::Ordering::Equal))
-            .cloned()
-        else {
-            return Ok(false);
-        };
-        let outside: Vec<String> = change
-            .tables
-            .iter()
-            .filter(|t| inside(t).is_none())
-            .map(|t| format!("`{t}`"))
-            .collect();
-        if !outside.is_empty() {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "source ddl `{}` at `{judge}` changes tables copied after it and {},                      copied before it: it can be neither applied nor skipped; run it as                      separate statements, or migrate again from the start",
-                    short_sql(&change.source_sql),
-                    outside.join(", ")
-                ),
-            ));
-        }
-        let created: Vec<TableName> = change
-            .created
-            .iter()
-            .filter(|t| inside(t).is_none())
-            .cloned()
-            .collect();
-        for t in created {
-            self.copied_at.insert(t, last.clone());
-        }
-        Ok(true)
+        schema_change_copied(&mut self.copied_at, change, judge)
     }
 
     /// Runs a translated schema change's statements, in order, in the open transaction.

@@ -328,50 +328,13 @@ impl PgSource {
             },
         ))
         .await;
-        let mut failures = Vec::new();
-        let mut warnings = Vec::new();
+        let mut scanned = Vec::new();
         for result in results {
             for (table, checks, counts) in result? {
-                for ((column, check), n) in checks.iter().zip(counts) {
-                    if n == 0 {
-                        continue;
-                    }
-                    let line = format!(
-                        "`{table}`.`{column}`: {n} rows: {} ({})",
-                        check.problem, check.fix
-                    );
-                    if check.blocking && stop_on_bad_rows {
-                        failures.push(line);
-                    } else {
-                        warnings.push(line);
-                    }
-                }
+                scanned.push((table.to_string(), &checks[..], counts));
             }
         }
-        failures.sort();
-        warnings.sort();
-        if !failures.is_empty() {
-            r.push(
-                "source.values",
-                CheckStatus::Fail,
-                failures
-                    .into_iter()
-                    .chain(warnings)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                "fix the values in the source, exclude the columns' tables, change the type \
-                 options, or set full.bad_rows = \"reject\"",
-            );
-        } else if !warnings.is_empty() {
-            r.push(
-                "source.values",
-                CheckStatus::Warn,
-                warnings.join("; "),
-                "review: these values are converted as the task's type options say",
-            );
-        } else {
-            r.pass("source.values", "every value fits its target type");
-        }
+        crate::precheck::push_value_findings(r, scanned, stop_on_bad_rows);
         Ok(())
     }
 

@@ -4,8 +4,8 @@
 //! (target tables, target column names, target values, target DDL): the sink only writes.
 
 use crate::apply::{
-    at_or_before, fresh_transactions, judge_copied, part_judge, unexpected_change,
-    wait_for_earlier_session, ApplySessions, EarlierSession, Partial,
+    at_or_before, fresh_transactions, judge_copied, part_judge, schema_change_copied,
+    unexpected_change, wait_for_earlier_session, ApplySessions, EarlierSession, Partial,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -995,56 +995,9 @@ impl MySqlApplySink {
     }
 
     /// Whether a schema change at `judge` is already in the copy of the tables it touches
-    /// (see [`crate::postgres::PgApplySink`], which judges it the same way).
+    /// (see [`crate::apply::schema_change_copied`]).
     fn schema_change_copied(&mut self, change: &SchemaChange, judge: &Position) -> Result<bool> {
-        let copied_at = &self.copied_at;
-        let inside = |t: &TableName| {
-            copied_at
-                .get(t)
-                .filter(|at| at_or_before(judge, at))
-                .cloned()
-        };
-        let copies: Vec<Position> = change
-            .tables
-            .iter()
-            .chain(&change.created)
-            .filter_map(inside)
-            .collect();
-        let Some(last) = copies
-            .iter()
-            .max_by(|a, b| a.log_cmp(b).unwrap_or(std::cmp::Ordering::Equal))
-            .cloned()
-        else {
-            return Ok(false);
-        };
-        let outside: Vec<String> = change
-            .tables
-            .iter()
-            .filter(|t| inside(t).is_none())
-            .map(|t| format!("`{t}`"))
-            .collect();
-        if !outside.is_empty() {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "source ddl `{}` at `{judge}` changes tables copied after it and {}, \
-                     copied before it: it can be neither applied nor skipped; run it as \
-                     separate statements, or migrate again from the start",
-                    short_sql(&change.source_sql),
-                    outside.join(", ")
-                ),
-            ));
-        }
-        let created: Vec<TableName> = change
-            .created
-            .iter()
-            .filter(|t| inside(t).is_none())
-            .cloned()
-            .collect();
-        for t in created {
-            self.copied_at.insert(t, last.clone());
-        }
-        Ok(true)
+        schema_change_copied(&mut self.copied_at, change, judge)
     }
 
     /// The schema change a killed run of the task was applying, if one is recorded.
