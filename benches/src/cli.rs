@@ -34,3 +34,28 @@ pub fn main<A>(
         }
     }
 }
+
+/// A comma-separated list of names, without duplicates, in the order given; `what` names
+/// the kind of name in errors.
+///
+/// # Errors
+///
+/// A name `parse` does not know, or an empty list.
+pub fn list<T: PartialEq>(
+    value: &str,
+    parse: fn(&str) -> Option<T>,
+    what: &str,
+) -> anyhow::Result<Vec<T>> {
+    use anyhow::Context as _;
+    let mut items = Vec::new();
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let item = parse(name).with_context(|| format!("unknown {what} `{name}`"))?;
+        if !items.contains(&item) {
+            items.push(item);
+        }
+    }
+    if items.is_empty() {
+        anyhow::bail!("empty {what} list");
+    }
+    Ok(items)
+}

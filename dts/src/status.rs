@@ -441,9 +441,15 @@ fn log_distance(applied: &Position, current: &Position) -> (Option<u64>, Option<
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) of a time in milliseconds since the Unix epoch.
 fn utc_from_unix_ms(ms: u64) -> String {
-    let secs = ms / 1000;
+    let (date, time) = utc_date_time(ms / 1000);
+    format!("{date} {time}")
+}
+
+/// The civil date (`YYYY-MM-DD`) and time of day (`HH:MM:SS`), in UTC, of a time in
+/// seconds since the Unix epoch.
+pub(crate) fn utc_date_time(secs: u64) -> (String, String) {
     let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (never negative here).
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z % 146_097;
@@ -453,11 +459,9 @@ fn utc_from_unix_ms(ms: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+    (
+        format!("{year:04}-{month:02}-{day:02}"),
+        format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60),
     )
 }
 

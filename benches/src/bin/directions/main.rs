@@ -27,6 +27,7 @@ use std::time::Duration;
 use std::{env, fs};
 
 use anyhow::{bail, Context as _, Result};
+use dts_benches::cli::list;
 use dts_benches::report::{self, per_second, thousands, Table};
 use dts_testkit::{MariaDb, Postgres};
 
@@ -129,21 +130,6 @@ impl Args {
         }
         Ok(Some(args))
     }
-}
-
-/// A comma-separated list of names, without duplicates, in the order given.
-fn list<T: PartialEq>(value: &str, parse: fn(&str) -> Option<T>, what: &str) -> Result<Vec<T>> {
-    let mut items = Vec::new();
-    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let item = parse(name).with_context(|| format!("unknown {what} `{name}`"))?;
-        if !items.contains(&item) {
-            items.push(item);
-        }
-    }
-    if items.is_empty() {
-        bail!("empty {what} list");
-    }
-    Ok(items)
 }
 
 fn main() -> ExitCode {
