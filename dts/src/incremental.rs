@@ -156,6 +156,8 @@ pub(crate) async fn run_incremental(
         ..CdcOptions::default()
     };
     let operations = config.incremental.operations.clone();
+    let row_filters = crate::filter::compile(config, &run.plan.catalog, run.source.engine())?;
+    let row_filters = &row_filters;
     let apply = ApplyOptions {
         idempotent_until,
         copied_at,
@@ -194,7 +196,10 @@ pub(crate) async fn run_incremental(
                 // killed.
                 state.record_reader(&reader).await?;
                 Ok(MappedSource::new(
-                    checks_ref.tap(OperationFilter { inner, operations }),
+                    checks_ref.tap(OperationFilter {
+                        inner: crate::filter::RowFilterSource::new(inner, row_filters),
+                        operations,
+                    }),
                     mapper,
                 ))
             }
