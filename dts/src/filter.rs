@@ -120,12 +120,12 @@ impl<S> RowFilterSource<S> {
             return Ok(Some(change));
         };
         Ok(match change {
-            Change::Insert { table, row } => {
-                filter.matches(&row)?.then_some(Change::Insert { table, row })
-            }
-            Change::Delete { table, row } => {
-                filter.matches(&row)?.then_some(Change::Delete { table, row })
-            }
+            Change::Insert { table, row } => filter
+                .matches(&row)?
+                .then_some(Change::Insert { table, row }),
+            Change::Delete { table, row } => filter
+                .matches(&row)?
+                .then_some(Change::Delete { table, row }),
             Change::Update {
                 table,
                 before,

@@ -89,7 +89,12 @@ pub(super) async fn check(
         let names: Vec<String> = filters.iter().map(|f| format!("`{}`", f.table())).collect();
         r.pass(CODE, format!("rows of {} filtered", names.join(", ")));
     } else {
-        r.push(CODE, CheckStatus::Fail, problems.join("; "), fixes.join("; "));
+        r.push(
+            CODE,
+            CheckStatus::Fail,
+            problems.join("; "),
+            fixes.join("; "),
+        );
     }
     Ok(())
 }
