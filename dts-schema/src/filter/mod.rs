@@ -14,7 +14,8 @@
 //!   rules exactly: binary collations (MySQL/MariaDB `*_bin`, where `PAD SPACE` ignores
 //!   trailing spaces and `*_nopad_bin` / `*_0900_bin` do not), PostgreSQL's `"C"`, `"POSIX"`
 //!   and `ucs_basic` for every comparison, and PostgreSQL's deterministic collations for
-//!   equality and `LIKE` (equal means byte-equal there). `bpchar` ignores trailing spaces;
+//!   equality and `LIKE` (equal means byte-equal there). `bpchar` comparisons ignore
+//!   trailing spaces, its `LIKE` does not;
 //! - dates and date-times compare with literals written `'YYYY-MM-DD'` and
 //!   `'YYYY-MM-DD HH:MM:SS[.ffffff]'` (or `DATE '…'`, `TIMESTAMP '…'`);
 //! - `IN`, `NOT IN` (unknown when no item matches and one is `NULL`), `BETWEEN`, `LIKE`
@@ -284,7 +285,8 @@ pub(crate) struct TextRule {
     pub collation: String,
     /// How trailing spaces count in comparisons.
     pub pad: Pad,
-    /// Trailing spaces do not count in `LIKE` either (PostgreSQL `bpchar`, read as text).
+    /// Trailing spaces do not count in `LIKE` either (no collation dts knows does this:
+    /// MySQL's `LIKE` ignores `PAD SPACE`, PostgreSQL's sees a `bpchar`'s padding).
     pub pad_like: bool,
     /// Equality (and `LIKE`) is exact: equal means the same characters.
     pub eq: bool,
@@ -1069,7 +1071,8 @@ fn pg_rule(collation: Option<&str>, bpchar: bool) -> TextRule {
     TextRule {
         collation: name.into(),
         pad: if bpchar { Pad::Trim } else { Pad::No },
-        pad_like: bpchar,
+        // `LIKE` on a `bpchar` sees its padding (checked on PostgreSQL 15).
+        pad_like: false,
         eq: deterministic,
         order: bytewise,
     }
