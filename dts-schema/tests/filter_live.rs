@@ -112,17 +112,17 @@ fn mariadb_and_dts_agree_on_every_row() {
          s VARCHAR(10) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, \
          p VARCHAR(10) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin, \
          g VARCHAR(10) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci, \
-         n DECIMAL(10,2), i INT, f DOUBLE, d DATE, dt DATETIME(6));
+         n DECIMAL(10,2), i INT, f DOUBLE, d DATE, dt DATETIME(6), r FLOAT);
          INSERT INTO t VALUES
-         (1, 'ab', 'ab', 'ab', 1.50, 1, 0.5, '2024-01-01', '2024-01-01 00:00:00'),
-         (2, 'ab ', 'ab ', 'AB', 2.50, 2, 0.1, '2023-12-31', '2024-01-01 12:00:00.5'),
-         (3, 'AB', 'AB', 'Ab ', -1.00, 3, -0.0, '2024-02-29', '2023-06-30 23:59:59'),
-         (4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-         (5, 'a_b', 'a_b', 'x', 0.00, 0, 1e300, '1999-01-01', '2024-01-01 11:59:59.999999'),
-         (6, 'a%b', 'a%b', 'y', 100.00, -5, 0.25, '2024-01-01', '2024-01-02 00:00:00'),
-         (7, 'axb', 'a\\tb', 'z', 2.00, 2, 2, '2024-01-02', '2024-01-01 12:00:00'),
-         (8, 'a\\t', 'a\\t', '', 1.5, 1, 1.5, '2024-01-01', '2024-01-01 12:00:00'),
-         (9, '', '', NULL, 99999999.99, 2147483647, -1e-300, '2000-02-29', '1970-01-01 00:00:00');",
+         (1, 'ab', 'ab', 'ab', 1.50, 1, 0.5, '2024-01-01', '2024-01-01 00:00:00', 0.1),
+         (2, 'ab ', 'ab ', 'AB', 2.50, 2, 0.1, '2023-12-31', '2024-01-01 12:00:00.5', 0.5),
+         (3, 'AB', 'AB', 'Ab ', -1.00, 3, -0.0, '2024-02-29', '2023-06-30 23:59:59', -0.0),
+         (4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+         (5, 'a_b', 'a_b', 'x', 0.00, 0, 1e300, '1999-01-01', '2024-01-01 11:59:59.999999', 3e38),
+         (6, 'a%b', 'a%b', 'y', 100.00, -5, 0.25, '2024-01-01', '2024-01-02 00:00:00', 0.25),
+         (7, 'axb', 'a\\tb', 'z', 2.00, 2, 2, '2024-01-02', '2024-01-01 12:00:00', 2),
+         (8, 'a\\t', 'a\\t', '', 1.5, 1, 1.5, '2024-01-01', '2024-01-01 12:00:00', 1.5),
+         (9, '', '', NULL, 99999999.99, 2147483647, -1e-300, '2000-02-29', '1970-01-01 00:00:00', 0.1);",
     )
     .unwrap();
     let t = table(
@@ -137,6 +137,7 @@ fn mariadb_and_dts_agree_on_every_row() {
             col("f", "double", None),
             col("d", "date", None),
             col("dt", "datetime(6)", None),
+            col("r", "float", None),
         ],
     );
     let rows = vec![
@@ -150,6 +151,7 @@ fn mariadb_and_dts_agree_on_every_row() {
             Value::Double(0.5),
             date("2024-01-01"),
             dt("2024-01-01 00:00:00"),
+            Value::Float(0.1_f32),
         ],
         vec![
             Value::Int(2),
@@ -161,6 +163,7 @@ fn mariadb_and_dts_agree_on_every_row() {
             Value::Double(0.1),
             date("2023-12-31"),
             dt("2024-01-01 12:00:00.5"),
+            Value::Float(0.5_f32),
         ],
         vec![
             Value::Int(3),
@@ -172,9 +175,11 @@ fn mariadb_and_dts_agree_on_every_row() {
             Value::Double(-0.0),
             date("2024-02-29"),
             dt("2023-06-30 23:59:59"),
+            Value::Float(-0.0_f32),
         ],
         vec![
             Value::Int(4),
+            Value::Null,
             Value::Null,
             Value::Null,
             Value::Null,
@@ -194,6 +199,7 @@ fn mariadb_and_dts_agree_on_every_row() {
             Value::Double(1e300),
             date("1999-01-01"),
             dt("2024-01-01 11:59:59.999999"),
+            Value::Float(3e38_f32),
         ],
         vec![
             Value::Int(6),
@@ -205,6 +211,7 @@ fn mariadb_and_dts_agree_on_every_row() {
             Value::Double(0.25),
             date("2024-01-01"),
             dt("2024-01-02 00:00:00"),
+            Value::Float(0.25_f32),
         ],
         vec![
             Value::Int(7),
@@ -216,6 +223,7 @@ fn mariadb_and_dts_agree_on_every_row() {
             Value::Double(2.0),
             date("2024-01-02"),
             dt("2024-01-01 12:00:00"),
+            Value::Float(2.0_f32),
         ],
         vec![
             Value::Int(8),
@@ -227,6 +235,7 @@ fn mariadb_and_dts_agree_on_every_row() {
             Value::Double(1.5),
             date("2024-01-01"),
             dt("2024-01-01 12:00:00"),
+            Value::Float(1.5_f32),
         ],
         vec![
             Value::Int(9),
@@ -238,6 +247,7 @@ fn mariadb_and_dts_agree_on_every_row() {
             Value::Double(-1e-300),
             date("2000-02-29"),
             dt("1970-01-01 00:00:00"),
+            Value::Float(0.1_f32),
         ],
     ];
     let conditions = [
@@ -279,6 +289,11 @@ fn mariadb_and_dts_agree_on_every_row() {
         "f = 0",
         "f < 1e-300",
         "f > n",
+        "r = 0.1",
+        "r > 0.1",
+        "r = 0.5",
+        "r < f",
+        "r >= 1e38",
         "d >= '2024-01-01'",
         "d = DATE '2024-02-29'",
         "d BETWEEN '2000-01-01' AND '2023-12-31'",

@@ -212,7 +212,8 @@ impl RowFilter {
         })?;
         let mut slots = Vec::with_capacity(self.columns.len());
         for name in &self.columns {
-            let Some(i) = row.columns.iter().position(|c| c == name) else {
+            let found = row.columns.iter().position(|c| c == name);
+            let Some(value) = found.and_then(|i| row.values.get(i)) else {
                 return Err(Error::new(
                     dts_core::ErrorKind::Unsupported,
                     format!(
@@ -223,7 +224,7 @@ impl RowFilter {
                     ),
                 ));
             };
-            slots.push(&row.values[i]);
+            slots.push(value);
         }
         node.eval(&slots).map(|v| v == Some(true)).map_err(|e| {
             let column = self.columns.get(e.slot).map_or("?", String::as_str);
@@ -670,8 +671,10 @@ impl Compiler<'_> {
             }
             _ if negative => return refuse(e, "dts evaluates no arithmetic on changes"),
             SqlValue::SingleQuotedString(s) => Lit::Text(s.clone(), None),
-            SqlValue::DoubleQuotedString(s) if self.engine == Flavor::MySql => {
-                Lit::Text(s.clone(), None)
+            SqlValue::DoubleQuotedString(_) if self.engine == Flavor::MySql => {
+                // A string, or an identifier under `ANSI_QUOTES`: the source may read it
+                // otherwise than dts.
+                return refuse(e, "write strings in single quotes");
             }
             SqlValue::EscapedStringLiteral(s) if self.engine == Flavor::Postgres => {
                 Lit::Text(s.clone(), None)

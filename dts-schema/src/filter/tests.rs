@@ -185,3 +185,16 @@ fn missing_columns_stop_evaluation_naming_them() {
         "{e}"
     );
 }
+
+#[test]
+fn mysql_double_quoted_strings_and_short_images_are_refused() {
+    let t = mysql_table();
+    let f = RowFilter::parse(Engine::MySql, &t, "code = \"a\"").unwrap();
+    assert!(f.unevaluable().unwrap().reason.contains("single quotes"));
+    let f = RowFilter::parse(Engine::MySql, &t, "code = 'a'").unwrap();
+    let short = RowImage {
+        columns: Arc::new(t.columns.iter().map(|c| c.name.clone()).collect()),
+        values: vec![Value::Int(1)],
+    };
+    assert!(f.matches(&short).is_err());
+}
