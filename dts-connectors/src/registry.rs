@@ -560,6 +560,22 @@ impl Source {
         }
     }
 
+    /// The default collation of a PostgreSQL source's database when its provider is libc
+    /// (text columns without a collation of their own use it); `None` on MySQL/MariaDB,
+    /// whose columns always name their collation.
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn default_collation(&self) -> Result<Option<String>> {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(_) => Ok(None),
+            #[cfg(feature = "postgres")]
+            SourceKind::Postgres(s) => s.default_collation().await.map_err(source_error),
+        }
+    }
+
     /// Of `tables`, those whose captured changes do not carry the whole old row of an
     /// update or delete (PostgreSQL tables whose replica identity is not `FULL`). None on
     /// MySQL/MariaDB, whose `binlog_row_image=FULL` the log precheck requires.

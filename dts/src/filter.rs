@@ -16,7 +16,8 @@ use dts_schema::filter::RowFilter;
 use crate::config::TaskConfig;
 
 /// The row filters of the tables of `catalog` (the selected source tables), parsed in the
-/// dialect of the source engine `engine`.
+/// dialect of the source engine `engine` (on PostgreSQL, with the database's default
+/// collation `default_collation`).
 ///
 /// # Errors
 ///
@@ -26,6 +27,7 @@ pub(crate) fn compile(
     config: &TaskConfig,
     catalog: &Catalog,
     engine: Engine,
+    default_collation: Option<&str>,
 ) -> Result<Vec<RowFilter>> {
     let mut out = Vec::new();
     if config.tables.is_empty() {
@@ -33,7 +35,12 @@ pub(crate) fn compile(
     }
     for table in catalog.schemas.iter().flat_map(|s| &s.tables) {
         if let Some(text) = config.table_options(&table.name)?.filter {
-            out.push(RowFilter::parse(engine, table, &text)?);
+            out.push(RowFilter::parse_in(
+                engine,
+                table,
+                &text,
+                default_collation,
+            )?);
         }
     }
     Ok(out)
@@ -59,7 +66,8 @@ pub(crate) fn filtered_source(
     source: Source,
     catalog: &Catalog,
 ) -> Result<Source> {
-    let filters = compile(config, catalog, source.engine())?;
+    // The conditions go to the source as written: no collation is needed to check them.
+    let filters = compile(config, catalog, source.engine(), None)?;
     if filters.is_empty() {
         return Ok(source);
     }

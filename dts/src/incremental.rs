@@ -156,7 +156,17 @@ pub(crate) async fn run_incremental(
         ..CdcOptions::default()
     };
     let operations = config.incremental.operations.clone();
-    let row_filters = crate::filter::compile(config, &run.plan.catalog, run.source.engine())?;
+    let row_filters = if config.tables.is_empty() {
+        Vec::new()
+    } else {
+        let collation = run.source.default_collation().await?;
+        crate::filter::compile(
+            config,
+            &run.plan.catalog,
+            run.source.engine(),
+            collation.as_deref(),
+        )?
+    };
     let row_filters = &row_filters;
     let apply = ApplyOptions {
         idempotent_until,

@@ -474,3 +474,64 @@ fn pg_rows_with_unchanged_toasted_values_move_in_whole_and_truncate_passes() {
     let out = dts(&["precheck", "--config", &task]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+/// On a PostgreSQL database whose default collation is `C`, text without a collation of
+/// its own orders by code point: dts evaluates `<` on it, and replication follows it.
+#[test]
+fn pg_ordering_under_a_c_default_collation_replicates() {
+    let pg = dts_testkit::postgres();
+    let source_db = dts_testkit::unique_name("flt_c_s");
+    pg.exec(&format!(
+        "CREATE DATABASE \"{source_db}\" LOCALE 'C' TEMPLATE template0"
+    ))
+    .unwrap();
+    pg.exec_in(
+        &source_db,
+        &format!(
+            "CREATE SCHEMA shop; SET search_path = shop; \
+             CREATE TABLE orders (id INT PRIMARY KEY, region TEXT, amount NUMERIC(10,2), \
+             day DATE, note VARCHAR(20)); ALTER TABLE orders REPLICA IDENTITY FULL; {ROWS};"
+        ),
+    )
+    .unwrap();
+    let target_db = dts_testkit::unique_name("flt_c_t");
+    pg.create_database(&target_db).unwrap();
+    let dir = std::env::temp_dir().join(format!("dts-test-{source_db}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pair = Pair {
+        source: Side::Pg,
+        target: Side::Pg,
+        source_db,
+        schema: "shop".into(),
+        target_db,
+        dir,
+    };
+    let condition = "region < 'eu ' AND region >= 'EU'";
+    let task = pair.task_file("[\"schema\", \"full\", \"incremental\"]", condition);
+    let pre = dts(&["precheck", "--config", &task]);
+    assert!(pre.status.success(), "{}", text(&pre));
+    let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+    assert!(out.status.success(), "{}", text(&out));
+    pair.source_sql("UPDATE orders SET region = 'Z' WHERE id = 2");
+    pair.source_sql("UPDATE orders SET region = 'f' WHERE id = 1");
+    let out = dts(&["run", "--config", &task, "--until-caught-up"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let source = pg
+        .query_in(
+            &pair.source_db,
+            &format!("SELECT id, region FROM shop.orders WHERE {condition} ORDER BY id"),
+        )
+        .unwrap();
+    let target = pg
+        .query_in(
+            &pair.target_db,
+            "SELECT id, region FROM shop.orders ORDER BY id",
+        )
+        .unwrap();
+    assert_eq!(target, source);
+    // 'EU', 'Z', 'eu' (uppercase sorts first under C); not 'f'.
+    assert!(
+        source.contains("2|Z") && !source.contains("1|f"),
+        "{source}"
+    );
+}

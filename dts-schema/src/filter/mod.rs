@@ -116,6 +116,22 @@ impl RowFilter {
     /// A configuration error naming the table when the condition is not one SQL
     /// expression, or names a column `table` does not have.
     pub fn parse(engine: Engine, table: &Table, condition: &str) -> Result<Self> {
+        Self::parse_in(engine, table, condition, None)
+    }
+
+    /// Like [`RowFilter::parse`], on a PostgreSQL source whose database's default
+    /// collation (`pg_database.datcollate`, libc provider) is `default_collation`: text
+    /// columns without a collation of their own order exactly when it is `C` or `POSIX`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RowFilter::parse`].
+    pub fn parse_in(
+        engine: Engine,
+        table: &Table,
+        condition: &str,
+        default_collation: Option<&str>,
+    ) -> Result<Self> {
         let context = || format!("the `where` filter of `{}`", table.name);
         let engine = match engine {
             Engine::MySql => Flavor::MySql,
@@ -148,6 +164,7 @@ impl RowFilter {
         }
         let mut compiler = Compiler {
             engine,
+            default_collation,
             table,
             used: Vec::new(),
             unknown: None,
@@ -297,6 +314,7 @@ pub(crate) struct TextRule {
 
 struct Compiler<'a> {
     engine: Flavor,
+    default_collation: Option<&'a str>,
     table: &'a Table,
     used: Vec<String>,
     unknown: Option<String>,
@@ -380,7 +398,7 @@ impl Compiler<'_> {
                 column.name
             ))
         } else {
-            classify(self.engine, column)
+            classify(self.engine, column, self.default_collation)
         };
         Ok(Operand::Column {
             slot,
@@ -693,7 +711,7 @@ impl Compiler<'_> {
         let name = collation.to_string();
         let bare = name.trim_matches(['"', '`']).to_string();
         let rule = match self.engine {
-            Flavor::Postgres => pg_rule(Some(&bare), false),
+            Flavor::Postgres => pg_rule(Some(&bare), false, None),
             Flavor::MySql => mysql_rule(&bare, None),
         };
         match inner {
@@ -977,7 +995,7 @@ fn parse_datetime(s: &str) -> Option<DateTime> {
 }
 
 /// The comparison class of a source column.
-fn classify(engine: Flavor, column: &Column) -> Class {
+fn classify(engine: Flavor, column: &Column, default_collation: Option<&str>) -> Class {
     let ty = column.source_type.to_ascii_lowercase();
     let base = ty
         .split(['(', ' '])
@@ -1016,7 +1034,7 @@ fn classify(engine: Flavor, column: &Column) -> Class {
                 "text" | "character" | "varchar" | "char" | "bpchar" => {
                     let pad = matches!(base.as_str(), "character" | "char" | "bpchar")
                         && !ty.starts_with("character varying");
-                    Class::Text(pg_rule(column.collation.as_deref(), pad))
+                    Class::Text(pg_rule(column.collation.as_deref(), pad, default_collation))
                 }
                 "date" => Class::Date,
                 "timestamp" if !ty.contains("with time zone") => Class::DateTime,
@@ -1059,10 +1077,12 @@ fn mysql_rule(collation: &str, charset: Option<&str>) -> TextRule {
     }
 }
 
-/// A PostgreSQL collation's rules; `None` is the database's default collation.
-fn pg_rule(collation: Option<&str>, bpchar: bool) -> TextRule {
+/// A PostgreSQL collation's rules; `None` is the database's default collation, which is
+/// `default` (libc) when given.
+fn pg_rule(collation: Option<&str>, bpchar: bool, default: Option<&str>) -> TextRule {
     let name = collation.unwrap_or("default");
-    let bytewise = matches!(name, "C" | "POSIX" | "ucs_basic" | "pg_c_utf8");
+    let bytewise = matches!(name, "C" | "POSIX" | "ucs_basic" | "pg_c_utf8")
+        || (collation.is_none() && matches!(default, Some("C" | "POSIX")));
     // Deterministic: equal strings are byte-equal. The database default is deterministic;
     // named libc and predefined ICU collations are; a user-made collation may not be.
     let deterministic = bytewise
@@ -1071,8 +1091,12 @@ fn pg_rule(collation: Option<&str>, bpchar: bool) -> TextRule {
         || name.ends_with("-x-icu")
         || name.contains('.')
         || name == "und";
+    let name = match (collation, default) {
+        (None, Some(d)) => format!("default ({d})"),
+        _ => name.to_string(),
+    };
     TextRule {
-        collation: name.into(),
+        collation: name,
         pad: if bpchar { Pad::Trim } else { Pad::No },
         // `LIKE` on a `bpchar` sees its padding (checked on PostgreSQL 15).
         pad_like: false,

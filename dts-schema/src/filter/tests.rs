@@ -198,3 +198,13 @@ fn mysql_double_quoted_strings_and_short_images_are_refused() {
     };
     assert!(f.matches(&short).is_err());
 }
+
+#[test]
+fn a_postgres_database_in_the_c_locale_orders_default_text_exactly() {
+    let mut t = table(TableName::new("public", "t"));
+    t.columns.push(Column::new("name", "text"));
+    let f = RowFilter::parse_in(Engine::Postgres, &t, "name < 'm'", Some("C")).unwrap();
+    assert!(f.unevaluable().is_none(), "{:?}", f.unevaluable());
+    let f = RowFilter::parse_in(Engine::Postgres, &t, "name < 'm'", Some("en_US.UTF-8")).unwrap();
+    assert!(f.unevaluable().unwrap().reason.contains("en_US.UTF-8"));
+}

@@ -25,6 +25,7 @@ pub(super) async fn check(
     let mut problems = Vec::new();
     let mut fixes = Vec::new();
     let mut filters = Vec::new();
+    let collation = source.default_collation().await?;
     for table in plan.catalog.tables() {
         let text = match config.table_options(&table.name) {
             Ok(options) => options.filter,
@@ -35,7 +36,7 @@ pub(super) async fn check(
             }
         };
         let Some(text) = text else { continue };
-        match RowFilter::parse(source.engine(), table, &text) {
+        match RowFilter::parse_in(source.engine(), table, &text, collation.as_deref()) {
             Ok(f) => filters.push(f),
             Err(e) => {
                 problems.push(e.message().to_string());

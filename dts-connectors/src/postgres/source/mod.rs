@@ -348,6 +348,31 @@ impl PgSource {
             .collect())
     }
 
+    /// The database's default collation when its provider is libc (`datcollate`), `None`
+    /// for another provider (ICU).
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn default_collation(&self) -> Result<Option<String>> {
+        // `datlocprovider` exists from PostgreSQL 15 on; read through JSON so older
+        // servers (libc only) answer too.
+        let row = self
+            .client
+            .query_one(
+                "SELECT datcollate::text, to_jsonb(d) ->> 'datlocprovider' \
+                 FROM pg_database d WHERE datname = current_database()",
+                &[],
+            )
+            .await
+            .map_err(|e| map_error(e, "reading the database's default collation"))?;
+        let provider: Option<String> = row.get(1);
+        Ok(match provider.as_deref() {
+            None | Some("c") => Some(row.get(0)),
+            Some(_) => None,
+        })
+    }
+
     /// Of `tables`, those whose replica identity is not `FULL`: their updates and deletes
     /// carry the old row's key only, not its other columns.
     ///
