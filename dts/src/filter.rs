@@ -217,3 +217,157 @@ impl<S: ChangeSource> ChangeSource for RowFilterSource<S> {
         self.inner.acknowledge(position);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use dts_core::{Column, Lsn, RowImage, Table, Value};
+
+    use super::*;
+
+    /// Changes handed out once, as a source's log would deliver them.
+    struct Log(Vec<Change>);
+
+    #[dts_core::async_trait]
+    impl ChangeSource for Log {
+        async fn next_events(&mut self, _: usize, _: Duration) -> Result<Vec<ChangeEvent>> {
+            Ok(std::mem::take(&mut self.0)
+                .into_iter()
+                .map(|change| ChangeEvent {
+                    change,
+                    position: Position::Lsn(Lsn(1)),
+                    timestamp: 0,
+                })
+                .collect())
+        }
+
+        fn acknowledge(&mut self, _: &Position) {}
+    }
+
+    fn orders() -> Table {
+        Table {
+            name: TableName::new("shop", "orders"),
+            columns: vec![Column::new("id", "int"), Column::new("region", "text")],
+            primary_key: None,
+            indexes: Vec::new(),
+            foreign_keys: Vec::new(),
+            comment: None,
+            estimated_rows: 0,
+            auto_increment: None,
+        }
+    }
+
+    fn row(id: i64, region: &str) -> RowImage {
+        RowImage {
+            columns: Arc::new(vec!["id".into(), "region".into()]),
+            values: vec![Value::Int(id), Value::Text(region.into())],
+        }
+    }
+
+    fn update(before: RowImage, after: RowImage) -> Change {
+        Change::Update {
+            table: TableName::new("shop", "orders"),
+            before,
+            after,
+        }
+    }
+
+    async fn run(changes: Vec<Change>) -> Result<Vec<Change>> {
+        let filter = RowFilter::parse(Engine::Postgres, &orders(), "region = 'eu'")?;
+        let mut source = RowFilterSource::new(Log(changes), &[filter]);
+        Ok(source
+            .next_events(100, Duration::ZERO)
+            .await?
+            .into_iter()
+            .map(|e| e.change)
+            .collect())
+    }
+
+    #[tokio::test]
+    async fn updates_crossing_the_filter_become_deletes_and_inserts() {
+        let t = TableName::new("shop", "orders");
+        let other = TableName::new("shop", "other");
+        let out = run(vec![
+            Change::Begin,
+            Change::Insert {
+                table: t.clone(),
+                row: row(1, "eu"),
+            },
+            Change::Insert {
+                table: t.clone(),
+                row: row(2, "us"),
+            },
+            Change::Insert {
+                table: other.clone(),
+                row: row(3, "us"),
+            },
+            update(row(1, "eu"), row(1, "eu")),
+            update(row(1, "eu"), row(1, "us")),
+            update(row(2, "us"), row(2, "eu")),
+            update(row(4, "us"), row(4, "uk")),
+            Change::Delete {
+                table: t.clone(),
+                row: row(2, "eu"),
+            },
+            Change::Delete {
+                table: t.clone(),
+                row: row(5, "us"),
+            },
+            Change::Truncate { table: t.clone() },
+            Change::Commit,
+        ])
+        .await
+        .unwrap();
+        assert_eq!(
+            out,
+            vec![
+                Change::Begin,
+                Change::Insert {
+                    table: t.clone(),
+                    row: row(1, "eu")
+                },
+                Change::Insert {
+                    table: other,
+                    row: row(3, "us")
+                },
+                update(row(1, "eu"), row(1, "eu")),
+                Change::Delete {
+                    table: t.clone(),
+                    row: row(1, "eu")
+                },
+                Change::Insert {
+                    table: t.clone(),
+                    row: row(2, "eu")
+                },
+                Change::Delete {
+                    table: t.clone(),
+                    row: row(2, "eu")
+                },
+                Change::Truncate { table: t },
+                Change::Commit,
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_row_moving_in_without_its_unchanged_values_stops() {
+        let after = RowImage {
+            columns: Arc::new(vec!["region".into()]),
+            values: vec![Value::Text("eu".into())],
+        };
+        let e = run(vec![update(row(1, "us"), after)]).await.unwrap_err();
+        assert!(e.message().contains("REPLICA IDENTITY FULL"), "{e}");
+        // A relation without a column the filter reads stops too.
+        let e = run(vec![Change::Relation {
+            table: TableName::new("shop", "orders"),
+            columns: Vec::new(),
+        }])
+        .await
+        .unwrap_err();
+        assert!(
+            e.message().contains("`id`") || e.message().contains("`region`"),
+            "{e}"
+        );
+    }
+}
