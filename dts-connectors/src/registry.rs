@@ -306,6 +306,7 @@ async fn pg_snapshot(
     readers: usize,
     slot: &str,
     lifetime: SlotLifetime,
+    filters: &dts_core::RowFilters,
 ) -> Result<Snapshot> {
     let (snapshot, readers) = PgSnapshot::open_with(s.options(), readers, slot, lifetime)
         .await
@@ -314,7 +315,10 @@ async fn pg_snapshot(
         position: Some(snapshot.position),
         readers: readers
             .into_iter()
-            .map(|r| Box::new(AtEnd::source(r)) as Box<dyn SnapshotReader>)
+            .map(|mut r| {
+                r.set_row_filters(filters.clone());
+                Box::new(AtEnd::source(r)) as Box<dyn SnapshotReader>
+            })
             .collect(),
     })
 }
@@ -377,6 +381,7 @@ macro_rules! on_target {
 pub struct Source {
     kind: SourceKind,
     url: String,
+    filters: dts_core::RowFilters,
 }
 
 impl std::fmt::Debug for Source {
@@ -404,7 +409,25 @@ impl Source {
             other => Err(unsupported(format!("{other} as a source"))),
         };
         let url = url.to_string();
-        kind.map(|kind| Self { kind, url }).map_err(source_error)
+        kind.map(|kind| Self {
+            kind,
+            url,
+            filters: dts_core::RowFilters::default(),
+        })
+        .map_err(source_error)
+    }
+
+    /// This source with row filters: every snapshot reader it opens afterwards reads only
+    /// the rows of a filtered table its condition (in the source's SQL) holds for.
+    #[must_use]
+    pub fn with_row_filters(mut self, filters: dts_core::RowFilters) -> Self {
+        self.filters = filters;
+        self
+    }
+
+    /// The row filters set by [`Source::with_row_filters`].
+    pub fn row_filters(&self) -> &dts_core::RowFilters {
+        &self.filters
     }
 
     /// The source's engine.
@@ -537,6 +560,47 @@ impl Source {
         }
     }
 
+    /// The default collation of a PostgreSQL source's database when its provider is libc
+    /// (text columns without a collation of their own use it); `None` on MySQL/MariaDB,
+    /// whose columns always name their collation.
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn default_collation(&self) -> Result<Option<String>> {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(_) => Ok(None),
+            #[cfg(feature = "postgres")]
+            SourceKind::Postgres(s) => s.default_collation().await.map_err(source_error),
+        }
+    }
+
+    /// Of `tables`, those whose captured changes do not carry the whole old row of an
+    /// update or delete (PostgreSQL tables whose replica identity is not `FULL`). None on
+    /// MySQL/MariaDB, whose `binlog_row_image=FULL` the log precheck requires.
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn tables_without_full_old_rows(
+        &self,
+        tables: &[TableName],
+    ) -> Result<Vec<TableName>> {
+        match &self.kind {
+            #[cfg(feature = "mysql")]
+            SourceKind::MySql(_) => {
+                let _ = tables;
+                Ok(Vec::new())
+            }
+            #[cfg(feature = "postgres")]
+            SourceKind::Postgres(s) => s
+                .tables_without_full_identity(tables)
+                .await
+                .map_err(source_error),
+        }
+    }
+
     /// `source.leftovers`: what earlier dts tasks left on the source server (a PostgreSQL
     /// source's inactive replication slots and publications, other than those of the task
     /// named `task`): a warning naming them. A MySQL/MariaDB source keeps nothing of a task
@@ -615,9 +679,10 @@ impl Source {
                 .ok_or_else(|| Error::internal("a source snapshot without a reader")),
             #[cfg(feature = "postgres")]
             SourceKind::Postgres(s) => {
-                let reader = crate::postgres::PgSnapshotReader::open_plain(s.options())
+                let mut reader = crate::postgres::PgSnapshotReader::open_plain(s.options())
                     .await
                     .map_err(source_error)?;
+                reader.set_row_filters(self.filters.clone());
                 Ok(Box::new(AtEnd::source(reader)))
             }
         }
@@ -649,7 +714,10 @@ impl Source {
                         position: snapshot.position().cloned(),
                         readers: readers
                             .into_iter()
-                            .map(|r| Box::new(AtEnd::source(r)) as Box<dyn SnapshotReader>)
+                            .map(|mut r| {
+                                r.set_row_filters(self.filters.clone());
+                                Box::new(AtEnd::source(r)) as Box<dyn SnapshotReader>
+                            })
                             .collect(),
                     },
                     held.map(|l| TableReadLock {
@@ -673,7 +741,7 @@ impl Source {
                     .map_or(0, |d| d.subsec_nanos());
                 let slot = format!("dts_snapshot_{}_{nanos}", std::process::id());
                 Ok((
-                    pg_snapshot(s, readers, &slot, SlotLifetime::Temporary).await?,
+                    pg_snapshot(s, readers, &slot, SlotLifetime::Temporary, &self.filters).await?,
                     None,
                 ))
             }
@@ -717,7 +785,14 @@ impl Source {
                     .await
                     .map_err(source_error)?;
                 Ok((
-                    pg_snapshot(s, readers, &capture.slot, SlotLifetime::Permanent).await?,
+                    pg_snapshot(
+                        s,
+                        readers,
+                        &capture.slot,
+                        SlotLifetime::Permanent,
+                        &self.filters,
+                    )
+                    .await?,
                     None,
                 ))
             }

@@ -196,6 +196,12 @@ impl<P: KeyProber + ?Sized> KeyProber for Box<P> {
     }
 }
 
+/// Row filters of a snapshot read: per source table, a condition in the source's SQL that
+/// the rows read must satisfy (a task's `where` filters, checked before they get here).
+/// A reader adds the condition to the `WHERE` clause of every chunk of that table it reads;
+/// chunk planning still probes keys over the whole table.
+pub type RowFilters = std::sync::Arc<std::collections::BTreeMap<TableName, String>>;
+
 /// Reads rows of one chunk from a consistent snapshot.
 ///
 /// Every reader obtained from one snapshot sees the same data. Calls on one reader are

@@ -41,8 +41,8 @@ pub use change::{
 };
 pub use check::{CheckItem, CheckStatus, PrecheckReport};
 pub use connector::{
-    Chunk, ChunkSink, ChunkStats, EncodedRows, KeyProber, Row, RowBatch, RowEncoding, SchemaSource,
-    SnapshotReader, TargetTable,
+    Chunk, ChunkSink, ChunkStats, EncodedRows, KeyProber, Row, RowBatch, RowEncoding, RowFilters,
+    SchemaSource, SnapshotReader, TargetTable,
 };
 pub use engine::Engine;
 pub use error::{End, Error, ErrorKind, Result};

@@ -72,6 +72,7 @@ mod change;
 mod ddl;
 mod default;
 mod expr;
+pub mod filter;
 mod ident;
 mod mapper;
 mod mysql_changes;

@@ -523,7 +523,9 @@ async fn compare_round(
             .or_default()
             .insert(format!("{:?}", s.key), s.key);
     }
-    let source = Source::connect(&config.source.url).await?;
+    let source = Source::connect(&config.source.url)
+        .await?
+        .with_row_filters(crate::filter::pushdown_of(config, shapes.keys())?);
     let target = Target::connect(&config.target.url).await?;
     let store = target.state_store(&config.name).await?;
     if let Some(p) = &last {

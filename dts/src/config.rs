@@ -1173,6 +1173,10 @@ mod tests {
         assert_eq!(cfg.full.workers(), 2);
         assert_eq!(cfg.incremental.operations.len(), 5);
         assert_eq!(cfg.source.url, "mysql://root:example@127.0.0.1:3306");
+        let orders = cfg
+            .table_options(&TableName::new("shop", "orders"))
+            .unwrap();
+        assert!(orders.filter.unwrap().contains("deleted_at IS NULL"));
     }
 
     #[test]

@@ -156,6 +156,18 @@ pub(crate) async fn run_incremental(
         ..CdcOptions::default()
     };
     let operations = config.incremental.operations.clone();
+    let row_filters = if config.tables.is_empty() {
+        Vec::new()
+    } else {
+        let collation = run.source.default_collation().await?;
+        crate::filter::compile(
+            config,
+            &run.plan.catalog,
+            run.source.engine(),
+            collation.as_deref(),
+        )?
+    };
+    let row_filters = &row_filters;
     let apply = ApplyOptions {
         idempotent_until,
         copied_at,
@@ -194,7 +206,10 @@ pub(crate) async fn run_incremental(
                 // killed.
                 state.record_reader(&reader).await?;
                 Ok(MappedSource::new(
-                    checks_ref.tap(OperationFilter { inner, operations }),
+                    checks_ref.tap(OperationFilter {
+                        inner: crate::filter::RowFilterSource::new(inner, row_filters),
+                        operations,
+                    }),
                     mapper,
                 ))
             }

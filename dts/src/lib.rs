@@ -27,6 +27,7 @@ pub mod alerts;
 pub mod checks;
 pub mod config;
 mod ddl;
+mod filter;
 pub mod full;
 pub mod incremental;
 pub mod metrics;

@@ -255,6 +255,25 @@ pub fn reverse_task_text(text: &str) -> Result<String> {
     if let Some(toml::Value::Table(full)) = table.get_mut("full") {
         full.remove("verify");
     }
+    // Row filters are written in the forward source's dialect and select what the target
+    // got; the reverse task sends back every change the application makes to those rows.
+    if let Some(toml::Value::Table(tables)) = table.get_mut("tables") {
+        let mut emptied = Vec::new();
+        for (key, options) in tables.iter_mut() {
+            if let toml::Value::Table(options) = options {
+                options.remove("where");
+                if options.is_empty() {
+                    emptied.push(key.clone());
+                }
+            }
+        }
+        for key in emptied {
+            tables.remove(&key);
+        }
+        if tables.is_empty() {
+            table.remove("tables");
+        }
+    }
     let out = format!(
         "# The reverse task of `{}` (target → source, from the switchover position), written \
          by `dts switchover`.\n{}",
@@ -1005,6 +1024,17 @@ incremental.max_batch_rows = 500
             reverse.policy.conflicting_tables,
             crate::config::ConflictPolicy::Ignore
         );
+    }
+
+    #[test]
+    fn reverse_task_leaves_row_filters_out() {
+        std::env::set_var("DTS_SWITCH_TEST_PW", "secret");
+        let filtered = format!("{TASK}\n[tables.\"shop.orders\"]\nwhere = \"region = 'eu'\"\n");
+        assert!(filtered.parse::<TaskConfig>().unwrap().tables.len() == 1);
+        let text = reverse_task_text(&filtered).unwrap();
+        assert!(!text.contains("region"), "{text}");
+        let reverse: TaskConfig = text.parse().unwrap();
+        assert!(reverse.tables.is_empty());
     }
 
     #[test]

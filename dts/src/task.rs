@@ -652,9 +652,10 @@ impl Task {
             stop_tx.clone(),
         )
         .await?;
+        let source = crate::filter::filtered_source(&self.config, ready.source, &plan.catalog)?;
         let mut run = Run {
             config: &self.config,
-            source: ready.source,
+            source,
             target,
             plan,
             store: std::sync::Arc::clone(&store),

@@ -177,6 +177,8 @@ pub(crate) async fn verify(
     let target = Target::connect(&config.target.url).await?;
     let plan =
         crate::task::read_plan(config, &source, target.engine(), Some(target.version())).await?;
+    // Only the rows the task's filters keep are compared.
+    let source = crate::filter::filtered_source(config, source, &plan.catalog)?;
     let store = target.state_store(&config.name).await?;
     // A repair while a process runs the task goes beside its apply: each chunk's repair
     // holds the apply, and writes the source's rows as of a snapshot taken meanwhile.
@@ -215,7 +217,11 @@ pub(crate) async fn verify(
             tracing::info!(pid = h.pid, host = %h.host, "repairing beside the running apply");
             beside_apply = Some(dts_fullload::verify::BesideApply {
                 task: config.name.clone(),
-                source: Arc::new(FreshSource(Source::connect(&config.source.url).await?)),
+                source: Arc::new(FreshSource(crate::filter::filtered_source(
+                    config,
+                    Source::connect(&config.source.url).await?,
+                    &plan.catalog,
+                )?)),
             });
         }
     }

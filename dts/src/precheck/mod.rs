@@ -5,6 +5,7 @@
 //! questions go to the connectors; this module decides which checks a task needs.
 
 mod data;
+mod filters;
 mod log;
 mod source;
 mod target;
@@ -62,6 +63,7 @@ pub(crate) async fn run(
     source::privileges(&mut r, config, &source, &plan).await?;
     let existing = target::privileges(&mut r, &target, &plan).await?;
     source::translation(&mut r, &plan);
+    filters::check(&mut r, config, &source, &plan).await?;
     if config.runs(MigrationType::Full) {
         data::check(&mut r, config, &source, &plan, scan_values).await?;
     }

@@ -103,6 +103,7 @@ pub struct MySqlSnapshot {
 pub struct MySqlSnapshotReader {
     conn: Conn,
     index: usize,
+    filters: dts_core::RowFilters,
 }
 
 /// What the server says about itself when a snapshot is opened.
@@ -263,7 +264,11 @@ impl MySqlSnapshot {
         let readers = conns
             .into_iter()
             .enumerate()
-            .map(|(index, conn)| MySqlSnapshotReader { conn, index })
+            .map(|(index, conn)| MySqlSnapshotReader {
+                conn,
+                index,
+                filters: dts_core::RowFilters::default(),
+            })
             .collect::<Vec<_>>();
         let snapshot = MySqlSnapshot {
             position,
@@ -372,7 +377,14 @@ async fn open_lock_free(
     } else {
         None
     };
-    Ok((MySqlSnapshotReader { conn, index: 0 }, position))
+    Ok((
+        MySqlSnapshotReader {
+            conn,
+            index: 0,
+            filters: dts_core::RowFilters::default(),
+        },
+        position,
+    ))
 }
 
 /// Runs while the global read lock is held: starts every reader's snapshot and, on MySQL,

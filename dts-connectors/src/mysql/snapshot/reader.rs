@@ -26,6 +26,12 @@ impl MySqlSnapshotReader {
             .collect()
     }
 
+    /// Sets the row filters of the tables this reader reads: each chunk of a filtered
+    /// table reads only the rows its condition holds for.
+    pub fn set_row_filters(&mut self, filters: dts_core::RowFilters) {
+        self.filters = filters;
+    }
+
     /// This reader's number, 0-based, among the readers of its snapshot.
     pub fn index(&self) -> usize {
         self.index
@@ -82,7 +88,8 @@ impl SnapshotReader for MySqlSnapshotReader {
         table: &'a Table,
         chunk: &'a Chunk,
     ) -> BoxStream<'a, Result<RowBatch>> {
-        read_chunk_on(&mut self.conn, table, chunk)
+        let filter = self.filters.get(&table.name).map(String::as_str);
+        read_chunk_filtered(&mut self.conn, table, chunk, filter)
     }
 }
 
@@ -95,7 +102,17 @@ pub(crate) fn read_chunk_on<'a>(
     table: &'a Table,
     chunk: &'a Chunk,
 ) -> BoxStream<'a, Result<RowBatch>> {
-    let plan = match ChunkRead::plan(table, chunk) {
+    read_chunk_filtered(conn, table, chunk, None)
+}
+
+/// [`read_chunk_on`], reading only the rows for which the SQL condition `filter` holds.
+fn read_chunk_filtered<'a>(
+    conn: &'a mut Conn,
+    table: &'a Table,
+    chunk: &'a Chunk,
+    filter: Option<&str>,
+) -> BoxStream<'a, Result<RowBatch>> {
+    let plan = match ChunkRead::plan_filtered(table, chunk, filter) {
         Ok(plan) => plan,
         Err(e) => return stream::once(async move { Err(e) }).boxed(),
     };
@@ -115,7 +132,17 @@ pub(super) struct ChunkRead<'a> {
 }
 
 impl<'a> ChunkRead<'a> {
+    #[cfg(test)]
     pub(super) fn plan(table: &'a Table, chunk: &Chunk) -> Result<Self> {
+        Self::plan_filtered(table, chunk, None)
+    }
+
+    /// The read of `chunk`, of the rows `filter` (a SQL condition) holds for when given.
+    pub(super) fn plan_filtered(
+        table: &'a Table,
+        chunk: &Chunk,
+        filter: Option<&str>,
+    ) -> Result<Self> {
         let ctx = || format!("reading chunk {} of `{}`", chunk.index, table.name);
         let columns = MySqlSnapshotReader::columns_read(table)
             .into_iter()
@@ -137,12 +164,12 @@ impl<'a> ChunkRead<'a> {
         }
         let _ = write!(sql, " FROM {}", qualified(&table.name));
         let mut params = Vec::new();
+        let mut terms = Vec::new();
         if chunk.lower.is_some() || chunk.upper.is_some() {
             let key = KeyColumns::new(table, &chunk.key).map_err(|e| e.context(ctx()))?;
             if let Some(index) = &key.index {
                 let _ = write!(sql, " FORCE INDEX ({})", quote_ident(index));
             }
-            let mut terms = Vec::new();
             if let (true, Some(point)) = (chunk.is_point(), &chunk.lower) {
                 terms.push(
                     key.equal(point, &mut params)
@@ -160,6 +187,11 @@ impl<'a> ChunkRead<'a> {
                         .map_err(|e| e.context(ctx()))?,
                 );
             }
+        }
+        if let Some(filter) = filter {
+            terms.push(format!("({filter}\n)"));
+        }
+        if !terms.is_empty() {
             let _ = write!(sql, " WHERE {}", terms.join(" AND "));
         }
         let key_names: Vec<String> = if chunk.key.is_empty() {

@@ -348,6 +348,60 @@ impl PgSource {
             .collect())
     }
 
+    /// The database's default collation when its provider is libc (`datcollate`), `None`
+    /// for another provider (ICU).
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn default_collation(&self) -> Result<Option<String>> {
+        // `datlocprovider` exists from PostgreSQL 15 on; read through JSON so older
+        // servers (libc only) answer too.
+        let row = self
+            .client
+            .query_one(
+                "SELECT datcollate::text, to_jsonb(d) ->> 'datlocprovider' \
+                 FROM pg_database d WHERE datname = current_database()",
+                &[],
+            )
+            .await
+            .map_err(|e| map_error(e, "reading the database's default collation"))?;
+        let provider: Option<String> = row.get(1);
+        Ok(match provider.as_deref() {
+            None | Some("c") => Some(row.get(0)),
+            Some(_) => None,
+        })
+    }
+
+    /// Of `tables`, those whose replica identity is not `FULL`: their updates and deletes
+    /// carry the old row's key only, not its other columns.
+    ///
+    /// # Errors
+    ///
+    /// Server errors.
+    pub async fn tables_without_full_identity(
+        &self,
+        tables: &[dts_core::TableName],
+    ) -> Result<Vec<dts_core::TableName>> {
+        let schemas: Vec<String> = tables.iter().map(|t| t.schema.clone()).collect();
+        let names: Vec<String> = tables.iter().map(|t| t.name.clone()).collect();
+        let rows = self
+            .client
+            .query(
+                "SELECT t.schema, t.name FROM unnest($1::text[], $2::text[]) AS t(schema, name) \
+                 JOIN pg_namespace n ON n.nspname = t.schema \
+                 JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.name \
+                 WHERE c.relreplident <> 'f'",
+                &[&schemas, &names],
+            )
+            .await
+            .map_err(|e| map_error(e, "reading the replica identity of the source tables"))?;
+        Ok(rows
+            .iter()
+            .map(|r| dts_core::TableName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+            .collect())
+    }
+
     /// The account and client address of the server process `pid` (`local` for a Unix
     /// socket), if it runs.
     ///

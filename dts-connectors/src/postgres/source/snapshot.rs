@@ -185,6 +185,7 @@ impl PgSnapshot {
             out.push(PgSnapshotReader {
                 client,
                 checked: HashSet::new(),
+                filters: dts_core::RowFilters::default(),
             });
         }
         // Every reader holds the snapshot now; ending the replication connection drops a
@@ -206,6 +207,8 @@ pub struct PgSnapshotReader {
     /// Tables this reader's transaction has locked and found not rewritten since the
     /// snapshot (the lock keeps them so until the transaction ends).
     checked: HashSet<TableName>,
+    /// Row filters of the tables it reads (see [`PgSnapshotReader::set_row_filters`]).
+    filters: dts_core::RowFilters,
 }
 
 impl std::fmt::Debug for PgSnapshotReader {
@@ -231,8 +234,16 @@ impl PgSnapshotReader {
         Ok(Self {
             client,
             checked: HashSet::new(),
+            filters: dts_core::RowFilters::default(),
         })
     }
+
+    /// Sets the row filters of the tables this reader reads: each chunk of a filtered
+    /// table reads only the rows its condition holds for (encoded reads too).
+    pub fn set_row_filters(&mut self, filters: dts_core::RowFilters) {
+        self.filters = filters;
+    }
+
     /// The columns a reader delivers for `table`, in order: every column but generated
     /// ones (the target computes those).
     pub fn columns_read(table: &Table) -> Vec<&dts_core::Column> {
@@ -491,8 +502,11 @@ fn copy_rows<'a>(
 
 /// The `WHERE` clause selecting the rows of `chunk` (one key for a point chunk; empty for a
 /// whole table).
-fn chunk_filter(table: &Table, chunk: &Chunk) -> Result<String> {
+fn chunk_filter(table: &Table, chunk: &Chunk, filters: &dts_core::RowFilters) -> Result<String> {
     let mut conditions = Vec::new();
+    if let Some(filter) = filters.get(&table.name) {
+        conditions.push(format!("({filter}\n)"));
+    }
     if let (true, Some(point)) = (chunk.is_point(), &chunk.lower) {
         conditions.push(key_condition(table, &chunk.key, "=", point)?);
     } else if let Some(lower) = &chunk.lower {
@@ -768,12 +782,17 @@ impl SnapshotReader for PgSnapshotReader {
         chunk: &'a Chunk,
     ) -> BoxStream<'a, Result<RowBatch>> {
         let context = format!("reading chunk {} of `{}`", chunk.index, table.name);
-        let Self { client, checked } = self;
+        let Self {
+            client,
+            checked,
+            filters,
+        } = self;
+        let filters = &*filters;
         let client = &*client;
         let plan = async move {
             let names = first_read(client, checked, table).await?;
             let (columns, from) = read_columns(client, table, &names).await?;
-            let filter = chunk_filter(table, chunk)?;
+            let filter = chunk_filter(table, chunk, filters)?;
             let sql = format!(
                 "COPY (SELECT {} FROM {}{filter}) TO STDOUT (FORMAT binary)",
                 select_list(&columns),
@@ -816,7 +835,12 @@ impl SnapshotReader for PgSnapshotReader {
         encoding: &'a RowEncoding,
     ) -> BoxStream<'a, Result<RowBatch>> {
         let context = format!("reading chunk {} of `{}`", chunk.index, table.name);
-        let Self { client, checked } = self;
+        let Self {
+            client,
+            checked,
+            filters,
+        } = self;
+        let filters = &*filters;
         let client = &*client;
         let plan = async move {
             let names = first_read(client, checked, table).await?;
@@ -840,7 +864,7 @@ impl SnapshotReader for PgSnapshotReader {
             let sql = format!(
                 "COPY (SELECT {} FROM {from}{}) TO STDOUT (FORMAT binary)",
                 list.join(", "),
-                chunk_filter(table, chunk)?
+                chunk_filter(table, chunk, filters)?
             );
             Ok::<_, Error>((sql, names.len()))
         };
