@@ -89,7 +89,7 @@ pub use ident::{fit_identifier, quote_ident, quote_literal, IdentifierCase, MAX_
 pub use mapper::{short_sql, PlanRowMapper, TrackedChangeMapper};
 pub use mysql_changes::{mysql_session_mode, MySqlToMySqlChangeMapper};
 pub use mysql_to_mysql::{plan_mysql_to_mysql, quote_mysql_ident, quote_mysql_literal};
-pub use options::SchemaOptions;
+pub use options::{ColumnFilter, SchemaOptions};
 pub use pg_to_mysql::{
     plan_pg_to_mysql, PgToMySqlChangeMapper, PgToMySqlRowMapper, MYSQL_MAX_IDENTIFIER_CHARS,
 };

@@ -465,9 +465,29 @@ fn target_statement(
             if toks.first().is_some_and(|t| t.is_kw("RENAME")) {
                 return rename_tables(&toks, before, resolve, qualified).map(Some);
             }
-            let edits = name_edits(&toks, &resolve, &qualified)?;
+            let mut edits = name_edits(&toks, &resolve, &qualified)?;
             if edits.is_empty() {
                 return Err("no table name found".into());
+            }
+            // Clauses about columns the task leaves out are left out of the statement.
+            if let (Some(first), Some(last)) = (outcome.clauses.first(), outcome.clauses.last()) {
+                let kept: Vec<&str> = outcome
+                    .clauses
+                    .iter()
+                    .filter(|c| !outcome.left_out.contains(c))
+                    .filter_map(|&(a, b)| sql.get(a..b))
+                    .collect();
+                if kept.is_empty() {
+                    return Ok(None);
+                }
+                if edits.iter().any(|e| e.0 >= first.0 && e.1 <= last.1) {
+                    return Err(
+                        "a clause left out (a column the task leaves out) sits beside \
+                                clauses that name tables"
+                            .into(),
+                    );
+                }
+                edits.push((first.0, last.1, kept.join(", ")));
             }
             Ok(Some(apply_edits(sql, edits)))
         }
