@@ -58,6 +58,13 @@ pub enum ColumnFilter {
 }
 
 impl ColumnFilter {
+    /// The columns the filter names (included or excluded).
+    pub fn names(&self) -> &BTreeSet<String> {
+        match self {
+            ColumnFilter::Include(set) | ColumnFilter::Exclude(set) => set,
+        }
+    }
+
     /// Whether column `name` migrates.
     pub fn keeps(&self, name: &str) -> bool {
         let named = |set: &BTreeSet<String>| set.iter().any(|c| c.eq_ignore_ascii_case(name));

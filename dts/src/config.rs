@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use dts_core::{Error, Result, TableName};
+use dts_core::{Catalog, Error, Result, TableName};
 use serde::Deserialize;
 
 /// A migration task, as read from a task file.
@@ -829,6 +829,18 @@ impl TaskConfig {
                 new.clone(),
             );
         }
+        Ok(opts)
+    }
+
+    /// The schema translator's options for this task, with the column selection of the
+    /// tables of `catalog` (the selected source tables).
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskConfig::schema_options`] and [`TaskConfig::table_options`].
+    pub fn schema_options_for(&self, catalog: &Catalog) -> Result<dts_schema::SchemaOptions> {
+        let mut opts = self.schema_options()?;
+        opts.columns = crate::columns::filters(self, catalog)?;
         Ok(opts)
     }
 

@@ -176,21 +176,45 @@ pub struct Task {
 
 /// Reads the selected source schema and translates it for the target engine (whose server
 /// version, when known, picks version-specific spellings).
+///
+/// # Errors
+///
+/// A column selection (`[tables."…"] columns`) the precheck refuses: a column named that
+/// the table does not have, or left out though something kept needs it.
 pub(crate) async fn read_plan(
     config: &TaskConfig,
     source: &Source,
     target: Engine,
     target_version: Option<&str>,
 ) -> Result<TaskPlan> {
+    let (plan, problems) = read_plan_checked(config, source, target, target_version).await?;
+    if !problems.is_empty() {
+        return Err(Error::config(problems.join("; ")));
+    }
+    Ok(plan)
+}
+
+/// Like [`read_plan`], returning the problems of the column selection instead of failing
+/// on them (the precheck reports them).
+pub(crate) async fn read_plan_checked(
+    config: &TaskConfig,
+    source: &Source,
+    target: Engine,
+    target_version: Option<&str>,
+) -> Result<(TaskPlan, Vec<String>)> {
     let selection = config.selection()?;
     let all = source.list_schemas().await?;
     let databases: Vec<String> = selection.databases(&all).into_iter().cloned().collect();
     let mut catalog = source.read_catalog(&databases).await?;
     catalog.retain_tables(|t| selection.selects(t));
-    let mut options = config.schema_options()?;
+    // The columns left out are checked against the whole tables, then removed: nothing
+    // below plans, copies, replicates or verifies them.
+    let mut options = config.schema_options_for(&catalog)?;
+    let problems = crate::columns::problems(&catalog, &options.columns);
+    crate::columns::apply(&mut catalog, &options.columns);
     options.target_version = target_version.map(str::to_string);
     let schema = dts_connectors::plan_schema(source.engine(), target, &catalog, &options)?;
-    Ok(TaskPlan { catalog, schema })
+    Ok((TaskPlan { catalog, schema }, problems))
 }
 
 /// How long a run waits for the target sessions of a killed earlier run to end.
