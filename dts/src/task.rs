@@ -211,7 +211,9 @@ pub(crate) async fn read_plan_checked(
     // below plans, copies, replicates or verifies them.
     let mut options = config.schema_options_for(&catalog)?;
     let problems = crate::columns::problems(&catalog, &options.columns);
-    crate::columns::apply(&mut catalog, &options.columns);
+    if problems.is_empty() {
+        crate::columns::apply(&mut catalog, &options.columns);
+    }
     options.target_version = target_version.map(str::to_string);
     let schema = dts_connectors::plan_schema(source.engine(), target, &catalog, &options)?;
     Ok((TaskPlan { catalog, schema }, problems))
