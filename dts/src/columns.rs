@@ -210,12 +210,25 @@ fn identifiers(expression: &str) -> impl Iterator<Item = String> + '_ {
     out.into_iter()
 }
 
-/// Removes the columns `filters` leave out from the tables of `catalog`. Ordinals are kept
-/// (a PostgreSQL relation description names columns by them).
+/// Removes the columns `filters` leave out from the tables of `catalog`, except those
+/// something kept needs ([`problems`] names them; the precheck refuses them before a task
+/// starts, and keeping them keeps the plan whole). Ordinals are kept (a PostgreSQL relation
+/// description names columns by them).
 pub(crate) fn apply(catalog: &mut Catalog, filters: &BTreeMap<TableName, ColumnFilter>) {
     for (name, filter) in filters {
+        let Some(table) = catalog.table(name) else {
+            continue;
+        };
+        let keep: BTreeSet<String> = table
+            .columns
+            .iter()
+            .filter(|c| {
+                filter.keeps(&c.name) || needed_by(catalog, table, filter, &c.name).is_some()
+            })
+            .map(|c| c.name.clone())
+            .collect();
         if let Some(table) = catalog.table_mut(name) {
-            table.columns.retain(|c| filter.keeps(&c.name));
+            table.columns.retain(|c| keep.contains(&c.name));
         }
     }
 }

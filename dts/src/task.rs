@@ -176,22 +176,18 @@ pub struct Task {
 
 /// Reads the selected source schema and translates it for the target engine (whose server
 /// version, when known, picks version-specific spellings).
-///
-/// # Errors
-///
-/// A column selection (`[tables."…"] columns`) the precheck refuses: a column named that
-/// the table does not have, or left out though something kept needs it.
+/// A column selection (`[tables."…"] columns`) is applied as far as it can be: a column
+/// that something kept needs stays (the precheck refuses such a selection before a task
+/// starts).
 pub(crate) async fn read_plan(
     config: &TaskConfig,
     source: &Source,
     target: Engine,
     target_version: Option<&str>,
 ) -> Result<TaskPlan> {
-    let (plan, problems) = read_plan_checked(config, source, target, target_version).await?;
-    if !problems.is_empty() {
-        return Err(Error::config(problems.join("; ")));
-    }
-    Ok(plan)
+    Ok(read_plan_checked(config, source, target, target_version)
+        .await?
+        .0)
 }
 
 /// Like [`read_plan`], returning the problems of the column selection instead of failing
@@ -211,9 +207,7 @@ pub(crate) async fn read_plan_checked(
     // below plans, copies, replicates or verifies them.
     let mut options = config.schema_options_for(&catalog)?;
     let problems = crate::columns::problems(&catalog, &options.columns);
-    if problems.is_empty() {
-        crate::columns::apply(&mut catalog, &options.columns);
-    }
+    crate::columns::apply(&mut catalog, &options.columns);
     options.target_version = target_version.map(str::to_string);
     let schema = dts_connectors::plan_schema(source.engine(), target, &catalog, &options)?;
     Ok((TaskPlan { catalog, schema }, problems))
