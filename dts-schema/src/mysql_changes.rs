@@ -550,11 +550,28 @@ fn target_statement(
             }
             // Clauses about columns the task leaves out are left out of the statement.
             if let (Some(first), Some(last)) = (outcome.clauses.first(), outcome.clauses.last()) {
-                let kept: Vec<&str> = outcome
+                // A kept clause loses the parts left out of it (an `AFTER` a column left
+                // out).
+                let kept: Vec<String> = outcome
                     .clauses
                     .iter()
                     .filter(|c| !outcome.left_out.contains(c))
-                    .filter_map(|&(a, b)| sql.get(a..b))
+                    .map(|&(a, b)| {
+                        let mut text = String::new();
+                        let mut at = a;
+                        let mut inner: Vec<&(usize, usize)> = outcome
+                            .left_out
+                            .iter()
+                            .filter(|s| a <= s.0 && s.1 <= b)
+                            .collect();
+                        inner.sort();
+                        for &(s, e) in inner {
+                            text.push_str(sql.get(at..s).unwrap_or_default().trim_end());
+                            at = e;
+                        }
+                        text.push_str(sql.get(at..b).unwrap_or_default());
+                        text
+                    })
                     .collect();
                 if kept.is_empty() {
                     return Ok(None);

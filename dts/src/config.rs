@@ -1185,6 +1185,15 @@ mod tests {
         assert_eq!(cfg.full.workers(), 2);
         assert_eq!(cfg.incremental.operations.len(), 5);
         assert_eq!(cfg.source.url, "mysql://root:example@127.0.0.1:3306");
+        let audit = cfg
+            .table_options(&TableName::new("shop", "audit_log"))
+            .unwrap();
+        assert_eq!(audit.operations, Some(vec![Operation::Insert]));
+        assert_eq!(audit.columns.include.map(|c| c.len()), Some(3));
+        let customers = cfg
+            .table_options(&TableName::new("shop", "customers"))
+            .unwrap();
+        assert_eq!(customers.columns.exclude.map(|c| c.len()), Some(2));
     }
 
     #[test]

@@ -239,7 +239,7 @@ impl Alter<'_> {
                 c.eat_kw("COLUMN");
                 let if_exists = c.eat_kws(&["IF", "EXISTS"]);
                 let (def, position) = split_position(c.rest());
-                let position = self.kept_position(position);
+                let position = self.kept_position(c.rest(), def.len(), position);
                 let name = def
                     .first()
                     .and_then(Tok::ident)
@@ -254,7 +254,7 @@ impl Alter<'_> {
                     .ident()
                     .ok_or_else(|| Fail::Parse("expected a column after CHANGE".into()))?;
                 let (def, position) = split_position(c.rest());
-                let position = self.kept_position(position);
+                let position = self.kept_position(c.rest(), def.len(), position);
                 self.change_column(&old, def, position, if_exists)
             }
             "rename" => {
@@ -441,9 +441,22 @@ impl Alter<'_> {
 
     /// A clause's position, without an `AFTER` a column the task leaves out (which the
     /// model does not hold): such a column goes to the end, or stays where it is.
-    fn kept_position(&self, position: Option<Position>) -> Option<Position> {
+    /// `toks` are the clause's tokens from the column definition on, `def` how many of them
+    /// the definition is (the rest is the position); an `AFTER` left out is recorded as
+    /// left out of the statement.
+    fn kept_position(
+        &mut self,
+        toks: &[Tok],
+        def: usize,
+        position: Option<Position>,
+    ) -> Option<Position> {
         match position {
-            Some(Position::After(x)) if !self.state.opts.keeps_column(&self.table, &x) => None,
+            Some(Position::After(x)) if !self.state.opts.keeps_column(&self.table, &x) => {
+                if let (Some(a), Some(b)) = (toks.get(def), toks.last()) {
+                    self.out.left_out.push((a.start, b.end));
+                }
+                None
+            }
             other => other,
         }
     }
@@ -485,7 +498,7 @@ impl Alter<'_> {
             return Ok(());
         }
         let (def, position) = split_position(rest);
-        let position = self.kept_position(position);
+        let position = self.kept_position(rest, def.len(), position);
         self.add_column(def, position, if_not_exists)
     }
 
