@@ -473,14 +473,12 @@ pub fn mysql_ddl_tables(default_schema: Option<&str>, sql: &str, mode: SqlMode) 
             c.eat_kw("TABLE");
             names.extend(c.object_name());
         }
-        "rename" => {
-            if c.eat_kw("TABLE") || c.eat_kw("TABLES") {
-                for part in token::split_commas(c.rest()) {
-                    let mut p = Cursor::new(part);
+        "rename" if c.eat_kw("TABLE") || c.eat_kw("TABLES") => {
+            for part in token::split_commas(c.rest()) {
+                let mut p = Cursor::new(part);
+                names.extend(p.object_name());
+                if p.eat_kw("TO") {
                     names.extend(p.object_name());
-                    if p.eat_kw("TO") {
-                        names.extend(p.object_name());
-                    }
                 }
             }
         }
