@@ -141,7 +141,7 @@ struct ChangeFilter<S> {
     inner: S,
     operations: Operations,
     columns: std::collections::BTreeMap<TableName, dts_schema::ColumnFilter>,
-    kept: HashMap<TableName, Kept>,
+    kept: HashMap<TableName, Vec<Kept>>,
     throttle: Option<dts_fullload::Throttle>,
     /// Most events read at once while throttled, so one wait stays short.
     throttled_max: usize,
@@ -178,31 +178,35 @@ impl<S> ChangeFilter<S> {
         let Some(filter) = self.columns.get(t) else {
             return;
         };
-        let fresh = self
-            .kept
-            .get(t)
-            .is_some_and(|k| Arc::ptr_eq(&k.from, &image.columns) || *k.from == *image.columns);
-        if !fresh {
-            let at: Vec<usize> = image
-                .columns
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| filter.keeps(c))
-                .map(|(i, _)| i)
-                .collect();
-            let columns = Arc::new(at.iter().map(|&i| image.columns[i].clone()).collect());
-            self.kept.insert(
-                t.clone(),
-                Kept {
+        // One mapping per column list met (a PostgreSQL update's old row may carry only
+        // the key, its new one leave out unchanged TOASTed values); a few per table.
+        let known = self.kept.entry(t.clone()).or_default();
+        let at = known
+            .iter()
+            .position(|k| Arc::ptr_eq(&k.from, &image.columns) || *k.from == *image.columns);
+        let at = match at {
+            Some(i) => i,
+            None => {
+                let at: Vec<usize> = image
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| filter.keeps(c))
+                    .map(|(i, _)| i)
+                    .collect();
+                let columns = Arc::new(at.iter().map(|&i| image.columns[i].clone()).collect());
+                if known.len() >= 8 {
+                    known.remove(0);
+                }
+                known.push(Kept {
                     from: image.columns.clone(),
                     columns,
                     at,
-                },
-            );
-        }
-        let Some(kept) = self.kept.get(t) else {
-            return;
+                });
+                known.len() - 1
+            }
         };
+        let kept = &known[at];
         if kept.at.len() == image.columns.len() {
             return;
         }
@@ -428,4 +432,160 @@ pub(crate) async fn run_incremental(
         rows: summary.rows,
         position: summary.position,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use dts_core::{Catalog, RelationColumn, RowImage, SqlMode, Value};
+
+    use super::*;
+
+    /// Hands out its events once.
+    struct Events(Vec<ChangeEvent>);
+
+    #[dts_core::async_trait]
+    impl ChangeSource for Events {
+        async fn next_events(&mut self, max: usize, _: Duration) -> Result<Vec<ChangeEvent>> {
+            let n = max.min(self.0.len());
+            Ok(self.0.drain(..n).collect())
+        }
+
+        fn acknowledge(&mut self, _: &Position) {}
+    }
+
+    fn event(change: Change) -> ChangeEvent {
+        ChangeEvent {
+            change,
+            position: Position::Binlog {
+                file: "b.000001".into(),
+                offset: 4,
+                gtid: None,
+            },
+            timestamp: 0,
+        }
+    }
+
+    fn row(columns: &Arc<Vec<String>>, values: &[i64]) -> RowImage {
+        RowImage {
+            columns: columns.clone(),
+            values: values.iter().map(|v| Value::Int(*v)).collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn columns_left_out_and_operations_per_table_are_filtered() {
+        let config: crate::config::TaskConfig = "name = \"t\"\nmigration = [\"incremental\"]\n\
+             source.url = \"mysql://root@127.0.0.1:3306\"\n\
+             target.url = \"postgres://postgres@127.0.0.1/postgres\"\n\
+             objects.include = [\"shop\"]\n\
+             incremental.operations = [\"insert\", \"update\", \"delete\", \"ddl\"]\n\
+             [tables.\"shop.orders\"]\ncolumns.exclude = [\"secret\"]\n\
+             [tables.\"shop.log\"]\noperations = [\"insert\"]\n"
+            .parse()
+            .unwrap();
+        let orders = TableName::new("shop", "orders");
+        let log = TableName::new("shop", "log");
+        let catalog = Catalog::default();
+        let mut schema = config.schema_options_for(&catalog).unwrap();
+        schema.columns = crate::columns::filters(
+            &config,
+            &Catalog {
+                schemas: vec![dts_core::Schema {
+                    name: "shop".into(),
+                    tables: vec![dts_core::Table {
+                        name: orders.clone(),
+                        columns: Vec::new(),
+                        primary_key: None,
+                        indexes: Vec::new(),
+                        foreign_keys: Vec::new(),
+                        comment: None,
+                        estimated_rows: 0,
+                        auto_increment: None,
+                    }],
+                }],
+                ..Catalog::default()
+            },
+        )
+        .unwrap();
+        let all = Arc::new(vec!["id".to_string(), "secret".into(), "n".into()]);
+        let key = Arc::new(vec!["id".to_string()]);
+        let events = vec![
+            event(Change::Insert {
+                table: orders.clone(),
+                row: row(&all, &[1, 2, 3]),
+            }),
+            event(Change::Update {
+                table: orders.clone(),
+                before: row(&key, &[1]),
+                after: row(&all, &[1, 5, 3]),
+            }),
+            event(Change::Relation {
+                table: orders.clone(),
+                columns: ["id", "secret"]
+                    .iter()
+                    .map(|n| RelationColumn {
+                        name: (*n).into(),
+                        data_type: "integer".into(),
+                        key: *n == "id",
+                        ordinal: None,
+                        not_null: false,
+                        default: None,
+                        missing: None,
+                    })
+                    .collect(),
+            }),
+            event(Change::Insert {
+                table: log.clone(),
+                row: row(&key, &[1]),
+            }),
+            event(Change::Delete {
+                table: log.clone(),
+                row: row(&key, &[1]),
+            }),
+            event(Change::Truncate { table: log.clone() }),
+            event(Change::Ddl {
+                schema: Some("shop".into()),
+                sql: "ALTER TABLE log ADD x int".into(),
+                sql_mode: SqlMode::default(),
+            }),
+            event(Change::Ddl {
+                schema: Some("shop".into()),
+                sql: "ALTER TABLE orders ADD x int".into(),
+                sql_mode: SqlMode::default(),
+            }),
+        ];
+        let mut filter = ChangeFilter::new(Events(events), &config, &schema);
+        let out = filter
+            .next_events(100, Duration::from_millis(1))
+            .await
+            .unwrap();
+        let kinds: Vec<String> = out
+            .iter()
+            .map(|e| match &e.change {
+                Change::Insert { table, row } => format!("insert {} {:?}", table.name, row.columns),
+                Change::Update { after, before, .. } => {
+                    format!("update {:?} {:?}", before.columns, after.columns)
+                }
+                Change::Relation { columns, .. } => format!("relation {}", columns.len()),
+                Change::Delete { .. } => "delete".into(),
+                Change::Truncate { .. } => "truncate".into(),
+                Change::Ddl { sql, .. } => sql.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "insert orders [\"id\", \"n\"]",
+                "update [\"id\"] [\"id\", \"n\"]",
+                "relation 1",
+                "insert log [\"id\"]",
+                "ALTER TABLE orders ADD x int",
+            ]
+        );
+        let Change::Update { after, .. } = &out[1].change else {
+            panic!()
+        };
+        assert_eq!(after.values, [Value::Int(1), Value::Int(3)]);
+    }
 }

@@ -126,7 +126,8 @@ async fn unfilled(
         for column in crate::columns::unfilled_columns(table, &written) {
             problems.push(format!(
                 "column `{column}` of existing target table `{}` is NOT NULL without a \
-                 default, and the task leaves it out of table `{}`",
+                 default, and the task does not write it (source table `{}` migrates only \
+                 some of its columns)",
                 tp.target, tp.source
             ));
         }
