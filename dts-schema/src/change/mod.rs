@@ -622,6 +622,18 @@ impl Run<'_> {
         def.extend(using);
         def.extend(c.rest().iter().cloned());
         let key = parse_key(&def, &table)?;
+        // An index over a column the task leaves out is left out with it.
+        if let key::KeySpec::Index { index, .. } = &key.spec {
+            if let Some(c) = index
+                .columns
+                .iter()
+                .find(|c| !self.state.opts.keeps_column(&table, &c.name))
+            {
+                tracing::info!(%table, column = %c.name,
+                    "skipping an index over a column the task leaves out");
+                return Ok(DdlOutcome::ignored());
+            }
+        }
         let mut out = Out::default();
         if or_replace {
             if let Some(name) = name_tok.ident() {

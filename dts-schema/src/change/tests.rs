@@ -1123,6 +1123,7 @@ fn changes_of_columns_left_out_are_skipped() {
         "ALTER TABLE orders ADD COLUMN added int",
         "ALTER TABLE orders DROP COLUMN status",
         "ALTER TABLE orders ADD INDEX added_idx (added)",
+        "CREATE INDEX status_idx ON orders (customer, status)",
     ] {
         let out = apply(&mut t, sql);
         assert!(out.statements.is_empty(), "{sql}: {:?}", out.statements);
