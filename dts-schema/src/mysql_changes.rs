@@ -416,6 +416,83 @@ impl ChangeMapper for MySqlToMySqlChangeMapper {
     }
 }
 
+/// The tables a MySQL/MariaDB DDL statement is about, qualified with `default_schema` when
+/// it does not name their database: the table of `ALTER TABLE`, `CREATE TABLE`,
+/// `TRUNCATE`, `CREATE INDEX … ON` and `DROP INDEX … ON`, the tables of `DROP TABLE`, and
+/// both names of each `RENAME TABLE` pair. Empty for other statements, for unqualified
+/// names without a default database, and for text that does not tokenize.
+///
+/// ```
+/// use dts_core::{SqlMode, TableName};
+///
+/// let tables = dts_schema::mysql_ddl_tables(Some("shop"), "ALTER TABLE orders ADD x int", SqlMode::default());
+/// assert_eq!(tables, [TableName::new("shop", "orders")]);
+/// ```
+pub fn mysql_ddl_tables(default_schema: Option<&str>, sql: &str, mode: SqlMode) -> Vec<TableName> {
+    let text = crate::sql_in_default_mode(sql, mode);
+    let Ok(toks) = tokenize(&text) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    let mut c = Cursor::new(&toks);
+    let verb = c.next().and_then(Tok::keyword).unwrap_or_default();
+    match verb.as_str() {
+        "alter" => {
+            c.eat_kw("ONLINE");
+            c.eat_kw("IGNORE");
+            if c.eat_kw("TABLE") {
+                c.eat_kws(&["IF", "EXISTS"]);
+                names.extend(c.object_name());
+            }
+        }
+        "create" | "drop" => {
+            c.eat_kws(&["OR", "REPLACE"]);
+            let _ = c.eat_kw("ONLINE") || c.eat_kw("OFFLINE");
+            c.eat_kw("TEMPORARY");
+            if c.eat_kw("TABLE") {
+                let _ = c.eat_kws(&["IF", "NOT", "EXISTS"]) || c.eat_kws(&["IF", "EXISTS"]);
+                if verb == "drop" {
+                    for part in token::split_commas(c.rest()) {
+                        names.extend(Cursor::new(part).object_name());
+                    }
+                } else {
+                    names.extend(c.object_name());
+                }
+            } else {
+                let _ = c.eat_kw("UNIQUE") || c.eat_kw("FULLTEXT") || c.eat_kw("SPATIAL");
+                if c.eat_kw("INDEX") {
+                    let _ = c.eat_kws(&["IF", "NOT", "EXISTS"]) || c.eat_kws(&["IF", "EXISTS"]);
+                    c.next();
+                    if c.eat_kw("ON") {
+                        names.extend(c.object_name());
+                    }
+                }
+            }
+        }
+        "truncate" => {
+            c.eat_kw("TABLE");
+            names.extend(c.object_name());
+        }
+        "rename" if c.eat_kw("TABLE") || c.eat_kw("TABLES") => {
+            for part in token::split_commas(c.rest()) {
+                let mut p = Cursor::new(part);
+                names.extend(p.object_name());
+                if p.eat_kw("TO") {
+                    names.extend(p.object_name());
+                }
+            }
+        }
+        _ => {}
+    }
+    names
+        .into_iter()
+        .filter_map(|(schema, table)| match schema {
+            Some(s) => Some(TableName::new(s, table)),
+            None => default_schema.map(|s| TableName::new(s, table)),
+        })
+        .collect()
+}
+
 /// A span of the statement's text and what replaces it.
 type Edit = (usize, usize, String);
 
@@ -465,9 +542,46 @@ fn target_statement(
             if toks.first().is_some_and(|t| t.is_kw("RENAME")) {
                 return rename_tables(&toks, before, resolve, qualified).map(Some);
             }
-            let edits = name_edits(&toks, &resolve, &qualified)?;
+            let mut edits = name_edits(&toks, &resolve, &qualified)?;
             if edits.is_empty() {
                 return Err("no table name found".into());
+            }
+            // Clauses about columns the task leaves out are left out of the statement.
+            if let (Some(first), Some(last)) = (outcome.clauses.first(), outcome.clauses.last()) {
+                // A kept clause loses the parts left out of it (an `AFTER` a column left
+                // out).
+                let kept: Vec<String> = outcome
+                    .clauses
+                    .iter()
+                    .filter(|c| !outcome.left_out.contains(c))
+                    .map(|&(a, b)| {
+                        let mut text = String::new();
+                        let mut at = a;
+                        let mut inner: Vec<&(usize, usize)> = outcome
+                            .left_out
+                            .iter()
+                            .filter(|s| a <= s.0 && s.1 <= b)
+                            .collect();
+                        inner.sort();
+                        for &(s, e) in inner {
+                            text.push_str(sql.get(at..s).unwrap_or_default().trim_end());
+                            at = e;
+                        }
+                        text.push_str(sql.get(at..b).unwrap_or_default());
+                        text
+                    })
+                    .collect();
+                if kept.is_empty() {
+                    return Ok(None);
+                }
+                if edits.iter().any(|e| e.0 >= first.0 && e.1 <= last.1) {
+                    return Err(
+                        "a clause left out (a column the task leaves out) sits beside \
+                                clauses that name tables"
+                            .into(),
+                    );
+                }
+                edits.push((first.0, last.1, kept.join(", ")));
             }
             Ok(Some(apply_edits(sql, edits)))
         }

@@ -1,7 +1,7 @@
 //! What the user chose: identifier case, renames and the type-mapping options, and the one
 //! place that turns a source name into its target name.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use dts_core::TableName;
 use dts_typemap::MappingOptions;
@@ -27,6 +27,12 @@ pub struct SchemaOptions {
     pub table_renames: BTreeMap<TableName, String>,
     /// (source table, source column) → target column name.
     pub column_renames: BTreeMap<(TableName, String), String>,
+    /// The column selection of source tables that migrate only some of their columns. A
+    /// column left out is not in the catalog the plan is made from; replication follows
+    /// this selection for columns added, changed or dropped later (DDL on a column left
+    /// out is skipped, a column added to a table with [`ColumnFilter::Include`] is left
+    /// out).
+    pub columns: BTreeMap<TableName, ColumnFilter>,
     /// Type-mapping choices.
     pub mapping: MappingOptions,
     /// Create primary keys after the data (post-data), as a bulk index build, instead of
@@ -40,7 +46,49 @@ pub struct SchemaOptions {
     pub target_version: Option<String>,
 }
 
+/// Which columns of a table migrate. Column names compare ASCII case-insensitively (as
+/// MySQL compares them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ColumnFilter {
+    /// Only these columns migrate.
+    Include(BTreeSet<String>),
+    /// Every column but these migrates.
+    Exclude(BTreeSet<String>),
+}
+
+impl ColumnFilter {
+    /// The columns the filter names (included or excluded).
+    pub fn names(&self) -> &BTreeSet<String> {
+        match self {
+            ColumnFilter::Include(set) | ColumnFilter::Exclude(set) => set,
+        }
+    }
+
+    /// Whether column `name` migrates.
+    pub fn keeps(&self, name: &str) -> bool {
+        let named = |set: &BTreeSet<String>| set.iter().any(|c| c.eq_ignore_ascii_case(name));
+        match self {
+            ColumnFilter::Include(set) => named(set),
+            ColumnFilter::Exclude(set) => !named(set),
+        }
+    }
+}
+
 impl SchemaOptions {
+    /// Sets the column selection of a source table.
+    #[must_use]
+    pub fn select_columns(mut self, table: TableName, filter: ColumnFilter) -> Self {
+        self.columns.insert(table, filter);
+        self
+    }
+
+    /// Whether column `column` of source table `table` migrates (every column of a table
+    /// without a column selection does).
+    pub fn keeps_column(&self, table: &TableName, column: &str) -> bool {
+        self.columns.get(table).is_none_or(|f| f.keeps(column))
+    }
+
     /// Sets the identifier case policy.
     #[must_use]
     pub fn with_case(mut self, case: IdentifierCase) -> Self {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use dts_core::{Error, Result, TableName};
+use dts_core::{Catalog, Error, Result, TableName};
 use serde::Deserialize;
 
 /// A migration task, as read from a task file.
@@ -832,6 +832,18 @@ impl TaskConfig {
         Ok(opts)
     }
 
+    /// The schema translator's options for this task, with the column selection of the
+    /// tables of `catalog` (the selected source tables).
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskConfig::schema_options`] and [`TaskConfig::table_options`].
+    pub fn schema_options_for(&self, catalog: &Catalog) -> Result<dts_schema::SchemaOptions> {
+        let mut opts = self.schema_options()?;
+        opts.columns = crate::columns::filters(self, catalog)?;
+        Ok(opts)
+    }
+
     /// The type-mapping options for this task.
     pub fn mapping_options(&self) -> dts_typemap::MappingOptions {
         dts_typemap::MappingOptions {
@@ -1177,6 +1189,15 @@ mod tests {
             .table_options(&TableName::new("shop", "orders"))
             .unwrap();
         assert!(orders.filter.unwrap().contains("deleted_at IS NULL"));
+        let audit = cfg
+            .table_options(&TableName::new("shop", "audit_log"))
+            .unwrap();
+        assert_eq!(audit.operations, Some(vec![Operation::Insert]));
+        assert_eq!(audit.columns.include.map(|c| c.len()), Some(3));
+        let customers = cfg
+            .table_options(&TableName::new("shop", "customers"))
+            .unwrap();
+        assert_eq!(customers.columns.exclude.map(|c| c.len()), Some(2));
     }
 
     #[test]

@@ -25,6 +25,7 @@
 
 pub mod alerts;
 pub mod checks;
+mod columns;
 pub mod config;
 mod ddl;
 mod filter;

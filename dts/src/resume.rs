@@ -71,7 +71,7 @@ fn plan_of(
     catalog: Catalog,
 ) -> Result<TaskPlan> {
     let options = config
-        .schema_options()?
+        .schema_options_for(&catalog)?
         .with_target_version(target.version());
     let schema = dts_connectors::plan_schema(source.engine(), target.engine(), &catalog, &options)?;
     Ok(TaskPlan { catalog, schema })

@@ -188,8 +188,9 @@ pub fn reverse_file(task_file: &Path) -> PathBuf {
 ///
 /// # Errors
 ///
-/// [`ErrorKind::Config`] for a task with renames (their inverse is not derived: write the
-/// reverse task by hand), a name too long for the suffix, or a malformed file.
+/// [`ErrorKind::Config`] for a task with renames or a column selection (their inverse is
+/// not derived: write the reverse task by hand), a name too long for the suffix, or a
+/// malformed file.
 pub fn reverse_task_text(text: &str) -> Result<String> {
     let config: TaskConfig = text.parse()?;
     let mut table: toml::Table = toml::from_str(text)
@@ -201,6 +202,18 @@ pub fn reverse_task_text(text: &str) -> Result<String> {
             "the task renames objects (objects.rename_*): the reverse task's selection and \
              renames are not derived from them; write the reverse task file by hand",
         ));
+    }
+    if let Some(key) = config
+        .tables
+        .iter()
+        .find(|(_, t)| t.columns.include.is_some() || t.columns.exclude.is_some())
+        .map(|(k, _)| k)
+    {
+        return Err(Error::config(format!(
+            "the task leaves out columns (`[tables.\"{key}\"]` columns): the old database \
+             holds them and the new one does not, so the reverse task is not derived; write \
+             the reverse task file by hand"
+        )));
     }
     let name = format!("{}-reverse", config.name);
     if name.len() > 60 {
@@ -1046,6 +1059,9 @@ incremental.max_batch_rows = 500
         let long = TASK.replace("name = \"shop\"", &format!("name = \"{}\"", "x".repeat(55)));
         let e = reverse_task_text(&long).unwrap_err();
         assert!(e.to_string().contains("too long"), "{e}");
+        let columns = format!("{TASK}[tables.\"Shop.orders\"]\ncolumns.exclude = [\"note\"]\n");
+        let e = reverse_task_text(&columns).unwrap_err();
+        assert!(e.to_string().contains("Shop.orders"), "{e}");
     }
 
     #[test]

@@ -176,21 +176,77 @@ pub struct Task {
 
 /// Reads the selected source schema and translates it for the target engine (whose server
 /// version, when known, picks version-specific spellings).
+/// A column selection (`[tables."…"] columns`) is applied as far as it can be: a column
+/// that something kept needs stays (the precheck refuses such a selection before a task
+/// starts).
 pub(crate) async fn read_plan(
     config: &TaskConfig,
     source: &Source,
     target: Engine,
     target_version: Option<&str>,
 ) -> Result<TaskPlan> {
+    Ok(read_plan_checked(config, source, target, target_version)
+        .await?
+        .0)
+}
+
+/// Like [`read_plan`], returning the problems of the column selection instead of failing
+/// on them (the precheck reports them).
+pub(crate) async fn read_plan_checked(
+    config: &TaskConfig,
+    source: &Source,
+    target: Engine,
+    target_version: Option<&str>,
+) -> Result<(TaskPlan, Vec<String>)> {
     let selection = config.selection()?;
     let all = source.list_schemas().await?;
     let databases: Vec<String> = selection.databases(&all).into_iter().cloned().collect();
     let mut catalog = source.read_catalog(&databases).await?;
     catalog.retain_tables(|t| selection.selects(t));
-    let mut options = config.schema_options()?;
+    // The columns left out are checked against the whole tables, then removed: nothing
+    // below plans, copies, replicates or verifies them.
+    let mut options = config.schema_options_for(&catalog)?;
+    let mut problems = crate::columns::problems(&catalog, &options.columns);
+    problems.extend(filtered_columns_left_out(
+        config,
+        &catalog,
+        source.engine(),
+        &options,
+    )?);
+    crate::columns::apply(&mut catalog, &options.columns);
     options.target_version = target_version.map(str::to_string);
     let schema = dts_connectors::plan_schema(source.engine(), target, &catalog, &options)?;
-    Ok(TaskPlan { catalog, schema })
+    Ok((TaskPlan { catalog, schema }, problems))
+}
+
+/// The columns a table's row filter (`where`) reads that its column selection leaves out:
+/// replication evaluates the filter on the rows it applies, so they must be kept.
+fn filtered_columns_left_out(
+    config: &TaskConfig,
+    catalog: &dts_core::Catalog,
+    engine: Engine,
+    options: &dts_schema::SchemaOptions,
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (name, columns) in &options.columns {
+        let Some(table) = catalog.table(name) else {
+            continue;
+        };
+        let Some(text) = config.table_options(name)?.filter else {
+            continue;
+        };
+        // A condition that does not parse is reported where filters are compiled.
+        let Ok(filter) = dts_schema::filter::RowFilter::parse(engine, table, &text) else {
+            continue;
+        };
+        for column in filter.columns().iter().filter(|c| !columns.keeps(c)) {
+            out.push(format!(
+                "the row filter (`where`) of table `{name}` reads column `{column}`, which \
+                 `columns` leaves out: keep the column"
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// How long a run waits for the target sessions of a killed earlier run to end.

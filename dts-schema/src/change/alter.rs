@@ -92,6 +92,10 @@ pub(super) fn alter_table(
     }
     c.eat_kw("NOWAIT");
     let list = clauses(c.rest());
+    let spans: Vec<(usize, usize)> = list
+        .iter()
+        .filter_map(|cl| Some((cl.first()?.start, cl.last()?.end)))
+        .collect();
     let mut scratch = Out::default();
     let trigger_before = if run
         .state
@@ -141,6 +145,12 @@ pub(super) fn alter_table(
         statements: a.out.statements,
         kind,
         notes: a.out.notes,
+        clauses: if a.out.left_out.is_empty() {
+            Vec::new()
+        } else {
+            spans
+        },
+        left_out: a.out.left_out,
     })
 }
 
@@ -197,6 +207,19 @@ impl Alter<'_> {
     }
 
     fn clause(&mut self, toks: &[Tok]) -> Result<(), Fail> {
+        if self.state.opts.columns.contains_key(&self.table) && self.left_out(toks)? {
+            if let (Some(a), Some(b)) = (toks.first(), toks.last()) {
+                self.out.left_out.push((a.start, b.end));
+            }
+            let text = clause_text(self.sql, toks);
+            tracing::info!(table = %self.table, clause = %text,
+                "skipping a schema change of a column the task leaves out");
+            self.note(format!(
+                "`{text}` concerns a column of `{}` the task leaves out: skipped",
+                self.table
+            ));
+            return Ok(());
+        }
         let mut c = Cursor::new(toks);
         let first = c.peek().and_then(Tok::keyword).unwrap_or_default();
         if first != "rename" {
@@ -216,6 +239,7 @@ impl Alter<'_> {
                 c.eat_kw("COLUMN");
                 let if_exists = c.eat_kws(&["IF", "EXISTS"]);
                 let (def, position) = split_position(c.rest());
+                let position = self.kept_position(c.rest(), def.len(), position);
                 let name = def
                     .first()
                     .and_then(Tok::ident)
@@ -230,6 +254,7 @@ impl Alter<'_> {
                     .ident()
                     .ok_or_else(|| Fail::Parse("expected a column after CHANGE".into()))?;
                 let (def, position) = split_position(c.rest());
+                let position = self.kept_position(c.rest(), def.len(), position);
                 self.change_column(&old, def, position, if_exists)
             }
             "rename" => {
@@ -338,6 +363,104 @@ impl Alter<'_> {
         }
     }
 
+    /// Whether a clause of a table with a column selection concerns only columns the task
+    /// leaves out (it is then skipped): a column added, dropped, changed or renamed, or a
+    /// key over such a column. A rename across the selection (a kept column renamed to a
+    /// name left out, or the other way) is refused: the selection names columns, and the
+    /// column would change sides.
+    fn left_out(&self, toks: &[Tok]) -> Result<bool, Fail> {
+        let t = &self.table;
+        let keeps = |name: &str| self.state.opts.keeps_column(t, name);
+        let mut c = Cursor::new(toks);
+        let first = c.next().and_then(Tok::keyword).unwrap_or_default();
+        let column_key = |c: &mut Cursor<'_>| {
+            c.eat_kw("COLUMN");
+            let _ = c.eat_kws(&["IF", "NOT", "EXISTS"]) || c.eat_kws(&["IF", "EXISTS"]);
+        };
+        let (old, new) = match first.as_str() {
+            "add" => {
+                if starts_key(c.rest()) {
+                    let key = parse_key(c.rest(), t)?;
+                    let columns: Vec<String> = match key.spec {
+                        KeySpec::Primary(columns) => columns,
+                        KeySpec::Index { index, .. } => {
+                            index.columns.into_iter().map(|c| c.name).collect()
+                        }
+                        KeySpec::Foreign { fk, .. } => fk.columns,
+                        KeySpec::Check { .. } => Vec::new(),
+                    };
+                    return Ok(columns.iter().any(|c| !keeps(c)));
+                }
+                column_key(&mut c);
+                match c.ident() {
+                    Some(name) => (name.clone(), name),
+                    None => return Ok(false),
+                }
+            }
+            "drop" | "modify" | "alter" => {
+                if ["PRIMARY", "INDEX", "KEY", "FOREIGN", "CHECK", "CONSTRAINT"]
+                    .iter()
+                    .any(|kw| c.at_kw(kw))
+                {
+                    return Ok(false);
+                }
+                column_key(&mut c);
+                match c.ident() {
+                    Some(name) => (name.clone(), name),
+                    None => return Ok(false),
+                }
+            }
+            "change" => {
+                column_key(&mut c);
+                match (c.ident(), c.ident()) {
+                    (Some(old), Some(new)) => (old, new),
+                    _ => return Ok(false),
+                }
+            }
+            "rename" if c.eat_kw("COLUMN") => {
+                let old = c.ident();
+                let new = if c.eat_kw("TO") { c.ident() } else { None };
+                match (old, new) {
+                    (Some(old), Some(new)) => (old, new),
+                    _ => return Ok(false),
+                }
+            }
+            _ => return Ok(false),
+        };
+        match (keeps(&old), keeps(&new)) {
+            (true, true) => Ok(false),
+            (false, false) => Ok(true),
+            _ => Err(Fail::Unsupported(format!(
+                "`{}` renames column `{old}` of `{t}` to `{new}` across the task's column \
+                 selection (columns.include / columns.exclude): the column would change \
+                 from left out to migrated or back",
+                clause_text(self.sql, toks)
+            ))),
+        }
+    }
+
+    /// A clause's position, without an `AFTER` a column the task leaves out (which the
+    /// model does not hold): such a column goes to the end, or stays where it is.
+    /// `toks` are the clause's tokens from the column definition on, `def` how many of them
+    /// the definition is (the rest is the position); an `AFTER` left out is recorded as
+    /// left out of the statement.
+    fn kept_position(
+        &mut self,
+        toks: &[Tok],
+        def: usize,
+        position: Option<Position>,
+    ) -> Option<Position> {
+        match position {
+            Some(Position::After(x)) if !self.state.opts.keeps_column(&self.table, &x) => {
+                if let (Some(a), Some(b)) = (toks.get(def), toks.last()) {
+                    self.out.left_out.push((a.start, b.end));
+                }
+                None
+            }
+            other => other,
+        }
+    }
+
     fn add(&mut self, toks: &[Tok], c: &mut Cursor<'_>) -> Result<(), Fail> {
         if starts_key(c.rest()) {
             let key = parse_key(c.rest(), &self.table)?;
@@ -375,6 +498,7 @@ impl Alter<'_> {
             return Ok(());
         }
         let (def, position) = split_position(rest);
+        let position = self.kept_position(rest, def.len(), position);
         self.add_column(def, position, if_not_exists)
     }
 

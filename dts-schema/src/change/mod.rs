@@ -105,11 +105,19 @@ pub struct DdlOutcome {
     /// What the target does not keep as the source has it (a column added at the end
     /// instead of `AFTER x`, a check constraint not migrated, …), for the log.
     pub notes: Vec<String>,
+    /// Byte ranges of the statement's clauses that were skipped because they concern
+    /// columns the task leaves out ([`SchemaOptions::columns`]): a target that runs the
+    /// source's statement leaves them out of it.
+    pub left_out: Vec<(usize, usize)>,
+    /// With clauses left out: the byte ranges of every clause of the statement, in order.
+    pub(crate) clauses: Vec<(usize, usize)>,
 }
 
 impl DdlOutcome {
     fn ignored() -> Self {
         Self {
+            left_out: Vec::new(),
+            clauses: Vec::new(),
             statements: Vec::new(),
             changed: Vec::new(),
             kind: DdlKind::Ignored,
@@ -387,6 +395,8 @@ struct Run<'r> {
 pub(crate) struct Out {
     pub(crate) statements: Vec<String>,
     pub(crate) notes: Vec<String>,
+    /// Clauses skipped because they concern columns left out (byte ranges).
+    pub(crate) left_out: Vec<(usize, usize)>,
 }
 
 impl Run<'_> {
@@ -498,6 +508,8 @@ impl Run<'_> {
                     t.auto_increment = None;
                 }
                 Ok(DdlOutcome {
+                    left_out: Vec::new(),
+                    clauses: Vec::new(),
                     statements: vec![format!(
                         "TRUNCATE TABLE {} RESTART IDENTITY",
                         quote_qualified(&target.schema, &target.name)
@@ -610,6 +622,18 @@ impl Run<'_> {
         def.extend(using);
         def.extend(c.rest().iter().cloned());
         let key = parse_key(&def, &table)?;
+        // An index over a column the task leaves out is left out with it.
+        if let key::KeySpec::Index { index, .. } = &key.spec {
+            if let Some(c) = index
+                .columns
+                .iter()
+                .find(|c| !self.state.opts.keeps_column(&table, &c.name))
+            {
+                tracing::info!(%table, column = %c.name,
+                    "skipping an index over a column the task leaves out");
+                return Ok(DdlOutcome::ignored());
+            }
+        }
         let mut out = Out::default();
         if or_replace {
             if let Some(name) = name_tok.ident() {
@@ -630,6 +654,8 @@ impl Run<'_> {
         )?;
         self.state.refresh_plan(&table);
         Ok(DdlOutcome {
+            left_out: Vec::new(),
+            clauses: Vec::new(),
             kind: if changed {
                 DdlKind::CreateIndex
             } else {
@@ -700,6 +726,8 @@ impl Run<'_> {
         }
         self.state.create_table(table, generated, &mut out)?;
         Ok(DdlOutcome {
+            left_out: Vec::new(),
+            clauses: Vec::new(),
             statements: out.statements,
             changed: vec![name],
             kind: DdlKind::CreateTable,
@@ -751,6 +779,8 @@ impl Run<'_> {
             let mut changed = tracked;
             changed.extend(untracked);
             return Ok(DdlOutcome {
+                left_out: Vec::new(),
+                clauses: Vec::new(),
                 statements: out.statements,
                 changed,
                 kind: DdlKind::DropTable,
@@ -775,6 +805,8 @@ impl Run<'_> {
             let mut out = Out::default();
             self.state.drop_tables(&tables, &mut out);
             return Ok(DdlOutcome {
+                left_out: Vec::new(),
+                clauses: Vec::new(),
                 statements: out.statements,
                 changed: tables,
                 kind: DdlKind::DropTable,
@@ -813,6 +845,8 @@ impl Run<'_> {
             objects::drop_index(self.state, &table, &name, &mut out)?;
             self.state.refresh_plan(&table);
             return Ok(DdlOutcome {
+                left_out: Vec::new(),
+                clauses: Vec::new(),
                 statements: out.statements,
                 changed: vec![table],
                 kind: DdlKind::DropIndex,
@@ -868,6 +902,8 @@ impl Run<'_> {
             return Ok(DdlOutcome::ignored());
         }
         Ok(DdlOutcome {
+            left_out: Vec::new(),
+            clauses: Vec::new(),
             statements: out.statements,
             changed,
             kind: DdlKind::RenameTable,

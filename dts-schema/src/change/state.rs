@@ -321,6 +321,10 @@ impl State {
             self.opts.column_renames.remove(&(from.clone(), c.clone()));
             self.opts.column_renames.insert((to.clone(), c), v);
         }
+        // So does its column selection.
+        if let Some(filter) = self.opts.columns.remove(from) {
+            self.opts.columns.insert(to.clone(), filter);
+        }
         let mut table = self
             .remove_table(from)
             .ok_or_else(|| Fail::Unsupported(format!("table `{from}` is not tracked")))?;

@@ -1104,3 +1104,52 @@ fn ddl_is_read_in_its_session_sql_mode() {
         ]
     );
 }
+
+#[test]
+fn changes_of_columns_left_out_are_skipped() {
+    let mut table = orders();
+    table.columns.retain(|c| c.name != "status");
+    let opts = SchemaOptions::default().select_columns(
+        shop("orders"),
+        crate::ColumnFilter::Include(["id", "customer", "total"].map(String::from).into()),
+    );
+    let mut t = SchemaTracker::new(
+        catalog(vec![table]),
+        opts,
+        Arc::new(|t: &TableName| t.schema == "shop"),
+    );
+    for sql in [
+        "ALTER TABLE orders MODIFY status varchar(10)",
+        "ALTER TABLE orders ADD COLUMN added int",
+        "ALTER TABLE orders DROP COLUMN status",
+        "ALTER TABLE orders ADD INDEX added_idx (added)",
+        "CREATE INDEX status_idx ON orders (customer, status)",
+    ] {
+        let out = apply(&mut t, sql);
+        assert!(out.statements.is_empty(), "{sql}: {:?}", out.statements);
+        assert_eq!(out.kind, DdlKind::Ignored, "{sql}");
+    }
+    let out = apply(
+        &mut t,
+        "ALTER TABLE orders ADD COLUMN other int, MODIFY total decimal(12,2) AFTER added",
+    );
+    assert_eq!(out.kind, DdlKind::AlterTable);
+    assert!(
+        out.statements.iter().all(|s| !s.contains("other")),
+        "{:?}",
+        out.statements
+    );
+    assert!(
+        out.statements.iter().any(|s| s.contains("numeric(12,2)")),
+        "{:?}",
+        out.statements
+    );
+    let columns: Vec<String> = t
+        .table(&shop("orders"))
+        .unwrap()
+        .columns
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    assert_eq!(columns, ["id", "customer", "total"]);
+}

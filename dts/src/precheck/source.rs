@@ -5,7 +5,7 @@ use dts_connectors::{Source, Target};
 use dts_core::{CheckStatus, PrecheckReport, Result, TableName};
 
 use crate::config::TaskConfig;
-use crate::task::{read_plan, TaskPlan};
+use crate::task::{read_plan_checked, TaskPlan};
 
 /// `objects.selection`: every include pattern matches a schema and some table is selected.
 /// Returns the plan of what is selected.
@@ -18,7 +18,9 @@ pub(super) async fn selection(
     let selection = config.selection()?;
     let all = dts_core::SchemaSource::list_schemas(source).await?;
     let unmatched = selection.unmatched_databases(&all);
-    let plan = read_plan(config, source, target.engine(), Some(target.version())).await?;
+    let (plan, column_problems) =
+        read_plan_checked(config, source, target.engine(), Some(target.version())).await?;
+    columns(r, config, target, &column_problems).await?;
     let table_count = plan.catalog.tables().count();
     if !unmatched.is_empty() {
         r.push(
@@ -51,6 +53,52 @@ pub(super) async fn selection(
         );
     }
     Ok(plan)
+}
+
+/// `objects.columns`: the column selection of `[tables."…"]` names columns the tables
+/// have, and leaves out none that what is kept needs. Checked before the task starts: once
+/// it has, the source's schema may change under replication (a column named dropped, an
+/// index on a column left out, which replication skips), and the run goes on from the
+/// schema it recorded.
+async fn columns(
+    r: &mut PrecheckReport,
+    config: &TaskConfig,
+    target: &Target,
+    problems: &[String],
+) -> Result<()> {
+    let selects = config
+        .tables
+        .values()
+        .any(|t| t.columns.include.is_some() || t.columns.exclude.is_some());
+    if !selects {
+        return Ok(());
+    }
+    let store = target.state_store(&config.name).await?;
+    let started = store
+        .is_done(crate::task::Step::SchemaPreData.key())
+        .await?
+        || !store.snapshot_positions().await?.is_empty()
+        || store.applied_position().await?.is_some();
+    if started {
+        r.pass(
+            "objects.columns",
+            format!("checked when task `{}` started", config.name),
+        );
+    } else if !problems.is_empty() {
+        r.push(
+            "objects.columns",
+            CheckStatus::Fail,
+            problems.join("; "),
+            "correct `columns.include` / `columns.exclude` under `[tables.\"…\"]`: keep the \
+             columns named",
+        );
+    } else {
+        r.pass(
+            "objects.columns",
+            "the column selection keeps what the tables need",
+        );
+    }
+    Ok(())
 }
 
 /// `source.privileges`.

@@ -72,12 +72,78 @@ pub(super) async fn conflicts(
                 ": they will be DROPPED and created as the task plans them",
             ),
         };
+        if matches!(
+            config.policy.conflicting_tables,
+            ConflictPolicy::Ignore | ConflictPolicy::Truncate
+        ) {
+            unfilled(r, config, plan, existing).await?;
+        }
         r.push(
             "target.conflicting_tables",
             status,
             format!("target already has {}{then}", conflicts.join(", ")),
             "drop or rename them in the target, rename them in the task \
              (objects.rename_*), or set policy.conflicting_tables = \"ignore\"",
+        );
+    }
+    Ok(())
+}
+
+/// `target.unfilled_columns`: a target table that exists and is kept (policy `ignore` or
+/// `truncate`) gets rows without the columns the task leaves out: none of its columns that
+/// the task does not write may be `NOT NULL` without a default.
+async fn unfilled(
+    r: &mut PrecheckReport,
+    config: &TaskConfig,
+    plan: &TaskPlan,
+    existing: &BTreeSet<TableName>,
+) -> Result<()> {
+    let filters = crate::columns::filters(config, &plan.catalog)?;
+    let kept: Vec<&dts_schema::TablePlan> = plan
+        .schema
+        .tables
+        .iter()
+        .filter(|t| existing.contains(&t.target) && filters.contains_key(&t.source))
+        .collect();
+    if kept.is_empty() {
+        return Ok(());
+    }
+    let schemas: Vec<String> = kept
+        .iter()
+        .map(|t| t.target.schema.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    // The target's tables, read as a source reads its own.
+    let reader = dts_connectors::Source::connect(&config.target.url).await?;
+    let catalog = dts_core::SchemaSource::read_catalog(&reader, &schemas).await?;
+    let mut problems = Vec::new();
+    for tp in kept {
+        let Some(table) = catalog.table(&tp.target) else {
+            continue;
+        };
+        let written: BTreeSet<String> = tp.columns.iter().map(|c| c.target_name.clone()).collect();
+        for column in crate::columns::unfilled_columns(table, &written) {
+            problems.push(format!(
+                "column `{column}` of existing target table `{}` is NOT NULL without a \
+                 default, and the task does not write it (source table `{}` migrates only \
+                 some of its columns)",
+                tp.target, tp.source
+            ));
+        }
+    }
+    if problems.is_empty() {
+        r.pass(
+            "target.unfilled_columns",
+            "the existing target tables accept rows without the columns left out",
+        );
+    } else {
+        r.push(
+            "target.unfilled_columns",
+            CheckStatus::Fail,
+            problems.join("; "),
+            "migrate the column (columns.include / columns.exclude), give it a default or \
+             make it nullable in the target, or let the task create the table",
         );
     }
     Ok(())
