@@ -251,22 +251,6 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn stmt(
-        phase: Phase,
-        kind: StatementKind,
-        table: Option<&TableName>,
-        object: String,
-        sql: String,
-    ) -> Statement {
-        Statement {
-            phase,
-            kind,
-            table: table.cloned(),
-            object,
-            sql,
-        }
-    }
-
     fn run(self) -> SchemaPlan {
         self.run_in_context().plan
     }
@@ -477,7 +461,7 @@ impl<'a> Planner<'a> {
         for schema in &self.catalog.schemas {
             let target = self.opts.target_schema(&schema.name);
             if done.insert(target.clone()) {
-                self.pre.push(Self::stmt(
+                self.pre.push(Statement::new(
                     Phase::PreData,
                     StatementKind::Schema,
                     None,
@@ -532,7 +516,7 @@ impl<'a> Planner<'a> {
 
         for (how, seq) in t.sequences.values() {
             if *how == AutoIncrement::Sequence {
-                self.pre.push(Self::stmt(
+                self.pre.push(Statement::new(
                     Phase::PreData,
                     StatementKind::Sequence,
                     Some(&t.target),
@@ -596,7 +580,7 @@ impl<'a> Planner<'a> {
         } else {
             format!("\n    {}\n", lines.join(",\n    "))
         };
-        self.pre.push(Self::stmt(
+        self.pre.push(Statement::new(
             Phase::PreData,
             StatementKind::Table,
             Some(&t.target),
@@ -606,7 +590,7 @@ impl<'a> Planner<'a> {
 
         for c in &t.columns {
             if let Some((AutoIncrement::Sequence, seq)) = t.sequences.get(&c.source.name) {
-                self.pre.push(Self::stmt(
+                self.pre.push(Statement::new(
                     Phase::PreData,
                     StatementKind::Sequence,
                     Some(&t.target),
@@ -621,7 +605,7 @@ impl<'a> Planner<'a> {
         }
 
         if let Some(comment) = &table.comment {
-            self.pre.push(Self::stmt(
+            self.pre.push(Statement::new(
                 Phase::PreData,
                 StatementKind::Comment,
                 Some(&t.target),
@@ -639,7 +623,7 @@ impl<'a> Planner<'a> {
 
         if pk_generated {
             if let (Some(name), Some(cols)) = (&t.pkey, &pk_columns) {
-                self.post.keys.push(Self::stmt(
+                self.post.keys.push(Statement::new(
                     Phase::PostData,
                     StatementKind::PrimaryKey,
                     Some(&t.target),
@@ -788,7 +772,7 @@ impl<'a> Planner<'a> {
                 sql.push(' ');
                 sql.push_str(&check);
             }
-            self.post.generated.push(Self::stmt(
+            self.post.generated.push(Statement::new(
                 Phase::PostData,
                 StatementKind::GeneratedColumn,
                 Some(&t.target),
@@ -858,7 +842,7 @@ impl<'a> Planner<'a> {
                     object,
                     format!("fulltext {label} becomes a gin index on to_tsvector('simple', …); MATCH … AGAINST queries must be rewritten to PostgreSQL text search"),
                 ));
-                self.post.index.push(Self::stmt(
+                self.post.index.push(Statement::new(
                     Phase::PostData,
                     StatementKind::Index,
                     Some(&t.target),
@@ -934,7 +918,7 @@ impl<'a> Planner<'a> {
             } else {
                 (StatementKind::Index, &mut self.post.index)
             };
-            list.push(Self::stmt(
+            list.push(Statement::new(
                 Phase::PostData,
                 kind,
                 Some(&t.target),
@@ -1021,7 +1005,7 @@ impl<'a> Planner<'a> {
                 .foreign_keys
                 .insert(fk.name.clone(), name.clone());
             let parent_target = self.opts.target_table(&parent.name);
-            self.post.foreign.push(Self::stmt(
+            self.post.foreign.push(Statement::new(
                 Phase::PostData,
                 StatementKind::ForeignKey,
                 Some(&t.target),
@@ -1115,7 +1099,7 @@ impl<'a> Planner<'a> {
             .entry(t.source.name.clone())
             .or_default()
             .trigger = Some((function.clone(), trigger.clone()));
-        self.post.trigger.push(Self::stmt(
+        self.post.trigger.push(Statement::new(
             Phase::PostData,
             StatementKind::Trigger,
             Some(&t.target),
@@ -1124,7 +1108,7 @@ impl<'a> Planner<'a> {
                 "CREATE OR REPLACE FUNCTION {function_q}() RETURNS trigger LANGUAGE plpgsql AS {tag}\n{body}{tag}"
             ),
         ));
-        self.post.trigger.push(Self::stmt(
+        self.post.trigger.push(Statement::new(
             Phase::PostData,
             StatementKind::Trigger,
             Some(&t.target),
@@ -1155,7 +1139,7 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let col = quote_ident(&c.target);
-            self.post.sequence.push(Self::stmt(
+            self.post.sequence.push(Statement::new(
                 Phase::PostData,
                 StatementKind::SequenceReset,
                 Some(&t.target),
@@ -1173,7 +1157,7 @@ impl<'a> Planner<'a> {
 /// `COMMENT ON COLUMN` for a column with a comment.
 fn column_comment(t: &PlannedTable<'_>, c: &PlannedColumn<'_>, phase: Phase) -> Option<Statement> {
     let comment = c.source.comment.as_ref()?;
-    Some(Planner::stmt(
+    Some(Statement::new(
         phase,
         StatementKind::Comment,
         Some(&t.target),

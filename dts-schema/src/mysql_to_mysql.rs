@@ -24,7 +24,7 @@ use std::collections::BTreeSet;
 use dts_core::{Column, ColumnDefault, Index, IndexKind, Table, TableName};
 
 use crate::options::SchemaOptions;
-use crate::plan::{ColumnPlan, Phase, Problem, SchemaPlan, Statement, StatementKind, TablePlan};
+use crate::plan::{Phase, Problem, SchemaPlan, Statement, StatementKind, TablePlan};
 use dts_core::Catalog;
 
 /// Quotes a MySQL identifier with backquotes.
@@ -85,7 +85,7 @@ pub fn plan_mysql_to_mysql(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPla
     for table in catalog.tables() {
         let schema = target_of(opts, &table.name).schema;
         if schemas.insert(schema.clone()) {
-            plan.pre_data.push(stmt(
+            plan.pre_data.push(Statement::new(
                 Phase::PreData,
                 StatementKind::Schema,
                 None,
@@ -106,7 +106,7 @@ pub fn plan_mysql_to_mysql(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPla
         let target = target_of(opts, &table.name);
         let q = qualified(&target);
         let inline = inline_indexes(table);
-        plan.pre_data.push(stmt(
+        plan.pre_data.push(Statement::new(
             Phase::PreData,
             StatementKind::Table,
             Some(&target),
@@ -114,7 +114,7 @@ pub fn plan_mysql_to_mysql(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPla
             create_table(table, &q, &inline),
         ));
         for index in table.indexes.iter().filter(|i| !inline.contains(&i.name)) {
-            indexes.push(stmt(
+            indexes.push(Statement::new(
                 Phase::PostData,
                 if index.unique {
                     StatementKind::UniqueIndex
@@ -138,7 +138,7 @@ pub fn plan_mysql_to_mysql(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPla
                 ));
                 continue;
             }
-            foreign_keys.push(stmt(
+            foreign_keys.push(Statement::new(
                 Phase::PostData,
                 StatementKind::ForeignKey,
                 Some(&target),
@@ -156,7 +156,7 @@ pub fn plan_mysql_to_mysql(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPla
             ));
         }
         if let Some(n) = table.auto_increment {
-            counters.push(stmt(
+            counters.push(Statement::new(
                 Phase::PostData,
                 StatementKind::SequenceReset,
                 Some(&target),
@@ -164,44 +164,12 @@ pub fn plan_mysql_to_mysql(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPla
                 format!("ALTER TABLE {q} AUTO_INCREMENT = {n}"),
             ));
         }
-        plan.tables.push(TablePlan {
-            source: table.name.clone(),
-            target,
-            columns: table
-                .columns
-                .iter()
-                .map(|c| ColumnPlan {
-                    source_name: c.name.clone(),
-                    target_name: c.name.clone(),
-                    target_type: c.source_type.clone(),
-                    mapping: None,
-                    pg_to_mysql: None,
-                    copied: c.generated.is_none(),
-                })
-                .collect(),
-            chunk_key: table.chunk_key(),
-        });
+        plan.tables.push(TablePlan::identity(table, target));
     }
     plan.post_data.extend(indexes);
     plan.post_data.extend(foreign_keys);
     plan.post_data.extend(counters);
     plan
-}
-
-fn stmt(
-    phase: Phase,
-    kind: StatementKind,
-    table: Option<&TableName>,
-    object: String,
-    sql: String,
-) -> Statement {
-    Statement {
-        phase,
-        kind,
-        table: table.cloned(),
-        object,
-        sql,
-    }
 }
 
 /// The target name of a source table: renamed as the options say, else as it is.

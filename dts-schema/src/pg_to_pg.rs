@@ -16,7 +16,7 @@ use dts_core::{Catalog, ColumnDefault, IndexKind, Table, TableName, UserTypeKind
 
 use crate::ident::{quote_ident, quote_literal, quote_qualified};
 use crate::options::SchemaOptions;
-use crate::plan::{ColumnPlan, Phase, Problem, SchemaPlan, Statement, StatementKind, TablePlan};
+use crate::plan::{Phase, Problem, SchemaPlan, Statement, StatementKind, TablePlan};
 
 /// Plans a PostgreSQL catalog into a PostgreSQL target, keeping every object as it is.
 ///
@@ -51,7 +51,7 @@ pub fn plan_pg_to_pg(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPlan {
         .chain(catalog.tables().map(|t| &t.name.schema))
     {
         if schemas.insert(name.clone()) {
-            plan.pre_data.push(stmt(
+            plan.pre_data.push(Statement::new(
                 Phase::PreData,
                 StatementKind::Schema,
                 None,
@@ -78,7 +78,7 @@ pub fn plan_pg_to_pg(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPlan {
                     Some(t @ ("integer" | "smallint")) => format!(" AS {t}"),
                     _ => String::new(),
                 };
-                plan.pre_data.push(stmt(
+                plan.pre_data.push(Statement::new(
                     Phase::PreData,
                     StatementKind::Sequence,
                     Some(&table.name),
@@ -87,7 +87,7 @@ pub fn plan_pg_to_pg(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPlan {
                 ));
             }
         }
-        plan.pre_data.push(stmt(
+        plan.pre_data.push(Statement::new(
             Phase::PreData,
             StatementKind::Table,
             Some(&table.name),
@@ -95,7 +95,7 @@ pub fn plan_pg_to_pg(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPlan {
             create_table(table, &qualified, !opts.primary_keys_after_data),
         ));
         for (column, sequence) in &owned {
-            plan.pre_data.push(stmt(
+            plan.pre_data.push(Statement::new(
                 Phase::PreData,
                 StatementKind::Sequence,
                 Some(&table.name),
@@ -109,7 +109,7 @@ pub fn plan_pg_to_pg(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPlan {
         comments(table, &qualified, &mut plan.pre_data);
 
         if let (Some(pk), true) = (&table.primary_key, opts.primary_keys_after_data) {
-            keys.push(stmt(
+            keys.push(Statement::new(
                 Phase::PostData,
                 StatementKind::PrimaryKey,
                 Some(&table.name),
@@ -133,7 +133,7 @@ pub fn plan_pg_to_pg(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPlan {
                     s
                 })
                 .collect();
-            indexes.push(stmt(
+            indexes.push(Statement::new(
                 Phase::PostData,
                 if index.unique {
                     StatementKind::UniqueIndex
@@ -162,7 +162,7 @@ pub fn plan_pg_to_pg(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPlan {
                 ));
                 continue;
             }
-            foreign_keys.push(stmt(
+            foreign_keys.push(Statement::new(
                 Phase::PostData,
                 StatementKind::ForeignKey,
                 Some(&table.name),
@@ -182,7 +182,7 @@ pub fn plan_pg_to_pg(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPlan {
             let floor = table.auto_increment.map_or(0, |n| n.saturating_sub(1));
             let floor = i64::try_from(floor).unwrap_or(i64::MAX);
             let col = quote_ident(&column.name);
-            resets.push(stmt(
+            resets.push(Statement::new(
                 Phase::PostData,
                 StatementKind::SequenceReset,
                 Some(&table.name),
@@ -195,45 +195,14 @@ pub fn plan_pg_to_pg(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPlan {
             ));
         }
 
-        plan.tables.push(TablePlan {
-            source: table.name.clone(),
-            target: table.name.clone(),
-            columns: table
-                .columns
-                .iter()
-                .map(|c| ColumnPlan {
-                    source_name: c.name.clone(),
-                    target_name: c.name.clone(),
-                    target_type: c.source_type.clone(),
-                    mapping: None,
-                    pg_to_mysql: None,
-                    copied: c.generated.is_none(),
-                })
-                .collect(),
-            chunk_key: table.chunk_key(),
-        });
+        plan.tables
+            .push(TablePlan::identity(table, table.name.clone()));
     }
     plan.post_data.extend(keys);
     plan.post_data.extend(indexes);
     plan.post_data.extend(foreign_keys);
     plan.post_data.extend(resets);
     plan
-}
-
-fn stmt(
-    phase: Phase,
-    kind: StatementKind,
-    table: Option<&TableName>,
-    object: String,
-    sql: String,
-) -> Statement {
-    Statement {
-        phase,
-        kind,
-        table: table.cloned(),
-        object,
-        sql,
-    }
 }
 
 /// Renames would leave the copied expressions naming the old objects: refused.
@@ -300,7 +269,7 @@ fn types(catalog: &Catalog, out: &mut Vec<Statement>) {
             // The catalog reader produces no other kind.
             _ => continue,
         };
-        out.push(stmt(
+        out.push(Statement::new(
             Phase::PreData,
             StatementKind::Type,
             None,
@@ -308,7 +277,7 @@ fn types(catalog: &Catalog, out: &mut Vec<Statement>) {
             sql,
         ));
         if let Some(comment) = &t.comment {
-            out.push(stmt(
+            out.push(Statement::new(
                 Phase::PreData,
                 StatementKind::Comment,
                 None,
@@ -424,7 +393,7 @@ fn create_table(table: &Table, qualified: &str, with_primary_key: bool) -> Strin
 /// Table and column comments.
 fn comments(table: &Table, qualified: &str, out: &mut Vec<Statement>) {
     if let Some(comment) = &table.comment {
-        out.push(stmt(
+        out.push(Statement::new(
             Phase::PreData,
             StatementKind::Comment,
             Some(&table.name),
@@ -434,7 +403,7 @@ fn comments(table: &Table, qualified: &str, out: &mut Vec<Statement>) {
     }
     for c in &table.columns {
         if let Some(comment) = &c.comment {
-            out.push(stmt(
+            out.push(Statement::new(
                 Phase::PreData,
                 StatementKind::Comment,
                 Some(&table.name),

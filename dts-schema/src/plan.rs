@@ -84,6 +84,28 @@ pub struct TablePlan {
 }
 
 impl TablePlan {
+    /// The plan of a table created as the source has it (same engine): every column under
+    /// its own name and type, generated columns computed by the target, not copied.
+    pub fn identity(table: &dts_core::Table, target: TableName) -> Self {
+        Self {
+            source: table.name.clone(),
+            target,
+            columns: table
+                .columns
+                .iter()
+                .map(|c| ColumnPlan {
+                    source_name: c.name.clone(),
+                    target_name: c.name.clone(),
+                    target_type: c.source_type.clone(),
+                    mapping: None,
+                    pg_to_mysql: None,
+                    copied: c.generated.is_none(),
+                })
+                .collect(),
+            chunk_key: table.chunk_key(),
+        }
+    }
+
     /// The columns the bulk copy and change capture write, in order.
     pub fn copied_columns(&self) -> impl Iterator<Item = &ColumnPlan> {
         self.columns.iter().filter(|c| c.copied)
@@ -132,6 +154,25 @@ pub struct Statement {
     pub object: String,
     /// The SQL text, one statement, no trailing semicolon.
     pub sql: String,
+}
+
+impl Statement {
+    /// A statement of `phase` creating a `kind` object named `object` (of `table`).
+    pub fn new(
+        phase: Phase,
+        kind: StatementKind,
+        table: Option<&TableName>,
+        object: String,
+        sql: String,
+    ) -> Self {
+        Self {
+            phase,
+            kind,
+            table: table.cloned(),
+            object,
+            sql,
+        }
+    }
 }
 
 /// When a statement runs relative to the bulk copy.

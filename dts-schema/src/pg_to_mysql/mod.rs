@@ -92,22 +92,6 @@ fn qualified(t: &TableName) -> String {
     )
 }
 
-fn stmt(
-    phase: Phase,
-    kind: StatementKind,
-    table: Option<&TableName>,
-    object: String,
-    sql: String,
-) -> Statement {
-    Statement {
-        phase,
-        kind,
-        table: table.cloned(),
-        object,
-        sql,
-    }
-}
-
 struct Planner<'a> {
     catalog: &'a Catalog,
     opts: &'a SchemaOptions,
@@ -173,7 +157,7 @@ impl<'a> Planner<'a> {
         let mut databases = BTreeSet::new();
         for t in &tables {
             if databases.insert(t.target.schema.clone()) {
-                plan.pre_data.push(stmt(
+                plan.pre_data.push(Statement::new(
                     Phase::PreData,
                     StatementKind::Schema,
                     None,
@@ -194,7 +178,7 @@ impl<'a> Planner<'a> {
         let mut fk_names: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for t in &tables {
             let (sql, index_names) = self.create_table(t);
-            plan.pre_data.push(stmt(
+            plan.pre_data.push(Statement::new(
                 Phase::PreData,
                 StatementKind::Table,
                 Some(&t.target),
@@ -206,7 +190,7 @@ impl<'a> Planner<'a> {
             foreign_keys.extend(self.foreign_keys(t, &targets, taken));
             if let Some(c) = t.auto_increment {
                 let floor = t.source.auto_increment.unwrap_or(1).max(1);
-                counters.push(stmt(
+                counters.push(Statement::new(
                     Phase::PostData,
                     StatementKind::SequenceReset,
                     Some(&t.target),
@@ -741,7 +725,7 @@ impl<'a> Planner<'a> {
                 &format!("{}.{}", t.source.name, index.name),
                 "rename it in the source",
             );
-            out.push(stmt(
+            out.push(Statement::new(
                 Phase::PostData,
                 if index.unique {
                     StatementKind::UniqueIndex
@@ -807,7 +791,7 @@ impl<'a> Planner<'a> {
                 ));
             }
             self.check_identifier("foreign key", &name, &object, "rename it in the source");
-            out.push(stmt(
+            out.push(Statement::new(
                 Phase::PostData,
                 StatementKind::ForeignKey,
                 Some(&t.target),
