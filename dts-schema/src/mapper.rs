@@ -96,7 +96,70 @@ impl RowMapper for PlanRowMapper {
 
 /// Where each column of a row image goes: its index among the copied columns, or `None`
 /// for a column that is not copied.
-type ImageMap = Arc<[Option<usize>]>;
+pub(crate) type ImageMap = Arc<[Option<usize>]>;
+
+/// Where each column of `image` (a row image of table `source`) goes among the `written`
+/// columns of its target table (`name(i)` names the i-th), given each source column's
+/// place (`by_source`: `None` for a column not written). The map of the last image shape
+/// is kept in `last`, so images of one shape are mapped once.
+///
+/// # Errors
+///
+/// An image with a column the schema lacks, or lacking a written column: the source schema
+/// changed without a DDL event the task saw, or the log holds partial row images.
+pub(crate) fn image_map<'n>(
+    last: &mut Option<(Arc<Vec<String>>, ImageMap)>,
+    by_source: &HashMap<String, Option<usize>>,
+    source: &TableName,
+    written: usize,
+    name: impl Fn(usize) -> &'n str,
+    image: &RowImage,
+) -> Result<ImageMap> {
+    if image.values.len() != image.columns.len() {
+        return Err(Error::internal(format!(
+            "a row image of `{source}` has {} values for {} columns",
+            image.values.len(),
+            image.columns.len()
+        )));
+    }
+    if let Some((columns, map)) = last {
+        if Arc::ptr_eq(columns, &image.columns) || **columns == *image.columns {
+            return Ok(map.clone());
+        }
+    }
+    let mut seen = vec![false; written];
+    let mut map = Vec::with_capacity(image.columns.len());
+    for column in image.columns.iter() {
+        let Some(slot) = by_source.get(column) else {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "the change log has column `{column}` in table `{source}`, which the \
+                     task's schema lacks: the source schema changed without a DDL event the \
+                     task saw"
+                ),
+            ));
+        };
+        if let Some(i) = *slot {
+            seen[i] = true;
+        }
+        map.push(*slot);
+    }
+    if let Some(i) = seen.iter().position(|s| !s) {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "the change log's rows of `{source}` lack column `{}` (full row images are \
+                 needed: binlog_row_image=FULL), or the source schema changed without a DDL \
+                 event the task saw",
+                name(i)
+            ),
+        ));
+    }
+    let map: ImageMap = map.into();
+    *last = Some((image.columns.clone(), map.clone()));
+    Ok(map)
+}
 
 /// A table's mapping for replication, derived from its plan.
 struct Shape {
@@ -144,51 +207,15 @@ impl Shape {
 
     /// Where each column of `image` goes among the copied columns.
     fn image_map(&mut self, image: &RowImage) -> Result<ImageMap> {
-        if image.values.len() != image.columns.len() {
-            return Err(Error::internal(format!(
-                "a row image of `{}` has {} values for {} columns",
-                self.source,
-                image.values.len(),
-                image.columns.len()
-            )));
-        }
-        if let Some((columns, map)) = &self.image {
-            if Arc::ptr_eq(columns, &image.columns) || **columns == *image.columns {
-                return Ok(map.clone());
-            }
-        }
-        let mut seen = vec![false; self.mappings.len()];
-        let mut map = Vec::with_capacity(image.columns.len());
-        for name in image.columns.iter() {
-            let Some(slot) = self.by_source.get(name) else {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!(
-                        "the change log has column `{name}` in table `{}`, which the migrated \
-                         schema lacks: the source schema changed without a DDL event the task saw",
-                        self.source
-                    ),
-                ));
-            };
-            if let Some(i) = *slot {
-                seen[i] = true;
-            }
-            map.push(*slot);
-        }
-        if let Some(i) = seen.iter().position(|s| !s) {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "the change log's rows of `{}` lack column `{}` (full row images are needed: \
-                     binlog_row_image=FULL), or the source schema changed without a DDL event \
-                     the task saw",
-                    self.source, self.mappings[i].0
-                ),
-            ));
-        }
-        let map: ImageMap = map.into();
-        self.image = Some((image.columns.clone(), map.clone()));
-        Ok(map)
+        let mappings = &self.mappings;
+        image_map(
+            &mut self.image,
+            &self.by_source,
+            &self.source,
+            mappings.len(),
+            |i| &mappings[i].0,
+            image,
+        )
     }
 
     /// The image as the target holds it: the copied columns under their target names, each

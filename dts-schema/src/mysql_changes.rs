@@ -17,7 +17,7 @@ use dts_core::{
 };
 
 use crate::change::{DdlKind, DdlOutcome, SchemaTracker, TableFilter};
-use crate::mapper::short_sql;
+use crate::mapper::{image_map, short_sql, ImageMap};
 use crate::mysql_to_mysql::{quote_mysql_ident, target_of};
 use crate::options::SchemaOptions;
 use crate::token::{self, tokenize, Cursor, Tok};
@@ -57,10 +57,6 @@ pub fn mysql_session_mode(mode: SqlMode) -> String {
     format!("SET SESSION sql_mode = '{}'", names.join(","))
 }
 
-/// Where each column of a row image goes: its index among the written columns, or `None`
-/// for a generated column.
-type ImageMap = Arc<[Option<usize>]>;
-
 /// A table's mapping for replication: its target name and the columns written.
 struct Shape {
     source: TableName,
@@ -97,51 +93,15 @@ impl Shape {
 
     /// Where each column of `image` goes among the written columns.
     fn image_map(&mut self, image: &RowImage) -> Result<ImageMap> {
-        if image.values.len() != image.columns.len() {
-            return Err(Error::internal(format!(
-                "a row image of `{}` has {} values for {} columns",
-                self.source,
-                image.values.len(),
-                image.columns.len()
-            )));
-        }
-        if let Some((columns, map)) = &self.image {
-            if Arc::ptr_eq(columns, &image.columns) || **columns == *image.columns {
-                return Ok(map.clone());
-            }
-        }
-        let mut seen = vec![false; self.columns.len()];
-        let mut map = Vec::with_capacity(image.columns.len());
-        for name in image.columns.iter() {
-            let Some(slot) = self.by_source.get(name) else {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!(
-                        "the change log has column `{name}` in table `{}`, which the tracked \
-                         schema lacks: the source schema changed without a DDL event the task saw",
-                        self.source
-                    ),
-                ));
-            };
-            if let Some(i) = *slot {
-                seen[i] = true;
-            }
-            map.push(*slot);
-        }
-        if let Some(i) = seen.iter().position(|s| !s) {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "the change log's rows of `{}` lack column `{}` (full row images are needed: \
-                     binlog_row_image=FULL), or the source schema changed without a DDL event \
-                     the task saw",
-                    self.source, self.columns[i]
-                ),
-            ));
-        }
-        let map: ImageMap = map.into();
-        self.image = Some((image.columns.clone(), map.clone()));
-        Ok(map)
+        let columns = &self.columns;
+        image_map(
+            &mut self.image,
+            &self.by_source,
+            &self.source,
+            columns.len(),
+            |i| &columns[i],
+            image,
+        )
     }
 
     /// The image as the target holds it: the written columns, in source order.
