@@ -82,9 +82,12 @@ pub struct TableJob {
     pub estimated_rows: u64,
     /// The encoding the table's rows travel in from reader to sink without becoming values
     /// (see [`RowEncoding`]), or `None` to read and write values. Set it only when the
-    /// mapper converts nothing, the reader gave it ([`SnapshotReader::row_encoding`]) and a
-    /// sink of the target accepted it ([`ChunkSink::accepts_encoding`]): the rows then skip
-    /// the mapper and the bad-row policy.
+    /// reader gave it ([`SnapshotReader::row_encoding`]) and converts into it exactly as the
+    /// mapper converts (the mapper converts nothing, or the reader's encoding is the
+    /// mapping's own), and a sink of the target accepted it
+    /// ([`ChunkSink::accepts_encoding`]). The encoded rows then skip the mapper and the
+    /// bad-row policy; the rows a reader leaves as values in a batch (those it could not
+    /// encode) go through both as always.
     pub encoding: Option<RowEncoding>,
 }
 
@@ -497,14 +500,17 @@ fn convert_stream(
 fn convert_batch(shared: &Shared, table: usize, mut batch: RowBatch) -> Result<RowBatch> {
     let job = &shared.jobs[table];
     if batch.encoded.is_some() {
-        // Rows that need no conversion, left encoded (see `TableJob::encoding`).
-        if job.encoding.is_none() || !batch.rows.is_empty() {
+        // Rows already in the target's encoding (see `TableJob::encoding`) pass as they
+        // are; the batch's values, rows the reader could not encode, are converted below.
+        if job.encoding.is_none() {
             return Err(Error::internal(format!(
                 "encoded rows of `{}` the copy did not ask for",
                 job.source.name
             )));
         }
-        return Ok(batch);
+        if batch.rows.is_empty() {
+            return Ok(batch);
+        }
     }
     let mut rejected_any = false;
     let mut keep = vec![true; batch.rows.len()];
