@@ -52,6 +52,6 @@ mod url;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 pub use endpoint::SslMode;
 pub use registry::{
-    capture_slot_name, change_mapper, plan_schema, row_mapper, ApplyOptions, CaptureOptions,
-    ChangeMapping, Snapshot, Source, TableReadLock, Target, TargetBinlog,
+    capture_slot_name, change_mapper, encoding_fits_plan, plan_schema, row_mapper, ApplyOptions,
+    CaptureOptions, ChangeMapping, Snapshot, Source, TableReadLock, Target, TargetBinlog,
 };

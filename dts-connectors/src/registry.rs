@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use dts_core::{
     ApplySink, CascadeLogging, Catalog, ChangeMapper, ChangeSource, ChunkSink, Engine, Error,
-    Position, PrecheckReport, ReaderRecord, RepairSink, Result, RowMapper, SchemaSource,
-    SnapshotReader, StateStore, Table, TableName, TargetReader,
+    Position, PrecheckReport, ReaderRecord, RepairSink, Result, RowEncoding, RowMapper,
+    SchemaSource, SnapshotReader, StateStore, Table, TableName, TargetReader,
 };
 use dts_schema::{
     MySqlToMySqlChangeMapper, PgToMySqlChangeMapper, PgToMySqlRowMapper, PgToPgChangeMapper,
@@ -85,6 +85,38 @@ pub fn row_mapper(
         // The plan's columns carry their PostgreSQL → MySQL mappings, options included.
         (Engine::Postgres, Engine::MySql) => Ok(Arc::new(PgToMySqlRowMapper::new(plan))),
         (s, t) => Err(unsupported(format!("migrating rows from {s} to {t}"))),
+    }
+}
+
+/// Whether rows of `plan`'s table read in `encoding` (one the source's snapshot reader
+/// offered, see [`SnapshotReader::row_encoding`]) are the rows the table's mapping
+/// ([`row_mapper`]) would give: so the copy may take them instead of converting values.
+///
+/// - Same engine, or PostgreSQL → PostgreSQL: when no column is converted.
+/// - MySQL → PostgreSQL: the reader converts as the default mapping does, so when every
+///   copied column is mapped into exactly the type (and modifier) the encoding names; a
+///   column the task's options map otherwise (`tinyint(1)` as `boolean`, …) keeps the
+///   table on values. The zero-date option is the reader's to leave alone: it sends every
+///   row holding a value the mapping replaces or refuses as values.
+pub fn encoding_fits_plan(
+    source: Engine,
+    target: Engine,
+    plan: &TablePlan,
+    encoding: &RowEncoding,
+) -> bool {
+    match (source, target, encoding) {
+        (Engine::Postgres, Engine::Postgres, _) => {
+            plan.copied_columns().all(|c| c.mapping.is_none())
+        }
+        (Engine::MySql, Engine::Postgres, RowEncoding::PgBinaryCopy { types }) => {
+            plan.copied_columns().count() == types.len()
+                && plan.copied_columns().zip(types).all(|(c, t)| {
+                    c.mapping
+                        .as_ref()
+                        .is_some_and(|m| (m.target.oid(), m.target.typmod()) == *t)
+                })
+        }
+        _ => false,
     }
 }
 

@@ -22,8 +22,10 @@ pub type Row = Vec<Value>;
 /// An owned batch of rows with an estimate of the memory it holds.
 ///
 /// A batch holds values ([`RowBatch::rows`]), or, when the reader was asked for a
-/// [`RowEncoding`] ([`SnapshotReader::read_chunk_encoded`]), rows still in that encoding
-/// ([`RowBatch::encoded`]), which a sink that accepted the encoding writes as they are.
+/// [`RowEncoding`] ([`SnapshotReader::read_chunk_encoded`]), rows in that encoding
+/// ([`RowBatch::encoded`]), which a sink that accepted the encoding writes as they are,
+/// and possibly values too: rows the reader did not encode, converted by the mapping as
+/// always.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RowBatch {
     /// The rows.
@@ -35,13 +37,16 @@ pub struct RowBatch {
 }
 
 /// A form in which rows travel from a snapshot reader to a chunk sink without becoming
-/// [`Value`]s, when both ends store them alike: nothing is decoded and encoded again, and
-/// the target's own input functions check every value.
+/// [`Value`]s: when both ends store them alike, nothing is decoded and encoded again, and
+/// the target's own input functions check every value; when the reader's engine differs
+/// from the target's, the reader converts each value straight into the target's form,
+/// exactly as the mapping of the two engines converts it.
 ///
 /// The engine asks the reader which encoding it can deliver a table in
 /// ([`SnapshotReader::row_encoding`]) and the sink whether it writes it into the target
 /// table ([`ChunkSink::accepts_encoding`]); only then does it read the table's chunks
-/// encoded, and only when the table's rows need no conversion.
+/// encoded, and only when the table's rows need no conversion or the reader's encoding
+/// is the conversion the table's mapping makes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RowEncoding {
@@ -227,8 +232,11 @@ pub trait SnapshotReader: Send {
         key: &'a [String],
     ) -> Result<Box<dyn KeyProber + 'a>>;
 
-    /// The encoding this reader can deliver the rows of `table` in without decoding them
-    /// (see [`RowEncoding`]), or `None` when it delivers the table only as values.
+    /// The encoding this reader can deliver the rows of `table` in without making values
+    /// of them (see [`RowEncoding`]), or `None` when it delivers the table only as values.
+    /// An encoding of another engine's types says into which types the reader converts
+    /// (as the default mapping of the two engines does); the caller uses it only where the
+    /// table's mapping converts into exactly these types.
     ///
     /// The default answers `None`: a reader that implements no encoding says so, and the
     /// engine reads values through [`SnapshotReader::read_chunk`].
@@ -240,9 +248,11 @@ pub trait SnapshotReader: Send {
         Box::pin(futures::future::ready(Ok(None)))
     }
 
-    /// Like [`SnapshotReader::read_chunk`], with the rows left in `encoding` (one that
-    /// [`SnapshotReader::row_encoding`] gave for `table`): every batch holds
-    /// [`RowBatch::encoded`] rows and no values.
+    /// Like [`SnapshotReader::read_chunk`], with the rows in `encoding` (one that
+    /// [`SnapshotReader::row_encoding`] gave for `table`): batches hold
+    /// [`RowBatch::encoded`] rows, and, from a reader that converts, the rows it could not
+    /// convert without the mapping's judgement (a value the mapping refuses or replaces,
+    /// such as a zero date) as values, for the engine to convert and report as always.
     ///
     /// The default fails with [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported):
     /// a reader without encodings is never asked for one.
@@ -336,7 +346,8 @@ pub trait ChunkSink: Send {
     /// Whether [`ChunkSink::write_chunk`] writes rows of `table` given in `encoding`
     /// ([`RowBatch::encoded`]) as they are: the target columns must store what the
     /// encoding describes exactly as the source does. Once it answered `true`, a chunk of
-    /// `table` may come as encoded batches only (or as values only, as always).
+    /// `table` may come as encoded batches (which may also hold values), or as values only,
+    /// as always.
     ///
     /// The default answers `false`: a sink that implements no encoding says so, and is
     /// given values.

@@ -82,9 +82,12 @@ pub struct TableJob {
     pub estimated_rows: u64,
     /// The encoding the table's rows travel in from reader to sink without becoming values
     /// (see [`RowEncoding`]), or `None` to read and write values. Set it only when the
-    /// mapper converts nothing, the reader gave it ([`SnapshotReader::row_encoding`]) and a
-    /// sink of the target accepted it ([`ChunkSink::accepts_encoding`]): the rows then skip
-    /// the mapper and the bad-row policy.
+    /// reader gave it ([`SnapshotReader::row_encoding`]) and converts into it exactly as the
+    /// mapper converts (the mapper converts nothing, or the reader's encoding is the
+    /// mapping's own), and a sink of the target accepted it
+    /// ([`ChunkSink::accepts_encoding`]). The encoded rows then skip the mapper and the
+    /// bad-row policy; the rows a reader leaves as values in a batch (those it could not
+    /// encode) go through both as always.
     pub encoding: Option<RowEncoding>,
 }
 
@@ -497,14 +500,17 @@ fn convert_stream(
 fn convert_batch(shared: &Shared, table: usize, mut batch: RowBatch) -> Result<RowBatch> {
     let job = &shared.jobs[table];
     if batch.encoded.is_some() {
-        // Rows that need no conversion, left encoded (see `TableJob::encoding`).
-        if job.encoding.is_none() || !batch.rows.is_empty() {
+        // Rows already in the target's encoding (see `TableJob::encoding`) pass as they
+        // are; the batch's values, rows the reader could not encode, are converted below.
+        if job.encoding.is_none() {
             return Err(Error::internal(format!(
                 "encoded rows of `{}` the copy did not ask for",
                 job.source.name
             )));
         }
-        return Ok(batch);
+        if batch.rows.is_empty() {
+            return Ok(batch);
+        }
     }
     let mut rejected_any = false;
     let mut keep = vec![true; batch.rows.len()];
@@ -859,5 +865,143 @@ mod tests {
             "{}",
             e.report()
         );
+    }
+
+    /// Reads every chunk as one batch of two encoded rows and the values `values`.
+    struct MixedReader {
+        values: Vec<Row>,
+    }
+
+    impl SnapshotReader for MixedReader {
+        fn read_chunk<'a>(
+            &'a mut self,
+            _: &'a Table,
+            _: &'a Chunk,
+        ) -> BoxStream<'a, Result<RowBatch>> {
+            futures::stream::once(async { Ok(RowBatch::default()) }).boxed()
+        }
+
+        fn key_prober<'a>(
+            &'a mut self,
+            _: &'a Table,
+            _: &'a [String],
+        ) -> Result<Box<dyn KeyProber + 'a>> {
+            Err(Error::internal("no prober"))
+        }
+
+        fn read_chunk_encoded<'a>(
+            &'a mut self,
+            _: &'a Table,
+            _: &'a Chunk,
+            _: &'a RowEncoding,
+        ) -> BoxStream<'a, Result<RowBatch>> {
+            let mut batch = RowBatch::encoded(2, vec![1, 2, 3]);
+            for row in self.values.clone() {
+                batch.push(row);
+            }
+            futures::stream::once(async move { Ok(batch) }).boxed()
+        }
+    }
+
+    /// Doubles integers, and refuses 13.
+    struct Doubling;
+
+    impl RowMapper for Doubling {
+        fn map_row(&self, row: &mut Row) -> std::result::Result<(), ConvertFailure> {
+            for (column, v) in row.iter_mut().enumerate() {
+                match v {
+                    Value::Int(13) => {
+                        return Err(ConvertFailure {
+                            column,
+                            error: Error::new(ErrorKind::Value, "thirteen"),
+                        })
+                    }
+                    Value::Int(n) => *n *= 2,
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+
+        fn replaced_values(&self) -> Vec<(String, u64)> {
+            Vec::new()
+        }
+    }
+
+    /// Records the values it got beside the encoded rows.
+    struct MixedSink {
+        values: Arc<Mutex<Vec<Row>>>,
+    }
+
+    #[dts_core::async_trait]
+    impl ChunkSink for MixedSink {
+        async fn write_chunk<'a>(
+            &'a mut self,
+            _: &'a TargetTable,
+            _: &'a Chunk,
+            mut batches: BoxStream<'a, Result<RowBatch>>,
+        ) -> Result<ChunkStats> {
+            let mut stats = ChunkStats::default();
+            while let Some(batch) = batches.next().await {
+                let batch = batch?;
+                assert!(batch.encoded.is_some());
+                stats.rows += batch.len() as u64;
+                self.values.lock().unwrap().extend(batch.rows);
+            }
+            Ok(stats)
+        }
+
+        async fn done_chunks(&mut self, _: &TargetTable) -> Result<Vec<u32>> {
+            Ok(Vec::new())
+        }
+
+        async fn accepts_encoding(&mut self, _: &TargetTable, _: &RowEncoding) -> Result<bool> {
+            Ok(true)
+        }
+    }
+
+    #[tokio::test]
+    async fn values_beside_encoded_rows_are_converted_and_judged() {
+        let mut encoded = job("a");
+        encoded.mapper = Arc::new(Doubling);
+        encoded.encoding = Some(RowEncoding::PgBinaryCopy {
+            types: vec![(20, -1)],
+        });
+        let (_stop_tx, stop) = watch::channel(false);
+        let values = Arc::new(Mutex::new(Vec::new()));
+        let summary = copy_tables(
+            vec![encoded.clone()],
+            vec![MixedReader {
+                values: vec![vec![Value::Int(4)]],
+            }],
+            vec![MixedSink {
+                values: values.clone(),
+            }],
+            CopyOptions::default(),
+            None,
+            stop.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(summary.rows, 3);
+        assert_eq!(*values.lock().unwrap(), vec![vec![Value::Int(8)]]);
+
+        // A value the mapping refuses stops the copy, naming its column.
+        let e = copy_tables(
+            vec![encoded],
+            vec![MixedReader {
+                values: vec![vec![Value::Int(13)]],
+            }],
+            vec![MixedSink {
+                values: Arc::new(Mutex::new(Vec::new())),
+            }],
+            CopyOptions::default(),
+            None,
+            stop,
+        )
+        .await
+        .unwrap_err();
+        assert!(e.report().contains("`shop.a`.`id`"), "{}", e.report());
+        assert!(e.report().contains("thirteen"), "{}", e.report());
     }
 }

@@ -81,6 +81,35 @@ impl PgType {
         }
     }
 
+    /// The type modifier a column of this type has in `pg_attribute.atttypmod`, as binary
+    /// `COPY` and the catalog name it: `-1` for a type without one.
+    pub fn typmod(&self) -> i32 {
+        /// `INTERVAL_MASK(HOUR) | INTERVAL_MASK(MINUTE) | INTERVAL_MASK(SECOND)`.
+        const HOUR_TO_SECOND: i32 = (1 << 10) | (1 << 11) | (1 << 12);
+        match *self {
+            PgType::Numeric { precision, scale } => {
+                ((i32::from(precision) << 16) | i32::from(scale)) + 4
+            }
+            PgType::Char(n) | PgType::VarChar(n) => i32::try_from(n)
+                .ok()
+                .and_then(|n| n.checked_add(4))
+                .unwrap_or(-1),
+            PgType::Timestamp(p) | PgType::TimestampTz(p) | PgType::Time(p) => i32::from(p),
+            PgType::Interval(p) => (HOUR_TO_SECOND << 16) | i32::from(p),
+            PgType::Bit(n) => i32::from(n),
+            PgType::Boolean
+            | PgType::SmallInt
+            | PgType::Integer
+            | PgType::BigInt
+            | PgType::Real
+            | PgType::Double
+            | PgType::Text
+            | PgType::Bytea
+            | PgType::Date
+            | PgType::Jsonb => -1,
+        }
+    }
+
     /// The type name without modifiers, as in `pg_type.typname` (`int4`, `varchar`,
     /// `timestamptz`).
     pub fn type_name(&self) -> &'static str {
@@ -222,6 +251,33 @@ mod tests {
             assert_eq!(t.oid(), oid, "{s}");
         }
         assert_eq!(PgType::TimestampTz(6).type_name(), "timestamptz");
+    }
+
+    #[test]
+    fn typmods_match_the_catalog() {
+        // What PostgreSQL 15's pg_attribute.atttypmod holds for columns of each type.
+        for (t, typmod) in [
+            (PgType::Boolean, -1),
+            (PgType::BigInt, -1),
+            (
+                PgType::Numeric {
+                    precision: 12,
+                    scale: 2,
+                },
+                786_438,
+            ),
+            (PgType::Char(10), 14),
+            (PgType::VarChar(255), 259),
+            (PgType::Text, -1),
+            (PgType::Timestamp(6), 6),
+            (PgType::TimestampTz(0), 0),
+            (PgType::Time(3), 3),
+            (PgType::Interval(3), 469_762_051),
+            (PgType::Bit(64), 64),
+            (PgType::Jsonb, -1),
+        ] {
+            assert_eq!(t.typmod(), typmod, "{t}");
+        }
     }
 
     #[test]

@@ -307,14 +307,19 @@ async fn copy_once(
             }
         };
         let done: BTreeSet<u32> = sinks[0].done_chunks(&target).await?.into_iter().collect();
-        // Rows that need no conversion (every column keeps its type) travel as the source
-        // encodes them when the reader offers an encoding and the target's sink takes it.
+        // Rows travel in the target's encoding, not as values, when the reader offers one
+        // that gives what the table's mapping would (no conversion at all, or the reader
+        // converting as the mapping does) and the target's sink takes it.
         let mut encoding = None;
-        if copied.iter().all(|c| c.mapping.is_none()) {
-            if let Some(offered) = readers[0].row_encoding(table).await? {
-                if sinks[0].accepts_encoding(&target, &offered).await? {
-                    encoding = Some(offered);
-                }
+        if let Some(offered) = readers[0].row_encoding(table).await? {
+            if dts_connectors::encoding_fits_plan(
+                run.source.engine(),
+                run.target.engine(),
+                tp,
+                &offered,
+            ) && sinks[0].accepts_encoding(&target, &offered).await?
+            {
+                encoding = Some(offered);
             }
         }
         tracing::debug!(table = %tp.source, encoded = encoding.is_some(), "copy planned");

@@ -536,3 +536,108 @@ async fn rejected_rows_are_on_disk_before_their_chunk_commits() {
         );
     }
 }
+
+/// Every type the reader converts straight into PostgreSQL's binary `COPY` form (plain
+/// re-encodings and the ones it converts with the mapping), at its edges, and values the
+/// mapping replaces (zero dates): the same rows in `straight`, whose rows the reader
+/// converts, and in `as_values`, which a `tinyint(1)` mapped to `boolean` keeps on values.
+const EVERY_CONVERTED_TYPE: &str = r#"
+SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION';
+SET SESSION time_zone = '+00:00';
+CREATE TABLE straight (
+  id INT NOT NULL PRIMARY KEY,
+  ti TINYINT, tu TINYINT UNSIGNED, si SMALLINT, su SMALLINT UNSIGNED,
+  mi MEDIUMINT, mu MEDIUMINT UNSIGNED, ii INT, iu INT UNSIGNED, bi BIGINT, bu BIGINT UNSIGNED,
+  d65 DECIMAL(65,30), d10 DECIMAL(10,2) UNSIGNED, d5 DECIMAL(5,0), d4 DECIMAL(4,4),
+  fl FLOAT, db DOUBLE, bt BIT(10),
+  dt DATE, dtt DATETIME, dt6 DATETIME(6), ts TIMESTAMP(3) NULL DEFAULT NULL,
+  tm TIME, tm6 TIME(6), yr YEAR,
+  ch CHAR(10), vc VARCHAR(255) CHARACTER SET utf8mb4, l1 VARCHAR(20) CHARACTER SET latin1,
+  tx TEXT, lt LONGTEXT,
+  bn BINARY(4), vbn VARBINARY(16), tb TINYBLOB, lb LONGBLOB,
+  en ENUM('A', 'b', 'C d'), st SET('x', 'Y', 'z'), js JSON
+) ENGINE=InnoDB;
+INSERT INTO straight VALUES
+  (1, -128, 0, -32768, 0, -8388608, 0, -2147483648, 0, -9223372036854775808, 0,
+   '-99999999999999999999999999999999999.999999999999999999999999999999', 0.00, -99999, -0.9999,
+   -3.40282e38, -1.7976931348623157e308, b'0000000000',
+   '1000-01-01', '1000-01-01 00:00:00', '1000-01-01 00:00:00.000000', '1970-01-01 00:00:01.000',
+   '-838:59:59', '-838:59:58.999999', 1901, '', '', '', '', '',
+   x'00000000', x'', x'', x'', 'A', '', '[]'),
+  (2, 127, 255, 32767, 65535, 8388607, 16777215, 2147483647, 4294967295,
+   9223372036854775807, 18446744073709551615,
+   '99999999999999999999999999999999999.999999999999999999999999999999', 99999999.99, 99999, 0.9999,
+   3.40282e38, 1.7976931348623157e308, b'1111111111',
+   '9999-12-31', '9999-12-31 23:59:59', '9999-12-31 23:59:59.999999', '2038-01-19 03:14:07.999',
+   '838:59:59', '838:59:58.999999', 2155, 'zzzzzzzzzz', REPEAT('é', 255), 'åäö ÅÄÖ',
+   'tab\there\nnewline\\back\rcr', REPEAT('x', 70000),
+   x'DEADBEEF', x'00FF00FF00', x'00', x'0001020300', 'C d', 'x,Y,z',
+   '{\"a\": [1, 2.50, \"x\\\\ty\"], \"b\": null, \"c\": {\"d\": 1e100}}'),
+  (3, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, '0.000000000000000000000000000001', 0.01, -1, 0.0001,
+   1.17549e-38, 2.2250738585072014e-308, b'1000000001',
+   '2024-02-29', '2024-02-29 12:34:56', '2024-02-29 12:34:56.000001', '2024-02-29 12:34:56.500',
+   '00:00:00', '-00:00:00.000001', 0, 'a', 'emoji 😀 𝄞', 'a', 'a', 'a',
+   x'61000000', x'6100', NULL, NULL, 'b', 'Y', '\"just a string\"'),
+  (4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+   -0.0, 0.1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+   NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  -- Zero dates: written as NULL by the mapping (and counted), so the row goes as values.
+  (5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, '5', 5, 5, 0.5, 5, 5, b'101',
+   '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00', NULL,
+   '01:02:03', '01:02:03.5', 2024, 'five', 'five', 'five', 'five', 'five',
+   x'05050505', x'05', x'05', x'05', 'b', 'x', '5');
+INSERT INTO straight (id, ti, vc, dtt, d10)
+  SELECT seq, seq % 100, CONCAT('row ', seq), '2024-01-01 00:00:00' + INTERVAL seq SECOND, seq / 100
+  FROM seq_6_to_3000;
+CREATE TABLE as_values LIKE straight;
+ALTER TABLE as_values ADD COLUMN flag TINYINT(1) NOT NULL DEFAULT 1;
+INSERT INTO as_values SELECT *, 1 FROM straight;
+"#;
+
+#[tokio::test]
+async fn rows_converted_while_reading_arrive_as_rows_converted_as_values() {
+    let env = Env::new("full_straight", EVERY_CONVERTED_TYPE);
+    let task = env.task_file(
+        "[\"schema\", \"full\"]",
+        "full.rows_per_chunk = 1000\nfull.workers = 2\ntypes.tinyint1_as_boolean = true\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dts"))
+        .args(["run", "--config", task.to_str().unwrap()])
+        .env("DTS_LOG", "dts::full=debug")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let log = String::from_utf8_lossy(&out.stderr);
+    for (table, encoded) in [("straight", true), ("as_values", false)] {
+        let line = format!("table={}.{table} encoded={encoded}", env.db);
+        assert!(log.contains(&line), "no `{line}` in the log:\n{log}");
+    }
+    // The zero dates of row 5 were replaced and counted, as through values.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("zero dates written as NULL"),
+        "{}",
+        text(&out)
+    );
+
+    assert_eq!(assert_table_equal(&env, "straight", &env.db).await, 3000);
+    // Both paths wrote the same values, compared by PostgreSQL as they are stored (the
+    // columns of `straight`: `as_values` has its boolean besides).
+    assert_eq!(
+        env.pg(&format!("SELECT count(*) FROM {}.as_values", env.db)),
+        "3000"
+    );
+    let columns = env.pg(&format!(
+        "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute \
+         WHERE attrelid = '{}.straight'::regclass AND attnum > 0 AND NOT attisdropped",
+        env.db
+    ));
+    let differ = env.pg(&format!(
+        "SELECT count(*) FROM ((SELECT {columns} FROM {db}.straight EXCEPT ALL \
+         SELECT {columns} FROM {db}.as_values) UNION ALL (SELECT {columns} FROM {db}.as_values \
+         EXCEPT ALL SELECT {columns} FROM {db}.straight)) d",
+        db = env.db
+    ));
+    assert_eq!(differ, "0");
+}

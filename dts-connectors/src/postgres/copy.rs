@@ -1030,6 +1030,21 @@ fn encode_decimal(
             ),
         ));
     }
+    write_numeric(d.is_negative(), int, frac, digits, out);
+    Ok(())
+}
+
+/// Writes a `numeric` field (length, header, base-10000 digits, without leading or
+/// trailing zero digits) of a decimal given by its sign (`negative` only when it is not
+/// zero), its integer digits without leading zeros and its fraction digits, which set the
+/// display scale. The digits must fit PostgreSQL's `numeric` (see [`encode_decimal`]).
+pub(crate) fn write_numeric(
+    negative: bool,
+    int: &[u8],
+    frac: &[u8],
+    digits: &mut Vec<i16>,
+    out: &mut BytesMut,
+) {
     digits.clear();
     let int_groups = int.len().div_ceil(4);
     if int_groups > 0 {
@@ -1047,20 +1062,16 @@ fn encode_decimal(
         }
         digits.push(g);
     }
-    // Both bounded by the checks above: at most 32768 integer groups, scale at most 16383.
+    // Both bounded by the callers' checks: at most 32768 integer groups, scale at most 16383.
     let dscale = i16::try_from(frac.len()).unwrap_or(i16::MAX);
     let weight = i32::try_from(int_groups).unwrap_or(i32::MAX) - 1;
     let Some(first) = digits.iter().position(|&g| g != 0) else {
         put_numeric_header(out, 0, 0, NUMERIC_POS, dscale);
-        return Ok(());
+        return;
     };
     let last = digits.iter().rposition(|&g| g != 0).unwrap_or(first);
     let weight = weight - i32::try_from(first).unwrap_or(0);
-    let sign = if d.is_negative() {
-        NUMERIC_NEG
-    } else {
-        NUMERIC_POS
-    };
+    let sign = if negative { NUMERIC_NEG } else { NUMERIC_POS };
     let used = &digits[first..=last];
     put_numeric_header(
         out,
@@ -1072,7 +1083,6 @@ fn encode_decimal(
     for &g in used {
         out.put_i16(g);
     }
-    Ok(())
 }
 
 /// `numeric` from an integer.

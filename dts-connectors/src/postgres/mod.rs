@@ -14,6 +14,8 @@ mod verify;
 
 pub use crate::endpoint::SslMode;
 pub use apply::PgApplySink;
+#[cfg(feature = "mysql")]
+pub(crate) use copy::write_numeric;
 pub use copy::{is_supported_type, PgCopyColumn, PgCopyEncoder};
 pub use error::map_error;
 pub use options::PgConnectOptions;

@@ -283,29 +283,16 @@ impl PgChunkSink {
                     break;
                 }
             };
-            if encoded != batch.encoded.is_some() || (encoded && !batch.rows.is_empty()) {
+            // Values beside encoded rows (rows the reader did not encode) are encoded here
+            // into the same binary `COPY`, which needs a binary encoder.
+            if encoded != batch.encoded.is_some()
+                || (encoded && !batch.rows.is_empty() && plan.encoder.is_text())
+            {
                 failure = Some(Error::internal(format!(
                     "chunk {} of `{name}` mixes encoded rows and values",
                     chunk.index
                 )));
                 break;
-            }
-            if let Some(data) = batch.encoded {
-                // Rows as the source sent them: handed on whole, after what is buffered.
-                rows += data.rows;
-                bytes += data.data.len() as u64;
-                if !buffer.is_empty() {
-                    bytes += buffer.len() as u64;
-                    if let Err(e) = copy.feed(buffer.split().freeze()).await {
-                        failure = Some(map_error(e, copy_what()));
-                        break;
-                    }
-                }
-                if let Err(e) = copy.feed(Bytes::from(data.data)).await {
-                    failure = Some(map_error(e, copy_what()));
-                    break;
-                }
-                continue;
             }
             for row in &batch.rows {
                 if let Err(e) = plan.encoder.encode_row(row, buffer) {
@@ -323,6 +310,22 @@ impl PgChunkSink {
                     if buffer.capacity() < SEND_BYTES {
                         buffer.reserve(BUFFER_BYTES);
                     }
+                }
+            }
+            if let Some(data) = batch.encoded {
+                // Rows as the source sent them: handed on whole, after what is buffered.
+                rows += data.rows;
+                bytes += data.data.len() as u64;
+                if !buffer.is_empty() {
+                    bytes += buffer.len() as u64;
+                    if let Err(e) = copy.feed(buffer.split().freeze()).await {
+                        failure = Some(map_error(e, copy_what()));
+                        break;
+                    }
+                }
+                if let Err(e) = copy.feed(Bytes::from(data.data)).await {
+                    failure = Some(map_error(e, copy_what()));
+                    break;
                 }
             }
         }

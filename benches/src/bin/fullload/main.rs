@@ -39,10 +39,12 @@ use tools::{Bench, Outcome, Tool};
 const USAGE: &str = "\
 usage: fullload [--rows N] [--wide-rows N] [--only dts,pgloader,pipe] [--sets orders,wide,all]
                 [--repeat K] [--timeout SECS] [--pgloader-with OPTION]... [--verify]
+                [--baseline PATH]
 
   --rows N        rows of `orders` (6 columns, primary key, one index); default 1000000
   --wide-rows N   rows of `wide` (text, blob, json, decimal, times, non-ASCII); default 100000
-  --only LIST     tools to measure; default dts,pgloader,pipe
+  --only LIST     tools to measure; default dts,pgloader,pipe (`baseline` too with
+                  --baseline)
   --sets LIST     table sets, each migrated and measured on its own; default orders,wide
                   (`all` migrates both tables together)
   --repeat K      runs per tool and set; the best and the median are reported; default 1
@@ -50,6 +52,8 @@ usage: fullload [--rows N] [--wide-rows N] [--only dts,pgloader,pipe] [--sets or
   --pgloader-with OPTION
                   a pgloader load option, passed as `--with OPTION` (repeatable), e.g.
                   \"prefetch rows = 10000\"; default none: pgloader's default settings
+  --baseline PATH another dts binary (e.g. a build of an earlier commit), measured as the
+                  tool `baseline` in the same runs, rotated with the others
   --verify        after each dts load, time `dts verify` of the same task (which must find
                   the target equal to the source) and compare it with the load's time
 
@@ -71,6 +75,7 @@ struct Args {
     timeout: Duration,
     pgloader_with: Vec<String>,
     verify: bool,
+    baseline: Option<PathBuf>,
 }
 
 impl Args {
@@ -85,6 +90,7 @@ impl Args {
             timeout: Duration::from_secs(900),
             pgloader_with: Vec::new(),
             verify: false,
+            baseline: None,
         };
         while let Some(word) = words.next() {
             let (flag, inline) = match word.split_once('=') {
@@ -116,11 +122,20 @@ impl Args {
                 "--only" => args.tools = list(&value, Tool::parse, "tool")?,
                 "--sets" => args.sets = list(&value, Set::parse, "table set")?,
                 "--pgloader-with" => args.pgloader_with.push(value),
+                "--baseline" => {
+                    args.baseline = Some(PathBuf::from(&value));
+                    if !args.tools.contains(&Tool::Baseline) {
+                        args.tools.insert(1.min(args.tools.len()), Tool::Baseline);
+                    }
+                }
                 _ => bail!("unknown option `{flag}`"),
             }
         }
         if args.rows == 0 || args.wide_rows == 0 || args.repeat == 0 {
             bail!("`--rows`, `--wide-rows` and `--repeat` must be at least 1");
+        }
+        if args.tools.contains(&Tool::Baseline) && args.baseline.is_none() {
+            bail!("the tool `baseline` needs `--baseline PATH`");
         }
         Ok(Some(args))
     }
@@ -141,6 +156,13 @@ fn run(args: &Args) -> Result<bool> {
         Some(locate_dts()?)
     } else {
         None
+    };
+    let baseline = match (&args.baseline, tools.contains(&Tool::Baseline)) {
+        (Some(path), true) if !path.is_file() => {
+            bail!("`--baseline {}`: no such file", path.display())
+        }
+        (Some(path), true) => Some(path.clone()),
+        _ => None,
     };
     let pgloader_version = if tools.contains(&Tool::Pgloader) {
         if let Some(version) = pgloader_version() {
@@ -189,6 +211,7 @@ fn run(args: &Args) -> Result<bool> {
         mysql: &mysql,
         pg: &pg,
         dts,
+        baseline,
         work_dir: work_dir.clone(),
         timeout: args.timeout,
         source_rows: stats.iter().map(|s| (s.table, s.rows)).collect(),
@@ -525,7 +548,10 @@ fn print_report(
                 println!("  {} {kind}, {what}", tool.name());
             }
         }
-        for peer in [Tool::Pgloader, Tool::Pipe] {
+        for peer in [Tool::Baseline, Tool::Pgloader, Tool::Pipe] {
+            if peer == Tool::Baseline && !tools.contains(&peer) {
+                continue;
+            }
             println!(
                 "  dts rows/s ÷ {} rows/s: {}",
                 peer.name(),

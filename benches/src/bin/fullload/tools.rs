@@ -21,6 +21,9 @@ use crate::source::{Set, Table, BENCH_DB};
 pub enum Tool {
     /// The release `dts` binary with a `schema` + `full` task.
     Dts,
+    /// Another `dts` binary (`--baseline PATH`, e.g. a build of an earlier commit) with the
+    /// same task, to compare two versions in the same run.
+    Baseline,
     /// `pgloader SOURCE TARGET` with default settings.
     Pgloader,
     /// Per table, `mariadb --quick -B -N … -e "SELECT …" | psql -c "COPY … FROM STDIN"`.
@@ -28,11 +31,13 @@ pub enum Tool {
 }
 
 impl Tool {
+    /// The tools measured by default (`baseline` only when asked for).
     pub const ALL: [Self; 3] = [Self::Dts, Self::Pgloader, Self::Pipe];
 
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "dts" => Some(Self::Dts),
+            "baseline" => Some(Self::Baseline),
             "pgloader" => Some(Self::Pgloader),
             "pipe" => Some(Self::Pipe),
             _ => None,
@@ -42,6 +47,7 @@ impl Tool {
     pub fn name(self) -> &'static str {
         match self {
             Self::Dts => "dts",
+            Self::Baseline => "baseline",
             Self::Pgloader => "pgloader",
             Self::Pipe => "pipe",
         }
@@ -51,6 +57,7 @@ impl Tool {
     pub fn target_db(self) -> &'static str {
         match self {
             Self::Dts => "bench_dts",
+            Self::Baseline => "bench_baseline",
             Self::Pgloader => "bench_pgloader",
             Self::Pipe => "bench_pipe",
         }
@@ -79,6 +86,8 @@ pub struct Bench<'a> {
     pub pg: &'a Postgres,
     /// The `dts` binary, when dts is measured.
     pub dts: Option<PathBuf>,
+    /// The other `dts` binary, when `baseline` is measured.
+    pub baseline: Option<PathBuf>,
     /// Task files and the tools' output go here.
     pub work_dir: PathBuf,
     /// A run still going after this long is killed and reported as failed.
@@ -110,7 +119,8 @@ impl Bench<'_> {
         // Start every tool with no dirty pages left by the previous one.
         self.pg.exec("CHECKPOINT")?;
         let ran = match tool {
-            Tool::Dts => self.run_dts(target, label)?,
+            Tool::Dts => self.run_dts(self.dts.as_deref(), target, label)?,
+            Tool::Baseline => self.run_dts(self.baseline.as_deref(), target, label)?,
             Tool::Pgloader => self.run_pgloader(target, label)?,
             Tool::Pipe => self.run_pipe(set, target, label)?,
         };
@@ -142,11 +152,8 @@ impl Bench<'_> {
         Ok(outcome)
     }
 
-    fn run_dts(&self, target: &str, label: &str) -> Result<Ran> {
-        let exe = self
-            .dts
-            .as_deref()
-            .context("the dts binary was not located")?;
+    fn run_dts(&self, exe: Option<&Path>, target: &str, label: &str) -> Result<Ran> {
+        let exe = exe.context("the dts binary was not located")?;
         let task = self.work_dir.join(format!("{label}.toml"));
         // The URLs (which may hold passwords) travel in the environment, not in the file.
         fs::write(

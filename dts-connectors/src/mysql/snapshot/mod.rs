@@ -49,6 +49,8 @@ use super::source::MySqlReadLock;
 const HOLD_LOCK_WAIT_SECONDS: u32 = 60;
 
 mod decode;
+#[cfg(feature = "postgres")]
+mod encode;
 mod param;
 mod prober;
 mod reader;

@@ -3,12 +3,18 @@
 use std::fmt::Write as _;
 
 use dts_core::KeyProber;
+#[cfg(feature = "postgres")]
+use dts_core::RowEncoding;
 use dts_core::{Chunk, Column, Error, ErrorKind, Result, RowBatch, SnapshotReader, Table, Value};
+#[cfg(feature = "postgres")]
+use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Row};
 
 use super::decode::{decode, DecodeError};
+#[cfg(feature = "postgres")]
+use super::encode::PgRowEncoder;
 use super::prober::{qualified, Cmp, KeyColumns, MySqlKeyProber};
 use super::{MySqlSnapshotReader, BATCH_BYTES, BATCH_ROWS};
 use crate::mysql::error::map_error;
@@ -89,7 +95,54 @@ impl SnapshotReader for MySqlSnapshotReader {
         chunk: &'a Chunk,
     ) -> BoxStream<'a, Result<RowBatch>> {
         let filter = self.filters.get(&table.name).map(String::as_str);
-        read_chunk_filtered(&mut self.conn, table, chunk, filter)
+        read_chunk_with(&mut self.conn, table, chunk, filter, None)
+    }
+
+    /// [`RowEncoding::PgBinaryCopy`] of the types the default MySQL → PostgreSQL mapping
+    /// gives the columns read: the reader then converts each value straight into a
+    /// PostgreSQL target's binary `COPY` form, exactly as that mapping and the PostgreSQL
+    /// sink would (rows holding a value the mapping refuses or replaces come as values).
+    #[cfg(feature = "postgres")]
+    fn row_encoding<'a>(
+        &'a mut self,
+        table: &'a Table,
+    ) -> BoxFuture<'a, Result<Option<RowEncoding>>> {
+        let offer = PgRowEncoder::offer(&Self::columns_read(table));
+        Box::pin(futures::future::ready(Ok(offer)))
+    }
+
+    #[cfg(feature = "postgres")]
+    fn read_chunk_encoded<'a>(
+        &'a mut self,
+        table: &'a Table,
+        chunk: &'a Chunk,
+        encoding: &'a RowEncoding,
+    ) -> BoxStream<'a, Result<RowBatch>> {
+        match PgRowEncoder::new(table, &Self::columns_read(table), encoding) {
+            Ok(encoder) => {
+                let filter = self.filters.get(&table.name).map(String::as_str);
+                read_chunk_with(&mut self.conn, table, chunk, filter, Some(encoder))
+            }
+            Err(e) => stream::once(async move { Err(e) }).boxed(),
+        }
+    }
+}
+
+/// Converts rows into a target's encoding, when one was asked for.
+#[cfg(feature = "postgres")]
+type Encoder = PgRowEncoder;
+/// Converts rows into a target's encoding: none without a target engine that has one.
+#[cfg(not(feature = "postgres"))]
+type Encoder = NoEncoder;
+
+/// No encoder: no encoding can be asked for.
+#[cfg(not(feature = "postgres"))]
+enum NoEncoder {}
+
+#[cfg(not(feature = "postgres"))]
+impl NoEncoder {
+    fn encode_row(&mut self, _: &[Option<mysql_async::Value>], _: &mut bytes::BytesMut) -> bool {
+        match *self {}
     }
 }
 
@@ -102,21 +155,27 @@ pub(crate) fn read_chunk_on<'a>(
     table: &'a Table,
     chunk: &'a Chunk,
 ) -> BoxStream<'a, Result<RowBatch>> {
-    read_chunk_filtered(conn, table, chunk, None)
+    read_chunk_with(conn, table, chunk, None, None)
 }
 
-/// [`read_chunk_on`], reading only the rows for which the SQL condition `filter` holds.
-fn read_chunk_filtered<'a>(
+/// As [`read_chunk_on`], reading only the rows for which the SQL condition `filter` holds,
+/// with each row converted by `encoder` when there is one.
+fn read_chunk_with<'a>(
     conn: &'a mut Conn,
     table: &'a Table,
     chunk: &'a Chunk,
     filter: Option<&str>,
+    encoder: Option<Encoder>,
 ) -> BoxStream<'a, Result<RowBatch>> {
     let plan = match ChunkRead::plan_filtered(table, chunk, filter) {
         Ok(plan) => plan,
         Err(e) => return stream::once(async move { Err(e) }).boxed(),
     };
-    let state = ReadState::Start { conn, plan };
+    let state = ReadState::Start {
+        conn,
+        plan,
+        encoder,
+    };
     stream::unfold(state, |state| async move { state.step().await }).boxed()
 }
 
@@ -270,48 +329,108 @@ enum ReadState<'a> {
     Start {
         conn: &'a mut Conn,
         plan: ChunkRead<'a>,
+        encoder: Option<Encoder>,
     },
     Rows {
         rows: BoxStream<'a, mysql_async::Result<Row>>,
         plan: ChunkRead<'a>,
+        encoder: Option<Encoder>,
+        /// The size of the last encoded batch, to size the next one's buffer.
+        last_bytes: usize,
     },
     Done,
 }
 
 impl<'a> ReadState<'a> {
     async fn step(self) -> Option<(Result<RowBatch>, ReadState<'a>)> {
-        let (mut rows, plan) = match self {
+        let (mut rows, plan, mut encoder, last_bytes) = match self {
             ReadState::Done => return None,
-            ReadState::Rows { rows, plan } => (rows, plan),
-            ReadState::Start { conn, plan } => {
+            ReadState::Rows {
+                rows,
+                plan,
+                encoder,
+                last_bytes,
+            } => (rows, plan, encoder, last_bytes),
+            ReadState::Start {
+                conn,
+                plan,
+                encoder,
+            } => {
                 let params = plan.params.clone();
                 match conn
                     .exec_stream::<Row, _, _>(plan.sql.clone(), params)
                     .await
                 {
-                    Ok(rows) => (rows.boxed(), plan),
+                    Ok(rows) => (rows.boxed(), plan, encoder, 0),
                     Err(e) => return Some((Err(map_error(e, plan.context())), ReadState::Done)),
                 }
             }
         };
-        let mut batch = RowBatch::with_capacity(BATCH_ROWS.min(1024));
+        let mut batch = RowBatch::with_capacity(if encoder.is_some() {
+            0
+        } else {
+            BATCH_ROWS.min(1024)
+        });
+        // The rows the encoder converted, and their bytes; a batch of an encoded read
+        // carries them even when there are none, so that a sink sees the chunk's form.
+        let mut encoded_rows: u64 = 0;
+        let mut encoded = bytes::BytesMut::with_capacity(if encoder.is_some() {
+            last_bytes + last_bytes / 8 + 1024
+        } else {
+            0
+        });
+        let finish = |mut batch: RowBatch, rows: u64, data: bytes::BytesMut, encoding: bool| {
+            if encoding {
+                batch.size_bytes += data.len();
+                batch.encoded = Some(dts_core::EncodedRows {
+                    rows,
+                    // A fresh buffer of one owner: its memory becomes the vector, uncopied.
+                    data: Vec::from(data),
+                });
+            }
+            batch
+        };
         loop {
             match rows.next().await {
-                Some(Ok(row)) => match plan.decode_row(row.unwrap_raw()) {
-                    Ok(values) => {
-                        batch.push(values);
-                        if batch.len() >= BATCH_ROWS || batch.size_bytes >= BATCH_BYTES {
-                            return Some((Ok(batch), ReadState::Rows { rows, plan }));
+                Some(Ok(row)) => {
+                    let raw = row.unwrap_raw();
+                    let converted = encoder
+                        .as_mut()
+                        .is_some_and(|e| e.encode_row(&raw, &mut encoded));
+                    if converted {
+                        encoded_rows += 1;
+                    } else {
+                        match plan.decode_row(raw) {
+                            Ok(values) => batch.push(values),
+                            Err(e) => return Some((Err(e), ReadState::Done)),
                         }
                     }
-                    Err(e) => return Some((Err(e), ReadState::Done)),
-                },
+                    let count =
+                        batch.rows.len() + usize::try_from(encoded_rows).unwrap_or(usize::MAX);
+                    if count >= BATCH_ROWS || batch.size_bytes + encoded.len() >= BATCH_BYTES {
+                        let on = encoder.is_some();
+                        let last_bytes = encoded.len();
+                        return Some((
+                            Ok(finish(batch, encoded_rows, encoded, on)),
+                            ReadState::Rows {
+                                rows,
+                                plan,
+                                encoder,
+                                last_bytes,
+                            },
+                        ));
+                    }
+                }
                 Some(Err(e)) => return Some((Err(map_error(e, plan.context())), ReadState::Done)),
                 None => {
-                    return if batch.is_empty() {
+                    return if batch.is_empty() && encoded_rows == 0 {
                         None
                     } else {
-                        Some((Ok(batch), ReadState::Done))
+                        let on = encoder.is_some();
+                        Some((
+                            Ok(finish(batch, encoded_rows, encoded, on)),
+                            ReadState::Done,
+                        ))
                     };
                 }
             }
