@@ -366,7 +366,8 @@ impl fmt::Display for MigrationType {
 #[serde(deny_unknown_fields)]
 pub struct Endpoint {
     /// `mysql://user:password@host:port` or `postgres://user:password@host:port/db`, for the
-    /// source and for the target. `${VAR}` is replaced by the environment variable `VAR`, so passwords
+    /// source and for the target; a source may also be a SQLite file, `sqlite://PATH`
+    /// (`sqlite://data/app.db` is relative, `sqlite:///srv/app.db` absolute) or `sqlite:PATH`. `${VAR}` is replaced by the environment variable `VAR`, so passwords
     /// need not be written into the file.
     pub url: String,
 }
@@ -629,12 +630,13 @@ impl TaskConfig {
     pub fn validate(&self) -> Result<()> {
         self.metrics.validate()?;
         crate::alerts::validate(&self.alerts)?;
-        if !["mysql://", "mariadb://", "postgres://", "postgresql://"]
+        if !["mysql://", "mariadb://", "postgres://", "postgresql://", "sqlite:"]
             .iter()
             .any(|scheme| self.source.url.starts_with(scheme))
         {
             return Err(Error::config(format!(
-                "source url `{}` must start with mysql://, mariadb://, postgres:// or postgresql://",
+                "source url `{}` must start with mysql://, mariadb://, postgres://, postgresql:// \
+                 or sqlite://",
                 dts_core::error::redact_url(&self.source.url)
             )));
         }
