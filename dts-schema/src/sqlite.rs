@@ -13,7 +13,8 @@
 //! is not in the small translated language (blocking, naming the column; every generated
 //! column into MySQL/MariaDB), a default that is not a constant of the column's type or
 //! the current time (a note: the default is left out), partial and expression indexes
-//! (a note: left out), renames (blocking: names are kept as they are).
+//! (a note: left out), renames of tables and columns (blocking: only the schema `main` may
+//! be renamed).
 
 use std::sync::Arc;
 
@@ -62,25 +63,25 @@ pub fn plan_sqlite_to_mysql(catalog: &Catalog, opts: &SchemaOptions) -> SchemaPl
 
 fn plan(catalog: &Catalog, opts: &SchemaOptions, to: To) -> SchemaPlan {
     let mut problems = Vec::new();
+    // Schema renames are carried (`main` into another database or schema); names of tables
+    // and columns are kept as they are.
     let renamed = opts
-        .schema_renames
+        .table_renames
         .keys()
-        .cloned()
-        .chain(opts.table_renames.keys().map(ToString::to_string))
+        .map(ToString::to_string)
         .chain(opts.column_renames.keys().map(|(t, c)| format!("{t}.{c}")));
     for object in renamed {
         problems.push(Problem::blocking(
             object.clone(),
             format!(
-                "`{object}` is renamed, but a migration from SQLite keeps every name as it is"
+                "`{object}` is renamed, but a migration from SQLite keeps the names of tables \
+                 and columns as they are (only `main` may be renamed)"
             ),
         ));
     }
     let mut options = opts.clone();
-    options.schema_renames.clear();
     options.table_renames.clear();
     options.column_renames.clear();
-
     let mut pg = catalog.clone();
     pg.omitted_indexes.clear();
     for o in &catalog.omitted_indexes {
@@ -145,6 +146,28 @@ fn plan(catalog: &Catalog, opts: &SchemaOptions, to: To) -> SchemaPlan {
         table.columns.retain(|c| !drop.contains(&c.name));
     }
 
+    // The PostgreSQL planner keeps names as they are: the schema is renamed in the catalog
+    // it plans, and the plan's tables are given their source names back.
+    let schema_renames = if to == To::Postgres {
+        std::mem::take(&mut options.schema_renames)
+    } else {
+        Default::default()
+    };
+    for schema in &mut pg.schemas {
+        if let Some(to) = schema_renames.get(&schema.name) {
+            schema.name.clone_from(to);
+        }
+        for t in &mut schema.tables {
+            if let Some(to) = schema_renames.get(&t.name.schema) {
+                t.name.schema.clone_from(to);
+            }
+            for fk in &mut t.foreign_keys {
+                if let Some(to) = schema_renames.get(&fk.referenced_table.schema) {
+                    fk.referenced_table.schema.clone_from(to);
+                }
+            }
+        }
+    }
     let mut plan = match to {
         To::Postgres => plan_pg_to_pg(&pg, &options),
         To::MySql => plan_pg_to_mysql(&pg, &options),
@@ -152,6 +175,9 @@ fn plan(catalog: &Catalog, opts: &SchemaOptions, to: To) -> SchemaPlan {
     problems.append(&mut plan.problems);
     plan.problems = problems;
     for tp in &mut plan.tables {
+        if let Some((from, _)) = schema_renames.iter().find(|(_, to)| **to == tp.source.schema) {
+            tp.source.schema.clone_from(from);
+        }
         if tp.chunk_key.is_none() {
             let without_rowid = catalog
                 .table(&tp.source)
