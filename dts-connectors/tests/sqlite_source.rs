@@ -103,7 +103,7 @@ async fn reads_every_kind_of_schema_object() {
     assert_eq!(to_customers.columns, ["customer_id"]);
     assert_eq!(to_customers.referenced_columns, ["id"]);
     assert_eq!(to_customers.on_delete, ReferentialAction::Cascade);
-    assert_eq!(to_customers.on_update, ReferentialAction::SetNull);
+    assert_eq!(to_customers.on_update, ReferentialAction::Restrict);
     let to_tags = fk.iter().find(|f| f.referenced_table.name == "tags").unwrap();
     assert_eq!(to_tags.referenced_columns, ["k"]);
     let total = orders.column("total").unwrap().generated.clone().unwrap();
