@@ -43,10 +43,10 @@ pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod registry;
-#[cfg(feature = "sqlite")]
-pub mod sqlite;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 mod run_lock;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 pub mod switchover;
 #[cfg(any(feature = "mysql", feature = "postgres"))]

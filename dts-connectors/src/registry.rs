@@ -26,8 +26,8 @@ use dts_core::{
 };
 use dts_schema::{
     MySqlToMySqlChangeMapper, PgToMySqlChangeMapper, PgToMySqlRowMapper, PgToPgChangeMapper,
-    PlanRowMapper, SchemaOptions, SchemaPlan, SchemaTracker, SqliteRowMapper, Statement,
-    TablePlan, TrackedChangeMapper,
+    PlanRowMapper, SchemaOptions, SchemaPlan, SchemaTracker, SqliteRowMapper, Statement, TablePlan,
+    TrackedChangeMapper,
 };
 use dts_typemap::MappingOptions;
 
@@ -38,13 +38,13 @@ use crate::mysql::{
     MySqlSnapshot, MySqlSnapshotReader, MySqlSource, MySqlStateStore, MySqlTarget,
     MySqlTargetReader,
 };
-#[cfg(feature = "sqlite")]
-use crate::sqlite::{SqliteSnapshot, SqliteSnapshotReader, SqliteSource};
 #[cfg(feature = "postgres")]
 use crate::postgres::{
     PgApplySink, PgChangeSource, PgChunkSink, PgRepairSink, PgSnapshot, PgSnapshotReader, PgSource,
     PgStateStore, PgStatement, PgTarget, PgTargetReader, SlotLifetime,
 };
+#[cfg(feature = "sqlite")]
+use crate::sqlite::{SqliteSnapshot, SqliteSnapshotReader, SqliteSource};
 
 /// The schema translation for a pair of engines.
 ///

@@ -28,7 +28,12 @@ fn sqlite3(path: &std::path::Path, sql: &str) -> std::process::Output {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("the sqlite3 command line tool");
-    child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sql.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -39,7 +44,11 @@ fn file(name: &str, sql: &str) -> PathBuf {
     let path = dir.join(format!("{name}.db"));
     let _ = std::fs::remove_file(&path);
     let out = sqlite3(&path, sql);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     path
 }
 
@@ -69,16 +78,36 @@ async fn reads_every_kind_of_schema_object() {
         customers.column("active").unwrap().default,
         Some(ColumnDefault::Literal("1".into()))
     );
-    let unique: Vec<_> = customers.indexes.iter().map(|i| (i.name.as_str(), i.unique)).collect();
+    let unique: Vec<_> = customers
+        .indexes
+        .iter()
+        .map(|i| (i.name.as_str(), i.unique))
+        .collect();
     assert_eq!(unique, [("customers_email_key", true)]);
     assert_eq!(customers.estimated_rows, 2);
 
     // Declared types as written, the typeless column empty; no key: chunked by rowid.
     let kinds = t("kinds");
-    let types: Vec<_> = kinds.columns.iter().map(|c| c.source_type.as_str()).collect();
+    let types: Vec<_> = kinds
+        .columns
+        .iter()
+        .map(|c| c.source_type.as_str())
+        .collect();
     assert_eq!(
         types,
-        ["int", "integer", "text", "blob", "real", "numeric", "decimal(10,2)", "", "varchar(5)", "date", "datetime"]
+        [
+            "int",
+            "integer",
+            "text",
+            "blob",
+            "real",
+            "numeric",
+            "decimal(10,2)",
+            "",
+            "varchar(5)",
+            "date",
+            "datetime"
+        ]
     );
     assert!(kinds.primary_key.is_none());
     assert_eq!(
@@ -99,12 +128,18 @@ async fn reads_every_kind_of_schema_object() {
     assert_eq!(orders.auto_increment, None);
     let fk = &orders.foreign_keys;
     assert_eq!(fk.len(), 2);
-    let to_customers = fk.iter().find(|f| f.referenced_table.name == "customers").unwrap();
+    let to_customers = fk
+        .iter()
+        .find(|f| f.referenced_table.name == "customers")
+        .unwrap();
     assert_eq!(to_customers.columns, ["customer_id"]);
     assert_eq!(to_customers.referenced_columns, ["id"]);
     assert_eq!(to_customers.on_delete, ReferentialAction::Cascade);
     assert_eq!(to_customers.on_update, ReferentialAction::Restrict);
-    let to_tags = fk.iter().find(|f| f.referenced_table.name == "tags").unwrap();
+    let to_tags = fk
+        .iter()
+        .find(|f| f.referenced_table.name == "tags")
+        .unwrap();
     assert_eq!(to_tags.referenced_columns, ["k"]);
     let total = orders.column("total").unwrap().generated.clone().unwrap();
     assert_eq!(total.expression, "qty * price");
@@ -112,12 +147,23 @@ async fn reads_every_kind_of_schema_object() {
     let idx = &orders.indexes;
     assert_eq!(idx.len(), 1);
     assert_eq!(idx[0].name, "orders_customer");
-    let cols: Vec<_> = idx[0].columns.iter().map(|c| (c.name.as_str(), c.descending)).collect();
+    let cols: Vec<_> = idx[0]
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.descending))
+        .collect();
     assert_eq!(cols, [("customer_id", false), ("qty", true)]);
-    let mut omitted: Vec<_> = catalog.omitted_indexes.iter().map(|o| o.name.as_str()).collect();
+    let mut omitted: Vec<_> = catalog
+        .omitted_indexes
+        .iter()
+        .map(|o| o.name.as_str())
+        .collect();
     omitted.sort_unstable();
     assert_eq!(omitted, ["orders_big", "orders_expr"]);
-    assert_eq!(orders.column("price").unwrap().default, Some(ColumnDefault::Literal("0.5".into())));
+    assert_eq!(
+        orders.column("price").unwrap().default,
+        Some(ColumnDefault::Literal("0.5".into()))
+    );
 
     // STRICT: `INT PRIMARY KEY` is no rowid alias; `ANY` kept as declared.
     let strict = t("strict_t");
@@ -189,7 +235,17 @@ async fn a_missing_file_is_an_error_naming_it() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), dts_core::ErrorKind::Connection);
-    assert!(e.message().contains("`/nonexistent/dir/app.db` does not exist"), "{e}");
-    let e = dts_connectors::Source::connect("sqlite://missing.db").await.unwrap_err();
-    assert!(e.report().contains("`missing.db` does not exist"), "{}", e.report());
+    assert!(
+        e.message()
+            .contains("`/nonexistent/dir/app.db` does not exist"),
+        "{e}"
+    );
+    let e = dts_connectors::Source::connect("sqlite://missing.db")
+        .await
+        .unwrap_err();
+    assert!(
+        e.report().contains("`missing.db` does not exist"),
+        "{}",
+        e.report()
+    );
 }

@@ -100,8 +100,8 @@ pub use pg_to_mysql::{
 };
 pub use pg_to_pg::{plan_pg_to_pg, PgToPgChangeMapper};
 pub use plan::{ColumnPlan, Phase, Problem, SchemaPlan, Statement, StatementKind, TablePlan};
-pub use sqlite::{plan_sqlite_to_mysql, plan_sqlite_to_pg, SqliteRowMapper, ROWID, WITHOUT_ROWID};
 pub use relation::{apply_relation_diff, relation_diff, RelationDiff};
+pub use sqlite::{plan_sqlite_to_mysql, plan_sqlite_to_pg, SqliteRowMapper, ROWID, WITHOUT_ROWID};
 pub use token::sql_in_default_mode;
 
 #[cfg(test)]

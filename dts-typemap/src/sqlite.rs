@@ -167,7 +167,10 @@ impl fmt::Display for SqliteTarget {
 fn split_type(declared: &str) -> Option<(String, Vec<u32>)> {
     let t = declared.trim().to_ascii_lowercase();
     let Some((name, rest)) = t.split_once('(') else {
-        return Some((t.split_whitespace().collect::<Vec<_>>().join(" "), Vec::new()));
+        return Some((
+            t.split_whitespace().collect::<Vec<_>>().join(" "),
+            Vec::new(),
+        ));
     };
     let args = rest.trim().strip_suffix(')')?;
     let args = args
@@ -310,7 +313,12 @@ pub fn real_decimal(f: f64) -> Option<Decimal> {
 
 /// `d` with exactly `scale` fraction digits when that drops no non-zero digit, and at most
 /// `precision - scale` integer digits.
-fn fit_decimal(d: &Decimal, precision: u16, scale: u16, target: &SqliteTarget) -> Result<Decimal, ConvertError> {
+fn fit_decimal(
+    d: &Decimal,
+    precision: u16,
+    scale: u16,
+    target: &SqliteTarget,
+) -> Result<Decimal, ConvertError> {
     let out_of_range = || ConvertError::OutOfRange {
         value: d.to_string(),
         target: target.pg_type(),
@@ -385,10 +393,12 @@ pub fn convert_sqlite_value(target: &SqliteTarget, value: Value) -> Result<Value
         SqliteTarget::Numeric(ps) => {
             let d = match value {
                 Value::Int(i) => int_decimal(i)?,
-                Value::Double(f) => real_decimal(f).ok_or_else(|| ConvertError::Unrepresentable {
-                    what: real_text(f),
-                    target: target.pg_type(),
-                })?,
+                Value::Double(f) => {
+                    real_decimal(f).ok_or_else(|| ConvertError::Unrepresentable {
+                        what: real_text(f),
+                        target: target.pg_type(),
+                    })?
+                }
                 v => return Err(misfit(&v, target)),
             };
             Ok(Value::Decimal(match ps {
@@ -451,9 +461,9 @@ pub fn convert_sqlite_value(target: &SqliteTarget, value: Value) -> Result<Value
 
 /// An integer as a decimal.
 fn int_decimal(i: i64) -> Result<Decimal, ConvertError> {
-    i.to_string()
-        .parse()
-        .map_err(|_| ConvertError::Unparsable { expected: "decimal" })
+    i.to_string().parse().map_err(|_| ConvertError::Unparsable {
+        expected: "decimal",
+    })
 }
 
 #[cfg(test)]
@@ -562,8 +572,14 @@ mod tests {
         assert_eq!(ok(T::Text, Value::Int(7)), Value::Text("7".into()));
         assert!(bad(T::Text, Value::Bytes(vec![0xff])).contains("blob"));
         assert!(bad(T::VarChar(2), Value::Text("äöü".into())).contains("3 characters"));
-        assert_eq!(ok(T::VarChar(3), Value::Text("äöü".into())), Value::Text("äöü".into()));
-        assert_eq!(ok(T::Bytea, Value::Text("a".into())), Value::Bytes(b"a".to_vec()));
+        assert_eq!(
+            ok(T::VarChar(3), Value::Text("äöü".into())),
+            Value::Text("äöü".into())
+        );
+        assert_eq!(
+            ok(T::Bytea, Value::Text("a".into())),
+            Value::Bytes(b"a".to_vec())
+        );
         assert!(bad(T::Bytea, Value::Int(1)).contains("integer value"));
         assert_eq!(
             ok(T::Date, Value::Text("2024-02-29".into())),

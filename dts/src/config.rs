@@ -630,9 +630,15 @@ impl TaskConfig {
     pub fn validate(&self) -> Result<()> {
         self.metrics.validate()?;
         crate::alerts::validate(&self.alerts)?;
-        if !["mysql://", "mariadb://", "postgres://", "postgresql://", "sqlite:"]
-            .iter()
-            .any(|scheme| self.source.url.starts_with(scheme))
+        if ![
+            "mysql://",
+            "mariadb://",
+            "postgres://",
+            "postgresql://",
+            "sqlite:",
+        ]
+        .iter()
+        .any(|scheme| self.source.url.starts_with(scheme))
         {
             return Err(Error::config(format!(
                 "source url `{}` must start with mysql://, mariadb://, postgres://, postgresql:// \

@@ -29,9 +29,18 @@ fn sqlite3(path: &Path, args: &[&str], sql: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the sqlite3 command line tool");
-    child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sql.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -66,10 +75,16 @@ impl Case {
         let (target, rename) = if self.mysql {
             (
                 dts_testkit::mariadb().url(),
-                format!("objects.rename_databases = {{ \"main\" = \"{}\" }}\n", self.target_db),
+                format!(
+                    "objects.rename_databases = {{ \"main\" = \"{}\" }}\n",
+                    self.target_db
+                ),
             )
         } else {
-            (dts_testkit::postgres().url_for(&self.target_db), String::new())
+            (
+                dts_testkit::postgres().url_for(&self.target_db),
+                String::new(),
+            )
         };
         let text = format!(
             "name = \"{}\"\nmigration = {migration}\nsource.url = \"sqlite://{}\"\n\
@@ -85,7 +100,9 @@ impl Case {
     /// Rows of a target query, fields split.
     fn target(&self, sql: &str) -> Vec<Vec<String>> {
         if self.mysql {
-            let out = dts_testkit::mariadb().query_in(&self.target_db, sql).unwrap();
+            let out = dts_testkit::mariadb()
+                .query_in(&self.target_db, sql)
+                .unwrap();
             out.lines()
                 .filter(|l| !l.is_empty())
                 .map(|l| l.split('\t').map(str::to_string).collect())
@@ -138,7 +155,11 @@ fn exprs(c: &str, k: Kind) -> (String, String, String) {
             format!("encode(convert_to({q}, 'UTF8'), 'hex')"),
             format!("HEX({m})"),
         ),
-        Kind::Blob => (format!("hex({q})"), format!("encode({q}, 'hex')"), format!("HEX({m})")),
+        Kind::Blob => (
+            format!("hex({q})"),
+            format!("encode({q}, 'hex')"),
+            format!("HEX({m})"),
+        ),
         Kind::Bool => (q.clone(), format!("{q}::int::text"), m),
     }
 }
@@ -161,7 +182,11 @@ fn normal(v: &str, k: Kind) -> String {
             } else {
                 v.to_string()
             };
-            if s == "-0" { "0".into() } else { s }
+            if s == "-0" {
+                "0".into()
+            } else {
+                s
+            }
         }
         Kind::Time => {
             let s = v.replace('T', " ");
@@ -177,11 +202,17 @@ fn normal(v: &str, k: Kind) -> String {
 
 /// `1.0e+20` as `100000000000000000000.0`: the digits of an exponent form written out.
 fn plain(v: &str) -> String {
-    let Some((m, e)) = v.to_ascii_lowercase().split_once('e').map(|(a, b)| (a.to_string(), b.to_string())) else {
+    let Some((m, e)) = v
+        .to_ascii_lowercase()
+        .split_once('e')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    else {
         return v.to_string();
     };
     let e: i32 = e.parse().unwrap();
-    let (neg, m) = m.strip_prefix('-').map_or((false, m.as_str()), |r| (true, r));
+    let (neg, m) = m
+        .strip_prefix('-')
+        .map_or((false, m.as_str()), |r| (true, r));
     let (int, frac) = m.split_once('.').unwrap_or((m, ""));
     let digits = format!("{int}{frac}");
     let point = i32::try_from(int.len()).unwrap() + e;
@@ -211,13 +242,18 @@ fn assert_same(case: &Case, table: &str, order: &str, cols: &[(&str, Kind)]) -> 
         let mut m = Vec::new();
         for (c, k) in cols {
             let (a, b, d) = exprs(c, *k);
-            s.push(format!("CASE WHEN \"{c}\" IS NULL THEN 'NULL' ELSE {a} END"));
+            s.push(format!(
+                "CASE WHEN \"{c}\" IS NULL THEN 'NULL' ELSE {a} END"
+            ));
             p.push(b);
             m.push(d);
         }
         (s, p, m)
     };
-    let source = case.source(&format!("SELECT {} FROM \"{table}\" ORDER BY {order}", s.join(", ")));
+    let source = case.source(&format!(
+        "SELECT {} FROM \"{table}\" ORDER BY {order}",
+        s.join(", ")
+    ));
     let target_sql = if case.mysql {
         format!("SELECT {} FROM `{table}` ORDER BY {order}", m.join(", "))
     } else {
@@ -251,7 +287,13 @@ fn compare_fixture(case: &Case) {
             case,
             "customers",
             "id",
-            &[("id", Int), ("name", Text), ("email", Text), ("created", Time), ("active", Bool)]
+            &[
+                ("id", Int),
+                ("name", Text),
+                ("email", Text),
+                ("created", Time),
+                ("active", Bool)
+            ]
         ),
         2
     );
@@ -275,9 +317,17 @@ fn compare_fixture(case: &Case) {
         ),
         5
     );
-    assert_eq!(assert_same(case, "tags", "v IS NULL, v", &[("k", Text), ("v", Int)]), 3);
     assert_eq!(
-        assert_same(case, "strict_t", "id", &[("id", Int), ("r", Float), ("t", Text), ("b", Blob)]),
+        assert_same(case, "tags", "v IS NULL, v", &[("k", Text), ("v", Int)]),
+        3
+    );
+    assert_eq!(
+        assert_same(
+            case,
+            "strict_t",
+            "id",
+            &[("id", Int), ("r", Float), ("t", Text), ("b", Blob)]
+        ),
         3
     );
     // The typeless and ANY columns: text holding each value's text.
@@ -310,7 +360,14 @@ async fn sqlite_to_postgres_schema_and_full_load() {
             &case,
             "orders",
             "id",
-            &[("id", Int), ("customer_id", Int), ("qty", Int), ("price", Float), ("tag", Text), ("total", Float)]
+            &[
+                ("id", Int),
+                ("customer_id", Int),
+                ("qty", Int),
+                ("price", Float),
+                ("tag", Text),
+                ("total", Float)
+            ]
         ),
         3
     );
@@ -323,8 +380,16 @@ async fn sqlite_to_postgres_schema_and_full_load() {
     assert_eq!(
         types,
         [
-            "seq:bigint", "i:bigint", "t:text", "b:bytea", "r:double precision", "n:numeric",
-            "d:numeric", "untyped:text", "v:character varying", "dt:date",
+            "seq:bigint",
+            "i:bigint",
+            "t:text",
+            "b:bytea",
+            "r:double precision",
+            "n:numeric",
+            "d:numeric",
+            "untyped:text",
+            "v:character varying",
+            "dt:date",
             "ts:timestamp without time zone"
         ]
     );
@@ -342,18 +407,28 @@ async fn sqlite_to_postgres_schema_and_full_load() {
     assert_eq!(actions, ["aa", "cr"], "{fks:?}");
     let idx = case.target("SELECT indexname FROM pg_indexes WHERE schemaname = 'main' ORDER BY 1");
     let idx: Vec<&str> = idx.iter().map(|r| r[0].as_str()).collect();
-    assert!(idx.contains(&"orders_customer") && idx.contains(&"customers_email_key"), "{idx:?}");
+    assert!(
+        idx.contains(&"orders_customer") && idx.contains(&"customers_email_key"),
+        "{idx:?}"
+    );
     assert!(!idx.contains(&"orders_big"), "{idx:?}");
 
     let verify = dts(&["verify", "--config", &task]);
     assert_eq!(verify.status.code(), Some(1), "{}", text(&verify));
-    assert!(text(&verify).contains("extra in target: 1\n    (id=4)"), "{}", text(&verify));
+    assert!(
+        text(&verify).contains("extra in target: 1\n    (id=4)"),
+        "{}",
+        text(&verify)
+    );
 }
 
 #[tokio::test]
 async fn sqlite_to_mariadb_schema_and_full_load() {
     // MariaDB takes no generated columns from SQLite (refused by name, tested below).
-    let fixture = FIXTURE.replace(",\n    total REAL GENERATED ALWAYS AS (qty * price) VIRTUAL", "");
+    let fixture = FIXTURE.replace(
+        ",\n    total REAL GENERATED ALWAYS AS (qty * price) VIRTUAL",
+        "",
+    );
     let case = Case::new("sqlite_my", &fixture, true);
     let task = case.task_file("[\"schema\", \"full\"]", "");
     let out = dts(&["run", "--config", &task]);
@@ -364,20 +439,35 @@ async fn sqlite_to_mariadb_schema_and_full_load() {
         &case,
         "orders",
         "id",
-        &[("id", Int), ("customer_id", Int), ("qty", Int), ("price", Float), ("tag", Text)],
+        &[
+            ("id", Int),
+            ("customer_id", Int),
+            ("qty", Int),
+            ("price", Float),
+            ("tag", Text),
+        ],
     );
     let cols = case.target(
         "SELECT column_name, column_type FROM information_schema.columns \
          WHERE table_schema = DATABASE() AND table_name = 'kinds' ORDER BY ordinal_position",
     );
     let cols: Vec<String> = cols.iter().map(|r| format!("{}:{}", r[0], r[1])).collect();
-    assert!(cols.contains(&"r:double".to_string()) && cols.contains(&"b:longblob".to_string()), "{cols:?}");
+    assert!(
+        cols.contains(&"r:double".to_string()) && cols.contains(&"b:longblob".to_string()),
+        "{cols:?}"
+    );
+    let verify = dts(&["verify", "--config", &task]);
+    assert!(verify.status.success(), "{}", text(&verify));
 
     let generated = Case::new("sqlite_my_gen", FIXTURE, true);
     let task = generated.task_file("[\"schema\", \"full\"]", "");
     let out = dts(&["precheck", "--config", &task]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("generated column `main.orders.total`"), "{}", text(&out));
+    assert!(
+        text(&out).contains("generated column `main.orders.total`"),
+        "{}",
+        text(&out)
+    );
 }
 
 const MISFITS: &str = "
@@ -404,7 +494,10 @@ async fn misfit_values_are_reported_stop_the_load_and_are_rejected() {
     let run = dts(&["run", "--config", &task]);
     let all = text(&run);
     assert_eq!(run.status.code(), Some(1), "{all}");
-    assert!(all.contains("main.m") && all.contains("`n`") && all.contains("id=2"), "{all}");
+    assert!(
+        all.contains("main.m") && all.contains("`n`") && all.contains("id=2"),
+        "{all}"
+    );
 
     // Rejected rows go to the reject file; the others are copied.
     let reject = case.dir.join("rejects.tsv");
@@ -425,18 +518,29 @@ async fn misfit_values_are_reported_stop_the_load_and_are_rejected() {
 
 #[tokio::test]
 async fn incremental_is_refused_and_a_missing_file_is_named() {
-    let case = Case::new("sqlite_inc", "CREATE TABLE t (id INTEGER PRIMARY KEY);", false);
+    let case = Case::new(
+        "sqlite_inc",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY);",
+        false,
+    );
     let task = case.task_file("[\"schema\", \"full\", \"incremental\"]", "");
     let pre = dts(&["precheck", "--config", &task]);
     assert_eq!(pre.status.code(), Some(1), "{}", text(&pre));
-    assert!(text(&pre).contains("SQLite keeps no change log"), "{}", text(&pre));
+    assert!(
+        text(&pre).contains("SQLite keeps no change log"),
+        "{}",
+        text(&pre)
+    );
 
     std::fs::remove_file(&case.file).unwrap();
     let task = case.task_file("[\"schema\", \"full\"]", "");
     let run = dts(&["run", "--config", &task]);
     assert_ne!(run.status.code(), Some(0), "{}", text(&run));
     assert!(
-        text(&run).contains(&format!("SQLite file `{}` does not exist", case.file.display())),
+        text(&run).contains(&format!(
+            "SQLite file `{}` does not exist",
+            case.file.display()
+        )),
         "{}",
         text(&run)
     );

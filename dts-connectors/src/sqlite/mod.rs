@@ -49,7 +49,9 @@ pub fn sqlite_path(url: &str) -> Result<PathBuf> {
         )));
     }
     if path.is_empty() {
-        return Err(Error::config("the SQLite url names no file: use sqlite://PATH"));
+        return Err(Error::config(
+            "the SQLite url names no file: use sqlite://PATH",
+        ));
     }
     let decoded = dts_core::url::percent_decode(path)
         .ok_or_else(|| Error::config(format!("the SQLite url `{url}` has a malformed escape")))?;
@@ -62,10 +64,22 @@ mod tests {
 
     #[test]
     fn urls_name_relative_and_absolute_paths() {
-        assert_eq!(sqlite_path("sqlite://data/app.db").unwrap(), PathBuf::from("data/app.db"));
-        assert_eq!(sqlite_path("sqlite:///srv/app.db").unwrap(), PathBuf::from("/srv/app.db"));
-        assert_eq!(sqlite_path("sqlite:app.db").unwrap(), PathBuf::from("app.db"));
-        assert_eq!(sqlite_path("SQLITE:/a%20b.db").unwrap(), PathBuf::from("/a b.db"));
+        assert_eq!(
+            sqlite_path("sqlite://data/app.db").unwrap(),
+            PathBuf::from("data/app.db")
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///srv/app.db").unwrap(),
+            PathBuf::from("/srv/app.db")
+        );
+        assert_eq!(
+            sqlite_path("sqlite:app.db").unwrap(),
+            PathBuf::from("app.db")
+        );
+        assert_eq!(
+            sqlite_path("SQLITE:/a%20b.db").unwrap(),
+            PathBuf::from("/a b.db")
+        );
         assert!(sqlite_path("sqlite://").is_err());
         assert!(sqlite_path("sqlite://x.db?mode=rw").is_err());
         assert!(sqlite_path("mysql://x").is_err());

@@ -183,14 +183,15 @@ impl SqliteSource {
         {
             for (i, c) in copied.iter().enumerate() {
                 let v = stored_value(&row, i)?;
-                let result = mapper.convert(i, v).map_err(dts_core::Error::from).and_then(|v| {
-                    match &c.pg_to_mysql {
+                let result = mapper
+                    .convert(i, v)
+                    .map_err(dts_core::Error::from)
+                    .and_then(|v| match &c.pg_to_mysql {
                         Some(m) => dts_typemap::convert_pg_value(m, v)
                             .map(|_| ())
                             .map_err(Into::into),
                         None => Ok(()),
-                    }
-                });
+                    });
                 if let Err(e) = result {
                     let entry = &mut bad[i];
                     entry.0 += 1;

@@ -4,13 +4,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use dts_core::{
-    Chunk, Column, Error, KeyProber, Result, RowBatch, SnapshotReader, Table, Value,
-};
+use dts_core::{Chunk, Column, Error, KeyProber, Result, RowBatch, SnapshotReader, Table, Value};
 use futures::stream::BoxStream;
 // Every dynamic statement is built from quoted identifiers only; values are bound.
-use sqlx::AssertSqlSafe;
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection, SqliteRow};
+use sqlx::AssertSqlSafe;
 use sqlx::{Arguments, Row, TypeInfo, ValueRef};
 use tokio::sync::Mutex;
 
@@ -74,7 +72,8 @@ pub struct SqliteSnapshotReader {
 
 impl std::fmt::Debug for SqliteSnapshotReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteSnapshotReader").finish_non_exhaustive()
+        f.debug_struct("SqliteSnapshotReader")
+            .finish_non_exhaustive()
     }
 }
 
@@ -146,8 +145,8 @@ pub(crate) fn stored_value(row: &SqliteRow, i: usize) -> Result<Value> {
     if raw.is_null() {
         return Ok(Value::Null);
     }
-    let class = raw.type_info().name().to_string();
-    Ok(match class.as_str() {
+    let class = raw.type_info();
+    Ok(match class.name() {
         "INTEGER" => Value::Int(row.try_get_unchecked::<i64, _>(i).map_err(err)?),
         "REAL" => Value::Double(row.try_get_unchecked::<f64, _>(i).map_err(err)?),
         "TEXT" => {
@@ -165,7 +164,11 @@ impl SqliteSnapshotReader {
     /// The columns a reader delivers for `table`, in order: every column but generated
     /// ones (the target computes those).
     pub fn columns_read(table: &Table) -> Vec<&Column> {
-        table.columns.iter().filter(|c| c.generated.is_none()).collect()
+        table
+            .columns
+            .iter()
+            .filter(|c| c.generated.is_none())
+            .collect()
     }
 }
 
@@ -193,7 +196,11 @@ fn chunk_query(table: &Table, chunk: &Chunk) -> Result<ChunkQuery> {
         .collect::<Result<_>>()?;
     let mut select = format!(
         "SELECT {} FROM {} WHERE 1",
-        cols.iter().chain(keys.iter()).cloned().collect::<Vec<_>>().join(", "),
+        cols.iter()
+            .chain(keys.iter())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", "),
         quote(&table.name.name)
     );
     let mut bounds = Vec::new();
@@ -254,7 +261,10 @@ impl SnapshotReader for SqliteSnapshotReader {
                         ));
                         bind(&mut args, a)?;
                     }
-                    sql.push_str(&format!(" ORDER BY {} LIMIT {BATCH_ROWS}", q.keys.join(", ")));
+                    sql.push_str(&format!(
+                        " ORDER BY {} LIMIT {BATCH_ROWS}",
+                        q.keys.join(", ")
+                    ));
                 }
                 let rows: Vec<SqliteRow> = {
                     let mut c = conn.lock().await;
@@ -262,7 +272,10 @@ impl SnapshotReader for SqliteSnapshotReader {
                         .fetch_all(&mut *c)
                         .await
                         .map_err(|e| {
-                            sqlite_error(format!("cannot read chunk {} of `{}`", chunk.index, table.name), e)
+                            sqlite_error(
+                                format!("cannot read chunk {} of `{}`", chunk.index, table.name),
+                                e,
+                            )
                         })?
                 };
                 if rows.is_empty() {

@@ -7,8 +7,8 @@ use dts_core::{
     IndexKind, Key, OmittedIndex, ReferentialAction, Result, Schema, Table, TableName,
 };
 // Every dynamic statement is built from quoted identifiers only; values are bound.
-use sqlx::AssertSqlSafe;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
+use sqlx::AssertSqlSafe;
 use sqlx::{ConnectOptions, Row};
 use tokio::sync::Mutex;
 
@@ -82,7 +82,9 @@ impl SqliteSource {
         let version: String = sqlx::query_scalar("SELECT sqlite_version()")
             .fetch_one(&mut conn)
             .await
-            .map_err(|e| sqlite_error(format!("cannot read SQLite file `{}`", path.display()), e))?;
+            .map_err(|e| {
+                sqlite_error(format!("cannot read SQLite file `{}`", path.display()), e)
+            })?;
         let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
             .fetch_one(&mut conn)
             .await
@@ -152,7 +154,11 @@ impl SqliteSource {
         for row in tables {
             let name: String = row.get(0);
             let sql: String = row.get(1);
-            if sql.trim_start().to_ascii_uppercase().starts_with("CREATE VIRTUAL") {
+            if sql
+                .trim_start()
+                .to_ascii_uppercase()
+                .starts_with("CREATE VIRTUAL")
+            {
                 return Err(Error::new(
                     ErrorKind::Unsupported,
                     format!("virtual table `main.{name}` cannot be migrated: exclude it"),
@@ -248,7 +254,10 @@ async fn read_table(
     let mut columns = Vec::new();
     for (i, r) in cols.iter().enumerate() {
         let col_name: String = r.get(1);
-        let declared: String = r.try_get::<Option<String>, _>(2).map_err(q)?.unwrap_or_default();
+        let declared: String = r
+            .try_get::<Option<String>, _>(2)
+            .map_err(q)?
+            .unwrap_or_default();
         let not_null: i64 = r.get(3);
         let default: Option<String> = r.try_get(4).map_err(q)?;
         let pk_pos: i64 = r.get(5);
@@ -304,10 +313,13 @@ async fn read_table(
 
     let (indexes, omitted) = read_indexes(c, &table_name, &columns).await?;
     let foreign_keys = read_foreign_keys(c, &table_name).await?;
-    let estimated_rows: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {}", quote(name))))
-        .fetch_one(&mut *c)
-        .await
-        .map_err(q)?;
+    let estimated_rows: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT count(*) FROM {}",
+        quote(name)
+    )))
+    .fetch_one(&mut *c)
+    .await
+    .map_err(q)?;
     Ok((
         Table {
             name: table_name,
@@ -337,8 +349,11 @@ fn parse_default(text: &str) -> Option<ColumnDefault> {
         return Some(ColumnDefault::Literal(s.replace("''", "'")));
     }
     let number = t.strip_prefix(['+', '-']).unwrap_or(t);
-    if !number.is_empty() && number.parse::<f64>().is_ok() && !number.contains(['i', 'I', 'n', 'N']) {
-        return Some(ColumnDefault::Literal(t.strip_prefix('+').unwrap_or(t).to_string()));
+    if !number.is_empty() && number.parse::<f64>().is_ok() && !number.contains(['i', 'I', 'n', 'N'])
+    {
+        return Some(ColumnDefault::Literal(
+            t.strip_prefix('+').unwrap_or(t).to_string(),
+        ));
     }
     if t.eq_ignore_ascii_case("true") {
         return Some(ColumnDefault::Literal("1".into()));

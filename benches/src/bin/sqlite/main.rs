@@ -193,13 +193,17 @@ fn run(args: &Args) -> Result<bool> {
             dts.display()
         );
     }
-    if tools.contains(&Tool::Pgloader) && Command::new("pgloader").arg("--version").output().is_err() {
+    if tools.contains(&Tool::Pgloader)
+        && Command::new("pgloader").arg("--version").output().is_err()
+    {
         println!("pgloader is not installed (apt-get install -y pgloader): measuring dts only");
         tools.retain(|t| *t != Tool::Pgloader);
     }
 
-    let mut times: Vec<(Tool, Vec<Duration>, u64, Vec<String>)> =
-        tools.iter().map(|t| (*t, Vec::new(), 0, Vec::new())).collect();
+    let mut times: Vec<(Tool, Vec<Duration>, u64, Vec<String>)> = tools
+        .iter()
+        .map(|t| (*t, Vec::new(), 0, Vec::new()))
+        .collect();
     for round in 0..args.repeat {
         // Rotate the order so neither tool always runs on a warmer cache.
         let n = times.len();
@@ -217,7 +221,15 @@ fn run(args: &Args) -> Result<bool> {
         }
     }
 
-    let mut table = Table::new(["tool", "runs", "best s", "median s", "rows/s (median)", "peak MiB"]).left_align(0);
+    let mut table = Table::new([
+        "tool",
+        "runs",
+        "best s",
+        "median s",
+        "rows/s (median)",
+        "peak MiB",
+    ])
+    .left_align(0);
     let mut medians = Vec::new();
     let mut ok = true;
     for (tool, durations, peak, failures) in &mut times {
@@ -233,7 +245,9 @@ fn run(args: &Args) -> Result<bool> {
         table.row([
             tool.name().to_owned(),
             format!("{}/{}", durations.len(), args.repeat),
-            durations.first().map_or("-".into(), |d| format!("{:.2}", d.as_secs_f64())),
+            durations
+                .first()
+                .map_or("-".into(), |d| format!("{:.2}", d.as_secs_f64())),
             median.map_or("-".into(), |d| format!("{:.2}", d.as_secs_f64())),
             median.map_or("-".into(), |d| per_second(args.rows, d)),
             mebibytes(*peak),
@@ -310,7 +324,11 @@ fn run_tool(
     let used = usage::wait(&mut children, Some(started + args.timeout))?;
     let elapsed = started.elapsed();
     if used.timed_out {
-        bail!("timed out after {} s (logs {})", args.timeout.as_secs(), out.display());
+        bail!(
+            "timed out after {} s (logs {})",
+            args.timeout.as_secs(),
+            out.display()
+        );
     }
     if !used.statuses.iter().all(|s| s.success()) {
         bail!(
