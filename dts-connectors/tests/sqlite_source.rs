@@ -230,6 +230,26 @@ async fn reads_chunks_by_rowid_and_key_in_one_transaction() {
 }
 
 #[tokio::test]
+async fn null_in_a_rowid_tables_primary_key_is_refused_by_name() {
+    let path = file(
+        "nullkey",
+        "CREATE TABLE t (k TEXT PRIMARY KEY, v INT); INSERT INTO t VALUES ('a', 1), (NULL, 2);",
+    );
+    let source = SqliteSource::connect(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    let e = source
+        .read_catalog(&["main".to_string()])
+        .await
+        .unwrap_err();
+    assert!(
+        e.message()
+            .contains("primary key column `main.t.k` holds NULL in 1 rows"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
 async fn a_missing_file_is_an_error_naming_it() {
     let e = SqliteSource::connect("sqlite:///nonexistent/dir/app.db")
         .await

@@ -1142,13 +1142,20 @@ mod tests {
 
     #[test]
     fn a_sqlite_file_is_a_source_and_no_target() {
-        for url in ["sqlite://data/app.db", "sqlite:///srv/app.db", "sqlite:app.db"] {
+        for url in [
+            "sqlite://data/app.db",
+            "sqlite:///srv/app.db",
+            "sqlite:app.db",
+        ] {
             let text = GOOD.replace("mysql://root@127.0.0.1:3306", url);
             let cfg = text.parse::<TaskConfig>().unwrap();
             assert_eq!(cfg.source.url, url);
         }
         let e = GOOD
-            .replace("postgres://postgres@127.0.0.1:5432/postgres", "sqlite://x.db")
+            .replace(
+                "postgres://postgres@127.0.0.1:5432/postgres",
+                "sqlite://x.db",
+            )
             .parse::<TaskConfig>()
             .unwrap_err();
         assert!(e.message().contains("target url"), "{e}");

@@ -300,6 +300,29 @@ async fn read_table(
     if let Some(i) = rowid_alias {
         columns[i].auto_increment = true;
         columns[i].nullable = false;
+    } else if !without_rowid {
+        // SQLite lets a rowid table's primary key hold NULL; a chunk of the key would
+        // never see those rows, and no target key takes them.
+        for (_, col) in &pk {
+            let nulls: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT count(*) FROM {} WHERE {} IS NULL",
+                quote(name),
+                quote(col)
+            )))
+            .fetch_one(&mut *c)
+            .await
+            .map_err(q)?;
+            if nulls > 0 {
+                return Err(Error::new(
+                    ErrorKind::Value,
+                    format!(
+                        "primary key column `main.{name}.{col}` holds NULL in {nulls} rows \
+                         (SQLite allows it in a rowid table, no target does): fix those rows \
+                         or exclude the table"
+                    ),
+                ));
+            }
+        }
     }
     let mut auto_increment = None;
     if autoincrement && has_sequence && rowid_alias.is_some() {
