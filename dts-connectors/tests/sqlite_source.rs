@@ -230,6 +230,36 @@ async fn reads_chunks_by_rowid_and_key_in_one_transaction() {
 }
 
 #[tokio::test]
+async fn in_wal_mode_readers_share_one_transaction_and_writers_go_on() {
+    let path = file(
+        "wal",
+        "PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); \
+         INSERT INTO t VALUES (1, 'a'), (2, 'b');",
+    );
+    let source = SqliteSource::connect(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    assert_eq!(source.info().journal_mode, "wal");
+    let catalog = source.read_catalog(&["main".to_string()]).await.unwrap();
+    let t = catalog.table(&TableName::new("main", "t")).unwrap();
+    let (_snapshot, mut readers) = SqliteSnapshot::open(&path, 2).await.unwrap();
+    // The writer commits; neither reader sees its row.
+    let out = sqlite3(&path, "INSERT INTO t VALUES (3, 'c');");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for reader in &mut readers {
+        let rows: usize = reader
+            .read_chunk(t, &Chunk::whole_table())
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.rows.len())
+            .sum();
+        assert_eq!(rows, 2);
+    }
+}
+
+#[tokio::test]
 async fn null_in_a_rowid_tables_primary_key_is_refused_by_name() {
     let path = file(
         "nullkey",

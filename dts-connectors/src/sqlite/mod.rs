@@ -10,12 +10,14 @@
 //!   indexes, foreign keys with their actions, defaults, generated columns, `STRICT`) and
 //!   the prechecks ([`precheck`]: the value scan, and incremental migration refused:
 //!   SQLite keeps no change log to follow).
-//! - [`SqliteSnapshot`]: the consistent read ([`snapshot`]). Every reader of one snapshot
-//!   shares ONE connection holding ONE read transaction, opened before the first chunk is
-//!   read and kept until the last reader is dropped: in rollback-journal mode the
-//!   transaction's shared lock keeps writers from committing, in WAL mode the transaction
-//!   keeps reading the database as it was when it started. Readers take the connection in
-//!   turns, one batch at a time, so the target's writers still work in parallel.
+//! - [`SqliteSnapshot`]: the consistent read ([`snapshot`]). In rollback-journal mode the
+//!   first reader's read transaction holds a shared lock that keeps every writer from
+//!   committing; the other readers begin theirs, each on its own connection, while it is
+//!   held, so all see the same data and read in parallel. In WAL mode, where writers go on
+//!   and each transaction sees the file as it was when it began, every reader shares ONE
+//!   connection holding ONE read transaction, taking turns a page at a time (the target's
+//!   writers still work in parallel). The transactions last until the last reader is
+//!   dropped.
 
 mod error;
 pub mod precheck;

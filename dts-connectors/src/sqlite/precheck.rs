@@ -56,18 +56,18 @@ impl SqliteSource {
     ///
     /// None; the signature matches the other sources.
     pub async fn precheck_snapshot(&self, r: &mut PrecheckReport, workers: usize) -> Result<()> {
-        let writers = if self.info().journal_mode.eq_ignore_ascii_case("wal") {
-            "writers go on meanwhile, unseen by the copy"
-        } else {
-            "writers wait until the copy ends (outside WAL mode a reader's lock holds them)"
-        };
-        r.pass(
-            "source.snapshot",
+        let how = if self.info().journal_mode.eq_ignore_ascii_case("wal") {
             format!(
-                "the {workers} readers share one read transaction on one connection, so the \
-                 copy is consistent; {writers}"
-            ),
-        );
+                "WAL mode: the {workers} readers share one read transaction on one \
+                 connection; writers go on meanwhile, unseen by the copy"
+            )
+        } else {
+            format!(
+                "the {workers} readers each begin a read transaction while the first one's \
+                 shared lock holds every writer off; writers wait until the copy ends"
+            )
+        };
+        r.pass("source.snapshot", format!("the copy is consistent: {how}"));
         Ok(())
     }
 

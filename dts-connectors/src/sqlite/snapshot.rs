@@ -1,5 +1,6 @@
-//! The consistent read of a SQLite file: one connection, one read transaction, shared by
-//! every reader of the snapshot, and the key prober of the chunk planner.
+//! The consistent read of a SQLite file — read transactions that all see the same data,
+//! one per reader outside WAL mode, one shared by every reader in WAL mode — and the key
+//! prober of the chunk planner.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use super::error::sqlite_error;
 use super::source::quote;
 
 /// Rows fetched per turn on the shared connection.
-const BATCH_ROWS: usize = 8192;
+pub(crate) const BATCH_ROWS: usize = 8192;
 
 /// An open read transaction on a SQLite file.
 pub struct SqliteSnapshot {
@@ -29,31 +30,54 @@ impl std::fmt::Debug for SqliteSnapshot {
     }
 }
 
+/// Opens `path` read-only and begins a read transaction on it. `BEGIN` is deferred: the
+/// transaction (and, outside WAL mode, the shared lock that keeps writers from committing)
+/// starts with the first read, done here.
+async fn begin(path: &Path) -> Result<SqliteConnection> {
+    let mut conn = super::source::open(path).await?;
+    for sql in ["BEGIN", "SELECT count(*) FROM sqlite_schema"] {
+        sqlx::query(sql)
+            .execute(&mut conn)
+            .await
+            .map_err(|e| sqlite_error("cannot begin the read transaction", e))?;
+    }
+    Ok(conn)
+}
+
 impl SqliteSnapshot {
-    /// Opens `path` read-only and starts one read transaction, then hands out `readers`
-    /// readers that all read through it (at least one). The transaction ends when the last
-    /// of them is dropped.
+    /// Opens `path` read-only and hands out `readers` readers (at least one) that all read
+    /// the same data, in read transactions that end when the last reader is dropped.
+    ///
+    /// Outside WAL mode each reader gets a connection of its own, all begun while the first
+    /// one's shared lock keeps every writer from committing, so they read in parallel. In
+    /// WAL mode, where writers go on beside readers and each transaction sees the file as
+    /// it was when it began, the readers share the first connection and its one
+    /// transaction, taking turns a page at a time.
     ///
     /// # Errors
     ///
-    /// Open errors naming the path; database errors.
+    /// Open errors naming the path; database errors (a writer holding its lock past the
+    /// busy timeout is [`dts_core::ErrorKind::Transient`]).
     pub async fn open(path: &Path, readers: usize) -> Result<(Self, Vec<SqliteSnapshotReader>)> {
-        let mut conn = super::source::open(path).await?;
-        // `BEGIN` is deferred: the read transaction (and, outside WAL mode, the shared lock
-        // that keeps writers from committing) starts with the first read, right here.
-        sqlx::query("BEGIN")
-            .execute(&mut conn)
+        let mut first = begin(path).await?;
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut first)
             .await
-            .map_err(|e| sqlite_error("cannot begin the read transaction", e))?;
-        sqlx::query("SELECT count(*) FROM sqlite_schema")
-            .execute(&mut conn)
-            .await
-            .map_err(|e| sqlite_error("cannot begin the read transaction", e))?;
-        let conn = Arc::new(Mutex::new(conn));
+            .map_err(|e| sqlite_error("cannot read the journal mode", e))?;
+        let first = Arc::new(Mutex::new(first));
+        let mut conns = vec![first.clone()];
+        if !mode.eq_ignore_ascii_case("wal") {
+            for _ in 1..readers {
+                conns.push(Arc::new(Mutex::new(begin(path).await?)));
+            }
+        }
+        tracing::debug!(mode = %mode, connections = conns.len(), "SQLite snapshot opened");
         let readers = (0..readers.max(1))
-            .map(|_| SqliteSnapshotReader { conn: conn.clone() })
+            .map(|i| SqliteSnapshotReader {
+                conn: conns[i % conns.len()].clone(),
+            })
             .collect();
-        Ok((Self { conn }, readers))
+        Ok((Self { conn: first }, readers))
     }
 
     /// Another reader in the same transaction.

@@ -64,6 +64,9 @@ pub(crate) async fn open(path: &Path) -> Result<SqliteConnection> {
         .create_if_missing(false)
         // Enforcement is for writers; this connection only reads.
         .foreign_keys(false)
+        // Rows come from the connection's worker thread over a channel: a page's worth of
+        // room lets the worker step through a page without waiting for the reader.
+        .row_buffer_size(super::snapshot::BATCH_ROWS)
         .connect()
         .await
         .map_err(|e| sqlite_error(format!("cannot open SQLite file `{}`", path.display()), e))
