@@ -11,9 +11,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use dts_connectors::sqlite::{SqliteSnapshot, SqliteSource};
-use dts_core::{
-    Chunk, ColumnDefault, ReferentialAction, SchemaSource, SnapshotReader, TableName, Value,
-};
+use dts_core::{Chunk, ColumnDefault, ReferentialAction, SnapshotReader, TableName, Value};
 use futures::TryStreamExt;
 
 const FIXTURE: &str = include_str!("../../fixtures/sqlite/shop.sql");
@@ -245,7 +243,11 @@ async fn in_wal_mode_readers_share_one_transaction_and_writers_go_on() {
     let (_snapshot, mut readers) = SqliteSnapshot::open(&path, 2).await.unwrap();
     // The writer commits; neither reader sees its row.
     let out = sqlite3(&path, "INSERT INTO t VALUES (3, 'c');");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for reader in &mut readers {
         let rows: usize = reader
             .read_chunk(t, &Chunk::whole_table())
