@@ -404,7 +404,8 @@ fn column_ref(name: &str, table: &dts_core::Table) -> Result<String, String> {
 /// into MySQL/MariaDB, by the PostgreSQL → MySQL mapping of the plan.
 #[derive(Debug)]
 pub struct SqliteRowMapper {
-    targets: Vec<SqliteTarget>,
+    /// Each copied column's target; `None` for a plan not made by the SQLite planners.
+    targets: Vec<Option<SqliteTarget>>,
     to_mysql: Option<Arc<PgToMySqlRowMapper>>,
 }
 
@@ -413,7 +414,7 @@ impl SqliteRowMapper {
     pub fn to_pg(plan: &TablePlan) -> Self {
         let targets = plan
             .copied_columns()
-            .map(|c| SqliteTarget::from_pg_type(&c.target_type).unwrap_or(SqliteTarget::Text))
+            .map(|c| SqliteTarget::from_pg_type(&c.target_type))
             .collect();
         Self {
             targets,
@@ -429,7 +430,6 @@ impl SqliteRowMapper {
                 c.pg_to_mysql
                     .as_ref()
                     .and_then(|m| SqliteTarget::from_pg_type(&m.source_type))
-                    .unwrap_or(SqliteTarget::Text)
             })
             .collect();
         Self {
@@ -444,8 +444,12 @@ impl SqliteRowMapper {
     ///
     /// The value does not fit the column's target type.
     pub fn convert(&self, i: usize, value: Value) -> Result<Value, ConvertError> {
-        let Some(target) = self.targets.get(i) else {
-            return Ok(value);
+        let Some(Some(target)) = self.targets.get(i) else {
+            // Never guessed: a column without a SQLite mapping takes no value.
+            return Err(ConvertError::Unmapped {
+                source_type: "sqlite".into(),
+                target: "a type the SQLite planners did not plan".into(),
+            });
         };
         let out = convert_sqlite_value(target, value)?;
         if self.to_mysql.is_none() {
