@@ -8,6 +8,7 @@
 //!
 //! - `fullload`: a full load of MariaDB tables into PostgreSQL by the `dts` binary,
 //!   `pgloader`, and a raw `mariadb --quick -B | psql -c "COPY …"` pipe.
+//! - `sqlite`: a SQLite file into PostgreSQL by the `dts` binary and by `pgloader`.
 //! - `directions`: the other directions against their peers (`pgcopydb`, the raw client
 //!   pipes), and change capture from PostgreSQL.
 //! - `cdc`: incremental migration by the `dts` binary: how fast it applies a backlog of

@@ -26,8 +26,12 @@
 //! # }
 //! ```
 //!
+//! `sqlite` reads a SQLite file as a source (schema, a consistent read shared by parallel
+//! readers, the value scan of the precheck); see [`sqlite`].
+//!
 //! Features: `mysql` (MySQL/MariaDB through `mysql_async`), `postgres` (PostgreSQL through
-//! `tokio-postgres`); both on by default.
+//! `tokio-postgres`), `sqlite` (SQLite files through `sqlx`, the bundled libsqlite3); all
+//! on by default.
 
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 mod apply;
@@ -42,6 +46,8 @@ mod precheck;
 pub mod registry;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 mod run_lock;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 pub mod switchover;
 #[cfg(any(feature = "mysql", feature = "postgres"))]

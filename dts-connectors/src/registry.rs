@@ -1,7 +1,8 @@
 //! Connectors chosen at run time from a connection URL's scheme.
 //!
 //! [`Source::connect`] and [`Target::connect`] look at the URL's scheme (`mysql://`,
-//! `mariadb://`, `postgres://`, `postgresql://`) and open the matching connector. What they
+//! `mariadb://`, `postgres://`, `postgresql://`, and `sqlite://` for a source) and open the
+//! matching connector. What they
 //! return speaks only in the traits and types of `dts-core` (schema source, snapshot readers,
 //! chunk sinks, change sources, apply sinks, state store) and in prechecks, so a program
 //! built on them — the task runner of the `dts` crate — never names a driver type.
@@ -25,7 +26,7 @@ use dts_core::{
 };
 use dts_schema::{
     MySqlToMySqlChangeMapper, PgToMySqlChangeMapper, PgToMySqlRowMapper, PgToPgChangeMapper,
-    PlanRowMapper, SchemaOptions, SchemaPlan, SchemaTracker, Statement, TablePlan,
+    PlanRowMapper, SchemaOptions, SchemaPlan, SchemaTracker, SqliteRowMapper, Statement, TablePlan,
     TrackedChangeMapper,
 };
 use dts_typemap::MappingOptions;
@@ -42,6 +43,8 @@ use crate::postgres::{
     PgApplySink, PgChangeSource, PgChunkSink, PgRepairSink, PgSnapshot, PgSnapshotReader, PgSource,
     PgStateStore, PgStatement, PgTarget, PgTargetReader, SlotLifetime,
 };
+#[cfg(feature = "sqlite")]
+use crate::sqlite::{SqliteSnapshot, SqliteSnapshotReader, SqliteSource};
 
 /// The schema translation for a pair of engines.
 ///
@@ -59,6 +62,8 @@ pub fn plan_schema(
         (Engine::Postgres, Engine::Postgres) => Ok(dts_schema::plan_pg_to_pg(catalog, options)),
         (Engine::MySql, Engine::MySql) => Ok(dts_schema::plan_mysql_to_mysql(catalog, options)),
         (Engine::Postgres, Engine::MySql) => Ok(dts_schema::plan_pg_to_mysql(catalog, options)),
+        (Engine::Sqlite, Engine::Postgres) => Ok(dts_schema::plan_sqlite_to_pg(catalog, options)),
+        (Engine::Sqlite, Engine::MySql) => Ok(dts_schema::plan_sqlite_to_mysql(catalog, options)),
         (s, t) => Err(unsupported(format!("migrating from {s} to {t}"))),
     }
 }
@@ -84,6 +89,9 @@ pub fn row_mapper(
         }
         // The plan's columns carry their PostgreSQL → MySQL mappings, options included.
         (Engine::Postgres, Engine::MySql) => Ok(Arc::new(PgToMySqlRowMapper::new(plan))),
+        // Each stored value checked against its column's target type.
+        (Engine::Sqlite, Engine::Postgres) => Ok(Arc::new(SqliteRowMapper::to_pg(plan))),
+        (Engine::Sqlite, Engine::MySql) => Ok(Arc::new(SqliteRowMapper::to_mysql(plan))),
         (s, t) => Err(unsupported(format!("migrating rows from {s} to {t}"))),
     }
 }
@@ -181,6 +189,14 @@ pub fn change_mapper(
         )),
         (s, t) => Err(unsupported(format!("replicating from {s} to {t}"))),
     }
+}
+
+/// Change capture asked of a SQLite source.
+#[cfg(feature = "sqlite")]
+fn no_change_log() -> Error {
+    Error::config(
+        "incremental migration from SQLite is not possible: SQLite keeps no change log to follow",
+    )
 }
 
 fn unsupported(what: String) -> Error {
@@ -375,6 +391,8 @@ enum SourceKind {
     MySql(MySqlSource),
     #[cfg(feature = "postgres")]
     Postgres(Box<PgSource>),
+    #[cfg(feature = "sqlite")]
+    Sqlite(Box<SqliteSource>),
 }
 
 /// The target connectors, one variant per engine compiled in.
@@ -395,6 +413,8 @@ macro_rules! on_source {
             SourceKind::MySql($c) => $body,
             #[cfg(feature = "postgres")]
             SourceKind::Postgres($c) => $body,
+            #[cfg(feature = "sqlite")]
+            SourceKind::Sqlite($c) => $body,
         }
     };
 }
@@ -438,6 +458,10 @@ impl Source {
             Engine::Postgres => PgSource::connect(url)
                 .await
                 .map(|s| SourceKind::Postgres(Box::new(s))),
+            #[cfg(feature = "sqlite")]
+            Engine::Sqlite => SqliteSource::connect(url)
+                .await
+                .map(|s| SourceKind::Sqlite(Box::new(s))),
             other => Err(unsupported(format!("{other} as a source"))),
         };
         let url = url.to_string();
@@ -469,6 +493,8 @@ impl Source {
             SourceKind::MySql(_) => Engine::MySql,
             #[cfg(feature = "postgres")]
             SourceKind::Postgres(_) => Engine::Postgres,
+            #[cfg(feature = "sqlite")]
+            SourceKind::Sqlite(_) => Engine::Sqlite,
         }
     }
 
@@ -542,6 +568,9 @@ impl Source {
             // Every PostgreSQL table is transactional (unlogged ones too).
             #[cfg(feature = "postgres")]
             SourceKind::Postgres(_) => Ok(Vec::new()),
+            // The read transaction holds every table.
+            #[cfg(feature = "sqlite")]
+            SourceKind::Sqlite(_) => Ok(Vec::new()),
         }
     }
 
@@ -571,6 +600,11 @@ impl Source {
                 .precheck_values(r, plan, workers, scan, stop_on_bad_rows)
                 .await
                 .map_err(source_error),
+            #[cfg(feature = "sqlite")]
+            SourceKind::Sqlite(s) => s
+                .precheck_values(r, plan, scan, stop_on_bad_rows)
+                .await
+                .map_err(source_error),
         }
     }
 
@@ -589,6 +623,12 @@ impl Source {
             }
             #[cfg(feature = "postgres")]
             SourceKind::Postgres(s) => s.precheck_log(r, tables).await.map_err(source_error),
+            #[cfg(feature = "sqlite")]
+            SourceKind::Sqlite(s) => {
+                let _ = tables;
+                s.precheck_log(r);
+                Ok(())
+            }
         }
     }
 
@@ -662,6 +702,15 @@ impl Source {
                 .precheck_leftovers(r, &capture_slot_name(task, source_url))
                 .await
                 .map_err(source_error),
+            #[cfg(feature = "sqlite")]
+            SourceKind::Sqlite(_) => {
+                let _ = (task, source_url);
+                r.pass(
+                    "source.leftovers",
+                    "a SQLite source keeps nothing of a task between runs",
+                );
+                Ok(())
+            }
         }
     }
 
@@ -675,6 +724,11 @@ impl Source {
                 .collect(),
             #[cfg(feature = "postgres")]
             SourceKind::Postgres(_) => PgSnapshotReader::columns_read(table)
+                .iter()
+                .map(|c| c.name.clone())
+                .collect(),
+            #[cfg(feature = "sqlite")]
+            SourceKind::Sqlite(_) => SqliteSnapshotReader::columns_read(table)
                 .iter()
                 .map(|c| c.name.clone())
                 .collect(),
@@ -715,6 +769,16 @@ impl Source {
                     .await
                     .map_err(source_error)?;
                 reader.set_row_filters(self.filters.clone());
+                Ok(Box::new(AtEnd::source(reader)))
+            }
+            #[cfg(feature = "sqlite")]
+            SourceKind::Sqlite(s) => {
+                let (_, mut readers) = SqliteSnapshot::open(s.path(), 1)
+                    .await
+                    .map_err(source_error)?;
+                let reader = readers
+                    .pop()
+                    .ok_or_else(|| Error::internal("a source snapshot without a reader"))?;
                 Ok(Box::new(AtEnd::source(reader)))
             }
         }
@@ -774,6 +838,29 @@ impl Source {
                 let slot = format!("dts_snapshot_{}_{nanos}", std::process::id());
                 Ok((
                     pg_snapshot(s, readers, &slot, SlotLifetime::Temporary, &self.filters).await?,
+                    None,
+                ))
+            }
+            #[cfg(feature = "sqlite")]
+            SourceKind::Sqlite(s) => {
+                if !hold.is_empty() {
+                    return Err(source_error(unsupported(
+                        "locking tables for their copy on SQLite (the read transaction holds \
+                         every table)"
+                            .to_string(),
+                    )));
+                }
+                let (_, readers) = SqliteSnapshot::open(s.path(), readers)
+                    .await
+                    .map_err(source_error)?;
+                Ok((
+                    Snapshot {
+                        position: None,
+                        readers: readers
+                            .into_iter()
+                            .map(|r| Box::new(AtEnd::source(r)) as Box<dyn SnapshotReader>)
+                            .collect(),
+                    },
                     None,
                 ))
             }
@@ -859,6 +946,11 @@ impl Source {
                 let lsn = s.create_slot(&capture.slot).await.map_err(source_error)?;
                 Ok(Position::Lsn(lsn))
             }
+            #[cfg(feature = "sqlite")]
+            SourceKind::Sqlite(_) => {
+                let _ = capture;
+                Err(source_error(no_change_log()))
+            }
         }
     }
 
@@ -888,6 +980,12 @@ impl Source {
                 }
                 Ok(out)
             }
+            // Nothing is kept on a SQLite file.
+            #[cfg(feature = "sqlite")]
+            SourceKind::Sqlite(_) => {
+                let _ = slot;
+                Ok(Vec::new())
+            }
         }
     }
 
@@ -904,6 +1002,8 @@ impl Source {
                 .map_err(source_error),
             #[cfg(feature = "postgres")]
             SourceKind::Postgres(s) => s.current_position().await.map_err(source_error),
+            #[cfg(feature = "sqlite")]
+            SourceKind::Sqlite(_) => Err(source_error(no_change_log())),
         }
     }
 
@@ -983,6 +1083,11 @@ impl Source {
                 };
                 Ok((Box::new(AtEnd::source(source)), record))
             }
+            #[cfg(feature = "sqlite")]
+            SourceKind::Sqlite(_) => {
+                let _ = (from, options);
+                Err(source_error(no_change_log()))
+            }
         }
     }
 
@@ -1015,6 +1120,8 @@ impl Source {
                     .map_err(source_error),
                 Err(_) => Ok(false),
             },
+            #[cfg(feature = "sqlite")]
+            SourceKind::Sqlite(_) => Ok(false),
         }
     }
 }
@@ -1401,6 +1508,12 @@ impl Target {
     ///
     /// Connection errors.
     pub async fn target_reader(&self, source: Engine) -> Result<Box<dyn TargetReader>> {
+        // Rows from SQLite are mapped into the values a PostgreSQL source's rows take.
+        let source = if source == Engine::Sqlite {
+            Engine::Postgres
+        } else {
+            source
+        };
         match &self.kind {
             #[cfg(feature = "mysql")]
             TargetKind::MySql(_) => Ok(Box::new(AtEnd::target(

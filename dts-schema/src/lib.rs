@@ -66,6 +66,10 @@
 //! and foreign keys; rows and changes are converted by [`PgToMySqlRowMapper`] and
 //! [`PgToMySqlChangeMapper`].
 //!
+//! A SQLite source is planned by [`plan_sqlite_to_pg`] and [`plan_sqlite_to_mysql`]: its
+//! declared types restated as PostgreSQL types (see [`dts_typemap::sqlite`]), then planned
+//! as a PostgreSQL catalog; [`SqliteRowMapper`] checks and converts every stored value.
+//!
 //! This crate has no features and does no I/O.
 
 mod change;
@@ -82,6 +86,7 @@ mod pg_to_mysql;
 mod pg_to_pg;
 mod plan;
 mod relation;
+mod sqlite;
 mod token;
 
 pub use change::{DdlError, DdlKind, DdlOutcome, SchemaTracker, SourceFlavor, TableFilter};
@@ -97,6 +102,7 @@ pub use pg_to_mysql::{
 pub use pg_to_pg::{plan_pg_to_pg, PgToPgChangeMapper};
 pub use plan::{ColumnPlan, Phase, Problem, SchemaPlan, Statement, StatementKind, TablePlan};
 pub use relation::{apply_relation_diff, relation_diff, RelationDiff};
+pub use sqlite::{plan_sqlite_to_mysql, plan_sqlite_to_pg, SqliteRowMapper, ROWID, WITHOUT_ROWID};
 pub use token::sql_in_default_mode;
 
 #[cfg(test)]

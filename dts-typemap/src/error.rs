@@ -157,6 +157,15 @@ pub enum ConvertError {
         /// The target type or form.
         target: String,
     },
+    /// A SQLite value of a storage class the column's target type does not take (text or
+    /// a real in an integer column, a blob in a text column).
+    #[error("a sqlite {storage} value cannot be stored in `{target}`")]
+    StorageClass {
+        /// The value's storage class (`integer`, `real`, `text`, `blob`).
+        storage: &'static str,
+        /// The target type.
+        target: String,
+    },
     /// A mapping whose target cannot take values of its source type.
     #[error("cannot convert `{source_type}` values to `{target}`")]
     Unmapped {

@@ -39,6 +39,11 @@
 //! PostgreSQL readers produce, [`pg_data_checks`] gives the PostgreSQL predicates the
 //! precheck counts, with the lossy choices in [`PgToMySqlOptions`].
 //!
+//! SQLite sources are mapped by [`sqlite`]: declared types and affinities to PostgreSQL
+//! types ([`sqlite::map_sqlite_type`]), stored values checked and converted one by one
+//! ([`sqlite::convert_sqlite_value`]); a MySQL/MariaDB target takes those PostgreSQL types
+//! through [`pg_to_mysql`].
+//!
 //! This crate has no features.
 
 mod check;
@@ -50,6 +55,7 @@ pub mod mysql;
 pub mod pg;
 pub mod pg_to_mysql;
 pub mod quote;
+pub mod sqlite;
 
 pub use check::{mysql_data_checks, DataCheck};
 pub use convert::{convert_mysql_value, is_zero_date, PG_MAX_VALUE_BYTES};

@@ -366,7 +366,8 @@ impl fmt::Display for MigrationType {
 #[serde(deny_unknown_fields)]
 pub struct Endpoint {
     /// `mysql://user:password@host:port` or `postgres://user:password@host:port/db`, for the
-    /// source and for the target. `${VAR}` is replaced by the environment variable `VAR`, so passwords
+    /// source and for the target; a source may also be a SQLite file, `sqlite://PATH`
+    /// (`sqlite://data/app.db` is relative, `sqlite:///srv/app.db` absolute) or `sqlite:PATH`. `${VAR}` is replaced by the environment variable `VAR`, so passwords
     /// need not be written into the file.
     pub url: String,
 }
@@ -629,12 +630,19 @@ impl TaskConfig {
     pub fn validate(&self) -> Result<()> {
         self.metrics.validate()?;
         crate::alerts::validate(&self.alerts)?;
-        if !["mysql://", "mariadb://", "postgres://", "postgresql://"]
-            .iter()
-            .any(|scheme| self.source.url.starts_with(scheme))
+        if ![
+            "mysql://",
+            "mariadb://",
+            "postgres://",
+            "postgresql://",
+            "sqlite:",
+        ]
+        .iter()
+        .any(|scheme| self.source.url.starts_with(scheme))
         {
             return Err(Error::config(format!(
-                "source url `{}` must start with mysql://, mariadb://, postgres:// or postgresql://",
+                "source url `{}` must start with mysql://, mariadb://, postgres://, postgresql:// \
+                 or sqlite://",
                 dts_core::error::redact_url(&self.source.url)
             )));
         }
@@ -1142,6 +1150,27 @@ mod tests {
         assert_eq!(e.kind(), dts_core::ErrorKind::Config);
         assert!(e.message().contains("unknown field `exclud`"), "{e}");
         assert!(e.message().starts_with("line 10"), "{e}");
+    }
+
+    #[test]
+    fn a_sqlite_file_is_a_source_and_no_target() {
+        for url in [
+            "sqlite://data/app.db",
+            "sqlite:///srv/app.db",
+            "sqlite:app.db",
+        ] {
+            let text = GOOD.replace("mysql://root@127.0.0.1:3306", url);
+            let cfg = text.parse::<TaskConfig>().unwrap();
+            assert_eq!(cfg.source.url, url);
+        }
+        let e = GOOD
+            .replace(
+                "postgres://postgres@127.0.0.1:5432/postgres",
+                "sqlite://x.db",
+            )
+            .parse::<TaskConfig>()
+            .unwrap_err();
+        assert!(e.message().contains("target url"), "{e}");
     }
 
     #[test]
