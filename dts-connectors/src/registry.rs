@@ -645,6 +645,9 @@ impl Source {
             SourceKind::MySql(_) => Ok(None),
             #[cfg(feature = "postgres")]
             SourceKind::Postgres(s) => s.default_collation().await.map_err(source_error),
+            // Row filters on a SQLite source are refused where they are parsed.
+            #[cfg(feature = "sqlite")]
+            SourceKind::Sqlite(_) => Ok(None),
         }
     }
 
@@ -670,6 +673,9 @@ impl Source {
                 .tables_without_full_identity(tables)
                 .await
                 .map_err(source_error),
+            // No change capture from SQLite.
+            #[cfg(feature = "sqlite")]
+            SourceKind::Sqlite(_) => Ok(Vec::new()),
         }
     }
 
