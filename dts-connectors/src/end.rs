@@ -105,6 +105,12 @@ impl<R: SnapshotReader> SnapshotReader for AtEnd<R> {
         }
     }
 
+    fn hold<'a>(&'a mut self, tables: &'a [&'a Table]) -> BoxFuture<'a, Result<()>> {
+        let end = self.end;
+        let inner = self.inner.hold(tables);
+        Box::pin(async move { inner.await.map_err(|e| e.with_end(end)) })
+    }
+
     fn row_encoding<'a>(
         &'a mut self,
         table: &'a Table,

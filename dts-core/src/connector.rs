@@ -232,6 +232,24 @@ pub trait SnapshotReader: Send {
         key: &'a [String],
     ) -> Result<Box<dyn KeyProber + 'a>>;
 
+    /// Holds `tables` still against changes of their definition (and truncation) until
+    /// this reader's end, so that every chunk of them reads as the snapshot has them: on a
+    /// source whose snapshots keep rows but not table definitions (PostgreSQL), schema
+    /// changes and `TRUNCATE` then wait for the copy while writes go on. Called right after
+    /// the snapshot is opened, on every reader.
+    ///
+    /// The default holds nothing: sources whose snapshot holds each table while it is read
+    /// (MySQL/MariaDB metadata locks, SQLite's read transaction).
+    ///
+    /// # Errors
+    ///
+    /// A lock wait past the source's timeout ([`ErrorKind::Transient`](crate::ErrorKind)),
+    /// a column read that a table no longer has, server errors.
+    fn hold<'a>(&'a mut self, tables: &'a [&'a Table]) -> BoxFuture<'a, Result<()>> {
+        let _ = tables;
+        Box::pin(futures::future::ready(Ok(())))
+    }
+
     /// The encoding this reader can deliver the rows of `table` in without making values
     /// of them (see [`RowEncoding`]), or `None` when it delivers the table only as values.
     /// An encoding of another engine's types says into which types the reader converts
@@ -286,6 +304,10 @@ impl<R: SnapshotReader + ?Sized> SnapshotReader for Box<R> {
         key: &'a [String],
     ) -> Result<Box<dyn KeyProber + 'a>> {
         (**self).key_prober(table, key)
+    }
+
+    fn hold<'a>(&'a mut self, tables: &'a [&'a Table]) -> BoxFuture<'a, Result<()>> {
+        (**self).hold(tables)
     }
 
     fn row_encoding<'a>(

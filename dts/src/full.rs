@@ -250,6 +250,16 @@ async fn copy_once(
     };
     let position = snapshot.position.clone();
     let mut readers = snapshot.readers;
+    // Schema changes and truncations of the tables wait for their copy (PostgreSQL: its
+    // snapshots keep rows, not table definitions).
+    let tables: Vec<&dts_core::Table> = plan
+        .tables
+        .iter()
+        .filter_map(|tp| catalog.table(&tp.source))
+        .collect();
+    for reader in &mut readers {
+        reader.hold(&tables).await?;
+    }
     store.record_snapshot(position.as_ref()).await?;
     first.position.get_or_insert_with(|| position.clone());
     tracing::info!(position = ?position, readers = readers.len(), "snapshot opened");

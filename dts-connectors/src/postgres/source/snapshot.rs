@@ -316,6 +316,10 @@ async fn read_columns(
 /// replication would replay changes to rows it never copied. Either is a retryable error:
 /// the full load copies what is left from a new snapshot. The lock held from here keeps the
 /// table so until the copy ends.
+/// How long [`PgSnapshotReader::hold`] waits for a schema change in flight, in
+/// milliseconds: past it the full load is retried, as after a lost connection.
+const HOLD_LOCK_TIMEOUT_MS: u32 = 5_000;
+
 async fn check_not_rewritten(client: &Client, table: &Table) -> Result<()> {
     let what = || format!("locking `{}` for the copy", table.name);
     let name = format!(
@@ -804,6 +808,74 @@ impl SnapshotReader for PgSnapshotReader {
             .map_ok(move |(sql, columns)| copy_rows(client, sql, columns, context.clone()))
             .try_flatten()
             .boxed()
+    }
+
+    /// Locks `tables` `ACCESS SHARE` in this reader's transaction, until its end (as
+    /// `pg_dump` does): a snapshot keeps rows, not definitions, so a column dropped after
+    /// it is gone for its statements too, and a truncated or rewritten table reads empty.
+    /// Held by every reader, the locks make schema changes and `TRUNCATE` wait for the
+    /// copy, and a reader's own reads never queue behind such a change (a lock a session
+    /// holds already is granted again at once). Then checks that every table still has
+    /// each column read: a change that slipped in before the lock is named.
+    fn hold<'a>(&'a mut self, tables: &'a [&'a Table]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if tables.is_empty() {
+                return Ok(());
+            }
+            let names: Vec<String> = tables
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{}.{}",
+                        quote_ident(&t.name.schema),
+                        quote_ident(&t.name.name)
+                    )
+                })
+                .collect();
+            self.client
+                .batch_execute(&format!(
+                    "SET LOCAL lock_timeout = {HOLD_LOCK_TIMEOUT_MS}; \
+                     LOCK TABLE {} IN ACCESS SHARE MODE; SET LOCAL lock_timeout = 0",
+                    names.join(", ")
+                ))
+                .await
+                .map_err(|e| {
+                    map_error(
+                        e,
+                        "locking the tables to copy against schema changes until their copy",
+                    )
+                })?;
+            for (table, name) in tables.iter().zip(&names) {
+                let columns = PgSnapshotReader::columns_read(table)
+                    .iter()
+                    .map(|c| quote_ident(&c.name))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if columns.is_empty() {
+                    continue;
+                }
+                // Parsed against the catalog as it is now, not as the snapshot has it.
+                if let Err(e) = self
+                    .client
+                    .batch_execute(&format!("SELECT {columns} FROM ONLY {name} WHERE false"))
+                    .await
+                {
+                    let e = map_error(e, format!("checking the columns of `{}`", table.name));
+                    return Err(Error::new(
+                        ErrorKind::Conflict,
+                        format!(
+                            "table `{}` changed on the source after the task read its \
+                             schema, before its copy ({}): the task's schema is out of date; \
+                             start the task again",
+                            table.name,
+                            e.message()
+                        ),
+                    )
+                    .with_source(e));
+                }
+            }
+            Ok(())
+        })
     }
 
     /// [`RowEncoding::PgBinaryCopy`] when every column read has a binary form another
