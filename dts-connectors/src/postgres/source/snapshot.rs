@@ -779,6 +779,13 @@ fn decode_row(
         .collect()
 }
 
+impl PgSnapshotReader {
+    /// The connection, the tables checked, and the row filters, borrowed apart.
+    fn parts(&mut self) -> (&Client, &mut HashSet<TableName>, &dts_core::RowFilters) {
+        (&self.client, &mut self.checked, &self.filters)
+    }
+}
+
 impl SnapshotReader for PgSnapshotReader {
     fn read_chunk<'a>(
         &'a mut self,
@@ -786,13 +793,7 @@ impl SnapshotReader for PgSnapshotReader {
         chunk: &'a Chunk,
     ) -> BoxStream<'a, Result<RowBatch>> {
         let context = format!("reading chunk {} of `{}`", chunk.index, table.name);
-        let Self {
-            client,
-            checked,
-            filters,
-        } = self;
-        let filters = &*filters;
-        let client = &*client;
+        let (client, checked, filters) = self.parts();
         let plan = async move {
             let names = first_read(client, checked, table).await?;
             let (columns, from) = read_columns(client, table, &names).await?;
@@ -907,13 +908,7 @@ impl SnapshotReader for PgSnapshotReader {
         encoding: &'a RowEncoding,
     ) -> BoxStream<'a, Result<RowBatch>> {
         let context = format!("reading chunk {} of `{}`", chunk.index, table.name);
-        let Self {
-            client,
-            checked,
-            filters,
-        } = self;
-        let filters = &*filters;
-        let client = &*client;
+        let (client, checked, filters) = self.parts();
         let plan = async move {
             let names = first_read(client, checked, table).await?;
             let RowEncoding::PgBinaryCopy { types } = encoding else {
