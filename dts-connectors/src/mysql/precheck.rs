@@ -120,8 +120,7 @@ impl MySqlSource {
     }
 
     /// `source.values`: counts, per column, the values the type mapping cannot hold (one scan
-    /// per table, `workers` tables at a time). Without `scan`, passes and says the copy
-    /// checks every value anyway. Blocking problems fail the check when `stop_on_bad_rows`,
+    /// per table, `workers` tables at a time). Blocking problems fail the check when `stop_on_bad_rows`,
     /// and warn otherwise (the rows go to the reject file).
     ///
     /// # Errors
@@ -133,17 +132,8 @@ impl MySqlSource {
         plan: &SchemaPlan,
         options: &MappingOptions,
         workers: usize,
-        scan: bool,
         stop_on_bad_rows: bool,
     ) -> Result<()> {
-        if !scan {
-            r.pass(
-                "source.values",
-                "checked row by row during the copy (run `dts precheck`, or set \
-                 full.precheck_values = true, to scan before copying)",
-            );
-            return Ok(());
-        }
         // One scan per table counts every check of every column; tables are scanned
         // concurrently.
         let options = *options;

@@ -84,7 +84,7 @@ impl SqliteSource {
         );
     }
 
-    /// `source.values`: when `scan`, reads every row of every planned table and counts per
+    /// `source.values`: reads every row of every planned table and counts per
     /// column the values that do not fit the column's target type (text in an integer
     /// column, a real in an integer column, a blob in a text column, text that is not
     /// UTF-8, a number too large for its `DECIMAL(p,s)`, …), with the first one's key and
@@ -98,17 +98,8 @@ impl SqliteSource {
         &self,
         r: &mut PrecheckReport,
         plan: &SchemaPlan,
-        scan: bool,
         stop_on_bad_rows: bool,
     ) -> Result<()> {
-        if !scan {
-            r.pass(
-                "source.values",
-                "checked row by row during the copy (run `dts precheck`, or set \
-                 full.precheck_values = true, to scan before copying)",
-            );
-            return Ok(());
-        }
         let mut lines = Vec::new();
         for tp in &plan.tables {
             self.scan_table(tp, &mut lines).await?;

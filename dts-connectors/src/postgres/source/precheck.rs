@@ -251,8 +251,8 @@ impl PgSource {
 
     /// `source.values`. Into PostgreSQL, values are copied as they are (the copy stops on
     /// values the value model cannot carry: BC dates and timestamps). Into MySQL (a plan
-    /// whose columns have [`PgToMySqlMapping`](dts_typemap::PgToMySqlMapping)s), when
-    /// `scan`, counts per column the values the mapping cannot hold
+    /// whose columns have [`PgToMySqlMapping`](dts_typemap::PgToMySqlMapping)s), counts per
+    /// column the values the mapping cannot hold
     /// ([`dts_typemap::pg_data_checks`]: `NaN` and infinities, dates outside years
     /// 1–9999, numerics too large for their `decimal`, text too long for a key column, …),
     /// one scan per table, up to `workers` tables at a time; blocking ones fail the check
@@ -266,7 +266,6 @@ impl PgSource {
         r: &mut PrecheckReport,
         plan: &SchemaPlan,
         workers: usize,
-        scan: bool,
         stop_on_bad_rows: bool,
     ) -> Result<()> {
         let scans: Vec<TableChecks<'_>> = plan
@@ -291,14 +290,6 @@ impl PgSource {
             r.pass(
                 "source.values",
                 "values are copied as they are; the copy checks every value",
-            );
-            return Ok(());
-        }
-        if !scan {
-            r.pass(
-                "source.values",
-                "checked row by row during the copy (run `dts precheck`, or set \
-                 full.precheck_values = true, to scan before copying)",
             );
             return Ok(());
         }
