@@ -30,7 +30,7 @@
 //! readers, the value scan of the precheck); see [`sqlite`].
 //!
 //! Features: `mysql` (MySQL/MariaDB through `mysql_async`), `postgres` (PostgreSQL through
-//! `tokio-postgres`), `sqlite` (SQLite files through `sqlx`, the bundled libsqlite3); all
+//! `tokio-postgres`), `sqlite` (SQLite files through `rusqlite`, the bundled libsqlite3); all
 //! on by default.
 
 #[cfg(any(feature = "mysql", feature = "postgres"))]

@@ -106,6 +106,9 @@ pub fn row_mapper(
 ///   column the task's options map otherwise (`tinyint(1)` as `boolean`, …) keeps the
 ///   table on values. The zero-date option is the reader's to leave alone: it sends every
 ///   row holding a value the mapping replaces or refuses as values.
+/// - SQLite → PostgreSQL: likewise, the reader converts each stored value as the SQLite
+///   mapping does, so when every copied column's target type is the one the encoding
+///   names.
 pub fn encoding_fits_plan(
     source: Engine,
     target: Engine,
@@ -122,6 +125,13 @@ pub fn encoding_fits_plan(
                     c.mapping
                         .as_ref()
                         .is_some_and(|m| (m.target.oid(), m.target.typmod()) == *t)
+                })
+        }
+        (Engine::Sqlite, Engine::Postgres, RowEncoding::PgBinaryCopy { types }) => {
+            plan.copied_columns().count() == types.len()
+                && plan.copied_columns().zip(types).all(|(c, t)| {
+                    dts_typemap::sqlite::SqliteTarget::from_pg_type(&c.target_type)
+                        .is_some_and(|target| target.pg_type_id() == *t)
                 })
         }
         _ => false,

@@ -129,6 +129,23 @@ impl SqliteTarget {
         }
     }
 
+    /// The PostgreSQL type's OID and type modifier, as `pg_attribute` records them and
+    /// binary `COPY` names them (`-1`: no modifier).
+    pub fn pg_type_id(&self) -> (u32, i32) {
+        match *self {
+            Self::BigInt => (20, -1),
+            Self::Double => (701, -1),
+            Self::Numeric(Some((p, s))) => (1700, ((i32::from(p) << 16) | i32::from(s)) + 4),
+            Self::Numeric(None) => (1700, -1),
+            Self::Boolean => (16, -1),
+            Self::Text => (25, -1),
+            Self::VarChar(n) => (1043, i32::try_from(n).map_or(-1, |n| n.saturating_add(4))),
+            Self::Bytea => (17, -1),
+            Self::Date => (1082, -1),
+            Self::Timestamp => (1114, 6),
+        }
+    }
+
     /// The target whose [`SqliteTarget::pg_type`] is `pg_type`.
     pub fn from_pg_type(pg_type: &str) -> Option<Self> {
         Some(match pg_type {

@@ -1034,6 +1034,19 @@ fn encode_decimal(
     Ok(())
 }
 
+/// Appends a field's length and bytes; `false` (and nothing appended) for a field too
+/// long for PostgreSQL.
+pub(crate) fn put_field(b: &[u8], out: &mut BytesMut) -> bool {
+    match i32::try_from(b.len()) {
+        Ok(n) if b.len() <= dts_typemap::PG_MAX_VALUE_BYTES => {
+            out.put_i32(n);
+            out.put_slice(b);
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Writes a `numeric` field (length, header, base-10000 digits, without leading or
 /// trailing zero digits) of a decimal given by its sign (`negative` only when it is not
 /// zero), its integer digits without leading zeros and its fraction digits, which set the

@@ -14,9 +14,9 @@ mod verify;
 
 pub use crate::endpoint::SslMode;
 pub use apply::PgApplySink;
-#[cfg(feature = "mysql")]
-pub(crate) use copy::write_numeric;
 pub use copy::{is_supported_type, PgCopyColumn, PgCopyEncoder};
+#[cfg(feature = "mysql")]
+pub(crate) use copy::{put_field, write_numeric};
 pub use error::map_error;
 pub use options::PgConnectOptions;
 pub use sink::PgChunkSink;

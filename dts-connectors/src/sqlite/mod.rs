@@ -1,4 +1,4 @@
-//! SQLite as a source, through `sqlx` (the bundled libsqlite3).
+//! SQLite as a source, through `rusqlite` (the bundled libsqlite3).
 //!
 //! A source is a database file named by `sqlite://PATH` (`sqlite://data/app.db` relative to
 //! the working directory, `sqlite:///srv/app.db` absolute) or `sqlite:PATH`. The file is
@@ -19,6 +19,8 @@
 //!   writers still work in parallel). The transactions last until the last reader is
 //!   dropped.
 
+mod conn;
+mod encode;
 mod error;
 pub mod precheck;
 pub mod snapshot;

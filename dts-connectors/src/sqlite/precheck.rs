@@ -3,12 +3,9 @@
 
 use dts_core::{CheckStatus, PrecheckReport, Result, TableName, Value};
 use dts_schema::{SchemaPlan, SqliteRowMapper, TablePlan};
-use futures::TryStreamExt;
-// The scan statement is built from quoted identifiers only.
-use sqlx::AssertSqlSafe;
 
 use super::error::sqlite_error;
-use super::snapshot::stored_value;
+use super::snapshot::stored_values;
 use super::source::{quote, SqliteSource};
 
 /// At most this many columns are named per failing check.
@@ -164,39 +161,16 @@ impl SqliteSource {
                 .join(", "),
             quote(&tp.source.name)
         );
-        let mut bad: Vec<(u64, Option<String>)> = vec![(0, None); copied.len()];
-        let mut conn = self.connection().lock().await;
-        let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(&mut *conn);
-        while let Some(row) = rows
-            .try_next()
-            .await
-            .map_err(|e| sqlite_error(format!("cannot scan `{}`", tp.source), e))?
-        {
-            for (i, c) in copied.iter().enumerate() {
-                let v = stored_value(&row, i)?;
-                let result = mapper
-                    .convert(i, v)
-                    .map_err(dts_core::Error::from)
-                    .and_then(|v| match &c.pg_to_mysql {
-                        Some(m) => dts_typemap::convert_pg_value(m, v)
-                            .map(|_| ())
-                            .map_err(Into::into),
-                        None => Ok(()),
-                    });
-                if let Err(e) = result {
-                    let entry = &mut bad[i];
-                    entry.0 += 1;
-                    if entry.1.is_none() {
-                        let mut parts = Vec::new();
-                        for (j, k) in key.iter().enumerate() {
-                            let kv = stored_value(&row, copied.len() + j).unwrap_or(Value::Null);
-                            parts.push(format!("{k}={}", kv.short()));
-                        }
-                        entry.1 = Some(format!("at ({}): {}", parts.join(", "), e.message()));
-                    }
-                }
-            }
-        }
+        let to_mysql: Vec<_> = copied.iter().map(|c| c.pg_to_mysql.clone()).collect();
+        let width = copied.len();
+        let context = format!("cannot scan `{}`", tp.source);
+        let bad = self
+            .connection()
+            .run(move |c| {
+                scan(c, &sql, &mapper, &to_mysql, &key, width)
+                    .map_err(|e| sqlite_error(context, e))?
+            })
+            .await?;
         for (c, (n, example)) in copied.iter().zip(bad) {
             if n > 0 {
                 lines.push(format!(
@@ -209,4 +183,55 @@ impl SqliteSource {
         }
         Ok(())
     }
+}
+
+/// Per column of a scan, how many values do not fit and the first one's key and error.
+type Misfits = Vec<(u64, Option<String>)>;
+
+/// Scans the rows `sql` selects (the `width` copied columns, then the `key` columns),
+/// converting each value as the copy would.
+fn scan(
+    c: &rusqlite::Connection,
+    sql: &str,
+    mapper: &SqliteRowMapper,
+    to_mysql: &[Option<dts_typemap::PgToMySqlMapping>],
+    key: &[String],
+    width: usize,
+) -> rusqlite::Result<Result<Misfits>> {
+    let mut bad: Misfits = vec![(0, None); width];
+    let mut st = c.prepare(sql)?;
+    let mut rows = st.query([])?;
+    while let Some(row) = rows.next()? {
+        let values = match stored_values(row, 0, width) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        {
+            for (i, (v, pg_to_mysql)) in values.into_iter().zip(to_mysql).enumerate() {
+                let result = mapper
+                    .convert(i, v)
+                    .map_err(dts_core::Error::from)
+                    .and_then(|v| match pg_to_mysql {
+                        Some(m) => dts_typemap::convert_pg_value(m, v)
+                            .map(|_| ())
+                            .map_err(Into::into),
+                        None => Ok(()),
+                    });
+                if let Err(e) = result {
+                    let entry = &mut bad[i];
+                    entry.0 += 1;
+                    if entry.1.is_none() {
+                        let mut parts = Vec::new();
+                        let kvs = stored_values(row, width, width + key.len())
+                            .unwrap_or_else(|_| vec![Value::Null; key.len()]);
+                        for (k, kv) in key.iter().zip(kvs) {
+                            parts.push(format!("{k}={}", kv.short()));
+                        }
+                        entry.1 = Some(format!("at ({}): {}", parts.join(", "), e.message()));
+                    }
+                }
+            }
+        }
+    }
+    Ok(Ok(bad))
 }

@@ -3,16 +3,18 @@
 //! prober of the chunk planner.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use dts_core::{Chunk, Column, Error, KeyProber, Result, RowBatch, SnapshotReader, Table, Value};
+use dts_core::{
+    Chunk, Column, Error, KeyProber, Result, RowBatch, RowEncoding, SnapshotReader, Table, Value,
+};
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 // Every dynamic statement is built from quoted identifiers only; values are bound.
-use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection, SqliteRow};
-use sqlx::AssertSqlSafe;
-use sqlx::{Arguments, Row, TypeInfo, ValueRef};
-use tokio::sync::Mutex;
+use rusqlite::types::Value as Bound;
+use rusqlite::Connection;
 
+use super::conn::Conn;
+use super::encode::{value_of, SqlitePgEncoder};
 use super::error::sqlite_error;
 use super::source::quote;
 
@@ -21,7 +23,7 @@ pub(crate) const BATCH_ROWS: usize = 8192;
 
 /// An open read transaction on a SQLite file.
 pub struct SqliteSnapshot {
-    conn: Arc<Mutex<SqliteConnection>>,
+    conn: Conn,
 }
 
 impl std::fmt::Debug for SqliteSnapshot {
@@ -33,14 +35,14 @@ impl std::fmt::Debug for SqliteSnapshot {
 /// Opens `path` read-only and begins a read transaction on it. `BEGIN` is deferred: the
 /// transaction (and, outside WAL mode, the shared lock that keeps writers from committing)
 /// starts with the first read, done here.
-async fn begin(path: &Path) -> Result<SqliteConnection> {
-    let mut conn = super::source::open(path).await?;
-    for sql in ["BEGIN", "SELECT count(*) FROM sqlite_schema"] {
-        sqlx::query(sql)
-            .execute(&mut conn)
-            .await
-            .map_err(|e| sqlite_error("cannot begin the read transaction", e))?;
-    }
+async fn begin(path: &Path) -> Result<Conn> {
+    let conn = Conn::open(path).await?;
+    conn.run(|c| {
+        c.execute_batch("BEGIN")
+            .and_then(|()| c.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(())))
+            .map_err(|e| sqlite_error("cannot begin the read transaction", e))
+    })
+    .await?;
     Ok(conn)
 }
 
@@ -59,16 +61,17 @@ impl SqliteSnapshot {
     /// Open errors naming the path; database errors (a writer holding its lock past the
     /// busy timeout is [`dts_core::ErrorKind::Transient`]).
     pub async fn open(path: &Path, readers: usize) -> Result<(Self, Vec<SqliteSnapshotReader>)> {
-        let mut first = begin(path).await?;
-        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&mut first)
-            .await
-            .map_err(|e| sqlite_error("cannot read the journal mode", e))?;
-        let first = Arc::new(Mutex::new(first));
+        let first = begin(path).await?;
+        let mode: String = first
+            .run(|c| {
+                c.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                    .map_err(|e| sqlite_error("cannot read the journal mode", e))
+            })
+            .await?;
         let mut conns = vec![first.clone()];
         if !mode.eq_ignore_ascii_case("wal") {
             for _ in 1..readers {
-                conns.push(Arc::new(Mutex::new(begin(path).await?)));
+                conns.push(begin(path).await?);
             }
         }
         tracing::debug!(mode = %mode, connections = conns.len(), "SQLite snapshot opened");
@@ -91,7 +94,7 @@ impl SqliteSnapshot {
 /// A reader of one [`SqliteSnapshot`]: chunks of a table by key range, read in batches of
 /// keyset pages, each batch a turn on the shared connection.
 pub struct SqliteSnapshotReader {
-    conn: Arc<Mutex<SqliteConnection>>,
+    conn: Conn,
 }
 
 impl std::fmt::Debug for SqliteSnapshotReader {
@@ -141,47 +144,37 @@ fn params(n: usize) -> String {
     tuple(&vec!["?".to_string(); n])
 }
 
-fn bind(args: &mut SqliteArguments, values: &[Value]) -> Result<()> {
-    for v in values {
-        let r = match v {
-            Value::Null => args.add(None::<i64>),
-            Value::Int(i) => args.add(*i),
-            Value::Double(f) => args.add(*f),
-            Value::Text(s) => args.add(s.clone()),
-            Value::Bytes(b) => args.add(b.clone()),
-            other => {
-                return Err(Error::internal(format!(
-                    "a SQLite key bound to a {} value",
-                    other.kind()
-                )))
-            }
-        };
-        r.map_err(|e| Error::internal(format!("cannot bind a SQLite key value: {e}")))?;
-    }
-    Ok(())
+/// Values bound to a statement.
+fn bound(values: &[Value]) -> Result<Vec<Bound>> {
+    values
+        .iter()
+        .map(|v| {
+            Ok(match v {
+                Value::Null => Bound::Null,
+                Value::Int(i) => Bound::Integer(*i),
+                Value::Double(f) => Bound::Real(*f),
+                Value::Text(s) => Bound::Text(s.clone()),
+                Value::Bytes(b) => Bound::Blob(b.clone()),
+                other => {
+                    return Err(Error::internal(format!(
+                        "a SQLite key bound to a {} value",
+                        other.kind()
+                    )))
+                }
+            })
+        })
+        .collect()
 }
 
-/// One stored value, by its storage class: `Int`, `Double`, `Text`, `Bytes` (a blob, or
-/// text that is not UTF-8) or `Null`.
-pub(crate) fn stored_value(row: &SqliteRow, i: usize) -> Result<Value> {
-    let err = |e| sqlite_error("cannot read a SQLite value", e);
-    let raw = row.try_get_raw(i).map_err(err)?;
-    if raw.is_null() {
-        return Ok(Value::Null);
-    }
-    let class = raw.type_info();
-    Ok(match class.name() {
-        "INTEGER" => Value::Int(row.try_get_unchecked::<i64, _>(i).map_err(err)?),
-        "REAL" => Value::Double(row.try_get_unchecked::<f64, _>(i).map_err(err)?),
-        "TEXT" => {
-            let bytes: Vec<u8> = row.try_get_unchecked(i).map_err(err)?;
-            match String::from_utf8(bytes) {
-                Ok(s) => Value::Text(s),
-                Err(e) => Value::Bytes(e.into_bytes()),
-            }
-        }
-        _ => Value::Bytes(row.try_get_unchecked::<Vec<u8>, _>(i).map_err(err)?),
-    })
+/// Columns `from..to` of `row` as stored values (see [`value_of`]).
+pub(crate) fn stored_values(row: &rusqlite::Row<'_>, from: usize, to: usize) -> Result<Vec<Value>> {
+    (from..to)
+        .map(|i| {
+            row.get_ref(i)
+                .map(value_of)
+                .map_err(|e| sqlite_error("cannot read a SQLite value", e))
+        })
+        .collect()
 }
 
 impl SqliteSnapshotReader {
@@ -250,82 +243,179 @@ fn chunk_query(table: &Table, chunk: &Chunk) -> Result<ChunkQuery> {
     })
 }
 
-impl SnapshotReader for SqliteSnapshotReader {
-    fn read_chunk<'a>(
+/// One page of a chunk: its rows (as values, or encoded with the rows the encoder left as
+/// values), how many there were, and the key of the last one.
+struct Page {
+    batch: RowBatch,
+    rows: usize,
+    last: Option<Vec<Value>>,
+}
+
+/// Reads one page: `sql` with `args` bound, at most [`BATCH_ROWS`] rows of `width`
+/// delivered columns followed by `keys` key columns.
+fn read_page(
+    c: &Connection,
+    sql: &str,
+    args: &[Bound],
+    width: usize,
+    keys: usize,
+    encoder: Option<&mut SqlitePgEncoder>,
+) -> rusqlite::Result<Result<Page>> {
+    let mut st = c.prepare(sql)?;
+    let mut rows = st.query(rusqlite::params_from_iter(args))?;
+    let mut batch = RowBatch::with_capacity(if encoder.is_some() { 0 } else { BATCH_ROWS });
+    let mut encoded = bytes::BytesMut::new();
+    let mut encoded_rows = 0u64;
+    let mut count = 0;
+    let mut last = None;
+    let mut encoder = encoder;
+    while let Some(row) = rows.next()? {
+        count += 1;
+        let converted = encoder
+            .as_deref_mut()
+            .is_some_and(|e| e.encode_row(row, &mut encoded));
+        if converted {
+            encoded_rows += 1;
+        } else {
+            match stored_values(row, 0, width) {
+                Ok(values) => batch.push(values),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        if count == BATCH_ROWS && keys > 0 {
+            match stored_values(row, width, width + keys) {
+                Ok(key) => last = Some(key),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+    }
+    if encoder.is_some() {
+        batch.size_bytes += encoded.len();
+        batch.encoded = Some(dts_core::EncodedRows {
+            rows: encoded_rows,
+            data: Vec::from(encoded),
+        });
+    }
+    Ok(Ok(Page {
+        batch,
+        rows: count,
+        last,
+    }))
+}
+
+/// Where a chunk's read is: the last key read (`None` before the first page), the rows
+/// skipped by a keyless read, and whether the last page was the end.
+struct ReadState {
+    after: Option<Vec<Value>>,
+    offset: usize,
+    done: bool,
+    encoder: Option<SqlitePgEncoder>,
+}
+
+impl SqliteSnapshotReader {
+    /// The pages of `chunk`, each read in one turn on the connection.
+    fn read_pages<'a>(
         &'a mut self,
         table: &'a Table,
         chunk: &'a Chunk,
+        encoder: Option<SqlitePgEncoder>,
     ) -> BoxStream<'a, Result<RowBatch>> {
         let conn = self.conn.clone();
         let query = match chunk_query(table, chunk) {
             Ok(q) => q,
             Err(e) => return Box::pin(futures::stream::once(async move { Err(e) })),
         };
-        // State: the last key read (`None` before the first page), the rows skipped by a
-        // keyless read, and whether the last page was the end.
-        let state = (None::<Vec<Value>>, 0usize, false);
+        let state = ReadState {
+            after: None,
+            offset: 0,
+            done: false,
+            encoder,
+        };
         Box::pin(futures::stream::try_unfold(
             (state, query, conn),
-            move |((after, offset, done), query, conn)| async move {
-                if done {
+            move |(state, query, conn)| async move {
+                if state.done {
                     return Ok(None);
                 }
                 let q = &query;
                 let mut sql = q.select.clone();
-                let mut args = SqliteArguments::default();
-                bind(&mut args, &q.bounds)?;
+                let mut args = bound(&q.bounds)?;
                 if q.keys.is_empty() {
-                    sql.push_str(&format!(" LIMIT {BATCH_ROWS} OFFSET {offset}"));
+                    sql.push_str(&format!(" LIMIT {BATCH_ROWS} OFFSET {}", state.offset));
                 } else {
-                    if let Some(a) = &after {
+                    if let Some(a) = &state.after {
                         sql.push_str(&format!(
                             " AND {} > {}",
                             tuple(&q.keys),
                             params(q.keys.len())
                         ));
-                        bind(&mut args, a)?;
+                        args.extend(bound(a)?);
                     }
                     sql.push_str(&format!(
                         " ORDER BY {} LIMIT {BATCH_ROWS}",
                         q.keys.join(", ")
                     ));
                 }
-                let rows: Vec<SqliteRow> = {
-                    let mut c = conn.lock().await;
-                    sqlx::query_with::<Sqlite, _>(AssertSqlSafe(sql), args)
-                        .fetch_all(&mut *c)
-                        .await
-                        .map_err(|e| {
-                            sqlite_error(
-                                format!("cannot read chunk {} of `{}`", chunk.index, table.name),
-                                e,
-                            )
-                        })?
-                };
-                if rows.is_empty() {
+                let (width, keys) = (q.width, q.keys.len());
+                let context = format!("cannot read chunk {} of `{}`", chunk.index, table.name);
+                let mut encoder = state.encoder;
+                let (page, encoder) = conn
+                    .run(move |c| {
+                        let page = read_page(c, &sql, &args, width, keys, encoder.as_mut())
+                            .map_err(|e| sqlite_error(context, e))
+                            .and_then(|p| p);
+                        Ok((page, encoder))
+                    })
+                    .await?;
+                let page = page?;
+                if page.rows == 0 {
                     return Ok(None);
                 }
-                let end = rows.len() < BATCH_ROWS;
-                let mut batch = RowBatch::with_capacity(rows.len());
-                let mut last = None;
-                for (n, row) in rows.iter().enumerate() {
-                    let mut values = Vec::with_capacity(q.width);
-                    for i in 0..q.width {
-                        values.push(stored_value(row, i)?);
-                    }
-                    if n + 1 == rows.len() && !q.keys.is_empty() {
-                        let mut key = Vec::with_capacity(q.keys.len());
-                        for i in q.width..q.width + q.keys.len() {
-                            key.push(stored_value(row, i)?);
-                        }
-                        last = Some(key);
-                    }
-                    batch.push(values);
-                }
-                let next = (last, offset + rows.len(), end);
-                Ok(Some((batch, (next, query, conn))))
+                let next = ReadState {
+                    done: page.rows < BATCH_ROWS,
+                    offset: state.offset + page.rows,
+                    after: page.last,
+                    encoder,
+                };
+                Ok(Some((page.batch, (next, query, conn))))
             },
         ))
+    }
+}
+
+impl SnapshotReader for SqliteSnapshotReader {
+    fn read_chunk<'a>(
+        &'a mut self,
+        table: &'a Table,
+        chunk: &'a Chunk,
+    ) -> BoxStream<'a, Result<RowBatch>> {
+        self.read_pages(table, chunk, None)
+    }
+
+    /// [`RowEncoding::PgBinaryCopy`] of the types the default SQLite → PostgreSQL mapping
+    /// gives the columns read: each page is then converted straight into a PostgreSQL
+    /// target's binary `COPY` form, exactly as that mapping and the PostgreSQL sink would
+    /// (rows holding a value the mapping refuses come as values).
+    #[cfg(feature = "postgres")]
+    fn row_encoding<'a>(
+        &'a mut self,
+        table: &'a Table,
+    ) -> BoxFuture<'a, Result<Option<RowEncoding>>> {
+        let offer = SqlitePgEncoder::offer(&Self::columns_read(table));
+        Box::pin(futures::future::ready(Ok(Some(offer))))
+    }
+
+    #[cfg(feature = "postgres")]
+    fn read_chunk_encoded<'a>(
+        &'a mut self,
+        table: &'a Table,
+        chunk: &'a Chunk,
+        encoding: &'a RowEncoding,
+    ) -> BoxStream<'a, Result<RowBatch>> {
+        match SqlitePgEncoder::new(table, &Self::columns_read(table), encoding) {
+            Ok(encoder) => self.read_pages(table, chunk, Some(encoder)),
+            Err(e) => Box::pin(futures::stream::once(async move { Err(e) })),
+        }
     }
 
     fn key_prober<'a>(
@@ -348,21 +438,26 @@ impl SnapshotReader for SqliteSnapshotReader {
 
 /// The chunk planner's prober over a SQLite table's key, in the snapshot's transaction.
 struct SqliteKeyProber {
-    conn: Arc<Mutex<SqliteConnection>>,
+    conn: Conn,
     table: String,
     name: String,
     keys: Vec<String>,
 }
 
 impl SqliteKeyProber {
-    async fn one(&self, sql: String, args: SqliteArguments) -> Result<Option<Vec<Value>>> {
-        let mut c = self.conn.lock().await;
-        let row = sqlx::query_with::<Sqlite, _>(AssertSqlSafe(sql), args)
-            .fetch_optional(&mut *c)
+    async fn one(&self, sql: String, args: Vec<Bound>) -> Result<Option<Vec<Value>>> {
+        let n = self.keys.len();
+        let context = format!("cannot probe the key of `{}`", self.name);
+        self.conn
+            .run(move |c| {
+                let probe = || -> rusqlite::Result<Option<Result<Vec<Value>>>> {
+                    let mut st = c.prepare(&sql)?;
+                    let mut rows = st.query(rusqlite::params_from_iter(&args))?;
+                    Ok(rows.next()?.map(|r| stored_values(r, 0, n)))
+                };
+                probe().map_err(|e| sqlite_error(context, e))?.transpose()
+            })
             .await
-            .map_err(|e| sqlite_error(format!("cannot probe the key of `{}`", self.name), e))?;
-        row.map(|r| (0..self.keys.len()).map(|i| stored_value(&r, i)).collect())
-            .transpose()
     }
 }
 
@@ -375,10 +470,10 @@ impl KeyProber for SqliteKeyProber {
     ) -> Result<Option<Vec<Value>>> {
         let k = self.keys.join(", ");
         let mut sql = format!("SELECT {k} FROM {}", self.table);
-        let mut args = SqliteArguments::default();
+        let mut args = Vec::new();
         if let Some(a) = after {
             sql.push_str(&format!(" WHERE ({k}) > {}", params(self.keys.len())));
-            bind(&mut args, a)?;
+            args = bound(a)?;
         }
         sql.push_str(&format!(
             " ORDER BY {k} LIMIT 1 OFFSET {}",
@@ -398,13 +493,13 @@ impl KeyProber for SqliteKeyProber {
         let first = self
             .one(
                 format!("SELECT {k} FROM {} ORDER BY {k} LIMIT 1", self.table),
-                SqliteArguments::default(),
+                Vec::new(),
             )
             .await?;
         let last = self
             .one(
                 format!("SELECT {k} FROM {} ORDER BY {desc} LIMIT 1", self.table),
-                SqliteArguments::default(),
+                Vec::new(),
             )
             .await?;
         Ok(first.zip(last))

@@ -7,11 +7,9 @@ use dts_core::{
     IndexKind, Key, OmittedIndex, ReferentialAction, Result, Schema, Table, TableName,
 };
 // Every dynamic statement is built from quoted identifiers only; values are bound.
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
-use sqlx::AssertSqlSafe;
-use sqlx::{ConnectOptions, Row};
-use tokio::sync::Mutex;
+use rusqlite::{Connection, OptionalExtension};
 
+use super::conn::Conn;
 use super::error::sqlite_error;
 
 /// The one schema of a SQLite source.
@@ -37,7 +35,7 @@ impl SqliteInfo {
 /// opens its own).
 pub struct SqliteSource {
     path: PathBuf,
-    conn: Mutex<SqliteConnection>,
+    conn: Conn,
     info: SqliteInfo,
 }
 
@@ -50,28 +48,6 @@ impl std::fmt::Debug for SqliteSource {
     }
 }
 
-/// Opens `path` read-only.
-pub(crate) async fn open(path: &Path) -> Result<SqliteConnection> {
-    if !path.is_file() {
-        return Err(Error::new(
-            ErrorKind::Connection,
-            format!("SQLite file `{}` does not exist", path.display()),
-        ));
-    }
-    SqliteConnectOptions::new()
-        .filename(path)
-        .read_only(true)
-        .create_if_missing(false)
-        // Enforcement is for writers; this connection only reads.
-        .foreign_keys(false)
-        // Rows come from the connection's worker thread over a channel: a page's worth of
-        // room lets the worker step through a page without waiting for the reader.
-        .row_buffer_size(super::snapshot::BATCH_ROWS)
-        .connect()
-        .await
-        .map_err(|e| sqlite_error(format!("cannot open SQLite file `{}`", path.display()), e))
-}
-
 impl SqliteSource {
     /// Opens the file a `sqlite://PATH` or `sqlite:PATH` URL names, read-only.
     ///
@@ -81,25 +57,24 @@ impl SqliteSource {
     /// when the file does not exist or is not a SQLite database.
     pub async fn connect(url: &str) -> Result<Self> {
         let path = super::sqlite_path(url)?;
-        let mut conn = open(&path).await?;
-        let version: String = sqlx::query_scalar("SELECT sqlite_version()")
-            .fetch_one(&mut conn)
-            .await
-            .map_err(|e| {
-                sqlite_error(format!("cannot read SQLite file `{}`", path.display()), e)
-            })?;
-        let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&mut conn)
-            .await
-            .map_err(|e| {
-                sqlite_error(
-                    format!("`{}` is not a readable SQLite database", path.display()),
-                    e,
-                )
-            })?;
+        let conn = Conn::open(&path).await?;
+        let shown = path.display().to_string();
+        let (version, journal_mode) = conn
+            .run(move |c| {
+                let version: String = c
+                    .query_row("SELECT sqlite_version()", [], |r| r.get(0))
+                    .map_err(|e| sqlite_error(format!("cannot read SQLite file `{shown}`"), e))?;
+                let mode: String = c
+                    .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                    .map_err(|e| {
+                        sqlite_error(format!("`{shown}` is not a readable SQLite database"), e)
+                    })?;
+                Ok((version, mode))
+            })
+            .await?;
         Ok(Self {
             path,
-            conn: Mutex::new(conn),
+            conn,
             info: SqliteInfo {
                 version,
                 journal_mode,
@@ -137,51 +112,56 @@ impl SqliteSource {
         if !schemas.iter().any(|s| s == MAIN) {
             return Ok(catalog);
         }
-        let mut conn = self.conn.lock().await;
-        let c = &mut *conn;
-        let q = |e| sqlite_error("cannot read the SQLite schema", e);
-        let tables: Vec<SqliteRow> = sqlx::query(
-            "SELECT name, COALESCE(sql, '') FROM sqlite_schema \
-             WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
-        )
-        .fetch_all(&mut *c)
-        .await
-        .map_err(q)?;
-        let has_sequence: bool = sqlx::query_scalar(
-            "SELECT count(*) > 0 FROM sqlite_schema WHERE name = 'sqlite_sequence'",
-        )
-        .fetch_one(&mut *c)
-        .await
-        .map_err(q)?;
-        let mut out = Vec::new();
-        for row in tables {
-            let name: String = row.get(0);
-            let sql: String = row.get(1);
-            if sql
-                .trim_start()
-                .to_ascii_uppercase()
-                .starts_with("CREATE VIRTUAL")
-            {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!("virtual table `main.{name}` cannot be migrated: exclude it"),
-                ));
-            }
-            let (table, omitted) = read_table(c, &name, &sql, has_sequence).await?;
-            catalog.omitted_indexes.extend(omitted);
-            out.push(table);
-        }
+        let (tables, omitted) = self.conn.run(read_tables).await?;
+        catalog.omitted_indexes = omitted;
         catalog.schemas.push(Schema {
             name: MAIN.to_string(),
-            tables: out,
+            tables,
         });
         Ok(catalog)
     }
 
     /// The control connection, for the prechecks.
-    pub(crate) fn connection(&self) -> &Mutex<SqliteConnection> {
+    pub(crate) fn connection(&self) -> &Conn {
         &self.conn
     }
+}
+
+/// Every table of `main`, and the indexes left out of them.
+fn read_tables(c: &Connection) -> Result<(Vec<Table>, Vec<OmittedIndex>)> {
+    let q = |e| sqlite_error("cannot read the SQLite schema", e);
+    let tables: Vec<(String, String)> = c
+        .prepare(
+            "SELECT name, COALESCE(sql, '') FROM sqlite_schema \
+             WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+        )
+        .and_then(|mut st| st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .map_err(q)?;
+    let has_sequence: bool = c
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_schema WHERE name = 'sqlite_sequence'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(q)?;
+    let mut out = Vec::new();
+    let mut omitted_indexes = Vec::new();
+    for (name, sql) in tables {
+        if sql
+            .trim_start()
+            .to_ascii_uppercase()
+            .starts_with("CREATE VIRTUAL")
+        {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("virtual table `main.{name}` cannot be migrated: exclude it"),
+            ));
+        }
+        let (table, omitted) = read_table(c, &name, &sql, has_sequence)?;
+        omitted_indexes.extend(omitted);
+        out.push(table);
+    }
+    Ok((out, omitted_indexes))
 }
 
 /// `"name"` quoted for SQLite.
@@ -229,8 +209,8 @@ fn generated_expressions(sql: &str) -> Option<Vec<(String, String)>> {
     Some(out)
 }
 
-async fn read_table(
-    c: &mut SqliteConnection,
+fn read_table(
+    c: &Connection,
     name: &str,
     sql: &str,
     has_sequence: bool,
@@ -240,31 +220,37 @@ async fn read_table(
     let without_rowid = has_keyword(sql, "WITHOUT") && has_keyword(sql, "ROWID");
     let autoincrement = has_keyword(sql, "AUTOINCREMENT");
 
-    let cols: Vec<SqliteRow> = sqlx::query(
-        "SELECT cid, name, type, \"notnull\", dflt_value, pk, hidden \
-         FROM pragma_table_xinfo(?) ORDER BY cid",
-    )
-    .bind(name)
-    .fetch_all(&mut *c)
-    .await
-    .map_err(q)?;
-    let generated = if cols.iter().any(|r| r.get::<i64, _>(6) >= 2) {
+    /// `pragma_table_xinfo`'s `name, type, notnull, dflt_value, pk, hidden`.
+    type XInfo = (String, Option<String>, i64, Option<String>, i64, i64);
+    let cols: Vec<XInfo> = c
+        .prepare(
+            "SELECT name, type, \"notnull\", dflt_value, pk, hidden \
+             FROM pragma_table_xinfo(?) ORDER BY cid",
+        )
+        .and_then(|mut st| {
+            st.query_map([name], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?
+            .collect()
+        })
+        .map_err(q)?;
+    let generated = if cols.iter().any(|r| r.5 >= 2) {
         generated_expressions(sql)
     } else {
         Some(Vec::new())
     };
     let mut pk: Vec<(i64, String)> = Vec::new();
     let mut columns = Vec::new();
-    for (i, r) in cols.iter().enumerate() {
-        let col_name: String = r.get(1);
-        let declared: String = r
-            .try_get::<Option<String>, _>(2)
-            .map_err(q)?
-            .unwrap_or_default();
-        let not_null: i64 = r.get(3);
-        let default: Option<String> = r.try_get(4).map_err(q)?;
-        let pk_pos: i64 = r.get(5);
-        let hidden: i64 = r.get(6);
+    for (i, (col_name, declared, not_null, default, pk_pos, hidden)) in cols.into_iter().enumerate()
+    {
+        let declared = declared.unwrap_or_default();
         if hidden == 1 {
             continue;
         }
@@ -307,14 +293,17 @@ async fn read_table(
         // SQLite lets a rowid table's primary key hold NULL; a chunk of the key would
         // never see those rows, and no target key takes them.
         for (_, col) in &pk {
-            let nulls: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-                "SELECT count(*) FROM {} WHERE {} IS NULL",
-                quote(name),
-                quote(col)
-            )))
-            .fetch_one(&mut *c)
-            .await
-            .map_err(q)?;
+            let nulls: i64 = c
+                .query_row(
+                    &format!(
+                        "SELECT count(*) FROM {} WHERE {} IS NULL",
+                        quote(name),
+                        quote(col)
+                    ),
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(q)?;
             if nulls > 0 {
                 return Err(Error::new(
                     ErrorKind::Value,
@@ -329,23 +318,25 @@ async fn read_table(
     }
     let mut auto_increment = None;
     if autoincrement && has_sequence && rowid_alias.is_some() {
-        let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&mut *c)
-            .await
-            .map_err(q)?;
+        let seq: Option<i64> = c
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = ?",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(q)?
+            .flatten();
         auto_increment = seq.and_then(|s| u64::try_from(s).ok()).map(|s| s + 1);
     }
 
-    let (indexes, omitted) = read_indexes(c, &table_name, &columns).await?;
-    let foreign_keys = read_foreign_keys(c, &table_name).await?;
-    let estimated_rows: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT count(*) FROM {}",
-        quote(name)
-    )))
-    .fetch_one(&mut *c)
-    .await
-    .map_err(q)?;
+    let (indexes, omitted) = read_indexes(c, &table_name, &columns)?;
+    let foreign_keys = read_foreign_keys(c, &table_name)?;
+    let estimated_rows: i64 = c
+        .query_row(&format!("SELECT count(*) FROM {}", quote(name)), [], |r| {
+            r.get(0)
+        })
+        .map_err(q)?;
     Ok((
         Table {
             name: table_name,
@@ -390,50 +381,53 @@ fn parse_default(text: &str) -> Option<ColumnDefault> {
     Some(ColumnDefault::Expression(t.to_string()))
 }
 
-async fn read_indexes(
-    c: &mut SqliteConnection,
+fn read_indexes(
+    c: &Connection,
     table: &TableName,
     columns: &[Column],
 ) -> Result<(Vec<Index>, Vec<OmittedIndex>)> {
     let q = |e| sqlite_error(format!("cannot read the indexes of `{table}`"), e);
-    let list: Vec<SqliteRow> = sqlx::query(
-        "SELECT l.name, l.\"unique\", l.origin, l.partial, COALESCE(s.sql, '') \
-         FROM pragma_index_list(?) l LEFT JOIN sqlite_schema s ON s.type = 'index' AND s.name = l.name \
-         ORDER BY l.name",
-    )
-    .bind(&table.name)
-    .fetch_all(&mut *c)
-    .await
-    .map_err(q)?;
+    /// `pragma_index_list`'s `name, unique, origin, partial` and the index's SQL.
+    type Listed = (String, i64, String, i64, String);
+    let list: Vec<Listed> = c
+        .prepare(
+            "SELECT l.name, l.\"unique\", l.origin, l.partial, COALESCE(s.sql, '') \
+             FROM pragma_index_list(?) l \
+             LEFT JOIN sqlite_schema s ON s.type = 'index' AND s.name = l.name \
+             ORDER BY l.name",
+        )
+        .and_then(|mut st| {
+            st.query_map([&table.name], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect()
+        })
+        .map_err(q)?;
     let mut indexes = Vec::new();
     let mut omitted = Vec::new();
-    for r in list {
-        let name: String = r.get(0);
-        let unique: i64 = r.get(1);
-        let origin: String = r.get(2);
-        let partial: i64 = r.get(3);
-        let sql: String = r.get(4);
+    for (name, unique, origin, partial, sql) in list {
         if origin == "pk" {
             continue;
         }
-        let parts: Vec<SqliteRow> = sqlx::query(
-            "SELECT cid, name, \"desc\" FROM pragma_index_xinfo(?) WHERE key = 1 ORDER BY seqno",
-        )
-        .bind(&name)
-        .fetch_all(&mut *c)
-        .await
-        .map_err(q)?;
+        let parts: Vec<(i64, Option<String>, i64)> = c
+            .prepare(
+                "SELECT cid, name, \"desc\" FROM pragma_index_xinfo(?) \
+                 WHERE key = 1 ORDER BY seqno",
+            )
+            .and_then(|mut st| {
+                st.query_map([&name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
+            })
+            .map_err(q)?;
         let mut cols = Vec::new();
         let mut expression = false;
-        for p in &parts {
-            let cid: i64 = p.get(0);
-            let col: Option<String> = p.try_get(1).map_err(q)?;
+        for (cid, col, desc) in parts {
             match col {
                 Some(col) if cid >= 0 && columns.iter().any(|c| c.name == col) => {
                     cols.push(IndexColumn {
                         name: col,
                         prefix_length: None,
-                        descending: p.get::<i64, _>(2) != 0,
+                        descending: desc != 0,
                     });
                 }
                 _ => expression = true,
@@ -473,27 +467,34 @@ async fn read_indexes(
     Ok((indexes, omitted))
 }
 
-async fn read_foreign_keys(c: &mut SqliteConnection, table: &TableName) -> Result<Vec<ForeignKey>> {
+fn read_foreign_keys(c: &Connection, table: &TableName) -> Result<Vec<ForeignKey>> {
     let q = |e| sqlite_error(format!("cannot read the foreign keys of `{table}`"), e);
-    let rows: Vec<SqliteRow> = sqlx::query(
-        "SELECT id, \"table\", \"from\", \"to\", on_update, on_delete \
-         FROM pragma_foreign_key_list(?) ORDER BY id, seq",
-    )
-    .bind(&table.name)
-    .fetch_all(&mut *c)
-    .await
-    .map_err(q)?;
+    /// `pragma_foreign_key_list`'s `id, table, from, to, on_update, on_delete`.
+    type Listed = (i64, String, String, Option<String>, String, String);
+    let rows: Vec<Listed> = c
+        .prepare(
+            "SELECT id, \"table\", \"from\", \"to\", on_update, on_delete \
+             FROM pragma_foreign_key_list(?) ORDER BY id, seq",
+        )
+        .and_then(|mut st| {
+            st.query_map([&table.name], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?
+            .collect()
+        })
+        .map_err(q)?;
     let mut out: Vec<(i64, ForeignKey, bool)> = Vec::new();
-    for r in rows {
-        let id: i64 = r.get(0);
-        let parent: String = r.get(1);
-        let from: String = r.get(2);
-        let to: Option<String> = r.try_get(3).map_err(q)?;
-        let action = |i: usize| {
-            let s: String = r.get(i);
-            ReferentialAction::from_sql(&s).unwrap_or(ReferentialAction::NoAction)
-        };
-        let (on_update, on_delete) = (action(4), action(5));
+    for (id, parent, from, to, on_update, on_delete) in rows {
+        let action =
+            |s: &str| ReferentialAction::from_sql(s).unwrap_or(ReferentialAction::NoAction);
+        let (on_update, on_delete) = (action(&on_update), action(&on_delete));
         if out.last().is_none_or(|(last, _, _)| *last != id) {
             out.push((
                 id,
@@ -520,13 +521,13 @@ async fn read_foreign_keys(c: &mut SqliteConnection, table: &TableName) -> Resul
     for (_, mut fk, to_pk) in out {
         if to_pk {
             // `REFERENCES parent` without columns: the parent's primary key.
-            let pk: Vec<String> = sqlx::query_scalar(
-                "SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk",
-            )
-            .bind(&fk.referenced_table.name)
-            .fetch_all(&mut *c)
-            .await
-            .map_err(q)?;
+            let pk: Vec<String> = c
+                .prepare("SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk")
+                .and_then(|mut st| {
+                    st.query_map([&fk.referenced_table.name], |r| r.get(0))?
+                        .collect()
+                })
+                .map_err(q)?;
             fk.referenced_columns = pk;
         }
         fks.push(fk);

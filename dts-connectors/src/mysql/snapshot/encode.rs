@@ -15,13 +15,12 @@ use bytes::{BufMut, BytesMut};
 use dts_core::{Column, Error, ErrorKind, Result, RowEncoding, Table};
 use dts_typemap::{
     convert_mysql_value, map_mysql_column, ColumnMapping, MappingOptions, MySqlType, PgType,
-    PG_MAX_VALUE_BYTES,
 };
 use mysql_async::Value as M;
 
 use super::decode::decode;
 use crate::mysql::types::{MySqlColumn, ValueKind as Kind};
-use crate::postgres::{write_numeric, PgCopyColumn, PgCopyEncoder};
+use crate::postgres::{put_field, write_numeric, PgCopyColumn, PgCopyEncoder};
 
 /// The binary form of one column, chosen once per table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,18 +248,6 @@ fn put_int(n: i128, lo: i128, hi: i128, width: IntWidth, out: &mut BytesMut) -> 
         },
     }
     true
-}
-
-/// Appends a field's length and bytes; `false` for a field too long for PostgreSQL.
-fn put_field(b: &[u8], out: &mut BytesMut) -> bool {
-    match i32::try_from(b.len()) {
-        Ok(n) if b.len() <= PG_MAX_VALUE_BYTES => {
-            out.put_i32(n);
-            out.put_slice(b);
-            true
-        }
-        _ => false,
-    }
 }
 
 /// A decimal's text as MySQL writes it, `-?digits(.digits)?`: whether it is negative (and
