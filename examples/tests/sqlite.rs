@@ -616,7 +616,10 @@ async fn sigkill_during_the_load_resumes_exactly() {
         assert!(done >= last_done, "checkpoints went backwards");
         last_done = done;
     }
-    assert!(last_done < planned(), "all chunks were done before the last kill");
+    assert!(
+        last_done < planned(),
+        "all chunks were done before the last kill"
+    );
     let out = dts(&["run", "--config", &task]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(

@@ -127,6 +127,16 @@ impl SqliteSource {
     }
 }
 
+/// The rows `sql` selects with `param` bound to its one `?`, each as a tuple of its columns.
+fn rows<T>(c: &Connection, sql: &str, param: &str) -> rusqlite::Result<Vec<T>>
+where
+    T: for<'r> TryFrom<&'r rusqlite::Row<'r>, Error = rusqlite::Error>,
+{
+    let mut st = c.prepare(sql)?;
+    let out = st.query_map([param], |r| T::try_from(r))?.collect();
+    out
+}
+
 /// Every table of `main`, and the indexes left out of them.
 fn read_tables(c: &Connection) -> Result<(Vec<Table>, Vec<OmittedIndex>)> {
     let q = |e| sqlite_error("cannot read the SQLite schema", e);
@@ -222,25 +232,13 @@ fn read_table(
 
     /// `pragma_table_xinfo`'s `name, type, notnull, dflt_value, pk, hidden`.
     type XInfo = (String, Option<String>, i64, Option<String>, i64, i64);
-    let cols: Vec<XInfo> = c
-        .prepare(
-            "SELECT name, type, \"notnull\", dflt_value, pk, hidden \
+    let cols: Vec<XInfo> = rows(
+        c,
+        "SELECT name, type, \"notnull\", dflt_value, pk, hidden \
              FROM pragma_table_xinfo(?) ORDER BY cid",
-        )
-        .and_then(|mut st| {
-            st.query_map([name], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })?
-            .collect()
-        })
-        .map_err(q)?;
+        name,
+    )
+    .map_err(q)?;
     let generated = if cols.iter().any(|r| r.5 >= 2) {
         generated_expressions(sql)
     } else {
@@ -389,36 +387,28 @@ fn read_indexes(
     let q = |e| sqlite_error(format!("cannot read the indexes of `{table}`"), e);
     /// `pragma_index_list`'s `name, unique, origin, partial` and the index's SQL.
     type Listed = (String, i64, String, i64, String);
-    let list: Vec<Listed> = c
-        .prepare(
-            "SELECT l.name, l.\"unique\", l.origin, l.partial, COALESCE(s.sql, '') \
+    let list: Vec<Listed> = rows(
+        c,
+        "SELECT l.name, l.\"unique\", l.origin, l.partial, COALESCE(s.sql, '') \
              FROM pragma_index_list(?) l \
              LEFT JOIN sqlite_schema s ON s.type = 'index' AND s.name = l.name \
              ORDER BY l.name",
-        )
-        .and_then(|mut st| {
-            st.query_map([&table.name], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })?
-            .collect()
-        })
-        .map_err(q)?;
+        &table.name,
+    )
+    .map_err(q)?;
     let mut indexes = Vec::new();
     let mut omitted = Vec::new();
     for (name, unique, origin, partial, sql) in list {
         if origin == "pk" {
             continue;
         }
-        let parts: Vec<(i64, Option<String>, i64)> = c
-            .prepare(
-                "SELECT cid, name, \"desc\" FROM pragma_index_xinfo(?) \
+        let parts: Vec<(i64, Option<String>, i64)> = rows(
+            c,
+            "SELECT cid, name, \"desc\" FROM pragma_index_xinfo(?) \
                  WHERE key = 1 ORDER BY seqno",
-            )
-            .and_then(|mut st| {
-                st.query_map([&name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                    .collect()
-            })
-            .map_err(q)?;
+            &name,
+        )
+        .map_err(q)?;
         let mut cols = Vec::new();
         let mut expression = false;
         for (cid, col, desc) in parts {
@@ -471,27 +461,15 @@ fn read_foreign_keys(c: &Connection, table: &TableName) -> Result<Vec<ForeignKey
     let q = |e| sqlite_error(format!("cannot read the foreign keys of `{table}`"), e);
     /// `pragma_foreign_key_list`'s `id, table, from, to, on_update, on_delete`.
     type Listed = (i64, String, String, Option<String>, String, String);
-    let rows: Vec<Listed> = c
-        .prepare(
-            "SELECT id, \"table\", \"from\", \"to\", on_update, on_delete \
+    let listed: Vec<Listed> = rows(
+        c,
+        "SELECT id, \"table\", \"from\", \"to\", on_update, on_delete \
              FROM pragma_foreign_key_list(?) ORDER BY id, seq",
-        )
-        .and_then(|mut st| {
-            st.query_map([&table.name], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })?
-            .collect()
-        })
-        .map_err(q)?;
+        &table.name,
+    )
+    .map_err(q)?;
     let mut out: Vec<(i64, ForeignKey, bool)> = Vec::new();
-    for (id, parent, from, to, on_update, on_delete) in rows {
+    for (id, parent, from, to, on_update, on_delete) in listed {
         let action =
             |s: &str| ReferentialAction::from_sql(s).unwrap_or(ReferentialAction::NoAction);
         let (on_update, on_delete) = (action(&on_update), action(&on_delete));
@@ -521,14 +499,13 @@ fn read_foreign_keys(c: &Connection, table: &TableName) -> Result<Vec<ForeignKey
     for (_, mut fk, to_pk) in out {
         if to_pk {
             // `REFERENCES parent` without columns: the parent's primary key.
-            let pk: Vec<String> = c
-                .prepare("SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk")
-                .and_then(|mut st| {
-                    st.query_map([&fk.referenced_table.name], |r| r.get(0))?
-                        .collect()
-                })
-                .map_err(q)?;
-            fk.referenced_columns = pk;
+            let pk: Vec<(String,)> = rows(
+                c,
+                "SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk",
+                &fk.referenced_table.name,
+            )
+            .map_err(q)?;
+            fk.referenced_columns = pk.into_iter().map(|(n,)| n).collect();
         }
         fks.push(fk);
     }
