@@ -247,52 +247,8 @@ async fn sigkill_at_several_points_resumes_exactly() {
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0)
     };
-    let mut last_done = 0;
-    let mut kills = 0;
-    for percent in [-1i64, 15, 35, 55, 80] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dts"))
-            .args(["run", "--config", &task])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        loop {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "the copy finished before kill point {percent}%"
-            );
-            let total = planned();
-            let reached = if percent < 0 {
-                started.elapsed() > Duration::from_millis(150)
-            } else {
-                total > 0 && chunks_done() * 100 >= total * percent
-            };
-            if reached {
-                break;
-            }
-            assert!(started.elapsed() < Duration::from_secs(120), "no progress");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        kills += 1;
-        let done = chunks_done();
-        assert!(done >= last_done, "checkpoints went backwards");
-        last_done = done;
-    }
-    assert_eq!(kills, 5);
-    assert!(
-        last_done < planned(),
-        "all chunks were done before the last kill"
-    );
-    let out = dts(&["run", "--config", &task]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("chunks were done by an earlier run"),
-        "{}",
-        text(&out)
-    );
+    common::kill_at_chunk_points(&task, &[-1, 15, 35, 55, 80], chunks_done, planned).await;
+    common::resume_after_kills(&task);
     assert_eq!(assert_table_equal(&env, "numbers", &env.db).await, 120_000);
     // The primary key in the target would have refused duplicates; check the count too.
     assert_eq!(

@@ -359,44 +359,8 @@ async fn sigkill_mid_copy_resumes_exactly() {
     let chunks_done = || count("SELECT count(*) FROM dts_meta.chunk WHERE task = 't'");
     let planned =
         || count("SELECT sum(jsonb_array_length(plan)) FROM dts_meta.chunk_plan WHERE task = 't'");
-    let mut last_done = 0;
-    for percent in [10i64, 35, 65] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dts"))
-            .args(["run", "--config", &task])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        loop {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "the copy finished before kill point {percent}%"
-            );
-            let total = planned();
-            if total > 0 && chunks_done() * 100 >= total * percent {
-                break;
-            }
-            assert!(started.elapsed() < Duration::from_secs(180), "no progress");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        let done = chunks_done();
-        assert!(done >= last_done, "checkpoints went backwards");
-        last_done = done;
-    }
-    assert!(
-        last_done < planned(),
-        "every chunk was done before the last kill"
-    );
-    let out = dts(&["run", "--config", &task]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("chunks were done by an earlier run"),
-        "{}",
-        text(&out)
-    );
+    common::kill_at_chunk_points(&task, &[10, 35, 65], chunks_done, planned).await;
+    common::resume_after_kills(&task);
     assert_eq!(assert_same_data(&pair, "big").await, 150_000);
     // No temporary replication slot is left behind by the killed runs.
     assert_eq!(

@@ -581,52 +581,8 @@ async fn sigkill_during_the_load_resumes_exactly() {
     };
     let chunks_done = || count("SELECT count(*) FROM dts_meta.chunk");
     let planned = || count("SELECT sum(jsonb_array_length(plan)) FROM dts_meta.chunk_plan");
-    let mut last_done = 0;
-    for percent in [-1i64, 25, 50, 75] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dts"))
-            .args(["run", "--config", &task])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = std::time::Instant::now();
-        loop {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "the copy finished before kill point {percent}%"
-            );
-            let total = planned();
-            let reached = if percent < 0 {
-                started.elapsed() > std::time::Duration::from_millis(150)
-            } else {
-                total > 0 && chunks_done() * 100 >= total * percent
-            };
-            if reached {
-                break;
-            }
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(120),
-                "no progress"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        let done = chunks_done();
-        assert!(done >= last_done, "checkpoints went backwards");
-        last_done = done;
-    }
-    assert!(
-        last_done < planned(),
-        "all chunks were done before the last kill"
-    );
-    let out = dts(&["run", "--config", &task]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("chunks were done by an earlier run"),
-        "{}",
-        text(&out)
-    );
+    common::kill_at_chunk_points(&task, &[-1, 25, 50, 75], chunks_done, planned).await;
+    common::resume_after_kills(&task);
     use Kind::*;
     let cols = [
         ("id", Int),

@@ -297,3 +297,66 @@ pub fn numbers_table(rows: u32) -> String {
          FROM seq_1_to_{rows} s;"
     )
 }
+
+/// Runs `dts run --config task` and kills it (SIGKILL) at each of `points`: a negative
+/// point 150 ms after start-up, a percentage once that share of the planned chunks
+/// (`planned()`) has committed (`chunks_done()`). Asserts each run was still going at its
+/// point and that the committed chunks never went backwards; returns the chunks committed
+/// at the last kill, which must be fewer than planned.
+pub async fn kill_at_chunk_points(
+    task: &str,
+    points: &[i64],
+    chunks_done: impl Fn() -> i64,
+    planned: impl Fn() -> i64,
+) -> i64 {
+    use std::time::{Duration, Instant};
+    let mut last_done = 0;
+    for &percent in points {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dts"))
+            .args(["run", "--config", task])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        loop {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the copy finished before kill point {percent}%"
+            );
+            let total = planned();
+            let reached = if percent < 0 {
+                started.elapsed() > Duration::from_millis(150)
+            } else {
+                total > 0 && chunks_done() * 100 >= total * percent
+            };
+            if reached {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(180), "no progress");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let done = chunks_done();
+        assert!(done >= last_done, "checkpoints went backwards");
+        last_done = done;
+    }
+    assert!(
+        last_done < planned(),
+        "all chunks were done before the last kill"
+    );
+    last_done
+}
+
+/// Runs `dts run --config task` to the end after killed runs: it must succeed and say
+/// that chunks were done by an earlier run.
+pub fn resume_after_kills(task: &str) {
+    let out = dts(&["run", "--config", task]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("chunks were done by an earlier run"),
+        "{}",
+        text(&out)
+    );
+}
